@@ -1,0 +1,164 @@
+/*
+ * proto.h — the wire protocol between libxatm / xatmctl and xatmd: pure bytes <-> structs.
+ * No I/O, no globals, no allocation in decode, so it can be fuzzed. docs/protocol.md is the
+ * prose version of this header and must agree with it.
+ *
+ * Transport: a Unix-domain stream socket. Every message is one frame:
+ *
+ *   offset size field
+ *   0      4    body_len   u32 big-endian, bytes after the header
+ *   4      1    version    XATM_PROTO_VERSION (1)
+ *   5      1    type       enum xatm_msg_type
+ *   6      2    flags      u16, must be 0 in version 1
+ *   8      4    req_id     u32, chosen by the client; a reply echoes its request's id
+ *   12     ...  body       the type's fields, in order, as below
+ *
+ * Field encodings (all integers big-endian):
+ *   u8/u16/u32/u64/i32   fixed width
+ *   str                  u16 length, then that many bytes (no NUL on the wire)
+ *   blob                 u32 length, then bytes (admin JSON only)
+ *
+ * Limits: a client->server frame body is at most XATM_FRAME_MAX_REQUEST bytes, a
+ * server->client body at most XATM_FRAME_MAX_REPLY. A frame with a bad version, unknown
+ * type, nonzero flags, oversize length, a field running past the body, a string longer
+ * than its field's limit, or trailing bytes is malformed: the receiver closes that
+ * connection (and only that one).
+ *
+ * Bodies (-> client to TM, <- TM to client; "one-way" = no reply is sent):
+ *   HELLO      -> u8 role (1 AP, 2 admin), u32 pid, str client_name(<=64)
+ *   HELLO_OK   <- str tm_id, u32 epoch, u32 format_id, u8 default_protocol, u32 timeout_ms
+ *   BEGIN      -> u8 protocol (0 default, 2, 3), u32 timeout_ms (0 default)
+ *   BEGIN_OK   <- str gtrid, u8 protocol, u32 timeout_ms
+ *   ENLIST     -> str gtrid, str rm, u64 session_id                      (one-way)
+ *   VOTE       -> str gtrid, u16 n, n x { str rm, u8 vote, u64 session_id }
+ *   DECISION   <- str gtrid, u8 outcome, str reason(<=512)
+ *   DONE       -> str gtrid, u8 outcome, u16 n, n x { str rm, i32 xa_rc } (one-way)
+ *   ROLLBACK   -> str gtrid                                               (one-way)
+ *   ERROR      <- i32 code (XATM_E*), str message(<=1024)
+ *   ADMIN      -> str command(<=64), str arg(<=1024)
+ *   ADMIN_REPLY<- i32 code, blob json
+ */
+#ifndef XATM_PROTO_H
+#define XATM_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "xid.h"
+
+#define XATM_PROTO_VERSION 1
+#define XATM_FRAME_HEADER_SIZE 12
+#define XATM_FRAME_MAX_REQUEST (64u * 1024u)
+#define XATM_FRAME_MAX_REPLY (16u * 1024u * 1024u)
+#define XATM_MAX_BRANCHES 32 /* branches (RMs) per global transaction */
+#define XATM_REASON_MAX 512
+#define XATM_ERRMSG_MAX 1024
+#define XATM_CLIENT_NAME_MAX 64
+#define XATM_ADMIN_CMD_MAX 64
+#define XATM_ADMIN_ARG_MAX 1024
+
+enum xatm_msg_type {
+    XATM_MSG_HELLO = 1,
+    XATM_MSG_BEGIN = 2,
+    XATM_MSG_ENLIST = 3,
+    XATM_MSG_VOTE = 4,
+    XATM_MSG_DONE = 5,
+    XATM_MSG_ROLLBACK = 6,
+    XATM_MSG_ADMIN = 20,
+    XATM_MSG_HELLO_OK = 64,
+    XATM_MSG_BEGIN_OK = 65,
+    XATM_MSG_DECISION = 66,
+    XATM_MSG_ERROR = 67,
+    XATM_MSG_ADMIN_REPLY = 68,
+};
+
+enum xatm_role { XATM_ROLE_AP = 1, XATM_ROLE_ADMIN = 2 };
+
+/* A branch's phase-1 answer. */
+enum xatm_vote { XATM_VOTE_YES = 1, XATM_VOTE_NO = 2, XATM_VOTE_READONLY = 3 };
+
+/* A global transaction's outcome as carried by DECISION and DONE. */
+enum xatm_outcome { XATM_OUTCOME_COMMIT = 1, XATM_OUTCOME_ABORT = 2 };
+
+/* One entry of VOTE. */
+typedef struct xatm_msg_vote_entry {
+    char rm[XATM_RM_NAME_MAX + 1]; /* RM name (= bqual) */
+    uint8_t vote;                  /* enum xatm_vote */
+    uint64_t session_id;           /* RM session id (MariaDB connection id; 0 if none) */
+} xatm_msg_vote_entry;
+
+/* One entry of DONE. */
+typedef struct xatm_msg_done_entry {
+    char rm[XATM_RM_NAME_MAX + 1]; /* RM name */
+    int32_t xa_rc;                 /* enum xatm_xa_rc result of the phase-2 call */
+} xatm_msg_done_entry;
+
+/* A decoded (or to-be-encoded) message. Only the member matching `type` is meaningful.
+ * All strings are NUL-terminated copies, except admin_reply.json, which on decode points
+ * into the frame body (valid while the body is) and on encode is read from the caller. */
+typedef struct xatm_msg {
+    uint8_t type; /* enum xatm_msg_type */
+    union {
+        struct { uint8_t role; uint32_t pid; char client_name[XATM_CLIENT_NAME_MAX + 1]; } hello;
+        struct {
+            char tm_id[XATM_TM_ID_MAX + 1];
+            uint32_t epoch, format_id;
+            uint8_t default_protocol;
+            uint32_t timeout_ms;
+        } hello_ok;
+        struct { uint8_t protocol; uint32_t timeout_ms; } begin;
+        struct { char gtrid[XATM_GTRID_MAX + 1]; uint8_t protocol; uint32_t timeout_ms; } begin_ok;
+        struct {
+            char gtrid[XATM_GTRID_MAX + 1];
+            char rm[XATM_RM_NAME_MAX + 1];
+            uint64_t session_id;
+        } enlist;
+        struct {
+            char gtrid[XATM_GTRID_MAX + 1];
+            uint16_t n;
+            xatm_msg_vote_entry e[XATM_MAX_BRANCHES];
+        } vote;
+        struct {
+            char gtrid[XATM_GTRID_MAX + 1];
+            uint8_t outcome;
+            char reason[XATM_REASON_MAX + 1];
+        } decision;
+        struct {
+            char gtrid[XATM_GTRID_MAX + 1];
+            uint8_t outcome;
+            uint16_t n;
+            xatm_msg_done_entry e[XATM_MAX_BRANCHES];
+        } done;
+        struct { char gtrid[XATM_GTRID_MAX + 1]; } rollback;
+        struct { int32_t code; char message[XATM_ERRMSG_MAX + 1]; } error;
+        struct { char command[XATM_ADMIN_CMD_MAX + 1]; char arg[XATM_ADMIN_ARG_MAX + 1]; } admin;
+        struct { int32_t code; const char *json; uint32_t json_len; } admin_reply;
+    } u;
+} xatm_msg;
+
+/* A decoded frame header. */
+typedef struct xatm_frame_header {
+    uint32_t body_len; /* bytes after the header */
+    uint8_t version;   /* XATM_PROTO_VERSION */
+    uint8_t type;      /* enum xatm_msg_type */
+    uint16_t flags;    /* 0 */
+    uint32_t req_id;   /* echoed by replies */
+} xatm_frame_header;
+
+/* Decodes the 12 header bytes at p (caller guarantees 12 are there). Checks version,
+ * flags, a known type and body_len <= max_body. 0 or XATM_EPROTO. */
+int xatm_frame_header_decode(const uint8_t *p, uint32_t max_body, xatm_frame_header *out);
+
+/* Appends one whole frame (header + body) for m to out. 0, XATM_EINVAL (a field violates
+ * its limit or an unknown type) or XATM_ENOMEM. */
+int xatm_msg_encode(const xatm_msg *m, uint32_t req_id, xatm_buf *out);
+
+/* Decodes a body of the type in h. 0 or XATM_EPROTO (any malformation, see above). */
+int xatm_msg_decode(const xatm_frame_header *h, const uint8_t *body, xatm_msg *out);
+
+/* "BEGIN", "VOTE"... or "UNKNOWN". */
+const char *xatm_msg_type_name(uint8_t type);
+
+#endif

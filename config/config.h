@@ -1,0 +1,73 @@
+/*
+ * config.h — the one YAML configuration shared by xatmd, libxatm and xatmctl (libyaml).
+ * docs/configuration.md is the reference for every key; config/xatm.example.yaml is a
+ * complete, commented example. Owns the parsed xatm_config and everything it points to.
+ *
+ * Invariants of a successfully loaded config: every required key is present, every value
+ * has been type- and range-checked, RM names are unique and valid (xatm_rm_name_valid),
+ * the TM id is valid, passwords have been resolved (inline, from an environment variable
+ * or from a file with the trailing newline stripped), durations are in milliseconds.
+ * Loading reports every mistake it finds (not just the first) as
+ *     <file>:<line>:<column>: <what is wrong>; expected <what was expected>
+ * lines and columns are 1-based.
+ */
+#ifndef XATM_CONFIG_H
+#define XATM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum xatm_rm_type { XATM_RM_POSTGRESQL = 1, XATM_RM_MYSQL = 2 };
+
+/* One resource manager. */
+typedef struct xatm_rm_config {
+    char *name;                  /* unique RM name; also the XA bqual */
+    enum xatm_rm_type type;      /* postgresql | mysql */
+    char *host;                  /* host name or address; NULL when socket is used */
+    uint16_t port;               /* TCP port (default 5432 / 3306) */
+    char *socket;                /* Unix socket path (PG: directory), or NULL */
+    char *user;                  /* login role / user */
+    char *password;              /* resolved password, or NULL for none */
+    char *database;              /* database / schema name */
+    uint32_t connect_timeout_ms; /* default 5000 */
+    int line, column;            /* where this RM's entry starts in the file */
+} xatm_rm_config;
+
+/* The whole file. */
+typedef struct xatm_config {
+    char *path;                   /* the file it was read from */
+    char *tm_id;                  /* tm.id */
+    uint32_t format_id;           /* tm.format_id: XA formatID, default 0x78614d31 ("xaM1") */
+    char *socket_path;            /* tm.socket: the AP socket */
+    char *admin_socket_path;      /* tm.admin_socket: the xatmctl socket */
+    uint32_t socket_mode;         /* tm.socket_mode: permission bits of tm.socket, default 0660 */
+    char *log_dir;                /* tm.log_dir: decision log directory */
+    uint64_t log_segment_size;    /* tm.log_segment_size: bytes, default 16 MiB */
+    uint32_t transaction_timeout_ms; /* tm.transaction_timeout: default 60 s */
+    uint32_t request_timeout_ms;  /* tm.request_timeout: how long libxatm waits for xatmd, default 30 s */
+    uint32_t recovery_interval_ms;/* tm.recovery_interval: periodic recovery, default 10 s */
+    uint8_t default_protocol;     /* tm.protocol: 2 or 3 (enum xatm_protocol) */
+    xatm_rm_config *rms;          /* rms: array of n_rms */
+    size_t n_rms;
+} xatm_config;
+
+/* Loads and validates `path`. On success 0 and *out (free with xatm_config_free). On
+ * failure XATM_ECONFIG (or XATM_ENOMEM / XATM_EIO) and, if errors is not NULL, *errors is a
+ * malloc'd text with one "file:line:column: message" line per mistake (caller frees). */
+int xatm_config_load(const char *path, xatm_config **out, char **errors);
+
+/* Same, from a string (for tests); `name` is used as the file name in messages. */
+int xatm_config_load_string(const char *name, const char *yaml, size_t len, xatm_config **out,
+                            char **errors);
+
+void xatm_config_free(xatm_config *cfg);
+
+/* The RM called `name`, or NULL. */
+const xatm_rm_config *xatm_config_rm(const xatm_config *cfg, const char *name);
+/* Index of RM `name`, or -1. */
+int xatm_config_rm_index(const xatm_config *cfg, const char *name);
+
+const char *xatm_rm_type_name(enum xatm_rm_type t);
+
+#endif

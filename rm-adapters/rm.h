@@ -1,0 +1,153 @@
+/*
+ * rm.h — the resource-manager interface ("XA switch" in spirit). One table row per RM type
+ * (rm.c holds the table); one file per implementation (rm_pg.c on libpq, rm_mysql.c on the
+ * MariaDB Connector/C). Both xatmd and libxatm use it. Adding an RM type means adding one
+ * file that fills a struct xatm_rm_ops, and one row in the table.
+ *
+ * Results are X/Open XA-style codes (enum xatm_xa_rc) so callers reason in XA terms; the
+ * human detail of the last failure is in xatm_rm_errmsg(conn).
+ *
+ * Branch operations are asynchronous so that libxatm runs phase 1 and phase 2 on all
+ * branches in parallel in one thread: xatm_rm_op_begin() sends the first statement and
+ * returns XATM_RM_PENDING or a final code; while pending, the caller polls the fd/events
+ * given by xatm_rm_op_wait() and calls xatm_rm_op_continue() with the poll revents until
+ * a final code comes back. xatm_rm_run() is the blocking form; xatm_rm_run_parallel()
+ * drives several connections at once. At most one operation is in flight per connection.
+ *
+ * Operations and what they do (xid = the branch's xatm_xid):
+ *   START           PG: BEGIN.  MySQL: XA START xid.
+ *   PREPARE         the vote. PG: PREPARE TRANSACTION gid; a yes needs the command tag
+ *                   "PREPARE TRANSACTION" (a failed transaction answers "ROLLBACK") ->
+ *                   XA_OK, else XA_RBROLLBACK. A transaction in the failed state, or the
+ *                   branch marked failed, votes no without preparing (it is rolled back).
+ *                   MySQL: the last statement's error or the failed mark -> roll back, vote
+ *                   XA_RBROLLBACK; a branch that modified no rows -> XA END + XA COMMIT ONE
+ *                   PHASE, vote XA_RDONLY; else XA END + XA PREPARE -> XA_OK.
+ *   COMMIT          phase 2 on a prepared branch: PG COMMIT PREPARED / MySQL XA COMMIT.
+ *                   "no such xid" answers XAER_NOTA (callers retrying a commit treat it as
+ *                   done).
+ *   COMMIT_ONE_PHASE  a branch that was never prepared: PG COMMIT (tag must be COMMIT, a
+ *                   failed transaction answers ROLLBACK -> XA_RBROLLBACK) / MySQL XA END +
+ *                   XA COMMIT xid ONE PHASE.
+ *   ROLLBACK        an active branch on this session (PG ROLLBACK / MySQL XA END if needed
+ *                   + XA ROLLBACK) or a prepared one from any session (PG ROLLBACK
+ *                   PREPARED / MySQL XA ROLLBACK). Unknown xid -> XAER_NOTA, which the
+ *                   caller treats as "already rolled back".
+ *   CAN_COMMIT      3PC check, nothing durable: session alive, no failed statement,
+ *                   PG: SET CONSTRAINTS ALL IMMEDIATE succeeds. XA_OK or XA_RBROLLBACK.
+ */
+#ifndef XATM_RM_H
+#define XATM_RM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/xid.h"
+#include "../config/config.h"
+
+/* X/Open XA return codes (values as in xa.h), plus XATM_RM_PENDING for async ops. */
+enum xatm_xa_rc {
+    XATM_XA_OK = 0,
+    XATM_XA_RDONLY = 3,       /* read-only branch: already committed, leaves the protocol */
+    XATM_XA_RBROLLBACK = 100, /* branch rolled back (no vote, statement error...) */
+    XATM_XA_RBDEADLOCK = 102, /* rolled back: deadlock */
+    XATM_XA_RBTIMEOUT = 106,  /* rolled back: lock wait / statement timeout */
+    XATM_XAER_RMERR = -3,     /* RM error (SQL error, refused command) */
+    XATM_XAER_NOTA = -4,      /* unknown xid */
+    XATM_XAER_INVAL = -5,     /* invalid arguments */
+    XATM_XAER_PROTO = -6,     /* called in the wrong state */
+    XATM_XAER_RMFAIL = -7,    /* RM unavailable: connection lost or refused */
+    XATM_XAER_DUPID = -8,     /* xid already exists */
+    XATM_RM_PENDING = 1000,   /* async op in progress: wait and continue */
+};
+
+enum xatm_rm_op {
+    XATM_RM_OP_START = 1,
+    XATM_RM_OP_PREPARE,
+    XATM_RM_OP_COMMIT,
+    XATM_RM_OP_COMMIT_ONE_PHASE,
+    XATM_RM_OP_ROLLBACK,
+    XATM_RM_OP_CAN_COMMIT,
+};
+
+/* What an RM reported at open. */
+typedef struct xatm_rm_caps {
+    char server_version[64];       /* e.g. "15.18" / "10.11.19-MariaDB" */
+    uint32_t version_num;          /* PG server_version_num / MySQL mysql_get_server_version */
+    uint32_t max_prepared;         /* PG max_prepared_transactions; MySQL: 0 (no limit) */
+    bool detach_on_prepare;        /* prepared branches are finishable from other sessions
+                                      while the preparing session is connected */
+    uint64_t session_id;           /* this session's id (MySQL CONNECTION_ID(), PG backend pid) */
+} xatm_rm_caps;
+
+/* One prepared branch found by recover. */
+typedef struct xatm_rm_prepared {
+    xatm_xid xid; /* the branch's xid (ours: format_id and tm_id match) */
+} xatm_rm_prepared;
+
+typedef struct xatm_rm_conn xatm_rm_conn; /* one session to one RM; opaque */
+
+/* The interface table, one row per RM type. Implementations never print or exit. */
+typedef struct xatm_rm_ops {
+    enum xatm_rm_type type;
+    const char *name; /* "postgresql" | "mysql" */
+    /* Connects and checks capabilities. On failure returns XATM_XAER_RMFAIL (unreachable)
+     * or XATM_XAER_RMERR (reachable but unusable, e.g. max_prepared_transactions = 0), and
+     * writes a complete message (naming the RM, host:port and a hint) into err. */
+    int (*open)(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, size_t errlen);
+    void (*close)(xatm_rm_conn *c);
+    /* Async branch operation; see the file comment. */
+    int (*op_begin)(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid);
+    void (*op_wait)(xatm_rm_conn *c, int *fd, short *events);
+    int (*op_continue)(xatm_rm_conn *c, short revents);
+    /* Blocking: lists prepared branches with this format_id whose gtrid belongs to tm_id.
+     * Calls cb once per branch; returns XA_OK or an error (RMFAIL when unreachable). */
+    int (*recover)(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,
+                   void (*cb)(const xatm_rm_prepared *p, void *arg), void *arg);
+    /* Blocking: is session `session_id` still connected? 1 yes, 0 no, <0 XA error. */
+    int (*session_alive)(xatm_rm_conn *c, uint64_t session_id);
+    /* Blocking: terminate session `session_id` (MySQL KILL CONNECTION). XA_OK or error. */
+    int (*fence)(xatm_rm_conn *c, uint64_t session_id);
+    /* Blocking: runs one SQL statement, discarding rows. XA_OK / RMERR / RMFAIL. */
+    int (*exec)(xatm_rm_conn *c, const char *sql, uint64_t *affected);
+    /* The native handle (PGconn * / MYSQL *), owned by the connection. */
+    void *(*native)(xatm_rm_conn *c);
+    /* false once the session is known broken. */
+    bool (*alive)(xatm_rm_conn *c);
+    /* Marks the current branch failed: PREPARE / CAN_COMMIT will vote no. */
+    void (*mark_failed)(xatm_rm_conn *c);
+} xatm_rm_ops;
+
+/* The row for type t (never NULL for a valid enum value). */
+const xatm_rm_ops *xatm_rm_ops_for(enum xatm_rm_type t);
+
+/* Convenience wrappers over the table; every xatm_rm_conn remembers its ops and config. */
+int xatm_rm_open(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, size_t errlen);
+void xatm_rm_close(xatm_rm_conn *c);
+const xatm_rm_config *xatm_rm_config_of(const xatm_rm_conn *c);
+const xatm_rm_caps *xatm_rm_caps_of(const xatm_rm_conn *c);
+const char *xatm_rm_errmsg(const xatm_rm_conn *c); /* detail of the last failure, "" if none */
+int xatm_rm_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid);
+void xatm_rm_op_wait(xatm_rm_conn *c, int *fd, short *events);
+int xatm_rm_op_continue(xatm_rm_conn *c, short revents);
+/* Blocking form of one op: begin, then poll/continue until final. */
+int xatm_rm_run(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid);
+/* Runs op i on conns[i] with xids[i] for i < n, concurrently; results in rc[i]. A NULL
+ * conns[i] is skipped (rc[i] untouched). timeout_ms 0 = no limit; a connection still
+ * pending at the deadline gets XATM_XAER_RMFAIL and is closed on the wire. */
+void xatm_rm_run_parallel(xatm_rm_conn **conns, const enum xatm_rm_op *ops, const xatm_xid *xids,
+                          int *rc, size_t n, uint32_t timeout_ms);
+int xatm_rm_recover(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,
+                    void (*cb)(const xatm_rm_prepared *p, void *arg), void *arg);
+int xatm_rm_session_alive(xatm_rm_conn *c, uint64_t session_id);
+int xatm_rm_fence(xatm_rm_conn *c, uint64_t session_id);
+int xatm_rm_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected);
+void *xatm_rm_native(xatm_rm_conn *c);
+bool xatm_rm_alive(xatm_rm_conn *c);
+void xatm_rm_mark_failed(xatm_rm_conn *c);
+
+/* "XA_OK", "XAER_NOTA"... */
+const char *xatm_xa_rc_name(int rc);
+
+#endif

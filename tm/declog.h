@@ -1,0 +1,148 @@
+/*
+ * declog.h — xatmd's decision log (presumed abort). Owns the log directory: its segment
+ * files, the record codec, replay at start-up, group-commit flushing and rotation.
+ * docs/durability.md states the write/fsync/message order this module guarantees.
+ *
+ * Directory: segment files "xatm-log.<16 hex digits>" (the segment number), written
+ * append-only. Only the newest segment is ever appended to.
+ *
+ * Segment header (32 bytes): magic "XATMLOG1" (8), u32 version (1), u32 reserved (0),
+ * u64 segment number, u32 crc32c of bytes 0..23, u32 reserved (0).
+ *
+ * Record (all integers little-endian):
+ *   offset size field
+ *   0      4    total_len   header + payload, 24 <= total_len <= 64 KiB
+ *   4      4    crc32c      Castagnoli CRC of bytes [8, total_len)
+ *   8      8    lsn         strictly increasing across the whole log, starting at 1
+ *   16     1    type        enum xatm_declog_type
+ *   17     3    reserved    0
+ *   20     4    payload_len total_len - 24
+ *   24     ...  payload     per type, see below
+ *
+ * A record is valid when its total_len is in range, fits in the file, payload_len agrees,
+ * reserved bytes are 0, its CRC matches, its lsn follows the previous one and its payload
+ * decodes. At start-up the first invalid record of the newest segment is a TORN TAIL, and
+ * the file is truncated there (fsync'd), only when no valid record can be found anywhere
+ * after it; otherwise, and for any invalid record in an older segment, the log is CORRUPT
+ * and opening fails with the file, offset and reason.
+ *
+ * Payloads (strings are u8 length + bytes):
+ *   BOOT        u32 epoch                              forced at every start
+ *   COMMIT      str gtrid, u8 protocol, u8 n, n x { str rm, u64 session_id }   forced
+ *   PRECOMMIT   same as COMMIT (3PC)                   forced
+ *   END         str gtrid                              not forced
+ *   HEURISTIC   str gtrid, u8 outcome (1 commit, 2 rollback), str who, str why   forced
+ *   CHECKPOINT  u32 epoch, u32 n, n x (a COMMIT/PRECOMMIT/HEURISTIC payload with its u8 type
+ *               first): the unresolved decisions carried into a new segment   forced
+ *
+ * Group commit: callers append records (buffered in memory, no syscall) and then call
+ * xatm_declog_flush(), which writes everything buffered with one write() and, if any
+ * forced record is among it, one fdatasync(). Nothing that depends on a forced record may
+ * be sent before the flush that contains it returns 0.
+ *
+ * A failed write or fdatasync is fatal and sticky: every later call returns XATM_ELOG
+ * (or XATM_ENOSPC for a full disk) and the TM must stop deciding commits.
+ *
+ * Rotation: when the current segment exceeds segment_size, the next flush starts a new
+ * segment whose first record is a CHECKPOINT of every unresolved decision (supplied by the
+ * caller's callback), fsyncs it and the directory, and then deletes older segments.
+ */
+#ifndef XATM_DECLOG_H
+#define XATM_DECLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/proto.h"
+#include "../common/xid.h"
+
+enum xatm_declog_type {
+    XATM_DL_BOOT = 1,
+    XATM_DL_COMMIT = 2,
+    XATM_DL_PRECOMMIT = 3,
+    XATM_DL_END = 4,
+    XATM_DL_HEURISTIC = 5,
+    XATM_DL_CHECKPOINT = 6,
+};
+
+/* One branch named in a decision. */
+typedef struct xatm_declog_branch {
+    char rm[XATM_RM_NAME_MAX + 1]; /* RM name */
+    uint64_t session_id;           /* AP's RM session at prepare (MariaDB connection id), 0 if none */
+} xatm_declog_branch;
+
+/* One decoded record. Replay delivers a CHECKPOINT as one record of type CHECKPOINT
+ * carrying only its epoch, followed by each decision it carries as a record of its own
+ * type (COMMIT / PRECOMMIT / HEURISTIC) with the checkpoint's lsn. */
+typedef struct xatm_declog_record {
+    uint8_t type;                   /* enum xatm_declog_type */
+    uint64_t lsn;                   /* assigned by append; ignored on input */
+    uint32_t epoch;                 /* BOOT, CHECKPOINT */
+    char gtrid[XATM_GTRID_MAX + 1]; /* COMMIT, PRECOMMIT, END, HEURISTIC */
+    uint8_t protocol;               /* COMMIT, PRECOMMIT: 2 or 3 */
+    uint8_t outcome;                /* HEURISTIC: enum xatm_outcome */
+    char who[64];                   /* HEURISTIC: operator / tool that forced it */
+    char why[256];                  /* HEURISTIC: reason text */
+    uint8_t n_branches;             /* COMMIT, PRECOMMIT */
+    xatm_declog_branch branches[XATM_MAX_BRANCHES];
+} xatm_declog_record;
+
+/* The file layer, so tests can drop or garble unsynced writes and fill the disk.
+ * The default (NULL in options) is plain POSIX. Each returns 0 or -errno. */
+typedef struct xatm_declog_io {
+    int (*open)(void *ctx, const char *path, int flags, int mode);   /* returns fd or -errno */
+    ssize_t (*pwrite)(void *ctx, int fd, const void *buf, size_t n, off_t off);
+    int (*fdatasync)(void *ctx, int fd);
+    int (*ftruncate)(void *ctx, int fd, off_t len);
+    int (*close)(void *ctx, int fd);
+    void *ctx;
+} xatm_declog_io;
+
+typedef struct xatm_declog_options {
+    uint64_t segment_size;       /* rotate after this many bytes; 0 = 16 MiB */
+    const xatm_declog_io *io;    /* NULL = POSIX */
+    /* Called during rotation to list the unresolved decisions to carry forward: calls
+     * emit(rec, emit_arg) once per decision. May be NULL (nothing carried). */
+    void (*unresolved)(void *arg, void (*emit)(const xatm_declog_record *rec, void *emit_arg),
+                       void *emit_arg);
+    void *unresolved_arg;
+} xatm_declog_options;
+
+typedef struct xatm_declog xatm_declog; /* opaque */
+
+/* Opens (creating dir and first segment if absent) and replays the whole log, calling
+ * replay(rec, arg) for every valid record in order. Truncates a torn tail. On a corrupt
+ * log returns XATM_ECORRUPT and err holds "<file>: offset <n>: <reason>". */
+int xatm_declog_open(const char *dir, const xatm_declog_options *opts,
+                     void (*replay)(const xatm_declog_record *rec, void *arg), void *arg,
+                     xatm_declog **out, char *err, size_t errlen);
+
+/* Buffers one record (assigns its lsn). force=true makes the next flush fdatasync. */
+int xatm_declog_append(xatm_declog *log, const xatm_declog_record *rec, bool force);
+
+/* Writes everything buffered (one write), fdatasyncs if a forced record is in it, and
+ * rotates if due. 0, XATM_ELOG or XATM_ENOSPC (sticky). */
+int xatm_declog_flush(xatm_declog *log);
+
+/* true when appended records are waiting for a flush. */
+bool xatm_declog_pending(const xatm_declog *log);
+
+/* Bytes of all segment files on disk, and the number of segments. */
+uint64_t xatm_declog_disk_bytes(const xatm_declog *log);
+unsigned xatm_declog_segments(const xatm_declog *log);
+
+/* Flushes (without forcing) and closes. NULL accepted. */
+void xatm_declog_close(xatm_declog *log);
+
+/* Reads a log directory without modifying it (no truncation) and calls fn for every raw
+ * record, for `xatmctl log dump`. Returns 0 or XATM_ECORRUPT with err set. */
+int xatm_declog_dump(const char *dir, void (*fn)(const char *file, uint64_t offset,
+                                                 const xatm_declog_record *rec, void *arg),
+                     void *arg, char *err, size_t errlen);
+
+/* One-line human description of a record into buf. */
+void xatm_declog_describe(const xatm_declog_record *rec, char *buf, size_t size);
+
+#endif
