@@ -1,1 +1,761 @@
-/* placeholder: being written */
+/*
+ * xatm.c — libxatm's handle and the AP side of the commit protocol (docs/architecture.md,
+ * "Who runs what"). Owns, per handle: the loaded config, the link to xatmd (tmlink.c), one
+ * session per RM (opened on first use, kept across transactions, reopened at the next use
+ * after it broke) and the state of the open global transaction.
+ *
+ * Transaction states of a handle:
+ *
+ *   IDLE --xatm_begin--> ACTIVE --xatm_commit / xatm_rollback / xatm_close--> IDLE
+ *
+ * Invariants:
+ *  - in_txn is true exactly between a successful xatm_begin and the end of the next
+ *    xatm_commit / xatm_rollback (whatever they return): the handle is always ready for
+ *    the next xatm_begin afterwards.
+ *  - A slot is `enlisted` only while in_txn, and then its session is open (non-NULL) until
+ *    the transaction ends: a broken branch session is never replaced mid-transaction.
+ *  - libxatm never decides an outcome: after the VOTE has been written it acts only on a
+ *    DECISION (or, with a NO vote in it, on the outcome the protocol already fixes).
+ *  - Every failure sets err; nothing prints, nothing exits.
+ *
+ * Commit, by number of branches:
+ *   0  DONE(commit, no entries), one-way.
+ *   1  one-phase commit on the branch, then DONE one-way. DONE's outcome is COMMIT only
+ *      when the branch committed; when the connection broke during the commit the outcome
+ *      is unknown (XATM_EUNKNOWN) and DONE carries ABORT with xa_rc XAER_RMFAIL, which for
+ *      a one-branch transaction (never logged, nothing prepared) only tells xatmd to
+ *      forget the gtrid.
+ *   2+ PREPARE on every branch in parallel, VOTE (a request), wait for DECISION, phase 2
+ *      in parallel, DONE one-way (one entry per branch: the phase-2 result, XA_RDONLY for
+ *      a read-only branch, the vote's code for a branch that was already rolled back).
+ *
+ * Where the fault points sit (common/fault.c has the table):
+ *   ap.after_begin       BEGIN_OK received, before xatm_begin returns
+ *   ap.after_start       a branch was started on its session, before ENLIST is written
+ *   ap.before_prepare    commit of 2+ branches called, nothing prepared
+ *   ap.between_prepares  phase 1 runs all branches in parallel, so there is no point
+ *                        between two prepares: it sits after the parallel run returned,
+ *                        just before ap.after_prepare
+ *   ap.after_prepare     every branch has voted, VOTE not written
+ *   ap.after_vote_sent   VOTE written, DECISION not read
+ *   ap.after_decision    DECISION(commit) read, before phase 2
+ *   ap.between_commits   likewise after the parallel phase-2 run returned (every commit
+ *                        call has answered), just before ap.after_commits
+ *   ap.after_commits     phase 2 finished, DONE not written
+ *
+ * Timeouts: replies from xatmd wait at most tm.request_timeout; PREPARE gets what is left
+ * of the transaction's timeout (granted in BEGIN_OK); phase-2 calls get the whole
+ * transaction timeout. A branch call still pending at its limit is closed on the wire.
+ *
+ * Not in this milestone: 3PC. xatm_begin with XATM_PROTOCOL_3PC (or with the default
+ * when the config's tm.protocol is 3) fails with XATM_EINVAL "3pc is not implemented yet".
+ */
+#include "xatm.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+#include <mysql.h>
+#include <pthread.h>
+
+#include "config.h"
+#include "fault.h"
+#include "internal.h"
+#include "proto.h"
+#include "rm.h"
+#include "tmlink.h"
+#include "xid.h"
+
+/* Where one branch stands while commit or rollback drives it. */
+enum ap_branch_state {
+    BR_ACTIVE = 0, /* started, not prepared (or its state is uncertain: roll back) */
+    BR_PREPARED,   /* voted yes: prepared on the RM */
+    BR_FINISHED,   /* committed, rolled back, or read-only: nothing left to do */
+    BR_LOST,       /* its session broke: the RM or xatmd's recovery finishes it */
+};
+
+/* One configured RM as this handle sees it. */
+typedef struct ap_rm {
+    const xatm_rm_config *cfg;  /* its entry in the handle's config */
+    xatm_rm_conn *conn;         /* open session, NULL before first use or after closing */
+    bool enlisted;              /* has a branch in the open global transaction */
+    enum ap_branch_state state; /* that branch's progress during commit / rollback */
+    xatm_xid xid;               /* that branch's xid (valid while enlisted) */
+    int rc;                     /* XA code of the latest branch operation */
+    bool ran;                   /* the latest parallel run included this branch */
+} ap_rm;
+
+struct xatm {
+    xatm_config *cfg;                 /* loaded config; NULL when xatm_open failed early */
+    bool usable;                      /* xatm_open succeeded */
+    xatm__tm tm;                      /* link to xatmd */
+    ap_rm *rms;                       /* one slot per configured RM (cfg->n_rms) */
+    bool in_txn;                      /* a global transaction is open */
+    char gtrid[XATM_GTRID_MAX + 1];   /* open (or last) gtrid, "" when none */
+    uint32_t txn_timeout_ms;          /* the transaction timeout granted in BEGIN_OK */
+    uint64_t txn_deadline_ms;         /* monotonic ms when xatmd times the transaction out */
+    size_t order[XATM_MAX_BRANCHES];  /* enlisted slots, in enlistment order */
+    size_t n_branches;                /* entries used in order[] */
+    int err_code;                     /* xatm_last_code(): code of the last failure */
+    char err[4096];                   /* xatm_last_error(): its message */
+};
+
+/* ---------------------------------------------------------------- process-wide init */
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static int lib_init_rc;          /* result of the one initialisation */
+static char lib_init_err[256];   /* its message */
+
+static void lib_init_once(void)
+{
+    lib_init_rc = xatm_fault_init(lib_init_err, sizeof lib_init_err);
+    if (mysql_library_init(0, NULL, NULL) != 0 && lib_init_rc == 0) {
+        snprintf(lib_init_err, sizeof lib_init_err, "cannot initialise the MariaDB client library");
+        lib_init_rc = XATM_ENOMEM;
+    }
+}
+
+int xatm__lib_init(char *err, size_t errlen)
+{
+    pthread_once(&lib_once, lib_init_once);
+    if (lib_init_rc && err && errlen) snprintf(err, errlen, "%s", lib_init_err);
+    return lib_init_rc;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Sets the handle's message and returns code. */
+static int __attribute__((format(printf, 3, 4))) fail(xatm_t *h, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->err, sizeof h->err, fmt, ap);
+    va_end(ap);
+    h->err_code = code;
+    return code;
+}
+
+/* Appends to the handle's message. */
+static void __attribute__((format(printf, 2, 3))) err_append(xatm_t *h, const char *fmt, ...)
+{
+    size_t len = strlen(h->err);
+    if (len + 1 >= sizeof h->err) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->err + len, sizeof h->err - len, fmt, ap);
+    va_end(ap);
+}
+
+/* Common entry check of every call that works on an opened handle. */
+static int enter(xatm_t *h)
+{
+    if (!h->usable) {
+        /* keep the message of the failed xatm_open: it says what is wrong */
+        if (!h->err[0]) fail(h, XATM_ESTATE, "xatm_open failed on this handle");
+        h->err_code = XATM_ESTATE;
+        return XATM_ESTATE;
+    }
+    h->err[0] = '\0';
+    h->err_code = 0;
+    return 0;
+}
+
+static bool xa_rolled_back(int rc)
+{
+    return rc >= XATM_XA_RBROLLBACK && rc <= XATM_XA_RBROLLBACK + 7; /* XA_RBBASE..XA_RBEND */
+}
+
+/* The slot of RM `name`, checking its type when want != 0. */
+static int rm_slot(xatm_t *h, const char *name, enum xatm_rm_type want, ap_rm **out)
+{
+    if (!name) return fail(h, XATM_EINVAL, "RM name is NULL");
+    int i = xatm_config_rm_index(h->cfg, name);
+    if (i < 0) return fail(h, XATM_ENOTFOUND, "no RM named '%s' in %s", name, h->cfg->path);
+    ap_rm *r = &h->rms[i];
+    if (want && r->cfg->type != want)
+        return fail(h, XATM_EINVAL, "RM '%s' is %s, not %s", name, xatm_rm_type_name(r->cfg->type),
+                    xatm_rm_type_name(want));
+    *out = r;
+    return 0;
+}
+
+static void rm_close(ap_rm *r)
+{
+    if (r->conn) xatm_rm_close(r->conn);
+    r->conn = NULL;
+}
+
+/* Makes sure slot r (not enlisted) has a live session; *fresh says it was just opened. */
+static int rm_session(xatm_t *h, ap_rm *r, bool *fresh)
+{
+    *fresh = false;
+    if (r->conn && !xatm_rm_alive(r->conn)) rm_close(r);
+    if (r->conn) return 0;
+
+    char msg[1024];
+    msg[0] = '\0';
+    int xrc = xatm_rm_open(r->cfg, &r->conn, msg, sizeof msg);
+    if (xrc != XATM_XA_OK) {
+        r->conn = NULL;
+        return fail(h, xrc == XATM_XAER_RMFAIL ? XATM_ERMUNAVAIL : XATM_ECAPABILITY, "%s",
+                    msg[0] ? msg : "cannot open the RM session");
+    }
+    *fresh = true;
+    return 0;
+}
+
+/* Inside a transaction: gives slot r a branch (START on its session, then ENLIST).
+ * Outside one: only makes sure the session is open (autocommit). */
+static int rm_use(xatm_t *h, ap_rm *r)
+{
+    bool fresh;
+    if (!h->in_txn) return rm_session(h, r, &fresh);
+
+    if (r->enlisted) {
+        if (xatm_rm_alive(r->conn)) return 0;
+        return fail(h, XATM_ERMUNAVAIL,
+                    "the session of RM '%s' broke during global transaction %s: its branch is "
+                    "lost and the transaction can only roll back", r->cfg->name, h->gtrid);
+    }
+    if (h->n_branches >= XATM_MAX_BRANCHES)
+        return fail(h, XATM_ELIMIT, "global transaction %s already has %d branches (the most "
+                    "one transaction can have)", h->gtrid, XATM_MAX_BRANCHES);
+    if (xatm_xid_make(&r->xid, h->cfg->format_id, h->gtrid, r->cfg->name))
+        return fail(h, XATM_EINVAL, "cannot build the xid of RM '%s' in %s", r->cfg->name,
+                    h->gtrid);
+
+    int rc = rm_session(h, r, &fresh);
+    if (rc) return rc;
+    int xrc = xatm_rm_run(r->conn, XATM_RM_OP_START, &r->xid);
+    if (xrc == XATM_XAER_RMFAIL && !fresh) {
+        /* the kept session had died since its last use (server restart, idle timeout):
+         * nothing of this branch exists yet, so a new session is safe */
+        rm_close(r);
+        rc = rm_session(h, r, &fresh);
+        if (rc) return rc;
+        xrc = xatm_rm_run(r->conn, XATM_RM_OP_START, &r->xid);
+    }
+    if (xrc != XATM_XA_OK) {
+        rc = fail(h, xrc == XATM_XAER_RMFAIL ? XATM_ERMUNAVAIL : XATM_ERMERR,
+                  "cannot start the branch of RM '%s' in %s (%s): %s", r->cfg->name, h->gtrid,
+                  xatm_xa_rc_name(xrc), xatm_rm_errmsg(r->conn));
+        if (!xatm_rm_alive(r->conn)) rm_close(r);
+        return rc;
+    }
+    r->enlisted = true;
+    r->state = BR_ACTIVE;
+    r->rc = XATM_XA_OK;
+    h->order[h->n_branches++] = (size_t)(r - h->rms);
+    xatm_fault_hit("ap.after_start");
+
+    xatm_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_ENLIST;
+    snprintf(m.u.enlist.gtrid, sizeof m.u.enlist.gtrid, "%s", h->gtrid);
+    snprintf(m.u.enlist.rm, sizeof m.u.enlist.rm, "%s", r->cfg->name);
+    m.u.enlist.session_id = xatm_rm_caps_of(r->conn)->session_id;
+    char msg[1024];
+    rc = xatm__tm_send(&h->tm, &m, NULL, msg, sizeof msg);
+    if (rc)
+        return fail(h, rc, "cannot enlist RM '%s' in %s with xatmd: %s; the transaction can "
+                    "only roll back", r->cfg->name, h->gtrid, msg);
+    return 0;
+}
+
+/* Runs `op` in parallel on every branch whose state is in `states` (a bit mask of
+ * 1 << enum ap_branch_state), within timeout_ms; results in each slot's rc, ran set. */
+static void run_branches(xatm_t *h, enum xatm_rm_op op, unsigned states, uint32_t timeout_ms)
+{
+    xatm_rm_conn *conns[XATM_MAX_BRANCHES];
+    enum xatm_rm_op ops[XATM_MAX_BRANCHES];
+    xatm_xid xids[XATM_MAX_BRANCHES];
+    int rc[XATM_MAX_BRANCHES];
+    size_t n = h->n_branches;
+    bool any = false;
+
+    for (size_t k = 0; k < n; k++) {
+        ap_rm *r = &h->rms[h->order[k]];
+        r->ran = r->conn && (states & (1u << r->state));
+        conns[k] = r->ran ? r->conn : NULL;
+        ops[k] = op;
+        xids[k] = r->xid;
+        rc[k] = r->rc;
+        any = any || r->ran;
+    }
+    if (!any) return;
+    xatm_rm_run_parallel(conns, ops, xids, rc, n, timeout_ms ? timeout_ms : 1);
+    for (size_t k = 0; k < n; k++)
+        if (conns[k]) h->rms[h->order[k]].rc = rc[k];
+}
+
+/* Rolls back every branch not known finished or lost, in parallel. A branch whose
+ * rollback failed has its session closed: MariaDB then detaches a prepared branch, and
+ * xatmd's recovery rolls it back (its transaction is aborted: presumed abort). */
+static void rollback_branches(xatm_t *h)
+{
+    run_branches(h, XATM_RM_OP_ROLLBACK, (1u << BR_ACTIVE) | (1u << BR_PREPARED),
+                 h->txn_timeout_ms);
+    for (size_t k = 0; k < h->n_branches; k++) {
+        ap_rm *r = &h->rms[h->order[k]];
+        if (!r->ran) continue;
+        if (r->rc == XATM_XA_OK || r->rc == XATM_XAER_NOTA || xa_rolled_back(r->rc)) {
+            r->state = BR_FINISHED;
+        } else {
+            r->state = BR_LOST;
+            rm_close(r);
+        }
+    }
+}
+
+/* Closes the session of every branch (outcome unknown: leave them to xatmd). */
+static void close_branch_sessions(xatm_t *h)
+{
+    for (size_t k = 0; k < h->n_branches; k++) rm_close(&h->rms[h->order[k]]);
+}
+
+/* One-way DONE with one entry per branch (its latest rc). Errors only close the link:
+ * xatmd treats a vanished AP by the recovery rule, which finds nothing left to do. */
+static void send_done(xatm_t *h, uint8_t outcome)
+{
+    xatm_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_DONE;
+    snprintf(m.u.done.gtrid, sizeof m.u.done.gtrid, "%s", h->gtrid);
+    m.u.done.outcome = outcome;
+    m.u.done.n = (uint16_t)h->n_branches;
+    for (size_t k = 0; k < h->n_branches; k++) {
+        ap_rm *r = &h->rms[h->order[k]];
+        snprintf(m.u.done.e[k].rm, sizeof m.u.done.e[k].rm, "%s", r->cfg->name);
+        m.u.done.e[k].xa_rc = r->rc;
+    }
+    char msg[512];
+    (void)xatm__tm_send(&h->tm, &m, NULL, msg, sizeof msg);
+}
+
+static void send_rollback(xatm_t *h)
+{
+    xatm_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_ROLLBACK;
+    snprintf(m.u.rollback.gtrid, sizeof m.u.rollback.gtrid, "%s", h->gtrid);
+    char msg[512];
+    (void)xatm__tm_send(&h->tm, &m, NULL, msg, sizeof msg);
+}
+
+/* Leaves the transaction: the handle is IDLE and ready for xatm_begin. Broken sessions
+ * are closed so that the next use opens new ones. */
+static void end_txn(xatm_t *h)
+{
+    for (size_t k = 0; k < h->n_branches; k++) {
+        ap_rm *r = &h->rms[h->order[k]];
+        r->enlisted = false;
+        if (r->conn && !xatm_rm_alive(r->conn)) rm_close(r);
+    }
+    h->n_branches = 0;
+    h->in_txn = false;
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+XATM_EXPORT int xatm_open(const char *config_path, xatm_t **out)
+{
+    if (!out) return XATM_EINVAL;
+    *out = NULL;
+    xatm_t *h = calloc(1, sizeof *h);
+    if (!h) return XATM_ENOMEM;
+    *out = h;
+    h->tm.fd = -1;
+    if (!config_path) return fail(h, XATM_EINVAL, "config path is NULL");
+
+    char msg[1024];
+    int rc = xatm__lib_init(msg, sizeof msg);
+    if (rc) return fail(h, rc, "%s", msg);
+
+    char *errors = NULL;
+    rc = xatm_config_load(config_path, &h->cfg, &errors);
+    if (rc) {
+        if (errors) {
+            size_t len = strlen(errors);
+            while (len > 0 && errors[len - 1] == '\n') errors[--len] = '\0';
+        }
+        fail(h, rc, "%s", errors && *errors ? errors : xatm_strerror(rc));
+        free(errors);
+        h->cfg = NULL;
+        return rc;
+    }
+    free(errors);
+
+    h->rms = calloc(h->cfg->n_rms ? h->cfg->n_rms : 1, sizeof *h->rms);
+    if (!h->rms) return fail(h, XATM_ENOMEM, "out of memory");
+    for (size_t i = 0; i < h->cfg->n_rms; i++) h->rms[i].cfg = &h->cfg->rms[i];
+
+    xatm__tm_init(&h->tm, h->cfg);
+    rc = xatm__tm_connect(&h->tm, h->cfg, h->err, sizeof h->err);
+    if (rc) return h->err_code = rc;
+    h->usable = true;
+    return 0;
+}
+
+XATM_EXPORT void xatm_close(xatm_t *h)
+{
+    if (!h) return;
+    if (h->usable && h->in_txn) (void)xatm_rollback(h);
+    if (h->rms && h->cfg)
+        for (size_t i = 0; i < h->cfg->n_rms; i++) rm_close(&h->rms[i]);
+    free(h->rms);
+    xatm__tm_free(&h->tm);
+    xatm_config_free(h->cfg);
+    free(h);
+}
+
+/* ---------------------------------------------------------------- begin */
+
+XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts)
+{
+    if (!h) return XATM_EINVAL;
+    int rc = enter(h);
+    if (rc) return rc;
+    if (h->in_txn)
+        return fail(h, XATM_ESTATE, "global transaction %s is still open on this handle; "
+                    "commit or roll it back first", h->gtrid);
+
+    unsigned protocol = opts ? (unsigned)opts->protocol : 0;
+    if (protocol != XATM_PROTOCOL_DEFAULT && protocol != XATM_PROTOCOL_2PC &&
+        protocol != XATM_PROTOCOL_3PC)
+        return fail(h, XATM_EINVAL, "unknown protocol %u (expected 0, 2 or 3)", protocol);
+    if (protocol == XATM_PROTOCOL_DEFAULT) protocol = h->cfg->default_protocol;
+    if (protocol == XATM_PROTOCOL_3PC) return fail(h, XATM_EINVAL, "3pc is not implemented yet");
+
+    xatm_msg m, reply;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_BEGIN;
+    m.u.begin.protocol = (uint8_t)protocol;
+    m.u.begin.timeout_ms = opts ? opts->timeout_ms : 0;
+
+    /* A link that died while idle (xatmd restarted) is replaced here, once. */
+    xatm__tm_check_idle(&h->tm);
+    bool connected_now = false;
+    for (;;) {
+        if (h->tm.fd < 0) {
+            rc = xatm__tm_connect(&h->tm, h->cfg, h->err, sizeof h->err);
+            if (rc) return h->err_code = rc;
+            connected_now = true;
+        }
+        rc = xatm__tm_call(&h->tm, &m, XATM_MSG_BEGIN_OK, &reply, h->err, sizeof h->err);
+        if (rc == XATM_ETM && !connected_now) continue; /* link was stale: reconnect once */
+        break;
+    }
+    if (rc == XATM_ETIMEDOUT) rc = XATM_ETM;
+    if (rc) return h->err_code = rc;
+
+    snprintf(h->gtrid, sizeof h->gtrid, "%s", reply.u.begin_ok.gtrid);
+    if (reply.u.begin_ok.protocol == XATM_PROTOCOL_3PC) {
+        send_rollback(h);
+        return fail(h, XATM_EINVAL, "xatmd started %s as 3pc, and 3pc is not implemented yet "
+                    "in libxatm; rolled it back", h->gtrid);
+    }
+    h->txn_timeout_ms = reply.u.begin_ok.timeout_ms ? reply.u.begin_ok.timeout_ms
+                                                    : h->cfg->transaction_timeout_ms;
+    h->txn_deadline_ms = now_ms() + h->txn_timeout_ms;
+    h->n_branches = 0;
+    h->in_txn = true;
+    xatm_fault_hit("ap.after_begin");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- sessions and SQL */
+
+static void *rm_native(xatm_t *h, const char *rm, enum xatm_rm_type type)
+{
+    if (!h || enter(h)) return NULL;
+    ap_rm *r;
+    if (rm_slot(h, rm, type, &r)) return NULL;
+    if (rm_use(h, r)) return NULL;
+    return xatm_rm_native(r->conn);
+}
+
+XATM_EXPORT struct pg_conn *xatm_pg_conn(xatm_t *h, const char *rm)
+{
+    return rm_native(h, rm, XATM_RM_POSTGRESQL);
+}
+
+XATM_EXPORT struct st_mysql *xatm_mysql_conn(xatm_t *h, const char *rm)
+{
+    return rm_native(h, rm, XATM_RM_MYSQL);
+}
+
+XATM_EXPORT int xatm_exec(xatm_t *h, const char *rm, const char *sql, uint64_t *affected)
+{
+    if (!h) return XATM_EINVAL;
+    int rc = enter(h);
+    if (rc) return rc;
+    if (!sql) return fail(h, XATM_EINVAL, "SQL text is NULL");
+    ap_rm *r;
+    rc = rm_slot(h, rm, 0, &r);
+    if (rc) return rc;
+    rc = rm_use(h, r);
+    if (rc) return rc;
+    int xrc = xatm_rm_exec(r->conn, sql, affected);
+    if (xrc == XATM_XA_OK) return 0;
+    if (h->in_txn) xatm_rm_mark_failed(r->conn);
+    rc = fail(h, xrc == XATM_XAER_RMFAIL ? XATM_ERMUNAVAIL : XATM_ERMERR, "%s",
+              xatm_rm_errmsg(r->conn));
+    if (h->in_txn) err_append(h, " (branch of %s marked failed: it will roll back)", h->gtrid);
+    return rc;
+}
+
+XATM_EXPORT int xatm_branch_failed(xatm_t *h, const char *rm)
+{
+    if (!h) return XATM_EINVAL;
+    int rc = enter(h);
+    if (rc) return rc;
+    if (!h->in_txn) return fail(h, XATM_ESTATE, "no global transaction is open");
+    ap_rm *r;
+    rc = rm_slot(h, rm, 0, &r);
+    if (rc) return rc;
+    if (!r->enlisted)
+        return fail(h, XATM_ESTATE, "RM '%s' has no branch in %s", r->cfg->name, h->gtrid);
+    xatm_rm_mark_failed(r->conn);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- commit */
+
+static int commit_one_phase(xatm_t *h)
+{
+    ap_rm *r = &h->rms[h->order[0]];
+    if (!xatm_rm_alive(r->conn)) {
+        r->rc = XATM_XAER_RMFAIL;
+        send_done(h, XATM_OUTCOME_ABORT);
+        return fail(h, XATM_EABORTED, "global transaction %s rolled back: the session of RM "
+                    "'%s' broke before the commit, and the RM rolls back an uncommitted "
+                    "branch when its session ends", h->gtrid, r->cfg->name);
+    }
+    r->rc = xatm_rm_run(r->conn, XATM_RM_OP_COMMIT_ONE_PHASE, &r->xid);
+    if (r->rc == XATM_XA_OK) {
+        send_done(h, XATM_OUTCOME_COMMIT);
+        return 0;
+    }
+    if (r->rc == XATM_XAER_RMFAIL) {
+        int rc = fail(h, XATM_EUNKNOWN,
+                      "outcome of %s unknown: the connection to RM '%s' broke during its "
+                      "one-phase commit (%s); only that RM knows whether the branch committed "
+                      "(nothing was prepared, so xatmd has nothing to resolve)",
+                      h->gtrid, r->cfg->name, xatm_rm_errmsg(r->conn));
+        send_done(h, XATM_OUTCOME_ABORT);
+        rm_close(r);
+        return rc;
+    }
+    int rc = fail(h, XATM_EABORTED, "global transaction %s rolled back: the one-phase commit "
+                  "of RM '%s' answered %s: %s", h->gtrid, r->cfg->name, xatm_xa_rc_name(r->rc),
+                  xatm_rm_errmsg(r->conn));
+    if (!xa_rolled_back(r->rc)) {
+        /* the branch may still be open on the session: make sure it ends */
+        int code = r->rc;
+        r->state = BR_ACTIVE;
+        rollback_branches(h);
+        r->rc = code;
+    }
+    send_done(h, XATM_OUTCOME_ABORT);
+    return rc;
+}
+
+/* Writes "; branch 'x' voted no (CODE: detail)" for every NO vote into buf. Called right
+ * after phase 1: the adapters' messages are replaced by the next operation. */
+static void describe_no_votes(xatm_t *h, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < h->n_branches && len + 1 < size; k++) {
+        ap_rm *r = &h->rms[h->order[k]];
+        if (r->rc == XATM_XA_OK || r->rc == XATM_XA_RDONLY) continue;
+        const char *detail = xatm_rm_errmsg(r->conn);
+        int n = snprintf(buf + len, size - len, "; branch '%s' voted no (%s%s%s)", r->cfg->name,
+                         xatm_xa_rc_name(r->rc), detail[0] ? ": " : "", detail);
+        if (n < 0) break;
+        len += (size_t)n;
+    }
+}
+
+static int commit_two_phase(xatm_t *h)
+{
+    /* Phase 1: every branch votes. */
+    xatm_fault_hit("ap.before_prepare");
+    uint64_t now = now_ms();
+    uint32_t left = h->txn_deadline_ms > now ? (uint32_t)(h->txn_deadline_ms - now) : 1;
+    run_branches(h, XATM_RM_OP_PREPARE, 1u << BR_ACTIVE, left);
+    xatm_fault_hit("ap.between_prepares");
+    xatm_fault_hit("ap.after_prepare");
+
+    xatm_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_VOTE;
+    snprintf(m.u.vote.gtrid, sizeof m.u.vote.gtrid, "%s", h->gtrid);
+    m.u.vote.n = (uint16_t)h->n_branches;
+    bool any_no = false;
+    for (size_t k = 0; k < h->n_branches; k++) {
+        ap_rm *r = &h->rms[h->order[k]];
+        xatm_msg_vote_entry *e = &m.u.vote.e[k];
+        snprintf(e->rm, sizeof e->rm, "%s", r->cfg->name);
+        e->session_id = xatm_rm_caps_of(r->conn)->session_id;
+        if (!r->ran) r->rc = XATM_XAER_RMFAIL; /* no session: cannot have prepared */
+        if (r->rc == XATM_XA_OK) {
+            e->vote = XATM_VOTE_YES;
+            r->state = BR_PREPARED;
+        } else if (r->rc == XATM_XA_RDONLY) {
+            e->vote = XATM_VOTE_READONLY;
+            r->state = BR_FINISHED;
+        } else {
+            e->vote = XATM_VOTE_NO;
+            any_no = true;
+            if (xa_rolled_back(r->rc))
+                r->state = BR_FINISHED;
+            else if (r->rc == XATM_XAER_RMFAIL)
+                r->state = BR_LOST; /* dead or closed at the deadline: RM / recovery end it */
+            else
+                r->state = BR_ACTIVE; /* uncertain: try a rollback */
+        }
+    }
+    char no_votes[2048];
+    describe_no_votes(h, no_votes, sizeof no_votes);
+
+    /* The votes go to xatmd; until they are fully written nothing can be decided. */
+    char msg[2048];
+    uint32_t req_id;
+    int rc = xatm__tm_send(&h->tm, &m, &req_id, msg, sizeof msg);
+    if (rc) {
+        rollback_branches(h);
+        send_done(h, XATM_OUTCOME_ABORT); /* no-op when the link is gone */
+        return fail(h, XATM_EABORTED, "global transaction %s: xatmd unreachable before the "
+                    "decision; rolled back (%s)%s", h->gtrid, msg, no_votes);
+    }
+    xatm_fault_hit("ap.after_vote_sent");
+
+    xatm_msg reply;
+    rc = xatm__tm_recv(&h->tm, req_id, "VOTE", &reply, msg, sizeof msg);
+    bool decided_commit = rc == 0 && reply.type == XATM_MSG_DECISION &&
+                          reply.u.decision.outcome == XATM_OUTCOME_COMMIT;
+    bool decided_abort = rc == 0 && ((reply.type == XATM_MSG_DECISION &&
+                                      reply.u.decision.outcome == XATM_OUTCOME_ABORT) ||
+                                     (reply.type == XATM_MSG_ERROR &&
+                                      reply.u.error.code == XATM_EABORTED));
+
+    if (any_no && !decided_commit) {
+        /* A NO vote fixes the outcome: abort, whatever became of the answer. */
+        rollback_branches(h);
+        send_done(h, XATM_OUTCOME_ABORT);
+        return fail(h, XATM_EABORTED, "global transaction %s rolled back%s", h->gtrid, no_votes);
+    }
+    if (decided_commit && any_no) {
+        close_branch_sessions(h);
+        return fail(h, XATM_EPROTO, "xatmd decided COMMIT for %s although a branch voted no; "
+                    "its prepared branches are left to xatmd (this is a bug in xatmd)%s",
+                    h->gtrid, no_votes);
+    }
+    if (decided_abort) {
+        const char *why = reply.type == XATM_MSG_DECISION ? reply.u.decision.reason
+                                                          : reply.u.error.message;
+        rollback_branches(h);
+        send_done(h, XATM_OUTCOME_ABORT);
+        return fail(h, XATM_EABORTED, "global transaction %s rolled back by xatmd: %s", h->gtrid,
+                    why[0] ? why : "no reason given");
+    }
+    if (!decided_commit) {
+        /* The votes were sent and no decision came: xatmd may have committed. */
+        if (rc == 0 && reply.type == XATM_MSG_ERROR)
+            snprintf(msg, sizeof msg, "xatmd answered VOTE with %s: %s",
+                     xatm_errname(reply.u.error.code), reply.u.error.message);
+        else if (rc == 0)
+            snprintf(msg, sizeof msg, "xatmd answered VOTE with %s",
+                     xatm_msg_type_name(reply.type));
+        xatm__tm_close(&h->tm);
+        close_branch_sessions(h);
+        return fail(h, XATM_EUNKNOWN,
+                    "outcome of global transaction %s unknown: every branch is prepared and "
+                    "the votes were sent, but no decision arrived (%s); the RM sessions are "
+                    "closed and xatmd's recovery will finish the branches by its log",
+                    h->gtrid, msg);
+    }
+
+    /* Phase 2: the commit decision is durable at xatmd. */
+    xatm_fault_hit("ap.after_decision");
+    run_branches(h, XATM_RM_OP_COMMIT, 1u << BR_PREPARED, h->txn_timeout_ms);
+    xatm_fault_hit("ap.between_commits");
+    xatm_fault_hit("ap.after_commits");
+    for (size_t k = 0; k < h->n_branches; k++) {
+        ap_rm *r = &h->rms[h->order[k]];
+        if (!r->ran) continue;
+        if (r->rc == XATM_XA_OK) {
+            r->state = BR_FINISHED;
+            continue;
+        }
+        if (!h->err[0]) fail(h, 0, "global transaction %s committed", h->gtrid);
+        err_append(h, "; phase-2 commit of branch '%s' failed (%s: %s), xatmd will finish it",
+                   r->cfg->name, xatm_xa_rc_name(r->rc), xatm_rm_errmsg(r->conn));
+        r->state = BR_LOST;
+        rm_close(r); /* lets MariaDB detach the prepared branch for xatmd */
+    }
+    send_done(h, XATM_OUTCOME_COMMIT);
+    return 0;
+}
+
+XATM_EXPORT int xatm_commit(xatm_t *h)
+{
+    if (!h) return XATM_EINVAL;
+    int rc = enter(h);
+    if (rc) return rc;
+    if (!h->in_txn) return fail(h, XATM_ESTATE, "no global transaction is open");
+
+    if (h->n_branches == 0) {
+        send_done(h, XATM_OUTCOME_COMMIT);
+        rc = 0;
+    } else if (h->n_branches == 1) {
+        rc = commit_one_phase(h);
+    } else {
+        rc = commit_two_phase(h);
+    }
+    end_txn(h);
+    return rc;
+}
+
+XATM_EXPORT int xatm_rollback(xatm_t *h)
+{
+    if (!h) return XATM_EINVAL;
+    int rc = enter(h);
+    if (rc) return rc;
+    if (!h->in_txn) return fail(h, XATM_ESTATE, "no global transaction is open");
+    rollback_branches(h);
+    send_rollback(h);
+    end_txn(h);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- accessors */
+
+XATM_EXPORT const char *xatm_gtrid(const xatm_t *h)
+{
+    return h ? h->gtrid : "";
+}
+
+XATM_EXPORT const char *xatm_last_error(const xatm_t *h)
+{
+    return h ? h->err : "invalid handle (NULL)";
+}
+
+XATM_EXPORT int xatm_last_code(const xatm_t *h)
+{
+    return h ? h->err_code : XATM_EINVAL;
+}

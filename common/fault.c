@@ -1,1 +1,183 @@
-/* placeholder: being written */
+/*
+ * fault.c — the named fault points of fault.h: the table of every point, the XATM_FAULT
+ * parser, and the armed state.
+ *
+ * The armed state below is the one piece of per-process mutable state xatm allows: it is
+ * written only by xatm_fault_arm()/xatm_fault_init() before threads start, and read by
+ * xatm_fault_hit(); the hit counter is atomic because points are reached from several
+ * threads (the TM's event loop and recovery thread, an AP's handles).
+ *
+ * To add a point: add one line to fault_point_names (with a comment saying exactly where
+ * it sits) and call xatm_fault_hit("<name>") there. Names are "<side>.<step>".
+ */
+#include "fault.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xatm.h"
+
+/* Every known point, NULL-terminated. */
+static const char *const fault_point_names[] = {
+    /* xatmd */
+    "tm.after_begin",                /* BEGIN accepted and gtrid assigned, BEGIN_OK not sent */
+    "tm.after_enlist",               /* ENLIST recorded */
+    "tm.before_commit_force",        /* COMMIT appended to the log, before the flush */
+    "tm.after_commit_force",         /* the flush returned, before DECISION is sent */
+    "tm.after_decision_sent",        /* DECISION written to the AP's socket */
+    "tm.before_end",                 /* all branches acknowledged, END not yet appended */
+    "tm.recovery_before_commit",     /* recovery decided to commit a branch, call not made */
+    "tm.recovery_between_branches",  /* recovery finished one branch, before the next */
+    "tm.recovery_after_commit",      /* recovery committed a branch, before it records that */
+    "tm.recovery_before_rollback",   /* recovery decided to roll back a branch, call not made */
+    "tm.after_precommit_force",      /* 3PC: PRECOMMIT flushed, before PreCommit is sent */
+    "tm.before_log_write",           /* declog flush: records buffered, before the write */
+    /* libxatm */
+    "ap.after_begin",                /* BEGIN_OK received, xatm_begin about to return */
+    "ap.after_start",                /* a branch was started on its session (before ENLIST) */
+    "ap.before_prepare",             /* commit called, no branch prepared yet */
+    "ap.between_prepares",           /* one branch prepared, the next not yet */
+    "ap.after_prepare",              /* every branch prepared, votes not sent */
+    "ap.after_vote_sent",            /* VOTE sent, DECISION not yet received */
+    "ap.after_decision",             /* DECISION received, before phase 2 */
+    "ap.between_commits",            /* one branch committed in phase 2, the next not yet */
+    "ap.after_commits",              /* phase 2 finished on every branch, DONE not sent */
+    NULL,
+};
+
+/* What an armed point does when it fires. */
+enum fault_action {
+    FAULT_KILL = 0, /* raise(SIGKILL): like kill -9 */
+    FAULT_STOP,     /* raise(SIGSTOP): the test resumes it with SIGCONT */
+    FAULT_EXIT,     /* _exit(99): no atexit handlers, no buffers flushed */
+};
+
+static const char *const fault_action_names[] = {"kill", "stop", "exit"};
+
+/* The armed point of this process (the one allowed piece of per-process state). */
+static struct {
+    bool armed;                 /* false: xatm_fault_hit returns at once */
+    const char *point;          /* the armed entry of fault_point_names */
+    unsigned long nth;          /* fire on this hit (1-based) */
+    enum fault_action action;   /* what firing does */
+    atomic_ulong hits;          /* times the armed point has been reached */
+} fault;
+
+const char *const *xatm_fault_points(void)
+{
+    return fault_point_names;
+}
+
+/* The table entry named by s[0..len), or NULL. */
+static const char *point_lookup(const char *s, size_t len)
+{
+    for (const char *const *p = fault_point_names; *p; p++)
+        if (strlen(*p) == len && memcmp(*p, s, len) == 0) return *p;
+    return NULL;
+}
+
+static int arm_error(char *err, unsigned long errlen, const char *what, const char *spec)
+{
+    if (err && errlen) snprintf(err, errlen, "XATM_FAULT=\"%s\": %s", spec, what);
+    return XATM_EINVAL;
+}
+
+int xatm_fault_arm(const char *spec, char *err, unsigned long errlen)
+{
+    if (err && errlen) err[0] = '\0';
+    if (!spec || !*spec) {
+        fault.armed = false;
+        fault.point = NULL;
+        return 0;
+    }
+
+    size_t name_len = strcspn(spec, "@:");
+    const char *point = point_lookup(spec, name_len);
+    if (!point)
+        return arm_error(err, errlen,
+                         "unknown fault point (see the table in common/fault.c)", spec);
+
+    const char *p = spec + name_len;
+    unsigned long nth = 1;
+    if (*p == '@') {
+        p++;
+        if (*p < '1' || *p > '9')
+            return arm_error(err, errlen, "count after '@' must be a number >= 1", spec);
+        nth = 0;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            nth = nth * 10 + (unsigned long)(*p - '0');
+            if (nth > 1000000000ul)
+                return arm_error(err, errlen, "count after '@' is above 1000000000", spec);
+        }
+    }
+
+    enum fault_action action = FAULT_KILL;
+    if (*p == ':') {
+        p++;
+        size_t i = 0, n = sizeof fault_action_names / sizeof fault_action_names[0];
+        while (i < n && strcmp(p, fault_action_names[i]) != 0) i++;
+        if (i == n) return arm_error(err, errlen, "action must be kill, stop or exit", spec);
+        action = (enum fault_action)i;
+        p += strlen(p);
+    }
+    if (*p != '\0')
+        return arm_error(err, errlen, "expected <point>[@<n>][:kill|stop|exit]", spec);
+
+    fault.point = point;
+    fault.nth = nth;
+    fault.action = action;
+    atomic_store(&fault.hits, 0);
+    fault.armed = true;
+    return 0;
+}
+
+int xatm_fault_init(char *err, unsigned long errlen)
+{
+    return xatm_fault_arm(getenv("XATM_FAULT"), err, errlen);
+}
+
+/* Writes one line to stderr without stdio (its buffers may be in any state). */
+static void say(const char *point, unsigned long n, const char *what)
+{
+    char line[160];
+    int len = snprintf(line, sizeof line, "xatm fault: %s hit %lu: %s\n", point, n, what);
+    if (len < 0) return;
+    if ((size_t)len >= sizeof line) len = (int)sizeof line - 1;
+    ssize_t w = write(STDERR_FILENO, line, (size_t)len);
+    (void)w; /* nothing useful to do when stderr is gone */
+}
+
+/* The armed-only path, kept out of line so the inert path stays one branch. */
+static void __attribute__((noinline)) fault_hit_armed(const char *point)
+{
+    if (!point || !point_lookup(point, strlen(point))) {
+        say(point ? point : "(null)", 0, "not in the fault point table: fix the call site");
+        abort();
+    }
+    if (strcmp(point, fault.point) != 0) return;
+    unsigned long n = atomic_fetch_add(&fault.hits, 1) + 1;
+    if (n != fault.nth) return;
+
+    say(point, n, fault_action_names[fault.action]);
+    switch (fault.action) {
+    case FAULT_KILL:
+        raise(SIGKILL);
+        _exit(99); /* not reached */
+    case FAULT_STOP:
+        raise(SIGSTOP);
+        return;
+    case FAULT_EXIT:
+        _exit(99);
+    }
+}
+
+void xatm_fault_hit(const char *point)
+{
+    if (__builtin_expect(!fault.armed, 1)) return;
+    fault_hit_armed(point);
+}

@@ -37,6 +37,17 @@
  *   ERROR      <- i32 code (XATM_E*), str message(<=1024)
  *   ADMIN      -> str command(<=64), str arg(<=1024)
  *   ADMIN_REPLY<- i32 code, blob json
+ *
+ * Field rules beyond the above, checked by both encode (XATM_EINVAL) and decode (EPROTO):
+ *   - a str holds no NUL byte; limits without a number above are the struct's: gtrid
+ *     <= XATM_GTRID_MAX, rm <= XATM_RM_NAME_MAX, tm_id <= XATM_TM_ID_MAX. The codec checks
+ *     only lengths; whether a gtrid or RM name is well formed (xid.h) is the receiver's call.
+ *   - role 1..2; vote 1..3; outcome 1..2; BEGIN protocol 0, 2 or 3; BEGIN_OK protocol and
+ *     HELLO_OK default_protocol 2 or 3 (the TM answers with the protocol it resolved);
+ *   - VOTE and DONE: n <= XATM_MAX_BRANCHES (0 is well formed);
+ *   - ERROR code < 0 (any negative value: codes are append-only); ADMIN_REPLY code <= 0;
+ *   - ADMIN_REPLY json is opaque bytes (may be empty; NULL with json_len 0 on encode).
+ * The encoding is canonical: a body that decodes re-encodes to the identical bytes.
  */
 #ifndef XATM_PROTO_H
 #define XATM_PROTO_H
@@ -160,5 +171,9 @@ int xatm_msg_decode(const xatm_frame_header *h, const uint8_t *body, xatm_msg *o
 
 /* "BEGIN", "VOTE"... or "UNKNOWN". */
 const char *xatm_msg_type_name(uint8_t type);
+
+/* true for the types a client sends (HELLO..ADMIN), false for replies and unknown types.
+ * A server closes a connection that sends it a reply type, and vice versa. */
+bool xatm_msg_is_request(uint8_t type);
 
 #endif

@@ -20,6 +20,15 @@
  *
  * which is printable, under 200 bytes, and filterable with `gid LIKE 'xatm:%'`.
  * Invariant: xatm_xid_from_pg_gid(xatm_xid_to_pg_gid(x)) == x for every valid x.
+ *
+ * Only the canonical spelling is accepted, so one xid has exactly one text form:
+ *   - epoch and seq are >= 1 (0 is never issued: epoch 0 would be "never booted"), in
+ *     decimal without sign, spaces or leading zeros, and within u32 / u64;
+ *   - the format_id in a gid is exactly 8 lowercase hex digits;
+ *   - format_id 0 and 1 are rejected everywhere (0 is "null xid", 1 is MySQL's default);
+ *   - anything else (other prefix, missing or extra ':' or '.', a character outside the
+ *     alphabets, a part too long, a gid of XATM_PG_GID_MAX bytes or more) is XATM_EINVAL.
+ * Output buffers too small for the result are XATM_EINVAL (never a truncated id).
  */
 #ifndef XATM_XID_H
 #define XATM_XID_H

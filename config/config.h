@@ -56,6 +56,10 @@ typedef struct xatm_config {
  * failure XATM_ECONFIG (or XATM_ENOMEM / XATM_EIO) and, if errors is not NULL, *errors is a
  * malloc'd text with one "file:line:column: message" line per mistake (caller frees). */
 int xatm_config_load(const char *path, xatm_config **out, char **errors);
+/* Details of the above: on success *errors is NULL. XATM_EIO means the file itself could
+ * not be read; its one error line is "<file>: <message>" (there is no position). With
+ * XATM_ENOMEM, *errors may be NULL. A YAML syntax error is the only error reported for its
+ * file (libyaml cannot parse past it). Bad arguments (NULL path or out) are XATM_EINVAL. */
 
 /* Same, from a string (for tests); `name` is used as the file name in messages. */
 int xatm_config_load_string(const char *name, const char *yaml, size_t len, xatm_config **out,

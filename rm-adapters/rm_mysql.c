@@ -1,1 +1,882 @@
-/* placeholder: being written */
+/*
+ * rm_mysql.c — the MySQL / MariaDB row of the RM table, on MariaDB Connector/C.
+ *
+ * Owns one MYSQL handle per connection (handed to the application through native()). The
+ * handle is opened with MYSQL_OPT_NONBLOCK so the branch operations can use the
+ * non-blocking API (mysql_real_query_start/_cont, mysql_store_result_start/_cont); the
+ * blocking API keeps working for the application and for the blocking calls here.
+ *
+ * A branch is an XA transaction: XA START 'gtrid','bqual',format_id. xatm's ids use only
+ * [A-Za-z0-9_.:-] (checked by rm.c before any operation), so writing them inside quotes
+ * needs no escaping.
+ *
+ * The session's XA state as this adapter drove it (MariaDB's own states):
+ *
+ *      NONE --XA START--> ACTIVE --XA END--> IDLE --XA PREPARE--> PREPARED
+ *        ^                  |                 |                     |
+ *        +------ XA ROLLBACK / XA COMMIT ONE PHASE / XA COMMIT -----+
+ *
+ * In IDLE only XA statements are allowed, so everything that needs SQL (the write
+ * probe) runs while ACTIVE.
+ *
+ * Read-only detection. MariaDB has no read-only vote of its own, so the adapter detects a
+ * branch that wrote nothing and commits it in one phase at prepare (XA_RDONLY). The probe
+ * is the session's row-write counters, Handler_write + Handler_update + Handler_delete
+ * (SHOW SESSION STATUS; exact and current; internal temporary tables count in
+ * Handler_tmp_* instead, so the probe itself does not move them), read right after XA
+ * START and again at prepare: no change = no row written. An unchanged UPDATE counts as
+ * no write, as in InnoDB. A branch whose baseline could not be read prepares normally.
+ * information_schema.innodb_trx.trx_rows_modified is NOT usable: InnoDB serves it from a
+ * cache that is refreshed only when nobody has read it for 0.1 s, so under concurrent
+ * prepares it shows a stale picture, and a branch with writes would be committed in
+ * phase 1 (measured on 10.11; see test_rm_mysql.c).
+ *
+ * Operations are small state machines of statements:
+ *   START             XA START, then the write-counter baseline
+ *   PREPARE           failed mark or the session's last statement failed (mysql_errno)
+ *                     -> the undo path (below), vote XA_RB*.  Else, while ACTIVE: the
+ *                     write probe, XA END and either XA PREPARE (-> XA_OK) or, when
+ *                     nothing was written, XA COMMIT ONE PHASE (-> XA_RDONLY).
+ *   COMMIT_ONE_PHASE  same checks; XA END + XA COMMIT ONE PHASE
+ *   CAN_COMMIT        same checks; the write probe, then XA END as the liveness check: it
+ *                     fails (1399 "ROLLBACK ONLY state") when a deadlock or timeout has
+ *                     already doomed the branch, which SELECT 1 or a ping would not show
+ *                     (a SELECT still succeeds on a doomed branch), and PREPARE then needs
+ *                     no more than XA PREPARE (or XA COMMIT ONE PHASE): 3PC pays no extra
+ *                     round trip for the check.
+ *   COMMIT            XA COMMIT                       (1397 unknown XID -> XAER_NOTA)
+ *   ROLLBACK          XA END (errors ignored) if the branch is ACTIVE here, XA ROLLBACK
+ *                     (1397 -> XAER_NOTA)
+ * The undo path: a vote that fails (any error in the probe, XA END, XA PREPARE or XA
+ * COMMIT ONE PHASE, or a failed branch) runs XA END if still ACTIVE (error ignored) and XA
+ * ROLLBACK, accepting 1397 (the server may already have dropped the branch; the code for
+ * a doomed branch varies across versions), and returns the vote: XA_RBDEADLOCK for
+ * 1213/1614, XA_RBTIMEOUT for 1205/1613, XA_RBROLLBACK otherwise. If that XA ROLLBACK
+ * fails otherwise the outcome is unknown and the operation returns XAER_RMERR.
+ *
+ * Errors: 2002/2003/2006/2013/2055 and 1927 (connection killed) / 1053 (server shutdown)
+ * -> XAER_RMFAIL, and the connection is dead for good (reconnect is off: a silent
+ * reconnect would lose the branch). 1213 -> XA_RBDEADLOCK, 1205 -> XA_RBTIMEOUT, 1397 ->
+ * XAER_NOTA, 1398 -> XAER_INVAL, 1399/1400 -> XAER_PROTO, 1440 -> XAER_DUPID, 1402 ->
+ * XA_RBROLLBACK, 1613 -> XA_RBTIMEOUT, 1614 -> XA_RBDEADLOCK, others -> XAER_RMERR.
+ * Messages carry the statement, the error number, SQLSTATE and server message.
+ *
+ * Timeouts: connect from the config. No read timeout: Connector/C applies it to every
+ * read, so it would kill an application's legitimately long statement (and its branch);
+ * instead TCP keepalive (idle 10 s, interval 5 s) and TCP_USER_TIMEOUT (30 s) notice a
+ * dead peer within ~40 s even mid-statement (the same settings as the PostgreSQL row),
+ * and callers bound operations with xatm_rm_run_parallel's deadline. Write timeout 60 s (a send blocked that long means the peer is gone).
+ *
+ * mysql_library_init runs once per process (pthread_once); the program calls
+ * mysql_library_end() at exit if it wants every byte freed.
+ */
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <errmsg.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "rm_impl.h"
+
+/* Oldest servers whose XA implementation xatm relies on. */
+#define MY_MIN_MARIADB 100500UL /* 10.5: prepared branches survive disconnect and crash */
+#define MY_MIN_MYSQL 50700UL    /* 5.7.7: same */
+#define MY_DETACH_MYSQL 80029UL /* MySQL 8.0.29 detaches a branch from its session at prepare */
+/* How long fence waits for a killed connection to leave the process list. */
+#define MY_FENCE_WAIT_MS 5000
+/* Socket-level dead-peer detection (see the file comment). */
+#define MY_KEEPIDLE_S 10
+#define MY_KEEPINTVL_S 5
+#define MY_KEEPCNT 3
+#define MY_USER_TIMEOUT_MS 30000
+#define MY_WRITE_TIMEOUT_S 60
+
+/* The session's XA state (see the diagram). */
+enum my_xa {
+    MY_XA_NONE = 0,
+    MY_XA_ACTIVE,
+    MY_XA_IDLE,
+    MY_XA_PREPARED,
+};
+
+/* The statement in flight. */
+enum my_step {
+    MY_STEP_NONE = 0,
+    MY_STEP_XA_START,    /* XA START xid */
+    MY_STEP_COUNT,       /* SHOW SESSION STATUS: the row-write counters */
+    MY_STEP_XA_END,      /* XA END xid */
+    MY_STEP_XA_PREPARE,  /* XA PREPARE xid */
+    MY_STEP_XA_COMMIT1P, /* XA COMMIT xid ONE PHASE */
+    MY_STEP_XA_COMMIT,   /* XA COMMIT xid */
+    MY_STEP_XA_ROLLBACK, /* XA ROLLBACK xid */
+};
+
+/* Which non-blocking call the step is in. */
+enum my_phase {
+    MY_PHASE_QUERY = 0, /* mysql_real_query_start/_cont */
+    MY_PHASE_STORE,     /* mysql_store_result_start/_cont */
+};
+
+/* One MySQL / MariaDB session. */
+typedef struct my_conn {
+    struct xatm_rm_conn head;  /* common head; must stay first */
+    MYSQL *my;                 /* the Connector/C handle (owned) */
+    enum my_xa xa;             /* XA state of `cur` on this session */
+    xatm_xid cur;              /* the branch `xa` refers to (valid unless NONE) */
+    bool base_known;           /* base_writes was read after XA START */
+    uint64_t base_writes;      /* Handler_write+update+delete right after XA START */
+    bool writes_known;         /* the write probe has run for this branch (it is IDLE) */
+    uint64_t writes;           /* ... and counted this many row writes */
+    /* the operation in flight */
+    enum xatm_rm_op op;        /* which operation */
+    xatm_xid xid;              /* its xid */
+    enum my_step step;         /* statement in flight */
+    enum my_phase phase;       /* query or store-result */
+    int wait_status;           /* MYSQL_WAIT_* the library waits for */
+    int qerr;                  /* mysql_real_query's return value */
+    bool count_ok;             /* the last MY_STEP_COUNT result had its three rows */
+    uint64_t count;            /* ... and their sum */
+    MYSQL_RES *res;            /* mysql_store_result's return value */
+    bool undoing;              /* on the undo path: XA END errors ignored, ends with vote */
+    int vote;                  /* what the undo path returns */
+    char sql[256];             /* text of the statement in flight */
+} my_conn;
+
+static my_conn *myc(xatm_rm_conn *c)
+{
+    return (my_conn *)c;
+}
+
+static pthread_once_t library_once = PTHREAD_ONCE_INIT;
+static int library_rc; /* mysql_library_init's result */
+
+static void library_init(void)
+{
+    library_rc = mysql_library_init(0, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------- capability decision */
+
+static bool is_mariadb(const char *server_info)
+{
+    return server_info && strstr(server_info, "MariaDB") != NULL;
+}
+
+int xatm_rm__mysql_check_caps(const xatm_rm_config *cfg, const char *server_info,
+                              unsigned long version_num, const char *innodb_support,
+                              const char *default_engine, bool *detach_on_prepare,
+                              char *err, size_t errlen)
+{
+    bool maria = is_mariadb(server_info);
+    const char *info = server_info ? server_info : "?";
+    if (maria && version_num < MY_MIN_MARIADB) {
+        xatm_rm__msg(err, errlen, cfg, "mysql",
+                     "server %s is too old: xatm needs MariaDB 10.5 or later (earlier versions "
+                     "lose prepared XA branches at disconnect)",
+                     info);
+        return XATM_XAER_RMERR;
+    }
+    if (!maria && version_num < MY_MIN_MYSQL) {
+        xatm_rm__msg(err, errlen, cfg, "mysql",
+                     "server %s is too old: xatm needs MySQL 5.7 or later", info);
+        return XATM_XAER_RMERR;
+    }
+    if (!innodb_support || (strcasecmp(innodb_support, "YES") != 0 &&
+                            strcasecmp(innodb_support, "DEFAULT") != 0)) {
+        xatm_rm__msg(err, errlen, cfg, "mysql",
+                     "the InnoDB storage engine is not available (hint: XA needs a "
+                     "transactional engine; enable InnoDB)");
+        return XATM_XAER_RMERR;
+    }
+    if (!default_engine || strcasecmp(default_engine, "InnoDB") != 0) {
+        xatm_rm__msg(err, errlen, cfg, "mysql",
+                     "the default storage engine is %s, not InnoDB (hint: set "
+                     "default_storage_engine=InnoDB: tables of a non-transactional engine "
+                     "ignore rollback)",
+                     default_engine ? default_engine : "unknown");
+        return XATM_XAER_RMERR;
+    }
+    *detach_on_prepare = !maria && version_num >= MY_DETACH_MYSQL;
+    return XATM_XA_OK;
+}
+
+/* ---------------------------------------------------------------- error mapping */
+
+static bool lost_errno(unsigned e)
+{
+    return e == CR_CONNECTION_ERROR || e == CR_CONN_HOST_ERROR || e == CR_SERVER_GONE_ERROR ||
+           e == CR_SERVER_LOST || e == CR_SERVER_LOST_EXTENDED || e == ER_CONNECTION_KILLED ||
+           e == ER_SERVER_SHUTDOWN;
+}
+
+static int map_errno(unsigned e)
+{
+    if (lost_errno(e)) return XATM_XAER_RMFAIL;
+    switch (e) {
+    case ER_LOCK_DEADLOCK: return XATM_XA_RBDEADLOCK;
+    case ER_LOCK_WAIT_TIMEOUT: return XATM_XA_RBTIMEOUT;
+    case ER_XAER_NOTA: return XATM_XAER_NOTA;
+    case ER_XAER_INVAL: return XATM_XAER_INVAL;
+    case ER_XAER_RMFAIL: return XATM_XAER_PROTO; /* "command cannot be executed in state" */
+    case ER_XAER_OUTSIDE: return XATM_XAER_PROTO;
+    case ER_XAER_DUPID: return XATM_XAER_DUPID;
+    case ER_XA_RBROLLBACK: return XATM_XA_RBROLLBACK;
+    case ER_XA_RBTIMEOUT: return XATM_XA_RBTIMEOUT;
+    case ER_XA_RBDEADLOCK: return XATM_XA_RBDEADLOCK;
+    default: return XATM_XAER_RMERR;
+    }
+}
+
+/* The vote of a branch that failed with error e (0: marked failed). */
+static int rb_of(unsigned e)
+{
+    if (e == ER_LOCK_DEADLOCK || e == ER_XA_RBDEADLOCK) return XATM_XA_RBDEADLOCK;
+    if (e == ER_LOCK_WAIT_TIMEOUT || e == ER_XA_RBTIMEOUT) return XATM_XA_RBTIMEOUT;
+    return XATM_XA_RBROLLBACK;
+}
+
+/* Writes "<what> failed: error N (STATE): message" into errmsg, or appends it after "; "
+ * when `append` (the undo path keeps the first cause). Returns rc. */
+static int my_err(my_conn *m, int rc, bool append, const char *what)
+{
+    unsigned e = mysql_errno(m->my);
+    if (lost_errno(e)) m->head.dead = true;
+    if (append && m->head.errmsg[0]) {
+        size_t n = strlen(m->head.errmsg);
+        snprintf(m->head.errmsg + n, sizeof m->head.errmsg - n,
+                 "; then %s failed: error %u (%s): %s", what, e, mysql_sqlstate(m->my),
+                 mysql_error(m->my));
+        return rc;
+    }
+    return xatm_rm__seterr(&m->head, rc, "%s failed: error %u (%s): %s", what, e,
+                           mysql_sqlstate(m->my), mysql_error(m->my));
+}
+
+/* ---------------------------------------------------------------- the async machinery */
+
+static bool xid_eq(const xatm_xid *a, const xatm_xid *b)
+{
+    return a->format_id == b->format_id && !strcmp(a->gtrid, b->gtrid) &&
+           !strcmp(a->bqual, b->bqual);
+}
+
+static void set_sql(my_conn *m, enum my_step step)
+{
+    const xatm_xid *x = &m->xid;
+    switch (step) {
+    case MY_STEP_XA_START:
+        snprintf(m->sql, sizeof m->sql, "XA START '%s','%s',%u", x->gtrid, x->bqual,
+                 (unsigned)x->format_id);
+        break;
+    case MY_STEP_COUNT:
+        snprintf(m->sql, sizeof m->sql,
+                 "SHOW SESSION STATUS WHERE Variable_name IN "
+                 "('Handler_write', 'Handler_update', 'Handler_delete')");
+        break;
+    case MY_STEP_XA_END:
+        snprintf(m->sql, sizeof m->sql, "XA END '%s','%s',%u", x->gtrid, x->bqual,
+                 (unsigned)x->format_id);
+        break;
+    case MY_STEP_XA_PREPARE:
+        snprintf(m->sql, sizeof m->sql, "XA PREPARE '%s','%s',%u", x->gtrid, x->bqual,
+                 (unsigned)x->format_id);
+        break;
+    case MY_STEP_XA_COMMIT1P:
+        snprintf(m->sql, sizeof m->sql, "XA COMMIT '%s','%s',%u ONE PHASE", x->gtrid,
+                 x->bqual, (unsigned)x->format_id);
+        break;
+    case MY_STEP_XA_COMMIT:
+        snprintf(m->sql, sizeof m->sql, "XA COMMIT '%s','%s',%u", x->gtrid, x->bqual,
+                 (unsigned)x->format_id);
+        break;
+    case MY_STEP_XA_ROLLBACK:
+        snprintf(m->sql, sizeof m->sql, "XA ROLLBACK '%s','%s',%u", x->gtrid, x->bqual,
+                 (unsigned)x->format_id);
+        break;
+    default:
+        m->sql[0] = '\0';
+        break;
+    }
+}
+
+static int finish(my_conn *m, int rc)
+{
+    m->step = MY_STEP_NONE;
+    m->wait_status = 0;
+    if (m->res) {
+        mysql_free_result(m->res);
+        m->res = NULL;
+    }
+    return rc;
+}
+
+static int query_done(my_conn *m);
+static int store_done(my_conn *m);
+
+/* Sends the statement of `step`; returns PENDING or, if it completed at once, whatever
+ * the state machine decides next. */
+static int start_step(my_conn *m, enum my_step step)
+{
+    int status;
+    m->step = step;
+    m->phase = MY_PHASE_QUERY;
+    m->qerr = 0;
+    m->res = NULL;
+    m->count_ok = false;
+    m->count = 0;
+    set_sql(m, step);
+    status = mysql_real_query_start(&m->qerr, m->my, m->sql, (unsigned long)strlen(m->sql));
+    if (status) {
+        m->wait_status = status;
+        return XATM_RM_PENDING;
+    }
+    return query_done(m);
+}
+
+/* The XA END of the vote path is needed first when the branch is still ACTIVE here. */
+static bool active_here(const my_conn *m)
+{
+    return m->xa == MY_XA_ACTIVE && xid_eq(&m->cur, &m->xid);
+}
+
+/* Enters the undo path with `vote` (the reason is already in errmsg). */
+static int undo(my_conn *m, int vote)
+{
+    m->undoing = true;
+    m->vote = vote;
+    if (active_here(m)) return start_step(m, MY_STEP_XA_END);
+    return start_step(m, MY_STEP_XA_ROLLBACK);
+}
+
+/* The branch's fate once the write probe (or CAN_COMMIT) has answered and it is IDLE. */
+static int after_idle(my_conn *m)
+{
+    if (m->op == XATM_RM_OP_CAN_COMMIT) return finish(m, XATM_XA_OK);
+    if (m->op == XATM_RM_OP_COMMIT_ONE_PHASE) return start_step(m, MY_STEP_XA_COMMIT1P);
+    /* PREPARE; without a probe (IDLE before we could ask) prepare: a safe yes */
+    if (m->writes_known && m->writes == 0) return start_step(m, MY_STEP_XA_COMMIT1P);
+    return start_step(m, MY_STEP_XA_PREPARE);
+}
+
+/* The statement of m->step has completed with error e (0 = success): next step or end. */
+static int step_done(my_conn *m, unsigned e)
+{
+    bool ours = xid_eq(&m->cur, &m->xid);
+
+    if (e && lost_errno(e)) {
+        /* the server rolls back an unprepared branch when the session goes; a prepared
+         * one stays for recovery. Either way nothing more can be done here. */
+        int rc = my_err(m, XATM_XAER_RMFAIL, m->undoing, m->sql);
+        m->head.dead = true;
+        m->xa = MY_XA_NONE;
+        return finish(m, rc);
+    }
+
+    switch (m->step) {
+    case MY_STEP_XA_START:
+        if (e) return finish(m, my_err(m, map_errno(e), false, m->sql));
+        m->xa = MY_XA_ACTIVE;
+        m->cur = m->xid;
+        m->base_known = false;
+        m->writes_known = false;
+        return start_step(m, MY_STEP_COUNT);
+
+    case MY_STEP_COUNT:
+        if (m->op == XATM_RM_OP_START) {
+            /* the branch is started; without a baseline it will simply prepare */
+            m->base_known = !e && m->count_ok;
+            m->base_writes = m->count;
+            return finish(m, XATM_XA_OK);
+        }
+        if (e) return undo(m, my_err(m, rb_of(e), false, m->sql));
+        m->writes_known = m->base_known && m->count_ok && m->count >= m->base_writes;
+        m->writes = m->writes_known ? m->count - m->base_writes : 0;
+        return start_step(m, MY_STEP_XA_END);
+
+    case MY_STEP_XA_END:
+        if (m->undoing) return start_step(m, MY_STEP_XA_ROLLBACK);
+        if (e) return undo(m, my_err(m, rb_of(e), false, m->sql));
+        m->xa = MY_XA_IDLE;
+        return after_idle(m);
+
+    case MY_STEP_XA_PREPARE:
+        if (e) return undo(m, my_err(m, rb_of(e), false, m->sql));
+        m->xa = MY_XA_PREPARED;
+        return finish(m, XATM_XA_OK);
+
+    case MY_STEP_XA_COMMIT1P:
+        if (e) return undo(m, my_err(m, rb_of(e), false, m->sql));
+        m->xa = MY_XA_NONE;
+        return finish(m, m->op == XATM_RM_OP_PREPARE ? XATM_XA_RDONLY : XATM_XA_OK);
+
+    case MY_STEP_XA_COMMIT:
+        if (e) return finish(m, my_err(m, map_errno(e), false, m->sql));
+        if (ours) m->xa = MY_XA_NONE;
+        return finish(m, XATM_XA_OK);
+
+    case MY_STEP_XA_ROLLBACK:
+        if (m->undoing && m->op != XATM_RM_OP_ROLLBACK) {
+            if (e && e != ER_XAER_NOTA) {
+                /* the branch may still exist: the caller must roll it back again */
+                return finish(m, my_err(m, XATM_XAER_RMERR, true, m->sql));
+            }
+            if (ours) m->xa = MY_XA_NONE;
+            return finish(m, m->vote);
+        }
+        if (e) {
+            if (e == ER_XAER_NOTA && ours) m->xa = MY_XA_NONE;
+            return finish(m, my_err(m, map_errno(e), false, m->sql));
+        }
+        if (ours) m->xa = MY_XA_NONE;
+        return finish(m, XATM_XA_OK);
+
+    default:
+        return finish(m, xatm_rm__seterr(&m->head, XATM_XAER_PROTO,
+                                         "result without a statement in flight"));
+    }
+}
+
+static int query_done(my_conn *m)
+{
+    int status;
+    if (m->qerr != 0) return step_done(m, mysql_errno(m->my));
+    if (mysql_field_count(m->my) == 0) return step_done(m, 0);
+    m->phase = MY_PHASE_STORE;
+    status = mysql_store_result_start(&m->res, m->my);
+    if (status) {
+        m->wait_status = status;
+        return XATM_RM_PENDING;
+    }
+    return store_done(m);
+}
+
+static int store_done(my_conn *m)
+{
+    unsigned e;
+    if (!m->res) {
+        e = mysql_errno(m->my);
+        return step_done(m, e ? e : CR_SERVER_LOST);
+    }
+    if (m->step == MY_STEP_COUNT) {
+        MYSQL_ROW row;
+        unsigned n = 0;
+        m->count = 0;
+        while ((row = mysql_fetch_row(m->res)) != NULL) {
+            if (mysql_num_fields(m->res) < 2 || !row[1]) break;
+            m->count += strtoull(row[1], NULL, 10);
+            n++;
+        }
+        m->count_ok = n == 3;
+    }
+    mysql_free_result(m->res);
+    m->res = NULL;
+    return step_done(m, 0);
+}
+
+/* A branch that must vote no before any statement: marked failed, or the last statement
+ * of the session failed. Returns the reason's error number (0 for the mark) via *e. */
+static bool doomed(my_conn *m, unsigned *e)
+{
+    *e = mysql_errno(m->my);
+    return m->head.failed || *e != 0;
+}
+
+static int my_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
+{
+    my_conn *m = myc(c);
+    unsigned e = 0;
+    bool ours = m->xa != MY_XA_NONE && xid_eq(&m->cur, xid);
+
+    if (c->dead)
+        return xatm_rm__seterr(c, XATM_XAER_RMFAIL, "operation refused: connection lost");
+    m->op = op;
+    m->xid = *xid;
+    m->undoing = false;
+    m->vote = XATM_XA_OK;
+
+    switch (op) {
+    case XATM_RM_OP_START:
+        if (m->xa != MY_XA_NONE)
+            return xatm_rm__seterr(c, XATM_XAER_PROTO,
+                                   "START of %s: branch %s is still open on this session",
+                                   xid->gtrid, m->cur.gtrid);
+        c->failed = false;
+        return start_step(m, MY_STEP_XA_START);
+
+    case XATM_RM_OP_PREPARE:
+    case XATM_RM_OP_COMMIT_ONE_PHASE:
+    case XATM_RM_OP_CAN_COMMIT:
+        if (!ours || (m->xa != MY_XA_ACTIVE && m->xa != MY_XA_IDLE))
+            return xatm_rm__seterr(c, XATM_XAER_PROTO,
+                                   "%s: branch %s is not active on this session",
+                                   op == XATM_RM_OP_PREPARE      ? "PREPARE"
+                                   : op == XATM_RM_OP_CAN_COMMIT ? "CAN_COMMIT"
+                                                                 : "COMMIT_ONE_PHASE",
+                                   xid->gtrid);
+        if (doomed(m, &e)) {
+            if (lost_errno(e)) {
+                c->dead = true;
+                m->xa = MY_XA_NONE;
+                return xatm_rm__seterr(c, XATM_XAER_RMFAIL,
+                                       "branch %s: connection lost: error %u: %s", xid->gtrid,
+                                       e, mysql_error(m->my));
+            }
+            if (e)
+                xatm_rm__seterr(c, rb_of(e),
+                                "branch %s votes no: its last statement failed with error %u "
+                                "(%s): %s; rolled back",
+                                xid->gtrid, e, mysql_sqlstate(m->my), mysql_error(m->my));
+            else
+                xatm_rm__seterr(c, XATM_XA_RBROLLBACK,
+                                "branch %s votes no: it was marked failed; rolled back",
+                                xid->gtrid);
+            return undo(m, rb_of(e));
+        }
+        if (m->xa == MY_XA_ACTIVE) {
+            if (op == XATM_RM_OP_COMMIT_ONE_PHASE) return start_step(m, MY_STEP_XA_END);
+            return start_step(m, MY_STEP_COUNT);
+        }
+        return after_idle(m); /* IDLE: CAN_COMMIT already ran */
+
+    case XATM_RM_OP_COMMIT:
+        return start_step(m, MY_STEP_XA_COMMIT);
+
+    case XATM_RM_OP_ROLLBACK:
+        if (active_here(m)) {
+            m->undoing = true; /* XA END errors ignored; ends with vote = XA_OK */
+            m->vote = XATM_XA_OK;
+            return start_step(m, MY_STEP_XA_END);
+        }
+        return start_step(m, MY_STEP_XA_ROLLBACK);
+    }
+    return xatm_rm__seterr(c, XATM_XAER_INVAL, "unknown operation %d", (int)op);
+}
+
+static void my_op_wait(xatm_rm_conn *c, int *fd, short *events)
+{
+    my_conn *m = myc(c);
+    short ev = 0;
+    *fd = (int)mysql_get_socket(m->my);
+    if (m->wait_status & MYSQL_WAIT_READ) ev |= POLLIN;
+    if (m->wait_status & MYSQL_WAIT_WRITE) ev |= POLLOUT;
+    if (m->wait_status & MYSQL_WAIT_EXCEPT) ev |= POLLPRI;
+    *events = ev;
+}
+
+static int my_op_continue(xatm_rm_conn *c, short revents)
+{
+    my_conn *m = myc(c);
+    int want = m->wait_status, got = 0, status;
+    if ((want & MYSQL_WAIT_READ) && (revents & (POLLIN | POLLERR | POLLHUP)))
+        got |= MYSQL_WAIT_READ;
+    if ((want & MYSQL_WAIT_WRITE) && (revents & (POLLOUT | POLLERR | POLLHUP)))
+        got |= MYSQL_WAIT_WRITE;
+    if ((want & MYSQL_WAIT_EXCEPT) && (revents & POLLPRI)) got |= MYSQL_WAIT_EXCEPT;
+    if (!got) got = want & ~MYSQL_WAIT_TIMEOUT; /* spurious call: let the library retry */
+
+    if (m->phase == MY_PHASE_QUERY) {
+        status = mysql_real_query_cont(&m->qerr, m->my, got);
+        if (status) {
+            m->wait_status = status;
+            return XATM_RM_PENDING;
+        }
+        return query_done(m);
+    }
+    status = mysql_store_result_cont(&m->res, m->my, got);
+    if (status) {
+        m->wait_status = status;
+        return XATM_RM_PENDING;
+    }
+    return store_done(m);
+}
+
+/* ---------------------------------------------------------------- blocking calls */
+
+/* Runs one statement (blocking). *out gets the stored result, if any (caller frees). */
+static int run_sql(my_conn *m, const char *sql, const char *what, MYSQL_RES **out,
+                   uint64_t *affected)
+{
+    MYSQL_RES *r;
+    if (out) *out = NULL;
+    if (affected) *affected = 0;
+    if (m->head.dead)
+        return xatm_rm__seterr(&m->head, XATM_XAER_RMFAIL, "%s refused: connection lost", what);
+    if (mysql_real_query(m->my, sql, (unsigned long)strlen(sql)) != 0)
+        return my_err(m, lost_errno(mysql_errno(m->my)) ? XATM_XAER_RMFAIL : XATM_XAER_RMERR,
+                      false, what);
+    if (mysql_field_count(m->my) == 0) {
+        if (affected) *affected = (uint64_t)mysql_affected_rows(m->my);
+        return XATM_XA_OK;
+    }
+    r = mysql_store_result(m->my);
+    if (!r)
+        return my_err(m, lost_errno(mysql_errno(m->my)) ? XATM_XAER_RMFAIL : XATM_XAER_RMERR,
+                      false, what);
+    if (affected) *affected = (uint64_t)mysql_num_rows(r);
+    if (out)
+        *out = r;
+    else
+        mysql_free_result(r);
+    return XATM_XA_OK;
+}
+
+/* Copies len bytes of s into a NUL-terminated dst if they form a safe id. */
+static bool copy_id(char *dst, size_t size, const char *s, size_t len)
+{
+    if (len == 0 || len >= size) return false;
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+    return xatm_rm__id_safe(dst, size - 1);
+}
+
+static int my_recover(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,
+                      void (*cb)(const xatm_rm_prepared *p, void *arg), void *arg)
+{
+    my_conn *m = myc(c);
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+    int rc = run_sql(m, "XA RECOVER", "XA RECOVER", &r, NULL);
+    if (rc != XATM_XA_OK) return rc;
+    if (!r || mysql_num_fields(r) < 4) {
+        if (r) mysql_free_result(r);
+        return xatm_rm__seterr(c, XATM_XAER_RMERR, "XA RECOVER: unexpected result shape");
+    }
+    while ((row = mysql_fetch_row(r)) != NULL) {
+        unsigned long *len = mysql_fetch_lengths(r);
+        char gtrid[XATM_GTRID_MAX + 1], bqual[XATM_BQUAL_MAX + 1];
+        xatm_rm_prepared prep;
+        xatm_gtrid_parts parts;
+        long long fid;
+        unsigned long gl, bl;
+        if (!row[0] || !row[1] || !row[2] || !row[3] || !len) continue;
+        fid = strtoll(row[0], NULL, 10);
+        gl = strtoul(row[1], NULL, 10);
+        bl = strtoul(row[2], NULL, 10);
+        if (fid != (long long)format_id) continue;
+        if (gl + bl > len[3] || gl > XATM_GTRID_MAX || bl > XATM_BQUAL_MAX) continue;
+        if (!copy_id(gtrid, sizeof gtrid, row[3], gl)) continue;
+        if (!copy_id(bqual, sizeof bqual, row[3] + gl, bl)) continue;
+        if (xatm_gtrid_parse(gtrid, &parts) != 0 || strcmp(parts.tm_id, tm_id) != 0) continue;
+        if (xatm_xid_make(&prep.xid, format_id, gtrid, bqual) != 0) continue;
+        cb(&prep, arg);
+    }
+    mysql_free_result(r);
+    return XATM_XA_OK;
+}
+
+static int my_session_alive(xatm_rm_conn *c, uint64_t session_id)
+{
+    my_conn *m = myc(c);
+    char sql[128];
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+    int rc, alive;
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %llu",
+             (unsigned long long)session_id);
+    rc = run_sql(m, sql, "session check (PROCESSLIST)", &r, NULL);
+    if (rc != XATM_XA_OK) return rc;
+    row = r ? mysql_fetch_row(r) : NULL;
+    alive = row && row[0] && strcmp(row[0], "0") != 0;
+    if (r) mysql_free_result(r);
+    return alive ? 1 : 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int my_fence(xatm_rm_conn *c, uint64_t session_id)
+{
+    my_conn *m = myc(c);
+    char sql[64];
+    int rc;
+    snprintf(sql, sizeof sql, "KILL CONNECTION %llu", (unsigned long long)session_id);
+    rc = run_sql(m, sql, "fence (KILL CONNECTION)", NULL, NULL);
+    if (rc != XATM_XA_OK && mysql_errno(m->my) != ER_NO_SUCH_THREAD) return rc;
+    m->head.errmsg[0] = '\0';
+    /* KILL returns before the victim has disconnected; its prepared branch stays attached
+     * until the session is gone from the process list */
+    for (unsigned waited = 0;; waited += 5) {
+        rc = my_session_alive(c, session_id);
+        if (rc <= 0) return rc; /* 0: gone; <0: error */
+        if (waited >= MY_FENCE_WAIT_MS) break;
+        sleep_ms(5);
+    }
+    return xatm_rm__seterr(c, XATM_XAER_RMERR,
+                           "fence: connection %llu still listed %u ms after KILL CONNECTION",
+                           (unsigned long long)session_id, (unsigned)MY_FENCE_WAIT_MS);
+}
+
+static int my_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected)
+{
+    my_conn *m = myc(c);
+    int rc = run_sql(m, sql, "statement", NULL, affected);
+    if (rc != XATM_XA_OK && m->xa == MY_XA_ACTIVE) c->failed = true;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+static void tune_socket(MYSQL *my)
+{
+    int fd = (int)mysql_get_socket(my), on = 1, idle = MY_KEEPIDLE_S,
+        intvl = MY_KEEPINTVL_S, cnt = MY_KEEPCNT;
+    unsigned ut = MY_USER_TIMEOUT_MS;
+    if (fd < 0) return;
+    /* on a Unix socket these fail harmlessly */
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
+}
+
+static int my_open(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, size_t errlen)
+{
+    my_conn *m;
+    MYSQL_RES *r = NULL;
+    MYSQL_ROW row;
+    unsigned int secs = cfg->connect_timeout_ms ? (cfg->connect_timeout_ms + 999) / 1000 : 5;
+    unsigned int wsecs = MY_WRITE_TIMEOUT_S;
+    my_bool no = 0;
+    int rc;
+    const char *host = cfg->host && *cfg->host ? cfg->host : NULL;
+
+    pthread_once(&library_once, library_init);
+    if (library_rc != 0) {
+        xatm_rm__msg(err, errlen, cfg, "mysql", "mysql_library_init failed");
+        return XATM_XAER_RMERR;
+    }
+    m = calloc(1, sizeof *m);
+    if (!m) {
+        xatm_rm__msg(err, errlen, cfg, "mysql", "out of memory");
+        return XATM_XAER_RMERR;
+    }
+    xatm_rm__head_init(&m->head, &xatm_rm__mysql_ops, cfg);
+    m->my = mysql_init(NULL);
+    if (!m->my) {
+        xatm_rm__msg(err, errlen, cfg, "mysql", "out of memory");
+        rc = XATM_XAER_RMERR;
+        goto free_conn;
+    }
+    if (mysql_options(m->my, MYSQL_OPT_NONBLOCK, 0) != 0 ||
+        mysql_options(m->my, MYSQL_OPT_CONNECT_TIMEOUT, &secs) != 0 ||
+        mysql_options(m->my, MYSQL_OPT_WRITE_TIMEOUT, &wsecs) != 0 ||
+        mysql_options(m->my, MYSQL_OPT_RECONNECT, &no) != 0 ||
+        mysql_options(m->my, MYSQL_SET_CHARSET_NAME, "utf8mb4") != 0) {
+        xatm_rm__msg(err, errlen, cfg, "mysql", "setting client options failed: %s",
+                     mysql_error(m->my));
+        rc = XATM_XAER_RMERR;
+        goto close_my;
+    }
+    if (!mysql_real_connect(m->my, host, cfg->user, cfg->password, cfg->database,
+                            cfg->port ? cfg->port : 3306, host ? NULL : cfg->socket, 0)) {
+        unsigned e = mysql_errno(m->my);
+        if (lost_errno(e)) {
+            xatm_rm__msg(err, errlen, cfg, "mysql", "cannot connect: error %u: %s", e,
+                         mysql_error(m->my));
+            rc = XATM_XAER_RMFAIL;
+        } else if (e == ER_ACCESS_DENIED_ERROR || e == ER_DBACCESS_DENIED_ERROR) {
+            xatm_rm__msg(err, errlen, cfg, "mysql",
+                         "login as user '%s' failed: error %u: %s (hint: check user and "
+                         "password of this RM in the configuration)",
+                         cfg->user ? cfg->user : "", e, mysql_error(m->my));
+            rc = XATM_XAER_RMERR;
+        } else {
+            xatm_rm__msg(err, errlen, cfg, "mysql", "cannot connect: error %u (%s): %s", e,
+                         mysql_sqlstate(m->my), mysql_error(m->my));
+            rc = XATM_XAER_RMERR;
+        }
+        goto close_my;
+    }
+    tune_socket(m->my);
+    if (mysql_autocommit(m->my, 1) != 0) {
+        rc = my_err(m, XATM_XAER_RMERR, false, "SET autocommit = 1");
+        snprintf(err, errlen, "%s", m->head.errmsg);
+        goto close_my;
+    }
+    rc = run_sql(m,
+                 "SELECT @@default_storage_engine, (SELECT SUPPORT FROM "
+                 "information_schema.ENGINES WHERE ENGINE = 'InnoDB'), CONNECTION_ID()",
+                 "capability check", &r, NULL);
+    if (rc != XATM_XA_OK) {
+        snprintf(err, errlen, "%s", m->head.errmsg);
+        goto close_my;
+    }
+    row = r ? mysql_fetch_row(r) : NULL;
+    if (!row) {
+        xatm_rm__msg(err, errlen, cfg, "mysql", "capability check returned no row");
+        rc = XATM_XAER_RMERR;
+        goto free_res;
+    }
+    m->head.caps.version_num = (uint32_t)mysql_get_server_version(m->my);
+    snprintf(m->head.caps.server_version, sizeof m->head.caps.server_version, "%s",
+             mysql_get_server_info(m->my));
+    m->head.caps.max_prepared = 0;
+    m->head.caps.session_id = row[2] ? strtoull(row[2], NULL, 10) : mysql_thread_id(m->my);
+    rc = xatm_rm__mysql_check_caps(cfg, mysql_get_server_info(m->my),
+                                   mysql_get_server_version(m->my), row[1], row[0],
+                                   &m->head.caps.detach_on_prepare, err, errlen);
+    if (rc != XATM_XA_OK) goto free_res;
+    mysql_free_result(r);
+    *out = &m->head;
+    return XATM_XA_OK;
+
+free_res:
+    if (r) mysql_free_result(r);
+close_my:
+    mysql_close(m->my);
+free_conn:
+    free(m);
+    return rc;
+}
+
+static void my_close(xatm_rm_conn *c)
+{
+    my_conn *m = myc(c);
+    if (m->res) mysql_free_result(m->res);
+    mysql_close(m->my);
+    free(m);
+}
+
+static void *my_native(xatm_rm_conn *c)
+{
+    return myc(c)->my;
+}
+
+static bool my_alive(xatm_rm_conn *c)
+{
+    return !c->dead;
+}
+
+static void my_mark_failed(xatm_rm_conn *c)
+{
+    c->failed = true;
+}
+
+const xatm_rm_ops xatm_rm__mysql_ops = {
+    .type = XATM_RM_MYSQL,
+    .name = "mysql",
+    .open = my_open,
+    .close = my_close,
+    .op_begin = my_op_begin,
+    .op_wait = my_op_wait,
+    .op_continue = my_op_continue,
+    .recover = my_recover,
+    .session_alive = my_session_alive,
+    .fence = my_fence,
+    .exec = my_exec,
+    .native = my_native,
+    .alive = my_alive,
+    .mark_failed = my_mark_failed,
+};

@@ -1,1 +1,654 @@
-/* placeholder: being written */
+/*
+ * rm_pg.c — the PostgreSQL row of the RM table, on libpq.
+ *
+ * Owns one PGconn per connection (handed to the application through native(); libxatm's
+ * user runs its SQL on it). A branch is the session's transaction; its xid is spelled as
+ * a gid by common/xid.h ("xatm:<format_id hex>:<gtrid>:<bqual>", under 200 bytes).
+ *
+ * Statements per operation (state = PQtransactionStatus before the operation):
+ *   START             BEGIN                                  (state must be IDLE)
+ *   PREPARE           PREPARE TRANSACTION 'gid'; yes only with the tag
+ *                     "PREPARE TRANSACTION" (a failed transaction answers "ROLLBACK").
+ *                     Marked failed or INERROR: ROLLBACK instead, vote XA_RBROLLBACK.
+ *   COMMIT            COMMIT PREPARED 'gid'                  (42704 -> XAER_NOTA)
+ *   COMMIT_ONE_PHASE  COMMIT, tag must be "COMMIT"; marked failed / INERROR: ROLLBACK
+ *   ROLLBACK          in a transaction: ROLLBACK; else ROLLBACK PREPARED 'gid' (42704 ->
+ *                     XAER_NOTA)
+ *   CAN_COMMIT        not marked, not INERROR, SET CONSTRAINTS ALL IMMEDIATE succeeds
+ * A vote (PREPARE, COMMIT_ONE_PHASE, CAN_COMMIT) that answers no always leaves the session
+ * outside any transaction: if PostgreSQL has not ended it, a ROLLBACK follows as a second
+ * step of the same operation.
+ *
+ * Asynchronous operations use PQsendQuery in non-blocking mode (restored to the
+ * application's setting when the operation ends): op_wait asks for POLLIN, plus POLLOUT
+ * while the query is not fully flushed; op_continue consumes input and drains every
+ * result until PQgetResult returns NULL, then evaluates.
+ *
+ * Errors: a lost connection anywhere -> XAER_RMFAIL and the connection is dead for good.
+ * SQLSTATE 40P01 -> XA_RBDEADLOCK, 57014 / 55P03 -> XA_RBTIMEOUT, 42704 -> XAER_NOTA,
+ * 42710 -> XAER_DUPID, class 08 -> XAER_RMFAIL, class 25 -> XAER_PROTO; in a vote any
+ * other error (the transaction is over) -> XA_RBROLLBACK, elsewhere -> XAER_RMERR.
+ * Messages carry the statement, the SQLSTATE and PostgreSQL's primary message.
+ *
+ * libpq's default notice processor prints to stderr; a silent one is installed at open
+ * (library code never prints). The application may install its own afterwards.
+ */
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rm_impl.h"
+
+/* PREPARE TRANSACTION needs 10+ (xatm uses nothing newer). */
+#define PG_MIN_VERSION 100000
+/* How long fence waits for a terminated backend to leave pg_stat_activity. */
+#define PG_FENCE_WAIT_MS 5000
+
+/* The statement in flight. */
+enum pg_step {
+    PG_STEP_NONE = 0,
+    PG_STEP_BEGIN,           /* BEGIN */
+    PG_STEP_PREPARE,         /* PREPARE TRANSACTION 'gid' */
+    PG_STEP_COMMIT_PREPARED, /* COMMIT PREPARED 'gid' */
+    PG_STEP_ROLLBACK_PREP,   /* ROLLBACK PREPARED 'gid' */
+    PG_STEP_COMMIT,          /* COMMIT (one phase) */
+    PG_STEP_ROLLBACK,        /* ROLLBACK of the session's transaction; ends with `vote` */
+    PG_STEP_SET_CONSTRAINTS, /* SET CONSTRAINTS ALL IMMEDIATE (CAN_COMMIT) */
+};
+
+/* One PostgreSQL session. */
+typedef struct pg_conn {
+    struct xatm_rm_conn head;   /* common head; must stay first */
+    PGconn *pg;                 /* the libpq connection (owned) */
+    enum pg_step step;          /* statement in flight */
+    bool flushing;              /* query not fully sent: wait for POLLOUT too */
+    bool app_nonblocking;       /* the application's PQisnonblocking, restored after an op */
+    char gid[XATM_PG_GID_MAX];  /* gid of the operation in flight */
+    int vote;                   /* result to return when a PG_STEP_ROLLBACK completes */
+    /* the statement's outcome, copied out of the PGresult */
+    bool got_result;            /* a result (not only NULL) arrived */
+    bool res_error;             /* it was an error */
+    char res_tag[64];           /* PQcmdStatus of a success */
+    char res_state[6];          /* SQLSTATE of an error */
+    char res_msg[512];          /* primary message of an error (or libpq's text) */
+} pg_conn;
+
+static pg_conn *pgc(xatm_rm_conn *c)
+{
+    return (pg_conn *)c;
+}
+
+static void quiet_notices(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* ---------------------------------------------------------------- capability decision */
+
+int xatm_rm__pg_check_caps(const xatm_rm_config *cfg, uint32_t version_num,
+                           uint32_t max_prepared, char *err, size_t errlen)
+{
+    if (version_num < PG_MIN_VERSION) {
+        xatm_rm__msg(err, errlen, cfg, "postgresql",
+                     "server version %u is too old: xatm needs PostgreSQL 10 or later",
+                     (unsigned)version_num);
+        return XATM_XAER_RMERR;
+    }
+    if (max_prepared == 0) {
+        xatm_rm__msg(err, errlen, cfg, "postgresql",
+                     "cannot prepare transactions: max_prepared_transactions is 0 (hint: set "
+                     "max_prepared_transactions > 0 in postgresql.conf and restart)");
+        return XATM_XAER_RMERR;
+    }
+    return XATM_XA_OK;
+}
+
+/* ---------------------------------------------------------------- error mapping */
+
+static bool conn_lost(pg_conn *p)
+{
+    if (PQstatus(p->pg) != CONNECTION_OK) p->head.dead = true;
+    return p->head.dead;
+}
+
+/* The XA code of an error whose SQLSTATE is `state`. `vote`: the error ended a vote
+ * (PREPARE, COMMIT, SET CONSTRAINTS), so the transaction is over: rolled back. */
+static int map_sqlstate(const char *state, bool vote)
+{
+    if (!strcmp(state, "40P01")) return XATM_XA_RBDEADLOCK;
+    if (!strcmp(state, "57014") || !strcmp(state, "55P03")) return XATM_XA_RBTIMEOUT;
+    if (!strcmp(state, "42704")) return XATM_XAER_NOTA;
+    if (!strcmp(state, "42710")) return XATM_XAER_DUPID;
+    if (!strncmp(state, "08", 2)) return XATM_XAER_RMFAIL;
+    if (!strncmp(state, "25", 2)) return XATM_XAER_PROTO;
+    return vote ? XATM_XA_RBROLLBACK : XATM_XAER_RMERR;
+}
+
+/* Records the connection loss and returns XAER_RMFAIL. */
+static int fail_lost(pg_conn *p, const char *what)
+{
+    char msg[512];
+    size_t n;
+    p->head.dead = true;
+    snprintf(msg, sizeof msg, "%s", PQerrorMessage(p->pg));
+    n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    return xatm_rm__seterr(&p->head, XATM_XAER_RMFAIL, "%s: connection lost: %s", what,
+                           *msg ? msg : "no detail");
+}
+
+/* Copies what matters out of one result. The first error wins; else the last success. */
+static void keep_result(pg_conn *p, PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    if (p->got_result && p->res_error) return;
+    p->got_result = true;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
+        p->res_error = false;
+        snprintf(p->res_tag, sizeof p->res_tag, "%s", PQcmdStatus(r));
+        return;
+    }
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    p->res_error = true;
+    p->res_tag[0] = '\0';
+    snprintf(p->res_state, sizeof p->res_state, "%s", state ? state : "");
+    snprintf(p->res_msg, sizeof p->res_msg, "%s", msg ? msg : PQresultErrorMessage(r));
+    size_t n = strlen(p->res_msg);
+    while (n && (p->res_msg[n - 1] == '\n' || p->res_msg[n - 1] == ' ')) p->res_msg[--n] = '\0';
+}
+
+/* ---------------------------------------------------------------- the async machinery */
+
+static const char *step_sql_name(enum pg_step s)
+{
+    switch (s) {
+    case PG_STEP_BEGIN: return "BEGIN";
+    case PG_STEP_PREPARE: return "PREPARE TRANSACTION";
+    case PG_STEP_COMMIT_PREPARED: return "COMMIT PREPARED";
+    case PG_STEP_ROLLBACK_PREP: return "ROLLBACK PREPARED";
+    case PG_STEP_COMMIT: return "COMMIT";
+    case PG_STEP_ROLLBACK: return "ROLLBACK";
+    case PG_STEP_SET_CONSTRAINTS: return "SET CONSTRAINTS ALL IMMEDIATE";
+    default: return "?";
+    }
+}
+
+/* Ends the operation: restores the application's blocking mode. Returns rc. */
+static int finish(pg_conn *p, int rc)
+{
+    p->step = PG_STEP_NONE;
+    p->flushing = false;
+    if (!p->head.dead && PQstatus(p->pg) == CONNECTION_OK)
+        PQsetnonblocking(p->pg, p->app_nonblocking ? 1 : 0);
+    return rc;
+}
+
+/* Sends the statement of `step` and returns PENDING (or a final code on failure). */
+static int send_step(pg_conn *p, enum pg_step step)
+{
+    char sql[XATM_PG_GID_MAX + 64];
+    int r;
+    switch (step) {
+    case PG_STEP_PREPARE:
+        snprintf(sql, sizeof sql, "PREPARE TRANSACTION '%s'", p->gid);
+        break;
+    case PG_STEP_COMMIT_PREPARED:
+        snprintf(sql, sizeof sql, "COMMIT PREPARED '%s'", p->gid);
+        break;
+    case PG_STEP_ROLLBACK_PREP:
+        snprintf(sql, sizeof sql, "ROLLBACK PREPARED '%s'", p->gid);
+        break;
+    default:
+        snprintf(sql, sizeof sql, "%s", step_sql_name(step));
+        break;
+    }
+    p->step = step;
+    p->got_result = false;
+    p->res_error = false;
+    p->res_tag[0] = p->res_state[0] = p->res_msg[0] = '\0';
+    if (PQsetnonblocking(p->pg, 1) != 0 || !PQsendQuery(p->pg, sql)) {
+        if (conn_lost(p)) return finish(p, fail_lost(p, step_sql_name(step)));
+        xatm_rm__seterr(&p->head, XATM_XAER_RMERR, "%s could not be sent: %s",
+                        step_sql_name(step), PQerrorMessage(p->pg));
+        return finish(p, XATM_XAER_RMERR);
+    }
+    r = PQflush(p->pg);
+    if (r < 0) return finish(p, fail_lost(p, step_sql_name(step)));
+    p->flushing = r == 1;
+    return XATM_RM_PENDING;
+}
+
+/* Rolls back the session's transaction as the next step; the operation then ends with
+ * `vote` (the message explaining it is already in errmsg). */
+static int then_rollback(pg_conn *p, int vote)
+{
+    p->vote = vote;
+    return send_step(p, PG_STEP_ROLLBACK);
+}
+
+/* A vote failed with an error result: PostgreSQL normally ended the transaction; if not,
+ * roll it back so the session is clean. */
+static int vote_failed(pg_conn *p, int rc)
+{
+    PGTransactionStatusType ts = PQtransactionStatus(p->pg);
+    if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) return then_rollback(p, rc);
+    return finish(p, rc);
+}
+
+/* The statement of p->step has produced all its results: decide. */
+static int evaluate(pg_conn *p)
+{
+    const char *what = step_sql_name(p->step);
+    bool vote = p->step == PG_STEP_PREPARE || p->step == PG_STEP_COMMIT ||
+                p->step == PG_STEP_SET_CONSTRAINTS;
+
+    if (conn_lost(p)) return finish(p, fail_lost(p, what));
+    if (!p->got_result) {
+        xatm_rm__seterr(&p->head, XATM_XAER_RMERR, "%s returned no result", what);
+        return finish(p, XATM_XAER_RMERR);
+    }
+    if (p->res_error) {
+        int rc = map_sqlstate(p->res_state, vote);
+        if (p->step == PG_STEP_ROLLBACK && p->vote != XATM_XA_OK) {
+            /* the rollback that follows a no vote failed: the state is unknown */
+            size_t n = strlen(p->head.errmsg);
+            snprintf(p->head.errmsg + n, sizeof p->head.errmsg - n,
+                     "; then ROLLBACK failed: SQLSTATE %s: %s", p->res_state, p->res_msg);
+            return finish(p, rc == XATM_XAER_RMFAIL ? rc : XATM_XAER_RMERR);
+        }
+        if (p->step == PG_STEP_PREPARE || p->step == PG_STEP_COMMIT_PREPARED ||
+            p->step == PG_STEP_ROLLBACK_PREP)
+            xatm_rm__seterr(&p->head, rc, "%s '%s' failed: SQLSTATE %s: %s", what, p->gid,
+                            p->res_state, p->res_msg);
+        else
+            xatm_rm__seterr(&p->head, rc, "%s failed: SQLSTATE %s: %s", what, p->res_state,
+                            p->res_msg);
+        if (vote) return vote_failed(p, rc);
+        return finish(p, rc);
+    }
+
+    switch (p->step) {
+    case PG_STEP_BEGIN:
+        return finish(p, XATM_XA_OK);
+    case PG_STEP_PREPARE:
+        if (!strcmp(p->res_tag, "PREPARE TRANSACTION")) return finish(p, XATM_XA_OK);
+        xatm_rm__seterr(&p->head, XATM_XA_RBROLLBACK,
+                        "PREPARE TRANSACTION '%s' answered \"%s\": the transaction had failed "
+                        "and was rolled back, nothing is prepared",
+                        p->gid, p->res_tag);
+        return vote_failed(p, XATM_XA_RBROLLBACK);
+    case PG_STEP_COMMIT:
+        if (!strcmp(p->res_tag, "COMMIT")) return finish(p, XATM_XA_OK);
+        xatm_rm__seterr(&p->head, XATM_XA_RBROLLBACK,
+                        "COMMIT answered \"%s\": the transaction had failed and was rolled back",
+                        p->res_tag);
+        return vote_failed(p, XATM_XA_RBROLLBACK);
+    case PG_STEP_COMMIT_PREPARED:
+    case PG_STEP_ROLLBACK_PREP:
+    case PG_STEP_SET_CONSTRAINTS:
+        return finish(p, XATM_XA_OK);
+    case PG_STEP_ROLLBACK:
+        return finish(p, p->vote);
+    default:
+        xatm_rm__seterr(&p->head, XATM_XAER_PROTO, "result without a statement in flight");
+        return finish(p, XATM_XAER_PROTO);
+    }
+}
+
+static int pg_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
+{
+    pg_conn *p = pgc(c);
+    PGTransactionStatusType ts;
+
+    if (c->dead || PQstatus(p->pg) != CONNECTION_OK)
+        return fail_lost(p, "operation refused");
+    if (xatm_xid_to_pg_gid(xid, p->gid, sizeof p->gid) != 0)
+        return xatm_rm__seterr(c, XATM_XAER_INVAL, "xid %s/%s cannot be spelled as a gid",
+                               xid->gtrid, xid->bqual);
+    p->app_nonblocking = PQisnonblocking(p->pg) != 0;
+    p->vote = XATM_XA_OK;
+    ts = PQtransactionStatus(p->pg);
+    if (ts == PQTRANS_ACTIVE)
+        return xatm_rm__seterr(c, XATM_XAER_PROTO,
+                               "a command is still in progress on this session");
+    if (ts == PQTRANS_UNKNOWN) return fail_lost(p, "operation refused");
+    bool in_tx = ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
+
+    switch (op) {
+    case XATM_RM_OP_START:
+        if (ts != PQTRANS_IDLE)
+            return xatm_rm__seterr(c, XATM_XAER_PROTO,
+                                   "START of %s: a transaction is already open on this session",
+                                   p->gid);
+        c->failed = false;
+        return send_step(p, PG_STEP_BEGIN);
+    case XATM_RM_OP_PREPARE:
+    case XATM_RM_OP_COMMIT_ONE_PHASE:
+    case XATM_RM_OP_CAN_COMMIT:
+        if (!in_tx)
+            return xatm_rm__seterr(c, XATM_XAER_PROTO,
+                                   "%s of %s: no transaction in progress on this session",
+                                   op == XATM_RM_OP_PREPARE ? "PREPARE"
+                                   : op == XATM_RM_OP_CAN_COMMIT ? "CAN_COMMIT"
+                                                                 : "COMMIT_ONE_PHASE",
+                                   p->gid);
+        if (c->failed || ts == PQTRANS_INERROR) {
+            xatm_rm__seterr(c, XATM_XA_RBROLLBACK, "branch %s votes no: %s; rolled back",
+                            p->gid,
+                            c->failed ? "it was marked failed"
+                                      : "the transaction is in the failed state (a statement "
+                                        "failed)");
+            return then_rollback(p, XATM_XA_RBROLLBACK);
+        }
+        if (op == XATM_RM_OP_PREPARE) return send_step(p, PG_STEP_PREPARE);
+        if (op == XATM_RM_OP_CAN_COMMIT) return send_step(p, PG_STEP_SET_CONSTRAINTS);
+        return send_step(p, PG_STEP_COMMIT);
+    case XATM_RM_OP_COMMIT:
+        if (ts != PQTRANS_IDLE)
+            return xatm_rm__seterr(c, XATM_XAER_PROTO,
+                                   "COMMIT PREPARED '%s' cannot run inside a transaction",
+                                   p->gid);
+        return send_step(p, PG_STEP_COMMIT_PREPARED);
+    case XATM_RM_OP_ROLLBACK:
+        if (in_tx) return then_rollback(p, XATM_XA_OK);
+        return send_step(p, PG_STEP_ROLLBACK_PREP);
+    }
+    return xatm_rm__seterr(c, XATM_XAER_INVAL, "unknown operation %d", (int)op);
+}
+
+static void pg_op_wait(xatm_rm_conn *c, int *fd, short *events)
+{
+    pg_conn *p = pgc(c);
+    *fd = PQsocket(p->pg);
+    *events = (short)(POLLIN | (p->flushing ? POLLOUT : 0));
+}
+
+static int pg_op_continue(xatm_rm_conn *c, short revents)
+{
+    pg_conn *p = pgc(c);
+    const char *what = step_sql_name(p->step);
+
+    if (p->flushing) {
+        int r;
+        if ((revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(p->pg))
+            return finish(p, fail_lost(p, what));
+        r = PQflush(p->pg);
+        if (r < 0) return finish(p, fail_lost(p, what));
+        if (r == 1) return XATM_RM_PENDING;
+        p->flushing = false;
+    }
+    if (!PQconsumeInput(p->pg) && PQstatus(p->pg) != CONNECTION_OK) {
+        /* drain what libpq synthesised for the loss, then report it */
+        for (int i = 0; i < 16; i++) {
+            PGresult *r = PQgetResult(p->pg);
+            if (!r) break;
+            PQclear(r);
+        }
+        return finish(p, fail_lost(p, what));
+    }
+    while (!PQisBusy(p->pg)) {
+        PGresult *r = PQgetResult(p->pg);
+        if (!r) return evaluate(p);
+        keep_result(p, r);
+        PQclear(r);
+    }
+    return XATM_RM_PENDING;
+}
+
+/* ---------------------------------------------------------------- blocking calls */
+
+/* Runs one statement with PQexec. On success *out is the result (caller clears). */
+static int exec_sql(pg_conn *p, const char *sql, const char *what, PGresult **out)
+{
+    PGresult *r;
+    ExecStatusType st;
+    *out = NULL;
+    if (p->head.dead || PQstatus(p->pg) != CONNECTION_OK) return fail_lost(p, what);
+    r = PQexec(p->pg, sql);
+    if (!r) {
+        if (conn_lost(p)) return fail_lost(p, what);
+        return xatm_rm__seterr(&p->head, XATM_XAER_RMERR, "%s: %s", what, PQerrorMessage(p->pg));
+    }
+    st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
+        *out = r;
+        return XATM_XA_OK;
+    }
+    if (conn_lost(p)) {
+        PQclear(r);
+        return fail_lost(p, what);
+    }
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    int rc = state && !strncmp(state, "08", 2) ? XATM_XAER_RMFAIL : XATM_XAER_RMERR;
+    xatm_rm__seterr(&p->head, rc, "%s failed: SQLSTATE %s: %s", what, state ? state : "?",
+                    msg ? msg : PQresultErrorMessage(r));
+    PQclear(r);
+    return rc;
+}
+
+static int pg_recover(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,
+                      void (*cb)(const xatm_rm_prepared *p, void *arg), void *arg)
+{
+    pg_conn *p = pgc(c);
+    PGresult *r;
+    int rc = exec_sql(p,
+                      "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() "
+                      "AND gid LIKE '" XATM_PG_GID_PREFIX "%' ORDER BY prepared",
+                      "recover (pg_prepared_xacts)", &r);
+    if (rc != XATM_XA_OK) return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        xatm_rm_prepared prep;
+        xatm_gtrid_parts parts;
+        if (xatm_xid_from_pg_gid(PQgetvalue(r, i, 0), &prep.xid) != 0) continue;
+        if (prep.xid.format_id != format_id) continue;
+        if (xatm_gtrid_parse(prep.xid.gtrid, &parts) != 0) continue;
+        if (strcmp(parts.tm_id, tm_id) != 0) continue;
+        cb(&prep, arg);
+    }
+    PQclear(r);
+    return XATM_XA_OK;
+}
+
+static int pg_session_alive(xatm_rm_conn *c, uint64_t session_id)
+{
+    pg_conn *p = pgc(c);
+    char sql[128];
+    PGresult *r;
+    int rc, alive;
+    if (session_id == 0 || session_id > 0x7fffffffu) return 0;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %llu",
+             (unsigned long long)session_id);
+    rc = exec_sql(p, sql, "session check (pg_stat_activity)", &r);
+    if (rc != XATM_XA_OK) return rc;
+    alive = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "0") != 0;
+    PQclear(r);
+    return alive ? 1 : 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int pg_fence(xatm_rm_conn *c, uint64_t session_id)
+{
+    pg_conn *p = pgc(c);
+    char sql[128];
+    PGresult *r;
+    int rc;
+    if (session_id == 0 || session_id > 0x7fffffffu) return XATM_XA_OK;
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%llu)",
+             (unsigned long long)session_id);
+    rc = exec_sql(p, sql, "fence (pg_terminate_backend)", &r);
+    if (rc != XATM_XA_OK) return rc;
+    PQclear(r);
+    for (unsigned waited = 0;; waited += 10) {
+        rc = pg_session_alive(c, session_id);
+        if (rc <= 0) return rc; /* 0: gone; <0: error */
+        if (waited >= PG_FENCE_WAIT_MS) break;
+        sleep_ms(10);
+    }
+    return xatm_rm__seterr(c, XATM_XAER_RMERR,
+                           "fence: backend %llu still connected %u ms after "
+                           "pg_terminate_backend",
+                           (unsigned long long)session_id, (unsigned)PG_FENCE_WAIT_MS);
+}
+
+static int pg_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected)
+{
+    pg_conn *p = pgc(c);
+    PGresult *r;
+    int rc = exec_sql(p, sql, "statement", &r);
+    if (affected) *affected = 0;
+    if (rc != XATM_XA_OK) {
+        PGTransactionStatusType ts = PQtransactionStatus(p->pg);
+        if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) c->failed = true;
+        return rc;
+    }
+    if (affected) {
+        const char *t = PQcmdTuples(r);
+        if (t && *t)
+            *affected = strtoull(t, NULL, 10);
+        else if (PQresultStatus(r) == PGRES_TUPLES_OK)
+            *affected = (uint64_t)PQntuples(r);
+    }
+    PQclear(r);
+    return XATM_XA_OK;
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+static int pg_open(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, size_t errlen)
+{
+    char port[16], timeout[16];
+    const char *keys[16], *vals[16];
+    int k = 0, rc;
+    pg_conn *p;
+    PGresult *r = NULL;
+    unsigned secs = cfg->connect_timeout_ms ? (cfg->connect_timeout_ms + 999) / 1000 : 5;
+
+    p = calloc(1, sizeof *p);
+    if (!p) {
+        xatm_rm__msg(err, errlen, cfg, "postgresql", "out of memory");
+        return XATM_XAER_RMERR;
+    }
+    xatm_rm__head_init(&p->head, &xatm_rm__pg_ops, cfg);
+
+    snprintf(port, sizeof port, "%u", (unsigned)(cfg->port ? cfg->port : 5432));
+    snprintf(timeout, sizeof timeout, "%u", secs < 2 ? 2 : secs);
+    keys[k] = "host", vals[k++] = cfg->host && *cfg->host ? cfg->host : cfg->socket;
+    keys[k] = "port", vals[k++] = port;
+    keys[k] = "user", vals[k++] = cfg->user;
+    keys[k] = "password", vals[k++] = cfg->password;
+    keys[k] = "dbname", vals[k++] = cfg->database;
+    keys[k] = "connect_timeout", vals[k++] = timeout;
+    keys[k] = "application_name", vals[k++] = "xatm";
+    /* a dead peer is noticed within ~40 s even in the middle of a long statement (no
+     * statement timeout: the application's statements may legitimately run long) */
+    keys[k] = "keepalives", vals[k++] = "1";
+    keys[k] = "keepalives_idle", vals[k++] = "10";
+    keys[k] = "keepalives_interval", vals[k++] = "5";
+    keys[k] = "keepalives_count", vals[k++] = "3";
+    keys[k] = "tcp_user_timeout", vals[k++] = "30000";
+    keys[k] = NULL, vals[k] = NULL;
+
+    p->pg = PQconnectdbParams(keys, vals, 0);
+    if (!p->pg) {
+        xatm_rm__msg(err, errlen, cfg, "postgresql", "out of memory");
+        rc = XATM_XAER_RMERR;
+        goto free_conn;
+    }
+    PQsetNoticeProcessor(p->pg, quiet_notices, NULL);
+    if (PQstatus(p->pg) != CONNECTION_OK) {
+        char msg[768];
+        size_t n;
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(p->pg));
+        n = strlen(msg);
+        while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+        if (PQconnectionUsedPassword(p->pg)) {
+            /* the server answered and asked for a password, then refused the login */
+            xatm_rm__msg(err, errlen, cfg, "postgresql",
+                         "login as user '%s' failed: %s (hint: check user and password of "
+                         "this RM in the configuration)",
+                         cfg->user ? cfg->user : "", msg);
+            rc = XATM_XAER_RMERR;
+        } else {
+            xatm_rm__msg(err, errlen, cfg, "postgresql", "cannot connect: %s", msg);
+            rc = XATM_XAER_RMFAIL;
+        }
+        goto finish_pg;
+    }
+
+    rc = exec_sql(p, "SELECT current_setting('max_prepared_transactions')::int8",
+                  "capability check", &r);
+    if (rc != XATM_XA_OK) {
+        snprintf(err, errlen, "%s", p->head.errmsg);
+        goto finish_pg;
+    }
+    long long maxp = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    p->head.caps.version_num = (uint32_t)PQserverVersion(p->pg);
+    p->head.caps.max_prepared = maxp > 0 && maxp <= 0xffffffffLL ? (uint32_t)maxp : 0;
+    rc = xatm_rm__pg_check_caps(cfg, p->head.caps.version_num, p->head.caps.max_prepared, err,
+                                errlen);
+    if (rc != XATM_XA_OK) goto finish_pg;
+    const char *ver = PQparameterStatus(p->pg, "server_version");
+    snprintf(p->head.caps.server_version, sizeof p->head.caps.server_version, "%s",
+             ver ? ver : "");
+    p->head.caps.detach_on_prepare = true;
+    p->head.caps.session_id = (uint64_t)PQbackendPID(p->pg);
+    *out = &p->head;
+    return XATM_XA_OK;
+
+finish_pg:
+    PQfinish(p->pg);
+free_conn:
+    free(p);
+    return rc;
+}
+
+static void pg_close(xatm_rm_conn *c)
+{
+    pg_conn *p = pgc(c);
+    PQfinish(p->pg);
+    free(p);
+}
+
+static void *pg_native(xatm_rm_conn *c)
+{
+    return pgc(c)->pg;
+}
+
+static bool pg_alive(xatm_rm_conn *c)
+{
+    return !c->dead && PQstatus(pgc(c)->pg) == CONNECTION_OK;
+}
+
+static void pg_mark_failed(xatm_rm_conn *c)
+{
+    c->failed = true;
+}
+
+const xatm_rm_ops xatm_rm__pg_ops = {
+    .type = XATM_RM_POSTGRESQL,
+    .name = "postgresql",
+    .open = pg_open,
+    .close = pg_close,
+    .op_begin = pg_op_begin,
+    .op_wait = pg_op_wait,
+    .op_continue = pg_op_continue,
+    .recover = pg_recover,
+    .session_alive = pg_session_alive,
+    .fence = pg_fence,
+    .exec = pg_exec,
+    .native = pg_native,
+    .alive = pg_alive,
+    .mark_failed = pg_mark_failed,
+};

@@ -46,6 +46,34 @@
  * Rotation: when the current segment exceeds segment_size, the next flush starts a new
  * segment whose first record is a CHECKPOINT of every unresolved decision (supplied by the
  * caller's callback), fsyncs it and the directory, and then deletes older segments.
+ *
+ * Details this implementation guarantees (docs/durability.md explains why):
+ *   - Segment numbers start at 1 and the segments on disk are always consecutive (older
+ *     ones are deleted oldest first); a gap is CORRUPT. Files not named exactly
+ *     "xatm-log." + 16 lowercase hex digits are ignored.
+ *   - lsn continuity: each record's lsn is the previous record's + 1, across segments; the
+ *     oldest record on disk may start anywhere >= 1.
+ *   - A record whose CRC matches but whose lsn, type or payload is wrong was written that
+ *     way, not torn: it is CORRUPT wherever it is. Only records failing the length, reserved
+ *     or CRC checks can be a torn tail. The search for "a valid record after it" tries every
+ *     byte offset after the bad record.
+ *   - The newest segment's header may itself be torn (a crash while rotating): when nothing
+ *     valid follows it, the header is rewritten and the segment starts empty.
+ *   - Before rotating, the current segment is fdatasync'd even when nothing forced is in it,
+ *     so every segment but the newest is complete on disk.
+ *   - Rotation is due at the end of a flush when the bytes written to the current segment
+ *     after its header and its leading CHECKPOINT reach segment_size (so a checkpoint
+ *     larger than segment_size cannot make every flush rotate).
+ *   - A CHECKPOINT holds as many carried decisions as fit in one 64 KiB record; the rest
+ *     follow it as ordinary COMMIT / PRECOMMIT / HEURISTIC records in the new segment.
+ *   - Replay semantics for callers: a decision (COMMIT, PRECOMMIT, HEURISTIC) is unresolved
+ *     until an END for its gtrid follows it. A decision may be delivered twice (from an
+ *     older segment not yet deleted, and again from a CHECKPOINT): applying it must be
+ *     idempotent. Every decision delivered before a CHECKPOINT and not carried by it was
+ *     resolved. The highest epoch of BOOT and CHECKPOINT records is the last boot's.
+ *   - The log is not thread-safe: callers serialise every call (including the unresolved
+ *     callback, which runs inside flush).
+ *   - flush calls the fault point "tm.before_log_write" just before its write.
  */
 #ifndef XATM_DECLOG_H
 #define XATM_DECLOG_H
@@ -98,13 +126,21 @@ typedef struct xatm_declog_io {
     int (*ftruncate)(void *ctx, int fd, off_t len);
     int (*close)(void *ctx, int fd);
     void *ctx;
+    /* Added after the first five; like them, a NULL member means the POSIX call. */
+    ssize_t (*pread)(void *ctx, int fd, void *buf, size_t n, off_t off); /* replay reads */
+    int (*fsync)(void *ctx, int fd);                  /* the directory, after create/delete */
+    int (*unlink)(void *ctx, const char *path);       /* deleting old segments */
 } xatm_declog_io;
 
 typedef struct xatm_declog_options {
     uint64_t segment_size;       /* rotate after this many bytes; 0 = 16 MiB */
-    const xatm_declog_io *io;    /* NULL = POSIX */
+    const xatm_declog_io *io;    /* NULL = POSIX; in a table, NULL members = POSIX */
     /* Called during rotation to list the unresolved decisions to carry forward: calls
-     * emit(rec, emit_arg) once per decision. May be NULL (nothing carried). */
+     * emit(rec, emit_arg) once per decision. May be NULL (nothing carried). It must emit
+     * every COMMIT / PRECOMMIT / HEURISTIC appended so far whose END has not been appended,
+     * and must not call into the log. Emitting any other type or an invalid record makes
+     * that flush return XATM_EINVAL (not sticky; its records are durable; the rotation is
+     * retried by the next flush). */
     void (*unresolved)(void *arg, void (*emit)(const xatm_declog_record *rec, void *emit_arg),
                        void *emit_arg);
     void *unresolved_arg;
@@ -114,13 +150,28 @@ typedef struct xatm_declog xatm_declog; /* opaque */
 
 /* Opens (creating dir and first segment if absent) and replays the whole log, calling
  * replay(rec, arg) for every valid record in order. Truncates a torn tail. On a corrupt
- * log returns XATM_ECORRUPT and err holds "<file>: offset <n>: <reason>". */
+ * log returns XATM_ECORRUPT and err holds "<file>: offset <n>: <reason>".
+ * replay may be NULL; it is called only once the whole log has been validated (and a torn
+ * tail truncated), so a failed open never delivered anything. On success err is "" or a
+ * warning the caller must log (a torn tail or header was truncated: which file, offset,
+ * bytes dropped, why). Other errors: XATM_EINVAL (arguments), XATM_EIO (cannot create,
+ * list, read or repair), XATM_ENOSPC, XATM_ENOMEM; err says which file and why. */
 int xatm_declog_open(const char *dir, const xatm_declog_options *opts,
                      void (*replay)(const xatm_declog_record *rec, void *arg), void *arg,
                      xatm_declog **out, char *err, size_t errlen);
 
-/* Buffers one record (assigns its lsn). force=true makes the next flush fdatasync. */
+/* Buffers one record (assigns its lsn). force=true makes the next flush fdatasync.
+ * XATM_EINVAL for a CHECKPOINT (only rotation writes those) or an invalid record: gtrid
+ * not a valid gtrid, BOOT epoch 0, COMMIT protocol not 2/3, PRECOMMIT protocol not 3,
+ * n_branches > XATM_MAX_BRANCHES, an invalid RM name, HEURISTIC outcome not 1/2, who/why
+ * not NUL-terminated in their arrays. The sticky error if the log has failed. */
 int xatm_declog_append(xatm_declog *log, const xatm_declog_record *rec, bool force);
+
+/* The lsn of the last record appended (or replayed), 0 when the log is empty. */
+uint64_t xatm_declog_last_lsn(const xatm_declog *log);
+
+/* The detail of the sticky failure ("<file>: fdatasync: Input/output error"), "" if none. */
+const char *xatm_declog_errmsg(const xatm_declog *log);
 
 /* Writes everything buffered (one write), fdatasyncs if a forced record is in it, and
  * rotates if due. 0, XATM_ELOG or XATM_ENOSPC (sticky). */
@@ -137,12 +188,17 @@ unsigned xatm_declog_segments(const xatm_declog *log);
 void xatm_declog_close(xatm_declog *log);
 
 /* Reads a log directory without modifying it (no truncation) and calls fn for every raw
- * record, for `xatmctl log dump`. Returns 0 or XATM_ECORRUPT with err set. */
+ * record, for `xatmctl log dump`. Returns 0 or XATM_ECORRUPT with err set.
+ * Records are delivered as they are read (those before a corruption are shown), a
+ * CHECKPOINT as in replay (itself, then what it carries, all at its offset). A torn tail
+ * ends the dump with 0 and a note in err (otherwise err is ""). Also XATM_ENOTFOUND (no
+ * such directory), XATM_EIO, XATM_ENOMEM. */
 int xatm_declog_dump(const char *dir, void (*fn)(const char *file, uint64_t offset,
                                                  const xatm_declog_record *rec, void *arg),
                      void *arg, char *err, size_t errlen);
 
-/* One-line human description of a record into buf. */
+/* One-line human description of a record into buf (always NUL-terminated, truncated to
+ * size), e.g. `lsn=12 COMMIT gtrid=tm1.3.77 protocol=2pc branches=[pg,my(session 42)]`. */
 void xatm_declog_describe(const xatm_declog_record *rec, char *buf, size_t size);
 
 #endif

@@ -1,1 +1,761 @@
-/* placeholder: being written */
+/*
+ * gtx.c — the global-transaction table and state machine of gtx.h (diagram, transition
+ * table and rules are there). Owns:
+ *   - a chained hash table of transactions keyed by seq (buckets double when full);
+ *   - a binary min-heap of (deadline, seq) for ACTIVE transactions, with lazy deletion: an
+ *     entry whose transaction is gone, no longer ACTIVE or has another deadline is stale and
+ *     dropped when it reaches the top (the heap is rebuilt when stale entries dominate);
+ *   - a ring of recently timed-out seqs, so a late VOTE hears "transaction timed out";
+ *   - per-state counts and totals.
+ * Every transition goes through gtx_set_state() or gtx_remove(), which assert that the
+ * transition is in the table of allowed ones. All of it is guarded by one mutex.
+ */
+#include "gtx.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../rm-adapters/rm.h"
+#include "xatm.h"
+
+/* One transaction in a bucket chain. */
+typedef struct gtx_node {
+    gtx_info info;         /* the transaction itself */
+    struct gtx_node *next; /* next in the same bucket */
+} gtx_node;
+
+/* One deadline heap entry. */
+typedef struct gtx_deadline {
+    uint64_t deadline_ms; /* when the transaction expires */
+    uint64_t seq;         /* which transaction */
+} gtx_deadline;
+
+struct gtx_table {
+    pthread_mutex_t mu;                  /* guards everything below */
+    char tm_id[XATM_TM_ID_MAX + 1];      /* our TM id, for gtrids */
+    uint32_t epoch;                      /* our epoch, for gtrids */
+    char **rm_names;                     /* configured RM names (owned), NULL = any */
+    size_t n_rms;                        /* entries in rm_names */
+    uint64_t next_seq;                   /* seq of the next BEGIN (starts at 1) */
+    gtx_node **buckets;                  /* hash buckets, n_buckets (a power of 2) */
+    size_t n_buckets;                    /* bucket count */
+    size_t count;                        /* transactions in the table */
+    uint64_t n_state[4];                 /* transactions per enum gtx_state */
+    uint64_t n_orphaned;                 /* decided transactions with owner 0 */
+    gtx_deadline *heap;                  /* min-heap on deadline_ms (ACTIVE only, lazy) */
+    size_t heap_len, heap_cap;           /* entries used / allocated */
+    uint64_t timed_out[GTX_TIMED_OUT_MEMORY]; /* ring of recently timed-out seqs */
+    size_t timed_out_pos;                /* next ring slot to write */
+    size_t timed_out_len;                /* valid ring entries (<= GTX_TIMED_OUT_MEMORY) */
+    gtx_counts totals;                   /* begun/committed/aborted/... (state counts unused) */
+};
+
+/* ------------------------------------------------------------------ transitions */
+
+/* The allowed transitions; "0" stands for "removed". */
+static bool gtx_transition_allowed(enum gtx_state from, int to)
+{
+    switch (from) {
+    case GTX_ACTIVE:
+        return to == GTX_COMMIT_PENDING || to == 0;
+    case GTX_COMMIT_PENDING:
+        return to == GTX_COMMITTING;
+    case GTX_COMMITTING:
+        return to == 0;
+    }
+    return false;
+}
+
+static void gtx_set_state(gtx_table *t, gtx_node *g, enum gtx_state to)
+{
+    assert(gtx_transition_allowed(g->info.state, (int)to));
+    t->n_state[g->info.state]--;
+    t->n_state[to]++;
+    g->info.state = to;
+}
+
+/* ------------------------------------------------------------------ hashing */
+
+static size_t gtx_bucket_of(const gtx_table *t, uint64_t seq)
+{
+    uint64_t h = seq * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) & (t->n_buckets - 1);
+}
+
+static gtx_node *gtx_find_seq(const gtx_table *t, uint64_t seq)
+{
+    for (gtx_node *g = t->buckets[gtx_bucket_of(t, seq)]; g; g = g->next)
+        if (g->info.seq == seq) return g;
+    return NULL;
+}
+
+/* seq of gtrid when it names this TM and epoch, else 0. */
+static uint64_t gtx_seq_of(const gtx_table *t, const char *gtrid)
+{
+    xatm_gtrid_parts p;
+    if (!gtrid || xatm_gtrid_parse(gtrid, &p) != 0) return 0;
+    if (strcmp(p.tm_id, t->tm_id) != 0 || p.epoch != t->epoch) return 0;
+    return p.seq;
+}
+
+static gtx_node *gtx_find(const gtx_table *t, const char *gtrid)
+{
+    uint64_t seq = gtx_seq_of(t, gtrid);
+    return seq ? gtx_find_seq(t, seq) : NULL;
+}
+
+static int gtx_grow(gtx_table *t)
+{
+    size_t n = t->n_buckets * 2;
+    gtx_node **nb = calloc(n, sizeof *nb);
+    if (!nb) return XATM_ENOMEM;
+    gtx_node **old = t->buckets;
+    size_t old_n = t->n_buckets;
+    t->buckets = nb;
+    t->n_buckets = n;
+    for (size_t i = 0; i < old_n; i++) {
+        gtx_node *g = old[i];
+        while (g) {
+            gtx_node *next = g->next;
+            size_t b = gtx_bucket_of(t, g->info.seq);
+            g->next = nb[b];
+            nb[b] = g;
+            g = next;
+        }
+    }
+    free(old);
+    return 0;
+}
+
+/* Unlinks and frees g. `aborted` counts it as an aborted transaction. */
+static void gtx_remove(gtx_table *t, gtx_node *g, bool aborted)
+{
+    assert(gtx_transition_allowed(g->info.state, 0));
+    gtx_node **pp = &t->buckets[gtx_bucket_of(t, g->info.seq)];
+    while (*pp != g) pp = &(*pp)->next;
+    *pp = g->next;
+    t->n_state[g->info.state]--;
+    if (g->info.owner == 0 && g->info.state != GTX_ACTIVE) t->n_orphaned--;
+    t->count--;
+    if (aborted) t->totals.aborted++;
+    free(g);
+}
+
+/* ------------------------------------------------------------------ deadline heap */
+
+static void gtx_heap_swap(gtx_deadline *a, gtx_deadline *b)
+{
+    gtx_deadline x = *a;
+    *a = *b;
+    *b = x;
+}
+
+static void gtx_heap_up(gtx_table *t, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (t->heap[p].deadline_ms <= t->heap[i].deadline_ms) break;
+        gtx_heap_swap(&t->heap[p], &t->heap[i]);
+        i = p;
+    }
+}
+
+static void gtx_heap_down(gtx_table *t, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < t->heap_len && t->heap[l].deadline_ms < t->heap[m].deadline_ms) m = l;
+        if (r < t->heap_len && t->heap[r].deadline_ms < t->heap[m].deadline_ms) m = r;
+        if (m == i) return;
+        gtx_heap_swap(&t->heap[m], &t->heap[i]);
+        i = m;
+    }
+}
+
+static int gtx_heap_push(gtx_table *t, uint64_t deadline_ms, uint64_t seq)
+{
+    if (t->heap_len == t->heap_cap) {
+        size_t cap = t->heap_cap ? t->heap_cap * 2 : 64;
+        gtx_deadline *h = realloc(t->heap, cap * sizeof *h);
+        if (!h) return XATM_ENOMEM;
+        t->heap = h;
+        t->heap_cap = cap;
+    }
+    t->heap[t->heap_len] = (gtx_deadline){deadline_ms, seq};
+    gtx_heap_up(t, t->heap_len++);
+    return 0;
+}
+
+static void gtx_heap_pop(gtx_table *t)
+{
+    t->heap[0] = t->heap[--t->heap_len];
+    if (t->heap_len) gtx_heap_down(t, 0);
+}
+
+/* The live ACTIVE transaction an entry stands for, or NULL when the entry is stale. */
+static gtx_node *gtx_heap_entry_live(const gtx_table *t, const gtx_deadline *d)
+{
+    gtx_node *g = gtx_find_seq(t, d->seq);
+    if (!g || g->info.state != GTX_ACTIVE || g->info.deadline_ms != d->deadline_ms) return NULL;
+    return g;
+}
+
+/* Rebuilds the heap from the table when stale entries outnumber live ones. */
+static void gtx_heap_compact(gtx_table *t)
+{
+    if (t->heap_len <= 2 * t->n_state[GTX_ACTIVE] + 1024) return;
+    size_t n = 0;
+    for (size_t i = 0; i < t->heap_len; i++)
+        if (gtx_heap_entry_live(t, &t->heap[i])) t->heap[n++] = t->heap[i];
+    t->heap_len = n;
+    for (size_t i = n / 2; i-- > 0;) gtx_heap_down(t, i);
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static void gtx_remember_timed_out(gtx_table *t, uint64_t seq)
+{
+    t->timed_out[t->timed_out_pos] = seq;
+    t->timed_out_pos = (t->timed_out_pos + 1) % GTX_TIMED_OUT_MEMORY;
+    if (t->timed_out_len < GTX_TIMED_OUT_MEMORY) t->timed_out_len++;
+}
+
+static bool gtx_was_timed_out(const gtx_table *t, uint64_t seq)
+{
+    for (size_t i = 0; i < t->timed_out_len; i++)
+        if (t->timed_out[i] == seq) return true;
+    return false;
+}
+
+static bool gtx_rm_known(const gtx_table *t, const char *rm)
+{
+    if (!xatm_rm_name_valid(rm)) return false;
+    if (!t->rm_names) return true;
+    for (size_t i = 0; i < t->n_rms; i++)
+        if (strcmp(t->rm_names[i], rm) == 0) return true;
+    return false;
+}
+
+static gtx_branch *gtx_branch_find(gtx_info *g, const char *rm)
+{
+    for (unsigned i = 0; i < g->n_branches; i++)
+        if (strcmp(g->branches[i].rm, rm) == 0) return &g->branches[i];
+    return NULL;
+}
+
+/* The branch named rm, added when absent; NULL when the list is full. */
+static gtx_branch *gtx_branch_get(gtx_info *g, const char *rm)
+{
+    gtx_branch *b = gtx_branch_find(g, rm);
+    if (b) return b;
+    if (g->n_branches >= XATM_MAX_BRANCHES) return NULL;
+    b = &g->branches[g->n_branches++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->rm, sizeof b->rm, "%s", rm);
+    return b;
+}
+
+static void gtx_orphan(gtx_table *t, gtx_node *g)
+{
+    assert(g->info.state != GTX_ACTIVE);
+    if (g->info.owner != 0) {
+        g->info.owner = 0;
+        t->n_orphaned++;
+    }
+}
+
+/* ------------------------------------------------------------------ public */
+
+gtx_table *gtx_table_new(const char *tm_id, uint32_t epoch, const char *const *rm_names,
+                         size_t n_rms)
+{
+    if (!tm_id || !xatm_tm_id_valid(tm_id) || epoch == 0) return NULL;
+    gtx_table *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    snprintf(t->tm_id, sizeof t->tm_id, "%s", tm_id);
+    t->epoch = epoch;
+    t->next_seq = 1;
+    t->n_buckets = 256;
+    t->buckets = calloc(t->n_buckets, sizeof *t->buckets);
+    if (!t->buckets) goto fail_free_table;
+    if (rm_names) {
+        t->rm_names = calloc(n_rms ? n_rms : 1, sizeof *t->rm_names);
+        if (!t->rm_names) goto fail_free_buckets;
+        for (size_t i = 0; i < n_rms; i++) {
+            t->rm_names[i] = strdup(rm_names[i]);
+            if (!t->rm_names[i]) goto fail_free_names;
+            t->n_rms = i + 1;
+        }
+    }
+    if (pthread_mutex_init(&t->mu, NULL) != 0) goto fail_free_names;
+    return t;
+
+fail_free_names:
+    for (size_t i = 0; i < t->n_rms; i++) free(t->rm_names[i]);
+    free(t->rm_names);
+fail_free_buckets:
+    free(t->buckets);
+fail_free_table:
+    free(t);
+    return NULL;
+}
+
+void gtx_table_free(gtx_table *t)
+{
+    if (!t) return;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        gtx_node *g = t->buckets[i];
+        while (g) {
+            gtx_node *next = g->next;
+            free(g);
+            g = next;
+        }
+    }
+    for (size_t i = 0; i < t->n_rms; i++) free(t->rm_names[i]);
+    free(t->rm_names);
+    free(t->buckets);
+    free(t->heap);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+int gtx_begin(gtx_table *t, uint64_t owner, uint8_t protocol, uint32_t timeout_ms,
+              uint64_t now_ms, gtx_info *out)
+{
+    if (owner == 0 || (protocol != XATM_PROTOCOL_2PC && protocol != XATM_PROTOCOL_3PC) ||
+        timeout_ms == 0)
+        return XATM_EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    if (t->count >= GTX_MAX_LIVE) {
+        rc = XATM_ELIMIT;
+        goto out_unlock;
+    }
+    if (t->count >= t->n_buckets && (rc = gtx_grow(t)) != 0) goto out_unlock;
+    gtx_node *g = calloc(1, sizeof *g);
+    if (!g) {
+        rc = XATM_ENOMEM;
+        goto out_unlock;
+    }
+    uint64_t seq = t->next_seq;
+    if (xatm_gtrid_format(g->info.gtrid, sizeof g->info.gtrid, t->tm_id, t->epoch, seq) != 0) {
+        rc = XATM_EINVAL;
+        goto fail_free_node;
+    }
+    g->info.seq = seq;
+    g->info.protocol = protocol;
+    g->info.state = GTX_ACTIVE;
+    g->info.begin_ms = now_ms;
+    g->info.deadline_ms = now_ms + timeout_ms;
+    g->info.timeout_ms = timeout_ms;
+    g->info.owner = owner;
+    gtx_heap_compact(t);
+    if ((rc = gtx_heap_push(t, g->info.deadline_ms, seq)) != 0) goto fail_free_node;
+    size_t b = gtx_bucket_of(t, seq);
+    g->next = t->buckets[b];
+    t->buckets[b] = g;
+    t->count++;
+    t->n_state[GTX_ACTIVE]++;
+    t->next_seq++;
+    t->totals.begun++;
+    if (out) *out = g->info;
+    goto out_unlock;
+
+fail_free_node:
+    free(g);
+out_unlock:
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+int gtx_enlist(gtx_table *t, uint64_t owner, const char *gtrid, const char *rm,
+               uint64_t session_id)
+{
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    gtx_node *g = gtx_find(t, gtrid);
+    if (!g) {
+        t->totals.unknown_msgs++;
+        rc = XATM_ENOTFOUND;
+    } else if (g->info.owner != owner || g->info.state != GTX_ACTIVE) {
+        t->totals.rejected_msgs++;
+        rc = XATM_ESTATE;
+    } else if (!gtx_rm_known(t, rm)) {
+        t->totals.rejected_msgs++;
+        rc = XATM_EINVAL;
+    } else {
+        gtx_branch *b = gtx_branch_get(&g->info, rm);
+        if (!b) {
+            g->info.overflow = true;
+            t->totals.rejected_msgs++;
+            rc = XATM_ELIMIT;
+        } else {
+            b->session_id = session_id;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+void gtx_commit_record(const gtx_info *g, xatm_declog_record *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    rec->type = XATM_DL_COMMIT;
+    snprintf(rec->gtrid, sizeof rec->gtrid, "%s", g->gtrid);
+    rec->protocol = g->protocol;
+    for (unsigned i = 0; i < g->n_branches; i++) {
+        const gtx_branch *b = &g->branches[i];
+        if (b->vote != XATM_VOTE_YES) continue; /* read-only branches already committed */
+        xatm_declog_branch *d = &rec->branches[rec->n_branches++];
+        snprintf(d->rm, sizeof d->rm, "%s", b->rm);
+        d->session_id = b->session_id;
+    }
+}
+
+/* Decides an abort of g because branch `rm` `what` (removes it). */
+static void gtx_vote_abort(gtx_table *t, gtx_node *g, gtx_vote_result *out, const char *rm,
+                           const char *what)
+{
+    out->outcome = XATM_OUTCOME_ABORT;
+    if (rm)
+        snprintf(out->reason, sizeof out->reason, "branch %s %s", rm, what);
+    else
+        snprintf(out->reason, sizeof out->reason, "%s", what);
+    gtx_remove(t, g, true);
+}
+
+int gtx_vote(gtx_table *t, uint64_t owner, const char *gtrid, const xatm_msg_vote_entry *e,
+             size_t n, gtx_vote_result *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    uint64_t seq = gtx_seq_of(t, gtrid);
+    gtx_node *g = seq ? gtx_find_seq(t, seq) : NULL;
+    if (!g) {
+        out->outcome = XATM_OUTCOME_ABORT;
+        snprintf(out->reason, sizeof out->reason, "%s",
+                 seq && gtx_was_timed_out(t, seq) ? "transaction timed out" : "unknown transaction");
+        goto out_unlock;
+    }
+    if (g->info.owner != owner || g->info.state != GTX_ACTIVE) {
+        rc = XATM_ESTATE;
+        goto out_unlock;
+    }
+    out->seq = seq;
+    if (g->info.overflow) {
+        gtx_vote_abort(t, g, out, NULL, "more than 32 branches enlisted");
+        goto out_unlock;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!gtx_rm_known(t, e[i].rm)) {
+            gtx_vote_abort(t, g, out, e[i].rm, "names an RM that is not configured");
+            goto out_unlock;
+        }
+        gtx_branch *b = gtx_branch_get(&g->info, e[i].rm);
+        if (!b) {
+            gtx_vote_abort(t, g, out, NULL, "more than 32 branches enlisted");
+            goto out_unlock;
+        }
+        b->vote = e[i].vote;
+        b->session_id = e[i].session_id;
+    }
+    unsigned yes = 0;
+    for (unsigned i = 0; i < g->info.n_branches; i++) {
+        const gtx_branch *b = &g->info.branches[i];
+        switch (b->vote) {
+        case XATM_VOTE_YES:
+            yes++;
+            break;
+        case XATM_VOTE_READONLY:
+            break;
+        case 0:
+            gtx_vote_abort(t, g, out, b->rm, "did not vote");
+            goto out_unlock;
+        case XATM_VOTE_NO:
+            gtx_vote_abort(t, g, out, b->rm, "voted no");
+            goto out_unlock;
+        default:
+            gtx_vote_abort(t, g, out, b->rm, "sent an invalid vote");
+            goto out_unlock;
+        }
+    }
+    out->outcome = XATM_OUTCOME_COMMIT;
+    t->totals.committed++;
+    if (yes == 0) {
+        /* nothing prepared: every branch already committed at its prepare */
+        gtx_remove(t, g, false);
+        goto out_unlock;
+    }
+    gtx_set_state(t, g, GTX_COMMIT_PENDING);
+    out->must_log = true;
+    gtx_commit_record(&g->info, &out->rec);
+
+out_unlock:
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+int gtx_commit_durable(gtx_table *t, uint64_t seq, uint64_t now_ms)
+{
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    gtx_node *g = gtx_find_seq(t, seq);
+    if (!g) {
+        rc = XATM_ENOTFOUND;
+    } else if (g->info.state != GTX_COMMIT_PENDING) {
+        rc = XATM_ESTATE;
+    } else {
+        gtx_set_state(t, g, GTX_COMMITTING);
+        g->info.deadline_ms = now_ms + g->info.timeout_ms;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static bool gtx_xa_rc_done(int32_t rc)
+{
+    return rc == XATM_XA_OK || rc == XATM_XAER_NOTA;
+}
+
+int gtx_done(gtx_table *t, uint64_t owner, const char *gtrid, uint8_t outcome,
+             const xatm_msg_done_entry *e, size_t n, gtx_done_result *out)
+{
+    out->action = GTX_DONE_IGNORED;
+    out->note = "";
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    gtx_node *g = gtx_find(t, gtrid);
+    if (!g) {
+        t->totals.unknown_msgs++;
+        rc = XATM_ENOTFOUND;
+        goto out_unlock;
+    }
+    if (g->info.owner != owner) {
+        t->totals.rejected_msgs++;
+        rc = XATM_ESTATE;
+        goto out_unlock;
+    }
+    switch (g->info.state) {
+    case GTX_ACTIVE:
+        if (outcome == XATM_OUTCOME_COMMIT && g->info.n_branches <= 1) {
+            t->totals.committed++;
+            gtx_remove(t, g, false);
+        } else {
+            if (outcome == XATM_OUTCOME_COMMIT)
+                out->note = "DONE commit of several branches without a commit decision: "
+                            "treated as an abort";
+            gtx_remove(t, g, true);
+        }
+        out->action = GTX_DONE_REMOVED;
+        break;
+    case GTX_COMMIT_PENDING:
+        t->totals.rejected_msgs++;
+        out->note = "DONE before the decision was sent: ignored";
+        break;
+    case GTX_COMMITTING:
+        if (outcome != XATM_OUTCOME_COMMIT) {
+            out->note = "DONE abort contradicts the durable commit decision: recovery will "
+                        "commit the branches";
+            gtx_orphan(t, g);
+            out->action = GTX_DONE_ORPHANED;
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            gtx_branch *b = gtx_branch_find(&g->info, e[i].rm);
+            if (b && gtx_xa_rc_done(e[i].xa_rc)) b->acked = true;
+        }
+        bool all = true;
+        for (unsigned i = 0; i < g->info.n_branches; i++)
+            if (g->info.branches[i].vote == XATM_VOTE_YES && !g->info.branches[i].acked)
+                all = false;
+        if (all) {
+            gtx_remove(t, g, false);
+            out->action = GTX_DONE_ENDED;
+        } else {
+            out->note = "a branch's phase-2 commit did not finish: recovery will complete it";
+            gtx_orphan(t, g);
+            out->action = GTX_DONE_ORPHANED;
+        }
+        break;
+    }
+
+out_unlock:
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+int gtx_rollback(gtx_table *t, uint64_t owner, const char *gtrid)
+{
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    gtx_node *g = gtx_find(t, gtrid);
+    if (!g) {
+        t->totals.unknown_msgs++;
+        rc = XATM_ENOTFOUND;
+    } else if (g->info.owner != owner || g->info.state != GTX_ACTIVE) {
+        t->totals.rejected_msgs++;
+        rc = XATM_ESTATE;
+    } else {
+        gtx_remove(t, g, true);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+size_t gtx_conn_lost(gtx_table *t, uint64_t owner, size_t *orphaned)
+{
+    size_t aborted = 0, orph = 0;
+    if (owner == 0) goto out;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        gtx_node *g = t->buckets[i];
+        while (g) {
+            gtx_node *next = g->next;
+            if (g->info.owner == owner) {
+                if (g->info.state == GTX_ACTIVE) {
+                    gtx_remove(t, g, true);
+                    aborted++;
+                } else {
+                    gtx_orphan(t, g);
+                    orph++;
+                }
+            }
+            g = next;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+out:
+    if (orphaned) *orphaned = orph;
+    return aborted;
+}
+
+size_t gtx_expire(gtx_table *t, uint64_t now_ms, void (*cb)(const gtx_info *g, void *arg),
+                  void *arg)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&t->mu);
+    while (t->heap_len && t->heap[0].deadline_ms <= now_ms) {
+        gtx_node *g = gtx_heap_entry_live(t, &t->heap[0]);
+        gtx_heap_pop(t);
+        if (!g) continue;
+        if (cb) cb(&g->info, arg);
+        gtx_remember_timed_out(t, g->info.seq);
+        t->totals.timed_out++;
+        gtx_remove(t, g, true);
+        n++;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+uint64_t gtx_next_deadline(gtx_table *t)
+{
+    uint64_t d = UINT64_MAX;
+    pthread_mutex_lock(&t->mu);
+    while (t->heap_len && !gtx_heap_entry_live(t, &t->heap[0])) gtx_heap_pop(t);
+    if (t->heap_len) d = t->heap[0].deadline_ms;
+    pthread_mutex_unlock(&t->mu);
+    return d;
+}
+
+enum gtx_verdict gtx_recovery_verdict(gtx_table *t, const char *gtrid, uint64_t now_ms,
+                                      gtx_info *out)
+{
+    enum gtx_verdict v = GTX_V_UNKNOWN;
+    pthread_mutex_lock(&t->mu);
+    gtx_node *g = gtx_find(t, gtrid);
+    if (!g) goto out_unlock;
+    if (out) *out = g->info;
+    switch (g->info.state) {
+    case GTX_ACTIVE:
+        if (now_ms < g->info.deadline_ms) {
+            v = GTX_V_LIVE;
+        } else {
+            /* abort it here, under the mutex: its VOTE can no longer commit it */
+            gtx_remember_timed_out(t, g->info.seq);
+            t->totals.timed_out++;
+            gtx_remove(t, g, true);
+            v = GTX_V_ABORTED_NOW;
+        }
+        break;
+    case GTX_COMMIT_PENDING:
+        v = GTX_V_LIVE;
+        break;
+    case GTX_COMMITTING:
+        v = g->info.owner != 0 && now_ms < g->info.deadline_ms ? GTX_V_LIVE : GTX_V_COMMIT;
+        break;
+    }
+out_unlock:
+    pthread_mutex_unlock(&t->mu);
+    return v;
+}
+
+size_t gtx_take_orphans(gtx_table *t, int (*cb)(const gtx_info *g, void *arg), void *arg)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&t->mu);
+    if (t->n_orphaned == 0) goto out_unlock;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        gtx_node *g = t->buckets[i];
+        while (g) {
+            gtx_node *next = g->next;
+            if (g->info.state == GTX_COMMITTING && g->info.owner == 0 && cb(&g->info, arg) == 0) {
+                gtx_remove(t, g, false);
+                n++;
+            }
+            g = next;
+        }
+    }
+out_unlock:
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+int gtx_lookup(gtx_table *t, const char *gtrid, gtx_info *out)
+{
+    int rc = XATM_ENOTFOUND;
+    pthread_mutex_lock(&t->mu);
+    gtx_node *g = gtx_find(t, gtrid);
+    if (g) {
+        *out = g->info;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+void gtx_foreach(gtx_table *t, void (*cb)(const gtx_info *g, void *arg), void *arg)
+{
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < t->n_buckets; i++)
+        for (gtx_node *g = t->buckets[i]; g; g = g->next) cb(&g->info, arg);
+    pthread_mutex_unlock(&t->mu);
+}
+
+void gtx_get_counts(gtx_table *t, gtx_counts *out)
+{
+    pthread_mutex_lock(&t->mu);
+    *out = t->totals;
+    out->active = t->n_state[GTX_ACTIVE];
+    out->commit_pending = t->n_state[GTX_COMMIT_PENDING];
+    out->committing = t->n_state[GTX_COMMITTING];
+    out->orphaned = t->n_orphaned;
+    pthread_mutex_unlock(&t->mu);
+}
+
+const char *gtx_state_name(enum gtx_state s)
+{
+    switch (s) {
+    case GTX_ACTIVE:
+        return "active";
+    case GTX_COMMIT_PENDING:
+        return "commit-pending";
+    case GTX_COMMITTING:
+        return "committing";
+    }
+    return "?";
+}

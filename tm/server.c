@@ -1,1 +1,1004 @@
-/* placeholder: being written */
+/*
+ * server.c — xatmd's event loop (server.h has the iteration, the group-commit rule and the
+ * connection rules), plus tm.h's message and log helpers.
+ *
+ * Ownership and lifetime of a connection: created at accept, linked in server.conns;
+ * when it dies (EOF, I/O error, malformed frame, protocol violation, shutdown) its fd is
+ * closed at once, its transactions are handed to gtx_conn_lost, and the struct moves to
+ * the graveyard, freed only after the whole epoll batch (stale events of the same batch,
+ * and parked replies, may still point at it: they check `dead`).
+ *
+ * Parked replies: a DECISION commit waits in server.parked until the batch's flush
+ * returned 0. Its connection may die meanwhile: the reply is then dropped, and the
+ * transaction is COMMITTING with owner 0, which recovery finishes.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/fault.h"
+#include "admin.h"
+#include "gtx.h"
+#include "recovery.h"
+#include "xatm.h"
+
+/* ================================================================== messages and log */
+
+/* Replaces line breaks with spaces and drops trailing spaces, so a message stays one line. */
+static void tm_one_line(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    size_t n = strlen(s);
+    while (n && s[n - 1] == ' ') s[--n] = '\0';
+}
+
+/* Appends one prefixed line to out (at *len, capacity cap). */
+static void tm_log_line(char *out, size_t cap, size_t *len, const char *ts, const char *tag,
+                        const char *text)
+{
+    if (*len >= cap) return;
+    int n = snprintf(out + *len, cap - *len, "%s xatmd: %s%s\n", ts, tag, text);
+    if (n < 0) return;
+    *len += (size_t)n < cap - *len ? (size_t)n : cap - *len - 1;
+}
+
+void tm_log(const char *detail, const char *hint, const char *fmt, ...)
+{
+    struct timespec now;
+    struct tm tmv;
+    char ts[64], msg[2048], d[2048], h[1024], out[6144];
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tmv);
+    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tmv.tm_year + 1900,
+             tmv.tm_mon + 1, tmv.tm_mday, tmv.tm_hour, tmv.tm_min, tmv.tm_sec,
+             (now.tv_nsec / 1000000) % 1000);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    tm_one_line(msg);
+    size_t len = 0;
+    tm_log_line(out, sizeof out, &len, ts, "", msg);
+    if (detail) {
+        snprintf(d, sizeof d, "%s", detail);
+        tm_one_line(d);
+        tm_log_line(out, sizeof out, &len, ts, "DETAIL: ", d);
+    }
+    if (hint) {
+        snprintf(h, sizeof h, "%s", hint);
+        tm_one_line(h);
+        tm_log_line(out, sizeof out, &len, ts, "HINT: ", h);
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(STDERR_FILENO, out + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+}
+
+int tm_log_append(struct tm_ctx *ctx, const xatm_declog_record *rec, bool force)
+{
+    pthread_mutex_lock(&ctx->log_mu);
+    int rc = xatm_declog_append(ctx->log, rec, force);
+    pthread_mutex_unlock(&ctx->log_mu);
+    return rc;
+}
+
+int tm_log_flush(struct tm_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->log_mu);
+    int rc = xatm_declog_flush(ctx->log);
+    pthread_mutex_unlock(&ctx->log_mu);
+    if (rc != 0) atomic_store(&ctx->fatal, true);
+    return rc;
+}
+
+/* ================================================================== types */
+
+#define SRV_MAX_EVENTS 128
+#define SRV_READ_CHUNK 65536u
+#define SRV_READ_BUDGET (1024u * 1024u)    /* bytes read per connection per event */
+#define SRV_OUT_LIMIT (64u * 1024u * 1024u) /* a client that stops reading is dropped */
+#define SRV_LISTEN_BACKLOG 512
+
+/* epoll tags for the fds that are not connections (connections carry their pointer). */
+enum { SRV_TAG_AP = 1, SRV_TAG_ADMIN = 2, SRV_TAG_SIGNAL = 3, SRV_TAG_WAKE = 4 };
+
+enum conn_kind { CONN_AP = XATM_ROLE_AP, CONN_ADMIN = XATM_ROLE_ADMIN };
+
+/* One client connection. */
+typedef struct conn {
+    int fd;                 /* socket, -1 once closed */
+    uint64_t id;            /* never reused, never 0: the gtx table's owner id */
+    enum conn_kind kind;    /* which socket it came in on */
+    bool helloed;           /* HELLO accepted */
+    bool dead;              /* closed; waiting in the graveyard */
+    bool close_after_write; /* close once out is drained (after an ERROR reply) */
+    bool want_out;          /* EPOLLOUT is registered */
+    pid_t peer_pid;         /* SO_PEERCRED pid (0 if unavailable) */
+    char client_name[XATM_CLIENT_NAME_MAX + 1]; /* from HELLO */
+    xatm_buf in;            /* bytes read, not yet a whole frame */
+    xatm_buf out;           /* encoded replies not yet written */
+    struct conn *prev, *next; /* live list, or graveyard (next only) */
+} conn;
+
+/* A DECISION waiting for the batch's flush. */
+typedef struct parked {
+    conn *c;           /* connection to answer (may be dead by then) */
+    uint32_t req_id;   /* the VOTE's req_id */
+    uint64_t seq;      /* the transaction */
+    char gtrid[XATM_GTRID_MAX + 1]; /* its gtrid, for the reply */
+} parked;
+
+struct server {
+    struct tm_ctx *ctx;            /* the daemon */
+    int epfd;                      /* epoll instance */
+    int ap_fd, admin_fd;           /* listening sockets, -1 when closed */
+    int sig_fd;                    /* signalfd for SIGTERM / SIGINT */
+    int wake_fd;                   /* eventfd: other threads wake the loop */
+    char ap_path[sizeof(((struct sockaddr_un *)0)->sun_path)];    /* tm.socket */
+    char admin_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* tm.admin_socket */
+    bool ap_bound, admin_bound;    /* we created the files (unlink them at close) */
+    bool listeners_paused;         /* out of fds: listeners off until a connection closes */
+    conn *conns;                   /* live connections (doubly linked) */
+    conn *graveyard;               /* dead connections of this batch (singly linked) */
+    size_t n_conns;                /* live connections */
+    uint64_t next_conn_id;         /* id for the next accept */
+    parked *parked;                /* DECISIONs waiting for the flush */
+    size_t n_parked, cap_parked;   /* used / allocated */
+    bool stopping;                 /* a signal asked us to stop */
+    int exit_rc;                   /* 0, or XATM_ELOG after a fatal log failure */
+};
+
+/* ================================================================== sockets */
+
+/* Prepares `path` for bind: absent is fine, a stale socket is removed, a live one (another
+ * xatmd answers) or a non-socket is refused. 0 or XATM_EBUSY / XATM_EIO (logged). */
+static int srv_check_path(const char *path, const char *what)
+{
+    struct stat st;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (!path || !*path || strlen(path) >= sizeof sa.sun_path) {
+        tm_log(NULL, "Use a path shorter than 108 bytes.", "%s path \"%s\" is too long", what,
+               path ? path : "");
+        return XATM_ECONFIG;
+    }
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return 0;
+        tm_log(strerror(errno), NULL, "cannot use %s %s", what, path);
+        return XATM_EIO;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        tm_log("The path exists and is not a socket.",
+               "Remove the file or configure another path.", "cannot use %s %s", what, path);
+        return XATM_EIO;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        tm_log(strerror(errno), NULL, "cannot create a socket");
+        return XATM_EIO;
+    }
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    int err = errno;
+    close(fd);
+    if (rc == 0) {
+        tm_log("Something accepts connections on that socket.",
+               "Stop the other xatmd first, or give this one other socket paths.",
+               "another xatmd is running on %s %s", what, path);
+        return XATM_EBUSY;
+    }
+    if (err != ECONNREFUSED) {
+        tm_log(strerror(err), NULL, "cannot probe %s %s", what, path);
+        return XATM_EIO;
+    }
+    if (unlink(path) != 0 && errno != ENOENT) {
+        tm_log(strerror(errno), NULL, "cannot remove stale %s %s", what, path);
+        return XATM_EIO;
+    }
+    tm_log(NULL, NULL, "removed stale %s %s (no process answered on it)", what, path);
+    return 0;
+}
+
+/* Creates, binds (permissions `mode`) and listens on path. 0 or a negative code (logged). */
+static int srv_listen(const char *path, unsigned mode, const char *what, int *out_fd)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int rc = srv_check_path(path, what);
+    if (rc) return rc;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        tm_log(strerror(errno), NULL, "cannot create %s", what);
+        return XATM_EIO;
+    }
+    /* created owner-only, widened to `mode` after bind: never wider than asked */
+    mode_t old = umask(0177);
+    rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    int err = errno;
+    umask(old);
+    if (rc != 0) {
+        tm_log(strerror(err),
+               err == ENOENT || err == EACCES ? "Check that the directory exists and is writable "
+                                                "by xatmd's user."
+                                              : NULL,
+               "cannot bind %s %s", what, path);
+        goto fail_close_fd;
+    }
+    if (chmod(path, mode) != 0) {
+        err = errno;
+        tm_log(strerror(err), NULL, "cannot set the permissions of %s %s", what, path);
+        goto fail_unlink;
+    }
+    if (listen(fd, SRV_LISTEN_BACKLOG) != 0) {
+        err = errno;
+        tm_log(strerror(err), NULL, "cannot listen on %s %s", what, path);
+        goto fail_unlink;
+    }
+    *out_fd = fd;
+    return 0;
+
+fail_unlink:
+    unlink(path);
+fail_close_fd:
+    close(fd);
+    return XATM_EIO;
+}
+
+int server_preflight(const xatm_config *cfg)
+{
+    int rc = srv_check_path(cfg->socket_path, "AP socket");
+    if (rc == 0) rc = srv_check_path(cfg->admin_socket_path, "admin socket");
+    return rc;
+}
+
+static int srv_epoll_add(struct server *s, int fd, uint32_t events, uint64_t tag)
+{
+    struct epoll_event ev = {.events = events, .data.u64 = tag};
+    return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : XATM_EIO;
+}
+
+int server_open(struct tm_ctx *ctx, struct server **out)
+{
+    const xatm_config *cfg = ctx->cfg;
+    int rc = XATM_ENOMEM;
+    struct server *s = calloc(1, sizeof *s);
+    if (!s) return XATM_ENOMEM;
+    s->ctx = ctx;
+    s->ap_fd = s->admin_fd = s->sig_fd = s->wake_fd = -1;
+    s->next_conn_id = 1;
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epfd < 0) {
+        tm_log(strerror(errno), NULL, "cannot create the event loop (epoll)");
+        rc = XATM_EIO;
+        goto fail_free_server;
+    }
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    s->sig_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->sig_fd < 0 || s->wake_fd < 0) {
+        tm_log(strerror(errno), NULL, "cannot create the signal and wake-up descriptors");
+        rc = XATM_EIO;
+        goto fail_close_fds;
+    }
+    if ((rc = srv_listen(cfg->socket_path, cfg->socket_mode & 0777, "AP socket", &s->ap_fd)) != 0)
+        goto fail_close_fds;
+    snprintf(s->ap_path, sizeof s->ap_path, "%s", cfg->socket_path);
+    s->ap_bound = true;
+    if ((rc = srv_listen(cfg->admin_socket_path, 0600, "admin socket", &s->admin_fd)) != 0)
+        goto fail_close_fds;
+    snprintf(s->admin_path, sizeof s->admin_path, "%s", cfg->admin_socket_path);
+    s->admin_bound = true;
+    if (srv_epoll_add(s, s->ap_fd, EPOLLIN, SRV_TAG_AP) || srv_epoll_add(s, s->admin_fd, EPOLLIN, SRV_TAG_ADMIN) ||
+        srv_epoll_add(s, s->sig_fd, EPOLLIN, SRV_TAG_SIGNAL) ||
+        srv_epoll_add(s, s->wake_fd, EPOLLIN, SRV_TAG_WAKE)) {
+        tm_log(strerror(errno), NULL, "cannot register descriptors with epoll");
+        rc = XATM_EIO;
+        goto fail_close_fds;
+    }
+    *out = s;
+    return 0;
+
+fail_close_fds:
+    server_close(s);
+    return rc;
+fail_free_server:
+    free(s);
+    return rc;
+}
+
+void server_wake(struct server *s)
+{
+    if (!s || s->wake_fd < 0) return;
+    uint64_t one = 1;
+    ssize_t w = write(s->wake_fd, &one, sizeof one);
+    (void)w; /* EAGAIN: the counter is already nonzero, the loop wakes anyway */
+}
+
+/* Stops accepting: closes the listening sockets and removes their files. */
+static void srv_close_listeners(struct server *s)
+{
+    if (s->ap_fd >= 0) close(s->ap_fd);
+    if (s->admin_fd >= 0) close(s->admin_fd);
+    s->ap_fd = s->admin_fd = -1;
+    if (s->ap_bound) unlink(s->ap_path);
+    if (s->admin_bound) unlink(s->admin_path);
+    s->ap_bound = s->admin_bound = false;
+}
+
+/* ================================================================== connections */
+
+static const char *srv_kind_name(enum conn_kind k)
+{
+    return k == CONN_AP ? "AP" : "admin";
+}
+
+static void srv_free_conn(conn *c)
+{
+    xatm_buf_free(&c->in);
+    xatm_buf_free(&c->out);
+    free(c);
+}
+
+/* Closes c now (fd, transactions) and moves it to the graveyard. `why` (may be NULL) is
+ * logged naming the peer. */
+static void srv_conn_kill(struct server *s, conn *c, const char *why)
+{
+    if (c->dead) return;
+    if (why)
+        tm_log(NULL, NULL, "closing %s connection from pid %ld: %s", srv_kind_name(c->kind),
+               (long)c->peer_pid, why);
+    c->dead = true;
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = NULL;
+    c->next = s->graveyard;
+    s->graveyard = c;
+    s->n_conns--;
+    if (c->kind == CONN_AP && s->ctx->gtx) {
+        size_t orphaned = 0, aborted = gtx_conn_lost(s->ctx->gtx, c->id, &orphaned);
+        if (aborted || orphaned) {
+            char what[160];
+            if (aborted && orphaned)
+                snprintf(what, sizeof what,
+                         "%zu active transaction%s rolled back, %zu decided one%s left to recovery",
+                         aborted, aborted == 1 ? "" : "s", orphaned, orphaned == 1 ? "" : "s");
+            else if (aborted)
+                snprintf(what, sizeof what, "%zu active transaction%s rolled back", aborted,
+                         aborted == 1 ? "" : "s");
+            else
+                snprintf(what, sizeof what, "%zu decided transaction%s left to recovery",
+                         orphaned, orphaned == 1 ? "" : "s");
+            tm_log(orphaned ? "Recovery commits the prepared branches of a decided transaction "
+                              "whose application is gone."
+                            : NULL,
+                   NULL, "AP connection from pid %ld closed: %s", (long)c->peer_pid, what);
+        }
+        if (orphaned) recovery_wake(s->ctx->rec);
+    }
+    if (s->listeners_paused) {
+        s->listeners_paused = false;
+        if (s->ap_fd >= 0) srv_epoll_add(s, s->ap_fd, EPOLLIN, SRV_TAG_AP);
+        if (s->admin_fd >= 0) srv_epoll_add(s, s->admin_fd, EPOLLIN, SRV_TAG_ADMIN);
+    }
+}
+
+static void srv_bury(struct server *s)
+{
+    while (s->graveyard) {
+        conn *c = s->graveyard;
+        s->graveyard = c->next;
+        srv_free_conn(c);
+    }
+}
+
+static void srv_set_want_out(struct server *s, conn *c, bool want)
+{
+    if (c->dead || c->want_out == want) return;
+    struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = c};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->want_out = want;
+}
+
+/* Writes as much of c->out as the socket takes. */
+static void srv_conn_write(struct server *s, conn *c)
+{
+    while (!c->dead && c->out.len) {
+        ssize_t w = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+        if (w > 0) {
+            xatm_buf_consume(&c->out, (size_t)w);
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            srv_set_want_out(s, c, true);
+            return;
+        }
+        srv_conn_kill(s, c, NULL); /* the peer went away; EOF handling says nothing either */
+        return;
+    }
+    if (c->dead) return;
+    srv_set_want_out(s, c, false);
+    if (c->close_after_write) srv_conn_kill(s, c, NULL);
+}
+
+/* Queues one message to c and writes it now (so a fault point after it sees it sent). */
+static void srv_send(struct server *s, conn *c, const xatm_msg *m, uint32_t req_id)
+{
+    if (c->dead) return;
+    int rc = xatm_msg_encode(m, req_id, &c->out);
+    if (rc != 0) {
+        char why[128];
+        snprintf(why, sizeof why, "cannot encode %s reply: %s", xatm_msg_type_name(m->type),
+                 xatm_strerror(rc));
+        srv_conn_kill(s, c, why);
+        return;
+    }
+    if (c->out.len > SRV_OUT_LIMIT) {
+        srv_conn_kill(s, c, "it does not read its replies");
+        return;
+    }
+    srv_conn_write(s, c);
+}
+
+static void srv_send_error(struct server *s, conn *c, uint32_t req_id, int code,
+                           const char *text)
+{
+    xatm_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_ERROR;
+    m.u.error.code = code;
+    snprintf(m.u.error.message, sizeof m.u.error.message, "%s", text);
+    srv_send(s, c, &m, req_id);
+}
+
+/* A well-formed message the connection may not send: ERROR, then close. */
+static void srv_violation(struct server *s, conn *c, uint32_t req_id, const char *why)
+{
+    tm_log(NULL, NULL, "closing %s connection from pid %ld: protocol violation: %s",
+           srv_kind_name(c->kind), (long)c->peer_pid, why);
+    c->close_after_write = true;
+    srv_send_error(s, c, req_id, XATM_EPROTO, why);
+    if (!c->dead && c->out.len == 0) srv_conn_kill(s, c, NULL);
+}
+
+static void srv_send_decision(struct server *s, conn *c, uint32_t req_id, const char *gtrid,
+                              uint8_t outcome, const char *reason)
+{
+    xatm_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_DECISION;
+    snprintf(m.u.decision.gtrid, sizeof m.u.decision.gtrid, "%s", gtrid);
+    m.u.decision.outcome = outcome;
+    snprintf(m.u.decision.reason, sizeof m.u.decision.reason, "%s", reason ? reason : "");
+    srv_send(s, c, &m, req_id);
+}
+
+static void srv_accept(struct server *s, int lfd, enum conn_kind kind)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                tm_log("New connections wait until a connection closes.",
+                       "Raise the open-files limit (ulimit -n) of xatmd.",
+                       "cannot accept a connection: %s", strerror(errno));
+                if (s->ap_fd >= 0) epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->ap_fd, NULL);
+                if (s->admin_fd >= 0) epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->admin_fd, NULL);
+                s->listeners_paused = true;
+                return;
+            }
+            tm_log(NULL, NULL, "accept failed: %s", strerror(errno));
+            return;
+        }
+        conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            tm_log(NULL, NULL, "cannot accept a connection: out of memory");
+            return;
+        }
+        c->fd = fd;
+        c->id = s->next_conn_id++;
+        c->kind = kind;
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) c->peer_pid = cred.pid;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            tm_log(NULL, NULL, "cannot register a connection: %s", strerror(errno));
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->next = s->conns;
+        if (s->conns) s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+    }
+}
+
+/* ================================================================== handlers */
+
+static void srv_on_hello(struct server *s, conn *c, uint32_t req_id, const xatm_msg *m)
+{
+    const xatm_config *cfg = s->ctx->cfg;
+    if (c->helloed) {
+        srv_violation(s, c, req_id, "HELLO sent twice");
+        return;
+    }
+    if (m->u.hello.role != (uint8_t)c->kind) {
+        char why[160];
+        snprintf(why, sizeof why, "HELLO with role %s on the %s socket",
+                 m->u.hello.role == XATM_ROLE_AP ? "AP" : "admin", srv_kind_name(c->kind));
+        srv_violation(s, c, req_id, why);
+        return;
+    }
+    c->helloed = true;
+    snprintf(c->client_name, sizeof c->client_name, "%s", m->u.hello.client_name);
+    xatm_msg r;
+    memset(&r, 0, sizeof r);
+    r.type = XATM_MSG_HELLO_OK;
+    snprintf(r.u.hello_ok.tm_id, sizeof r.u.hello_ok.tm_id, "%s", cfg->tm_id);
+    r.u.hello_ok.epoch = s->ctx->epoch;
+    r.u.hello_ok.format_id = cfg->format_id;
+    r.u.hello_ok.default_protocol = cfg->default_protocol == XATM_PROTOCOL_3PC
+                                        ? XATM_PROTOCOL_3PC
+                                        : XATM_PROTOCOL_2PC;
+    r.u.hello_ok.timeout_ms = cfg->transaction_timeout_ms;
+    srv_send(s, c, &r, req_id);
+}
+
+static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_msg *m)
+{
+    const xatm_config *cfg = s->ctx->cfg;
+    if (s->stopping) {
+        srv_send_error(s, c, req_id, XATM_ESHUTDOWN, "xatmd is shutting down");
+        return;
+    }
+    uint8_t protocol = m->u.begin.protocol ? m->u.begin.protocol : cfg->default_protocol;
+    if (protocol == XATM_PROTOCOL_3PC) {
+        srv_send_error(s, c, req_id, XATM_EINVAL,
+                       "this xatmd does not implement 3PC; begin with protocol 2 (2PC)");
+        return;
+    }
+    protocol = XATM_PROTOCOL_2PC;
+    uint32_t timeout = m->u.begin.timeout_ms ? m->u.begin.timeout_ms : cfg->transaction_timeout_ms;
+    if (timeout == 0) timeout = 60000;
+    gtx_info g;
+    int rc = gtx_begin(s->ctx->gtx, c->id, protocol, timeout, tm_now_ms(), &g);
+    if (rc != 0) {
+        char text[160];
+        snprintf(text, sizeof text, "cannot begin a transaction: %s", xatm_strerror(rc));
+        srv_send_error(s, c, req_id, rc, text);
+        return;
+    }
+    xatm_msg r;
+    memset(&r, 0, sizeof r);
+    r.type = XATM_MSG_BEGIN_OK;
+    snprintf(r.u.begin_ok.gtrid, sizeof r.u.begin_ok.gtrid, "%s", g.gtrid);
+    r.u.begin_ok.protocol = protocol;
+    r.u.begin_ok.timeout_ms = timeout;
+    xatm_fault_hit("tm.after_begin");
+    srv_send(s, c, &r, req_id);
+}
+
+static void srv_on_enlist(struct server *s, conn *c, const xatm_msg *m)
+{
+    int rc = gtx_enlist(s->ctx->gtx, c->id, m->u.enlist.gtrid, m->u.enlist.rm,
+                        m->u.enlist.session_id);
+    if (rc == XATM_EINVAL)
+        tm_log("The branch is ignored; the transaction aborts at its vote.", NULL,
+               "ENLIST from pid %ld for %s names RM \"%s\", which is not configured",
+               (long)c->peer_pid, m->u.enlist.gtrid, m->u.enlist.rm);
+    else if (rc == XATM_ELIMIT)
+        tm_log("The transaction aborts at its vote.", NULL,
+               "ENLIST from pid %ld: %s has more than %d branches", (long)c->peer_pid,
+               m->u.enlist.gtrid, XATM_MAX_BRANCHES);
+    xatm_fault_hit("tm.after_enlist");
+}
+
+static int srv_park(struct server *s, conn *c, uint32_t req_id, uint64_t seq, const char *gtrid)
+{
+    if (s->n_parked == s->cap_parked) {
+        size_t cap = s->cap_parked ? s->cap_parked * 2 : 64;
+        parked *p = realloc(s->parked, cap * sizeof *p);
+        if (!p) return XATM_ENOMEM;
+        s->parked = p;
+        s->cap_parked = cap;
+    }
+    parked *p = &s->parked[s->n_parked++];
+    p->c = c;
+    p->req_id = req_id;
+    p->seq = seq;
+    snprintf(p->gtrid, sizeof p->gtrid, "%s", gtrid);
+    return 0;
+}
+
+static void srv_log_failed(struct server *s, int rc, const char *during)
+{
+    atomic_store(&s->ctx->fatal, true);
+    if (s->exit_rc == 0) s->exit_rc = XATM_ELOG;
+    tm_log("No commit decision of this batch is sent: each may or may not be durable. Every "
+           "application connection is closed (their transactions end with outcome unknown); "
+           "after a restart, recovery resolves every transaction by what the log holds.",
+           "Check the disk of the log directory (space, permissions, I/O errors), then "
+           "restart xatmd.",
+           "decision log failure during %s: %s; xatmd stops", during, xatm_strerror(rc));
+}
+
+static void srv_on_vote(struct server *s, conn *c, uint32_t req_id, const xatm_msg *m)
+{
+    struct tm_ctx *ctx = s->ctx;
+    gtx_vote_result v;
+    int rc = gtx_vote(ctx->gtx, c->id, m->u.vote.gtrid, m->u.vote.e, m->u.vote.n, &v);
+    if (rc != 0) {
+        char text[200];
+        snprintf(text, sizeof text,
+                 "VOTE for %s refused: the transaction is not active or belongs to another "
+                 "connection",
+                 m->u.vote.gtrid);
+        srv_send_error(s, c, req_id, rc, text);
+        return;
+    }
+    if (!v.must_log) {
+        srv_send_decision(s, c, req_id, m->u.vote.gtrid, v.outcome, v.reason);
+        return;
+    }
+    pthread_mutex_lock(&ctx->log_mu);
+    rc = xatm_declog_append(ctx->log, &v.rec, true);
+    pthread_mutex_unlock(&ctx->log_mu);
+    if (rc != 0) {
+        srv_log_failed(s, rc, "append of a COMMIT record");
+        return;
+    }
+    xatm_fault_hit("tm.before_commit_force");
+    if (srv_park(s, c, req_id, v.seq, m->u.vote.gtrid) != 0)
+        srv_log_failed(s, XATM_ENOMEM, "parking a commit decision");
+}
+
+static void srv_on_done(struct server *s, conn *c, const xatm_msg *m)
+{
+    struct tm_ctx *ctx = s->ctx;
+    gtx_done_result d;
+    int rc = 0;
+    pthread_mutex_lock(&ctx->log_mu);
+    int grc = gtx_done(ctx->gtx, c->id, m->u.done.gtrid, m->u.done.outcome, m->u.done.e,
+                       m->u.done.n, &d);
+    if (grc == 0 && d.action == GTX_DONE_ENDED) {
+        xatm_declog_record rec;
+        memset(&rec, 0, sizeof rec);
+        rec.type = XATM_DL_END;
+        snprintf(rec.gtrid, sizeof rec.gtrid, "%s", m->u.done.gtrid);
+        xatm_fault_hit("tm.before_end");
+        rc = xatm_declog_append(ctx->log, &rec, false);
+    }
+    pthread_mutex_unlock(&ctx->log_mu);
+    if (rc != 0) {
+        srv_log_failed(s, rc, "append of an END record");
+        return;
+    }
+    if (grc == XATM_ESTATE)
+        tm_log(NULL, NULL, "DONE from pid %ld for %s ignored: another connection owns it",
+               (long)c->peer_pid, m->u.done.gtrid);
+    if (grc == 0 && d.note[0])
+        tm_log(NULL, NULL, "DONE from pid %ld for %s: %s", (long)c->peer_pid, m->u.done.gtrid,
+               d.note);
+    if (grc == 0 && d.action == GTX_DONE_ORPHANED) recovery_wake(ctx->rec);
+}
+
+static void srv_on_rollback(struct server *s, conn *c, const xatm_msg *m)
+{
+    gtx_info g;
+    int rc = gtx_rollback(s->ctx->gtx, c->id, m->u.rollback.gtrid);
+    if (rc == XATM_ESTATE && gtx_lookup(s->ctx->gtx, m->u.rollback.gtrid, &g) == 0)
+        tm_log(NULL, NULL, "ROLLBACK from pid %ld for %s ignored: %s", (long)c->peer_pid,
+               m->u.rollback.gtrid,
+               g.owner != c->id ? "another connection owns it" : "commit was already decided");
+}
+
+static void srv_on_admin(struct server *s, conn *c, uint32_t req_id, const xatm_msg *m)
+{
+    xatm_buf json = {0};
+    int32_t code = 0;
+    if (admin_handle(s->ctx, m->u.admin.command, m->u.admin.arg, &json, &code) != 0) {
+        xatm_buf_free(&json);
+        srv_send_error(s, c, req_id, XATM_ENOMEM, "out of memory building the reply");
+        return;
+    }
+    if (json.len > XATM_FRAME_MAX_REPLY - 64) {
+        xatm_buf_free(&json);
+        srv_send_error(s, c, req_id, XATM_ELIMIT, "the reply exceeds the frame size limit");
+        return;
+    }
+    xatm_msg r;
+    memset(&r, 0, sizeof r);
+    r.type = XATM_MSG_ADMIN_REPLY;
+    r.u.admin_reply.code = code;
+    r.u.admin_reply.json = (const char *)json.data;
+    r.u.admin_reply.json_len = (uint32_t)json.len;
+    srv_send(s, c, &r, req_id);
+    xatm_buf_free(&json);
+}
+
+/* Routes one decoded request. */
+static void srv_dispatch(struct server *s, conn *c, uint32_t req_id, const xatm_msg *m)
+{
+    char why[160];
+    if (m->type == XATM_MSG_HELLO) {
+        srv_on_hello(s, c, req_id, m);
+        return;
+    }
+    if (!c->helloed) {
+        snprintf(why, sizeof why, "%s before HELLO", xatm_msg_type_name(m->type));
+        srv_violation(s, c, req_id, why);
+        return;
+    }
+    if (c->kind == CONN_ADMIN) {
+        if (m->type == XATM_MSG_ADMIN) {
+            srv_on_admin(s, c, req_id, m);
+            return;
+        }
+    } else {
+        switch (m->type) {
+        case XATM_MSG_BEGIN:
+            srv_on_begin(s, c, req_id, m);
+            return;
+        case XATM_MSG_ENLIST:
+            srv_on_enlist(s, c, m);
+            return;
+        case XATM_MSG_VOTE:
+            srv_on_vote(s, c, req_id, m);
+            return;
+        case XATM_MSG_DONE:
+            srv_on_done(s, c, m);
+            return;
+        case XATM_MSG_ROLLBACK:
+            srv_on_rollback(s, c, m);
+            return;
+        default:
+            break;
+        }
+    }
+    snprintf(why, sizeof why, "%s is not accepted on the %s socket", xatm_msg_type_name(m->type),
+             srv_kind_name(c->kind));
+    srv_violation(s, c, req_id, why);
+}
+
+/* Explains why a 12-byte header was refused. */
+static void srv_header_problem(const uint8_t *p, char *why, size_t size)
+{
+    uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    uint16_t flags = (uint16_t)(p[6] << 8 | p[7]);
+    if (p[4] != XATM_PROTO_VERSION)
+        snprintf(why, size, "malformed frame: protocol version %u (expected %u)", p[4],
+                 XATM_PROTO_VERSION);
+    else if (len > XATM_FRAME_MAX_REQUEST)
+        snprintf(why, size, "malformed frame: body of %u bytes exceeds the limit of %u", len,
+                 XATM_FRAME_MAX_REQUEST);
+    else if (flags != 0)
+        snprintf(why, size, "malformed frame: nonzero flags 0x%04x", flags);
+    else
+        snprintf(why, size, "malformed frame: unknown message type %u", p[5]);
+}
+
+/* Decodes and dispatches every whole frame in c->in. */
+static void srv_process_input(struct server *s, conn *c)
+{
+    size_t off = 0;
+    char why[200];
+    while (!c->dead && !c->close_after_write && c->in.len - off >= XATM_FRAME_HEADER_SIZE) {
+        const uint8_t *p = c->in.data + off;
+        xatm_frame_header h;
+        if (xatm_frame_header_decode(p, XATM_FRAME_MAX_REQUEST, &h) != 0) {
+            srv_header_problem(p, why, sizeof why);
+            srv_conn_kill(s, c, why);
+            return;
+        }
+        if (!xatm_msg_is_request(h.type)) {
+            snprintf(why, sizeof why, "malformed frame: %s is not a request",
+                     xatm_msg_type_name(h.type));
+            srv_conn_kill(s, c, why);
+            return;
+        }
+        if (c->in.len - off - XATM_FRAME_HEADER_SIZE < h.body_len) break;
+        xatm_msg m;
+        if (xatm_msg_decode(&h, p + XATM_FRAME_HEADER_SIZE, &m) != 0) {
+            snprintf(why, sizeof why, "malformed frame: %s body of %u bytes does not decode",
+                     xatm_msg_type_name(h.type), h.body_len);
+            srv_conn_kill(s, c, why);
+            return;
+        }
+        off += XATM_FRAME_HEADER_SIZE + h.body_len;
+        srv_dispatch(s, c, h.req_id, &m);
+    }
+    if (!c->dead) xatm_buf_consume(&c->in, off);
+}
+
+static void srv_conn_readable(struct server *s, conn *c)
+{
+    size_t budget = SRV_READ_BUDGET;
+    while (!c->dead && budget) {
+        if (xatm_buf_reserve(&c->in, SRV_READ_CHUNK) != 0) {
+            srv_conn_kill(s, c, "out of memory");
+            return;
+        }
+        ssize_t n = recv(c->fd, c->in.data + c->in.len, SRV_READ_CHUNK, 0);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        /* EOF or error: process what arrived, then close */
+        srv_process_input(s, c);
+        srv_conn_kill(s, c, NULL);
+        return;
+    }
+    srv_process_input(s, c);
+}
+
+/* ================================================================== loop */
+
+static void srv_on_signal(struct server *s)
+{
+    struct signalfd_siginfo si;
+    while (read(s->sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (s->stopping) continue;
+        s->stopping = true;
+        tm_log(NULL, NULL, "received %s; shutting down",
+               si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        srv_close_listeners(s);
+    }
+}
+
+static void srv_log_timeout(const gtx_info *g, void *arg)
+{
+    (void)arg;
+    tm_log(NULL, NULL, "transaction %s timed out after %u ms in state %s; rolled back",
+           g->gtrid, g->timeout_ms, gtx_state_name(g->state));
+}
+
+/* The group-commit point: one flush, then the parked DECISIONs (only if it succeeded). */
+static void srv_group_commit(struct server *s)
+{
+    struct tm_ctx *ctx = s->ctx;
+    if (atomic_load(&ctx->fatal)) return;
+    pthread_mutex_lock(&ctx->log_mu);
+    bool pending = xatm_declog_pending(ctx->log);
+    pthread_mutex_unlock(&ctx->log_mu);
+    if (!pending && s->n_parked == 0) return;
+    int rc = tm_log_flush(ctx);
+    if (rc != 0) {
+        srv_log_failed(s, rc, "flush");
+        return;
+    }
+    uint64_t now = tm_now_ms();
+    for (size_t i = 0; i < s->n_parked; i++) {
+        parked *p = &s->parked[i];
+        gtx_commit_durable(ctx->gtx, p->seq, now);
+        xatm_fault_hit("tm.after_commit_force");
+        if (p->c->dead) continue; /* its AP is gone: orphaned, recovery commits */
+        srv_send_decision(s, p->c, p->req_id, p->gtrid, XATM_OUTCOME_COMMIT, "");
+        xatm_fault_hit("tm.after_decision_sent");
+    }
+    s->n_parked = 0;
+}
+
+static int srv_timeout_ms(struct server *s)
+{
+    uint64_t d = gtx_next_deadline(s->ctx->gtx);
+    if (d == UINT64_MAX) return -1;
+    uint64_t now = tm_now_ms();
+    if (d <= now) return 0;
+    uint64_t w = d - now;
+    return w > 60000 ? 60000 : (int)w;
+}
+
+/* Closes every connection; with `drain`, first gives pending replies one write attempt. */
+static void srv_close_conns(struct server *s, bool only_ap)
+{
+    conn *c = s->conns;
+    while (c) {
+        conn *next = c->next;
+        if (!only_ap || c->kind == CONN_AP) {
+            if (!only_ap) srv_conn_write(s, c);
+            srv_conn_kill(s, c, NULL);
+        }
+        c = next;
+    }
+}
+
+int server_run(struct server *s)
+{
+    struct tm_ctx *ctx = s->ctx;
+    struct epoll_event evs[SRV_MAX_EVENTS];
+    while (!s->stopping && !atomic_load(&ctx->fatal)) {
+        int n = epoll_wait(s->epfd, evs, SRV_MAX_EVENTS, srv_timeout_ms(s));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            tm_log(strerror(errno), NULL, "event loop failed (epoll_wait)");
+            s->exit_rc = XATM_EIO;
+            break;
+        }
+        for (int i = 0; i < n && !atomic_load(&ctx->fatal); i++) {
+            uint64_t tag = evs[i].data.u64;
+            if (tag == SRV_TAG_AP) {
+                if (s->ap_fd >= 0) srv_accept(s, s->ap_fd, CONN_AP);
+            } else if (tag == SRV_TAG_ADMIN) {
+                if (s->admin_fd >= 0) srv_accept(s, s->admin_fd, CONN_ADMIN);
+            } else if (tag == SRV_TAG_SIGNAL) {
+                srv_on_signal(s);
+            } else if (tag == SRV_TAG_WAKE) {
+                uint64_t v;
+                ssize_t r = read(s->wake_fd, &v, sizeof v);
+                (void)r;
+            } else {
+                conn *c = evs[i].data.ptr;
+                if (c->dead) continue; /* closed earlier in this batch */
+                if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) srv_conn_readable(s, c);
+                if (!c->dead && (evs[i].events & EPOLLOUT)) srv_conn_write(s, c);
+            }
+        }
+        if (!atomic_load(&ctx->fatal)) gtx_expire(ctx->gtx, tm_now_ms(), srv_log_timeout, NULL);
+        srv_group_commit(s);
+        if (atomic_load(&ctx->fatal)) {
+            if (s->exit_rc == 0) s->exit_rc = XATM_ELOG;
+            s->n_parked = 0; /* never sent: the outcome is for recovery to settle */
+            srv_close_conns(s, true);
+        }
+        srv_bury(s);
+    }
+    if (s->exit_rc == 0) {
+        /* orderly stop: the last batch's flush and replies are done; drain the rest */
+        srv_close_conns(s, false);
+    } else {
+        srv_close_conns(s, true);
+    }
+    srv_bury(s);
+    return s->exit_rc;
+}
+
+void server_close(struct server *s)
+{
+    if (!s) return;
+    srv_close_listeners(s);
+    conn *c = s->conns;
+    while (c) {
+        conn *next = c->next;
+        srv_conn_kill(s, c, NULL);
+        c = next;
+    }
+    srv_bury(s);
+    if (s->sig_fd >= 0) close(s->sig_fd);
+    if (s->wake_fd >= 0) close(s->wake_fd);
+    if (s->epfd >= 0) close(s->epfd);
+    free(s->parked);
+    free(s);
+}

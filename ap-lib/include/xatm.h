@@ -98,7 +98,13 @@ typedef struct xatm_begin_options {
     uint32_t timeout_ms;         /* default: the config's tm.transaction_timeout */
 } xatm_begin_options;
 
-/* Reads the config file and connects to xatmd. RM sessions are opened on first use. */
+/* Reads the config file and connects to xatmd. RM sessions are opened on first use.
+ * On failure *out is still set (unless out is NULL or the handle itself could not be
+ * allocated: XATM_ENOMEM with *out NULL) to a handle that only carries the reason in
+ * xatm_last_error(); every other call on it returns XATM_ESTATE, and the caller frees it
+ * with xatm_close(). Codes: XATM_ECONFIG (the loader's "file:line:column: ..." lines in
+ * xatm_last_error), XATM_ETM (xatmd not reachable), XATM_EPROTO (xatmd is not the TM the
+ * config names), XATM_EINVAL (a malformed XATM_FAULT). */
 XATM_EXPORT int xatm_open(const char *config_path, xatm_t **out);
 /* Rolls back a transaction still open, closes every session. NULL is accepted. */
 XATM_EXPORT void xatm_close(xatm_t *h);
@@ -132,6 +138,26 @@ XATM_EXPORT const char *xatm_gtrid(const xatm_t *h);
 
 /* Detailed message of this handle's last failure ("" if none). Valid until the next call. */
 XATM_EXPORT const char *xatm_last_error(const xatm_t *h);
+/* The code of this handle's last failure (0 if none; XATM_EINVAL for a NULL handle): what
+ * the calls that return a pointer (xatm_pg_conn, xatm_mysql_conn) failed with. */
+XATM_EXPORT int xatm_last_code(const xatm_t *h);
+
+/* Tools beside xatmd (setup scripts, consistency checks, monitoring): these read the same
+ * config file as the application but need neither xatmd nor a handle, and never take part
+ * in a global transaction. Each loads `config_path`, and on failure returns a negative
+ * code with a message in err (errlen bytes, may be 0). Safe from any thread. */
+
+/* A plain session to PostgreSQL RM `rm`, in autocommit mode. The caller owns it and ends
+ * it with PQfinish(). XATM_ENOTFOUND (no such RM), XATM_EINVAL (not postgresql),
+ * XATM_ERMUNAVAIL (cannot connect), XATM_ECONFIG... */
+XATM_EXPORT int xatm_pg_connect(const char *config_path, const char *rm, struct pg_conn **out,
+                                char *err, size_t errlen);
+/* Same for a MySQL/MariaDB RM; the caller ends it with mysql_close(). */
+XATM_EXPORT int xatm_mysql_connect(const char *config_path, const char *rm,
+                                   struct st_mysql **out, char *err, size_t errlen);
+/* The config's XA formatID (tm.format_id), e.g. to pick xatm's rows out of XA RECOVER. */
+XATM_EXPORT int xatm_config_format_id(const char *config_path, uint32_t *format_id, char *err,
+                                      size_t errlen);
 
 #ifdef __cplusplus
 }

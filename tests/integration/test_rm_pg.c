@@ -1,2 +1,677 @@
-/* placeholder: being written */
-int main(void) { return 77; }
+/*
+ * test_rm_pg.c — the PostgreSQL RM adapter (rm_pg.c) against the throwaway PostgreSQL of
+ * scripts/servers.sh: every PostgreSQL fact of ARCHITECTURE.md ("RM facts that shape the
+ * adapters") and every operation of rm.h.
+ *
+ * Isolation: tables are named after this process's pid and every gtrid carries the TM id
+ * "t<pid>", so concurrent or repeated runs never see each other's rows or branches. Every
+ * branch a test prepares is finished before the test ends, foreign ones included.
+ */
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rm.h"
+#include "rm_impl.h"
+#include "testutil.h"
+#include "xatm.h"
+
+#define FORMAT_ID 0x78614d31u
+
+static xatm_rm_config cfg;  /* the test server, from XATM_TEST_PG_* */
+static char tm_id[17];      /* "t<pid>" */
+static char table[64];      /* plain table: id int primary key, v int */
+static char dtable[64];     /* table with a deferred unique constraint on k */
+static uint64_t next_seq = 1;
+static PGconn *admin;       /* a plain libpq session for inspection and setup */
+
+/* A fresh xid of this run (bqual "pg"). */
+static xatm_xid new_xid(void)
+{
+    char g[XATM_GTRID_MAX + 1];
+    xatm_xid x;
+    memset(&x, 0, sizeof x);
+    if (xatm_gtrid_format(g, sizeof g, tm_id, 1, next_seq++) != 0 ||
+        xatm_xid_make(&x, FORMAT_ID, g, "pg") != 0) {
+        fprintf(stderr, "FAIL: cannot build an xid\n");
+        exit(1);
+    }
+    return x;
+}
+
+static xatm_rm_conn *open_pg(void)
+{
+    char err[1024];
+    xatm_rm_conn *c = NULL;
+    int rc = xatm_rm_open(&cfg, &c, err, sizeof err);
+    CHECK_INT(rc, XATM_XA_OK);
+    if (rc != XATM_XA_OK) {
+        fprintf(stderr, "open failed: %s\n", err);
+        exit(1);
+    }
+    return c;
+}
+
+/* Runs SQL on the admin session; returns the first column of the first row (static
+ * buffer) or "" ; exits on error (setup must work). */
+static const char *admin_q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *admin_q(const char *fmt, ...)
+{
+    static char out[256];
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    PGresult *r = PQexec(admin, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        fprintf(stderr, "FAIL: admin query failed: %s: %s\n", sql, PQerrorMessage(admin));
+        exit(1);
+    }
+    out[0] = '\0';
+    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0)
+        snprintf(out, sizeof out, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return out;
+}
+
+static int prepared_count(const xatm_xid *x)
+{
+    char gid[XATM_PG_GID_MAX];
+    if (xatm_xid_to_pg_gid(x, gid, sizeof gid) != 0) return -1;
+    return atoi(admin_q("SELECT count(*) FROM pg_prepared_xacts WHERE gid = '%s'", gid));
+}
+
+static int row_v(int id)
+{
+    const char *v = admin_q("SELECT coalesce((SELECT v FROM %s WHERE id = %d), -1)", table, id);
+    return atoi(v);
+}
+
+static int exec_ok(xatm_rm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int exec_ok(xatm_rm_conn *c, const char *fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    int rc = xatm_rm_exec(c, sql, NULL);
+    if (rc != XATM_XA_OK) fprintf(stderr, "exec '%s': %s\n", sql, xatm_rm_errmsg(c));
+    return rc;
+}
+
+/* A TCP port on 127.0.0.1 where nothing listens. */
+static unsigned closed_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        fprintf(stderr, "FAIL: cannot find a closed port\n");
+        exit(1);
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_open_caps(void)
+{
+    xatm_rm_conn *c = open_pg();
+    const xatm_rm_caps *caps = xatm_rm_caps_of(c);
+    CHECK(caps->version_num >= 100000);
+    CHECK(caps->max_prepared > 0);
+    CHECK(caps->detach_on_prepare);
+    CHECK(caps->server_version[0] != '\0');
+    CHECK_INT(caps->session_id, PQbackendPID(xatm_rm_native(c)));
+    CHECK(xatm_rm_alive(c));
+    CHECK_STR(xatm_rm_errmsg(c), "");
+    CHECK(xatm_rm_config_of(c) == &cfg);
+    CHECK_STR(xatm_rm_ops_for(XATM_RM_POSTGRESQL)->name, "postgresql");
+    CHECK_STR(PQparameterStatus(xatm_rm_native(c), "application_name"), "xatm");
+    CHECK_INT(xatm_rm_session_alive(c, caps->session_id), 1);
+    xatm_rm_close(c);
+}
+
+/* max_prepared_transactions cannot be changed on the shared test server, so the
+ * decision taken at open is exercised directly; open's use of it is shown by
+ * test_open_caps (max_prepared read from the server). */
+static void test_caps_decision(void)
+{
+    char err[1024], where[64];
+    snprintf(where, sizeof where, "%s:%u", cfg.host, (unsigned)cfg.port);
+    CHECK_INT(xatm_rm__pg_check_caps(&cfg, 150000, 0, err, sizeof err), XATM_XAER_RMERR);
+    CHECK_CONTAINS(err, "max_prepared_transactions is 0");
+    CHECK_CONTAINS(err, "set max_prepared_transactions > 0 in postgresql.conf and restart");
+    CHECK_CONTAINS(err, "'pg'");
+    CHECK_CONTAINS(err, where);
+    CHECK_INT(xatm_rm__pg_check_caps(&cfg, 90600, 10, err, sizeof err), XATM_XAER_RMERR);
+    CHECK_CONTAINS(err, "too old");
+    CHECK_INT(xatm_rm__pg_check_caps(&cfg, 100000, 1, err, sizeof err), XATM_XA_OK);
+}
+
+static void test_two_phase_commit(void)
+{
+    xatm_rm_conn *a = open_pg(), *b = open_pg();
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (1, 10)", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
+    CHECK_INT(prepared_count(&x), 1);
+    CHECK_INT(row_v(1), -1); /* not visible before commit */
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
+    /* PostgreSQL detaches at prepare: another session commits while `a` is connected */
+    CHECK_INT(xatm_rm_run(b, XATM_RM_OP_COMMIT, &x), XATM_XA_OK);
+    CHECK_INT(row_v(1), 10);
+    CHECK_INT(prepared_count(&x), 0);
+    /* a retried commit of a finished gid: 42704 -> XAER_NOTA */
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XAER_NOTA);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "42704");
+    /* the session is reusable for the next branch */
+    xatm_xid y = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 11 WHERE id = 1", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &y), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &y), XATM_XA_OK);
+    CHECK_INT(row_v(1), 11);
+    xatm_rm_close(a);
+    xatm_rm_close(b);
+}
+
+/* PREPARE TRANSACTION inside an already-failed transaction answers success with the tag
+ * ROLLBACK: a yes vote needs the tag PREPARE TRANSACTION. */
+static void test_prepare_failed_transaction(void)
+{
+    /* the raw fact, on a plain session */
+    PGresult *r = PQexec(admin, "BEGIN");
+    PQclear(r);
+    r = PQexec(admin, "SELECT 1/0");
+    CHECK_INT(PQresultStatus(r), PGRES_FATAL_ERROR);
+    PQclear(r);
+    r = PQexec(admin, "PREPARE TRANSACTION 'xatm_raw_probe'");
+    CHECK_INT(PQresultStatus(r), PGRES_COMMAND_OK);
+    CHECK_STR(PQcmdStatus(r), "ROLLBACK");
+    PQclear(r);
+    CHECK_STR(admin_q("SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'xatm_raw_probe'"), "0");
+
+    /* the adapter: a statement error -> no vote, nothing prepared, session clean */
+    xatm_rm_conn *a = open_pg();
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (2, 20)", table), XATM_XA_OK);
+    r = PQexec(xatm_rm_native(a), "SELECT 1/0"); /* the application's own failed statement */
+    PQclear(r);
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_INERROR);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_RBROLLBACK);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "failed state");
+    CHECK_INT(prepared_count(&x), 0);
+    CHECK_INT(row_v(2), -1);
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
+    /* the caller's rollback afterwards: nothing to roll back */
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &x), XATM_XAER_NOTA);
+
+    /* a failed exec marks the branch */
+    xatm_xid y = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
+    CHECK_INT(xatm_rm_exec(a, "SELECT no_such_column", NULL), XATM_XAER_RMERR);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "42703");
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &y), XATM_XA_RBROLLBACK);
+    CHECK_INT(prepared_count(&y), 0);
+
+    /* mark_failed on a healthy transaction */
+    xatm_xid z = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (3, 30)", table), XATM_XA_OK);
+    xatm_rm_mark_failed(a);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &z), XATM_XA_RBROLLBACK);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "marked failed");
+    CHECK_INT(prepared_count(&z), 0);
+    CHECK_INT(row_v(3), -1);
+
+    /* the mark does not survive into the next branch */
+    xatm_xid w = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &w), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (3, 31)", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &w), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &w), XATM_XA_OK);
+    CHECK_INT(row_v(3), 31);
+
+    /* an error raised by PREPARE itself (deferred unique violation): no, nothing prepared */
+    xatm_xid v = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &v), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (7), (7)", dtable), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &v), XATM_XA_RBROLLBACK);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "23505");
+    CHECK_INT(prepared_count(&v), 0);
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
+    xatm_rm_close(a);
+}
+
+/* The gid stays under 200 bytes for the longest xid xatm can issue, and PostgreSQL takes it. */
+static void test_gid_length(void)
+{
+    char long_tm[XATM_TM_ID_MAX + 1], g[XATM_GTRID_MAX + 1], gid[XATM_PG_GID_MAX];
+    char bq[XATM_RM_NAME_MAX + 1];
+    xatm_xid x;
+    memset(long_tm, '_', XATM_TM_ID_MAX); /* tm_id padded to the longest TM id */
+    memcpy(long_tm, tm_id, strlen(tm_id));
+    long_tm[XATM_TM_ID_MAX] = '\0';
+    memset(bq, 'b', XATM_RM_NAME_MAX);
+    bq[XATM_RM_NAME_MAX] = '\0';
+    CHECK_INT(xatm_gtrid_format(g, sizeof g, long_tm, UINT32_MAX, UINT64_MAX), 0);
+    CHECK_INT(xatm_xid_make(&x, 0xffffffffu, g, bq), 0);
+    CHECK_INT(xatm_xid_to_pg_gid(&x, gid, sizeof gid), 0);
+    CHECK(strlen(gid) < 200);
+
+    xatm_rm_conn *a = open_pg();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (4, 40)", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
+    CHECK_STR(admin_q("SELECT count(*) FROM pg_prepared_xacts WHERE gid = '%s'", gid), "1");
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XA_OK);
+    CHECK_INT(row_v(4), 40);
+    xatm_rm_close(a);
+}
+
+static void test_unknown_gid(void)
+{
+    xatm_rm_conn *a = open_pg();
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XAER_NOTA);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "42704");
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "COMMIT PREPARED");
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &x), XATM_XAER_NOTA);
+    /* a PREPARE with no transaction open is a protocol error, nothing is sent */
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XAER_PROTO);
+    /* an invalid xid never reaches the server */
+    xatm_xid bad = x;
+    snprintf(bad.gtrid, sizeof bad.gtrid, "a'b");
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &bad), XATM_XAER_INVAL);
+    CHECK(xatm_rm_alive(a));
+    xatm_rm_close(a);
+}
+
+struct found {
+    int n;             /* branches reported */
+    int ours_seen;     /* of them, ones in `want` */
+    const xatm_xid *want; /* our prepared xids */
+    int n_want;
+};
+
+static void collect(const xatm_rm_prepared *p, void *arg)
+{
+    struct found *f = arg;
+    f->n++;
+    for (int i = 0; i < f->n_want; i++)
+        if (!strcmp(p->xid.gtrid, f->want[i].gtrid) && !strcmp(p->xid.bqual, f->want[i].bqual) &&
+            p->xid.format_id == f->want[i].format_id)
+            f->ours_seen++;
+}
+
+/* recover lists only branches with our format_id and tm_id. */
+static void test_recover_filters(void)
+{
+    xatm_rm_conn *a = open_pg(), *b = open_pg();
+    xatm_xid ours[2] = {new_xid(), new_xid()};
+    xatm_rm_conn *conn[2] = {a, b};
+    char foreign_fmt[128], foreign_tm[128], foreign_plain[64];
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(xatm_rm_run(conn[i], XATM_RM_OP_START, &ours[i]), XATM_XA_OK);
+        CHECK_INT(exec_ok(conn[i], "INSERT INTO %s VALUES (%d, 1)", table, 100 + i), XATM_XA_OK);
+        CHECK_INT(xatm_rm_run(conn[i], XATM_RM_OP_PREPARE, &ours[i]), XATM_XA_OK);
+    }
+    /* foreign branches: another format id, another TM id, not xatm at all */
+    snprintf(foreign_fmt, sizeof foreign_fmt, "xatm:0000abcd:%s.1.1:pg", tm_id);
+    snprintf(foreign_tm, sizeof foreign_tm, "xatm:%08x:o%s.1.1:pg", FORMAT_ID, tm_id);
+    snprintf(foreign_plain, sizeof foreign_plain, "plain_%s", tm_id);
+    const char *foreign[3] = {foreign_fmt, foreign_tm, foreign_plain};
+    for (int i = 0; i < 3; i++) {
+        admin_q("BEGIN");
+        admin_q("INSERT INTO %s VALUES (%d, 1)", table, 200 + i);
+        admin_q("PREPARE TRANSACTION '%s'", foreign[i]);
+    }
+
+    struct found f = {.want = ours, .n_want = 2};
+    CHECK_INT(xatm_rm_recover(a, FORMAT_ID, tm_id, collect, &f), XATM_XA_OK);
+    CHECK_INT(f.n, 2);
+    CHECK_INT(f.ours_seen, 2);
+    /* another TM id sees none of ours */
+    struct found g = {.want = ours, .n_want = 2};
+    char other[24];
+    snprintf(other, sizeof other, "o%s", tm_id);
+    CHECK_INT(xatm_rm_recover(a, FORMAT_ID, other, collect, &g), XATM_XA_OK);
+    CHECK_INT(g.n, 1); /* exactly the foreign_tm branch */
+    CHECK_INT(g.ours_seen, 0);
+
+    for (int i = 0; i < 3; i++) admin_q("ROLLBACK PREPARED '%s'", foreign[i]);
+    for (int i = 0; i < 2; i++) CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &ours[i]), XATM_XA_OK);
+    struct found h = {.want = ours, .n_want = 2};
+    CHECK_INT(xatm_rm_recover(a, FORMAT_ID, tm_id, collect, &h), XATM_XA_OK);
+    CHECK_INT(h.n, 0);
+    xatm_rm_close(a);
+    xatm_rm_close(b);
+}
+
+static void test_one_phase(void)
+{
+    xatm_rm_conn *a = open_pg();
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (5, 50)", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_ONE_PHASE, &x), XATM_XA_OK);
+    CHECK_INT(row_v(5), 50);
+    CHECK_INT(prepared_count(&x), 0);
+
+    /* a failed transaction answers COMMIT with ROLLBACK: XA_RBROLLBACK */
+    xatm_xid y = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 51 WHERE id = 5", table), XATM_XA_OK);
+    PQclear(PQexec(xatm_rm_native(a), "SELECT 1/0"));
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_ONE_PHASE, &y), XATM_XA_RBROLLBACK);
+    CHECK_INT(row_v(5), 50);
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
+
+    /* a deferred constraint failing at COMMIT */
+    xatm_xid z = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 52 WHERE id = 5", table), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (8), (8)", dtable), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_ONE_PHASE, &z), XATM_XA_RBROLLBACK);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "23505");
+    CHECK_INT(row_v(5), 50);
+    xatm_rm_close(a);
+}
+
+static void test_rollback(void)
+{
+    xatm_rm_conn *a = open_pg(), *b = open_pg();
+    /* active */
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (6, 60)", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &x), XATM_XA_OK);
+    CHECK_INT(row_v(6), -1);
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
+    /* prepared, from another session */
+    xatm_xid y = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (6, 61)", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &y), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(b, XATM_RM_OP_ROLLBACK, &y), XATM_XA_OK);
+    CHECK_INT(prepared_count(&y), 0);
+    CHECK_INT(row_v(6), -1);
+    CHECK_INT(xatm_rm_run(b, XATM_RM_OP_ROLLBACK, &y), XATM_XAER_NOTA);
+    /* START twice is a protocol error */
+    xatm_xid z = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XAER_PROTO);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &z), XATM_XA_OK);
+    xatm_rm_close(a);
+    xatm_rm_close(b);
+}
+
+static void test_can_commit(void)
+{
+    xatm_rm_conn *a = open_pg();
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (9, 90)", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &x), XATM_XA_OK);
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_INTRANS); /* nothing durable */
+    CHECK_INT(prepared_count(&x), 0);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XA_OK);
+    CHECK_INT(row_v(9), 90);
+
+    /* a deferred constraint violated: CAN_COMMIT says no and the branch is rolled back */
+    xatm_xid y = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 91 WHERE id = 9", table), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (9), (9)", dtable), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &y), XATM_XA_RBROLLBACK);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "SET CONSTRAINTS");
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
+    CHECK_INT(row_v(9), 90);
+
+    /* marked failed */
+    xatm_xid z = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
+    xatm_rm_mark_failed(a);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &z), XATM_XA_RBROLLBACK);
+
+    /* a statement timeout while checking: 57014 -> XA_RBTIMEOUT. The check waits for
+     * another transaction holding the same (deferred) unique key. */
+    PQclear(PQexec(admin, "BEGIN"));
+    admin_q("INSERT INTO %s VALUES (10)", dtable);
+    xatm_xid v = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &v), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "SET LOCAL statement_timeout = 300"), XATM_XA_OK);
+    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (10)", dtable), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &v), XATM_XA_RBTIMEOUT);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "57014");
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
+    PQclear(PQexec(admin, "ROLLBACK"));
+    xatm_rm_close(a);
+}
+
+static void test_parallel(void)
+{
+    xatm_rm_conn *c[3] = {open_pg(), open_pg(), NULL};
+    xatm_xid x[3] = {new_xid(), new_xid(), new_xid()};
+    enum xatm_rm_op ops[3] = {XATM_RM_OP_PREPARE, XATM_RM_OP_PREPARE, XATM_RM_OP_PREPARE};
+    int rc[3] = {-99, -99, -99};
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(xatm_rm_run(c[i], XATM_RM_OP_START, &x[i]), XATM_XA_OK);
+        CHECK_INT(exec_ok(c[i], "INSERT INTO %s VALUES (%d, %d)", table, 20 + i, 20 + i), XATM_XA_OK);
+    }
+    xatm_rm_run_parallel(c, ops, x, rc, 3, 10000);
+    CHECK_INT(rc[0], XATM_XA_OK);
+    CHECK_INT(rc[1], XATM_XA_OK);
+    CHECK_INT(rc[2], -99); /* NULL connection skipped */
+    CHECK_INT(prepared_count(&x[0]), 1);
+    CHECK_INT(prepared_count(&x[1]), 1);
+    ops[0] = ops[1] = XATM_RM_OP_COMMIT;
+    xatm_rm_run_parallel(c, ops, x, rc, 3, 0);
+    CHECK_INT(rc[0], XATM_XA_OK);
+    CHECK_INT(rc[1], XATM_XA_OK);
+    CHECK_INT(row_v(20), 20);
+    CHECK_INT(row_v(21), 21);
+
+    /* the deadline: c[0]'s check waits on a key another transaction holds; it is
+     * abandoned with XAER_RMFAIL and its connection closed; c[1] is unaffected */
+    xatm_xid y[2] = {new_xid(), new_xid()};
+    PQclear(PQexec(admin, "BEGIN"));
+    admin_q("INSERT INTO %s VALUES (11)", dtable);
+    for (int i = 0; i < 2; i++) CHECK_INT(xatm_rm_run(c[i], XATM_RM_OP_START, &y[i]), XATM_XA_OK);
+    CHECK_INT(exec_ok(c[0], "INSERT INTO %s VALUES (11)", dtable), XATM_XA_OK);
+    CHECK_INT(exec_ok(c[1], "INSERT INTO %s VALUES (22, 22)", table), XATM_XA_OK);
+    uint64_t pid0 = xatm_rm_caps_of(c[0])->session_id;
+    ops[0] = XATM_RM_OP_CAN_COMMIT;
+    ops[1] = XATM_RM_OP_PREPARE;
+    uint64_t t0 = t_now_ms();
+    xatm_rm_run_parallel(c, ops, y, rc, 2, 300);
+    uint64_t took = t_now_ms() - t0;
+    CHECK_INT(rc[0], XATM_XAER_RMFAIL);
+    CHECK_CONTAINS(xatm_rm_errmsg(c[0]), "no answer within 300 ms");
+    CHECK_INT(rc[1], XATM_XA_OK);
+    CHECK(took >= 290 && took < 3000);
+    CHECK(!xatm_rm_alive(c[0]));
+    CHECK_INT(xatm_rm_run(c[0], XATM_RM_OP_ROLLBACK, &y[0]), XATM_XAER_RMFAIL);
+    PQclear(PQexec(admin, "ROLLBACK"));
+    /* the server ended the abandoned session, and its transaction with it */
+    int alive = 1;
+    for (int i = 0; i < 500 && alive == 1; i++) {
+        alive = xatm_rm_session_alive(c[1], pid0);
+        if (alive == 1) usleep(10000);
+    }
+    CHECK_INT(alive, 0);
+    CHECK_INT(xatm_rm_run(c[1], XATM_RM_OP_COMMIT, &y[1]), XATM_XA_OK);
+    CHECK_INT(row_v(22), 22);
+    xatm_rm_close(c[0]);
+    xatm_rm_close(c[1]);
+}
+
+static void test_fence(void)
+{
+    xatm_rm_conn *a = open_pg(), *b = open_pg();
+    uint64_t pid = xatm_rm_caps_of(a)->session_id;
+    CHECK_INT(xatm_rm_session_alive(b, pid), 1);
+    CHECK_INT(xatm_rm_fence(b, xatm_rm_caps_of(b)->session_id), XATM_XAER_INVAL);
+    uint64_t t0 = t_now_ms();
+    CHECK_INT(xatm_rm_fence(b, pid), XATM_XA_OK);
+    printf("pg fence: backend gone %llu ms after pg_terminate_backend\n",
+           (unsigned long long)(t_now_ms() - t0));
+    CHECK_INT(xatm_rm_session_alive(b, pid), 0);
+    /* the fenced session notices at its next operation */
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XAER_RMFAIL);
+    CHECK(!xatm_rm_alive(a));
+    CHECK_INT(xatm_rm_exec(a, "SELECT 1", NULL), XATM_XAER_RMFAIL);
+    /* fencing a session that is already gone is fine */
+    CHECK_INT(xatm_rm_fence(b, pid), XATM_XA_OK);
+    xatm_rm_close(a);
+    xatm_rm_close(b);
+}
+
+static void test_open_failures(void)
+{
+    char err[1024], where[64];
+    xatm_rm_conn *c = (xatm_rm_conn *)(uintptr_t)1; /* open must reset it to NULL */
+    xatm_rm_config bad = cfg;
+    bad.port = (uint16_t)closed_port();
+    bad.connect_timeout_ms = 2000;
+    snprintf(where, sizeof where, "127.0.0.1:%u", (unsigned)bad.port);
+    CHECK_INT(xatm_rm_open(&bad, &c, err, sizeof err), XATM_XAER_RMFAIL);
+    CHECK(c == NULL);
+    CHECK_CONTAINS(err, where);
+    CHECK_CONTAINS(err, "'pg'");
+    CHECK_CONTAINS(err, "cannot connect");
+    CHECK_CONTAINS(err, "Connection refused");
+
+    /* the test server trusts every local login (initdb --auth=trust), so a wrong
+     * password cannot be refused there; an unknown role is, with the server's reason */
+    char user[64];
+    snprintf(user, sizeof user, "nosuch_%s", tm_id);
+    bad = cfg;
+    bad.user = user;
+    CHECK_INT(xatm_rm_open(&bad, &c, err, sizeof err), XATM_XAER_RMFAIL);
+    CHECK(c == NULL);
+    CHECK_CONTAINS(err, "does not exist");
+    CHECK_CONTAINS(err, user);
+    snprintf(where, sizeof where, "%s:%u", cfg.host, (unsigned)cfg.port);
+    CHECK_CONTAINS(err, where);
+
+    /* a config of no known type */
+    bad = cfg;
+    bad.type = (enum xatm_rm_type)9;
+    CHECK_INT(xatm_rm_open(&bad, &c, err, sizeof err), XATM_XAER_INVAL);
+    CHECK_CONTAINS(err, "unknown RM type");
+}
+
+static void test_async_api(void)
+{
+    /* the raw async API: begin, wait, continue; misuse is refused */
+    xatm_rm_conn *a = open_pg();
+    xatm_xid x = new_xid();
+    int fd;
+    short ev;
+    CHECK_INT(xatm_rm_op_continue(a, POLLIN), XATM_XAER_PROTO);
+    int rc = xatm_rm_op_begin(a, XATM_RM_OP_START, &x);
+    CHECK_INT(rc, XATM_RM_PENDING);
+    CHECK_INT(xatm_rm_op_begin(a, XATM_RM_OP_START, &x), XATM_XAER_PROTO);
+    CHECK_INT(xatm_rm_exec(a, "SELECT 1", NULL), XATM_XAER_PROTO);
+    bool waits_ok = true; /* every wait named the socket, for reading */
+    while (rc == XATM_RM_PENDING) {
+        xatm_rm_op_wait(a, &fd, &ev);
+        struct pollfd p = {.fd = fd, .events = ev};
+        waits_ok = waits_ok && fd >= 0 && (ev & POLLIN);
+        if (poll(&p, 1, 5000) <= 0) break;
+        rc = xatm_rm_op_continue(a, p.revents);
+    }
+    CHECK(waits_ok);
+    CHECK_INT(rc, XATM_XA_OK);
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_INTRANS);
+    CHECK(!PQisnonblocking(xatm_rm_native(a))); /* the application's mode is restored */
+    /* closing with an operation in flight is safe */
+    CHECK_INT(xatm_rm_op_begin(a, XATM_RM_OP_ROLLBACK, &x), XATM_RM_PENDING);
+    xatm_rm_close(a);
+    CHECK_STR(xatm_xa_rc_name(XATM_XAER_NOTA), "XAER_NOTA");
+    CHECK_STR(xatm_xa_rc_name(XATM_XA_RDONLY), "XA_RDONLY");
+    CHECK_STR(xatm_xa_rc_name(12345), "XA_UNKNOWN");
+    CHECK_STR(xatm_rm_errmsg(NULL), "");
+}
+
+int main(void)
+{
+    t_require_servers();
+    memset(&cfg, 0, sizeof cfg);
+    cfg.name = "pg";
+    cfg.type = XATM_RM_POSTGRESQL;
+    static char host[256], user[128], password[128], database[128];
+    snprintf(host, sizeof host, "%s", t_env("XATM_TEST_PG_HOST"));
+    snprintf(user, sizeof user, "%s", t_env("XATM_TEST_PG_USER"));
+    snprintf(password, sizeof password, "%s", t_env("XATM_TEST_PG_PASSWORD"));
+    snprintf(database, sizeof database, "%s", t_env("XATM_TEST_PG_DB"));
+    cfg.host = host;
+    cfg.port = (uint16_t)atoi(t_env("XATM_TEST_PG_PORT"));
+    cfg.user = user;
+    cfg.password = password;
+    cfg.database = database;
+    cfg.connect_timeout_ms = 5000;
+    snprintf(tm_id, sizeof tm_id, "t%ld", (long)getpid());
+    snprintf(table, sizeof table, "xatm_rmpg_%ld", (long)getpid());
+    snprintf(dtable, sizeof dtable, "xatm_rmpgd_%ld", (long)getpid());
+
+    char conninfo[512];
+    snprintf(conninfo, sizeof conninfo, "host=%s port=%u user=%s password=%s dbname=%s",
+             cfg.host, (unsigned)cfg.port, cfg.user, cfg.password, cfg.database);
+    admin = PQconnectdb(conninfo);
+    if (PQstatus(admin) != CONNECTION_OK) {
+        fprintf(stderr, "FAIL: cannot connect to the test PostgreSQL: %s\n", PQerrorMessage(admin));
+        PQfinish(admin);
+        return 1;
+    }
+    PQsetNoticeProcessor(admin, quiet, NULL);
+    admin_q("SET client_min_messages = error");
+    admin_q("DROP TABLE IF EXISTS %s, %s", table, dtable);
+    admin_q("CREATE TABLE %s (id int PRIMARY KEY, v int)", table);
+    admin_q("CREATE TABLE %s (k int, UNIQUE (k) DEFERRABLE INITIALLY DEFERRED)", dtable);
+
+    test_open_caps();
+    test_caps_decision();
+    test_two_phase_commit();
+    test_prepare_failed_transaction();
+    test_gid_length();
+    test_unknown_gid();
+    test_recover_filters();
+    test_one_phase();
+    test_rollback();
+    test_can_commit();
+    test_parallel();
+    test_fence();
+    test_open_failures();
+    test_async_api();
+
+    /* nothing of this run may be left prepared */
+    CHECK_STR(admin_q("SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE '%%:%s.%%'", tm_id), "0");
+    admin_q("DROP TABLE IF EXISTS %s, %s", table, dtable);
+    PQfinish(admin);
+    return t_finish("rm_pg");
+}

@@ -1,2 +1,1419 @@
-/* placeholder: being written */
-int main(void) { return 77; }
+/*
+ * test_declog.c — unit tests of the decision log (tm/declog.c) and of CRC-32C.
+ *
+ * Covers: append / flush / reopen / replay of every record type; lsn continuity; group
+ * commit (N appends + 1 flush = 1 pwrite + 1 fdatasync, counted through the io table); torn
+ * tails (truncation at every length, every byte of the last record garbled, zero fill, torn
+ * segment header) truncated with appends continuing afterwards; corruption in the middle,
+ * in an older segment, lsn gaps and bad types with valid CRCs, missing segments -> CORRUPT
+ * with file and offset; rotation carrying unresolved decisions forward (also past one 64 KiB
+ * CHECKPOINT) with disk use bounded; sticky fdatasync failure; ENOSPC; BOOT epochs; dump
+ * and describe.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "declog.h"
+#include "testutil.h"
+#include "xatm.h"
+
+static uint64_t rng_state = 0x13198a2e03707344ull;
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+/* ---- a counting, failing file layer ---- */
+
+struct fio {
+    int pwrites;        /* pwrite calls */
+    int fdatasyncs;     /* fdatasync calls */
+    int fsyncs;         /* fsync calls (directories) */
+    int unlinks;        /* unlink calls */
+    int fail_pwrite;    /* -errno returned by pwrite when nonzero... */
+    int pwrite_ok;      /* ...once this many pwrite calls have succeeded */
+    int fail_fdatasync; /* -errno returned by fdatasync when nonzero... */
+    int fdatasync_ok;   /* ...once this many fdatasync calls have succeeded */
+    int fail_unlink;    /* -errno returned by unlink when nonzero */
+    bool no_sync;       /* count syncs but skip the syscall (speed) */
+};
+
+static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
+{
+    struct fio *f = ctx;
+    if (f->fail_pwrite && f->pwrites >= f->pwrite_ok) {
+        f->pwrites++;
+        return f->fail_pwrite;
+    }
+    f->pwrites++;
+    ssize_t w = pwrite(fd, buf, n, off);
+    return w < 0 ? -errno : w;
+}
+
+static int f_fdatasync(void *ctx, int fd)
+{
+    struct fio *f = ctx;
+    if (f->fail_fdatasync && f->fdatasyncs >= f->fdatasync_ok) {
+        f->fdatasyncs++;
+        return f->fail_fdatasync;
+    }
+    f->fdatasyncs++;
+    if (f->no_sync) return 0;
+    return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+static int f_fsync(void *ctx, int fd)
+{
+    struct fio *f = ctx;
+    f->fsyncs++;
+    if (f->no_sync) return 0;
+    return fsync(fd) < 0 ? -errno : 0;
+}
+
+static int f_unlink(void *ctx, const char *path)
+{
+    struct fio *f = ctx;
+    f->unlinks++;
+    if (f->fail_unlink) return f->fail_unlink;
+    return unlink(path) < 0 ? -errno : 0;
+}
+
+/* An io table over f: open/ftruncate/close/pread stay NULL (= POSIX defaults). */
+static xatm_declog_io fio_table(struct fio *f)
+{
+    xatm_declog_io io = {.pwrite = f_pwrite, .fdatasync = f_fdatasync, .ctx = f,
+                         .fsync = f_fsync, .unlink = f_unlink};
+    return io;
+}
+
+/* ---- what replay delivered ---- */
+
+struct seen {
+    uint8_t type;                     /* record type */
+    uint64_t lsn;                     /* its lsn */
+    uint32_t epoch;                   /* BOOT / CHECKPOINT */
+    char gtrid[XATM_GTRID_MAX + 1];   /* decisions, END */
+    uint8_t n_branches;               /* COMMIT / PRECOMMIT */
+};
+
+#define SET_MAX 4096
+
+struct collect {
+    size_t n, cap;                      /* records in v */
+    struct seen *v;                     /* every record delivered */
+    xatm_declog_record first[8];        /* the first 8 in full */
+    char unresolved[SET_MAX][XATM_GTRID_MAX + 1]; /* decisions without END, replay semantics */
+    size_t n_unresolved;                /* entries in unresolved */
+    uint32_t max_epoch;                 /* highest BOOT / CHECKPOINT epoch */
+};
+
+static long set_find(char (*set)[XATM_GTRID_MAX + 1], size_t n, const char *g)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(set[i], g) == 0) return (long)i;
+    return -1;
+}
+
+static void set_add(char (*set)[XATM_GTRID_MAX + 1], size_t *n, const char *g)
+{
+    if (set_find(set, *n, g) >= 0 || *n >= SET_MAX) return; /* idempotent */
+    strcpy(set[(*n)++], g);
+}
+
+static void set_del(char (*set)[XATM_GTRID_MAX + 1], size_t *n, const char *g)
+{
+    long i = set_find(set, *n, g);
+    if (i < 0) return;
+    memmove(set[i], set[*n - 1], sizeof set[i]);
+    (*n)--;
+}
+
+static void on_replay(const xatm_declog_record *rec, void *arg)
+{
+    struct collect *c = arg;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        c->v = realloc(c->v, c->cap * sizeof *c->v);
+    }
+    struct seen *s = &c->v[c->n];
+    memset(s, 0, sizeof *s);
+    s->type = rec->type;
+    s->lsn = rec->lsn;
+    s->epoch = rec->epoch;
+    strcpy(s->gtrid, rec->gtrid);
+    s->n_branches = rec->n_branches;
+    if (c->n < 8) c->first[c->n] = *rec;
+    c->n++;
+    switch (rec->type) {
+    case XATM_DL_COMMIT:
+    case XATM_DL_PRECOMMIT:
+    case XATM_DL_HEURISTIC:
+        set_add(c->unresolved, &c->n_unresolved, rec->gtrid);
+        break;
+    case XATM_DL_END:
+        set_del(c->unresolved, &c->n_unresolved, rec->gtrid);
+        break;
+    case XATM_DL_BOOT:
+    case XATM_DL_CHECKPOINT:
+        if (rec->epoch > c->max_epoch) c->max_epoch = rec->epoch;
+        break;
+    }
+}
+
+static struct collect *collect_new(void)
+{
+    return calloc(1, sizeof(struct collect));
+}
+
+static void collect_free(struct collect *c)
+{
+    if (!c) return;
+    free(c->v);
+    free(c);
+}
+
+/* ---- records ---- */
+
+static xatm_declog_record r_boot(uint32_t epoch)
+{
+    xatm_declog_record r = {.type = XATM_DL_BOOT, .epoch = epoch};
+    return r;
+}
+
+static xatm_declog_record r_commit(const char *gtrid, unsigned n_branches)
+{
+    xatm_declog_record r = {.type = XATM_DL_COMMIT, .protocol = 2};
+    strcpy(r.gtrid, gtrid);
+    r.n_branches = (uint8_t)n_branches;
+    for (unsigned i = 0; i < n_branches; i++) {
+        if (i == 0) strcpy(r.branches[i].rm, "pg");
+        else if (i == 1) strcpy(r.branches[i].rm, "my");
+        else snprintf(r.branches[i].rm, sizeof r.branches[i].rm, "rm_with_a_long_name_%02u_xxxxxxxx", i % 100u);
+        r.branches[i].session_id = i == 1 ? 42 : 0;
+    }
+    return r;
+}
+
+static xatm_declog_record r_end(const char *gtrid)
+{
+    xatm_declog_record r = {.type = XATM_DL_END};
+    strcpy(r.gtrid, gtrid);
+    return r;
+}
+
+static xatm_declog_record r_heur(const char *gtrid, uint8_t outcome, const char *who, const char *why)
+{
+    xatm_declog_record r = {.type = XATM_DL_HEURISTIC, .outcome = outcome};
+    strcpy(r.gtrid, gtrid);
+    strcpy(r.who, who);
+    strcpy(r.why, why);
+    return r;
+}
+
+static void gt(char *buf, unsigned i)
+{
+    snprintf(buf, XATM_GTRID_MAX + 1, "tm1.3.%u", i);
+}
+
+/* ---- files ---- */
+
+static char *seg_file(const char *dir, uint64_t num)
+{
+    static char path[4][1024];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(path[k], sizeof path[k], "%s/xatm-log.%016llx", dir, (unsigned long long)num);
+    return path[k];
+}
+
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static int count_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, "xatm-log.", 9) == 0 && strlen(de->d_name) == 25) n++;
+    if (d) closedir(d);
+    return n;
+}
+
+static void rm_rf(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char p[1024];
+    while (d && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    if (d) closedir(d);
+    rmdir(dir);
+}
+
+/* Reads / writes a whole file. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *d = malloc(n ? (size_t)n : 1);
+    *len = fread(d, 1, (size_t)n, f);
+    fclose(f);
+    return d;
+}
+
+static void spit(const char *path, const uint8_t *d, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(d, 1, len, f);
+    fclose(f);
+}
+
+/* Offsets of records via dump. */
+struct offs {
+    size_t n;          /* records seen */
+    uint64_t off[64];  /* their offsets (distinct records only) */
+    char file[64][512];/* and files */
+};
+
+static void on_dump(const char *file, uint64_t offset, const xatm_declog_record *rec, void *arg)
+{
+    struct offs *o = arg;
+    if (o->n && o->off[o->n - 1] == offset && !strcmp(o->file[o->n - 1], file)) return;
+    if (o->n < 64) {
+        o->off[o->n] = offset;
+        snprintf(o->file[o->n], sizeof o->file[o->n], "%s", file);
+    }
+    o->n++;
+}
+
+/* Opens dir with opts; collects replay into c (may be NULL). */
+static int open_log(const char *dir, const xatm_declog_options *opts, struct collect *c,
+                    xatm_declog **log, char *err, size_t errlen)
+{
+    return xatm_declog_open(dir, opts, c ? on_replay : NULL, c, log, err, errlen);
+}
+
+/* Writes three records (BOOT, COMMIT, END) into a fresh log and closes it. */
+static void make_three(const char *dir)
+{
+    xatm_declog *log;
+    char err[512];
+    xatm_declog_record a = r_boot(1), b = r_commit("tm1.1.1", 2), c = r_end("tm1.1.1");
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(xatm_declog_append(log, &a, true), 0);
+    CHECK_INT(xatm_declog_append(log, &b, true), 0);
+    CHECK_INT(xatm_declog_append(log, &c, false), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+}
+
+/* ---- tests ---- */
+
+static uint32_t crc_bitwise(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+static void test_crc32c(void)
+{
+    CHECK(xatm_crc32c(0, "123456789", 9) == 0xE3069283u);
+    CHECK(xatm_crc32c(0, NULL, 0) == 0);
+    uint8_t z[32], f[32], inc[32];
+    memset(z, 0, sizeof z);
+    memset(f, 0xff, sizeof f);
+    for (int i = 0; i < 32; i++) inc[i] = (uint8_t)i;
+    /* RFC 3720 (iSCSI) appendix B.4 vectors */
+    CHECK(xatm_crc32c(0, z, 32) == 0x8A9136AAu);
+    CHECK(xatm_crc32c(0, f, 32) == 0x62A8AB43u);
+    CHECK(xatm_crc32c(0, inc, 32) == 0x46DD794Eu);
+
+    uint8_t buf[1000];
+    int bad_split = 0, bad_ref = 0;
+    for (int it = 0; it < 300; it++) {
+        size_t n = rng() % sizeof buf;
+        for (size_t i = 0; i < n; i++) buf[i] = (uint8_t)rng();
+        uint32_t whole = xatm_crc32c(0, buf, n);
+        size_t cut = n ? rng() % n : 0;
+        if (xatm_crc32c(xatm_crc32c(0, buf, cut), buf + cut, n - cut) != whole) bad_split++;
+        if (crc_bitwise(buf, n) != whole) bad_ref++;
+    }
+    CHECK_INT(bad_split, 0);
+    CHECK_INT(bad_ref, 0);
+}
+
+static void test_fresh_and_roundtrip(void)
+{
+    char *dir = t_tmpdir("declog");
+    char sub[600], err[512];
+    snprintf(sub, sizeof sub, "%s/log", dir); /* open creates the directory */
+    xatm_declog *log = NULL;
+
+    CHECK_INT(open_log(sub, NULL, NULL, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(xatm_declog_segments(log), 1);
+    CHECK_INT(xatm_declog_disk_bytes(log), 32);
+    CHECK_INT(xatm_declog_last_lsn(log), 0);
+    CHECK_INT(file_size(seg_file(sub, 1)), 32);
+    CHECK(!xatm_declog_pending(log));
+
+    xatm_declog_record recs[6];
+    recs[0] = r_boot(3);
+    recs[1] = r_commit("tm1.3.77", 2);
+    recs[2] = r_heur("tm1.2.5", XATM_OUTCOME_ABORT, "alice", "RM \"ledger\" lost");
+    recs[3] = r_end("tm1.3.77");
+    recs[4] = r_commit("tm1.3.78", XATM_MAX_BRANCHES);
+    recs[4].type = XATM_DL_PRECOMMIT;
+    recs[4].protocol = 3;
+    recs[5] = r_commit("tm1.3.79", 0);
+    recs[5].protocol = 3;
+    for (int i = 0; i < 6; i++) {
+        CHECK_INT(xatm_declog_append(log, &recs[i], i % 2 == 0), 0);
+        CHECK_INT(xatm_declog_last_lsn(log), i + 1);
+    }
+    CHECK(xatm_declog_pending(log));
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK(!xatm_declog_pending(log));
+    CHECK_STR(xatm_declog_errmsg(log), "");
+    uint64_t bytes = xatm_declog_disk_bytes(log);
+    CHECK(bytes > 32);
+    xatm_declog_close(log);
+    CHECK_INT(file_size(seg_file(sub, 1)), (long long)bytes);
+
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(sub, NULL, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n, 6);
+    for (size_t i = 0; i < c->n && i < 6; i++) {
+        const xatm_declog_record *g = &c->first[i];
+        CHECK_INT(g->lsn, i + 1);
+        CHECK_INT(g->type, recs[i].type);
+        CHECK_STR(g->gtrid, recs[i].gtrid);
+        CHECK_INT(g->epoch, recs[i].epoch);
+        CHECK_INT(g->protocol, recs[i].protocol);
+        CHECK_INT(g->outcome, recs[i].outcome);
+        CHECK_STR(g->who, recs[i].who);
+        CHECK_STR(g->why, recs[i].why);
+        CHECK_INT(g->n_branches, recs[i].n_branches);
+        for (unsigned k = 0; k < g->n_branches; k++) {
+            CHECK_STR(g->branches[k].rm, recs[i].branches[k].rm);
+            CHECK(g->branches[k].session_id == recs[i].branches[k].session_id);
+        }
+    }
+    CHECK_INT(c->max_epoch, 3);
+    CHECK_INT(xatm_declog_last_lsn(log), 6);
+
+    /* appends continue the lsn sequence */
+    xatm_declog_record e = r_end("tm1.3.78");
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    CHECK_INT(xatm_declog_last_lsn(log), 7);
+    xatm_declog_close(log); /* close writes the unforced record */
+    collect_free(c);
+
+    c = collect_new();
+    CHECK_INT(open_log(sub, NULL, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n, 7);
+    int gaps = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].lsn != i + 1) gaps++;
+    CHECK_INT(gaps, 0);
+    CHECK_INT(c->v[6].type, XATM_DL_END);
+    xatm_declog_close(log);
+    collect_free(c);
+
+    rm_rf(sub);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_describe(void)
+{
+    char buf[512];
+    xatm_declog_record r = r_commit("tm1.3.77", 2);
+    r.lsn = 12;
+    xatm_declog_describe(&r, buf, sizeof buf);
+    CHECK_STR(buf, "lsn=12 COMMIT gtrid=tm1.3.77 protocol=2pc branches=[pg,my(session 42)]");
+    r.type = XATM_DL_PRECOMMIT;
+    r.protocol = 3;
+    xatm_declog_describe(&r, buf, sizeof buf);
+    CHECK_STR(buf, "lsn=12 PRECOMMIT gtrid=tm1.3.77 protocol=3pc branches=[pg,my(session 42)]");
+    r = r_boot(9);
+    r.lsn = 1;
+    xatm_declog_describe(&r, buf, sizeof buf);
+    CHECK_STR(buf, "lsn=1 BOOT epoch=9");
+    r = r_end("tm1.3.77");
+    r.lsn = 13;
+    xatm_declog_describe(&r, buf, sizeof buf);
+    CHECK_STR(buf, "lsn=13 END gtrid=tm1.3.77");
+    r = r_heur("tm1.3.77", XATM_OUTCOME_COMMIT, "ops", "said \"go\"\n");
+    r.lsn = 14;
+    xatm_declog_describe(&r, buf, sizeof buf);
+    CHECK_STR(buf, "lsn=14 HEURISTIC gtrid=tm1.3.77 outcome=commit who=\"ops\" why=\"said \\\"go\\\"\\x0a\"");
+    r = (xatm_declog_record){.type = XATM_DL_CHECKPOINT, .lsn = 15, .epoch = 4};
+    xatm_declog_describe(&r, buf, sizeof buf);
+    CHECK_STR(buf, "lsn=15 CHECKPOINT epoch=4");
+    r = (xatm_declog_record){.type = 99, .lsn = 16};
+    xatm_declog_describe(&r, buf, sizeof buf);
+    CHECK_STR(buf, "lsn=16 type=99 (unknown)");
+    /* truncation is safe */
+    r = r_commit("tm1.3.77", 2);
+    char small[10];
+    xatm_declog_describe(&r, small, sizeof small);
+    CHECK_STR(small, "lsn=0 COM");
+    xatm_declog_describe(&r, small, 1);
+    CHECK_STR(small, "");
+    /* a record with garbage strings does not overrun */
+    memset(&r, 'A', sizeof r);
+    r.type = XATM_DL_HEURISTIC;
+    xatm_declog_describe(&r, buf, sizeof buf);
+    CHECK_CONTAINS(buf, "HEURISTIC gtrid=AAAA");
+}
+
+static void test_append_validation(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
+
+    xatm_declog_record r;
+    r = (xatm_declog_record){.type = XATM_DL_CHECKPOINT, .epoch = 1};
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = r_boot(0);
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = r_commit("tm1.3.077", 2);
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = r_commit("", 2);
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = r_commit("tm1.3.77", 2);
+    r.protocol = 0;
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r.protocol = 4;
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r.type = XATM_DL_PRECOMMIT;
+    r.protocol = 2;
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = r_commit("tm1.3.77", 2);
+    r.n_branches = XATM_MAX_BRANCHES + 1;
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = r_commit("tm1.3.77", 2);
+    strcpy(r.branches[1].rm, "bad name");
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = r_commit("tm1.3.77", 2);
+    memset(r.gtrid, '1', sizeof r.gtrid);
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = r_heur("tm1.3.77", 0, "a", "b");
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = r_heur("tm1.3.77", 1, "a", "b");
+    memset(r.why, 'w', sizeof r.why);
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = r_end("tm1.3");
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = (xatm_declog_record){.type = 0};
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    r = (xatm_declog_record){.type = 7};
+    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(log, NULL, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(NULL, &r, true), XATM_EINVAL);
+    /* nothing was buffered and no lsn was used */
+    CHECK(!xatm_declog_pending(log));
+    CHECK_INT(xatm_declog_last_lsn(log), 0);
+    r = r_heur("tm1.3.77", 1, "", ""); /* empty who/why are fine */
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_last_lsn(log), 1);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+
+    CHECK_INT(xatm_declog_open(NULL, NULL, NULL, NULL, &log, err, sizeof err), XATM_EINVAL);
+    CHECK_INT(xatm_declog_open("", NULL, NULL, NULL, &log, err, sizeof err), XATM_EINVAL);
+    CHECK_INT(xatm_declog_open(dir, NULL, NULL, NULL, NULL, err, sizeof err), XATM_EINVAL);
+    xatm_declog_close(NULL);
+
+    /* a plain file where the directory should be */
+    char file[600];
+    snprintf(file, sizeof file, "%s/plain", dir);
+    spit(file, (const uint8_t *)"x", 1);
+    CHECK_INT(open_log(file, NULL, NULL, &log, err, sizeof err), XATM_EIO);
+    CHECK_CONTAINS(err, "not a directory");
+    unlink(file);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_group_commit(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512], g[XATM_GTRID_MAX + 1];
+    struct fio f = {0};
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.io = &io};
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(f.fdatasyncs, 1); /* the new segment */
+    CHECK_INT(f.fsyncs, 1);     /* its directory entry */
+
+    f = (struct fio){0};
+    for (unsigned i = 1; i <= 50; i++) {
+        gt(g, i);
+        xatm_declog_record r = r_commit(g, 2);
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    }
+    CHECK_INT(f.pwrites + f.fdatasyncs + f.fsyncs, 0); /* append makes no syscall */
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f.pwrites, 1);
+    CHECK_INT(f.fdatasyncs, 1);
+    CHECK_INT(f.fsyncs, 0);
+
+    /* nothing pending: nothing done */
+    f = (struct fio){0};
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f.pwrites + f.fdatasyncs, 0);
+
+    /* unforced records: written, not synced */
+    for (unsigned i = 1; i <= 50; i++) {
+        gt(g, i);
+        xatm_declog_record r = r_end(g);
+        CHECK_INT(xatm_declog_append(log, &r, false), 0);
+    }
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f.pwrites, 1);
+    CHECK_INT(f.fdatasyncs, 0);
+
+    /* one forced among unforced: one sync */
+    f = (struct fio){0};
+    xatm_declog_record e = r_end("tm1.3.1"), cm = r_commit("tm1.3.900", 3);
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f.pwrites, 1);
+    CHECK_INT(f.fdatasyncs, 1);
+    xatm_declog_close(log);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Writes records, then for every cut length inside the last record checks that open
+ * truncates to the first two records and appending continues at lsn 3. */
+static void test_torn_truncation(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    make_three(dir);
+    struct offs o = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &o, err, sizeof err), 0);
+    CHECK_INT(o.n, 3);
+    size_t len;
+    uint8_t *orig = slurp(seg_file(dir, 1), &len);
+    uint64_t third = o.off[2];
+    CHECK(third > 32 && third < len);
+
+    int bad_open = 0, bad_count = 0, bad_size = 0, bad_msg = 0;
+    for (size_t cut = (size_t)third + 1; cut < len; cut++) {
+        spit(seg_file(dir, 1), orig, cut);
+        struct collect *c = collect_new();
+        xatm_declog *log;
+        if (open_log(dir, NULL, c, &log, err, sizeof err) != 0) {
+            bad_open++;
+            collect_free(c);
+            continue;
+        }
+        if (c->n != 2) bad_count++;
+        if (file_size(seg_file(dir, 1)) != (long long)third) bad_size++;
+        if (!strstr(err, "torn tail truncated") || !strstr(err, "offset ")) bad_msg++;
+        xatm_declog_close(log);
+        collect_free(c);
+    }
+    CHECK_INT(bad_open, 0);
+    CHECK_INT(bad_count, 0);
+    CHECK_INT(bad_size, 0);
+    CHECK_INT(bad_msg, 0);
+
+    /* after the last truncation, new appends continue the sequence and survive a reopen */
+    xatm_declog *log;
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, ""); /* nothing left to truncate */
+    CHECK_INT(c->n, 2);
+    CHECK_INT(xatm_declog_last_lsn(log), 2);
+    xatm_declog_record r = r_commit("tm1.1.2", 2);
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_last_lsn(log), 3);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+    collect_free(c);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n, 3);
+    CHECK(c->n == 3 && c->v[2].lsn == 3 && !strcmp(c->v[2].gtrid, "tm1.1.2"));
+    xatm_declog_close(log);
+    collect_free(c);
+
+    /* a cut inside the header of the last record, and a zero-filled tail */
+    spit(seg_file(dir, 1), orig, (size_t)third + 10);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "incomplete record header");
+    CHECK_INT(c->n, 2);
+    xatm_declog_close(log);
+    collect_free(c);
+    uint8_t *zeros = calloc(1, len + 4096);
+    memcpy(zeros, orig, len);
+    spit(seg_file(dir, 1), zeros, len + 4096);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "torn tail truncated (4096 bytes dropped)");
+    CHECK_INT(c->n, 3);
+    CHECK_INT(file_size(seg_file(dir, 1)), (long long)len);
+    xatm_declog_close(log);
+    collect_free(c);
+    free(zeros);
+    free(orig);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Every single-byte change in the last record is a torn tail; in the middle record it is
+ * corruption reported with that record's offset, and nothing is replayed or changed. */
+static void test_garbled_records(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512], want[64];
+    make_three(dir);
+    struct offs o = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &o, err, sizeof err), 0);
+    size_t len;
+    uint8_t *orig = slurp(seg_file(dir, 1), &len);
+    uint8_t *work = malloc(len);
+
+    int last_bad = 0;
+    for (size_t pos = (size_t)o.off[2]; pos < len; pos++) {
+        memcpy(work, orig, len);
+        work[pos] ^= (uint8_t)(1u << (pos % 8));
+        spit(seg_file(dir, 1), work, len);
+        struct collect *c = collect_new();
+        xatm_declog *log;
+        int rc = open_log(dir, NULL, c, &log, err, sizeof err);
+        if (rc != 0 || c->n != 2 || file_size(seg_file(dir, 1)) != (long long)o.off[2]) {
+            fprintf(stderr, "last record, byte %zu: rc=%d n=%zu err=%s\n", pos, rc, c->n, err);
+            last_bad++;
+        }
+        if (rc == 0) xatm_declog_close(log);
+        collect_free(c);
+    }
+    CHECK_INT(last_bad, 0);
+
+    int mid_bad = 0;
+    snprintf(want, sizeof want, "offset %llu:", (unsigned long long)o.off[1]);
+    for (size_t pos = (size_t)o.off[1]; pos < o.off[2]; pos++) {
+        memcpy(work, orig, len);
+        work[pos] ^= (uint8_t)(0x80u >> (pos % 8));
+        spit(seg_file(dir, 1), work, len);
+        struct collect *c = collect_new();
+        xatm_declog *log = NULL;
+        int rc = open_log(dir, NULL, c, &log, err, sizeof err);
+        if (rc != XATM_ECORRUPT || c->n != 0 || !strstr(err, want) ||
+            !strstr(err, "xatm-log.0000000000000001") || file_size(seg_file(dir, 1)) != (long long)len ||
+            log != NULL) {
+            fprintf(stderr, "middle record, byte %zu: rc=%d n=%zu err=%s\n", pos, rc, c->n, err);
+            mid_bad++;
+        }
+        collect_free(c);
+    }
+    CHECK_INT(mid_bad, 0);
+    /* and the message says why */
+    memcpy(work, orig, len);
+    work[o.off[1] + 30] ^= 1; /* payload byte */
+    spit(seg_file(dir, 1), work, len);
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
+    CHECK_CONTAINS(err, "CRC mismatch");
+    CHECK_CONTAINS(err, "not a torn tail");
+
+    /* dump shows the record before the damage, then reports it */
+    struct offs d = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), XATM_ECORRUPT);
+    CHECK_INT(d.n, 1);
+    CHECK_CONTAINS(err, want);
+
+    free(work);
+    free(orig);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Builds one raw record with a correct CRC. */
+static size_t raw_record(uint8_t *p, uint64_t lsn, uint8_t type, const uint8_t *payload, uint32_t n)
+{
+    uint32_t total = 24 + n;
+    memset(p, 0, 24);
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(total >> (8 * i));
+    for (int i = 0; i < 8; i++) p[8 + i] = (uint8_t)(lsn >> (8 * i));
+    p[16] = type;
+    for (int i = 0; i < 4; i++) p[20 + i] = (uint8_t)(n >> (8 * i));
+    memcpy(p + 24, payload, n);
+    uint32_t crc = xatm_crc32c(0, p + 8, total - 8);
+    for (int i = 0; i < 4; i++) p[4 + i] = (uint8_t)(crc >> (8 * i));
+    return total;
+}
+
+/* A last record whose CRC matches but whose content is wrong was written that way: it is
+ * corruption, not a torn tail. */
+static void test_valid_crc_bad_content(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    size_t len;
+    make_three(dir);
+    uint8_t *orig = slurp(seg_file(dir, 1), &len);
+    uint8_t *work = malloc(len + 256);
+    xatm_declog *log;
+    uint8_t boot[4] = {5, 0, 0, 0};
+
+    struct {
+        uint64_t lsn;      /* lsn to write */
+        uint8_t type;      /* type to write */
+        const uint8_t *pl; /* payload */
+        uint32_t n;        /* its length */
+        const char *why;   /* expected in the message */
+    } cases[] = {
+        {7, XATM_DL_BOOT, boot, 4, "lsn 7 does not follow lsn 3"},
+        {3, XATM_DL_BOOT, boot, 4, "lsn 3 does not follow lsn 3"},
+        {4, 9, boot, 4, "unknown record type 9"},
+        {4, XATM_DL_BOOT, boot, 3, "payload does not decode"},
+        {4, XATM_DL_END, (const uint8_t *)"\x05tm1.1", 6, "payload does not decode"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(work, orig, len);
+        size_t n = raw_record(work + len, cases[i].lsn, cases[i].type, cases[i].pl, cases[i].n);
+        spit(seg_file(dir, 1), work, len + n);
+        struct collect *c = collect_new();
+        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), XATM_ECORRUPT);
+        CHECK_CONTAINS(err, cases[i].why);
+        CHECK_CONTAINS(err, "its CRC matches, so it was written this way, not torn");
+        CHECK_INT(c->n, 0);
+        CHECK_INT(file_size(seg_file(dir, 1)), (long long)(len + n));
+        collect_free(c);
+    }
+    /* the correct next record by hand is accepted: the layout is what declog.h says */
+    memcpy(work, orig, len);
+    size_t n = raw_record(work + len, 4, XATM_DL_BOOT, boot, 4);
+    spit(seg_file(dir, 1), work, len + n);
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n, 4);
+    CHECK_INT(c->max_epoch, 5);
+    xatm_declog_close(log);
+    collect_free(c);
+    free(work);
+    free(orig);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_segment_headers(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    size_t len;
+    xatm_declog *log;
+    make_three(dir);
+    uint8_t *orig = slurp(seg_file(dir, 1), &len);
+
+    /* a torn header with nothing valid after it (crash while creating the segment) */
+    spit(seg_file(dir, 1), orig, 10);
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "torn segment header rewritten");
+    CHECK_INT(c->n, 0);
+    CHECK_INT(file_size(seg_file(dir, 1)), 32);
+    xatm_declog_record r = r_boot(2);
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+    collect_free(c);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n, 1);
+    xatm_declog_close(log);
+    collect_free(c);
+
+    /* an empty file */
+    spit(seg_file(dir, 1), orig, 0);
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "segment header incomplete");
+    xatm_declog_close(log);
+
+    /* a damaged header with valid records after it is corruption */
+    uint8_t *work = malloc(len);
+    memcpy(work, orig, len);
+    work[3] ^= 0x20;
+    spit(seg_file(dir, 1), work, len);
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
+    CHECK_CONTAINS(err, "offset 0: not a segment header");
+    /* a header naming another segment number */
+    memcpy(work, orig, len);
+    work[16] = 2;
+    uint32_t crc = xatm_crc32c(0, work, 24);
+    for (int i = 0; i < 4; i++) work[24 + i] = (uint8_t)(crc >> (8 * i));
+    spit(seg_file(dir, 1), work, len);
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
+    CHECK_CONTAINS(err, "header says segment 0000000000000002");
+    /* an unknown version */
+    memcpy(work, orig, len);
+    work[8] = 2;
+    crc = xatm_crc32c(0, work, 24);
+    for (int i = 0; i < 4; i++) work[24 + i] = (uint8_t)(crc >> (8 * i));
+    spit(seg_file(dir, 1), work, len);
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
+    CHECK_CONTAINS(err, "segment version 2");
+
+    /* files that are not segments are ignored */
+    spit(seg_file(dir, 1), orig, len);
+    char other[700];
+    snprintf(other, sizeof other, "%s/xatm-log.tmp", dir);
+    spit(other, (const uint8_t *)"junk", 4);
+    snprintf(other, sizeof other, "%s/xatm-log.000000000000000A", dir); /* uppercase */
+    spit(other, (const uint8_t *)"junk", 4);
+    snprintf(other, sizeof other, "%s/README", dir);
+    spit(other, (const uint8_t *)"junk", 4);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n, 3);
+    CHECK_INT(xatm_declog_segments(log), 1);
+    xatm_declog_close(log);
+    collect_free(c);
+
+    /* a missing segment in the middle */
+    spit(seg_file(dir, 3), orig, len);
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
+    CHECK_CONTAINS(err, "segment 0000000000000002 is missing");
+    struct offs d = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), XATM_ECORRUPT);
+    CHECK_CONTAINS(err, "missing");
+
+    free(work);
+    free(orig);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* The caller's view of unresolved decisions, given to the log's rotation callback. */
+struct owner {
+    char set[SET_MAX][XATM_GTRID_MAX + 1]; /* gtrids committed and not ended */
+    size_t n;                              /* entries */
+    unsigned branches;                     /* branches per carried COMMIT */
+    bool emit_garbage;                     /* emit an invalid record (caller bug) */
+    int calls;                             /* times the callback ran */
+};
+
+static void owner_unresolved(void *arg, void (*emit)(const xatm_declog_record *, void *), void *emit_arg)
+{
+    struct owner *ow = arg;
+    ow->calls++;
+    for (size_t i = 0; i < ow->n; i++) {
+        xatm_declog_record r = r_commit(ow->set[i], ow->branches);
+        emit(&r, emit_arg);
+    }
+    if (ow->emit_garbage) {
+        xatm_declog_record r = r_end("tm1.1.1"); /* END is not a decision */
+        emit(&r, emit_arg);
+    }
+}
+
+static void test_rotation(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512], g[XATM_GTRID_MAX + 1];
+    struct owner *ow = calloc(1, sizeof *ow);
+    ow->branches = 2;
+    struct fio f = {.no_sync = true};
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.segment_size = 4096, .io = &io, .unresolved = owner_unresolved,
+                             .unresolved_arg = ow};
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record boot = r_boot(4);
+    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+
+    uint64_t max_disk = 0;
+    unsigned max_segs = 0;
+    int bad_flush = 0;
+    for (unsigned i = 1; i <= 3000; i++) {
+        gt(g, i);
+        xatm_declog_record r = r_commit(g, 2);
+        if (xatm_declog_append(log, &r, true) != 0) bad_flush++;
+        set_add(ow->set, &ow->n, g);
+        if (xatm_declog_flush(log) != 0) bad_flush++;
+        /* most decisions end soon; every 50th stays unresolved */
+        if (i % 50 != 0 && i > 3) {
+            gt(g, i - 3);
+            xatm_declog_record e = r_end(g);
+            if (xatm_declog_append(log, &e, false) != 0) bad_flush++;
+            set_del(ow->set, &ow->n, g);
+        }
+        if (xatm_declog_disk_bytes(log) > max_disk) max_disk = xatm_declog_disk_bytes(log);
+        if (xatm_declog_segments(log) > max_segs) max_segs = xatm_declog_segments(log);
+    }
+    CHECK_INT(bad_flush, 0);
+    CHECK(ow->calls > 20);            /* it rotated many times */
+    CHECK_INT(max_segs, 1);           /* old segments go as soon as the new one is durable */
+    CHECK(max_disk < 4096 + 4096);    /* bounded: threshold + checkpoint + one flush */
+    CHECK_INT(count_segments(dir), 1);
+    CHECK(f.unlinks >= ow->calls);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    uint64_t last = xatm_declog_last_lsn(log);
+    xatm_declog_close(log);
+
+    /* replay rebuilds exactly the caller's unresolved set, and the epoch */
+    struct collect *c = collect_new();
+    o.io = NULL;
+    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n_unresolved, ow->n);
+    int missing = 0;
+    for (size_t i = 0; i < ow->n; i++)
+        if (set_find(c->unresolved, c->n_unresolved, ow->set[i]) < 0) missing++;
+    CHECK_INT(missing, 0);
+    CHECK_INT(c->max_epoch, 4);
+    CHECK(c->n > 0 && c->v[0].type == XATM_DL_CHECKPOINT);
+    CHECK(c->n > 0 && c->v[0].epoch == 4);
+    CHECK_INT(xatm_declog_last_lsn(log), last);
+    int gaps = 0; /* carried decisions share their checkpoint's lsn; otherwise +1 */
+    for (size_t i = 1; i < c->n; i++)
+        if (c->v[i].lsn != c->v[i - 1].lsn && c->v[i].lsn != c->v[i - 1].lsn + 1) gaps++;
+    CHECK_INT(gaps, 0);
+    xatm_declog_close(log);
+    collect_free(c);
+
+    /* a rotating flush: old segment synced even though nothing forced, new one synced,
+     * directory synced after create and after delete */
+    struct fio f2 = {0};
+    xatm_declog_io io2 = fio_table(&f2);
+    o.io = &io2;
+    o.segment_size = 1; /* the next flush rotates */
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    f2 = (struct fio){0};
+    xatm_declog_record e = r_end("tm1.3.1");
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f2.fdatasyncs, 2);
+    CHECK_INT(f2.fsyncs, 2);
+    CHECK_INT(f2.unlinks, 1);
+    CHECK_INT(xatm_declog_segments(log), 1);
+    xatm_declog_close(log);
+
+    /* right after a reopen, an empty flush that rotates still syncs the old segment
+     * first (a previous process may have left unsynced unforced records in it) */
+    o.segment_size = 0;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    f2 = (struct fio){0};
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    xatm_declog_close(log); /* written by close, never synced */
+    CHECK_INT(f2.pwrites, 1);
+    CHECK_INT(f2.fdatasyncs, 0);
+    o.segment_size = 1;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    f2 = (struct fio){0};
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f2.pwrites, 1);    /* only the new segment */
+    CHECK_INT(f2.fdatasyncs, 2); /* old, then new */
+    xatm_declog_close(log);
+
+    free(ow);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* More unresolved decisions than one 64 KiB CHECKPOINT holds: the rest follow as records. */
+static void test_checkpoint_overflow(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512], g[XATM_GTRID_MAX + 1];
+    struct owner *ow = calloc(1, sizeof *ow);
+    ow->branches = XATM_MAX_BRANCHES; /* ~1.2 KiB each */
+    for (unsigned i = 1; i <= 200; i++) {
+        gt(g, i);
+        set_add(ow->set, &ow->n, g);
+    }
+    struct fio f = {.no_sync = true};
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.segment_size = 1, .io = &io, .unresolved = owner_unresolved,
+                             .unresolved_arg = ow};
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record boot = r_boot(7);
+    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0); /* rotates: 200 x 1.2 KiB > 64 KiB */
+    CHECK_INT(ow->calls, 1);
+    CHECK_INT(xatm_declog_segments(log), 1);
+    CHECK(xatm_declog_disk_bytes(log) > 200 * 1200);
+    xatm_declog_close(log);
+
+    struct collect *c = collect_new();
+    o.io = NULL;
+    o.segment_size = 0;
+    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n_unresolved, 200);
+    CHECK_INT(c->max_epoch, 7);
+    size_t ckpts = 0, full = 0, plain = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->v[i].type == XATM_DL_CHECKPOINT) ckpts++;
+        if (c->v[i].type == XATM_DL_COMMIT && c->v[i].n_branches == XATM_MAX_BRANCHES) full++;
+        if (i && c->v[i].lsn != c->v[i - 1].lsn) plain++;
+    }
+    CHECK_INT(ckpts, 1);
+    CHECK_INT(full, 200);
+    CHECK(plain > 100); /* many carried as records of their own after the checkpoint */
+    CHECK_INT(xatm_declog_last_lsn(log), c->v[c->n - 1].lsn);
+    xatm_declog_close(log);
+    collect_free(c);
+    free(ow);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A callback that emits something invalid makes that flush fail with EINVAL, not stickily. */
+static void test_bad_callback(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    struct owner *ow = calloc(1, sizeof *ow);
+    ow->branches = 1;
+    ow->emit_garbage = true;
+    set_add(ow->set, &ow->n, "tm1.1.1");
+    xatm_declog_options o = {.segment_size = 1, .unresolved = owner_unresolved, .unresolved_arg = ow};
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record r = r_commit("tm1.1.1", 1);
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(log), XATM_EINVAL);
+    CHECK_INT(xatm_declog_segments(log), 1);
+    CHECK_STR(xatm_declog_errmsg(log), "");
+    uint64_t lsn = xatm_declog_last_lsn(log);
+    CHECK_INT(lsn, 1);
+    ow->emit_garbage = false;
+    xatm_declog_record e = r_end("tm1.1.2");
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    CHECK_INT(xatm_declog_last_lsn(log), 2); /* no lsn was lost to the failed checkpoint */
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(count_segments(dir), 1);
+    CHECK(access(seg_file(dir, 2), F_OK) == 0);
+    xatm_declog_close(log);
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n_unresolved, 1);
+    xatm_declog_close(log);
+    collect_free(c);
+    free(ow);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* unlink failing keeps old segments (retried next rotation); an older segment is checked
+ * strictly: damage there is corruption even at its end. */
+static void test_older_segments(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    struct owner *ow = calloc(1, sizeof *ow);
+    ow->branches = 2;
+    set_add(ow->set, &ow->n, "tm1.1.1");
+    struct fio f = {.fail_unlink = -EACCES};
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.segment_size = 1, .io = &io, .unresolved = owner_unresolved,
+                             .unresolved_arg = ow};
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record b = r_boot(1), cm = r_commit("tm1.1.1", 2);
+    CHECK_INT(xatm_declog_append(log, &b, true), 0);
+    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0); /* rotates; unlink fails: not fatal */
+    CHECK_INT(xatm_declog_segments(log), 2);
+    CHECK_STR(xatm_declog_errmsg(log), "");
+    xatm_declog_record e = r_end("tm1.1.9");
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(log), 0); /* rotates again */
+    CHECK_INT(xatm_declog_segments(log), 3);
+    xatm_declog_close(log);
+    CHECK_INT(count_segments(dir), 3);
+
+    /* replay over all three: the decision appears in each, applied idempotently */
+    struct collect *c = collect_new();
+    o.segment_size = 0; /* no rotation while we look */
+    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n_unresolved, 1);
+    size_t ck = 0;
+    for (size_t i = 0; i < c->n; i++) ck += c->v[i].type == XATM_DL_CHECKPOINT;
+    CHECK_INT(ck, 2);
+    CHECK_INT(xatm_declog_segments(log), 3);
+    xatm_declog_close(log);
+    collect_free(c);
+
+    /* damage at the very end of the oldest segment: corrupt, naming that file */
+    size_t len;
+    uint8_t *orig = slurp(seg_file(dir, 1), &len);
+    spit(seg_file(dir, 1), orig, len - 1);
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_ECORRUPT);
+    CHECK_CONTAINS(err, "xatm-log.0000000000000001: offset ");
+    CHECK_CONTAINS(err, "only the newest segment may end torn");
+    CHECK_INT(file_size(seg_file(dir, 1)), (long long)(len - 1)); /* not truncated */
+    /* lsn continuity across segments: a record dropped from the end of the middle one */
+    spit(seg_file(dir, 1), orig, len);
+    struct offs d = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    size_t len2;
+    uint8_t *mid = slurp(seg_file(dir, 2), &len2);
+    uint64_t last_mid = 0;
+    for (size_t i = 0; i < d.n && i < 64; i++)
+        if (strstr(d.file[i], "0000000000000002")) last_mid = d.off[i];
+    CHECK(last_mid > 32);
+    spit(seg_file(dir, 2), mid, (size_t)last_mid);
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_ECORRUPT);
+    CHECK_CONTAINS(err, "xatm-log.0000000000000003: offset 32: lsn ");
+    CHECK_CONTAINS(err, "does not follow");
+    spit(seg_file(dir, 2), mid, len2);
+
+    /* once unlink works, the next rotation removes every older segment */
+    f.fail_unlink = 0;
+    o.segment_size = 1;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(xatm_declog_segments(log), 1);
+    CHECK_INT(count_segments(dir), 1);
+    CHECK(access(seg_file(dir, 4), F_OK) == 0);
+    xatm_declog_close(log);
+
+    free(mid);
+    free(orig);
+    free(ow);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_sticky_failures(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    struct fio f = {0};
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.io = &io};
+    xatm_declog *log;
+    xatm_declog_record cm = r_commit("tm1.1.1", 2), e = r_end("tm1.1.1");
+
+    /* fdatasync fails once: fatal from then on, even after the disk "recovers" */
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    f.fail_fdatasync = -EIO;
+    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
+    CHECK_INT(xatm_declog_flush(log), XATM_ELOG);
+    CHECK_CONTAINS(xatm_declog_errmsg(log), "fdatasync");
+    CHECK_CONTAINS(xatm_declog_errmsg(log), "xatm-log.0000000000000001");
+    f.fail_fdatasync = 0;
+    f.fdatasyncs = 0;
+    CHECK_INT(xatm_declog_append(log, &e, false), XATM_ELOG);
+    CHECK_INT(xatm_declog_flush(log), XATM_ELOG);
+    CHECK_INT(xatm_declog_flush(log), XATM_ELOG);
+    CHECK_INT(f.fdatasyncs, 0); /* never retried */
+    xatm_declog_close(log);
+    rm_rf(dir);
+
+    /* write fails with ENOSPC: XATM_ENOSPC, sticky */
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    f.fail_pwrite = -ENOSPC;
+    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
+    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
+    CHECK_CONTAINS(xatm_declog_errmsg(log), "No space left on device");
+    f.fail_pwrite = 0;
+    CHECK_INT(xatm_declog_append(log, &e, false), XATM_ENOSPC);
+    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
+    xatm_declog_close(log);
+    rm_rf(dir);
+
+    /* fdatasync reporting ENOSPC maps the same way; EDQUOT too */
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    f.fail_fdatasync = -ENOSPC;
+    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
+    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
+    f.fail_fdatasync = 0;
+    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
+    xatm_declog_close(log);
+    rm_rf(dir);
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    f.fail_pwrite = -EDQUOT;
+    CHECK_INT(xatm_declog_append(log, &cm, false), 0);
+    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
+    f.fail_pwrite = 0;
+    xatm_declog_close(log);
+    rm_rf(dir);
+
+    /* a disk full when creating the first segment */
+    f.fail_pwrite = -ENOSPC;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_ENOSPC);
+    CHECK_CONTAINS(err, "write");
+    f.fail_pwrite = 0;
+    rm_rf(dir);
+
+    /* a rotation whose new segment cannot be written, or synced: fatal, and a restart
+     * finds the old segment intact (the new one's torn header is rewritten) */
+    struct owner *ow = calloc(1, sizeof *ow);
+    ow->branches = 2;
+    set_add(ow->set, &ow->n, "tm1.1.1");
+    o.unresolved = owner_unresolved;
+    o.unresolved_arg = ow;
+    for (int which = 0; which < 2; which++) {
+        f = (struct fio){0};
+        o.segment_size = 1; /* every flush rotates */
+        CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+        CHECK_INT(xatm_declog_append(log, &cm, true), 0);
+        if (which == 0) {
+            f.fail_pwrite = -EIO; /* the data write passes, the new segment's fails */
+            f.pwrite_ok = f.pwrites + 1;
+        } else {
+            f.fail_fdatasync = -EIO; /* the data sync passes, the new segment's fails */
+            f.fdatasync_ok = f.fdatasyncs + 1;
+        }
+        CHECK_INT(xatm_declog_flush(log), XATM_ELOG);
+        CHECK_CONTAINS(xatm_declog_errmsg(log), "xatm-log.0000000000000002");
+        CHECK_CONTAINS(xatm_declog_errmsg(log), which == 0 ? ": write: " : ": fdatasync: ");
+        CHECK_INT(xatm_declog_append(log, &e, false), XATM_ELOG);
+        xatm_declog_close(log);
+        CHECK_INT(count_segments(dir), 2);
+
+        struct collect *c = collect_new();
+        o.segment_size = 0;
+        o.io = NULL;
+        CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
+        if (which == 0) CHECK_CONTAINS(err, "torn segment header rewritten");
+        CHECK_INT(c->n_unresolved, 1); /* the durable COMMIT survived */
+        CHECK_INT(xatm_declog_segments(log), 2);
+        xatm_declog_close(log);
+        collect_free(c);
+        o.io = &io;
+        rm_rf(dir);
+    }
+    free(ow);
+    free(dir);
+}
+
+static void test_boot_epochs(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    xatm_declog *log;
+    for (uint32_t boot = 1; boot <= 3; boot++) {
+        struct collect *c = collect_new();
+        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+        CHECK_INT(c->max_epoch, boot - 1);  /* the TM takes this + 1 */
+        xatm_declog_record b = r_boot(c->max_epoch + 1);
+        CHECK_INT(xatm_declog_append(log, &b, true), 0);
+        CHECK_INT(xatm_declog_flush(log), 0);
+        xatm_declog_close(log);
+        collect_free(c);
+    }
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n, 3);
+    for (size_t i = 0; i < c->n && i < 3; i++) {
+        CHECK_INT(c->v[i].type, XATM_DL_BOOT);
+        CHECK_INT(c->v[i].epoch, i + 1);
+    }
+    xatm_declog_close(log);
+    collect_free(c);
+
+    /* after a rotation the BOOT records are gone; the CHECKPOINT keeps the epoch */
+    xatm_declog_options o = {.segment_size = 1};
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record e = r_end("tm1.3.1");
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n, 1);
+    CHECK(c->n == 1 && c->v[0].type == XATM_DL_CHECKPOINT);
+    CHECK_INT(c->max_epoch, 3);
+    CHECK_INT(xatm_declog_last_lsn(log), 5); /* 3 BOOT + END + CHECKPOINT */
+    xatm_declog_close(log);
+    collect_free(c);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_dump(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    make_three(dir);
+    struct offs d = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(d.n, 3);
+    CHECK_INT(d.off[0], 32);
+    CHECK_CONTAINS(d.file[0], "xatm-log.0000000000000001");
+
+    /* a torn tail is reported, not repaired */
+    size_t len;
+    uint8_t *orig = slurp(seg_file(dir, 1), &len);
+    spit(seg_file(dir, 1), orig, len - 3);
+    struct offs t = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &t, err, sizeof err), 0);
+    CHECK_INT(t.n, 2);
+    CHECK_CONTAINS(err, "torn tail");
+    CHECK_INT(file_size(seg_file(dir, 1)), (long long)(len - 3));
+
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/nope", dir);
+    CHECK_INT(xatm_declog_dump(missing, on_dump, &t, err, sizeof err), XATM_ENOTFOUND);
+    CHECK_INT(xatm_declog_dump(dir, NULL, NULL, err, sizeof err), XATM_EINVAL);
+    free(orig);
+    rm_rf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    test_crc32c();
+    test_describe();
+    test_fresh_and_roundtrip();
+    test_append_validation();
+    test_group_commit();
+    test_torn_truncation();
+    test_garbled_records();
+    test_valid_crc_bad_content();
+    test_segment_headers();
+    test_rotation();
+    test_checkpoint_overflow();
+    test_bad_callback();
+    test_older_segments();
+    test_sticky_failures();
+    test_boot_epochs();
+    test_dump();
+    return t_finish("declog");
+}

@@ -1,2 +1,777 @@
-/* placeholder: being written */
-int main(void) { return 77; }
+/*
+ * test_gtx.c — unit tests of xatmd's global-transaction state machine (tm/gtx.h) and of
+ * the decision registry recovery works from (tm/recovery.h): every transition and every
+ * rejection of gtx.h's table, deadlines and timeouts, connection loss, recovery's
+ * verdicts (COMMIT_PENDING is always live), orphan hand-over, replay into the registry,
+ * and the rotation callback. Pure logic: no sockets, no RMs, no clock (now_ms is passed).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gtx.h"
+#include "recovery.h"
+#include "rm.h"
+#include "testutil.h"
+#include "tm.h"
+#include "xatm.h"
+
+static const char *const rms[] = {"pg", "my", "my2"};
+
+static gtx_table *new_table(void)
+{
+    return gtx_table_new("tm1", 5, rms, 3);
+}
+
+static xatm_msg_vote_entry ve(const char *rm, uint8_t vote, uint64_t sid)
+{
+    xatm_msg_vote_entry e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.rm, sizeof e.rm, "%s", rm);
+    e.vote = vote;
+    e.session_id = sid;
+    return e;
+}
+
+static xatm_msg_done_entry de(const char *rm, int32_t rc)
+{
+    xatm_msg_done_entry e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.rm, sizeof e.rm, "%s", rm);
+    e.xa_rc = rc;
+    return e;
+}
+
+/* BEGIN + ENLIST pg and my (sessions 11, 22) by owner 1 at now 1000, timeout 5000. */
+static gtx_info begin2(gtx_table *t, uint64_t owner)
+{
+    gtx_info g;
+    CHECK_INT(gtx_begin(t, owner, 2, 5000, 1000, &g), 0);
+    CHECK_INT(gtx_enlist(t, owner, g.gtrid, "pg", 11), 0);
+    CHECK_INT(gtx_enlist(t, owner, g.gtrid, "my", 22), 0);
+    return g;
+}
+
+/* Drives a 2-branch transaction to COMMITTING. */
+static gtx_info committing2(gtx_table *t, uint64_t owner)
+{
+    gtx_info g = begin2(t, owner);
+    xatm_msg_vote_entry v[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22)};
+    gtx_vote_result r;
+    CHECK_INT(gtx_vote(t, owner, g.gtrid, v, 2, &r), 0);
+    CHECK(r.must_log);
+    CHECK_INT(gtx_commit_durable(t, g.seq, 2000), 0);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    return g;
+}
+
+static void test_create_and_begin(void)
+{
+    CHECK(gtx_table_new("bad id!", 1, NULL, 0) == NULL);
+    CHECK(gtx_table_new("tm1", 0, NULL, 0) == NULL);
+    gtx_table *t = new_table();
+    CHECK(t != NULL);
+    gtx_info g, h;
+    CHECK_INT(gtx_begin(t, 0, 2, 1000, 0, &g), XATM_EINVAL);  /* no owner */
+    CHECK_INT(gtx_begin(t, 1, 1, 1000, 0, &g), XATM_EINVAL);  /* bad protocol */
+    CHECK_INT(gtx_begin(t, 1, 2, 0, 0, &g), XATM_EINVAL);     /* no timeout */
+    CHECK_INT(gtx_begin(t, 1, 2, 1000, 500, &g), 0);
+    CHECK_STR(g.gtrid, "tm1.5.1");
+    CHECK_INT(g.seq, 1);
+    CHECK_INT(g.state, GTX_ACTIVE);
+    CHECK_INT(g.deadline_ms, 1500);
+    CHECK_INT(g.owner, 1);
+    CHECK_INT(g.n_branches, 0);
+    CHECK_INT(gtx_begin(t, 1, 3, 1000, 500, &h), 0);
+    CHECK_STR(h.gtrid, "tm1.5.2");
+    CHECK_INT(h.protocol, 3);
+    CHECK_INT(gtx_lookup(t, "tm1.5.2", &h), 0);
+    CHECK_INT(gtx_lookup(t, "tm1.5.3", &h), XATM_ENOTFOUND);
+    CHECK_INT(gtx_lookup(t, "tm1.4.1", &h), XATM_ENOTFOUND); /* another epoch */
+    CHECK_INT(gtx_lookup(t, "tm2.5.1", &h), XATM_ENOTFOUND); /* another TM */
+    CHECK_INT(gtx_lookup(t, "garbage", &h), XATM_ENOTFOUND);
+    gtx_counts c;
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.active, 2);
+    CHECK_INT(c.begun, 2);
+    CHECK_STR(gtx_state_name(GTX_ACTIVE), "active");
+    CHECK_STR(gtx_state_name(GTX_COMMIT_PENDING), "commit-pending");
+    CHECK_STR(gtx_state_name(GTX_COMMITTING), "committing");
+    gtx_table_free(t);
+}
+
+static void test_enlist(void)
+{
+    gtx_table *t = new_table();
+    gtx_info g;
+    CHECK_INT(gtx_begin(t, 7, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_enlist(t, 7, g.gtrid, "pg", 5), 0);
+    CHECK_INT(gtx_enlist(t, 7, g.gtrid, "pg", 6), 0); /* again: updates the session */
+    CHECK_INT(gtx_enlist(t, 7, "tm1.5.99", "pg", 1), XATM_ENOTFOUND);
+    CHECK_INT(gtx_enlist(t, 8, g.gtrid, "my", 1), XATM_ESTATE); /* not the owner */
+    CHECK_INT(gtx_enlist(t, 7, g.gtrid, "nosuch", 1), XATM_EINVAL);
+    CHECK_INT(gtx_enlist(t, 7, g.gtrid, "bad name!", 1), XATM_EINVAL);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.n_branches, 1);
+    CHECK_STR(g.branches[0].rm, "pg");
+    CHECK_INT(g.branches[0].session_id, 6);
+    CHECK_INT(g.branches[0].vote, 0);
+    gtx_counts c;
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.unknown_msgs, 1);
+    CHECK_INT(c.rejected_msgs, 3);
+    gtx_table_free(t);
+
+    /* more than XATM_MAX_BRANCHES: the VOTE aborts */
+    t = gtx_table_new("tm1", 5, NULL, 0); /* any RM name */
+    CHECK_INT(gtx_begin(t, 1, 2, 1000, 0, &g), 0);
+    char name[16];
+    for (int i = 0; i < XATM_MAX_BRANCHES; i++) {
+        snprintf(name, sizeof name, "rm%d", i);
+        CHECK_INT(gtx_enlist(t, 1, g.gtrid, name, 0), 0);
+    }
+    CHECK_INT(gtx_enlist(t, 1, g.gtrid, "one_more", 0), XATM_ELIMIT);
+    gtx_vote_result r;
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, NULL, 0, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_CONTAINS(r.reason, "more than 32 branches");
+    gtx_table_free(t);
+}
+
+static void test_vote_commit(void)
+{
+    gtx_table *t = new_table();
+    gtx_info g = begin2(t, 1);
+    CHECK_INT(gtx_enlist(t, 1, g.gtrid, "my2", 33), 0);
+    xatm_msg_vote_entry v[3] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 44),
+                                ve("my2", XATM_VOTE_READONLY, 33)};
+    gtx_vote_result r;
+    /* a non-owner cannot vote; nothing changes */
+    CHECK_INT(gtx_vote(t, 2, g.gtrid, v, 3, &r), XATM_ESTATE);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.state, GTX_ACTIVE);
+
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 3, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
+    CHECK(r.must_log);
+    CHECK_INT(r.seq, g.seq);
+    CHECK_STR(r.reason, "");
+    CHECK_INT(r.rec.type, XATM_DL_COMMIT);
+    CHECK_STR(r.rec.gtrid, g.gtrid);
+    CHECK_INT(r.rec.protocol, 2);
+    CHECK_INT(r.rec.n_branches, 2); /* the read-only branch is not in the record */
+    CHECK_STR(r.rec.branches[0].rm, "pg");
+    CHECK_INT(r.rec.branches[0].session_id, 11);
+    CHECK_STR(r.rec.branches[1].rm, "my");
+    CHECK_INT(r.rec.branches[1].session_id, 44); /* the VOTE's session id wins */
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.state, GTX_COMMIT_PENDING);
+
+    /* a second VOTE is refused in COMMIT_PENDING and in COMMITTING */
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 3, &r), XATM_ESTATE);
+    /* commit_durable: only from COMMIT_PENDING */
+    CHECK_INT(gtx_commit_durable(t, 999, 3000), XATM_ENOTFOUND);
+    CHECK_INT(gtx_commit_durable(t, g.seq, 3000), 0);
+    CHECK_INT(gtx_commit_durable(t, g.seq, 3000), XATM_ESTATE);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.state, GTX_COMMITTING);
+    CHECK_INT(g.deadline_ms, 3000 + 5000); /* renewed for phase 2 */
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 3, &r), XATM_ESTATE);
+
+    gtx_counts c;
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.committing, 1);
+    CHECK_INT(c.committed, 1);
+    CHECK_INT(c.active, 0);
+    gtx_table_free(t);
+}
+
+static void test_vote_abort_and_readonly(void)
+{
+    gtx_table *t = new_table();
+    gtx_vote_result r;
+
+    /* a NO vote aborts; the transaction is gone */
+    gtx_info g = begin2(t, 1);
+    xatm_msg_vote_entry v[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_NO, 22)};
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 2, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK(!r.must_log);
+    CHECK_STR(r.reason, "branch my voted no");
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
+    /* ...and a late VOTE for it is an unknown (aborted) transaction */
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 2, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_STR(r.reason, "unknown transaction");
+
+    /* an enlisted branch without a vote aborts */
+    g = begin2(t, 1);
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 1, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_STR(r.reason, "branch my did not vote");
+
+    /* a vote naming an RM that is not configured aborts */
+    g = begin2(t, 1);
+    xatm_msg_vote_entry odd[3] = {v[0], ve("my", XATM_VOTE_YES, 22), ve("zz", XATM_VOTE_YES, 1)};
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, odd, 3, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_STR(r.reason, "branch zz names an RM that is not configured");
+
+    /* all read-only: commit, nothing to log, removed */
+    g = begin2(t, 1);
+    xatm_msg_vote_entry ro[2] = {ve("pg", XATM_VOTE_READONLY, 11), ve("my", XATM_VOTE_READONLY, 22)};
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, ro, 2, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
+    CHECK(!r.must_log);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
+
+    /* no branch at all: commit, nothing to log */
+    CHECK_INT(gtx_begin(t, 1, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, NULL, 0, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
+    CHECK(!r.must_log);
+
+    /* branches only named in the VOTE (no ENLIST) count */
+    CHECK_INT(gtx_begin(t, 1, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 1, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
+    CHECK(r.must_log);
+    CHECK_INT(r.rec.n_branches, 1);
+
+    /* a gtrid of another epoch or TM is unknown */
+    CHECK_INT(gtx_vote(t, 1, "tm1.4.1", v, 2, &r), 0);
+    CHECK_STR(r.reason, "unknown transaction");
+    CHECK_INT(gtx_vote(t, 1, "other.5.1", v, 2, &r), 0);
+    CHECK_STR(r.reason, "unknown transaction");
+
+    gtx_counts c;
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.aborted, 3);
+    CHECK_INT(c.committed, 3);
+    CHECK_INT(c.commit_pending, 1);
+    gtx_table_free(t);
+}
+
+static void test_done(void)
+{
+    gtx_table *t = new_table();
+    gtx_done_result d;
+
+    /* COMMITTING + every prepared branch OK or NOTA: END, removed */
+    gtx_info g = committing2(t, 1);
+    xatm_msg_done_entry ok[2] = {de("pg", XATM_XA_OK), de("my", XATM_XAER_NOTA)};
+    CHECK_INT(gtx_done(t, 2, g.gtrid, XATM_OUTCOME_COMMIT, ok, 2, &d), XATM_ESTATE); /* non-owner */
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT, ok, 2, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_ENDED);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT, ok, 2, &d), XATM_ENOTFOUND);
+
+    /* a failed branch: orphaned (owner 0), stays COMMITTING */
+    g = committing2(t, 1);
+    xatm_msg_done_entry bad[2] = {de("pg", XATM_XA_OK), de("my", XATM_XAER_RMFAIL)};
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT, bad, 2, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_ORPHANED);
+    CHECK(d.note[0] != '\0');
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.state, GTX_COMMITTING);
+    CHECK_INT(g.owner, 0);
+    CHECK(g.branches[0].acked);
+    CHECK(!g.branches[1].acked);
+
+    /* a missing branch report: orphaned too */
+    g = committing2(t, 1);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT, ok, 1, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_ORPHANED);
+
+    /* DONE abort of a durable commit never removes it */
+    g = committing2(t, 1);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_ABORT, NULL, 0, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_ORPHANED);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.state, GTX_COMMITTING);
+
+    /* DONE in COMMIT_PENDING: ignored */
+    g = begin2(t, 1);
+    xatm_msg_vote_entry v[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22)};
+    gtx_vote_result r;
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 2, &r), 0);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT, ok, 2, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_IGNORED);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.state, GTX_COMMIT_PENDING);
+    CHECK_INT(g.owner, 1);
+
+    /* one-phase: ACTIVE with one branch, DONE commit: removed, counted committed */
+    gtx_counts before, after;
+    gtx_get_counts(t, &before);
+    CHECK_INT(gtx_begin(t, 1, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_enlist(t, 1, g.gtrid, "pg", 1), 0);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT, ok, 1, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_REMOVED);
+    CHECK_STR(d.note, "");
+    gtx_get_counts(t, &after);
+    CHECK_INT(after.committed, before.committed + 1);
+    CHECK_INT(after.aborted, before.aborted);
+
+    /* ACTIVE with two branches and DONE commit: there was no decision, treated as abort */
+    g = begin2(t, 1);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT, ok, 2, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_REMOVED);
+    CHECK(d.note[0] != '\0');
+    gtx_get_counts(t, &before);
+    CHECK_INT(before.aborted, after.aborted + 1);
+
+    /* ACTIVE and DONE abort: removed */
+    g = begin2(t, 1);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_ABORT, NULL, 0, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_REMOVED);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
+    gtx_table_free(t);
+}
+
+static void test_rollback(void)
+{
+    gtx_table *t = new_table();
+    gtx_info g = begin2(t, 1);
+    CHECK_INT(gtx_rollback(t, 2, g.gtrid), XATM_ESTATE); /* not the owner */
+    CHECK_INT(gtx_rollback(t, 1, g.gtrid), 0);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
+    CHECK_INT(gtx_rollback(t, 1, g.gtrid), XATM_ENOTFOUND);
+    /* a decided commit is never rolled back */
+    g = committing2(t, 1);
+    CHECK_INT(gtx_rollback(t, 1, g.gtrid), XATM_ESTATE);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.state, GTX_COMMITTING);
+    gtx_table_free(t);
+}
+
+static void test_conn_lost(void)
+{
+    gtx_table *t = new_table();
+    gtx_info a = begin2(t, 1);          /* ACTIVE, conn 1 */
+    gtx_info b = committing2(t, 1);     /* COMMITTING, conn 1 */
+    gtx_info c = begin2(t, 1);          /* COMMIT_PENDING, conn 1 */
+    xatm_msg_vote_entry v[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22)};
+    gtx_vote_result r;
+    CHECK_INT(gtx_vote(t, 1, c.gtrid, v, 2, &r), 0);
+    gtx_info other = begin2(t, 2);      /* ACTIVE, conn 2 */
+    size_t orphaned = 99;
+    CHECK_INT(gtx_conn_lost(t, 1, &orphaned), 1);
+    CHECK_INT(orphaned, 2);
+    CHECK_INT(gtx_lookup(t, a.gtrid, &a), XATM_ENOTFOUND);
+    CHECK_INT(gtx_lookup(t, b.gtrid, &b), 0);
+    CHECK_INT(b.owner, 0);
+    CHECK_INT(b.state, GTX_COMMITTING);
+    CHECK_INT(gtx_lookup(t, c.gtrid, &c), 0);
+    CHECK_INT(c.owner, 0);
+    CHECK_INT(c.state, GTX_COMMIT_PENDING);
+    CHECK_INT(gtx_lookup(t, other.gtrid, &other), 0);
+    CHECK_INT(other.owner, 2);
+    gtx_counts k;
+    gtx_get_counts(t, &k);
+    CHECK_INT(k.orphaned, 2);
+    /* the flush of the orphaned COMMIT_PENDING one returns: COMMITTING, still orphaned */
+    CHECK_INT(gtx_commit_durable(t, c.seq, 5000), 0);
+    CHECK_INT(gtx_lookup(t, c.gtrid, &c), 0);
+    CHECK_INT(c.state, GTX_COMMITTING);
+    CHECK_INT(c.owner, 0);
+    CHECK_INT(gtx_conn_lost(t, 0, &orphaned), 0); /* owner 0 is nobody */
+    CHECK_INT(orphaned, 0);
+    gtx_table_free(t);
+}
+
+/* gtx_expire callback: counts and records the last gtrid. */
+typedef struct expired {
+    int n;          /* calls */
+    char last[80];  /* last gtrid seen */
+} expired;
+
+static void on_expired(const gtx_info *g, void *arg)
+{
+    expired *e = arg;
+    e->n++;
+    snprintf(e->last, sizeof e->last, "%s", g->gtrid);
+}
+
+static void test_timeouts(void)
+{
+    gtx_table *t = new_table();
+    CHECK_INT(gtx_next_deadline(t), UINT64_MAX);
+    gtx_info a, b, c;
+    CHECK_INT(gtx_begin(t, 1, 2, 3000, 1000, &a), 0); /* deadline 4000 */
+    CHECK_INT(gtx_begin(t, 1, 2, 1000, 1000, &b), 0); /* deadline 2000 */
+    CHECK_INT(gtx_begin(t, 1, 2, 500, 1000, &c), 0);  /* deadline 1500 */
+    CHECK_INT(gtx_next_deadline(t), 1500);
+    CHECK_INT(gtx_rollback(t, 1, c.gtrid), 0);        /* its heap entry goes stale */
+    CHECK_INT(gtx_next_deadline(t), 2000);
+    expired e = {0, ""};
+    CHECK_INT(gtx_expire(t, 1999, on_expired, &e), 0);
+    CHECK_INT(gtx_expire(t, 2000, on_expired, &e), 1);
+    CHECK_INT(e.n, 1);
+    CHECK_STR(e.last, b.gtrid);
+    CHECK_INT(gtx_lookup(t, b.gtrid, &b), XATM_ENOTFOUND);
+    /* a late VOTE hears why */
+    gtx_vote_result r;
+    CHECK_INT(gtx_vote(t, 1, b.gtrid, NULL, 0, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_STR(r.reason, "transaction timed out");
+    /* a rolled-back one is merely unknown */
+    CHECK_INT(gtx_vote(t, 1, c.gtrid, NULL, 0, &r), 0);
+    CHECK_STR(r.reason, "unknown transaction");
+    /* a decided transaction does not expire */
+    CHECK_INT(gtx_enlist(t, 1, a.gtrid, "pg", 1), 0);
+    xatm_msg_vote_entry v = ve("pg", XATM_VOTE_YES, 1);
+    CHECK_INT(gtx_vote(t, 1, a.gtrid, &v, 1, &r), 0);
+    CHECK(r.must_log);
+    CHECK_INT(gtx_next_deadline(t), UINT64_MAX);
+    CHECK_INT(gtx_expire(t, 100000, NULL, NULL), 0);
+    CHECK_INT(gtx_lookup(t, a.gtrid, &a), 0);
+    CHECK_INT(a.state, GTX_COMMIT_PENDING);
+    gtx_counts k;
+    gtx_get_counts(t, &k);
+    CHECK_INT(k.timed_out, 1);
+    CHECK_INT(k.aborted, 2);
+    gtx_table_free(t);
+}
+
+static void test_many(void)
+{
+    /* hash growth, deadline heap order and compaction of stale entries */
+    gtx_table *t = new_table();
+    enum { N = 5000 };
+    gtx_info g;
+    bool ok = true;
+    for (int i = 0; i < N; i++) {
+        /* deadlines in a scrambled order: 1000 + (i*7919 % N) */
+        uint32_t timeout = 1000u + (uint32_t)((i * 7919) % N);
+        ok = ok && gtx_begin(t, 1, 2, timeout, 0, &g) == 0;
+    }
+    CHECK(ok);
+    /* roll back every other one: stale heap entries */
+    char gtrid[64];
+    for (int i = 1; i <= N; i += 2) {
+        snprintf(gtrid, sizeof gtrid, "tm1.5.%d", i);
+        ok = ok && gtx_rollback(t, 1, gtrid) == 0;
+    }
+    CHECK(ok);
+    for (int i = 0; i < 3000; i++) ok = ok && gtx_begin(t, 2, 2, 100000, 0, &g) == 0;
+    CHECK(ok);
+    CHECK_INT(gtx_lookup(t, "tm1.5.2", &g), 0);
+    CHECK_INT(gtx_lookup(t, "tm1.5.3", &g), XATM_ENOTFOUND);
+    uint64_t last = 0;
+    size_t total = 0;
+    for (uint64_t now = 1000; now <= 1000 + N; now += 97) {
+        uint64_t d = gtx_next_deadline(t);
+        ok = ok && d >= last;
+        last = d;
+        total += gtx_expire(t, now, NULL, NULL);
+    }
+    total += gtx_expire(t, 1000 + N, NULL, NULL);
+    CHECK(ok);
+    CHECK_INT(total, N / 2);
+    CHECK_INT(gtx_next_deadline(t), 100000);
+    gtx_counts k;
+    gtx_get_counts(t, &k);
+    CHECK_INT(k.active, 3000);
+    CHECK_INT(gtx_conn_lost(t, 2, NULL), 3000);
+    gtx_get_counts(t, &k);
+    CHECK_INT(k.active, 0);
+    gtx_table_free(t);
+}
+
+static void test_recovery_verdicts(void)
+{
+    gtx_table *t = new_table();
+    gtx_info g, out;
+
+    /* ACTIVE within its deadline: live; past it: aborted right there */
+    g = begin2(t, 1); /* deadline 6000 */
+    CHECK_INT(gtx_recovery_verdict(t, g.gtrid, 5999, &out), GTX_V_LIVE);
+    CHECK_STR(out.gtrid, g.gtrid);
+    CHECK_INT(gtx_recovery_verdict(t, g.gtrid, 6000, &out), GTX_V_ABORTED_NOW);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &out), XATM_ENOTFOUND);
+    /* so its VOTE can never commit it afterwards */
+    xatm_msg_vote_entry v[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22)};
+    gtx_vote_result r;
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 2, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_STR(r.reason, "transaction timed out");
+    CHECK_INT(gtx_recovery_verdict(t, g.gtrid, 6000, NULL), GTX_V_UNKNOWN);
+
+    /* COMMIT_PENDING is live however late and whoever owns it: the force precedes
+     * phase 2, so its branches may be committed */
+    g = begin2(t, 1);
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 2, &r), 0);
+    CHECK(r.must_log);
+    CHECK_INT(gtx_recovery_verdict(t, g.gtrid, 1000000, NULL), GTX_V_LIVE);
+    CHECK_INT(gtx_conn_lost(t, 1, NULL), 0);
+    CHECK_INT(gtx_recovery_verdict(t, g.gtrid, 1000000, NULL), GTX_V_LIVE);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &out), 0);
+    CHECK_INT(out.state, GTX_COMMIT_PENDING);
+
+    /* COMMITTING with its AP connected and in time: live; late: commit; AP gone: commit */
+    g = committing2(t, 3); /* durable at 2000, deadline 7000 */
+    CHECK_INT(gtx_recovery_verdict(t, g.gtrid, 6999, NULL), GTX_V_LIVE);
+    CHECK_INT(gtx_recovery_verdict(t, g.gtrid, 7000, NULL), GTX_V_COMMIT);
+    gtx_info h = committing2(t, 4);
+    CHECK_INT(gtx_conn_lost(t, 4, NULL), 0);
+    CHECK_INT(gtx_recovery_verdict(t, h.gtrid, 2500, NULL), GTX_V_COMMIT);
+
+    /* unknown: never issued, another epoch, another TM */
+    CHECK_INT(gtx_recovery_verdict(t, "tm1.5.999", 0, NULL), GTX_V_UNKNOWN);
+    CHECK_INT(gtx_recovery_verdict(t, "tm1.4.1", 0, NULL), GTX_V_UNKNOWN);
+    CHECK_INT(gtx_recovery_verdict(t, "zz.5.1", 0, NULL), GTX_V_UNKNOWN);
+    gtx_table_free(t);
+}
+
+/* gtx_take_orphans receiver: accepts all but the gtrid in `refuse`. */
+typedef struct taker {
+    int n;              /* accepted */
+    const char *refuse; /* gtrid to refuse */
+} taker;
+
+static int take_cb(const gtx_info *g, void *arg)
+{
+    taker *k = arg;
+    if (k->refuse && strcmp(g->gtrid, k->refuse) == 0) return -1;
+    CHECK_INT(g->state, GTX_COMMITTING);
+    CHECK_INT(g->owner, 0);
+    k->n++;
+    return 0;
+}
+
+static void test_take_orphans(void)
+{
+    gtx_table *t = new_table();
+    gtx_info live = committing2(t, 1);
+    gtx_info o1 = committing2(t, 2), o2 = committing2(t, 2);
+    gtx_info pend = begin2(t, 2);
+    xatm_msg_vote_entry v[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22)};
+    gtx_vote_result r;
+    CHECK_INT(gtx_vote(t, 2, pend.gtrid, v, 2, &r), 0);
+    CHECK_INT(gtx_conn_lost(t, 2, NULL), 0);
+    taker k = {0, o2.gtrid};
+    CHECK_INT(gtx_take_orphans(t, take_cb, &k), 1);
+    CHECK_INT(k.n, 1);
+    gtx_info x;
+    CHECK_INT(gtx_lookup(t, o1.gtrid, &x), XATM_ENOTFOUND);   /* taken */
+    CHECK_INT(gtx_lookup(t, o2.gtrid, &x), 0);                /* refused: kept */
+    CHECK_INT(gtx_lookup(t, live.gtrid, &x), 0);              /* owned: not an orphan */
+    CHECK_INT(gtx_lookup(t, pend.gtrid, &x), 0);              /* not durable yet */
+    k.refuse = NULL;
+    k.n = 0;
+    CHECK_INT(gtx_take_orphans(t, take_cb, &k), 1);
+    gtx_counts c;
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.orphaned, 1); /* the COMMIT_PENDING one */
+    CHECK_INT(c.committing, 1);
+    gtx_table_free(t);
+}
+
+/* ------------------------------------------------------------------ registry */
+
+static xatm_declog_record commit_rec(const char *gtrid, int n)
+{
+    xatm_declog_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.type = XATM_DL_COMMIT;
+    snprintf(rec.gtrid, sizeof rec.gtrid, "%s", gtrid);
+    rec.protocol = 2;
+    const char *names[] = {"pg", "my"};
+    for (int i = 0; i < n; i++) {
+        snprintf(rec.branches[i].rm, sizeof rec.branches[i].rm, "%s", names[i]);
+        rec.branches[i].session_id = (uint64_t)(i * 100);
+    }
+    rec.n_branches = (uint8_t)n;
+    return rec;
+}
+
+static void find_cb(const tm_decision_info *e, void *arg)
+{
+    tm_decision_info *out = arg;
+    if (strcmp(e->gtrid, out->gtrid) == 0) *out = *e;
+}
+
+static tm_decision_info find_decision(tm_decisions *d, const char *gtrid)
+{
+    tm_decision_info i;
+    memset(&i, 0, sizeof i);
+    snprintf(i.gtrid, sizeof i.gtrid, "%s", gtrid);
+    tm_decisions_foreach(d, find_cb, &i);
+    return i;
+}
+
+/* Scan stand-in: the branch (gtrid, rm) is prepared when gtrid equals arg. */
+static bool present_if(const char *gtrid, const char *rm, void *arg)
+{
+    (void)rm;
+    return arg && strcmp(gtrid, (const char *)arg) == 0;
+}
+
+static void test_registry(void)
+{
+    tm_decisions *d = tm_decisions_new(rms, 3);
+    CHECK(d != NULL);
+    xatm_declog_record rec = commit_rec("tm1.3.7", 2);
+    CHECK_INT(tm_decisions_replay(d, &rec, 100), 0);
+    CHECK_INT(tm_decisions_replay(d, &rec, 100), 0); /* delivered twice: idempotent */
+    CHECK_INT(tm_decisions_count(d), 1);
+    CHECK_INT(tm_decisions_kind(d, "tm1.3.7"), TM_DEC_COMMIT);
+    CHECK_INT(tm_decisions_kind(d, "tm1.3.8"), TM_DEC_NONE);
+    tm_decision_info i = find_decision(d, "tm1.3.7");
+    CHECK_INT(i.n_branches, 2);
+    CHECK_STR(i.branches[1].rm, "my");
+    CHECK_INT(i.branches[1].session_id, 100);
+    CHECK(i.from_log);
+
+    /* BOOT / CHECKPOINT carry nothing for the registry */
+    xatm_declog_record boot;
+    memset(&boot, 0, sizeof boot);
+    boot.type = XATM_DL_BOOT;
+    boot.epoch = 3;
+    CHECK_INT(tm_decisions_replay(d, &boot, 100), 0);
+    CHECK_INT(tm_decisions_count(d), 1);
+
+    /* END removes */
+    xatm_declog_record end;
+    memset(&end, 0, sizeof end);
+    end.type = XATM_DL_END;
+    snprintf(end.gtrid, sizeof end.gtrid, "tm1.3.7");
+    CHECK_INT(tm_decisions_replay(d, &end, 100), 0);
+    CHECK_INT(tm_decisions_count(d), 0);
+    CHECK_INT(tm_decisions_replay(d, &end, 100), 0); /* END of an unknown gtrid: nothing */
+
+    /* HEURISTIC without COMMIT: looks on every configured RM; an operator's rollback wins */
+    xatm_declog_record h;
+    memset(&h, 0, sizeof h);
+    h.type = XATM_DL_HEURISTIC;
+    snprintf(h.gtrid, sizeof h.gtrid, "tm1.3.9");
+    h.outcome = XATM_OUTCOME_ABORT;
+    snprintf(h.who, sizeof h.who, "ops");
+    snprintf(h.why, sizeof h.why, "test");
+    CHECK_INT(tm_decisions_replay(d, &h, 100), 0);
+    CHECK_INT(tm_decisions_kind(d, "tm1.3.9"), TM_DEC_HEUR_ROLLBACK);
+    i = find_decision(d, "tm1.3.9");
+    CHECK_INT(i.n_branches, 3);
+    CHECK_STR(i.who, "ops");
+    /* a COMMIT for the same gtrid keeps the heuristic kind but takes its branches */
+    rec = commit_rec("tm1.3.9", 1);
+    CHECK_INT(tm_decisions_replay(d, &rec, 100), 0);
+    CHECK_INT(tm_decisions_kind(d, "tm1.3.9"), TM_DEC_HEUR_ROLLBACK);
+    i = find_decision(d, "tm1.3.9");
+    CHECK_INT(i.n_branches, 1);
+    CHECK(i.has_commit && i.has_heuristic);
+
+    /* PRECOMMIT alone: left for a 3PC termination rule; COMMIT then wins */
+    rec = commit_rec("tm1.3.10", 2);
+    rec.type = XATM_DL_PRECOMMIT;
+    rec.protocol = 3;
+    CHECK_INT(tm_decisions_replay(d, &rec, 100), 0);
+    CHECK_INT(tm_decisions_kind(d, "tm1.3.10"), TM_DEC_PRECOMMIT);
+    rec.type = XATM_DL_COMMIT;
+    CHECK_INT(tm_decisions_replay(d, &rec, 100), 0);
+    CHECK_INT(tm_decisions_kind(d, "tm1.3.10"), TM_DEC_COMMIT);
+
+    /* scans: clean counters per branch, reset when the branch shows up again */
+    tm_decisions_scanned(d, "pg", present_if, NULL);
+    tm_decisions_scanned(d, "pg", present_if, NULL);
+    i = find_decision(d, "tm1.3.10");
+    CHECK_INT(i.branches[0].clean_scans, 2);
+    CHECK_INT(i.branches[1].clean_scans, 0); /* "my" was not scanned */
+    tm_decisions_scanned(d, "pg", present_if, (void *)"tm1.3.10");
+    i = find_decision(d, "tm1.3.10");
+    CHECK_INT(i.branches[0].clean_scans, 0);
+
+    /* "already committed" is reported once per branch */
+    CHECK(tm_decisions_note_nota(d, "tm1.3.10", "pg"));
+    CHECK(!tm_decisions_note_nota(d, "tm1.3.10", "pg"));
+    CHECK(tm_decisions_note_nota(d, "tm1.3.10", "my"));
+
+    /* adoption of an orphaned COMMITTING transaction */
+    gtx_table *t = new_table();
+    gtx_info g = committing2(t, 1);
+    CHECK_INT(tm_decisions_adopt(d, &g, 200), 0);
+    CHECK_INT(tm_decisions_kind(d, g.gtrid), TM_DEC_COMMIT);
+    i = find_decision(d, g.gtrid);
+    CHECK(!i.from_log);
+    CHECK_INT(i.n_branches, 2);
+    CHECK_INT(i.since_ms, 200);
+    CHECK_INT(tm_decisions_remove(d, g.gtrid), 0);
+    CHECK_INT(tm_decisions_remove(d, g.gtrid), XATM_ENOTFOUND);
+    CHECK_STR(tm_decision_kind_name(TM_DEC_COMMIT), "commit");
+    CHECK_STR(tm_decision_kind_name(TM_DEC_HEUR_ROLLBACK), "heuristic-rollback");
+    gtx_table_free(t);
+    tm_decisions_free(d);
+}
+
+/* Rotation-callback sink: counts records by type and remembers gtrids. */
+typedef struct sink {
+    int by_type[8];      /* records per enum xatm_declog_type */
+    char gtrids[512];    /* space-separated */
+} sink;
+
+static void sink_emit(const xatm_declog_record *rec, void *arg)
+{
+    sink *s = arg;
+    if (rec->type < 8) s->by_type[rec->type]++;
+    size_t n = strlen(s->gtrids);
+    snprintf(s->gtrids + n, sizeof s->gtrids - n, "%s ", rec->gtrid);
+}
+
+static void test_emit_unresolved(void)
+{
+    struct tm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.decisions = tm_decisions_new(rms, 3);
+    ctx.gtx = new_table();
+    xatm_declog_record rec = commit_rec("tm1.2.1", 2);
+    CHECK_INT(tm_decisions_replay(ctx.decisions, &rec, 0), 0);
+    xatm_declog_record h;
+    memset(&h, 0, sizeof h);
+    h.type = XATM_DL_HEURISTIC;
+    snprintf(h.gtrid, sizeof h.gtrid, "tm1.2.2");
+    h.outcome = XATM_OUTCOME_COMMIT;
+    CHECK_INT(tm_decisions_replay(ctx.decisions, &h, 0), 0);
+    begin2(ctx.gtx, 1);                 /* ACTIVE: nothing to carry */
+    gtx_info c = committing2(ctx.gtx, 1); /* COMMITTING: carried */
+    gtx_info p = begin2(ctx.gtx, 1);
+    xatm_msg_vote_entry v[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22)};
+    gtx_vote_result r;
+    CHECK_INT(gtx_vote(ctx.gtx, 1, p.gtrid, v, 2, &r), 0); /* COMMIT_PENDING: carried */
+    sink s;
+    memset(&s, 0, sizeof s);
+    recovery_emit_unresolved(&ctx, sink_emit, &s);
+    CHECK_INT(s.by_type[XATM_DL_COMMIT], 3);
+    CHECK_INT(s.by_type[XATM_DL_HEURISTIC], 1);
+    CHECK_CONTAINS(s.gtrids, "tm1.2.1 ");
+    CHECK_CONTAINS(s.gtrids, "tm1.2.2 ");
+    char want[80];
+    snprintf(want, sizeof want, "%s ", c.gtrid);
+    CHECK_CONTAINS(s.gtrids, want);
+    snprintf(want, sizeof want, "%s ", p.gtrid);
+    CHECK_CONTAINS(s.gtrids, want);
+    /* before the gtx table exists (rotation during BOOT's flush) the registry alone */
+    gtx_table_free(ctx.gtx);
+    ctx.gtx = NULL;
+    memset(&s, 0, sizeof s);
+    recovery_emit_unresolved(&ctx, sink_emit, &s);
+    CHECK_INT(s.by_type[XATM_DL_COMMIT], 1);
+    tm_decisions_free(ctx.decisions);
+}
+
+int main(void)
+{
+    test_create_and_begin();
+    test_enlist();
+    test_vote_commit();
+    test_vote_abort_and_readonly();
+    test_done();
+    test_rollback();
+    test_conn_lost();
+    test_timeouts();
+    test_many();
+    test_recovery_verdicts();
+    test_take_orphans();
+    test_registry();
+    test_emit_unresolved();
+    return t_finish("gtx");
+}

@@ -1,0 +1,74 @@
+/*
+ * tmlink.h — libxatm's connection to xatmd (internal to ap-lib). Owns one Unix-domain
+ * stream socket, the request-id counter and the receive buffer; speaks the frames of
+ * common/proto.h and nothing else (the transaction logic lives in xatm.c).
+ *
+ * Invariants:
+ *  - fd is -1 exactly when the link is closed; every failure of the socket (EOF, error,
+ *    timeout, malformed frame) closes it at once, so a later reply can never be taken for
+ *    the answer to a newer request, and the next xatm_begin() knows to reconnect.
+ *  - Every message sent, one-way or not, gets a fresh nonzero req_id; 0 is never used by
+ *    libxatm and marks a connection-level ERROR from xatmd.
+ *  - A request waits for the frame echoing its req_id. An ERROR frame echoing an earlier
+ *    (one-way) message's id is skipped: one-way messages have no reply in the protocol,
+ *    and an ERROR for one changes nothing the next reply will not also say.
+ *  - The socket is non-blocking; every write and read is bounded by a deadline
+ *    (tm.request_timeout), so a hung xatmd can never hang the application.
+ */
+#ifndef XATM_AP_TMLINK_H
+#define XATM_AP_TMLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "proto.h"
+
+/* The link. Zero-initialise, then set fd = -1 (xatm__tm_init does both). */
+typedef struct xatm__tm {
+    int fd;                /* connected socket, -1 when closed */
+    uint32_t next_req_id;  /* id for the next message; never 0 */
+    xatm_buf rx;           /* bytes received, not yet decoded */
+    xatm_buf tx;           /* scratch for encoding one frame */
+    const char *path;      /* socket path (points into the config) */
+    uint32_t timeout_ms;   /* tm.request_timeout: bound on every wait */
+    uint32_t epoch;        /* xatmd's boot epoch from HELLO_OK */
+    uint8_t default_protocol; /* from HELLO_OK */
+} xatm__tm;
+
+void xatm__tm_init(xatm__tm *t, const xatm_config *cfg);
+
+/* Connects and greets: HELLO(role AP) -> HELLO_OK, checking that xatmd's tm id and XA
+ * formatID are the config's. 0; XATM_ETM (xatmd not reachable, with a hint), XATM_EPROTO
+ * (not our TM / bad answer), an ERROR reply's code, or XATM_ENOMEM. Message in err. */
+int xatm__tm_connect(xatm__tm *t, const xatm_config *cfg, char *err, size_t errlen);
+
+/* Closes the socket (idempotent) and forgets any partial input. */
+void xatm__tm_close(xatm__tm *t);
+
+/* Frees the buffers after closing. */
+void xatm__tm_free(xatm__tm *t);
+
+/* For an idle link (no request outstanding): closes it when xatmd has hung up or sent
+ * anything unsolicited (a connection-level ERROR before closing). Never blocks. */
+void xatm__tm_check_idle(xatm__tm *t);
+
+/* Writes one whole frame for m. On success 0 and *req_id (if not NULL) is its id.
+ * XATM_ETM when the link is (or became) closed or the write did not complete in time
+ * (the link is then closed), XATM_EINVAL / XATM_ENOMEM from the encoder. */
+int xatm__tm_send(xatm__tm *t, const xatm_msg *m, uint32_t *req_id, char *err, size_t errlen);
+
+/* Waits for the frame answering req_id and decodes it into out (which may be an ERROR).
+ * 0; XATM_ETM (link lost), XATM_ETIMEDOUT (no answer in time), XATM_EPROTO (malformed or
+ * unexpected frame), or the code of a connection-level ERROR; on all of those the link is
+ * closed and err says what happened, naming `what` (the request, e.g. "VOTE"). */
+int xatm__tm_recv(xatm__tm *t, uint32_t req_id, const char *what, xatm_msg *out, char *err,
+                  size_t errlen);
+
+/* send + recv, then: a reply of type `expect` -> 0; an ERROR reply -> its code (an
+ * unknown code becomes XATM_EPROTO) with its message in err; any other type -> EPROTO. */
+int xatm__tm_call(xatm__tm *t, const xatm_msg *m, uint8_t expect, xatm_msg *reply, char *err,
+                  size_t errlen);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * test_tm_2pc.c — the 2PC failure matrix of the foundation, end to end: a real xatmd,
+ * real PostgreSQL and MariaDB servers, and an application process (xatm-test-ap, linked
+ * with libxatm) that the test can kill at an exact protocol step through XATM_FAULT.
+ *
+ * Every case inserts one row with a unique id into table xatm_it on both RMs and then
+ * checks, with plain SQL, that the row is on both sides or on neither, and that no
+ * prepared branch of this TM is left once recovery has run.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "tmproc.h"
+
+static char tm_id[17];
+static char *dir;
+static char *cfg;
+static t_xatmd d;
+
+#define CONVERGE_MS 30000
+
+/* Runs the AP helper; returns its exit code (or 128+signal) and its output in out. */
+static int run_ap(const char *cfg_path, const char *id, const char *action, const char *fault,
+                  char *out, size_t outlen)
+{
+    char outfile[600], faultenv[128];
+    snprintf(outfile, sizeof outfile, "%s/ap-%s.out", dir, id);
+    char bin[512], cfgbuf[600], idbuf[64], actbuf[64];
+    snprintf(bin, sizeof bin, "%s", t_env("XATM_TEST_AP"));
+    snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg_path);
+    snprintf(idbuf, sizeof idbuf, "%s", id);
+    snprintf(actbuf, sizeof actbuf, "%s", action);
+    char *argv[] = {bin, cfgbuf, idbuf, actbuf, NULL};
+    char *env[2] = {NULL, NULL};
+    if (fault) {
+        snprintf(faultenv, sizeof faultenv, "XATM_FAULT=%s", fault);
+        env[0] = faultenv;
+    }
+    int st = t_run(argv, env, outfile);
+    out[0] = '\0';
+    FILE *f = fopen(outfile, "r");
+    if (f) {
+        size_t n = fread(out, 1, outlen - 1, f);
+        out[n] = '\0';
+        fclose(f);
+    }
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+}
+
+static long long rows(bool pg, const char *id)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_it WHERE id = '%s'", id);
+    return pg ? t_pg_scalar(sql) : t_my_scalar(sql);
+}
+
+static void expect_rows(const char *id, long long n)
+{
+    long long p = rows(true, id), m = rows(false, id);
+    if (p != n || m != n) fprintf(stderr, "  id %s: pg=%lld my=%lld expected %lld\n", id, p, m, n);
+    CHECK_INT(p, n);
+    CHECK_INT(m, n);
+}
+
+static void expect_converged(void)
+{
+    long long ms = t_wait_no_prepared(tm_id, CONVERGE_MS);
+    CHECK(ms >= 0);
+    printf("  converged in %lld ms\n", ms);
+}
+
+static void case_commit(void)
+{
+    char out[2048];
+    printf("case: commit on both\n");
+    CHECK_INT(run_ap(cfg, "commit1", "commit", NULL, out, sizeof out), 0);
+    CHECK_CONTAINS(out, "result=OK");
+    expect_rows("commit1", 1);
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+}
+
+static void case_rollback(void)
+{
+    char out[2048];
+    printf("case: rollback on both\n");
+    CHECK_INT(run_ap(cfg, "rb1", "rollback", NULL, out, sizeof out), 0);
+    expect_rows("rb1", 0);
+}
+
+static void case_no_vote(const char *id, const char *action)
+{
+    char out[2048];
+    printf("case: a NO vote (%s) aborts both\n", action);
+    CHECK_INT(run_ap(cfg, id, action, NULL, out, sizeof out), 2);
+    CHECK_CONTAINS(out, "result=EABORTED");
+    expect_rows(id, 0);
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+}
+
+static void case_rm_down(void)
+{
+    char out[2048], bad[700];
+    printf("case: an RM down at begin gives a clear error\n");
+    /* same TM, but RM "my" points at a port nothing listens on */
+    snprintf(bad, sizeof bad, "%s/xatm-rmdown.yaml", dir);
+    char *text = NULL;
+    FILE *f = fopen(cfg, "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    size_t cap = 1 << 16;
+    text = calloc(1, cap);
+    size_t n = fread(text, 1, cap - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char portline[64];
+    snprintf(portline, sizeof portline, "    port: %s\n", t_env("XATM_TEST_MY_PORT"));
+    char *at = strstr(text, portline);
+    CHECK(at != NULL);
+    FILE *o = fopen(bad, "w");
+    if (at && o) {
+        fwrite(text, 1, (size_t)(at - text), o);
+        fprintf(o, "    port: 1\n");
+        fputs(at + strlen(portline), o);
+    }
+    if (o) fclose(o);
+    free(text);
+    CHECK_INT(run_ap(bad, "down1", "commit", NULL, out, sizeof out), 2);
+    CHECK_CONTAINS(out, "result=ERMUNAVAIL");
+    CHECK_CONTAINS(out, "127.0.0.1:1");
+    expect_rows("down1", 0);
+}
+
+static void case_ap_killed(const char *id, const char *fault, long long expect)
+{
+    char out[2048];
+    printf("case: AP killed at %s\n", fault);
+    int rc = run_ap(cfg, id, "commit", fault, out, sizeof out);
+    CHECK_INT(rc, 128 + SIGKILL);
+    expect_converged();
+    expect_rows(id, expect);
+}
+
+static void case_tm_killed(const char *id, const char *fault, long long expect)
+{
+    char out[2048];
+    printf("case: xatmd killed at %s\n", fault);
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    CHECK_INT(t_xatmd_start(&d, cfg, fault), 0);
+    int rc = run_ap(cfg, id, "commit", NULL, out, sizeof out);
+    CHECK_INT(rc, 2);
+    CHECK_CONTAINS(out, "result=EUNKNOWN");
+    CHECK(t_xatmd_wait_killed(&d, 10000));
+    /* the branches are prepared and nobody may finish them but the TM */
+    CHECK_INT(t_pg_prepared(tm_id), 1);
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    expect_converged();
+    expect_rows(id, expect);
+}
+
+static void case_malformed_frame(void)
+{
+    printf("case: a malformed frame closes that connection only\n");
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int plen = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/xatmd.sock", dir);
+    CHECK(plen > 0 && (size_t)plen < sizeof sa.sun_path);
+    CHECK_INT(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const unsigned char junk[16] = {0, 0, 0, 4, 99, 1, 0, 0, 0, 0, 0, 1, 'j', 'u', 'n', 'k'};
+    CHECK_INT(write(fd, junk, sizeof junk), (long long)sizeof junk);
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof buf); /* the daemon closes: EOF */
+    CHECK_INT(n, 0);
+    close(fd);
+    char out[2048];
+    CHECK_INT(run_ap(cfg, "aftermal", "commit", NULL, out, sizeof out), 0);
+    expect_rows("aftermal", 1);
+}
+
+static void case_xatmctl(void)
+{
+    printf("case: xatmctl status and list\n");
+    char outfile[600];
+    snprintf(outfile, sizeof outfile, "%s/ctl.out", dir);
+    char ctl[512], opt_c[] = "-c", cmd_status[] = "status", opt_json[] = "--json", cmd_list[] = "list";
+    snprintf(ctl, sizeof ctl, "%s", t_env("XATMCTL"));
+    char *argv[] = {ctl, opt_c, cfg, cmd_status, NULL};
+    int st = t_run(argv, NULL, outfile);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char *argv2[] = {ctl, opt_c, cfg, opt_json, cmd_list, NULL};
+    st = t_run(argv2, NULL, outfile);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    FILE *f = fopen(outfile, "r");
+    char buf[4096] = "";
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+    }
+    CHECK_CONTAINS(buf, "\"transactions\"");
+}
+
+static void case_check_config(void)
+{
+    printf("case: xatmd --check-config reports a typo with file:line:column\n");
+    char path[600], outfile[600];
+    snprintf(path, sizeof path, "%s/typo.yaml", dir);
+    snprintf(outfile, sizeof outfile, "%s/typo.out", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "tm:\n  id: tm1\n  socket: /tmp/x.sock\n  log_dir: /tmp/xlog\n  transaction_tiemout: 5s\n"
+               "rms:\n  - name: pg\n    type: postgresql\n    host: h\n    user: u\n    database: d\n");
+    fclose(f);
+    char xatmd[512], opt_check[] = "--check-config";
+    snprintf(xatmd, sizeof xatmd, "%s", t_env("XATMD"));
+    char *argv[] = {xatmd, opt_check, path, NULL};
+    int st = t_run(argv, NULL, outfile);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+    char buf[4096] = "";
+    f = fopen(outfile, "r");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+    }
+    char where[700];
+    snprintf(where, sizeof where, "%s:5:3:", path);
+    CHECK_CONTAINS(buf, where);
+    CHECK_CONTAINS(buf, "transaction_tiemout");
+}
+
+int main(void)
+{
+    t_require_servers();
+    snprintf(tm_id, sizeof tm_id, "it%d", (int)(getpid() % 100000));
+    dir = t_tmpdir("tm2pc");
+    cfg = t_write_config(dir, tm_id,
+                         "  transaction_timeout: 10s\n"
+                         "  request_timeout: 10s\n"
+                         "  recovery_interval: 200ms\n");
+    CHECK_INT(t_pg_exec("CREATE TABLE IF NOT EXISTS xatm_it (id varchar(64) PRIMARY KEY, v int)"), 0);
+    CHECK_INT(t_my_exec("CREATE TABLE IF NOT EXISTS xatm_it (id varchar(64) PRIMARY KEY, v int) ENGINE=InnoDB"), 0);
+    /* ids are per run: clear what an earlier run of this test left */
+    CHECK_INT(t_pg_exec("DELETE FROM xatm_it"), 0);
+    CHECK_INT(t_my_exec("DELETE FROM xatm_it"), 0);
+    if (t_xatmd_start(&d, cfg, NULL) != 0) {
+        CHECK(!"xatmd starts");
+        return t_finish("tm_2pc");
+    }
+    case_commit();
+    case_rollback();
+    case_no_vote("nopg", "fail-pg");
+    case_no_vote("nomy", "fail-my");
+    case_no_vote("nomyd", "fail-my-direct");
+    case_rm_down();
+    case_ap_killed("apk1", "ap.after_start", 0);
+    case_ap_killed("apk2", "ap.after_prepare", 0);
+    case_ap_killed("apk3", "ap.after_vote_sent", 1);
+    case_ap_killed("apk4", "ap.after_decision", 1);
+    case_ap_killed("apk5", "ap.after_commits", 1);
+    case_tm_killed("tmk1", "tm.before_commit_force", 0);
+    case_tm_killed("tmk2", "tm.after_commit_force", 1);
+    case_malformed_frame();
+    case_xatmctl();
+    case_check_config();
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+    free(cfg);
+    free(dir);
+    return t_finish("tm_2pc");
+}

@@ -1,0 +1,237 @@
+/*
+ * gtx.h — the global-transaction table and its state machine: every transaction this
+ * incarnation of xatmd issued and has not finished. Pure logic: no I/O, no clock (callers
+ * pass now_ms, monotonic), no log calls (a transition that needs a record hands it back
+ * to the caller). Owns the table, the per-transaction branch lists, the totals and a
+ * bounded memory of recently timed-out transactions.
+ *
+ * Keys: a transaction is keyed by its seq (u64, 1, 2, ...); its gtrid is
+ * xatm_gtrid_format(tm_id, epoch, seq). A gtrid of another TM or another epoch is never in
+ * the table (lookups by gtrid parse it and compare tm_id and epoch first).
+ *
+ * States and transitions ("removed" = no longer in the table; presumed abort makes a
+ * removed transaction that never reached COMMIT_PENDING an aborted one):
+ *
+ *                 gtx_begin
+ *                     |
+ *                     v
+ *   +------------- ACTIVE -----------+  gtx_enlist adds/updates branches
+ *   | NO vote, missing vote,         |
+ *   | ROLLBACK, DONE abort,          |  VOTE: every branch YES/READONLY, >= 1 YES
+ *   | owner connection lost,         |  (the caller appends COMMIT, forced)
+ *   | deadline passed                v
+ *   |                         COMMIT_PENDING ---- owner lost: owner := 0, stays
+ *   |   VOTE: all READONLY           |
+ *   |   (or no branch): commit,      |  gtx_commit_durable (the flush returned 0)
+ *   |   nothing logged               v
+ *   |   DONE commit with         COMMITTING ----- owner lost / DONE reports a failed or
+ *   |   <= 1 branch: one-phase       |            missing branch / DONE abort:
+ *   v   commit, nothing logged       |            owner := 0 ("orphaned"), stays
+ * removed                            |
+ *                                    +-- DONE commit, every YES branch OK or NOTA:
+ *                                    |   removed, the caller appends END
+ *                                    +-- owner 0: gtx_take_orphans hands it to recovery
+ *                                        (recovery.h's decision registry): removed
+ *
+ * Transition table (each function asserts the source state of the transitions it makes):
+ *
+ *   from            event                                     to                 by
+ *   --------------  ----------------------------------------  -----------------  ------------------
+ *   -               BEGIN                                     ACTIVE             gtx_begin
+ *   ACTIVE          ENLIST                                    ACTIVE             gtx_enlist
+ *   ACTIVE          VOTE: a NO/invalid/missing vote,          removed (abort)    gtx_vote
+ *                   an unknown RM, too many branches
+ *   ACTIVE          VOTE: all READONLY or no branch           removed (commit)   gtx_vote
+ *   ACTIVE          VOTE: all YES/READONLY, >= 1 YES          COMMIT_PENDING     gtx_vote
+ *   COMMIT_PENDING  log flush returned 0                      COMMITTING         gtx_commit_durable
+ *   COMMITTING      DONE commit, all YES branches OK/NOTA     removed (END)      gtx_done
+ *   COMMITTING      DONE commit with a failure, DONE abort    COMMITTING, own 0  gtx_done
+ *   ACTIVE          DONE commit, <= 1 branch                  removed (commit)   gtx_done
+ *   ACTIVE          DONE commit, >= 2 branches (no decision)  removed (abort)    gtx_done
+ *   ACTIVE          DONE abort, ROLLBACK                      removed (abort)    gtx_done, gtx_rollback
+ *   ACTIVE          owner connection lost                     removed (abort)    gtx_conn_lost
+ *   COMMIT_PENDING, owner connection lost                     same, owner 0      gtx_conn_lost
+ *   COMMITTING
+ *   ACTIVE          deadline passed                           removed (abort)    gtx_expire,
+ *                                                                                gtx_recovery_verdict
+ *   COMMITTING      owner 0, recovery adopts it               removed            gtx_take_orphans
+ *
+ * Rejections (state unchanged): VOTE on a transaction that is not ACTIVE, or from a
+ * connection that does not own it (XATM_ESTATE); ENLIST after ACTIVE or by a non-owner
+ * (XATM_ESTATE, counted); ENLIST/DONE/ROLLBACK of an unknown gtrid (XATM_ENOTFOUND,
+ * counted); ROLLBACK or DONE abort of a transaction decided commit (never undone); DONE on
+ * COMMIT_PENDING (the AP cannot have the decision yet).
+ *
+ * Liveness for recovery (gtx_recovery_verdict): ACTIVE within its deadline, COMMIT_PENDING
+ * (the COMMIT record may already be durable: the force precedes any phase-2 call), and
+ * COMMITTING whose owner is connected and within its deadline are LIVE: recovery leaves
+ * their branches alone. ACTIVE past its deadline is removed right there, under the table's
+ * mutex, so it can never commit afterwards (ABORTED_NOW). COMMITTING whose owner is gone
+ * or past its deadline is COMMIT. Anything else is UNKNOWN (the caller then looks in the
+ * decision registry; otherwise presumed abort).
+ *
+ * Deadlines: an ACTIVE transaction's deadline is begin + timeout. On reaching COMMITTING it
+ * gets a fresh deadline (decision + timeout) for its phase 2.
+ *
+ * Threads: every function takes the table's mutex; callbacks run with it held and must not
+ * call back into the table.
+ */
+#ifndef XATM_GTX_H
+#define XATM_GTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/proto.h"
+#include "../common/xid.h"
+#include "declog.h"
+
+/* Transaction states (see the diagram above). */
+enum gtx_state { GTX_ACTIVE = 1, GTX_COMMIT_PENDING = 2, GTX_COMMITTING = 3 };
+
+/* Bounds. */
+#define GTX_MAX_LIVE 1000000u      /* live transactions before BEGIN answers XATM_ELIMIT */
+#define GTX_TIMED_OUT_MEMORY 4096u /* recently timed-out seqs remembered for the reason */
+
+/* One branch (one RM) of a transaction. */
+typedef struct gtx_branch {
+    char rm[XATM_RM_NAME_MAX + 1]; /* RM name (= bqual) */
+    uint64_t session_id;           /* AP's RM session (MariaDB connection id), 0 if none */
+    uint8_t vote;                  /* enum xatm_vote, 0 until the VOTE */
+    bool acked;                    /* DONE reported its phase-2 call finished (OK/NOTA) */
+} gtx_branch;
+
+/* A copy of one transaction, as handed to callbacks and returned by lookups. */
+typedef struct gtx_info {
+    char gtrid[XATM_GTRID_MAX + 1];        /* "<tm_id>.<epoch>.<seq>" */
+    uint64_t seq;                          /* table key */
+    uint8_t protocol;                      /* 2 or 3 */
+    enum gtx_state state;                  /* current state */
+    uint64_t begin_ms;                     /* monotonic ms of BEGIN */
+    uint64_t deadline_ms;                  /* monotonic ms; see "Deadlines" */
+    uint32_t timeout_ms;                   /* the transaction's timeout */
+    uint64_t owner;                        /* owning connection id, 0 when the AP is gone */
+    bool overflow;                         /* ENLIST tried more than XATM_MAX_BRANCHES */
+    uint8_t n_branches;                    /* entries in branches */
+    gtx_branch branches[XATM_MAX_BRANCHES]; /* in enlistment order */
+} gtx_info;
+
+/* Counters for status. Totals count since start. */
+typedef struct gtx_counts {
+    uint64_t active, commit_pending, committing; /* live transactions by state */
+    uint64_t orphaned;                           /* COMMITTING/PENDING with owner 0 */
+    uint64_t begun;                              /* BEGINs accepted */
+    uint64_t committed;                          /* commit decisions made */
+    uint64_t aborted;                            /* transactions removed as aborted */
+    uint64_t timed_out;                          /* of which by deadline */
+    uint64_t unknown_msgs;                       /* ENLIST/DONE/ROLLBACK of unknown gtrids */
+    uint64_t rejected_msgs;                      /* one-way messages rejected by state/owner */
+} gtx_counts;
+
+/* What gtx_vote decided. */
+typedef struct gtx_vote_result {
+    uint8_t outcome;                   /* XATM_OUTCOME_COMMIT or XATM_OUTCOME_ABORT */
+    bool must_log;                     /* commit needing a forced COMMIT record (rec): the
+                                          transaction is now COMMIT_PENDING */
+    uint64_t seq;                      /* the transaction's seq (0 when unknown) */
+    char reason[XATM_REASON_MAX + 1];  /* for an abort: why; "" for a commit */
+    xatm_declog_record rec;            /* the COMMIT record when must_log */
+} gtx_vote_result;
+
+/* What gtx_done did. */
+enum gtx_done_action {
+    GTX_DONE_IGNORED = 0, /* nothing changed (see note) */
+    GTX_DONE_REMOVED,     /* removed; nothing to log */
+    GTX_DONE_ENDED,       /* removed after a durable commit: the caller appends END */
+    GTX_DONE_ORPHANED,    /* decided commit, not finished: owner := 0, recovery finishes */
+};
+typedef struct gtx_done_result {
+    enum gtx_done_action action; /* see above */
+    const char *note;            /* static text saying why, for the log ("" when normal) */
+} gtx_done_result;
+
+/* Recovery's view of one gtrid. */
+enum gtx_verdict {
+    GTX_V_UNKNOWN = 0, /* not a live transaction of this incarnation */
+    GTX_V_LIVE,        /* leave its branches to the AP */
+    GTX_V_ABORTED_NOW, /* was ACTIVE past its deadline: removed now, roll back */
+    GTX_V_COMMIT,      /* decided commit and its AP is gone or late: commit */
+};
+
+typedef struct gtx_table gtx_table; /* opaque */
+
+/* A new, empty table. rm_names (n_rms entries) are the RMs a branch may name; NULL/0 means
+ * any valid RM name. NULL on out of memory or an invalid tm_id/epoch. */
+gtx_table *gtx_table_new(const char *tm_id, uint32_t epoch, const char *const *rm_names,
+                         size_t n_rms);
+void gtx_table_free(gtx_table *t);
+
+/* BEGIN: a new ACTIVE transaction owned by connection `owner` (!= 0). protocol 2 or 3,
+ * timeout_ms > 0. 0 and *out, XATM_EINVAL or XATM_ELIMIT (too many live transactions). */
+int gtx_begin(gtx_table *t, uint64_t owner, uint8_t protocol, uint32_t timeout_ms,
+              uint64_t now_ms, gtx_info *out);
+
+/* ENLIST: records (or updates the session id of) branch rm. 0, XATM_ENOTFOUND, XATM_ESTATE
+ * (not ACTIVE or not the owner), XATM_EINVAL (RM not configured), XATM_ELIMIT (too many
+ * branches: the transaction will abort at its VOTE). Failures are counted. */
+int gtx_enlist(gtx_table *t, uint64_t owner, const char *gtrid, const char *rm,
+               uint64_t session_id);
+
+/* VOTE: decides. 0 with *out filled (an unknown gtrid is an abort: "transaction timed out"
+ * when it was timed out recently, else "unknown transaction"), or XATM_ESTATE when the
+ * transaction is not ACTIVE or `owner` does not own it (nothing changed). */
+int gtx_vote(gtx_table *t, uint64_t owner, const char *gtrid, const xatm_msg_vote_entry *e,
+             size_t n, gtx_vote_result *out);
+
+/* The COMMIT record of seq is durable: COMMIT_PENDING -> COMMITTING, deadline renewed.
+ * 0, or XATM_ENOTFOUND (not in the table) / XATM_ESTATE (not COMMIT_PENDING). */
+int gtx_commit_durable(gtx_table *t, uint64_t seq, uint64_t now_ms);
+
+/* DONE from `owner`: see the transition table. 0 with *out, XATM_ENOTFOUND (unknown, counted)
+ * or XATM_ESTATE (not the owner, counted). *out->note says why for unusual cases. */
+int gtx_done(gtx_table *t, uint64_t owner, const char *gtrid, uint8_t outcome,
+             const xatm_msg_done_entry *e, size_t n, gtx_done_result *out);
+
+/* ROLLBACK from `owner`: ACTIVE -> removed. 0, XATM_ENOTFOUND, XATM_ESTATE (not the owner,
+ * or decided commit: nothing changed). */
+int gtx_rollback(gtx_table *t, uint64_t owner, const char *gtrid);
+
+/* Connection `owner` closed: its ACTIVE transactions are removed (aborted), its
+ * COMMIT_PENDING/COMMITTING ones get owner 0. Returns how many were aborted; *orphaned (if
+ * not NULL) gets how many decided ones were orphaned. */
+size_t gtx_conn_lost(gtx_table *t, uint64_t owner, size_t *orphaned);
+
+/* Removes every ACTIVE transaction whose deadline is <= now_ms (aborted, remembered as
+ * timed out); cb (may be NULL) sees each before removal. Returns how many. */
+size_t gtx_expire(gtx_table *t, uint64_t now_ms, void (*cb)(const gtx_info *g, void *arg),
+                  void *arg);
+
+/* The earliest deadline of an ACTIVE transaction (monotonic ms), or UINT64_MAX if none. */
+uint64_t gtx_next_deadline(gtx_table *t);
+
+/* Recovery's question about a prepared branch of gtrid (see "Liveness"). *out (may be
+ * NULL) gets a copy when the transaction is in the table (also for ABORTED_NOW). */
+enum gtx_verdict gtx_recovery_verdict(gtx_table *t, const char *gtrid, uint64_t now_ms,
+                                      gtx_info *out);
+
+/* Hands every orphaned COMMITTING transaction (owner 0) to cb and removes it from the
+ * table. cb returns 0 to accept; a nonzero return keeps that transaction in the table
+ * (e.g. out of memory in the receiver). Returns how many were taken. */
+size_t gtx_take_orphans(gtx_table *t, int (*cb)(const gtx_info *g, void *arg), void *arg);
+
+/* Looks up one transaction by gtrid. 0 and *out, or XATM_ENOTFOUND. */
+int gtx_lookup(gtx_table *t, const char *gtrid, gtx_info *out);
+
+/* Calls cb for every live transaction (in no particular order). */
+void gtx_foreach(gtx_table *t, void (*cb)(const gtx_info *g, void *arg), void *arg);
+
+/* Fills the COMMIT record of a transaction (for the rotation callback and gtx_vote). */
+void gtx_commit_record(const gtx_info *g, xatm_declog_record *rec);
+
+void gtx_get_counts(gtx_table *t, gtx_counts *out);
+
+/* "active", "commit-pending", "committing". */
+const char *gtx_state_name(enum gtx_state s);
+
+#endif
