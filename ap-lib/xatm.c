@@ -12,8 +12,10 @@
  *  - in_txn is true exactly between a successful xatm_begin and the end of the next
  *    xatm_commit / xatm_rollback (whatever they return): the handle is always ready for
  *    the next xatm_begin afterwards.
- *  - A slot is `enlisted` only while in_txn, and then its session is open (non-NULL) until
- *    the transaction ends: a broken branch session is never replaced mid-transaction.
+ *  - A slot is `enlisted` only while in_txn. Its session is never replaced mid-transaction
+ *    (a branch lives and dies with the session that started it); it stays open until
+ *    commit or rollback either finishes the branch or closes the session to hand the
+ *    branch to xatmd (MariaDB detaches a prepared branch only when its session ends).
  *  - libxatm never decides an outcome: after the VOTE has been written it acts only on a
  *    DECISION (or, with a NO vote in it, on the outcome the protocol already fixes).
  *  - Every failure sets err; nothing prints, nothing exits.

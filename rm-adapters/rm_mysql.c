@@ -674,14 +674,21 @@ static int my_recover(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,
 static int my_session_alive(xatm_rm_conn *c, uint64_t session_id)
 {
     my_conn *m = myc(c);
-    char sql[128];
+    char sql[320];
     MYSQL_RES *r;
     MYSQL_ROW row;
     int rc, alive;
+    /* A session counts as alive until it has left the process list AND InnoDB has
+     * detached its transaction: MariaDB 10.11 frees the xid for other sessions before
+     * InnoDB detaches it, and an XA COMMIT landing in between answers OK and does nothing
+     * (docs/rm-facts.md, fact b). INNODB_TRX may lag by up to 0.1 s, which only makes this
+     * answer "alive" a little longer. */
     snprintf(sql, sizeof sql,
-             "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %llu",
-             (unsigned long long)session_id);
-    rc = run_sql(m, sql, "session check (PROCESSLIST)", &r, NULL);
+             "SELECT (SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %llu)"
+             " + (SELECT COUNT(*) FROM information_schema.INNODB_TRX"
+             " WHERE trx_mysql_thread_id = %llu)",
+             (unsigned long long)session_id, (unsigned long long)session_id);
+    rc = run_sql(m, sql, "session check (PROCESSLIST, INNODB_TRX)", &r, NULL);
     if (rc != XATM_XA_OK) return rc;
     row = r ? mysql_fetch_row(r) : NULL;
     alive = row && row[0] && strcmp(row[0], "0") != 0;
@@ -706,11 +713,13 @@ static int my_fence(xatm_rm_conn *c, uint64_t session_id)
     m->head.errmsg[0] = '\0';
     /* KILL returns before the victim has disconnected; its prepared branch stays attached
      * until the session is gone from the process list */
-    for (unsigned waited = 0;; waited += 5) {
+    for (unsigned waited = 0;; waited += 120) {
         rc = my_session_alive(c, session_id);
         if (rc <= 0) return rc; /* 0: gone; <0: error */
         if (waited >= MY_FENCE_WAIT_MS) break;
-        sleep_ms(5);
+        /* INNODB_TRX (read by the session check) is refreshed only after 0.1 s without
+         * readers: poll slower than that or the answer stays stale */
+        sleep_ms(120);
     }
     return xatm_rm__seterr(c, XATM_XAER_RMERR,
                            "fence: connection %llu still listed %u ms after KILL CONNECTION",

@@ -175,7 +175,9 @@ static void admin_status(struct tm_ctx *ctx, jw *w)
            "\"orphaned\":%llu,\"unresolved_decisions\":%zu}",
            (unsigned long long)c.active, (unsigned long long)c.commit_pending,
            (unsigned long long)c.committing, (unsigned long long)c.orphaned, unresolved);
-    jw_fmt(w, ",\"totals\":{\"begun\":%llu,\"committed\":%llu,\"aborted\":%llu,\"timed_out\":%llu}}",
+    jw_fmt(w,
+           ",\"totals\":{\"begun\":%llu,\"committed\":%llu,\"aborted\":%llu,"
+           "\"timed_out\":%llu}}",
            (unsigned long long)c.begun, (unsigned long long)c.committed,
            (unsigned long long)c.aborted, (unsigned long long)c.timed_out);
 }

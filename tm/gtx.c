@@ -437,8 +437,9 @@ int gtx_vote(gtx_table *t, uint64_t owner, const char *gtrid, const xatm_msg_vot
     gtx_node *g = seq ? gtx_find_seq(t, seq) : NULL;
     if (!g) {
         out->outcome = XATM_OUTCOME_ABORT;
+        bool late = seq && gtx_was_timed_out(t, seq);
         snprintf(out->reason, sizeof out->reason, "%s",
-                 seq && gtx_was_timed_out(t, seq) ? "transaction timed out" : "unknown transaction");
+                 late ? "transaction timed out" : "unknown transaction");
         goto out_unlock;
     }
     if (g->info.owner != owner || g->info.state != GTX_ACTIVE) {

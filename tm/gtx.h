@@ -48,12 +48,13 @@
  *   COMMITTING      DONE commit with a failure, DONE abort    COMMITTING, own 0  gtx_done
  *   ACTIVE          DONE commit, <= 1 branch                  removed (commit)   gtx_done
  *   ACTIVE          DONE commit, >= 2 branches (no decision)  removed (abort)    gtx_done
- *   ACTIVE          DONE abort, ROLLBACK                      removed (abort)    gtx_done, gtx_rollback
+ *   ACTIVE          DONE abort, ROLLBACK                      removed (abort)    gtx_done,
+ *                                                                                gtx_rollback
  *   ACTIVE          owner connection lost                     removed (abort)    gtx_conn_lost
  *   COMMIT_PENDING, owner connection lost                     same, owner 0      gtx_conn_lost
  *   COMMITTING
  *   ACTIVE          deadline passed                           removed (abort)    gtx_expire,
- *                                                                                gtx_recovery_verdict
+ *                                                                         gtx_recovery_verdict
  *   COMMITTING      owner 0, recovery adopts it               removed            gtx_take_orphans
  *
  * Rejections (state unchanged): VOTE on a transaction that is not ACTIVE, or from a
@@ -91,7 +92,7 @@
 enum gtx_state { GTX_ACTIVE = 1, GTX_COMMIT_PENDING = 2, GTX_COMMITTING = 3 };
 
 /* Bounds. */
-#define GTX_MAX_LIVE 1000000u      /* live transactions before BEGIN answers XATM_ELIMIT */
+#define GTX_MAX_LIVE 100000u       /* live transactions before BEGIN answers XATM_ELIMIT */
 #define GTX_TIMED_OUT_MEMORY 4096u /* recently timed-out seqs remembered for the reason */
 
 /* One branch (one RM) of a transaction. */

@@ -161,9 +161,11 @@ static int open_log(struct tm_ctx *ctx)
                "cannot write the BOOT record to the decision log in %s", cfg->log_dir);
         return 1;
     }
-    tm_log(NULL, NULL, "decision log %s: %llu records replayed, %zu unresolved decisions, epoch %u",
-           cfg->log_dir, (unsigned long long)st.records, tm_decisions_count(ctx->decisions),
-           ctx->epoch);
+    size_t unresolved = tm_decisions_count(ctx->decisions);
+    tm_log(NULL, NULL,
+           "decision log %s: %llu record%s replayed, %zu unresolved decision%s, epoch %u",
+           cfg->log_dir, (unsigned long long)st.records, st.records == 1 ? "" : "s", unresolved,
+           unresolved == 1 ? "" : "s", ctx->epoch);
     return 0;
 }
 

@@ -1,6 +1,6 @@
 /*
  * recovery.c — the recovery rule and the unresolved-decision registry (recovery.h says
- * what each owns, the pass, and the lock order). Two parts:
+ * what each owns and the pass; tm.h has the lock order). Two parts:
  *
  *   registry   pure bookkeeping: a chained hash table of tm_decision_info keyed by gtrid,
  *              guarded by its own mutex; unit-tested without any RM;
@@ -249,13 +249,19 @@ int tm_decisions_adopt(tm_decisions *d, const gtx_info *g, uint64_t now_ms)
     return rc;
 }
 
-enum tm_decision_kind tm_decisions_kind(tm_decisions *d, const char *gtrid)
+enum tm_decision_kind tm_decisions_get(tm_decisions *d, const char *gtrid, tm_decision_info *out)
 {
     pthread_mutex_lock(&d->mu);
     dec_node *e = dec_find(d, gtrid);
     enum tm_decision_kind k = e ? e->info.kind : TM_DEC_NONE;
+    if (e && out) *out = e->info;
     pthread_mutex_unlock(&d->mu);
     return k;
+}
+
+enum tm_decision_kind tm_decisions_kind(tm_decisions *d, const char *gtrid)
+{
+    return tm_decisions_get(d, gtrid, NULL);
 }
 
 void tm_decisions_scanned(tm_decisions *d, const char *rm,
@@ -601,11 +607,39 @@ static void rec_fatal(struct recovery *r, int rc)
 /* What recovery does with the branches of one gtrid. */
 enum rec_action { REC_LEAVE, REC_COMMIT, REC_ROLLBACK };
 
-static enum rec_action rec_decide(struct recovery *r, const char *gtrid, const char **why)
+/* The AP sessions recorded for the branches of one gtrid (from the gtx table or the
+ * registry); a branch not listed has no known session. */
+typedef struct rec_sessions {
+    unsigned n;                                     /* entries */
+    char rm[XATM_MAX_BRANCHES][XATM_RM_NAME_MAX + 1]; /* branch RM name */
+    uint64_t id[XATM_MAX_BRANCHES];                 /* its AP session id (0: none) */
+} rec_sessions;
+
+static void rec_sessions_add(rec_sessions *s, const char *rm, uint64_t id)
+{
+    if (s->n >= XATM_MAX_BRANCHES || id == 0) return;
+    snprintf(s->rm[s->n], sizeof s->rm[s->n], "%s", rm);
+    s->id[s->n++] = id;
+}
+
+static uint64_t rec_session_of(const rec_sessions *s, const char *rm)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if (strcmp(s->rm[i], rm) == 0) return s->id[i];
+    return 0;
+}
+
+static enum rec_action rec_decide(struct recovery *r, const char *gtrid, const char **why,
+                                  rec_sessions *sess)
 {
     struct tm_ctx *ctx = r->ctx;
-    enum gtx_verdict v = ctx->gtx ? gtx_recovery_verdict(ctx->gtx, gtrid, tm_now_ms(), NULL)
+    gtx_info g;
+    memset(sess, 0, sizeof *sess);
+    enum gtx_verdict v = ctx->gtx ? gtx_recovery_verdict(ctx->gtx, gtrid, tm_now_ms(), &g)
                                   : GTX_V_UNKNOWN;
+    if (v != GTX_V_UNKNOWN)
+        for (unsigned i = 0; i < g.n_branches; i++)
+            rec_sessions_add(sess, g.branches[i].rm, g.branches[i].session_id);
     switch (v) {
     case GTX_V_LIVE:
         return REC_LEAVE;
@@ -620,7 +654,12 @@ static enum rec_action rec_decide(struct recovery *r, const char *gtrid, const c
     case GTX_V_UNKNOWN:
         break;
     }
-    switch (tm_decisions_kind(ctx->decisions, gtrid)) {
+    tm_decision_info e;
+    enum tm_decision_kind kind = tm_decisions_get(ctx->decisions, gtrid, &e);
+    if (kind != TM_DEC_NONE)
+        for (unsigned i = 0; i < e.n_branches; i++)
+            rec_sessions_add(sess, e.branches[i].rm, e.branches[i].session_id);
+    switch (kind) {
     case TM_DEC_COMMIT:
         *why = "commit decision in the log";
         return REC_COMMIT;
@@ -639,12 +678,30 @@ static enum rec_action rec_decide(struct recovery *r, const char *gtrid, const c
     return REC_ROLLBACK;
 }
 
+/* false while the AP session recorded for a MariaDB branch may still hold it (see
+ * recovery.h): a phase-2 call from our session could then answer OK and do nothing. */
+static bool rec_owner_gone(struct recovery *r, const rec_work *w, uint64_t session_id)
+{
+    rec_rm *m = &r->rms[w->rm];
+    if (session_id == 0 || m->cfg->type != XATM_RM_MYSQL) return true;
+    int alive = xatm_rm_session_alive(m->conn, session_id);
+    if (alive == 0) return true;
+    if (alive < 0) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "session check failed (%s): %s", xatm_xa_rc_name(alive),
+                 xatm_rm_errmsg(m->conn));
+        if (alive == XATM_XAER_RMFAIL || !xatm_rm_alive(m->conn)) rec_rm_fail(r, w->rm, msg);
+    }
+    return false;
+}
+
 /* Runs the phase-2 call on one branch. Returns true when the branch is finished. */
 static bool rec_finish_branch(struct recovery *r, const rec_work *w, enum rec_action act,
-                              const char *why)
+                              const char *why, const rec_sessions *sess)
 {
     rec_rm *m = &r->rms[w->rm];
     if (!m->conn) return false; /* quarantined earlier in this pass */
+    if (!rec_owner_gone(r, w, rec_session_of(sess, w->xid.bqual))) return false;
     bool commit = act == REC_COMMIT;
     xatm_fault_hit(commit ? "tm.recovery_before_commit" : "tm.recovery_before_rollback");
     int rc = xatm_rm_run(m->conn, commit ? XATM_RM_OP_COMMIT : XATM_RM_OP_ROLLBACK, &w->xid);
@@ -700,11 +757,12 @@ static size_t rec_act(struct recovery *r)
         size_t end = k + 1;
         while (end < n && strcmp(w[end].xid.gtrid, w[k].xid.gtrid) == 0) end++;
         const char *why = "";
-        enum rec_action act = rec_decide(r, w[k].xid.gtrid, &why);
+        rec_sessions sess;
+        enum rec_action act = rec_decide(r, w[k].xid.gtrid, &why, &sess);
         if (act != REC_LEAVE) {
             for (size_t j = k; j < end; j++) {
                 if (j > k) xatm_fault_hit("tm.recovery_between_branches");
-                if (rec_finish_branch(r, &w[j], act, why)) done++;
+                if (rec_finish_branch(r, &w[j], act, why, &sess)) done++;
             }
         }
         k = end;

@@ -26,11 +26,17 @@
  *        gtx verdict COMMIT or a registry COMMIT (or heuristic commit)       commit
  *        registry PRECOMMIT without COMMIT (3PC, no termination rule here)   leave, warn
  *        anything else (presumed abort, or heuristic rollback)               roll back
- *      XAER_NOTA answers "already done" (logged once per branch);
+ *      XAER_NOTA answers "already done" (logged once per branch). A MariaDB branch is only
+ *      touched once the AP session recorded for it (ENLIST/VOTE session id) is gone and
+ *      InnoDB has detached its transaction (xatm_rm_session_alive == 0): MariaDB 10.11 can
+ *      answer OK to an XA COMMIT from another session and commit nothing while the owner is
+ *      still detaching (docs/rm-facts.md, fact 2). Until then the branch waits for the
+ *      next pass;
  *   4. resolve: a registry decision whose every branch was absent from two consecutive
  *      successful scans of its RM, and whose every recorded MariaDB session is no longer
- *      connected (such a session can hold an attached prepared branch that XA RECOVER does
- *      not list), gets its END appended and leaves the registry.
+ *      connected (such a session may still hold its branch, and a branch caught in the
+ *      middle of its session's detach can be missing from XA RECOVER), gets its END
+ *      appended and leaves the registry.
  * Start-up runs two passes back to back before the sockets open (each RM's connect timeout
  * bounds them); then a thread runs a pass every tm.recovery_interval, earlier when woken
  * or when a quarantined RM's back-off ends, and stops cleanly at shutdown.
@@ -99,6 +105,9 @@ int tm_decisions_adopt(tm_decisions *d, const gtx_info *g, uint64_t now_ms);
 
 /* The kind of gtrid's decision (TM_DEC_NONE when absent). */
 enum tm_decision_kind tm_decisions_kind(tm_decisions *d, const char *gtrid);
+
+/* Same, and a copy of the entry in *out (may be NULL) when there is one. */
+enum tm_decision_kind tm_decisions_get(tm_decisions *d, const char *gtrid, tm_decision_info *out);
 
 /* After a successful scan of RM `rm`: every decision branch on rm that `present(gtrid,
  * rm, arg)` says is still prepared gets clean_scans = 0, the others clean_scans + 1. */

@@ -116,6 +116,9 @@ int tm_log_flush(struct tm_ctx *ctx)
 #define SRV_READ_BUDGET (1024u * 1024u)    /* bytes read per connection per event */
 #define SRV_OUT_LIMIT (64u * 1024u * 1024u) /* a client that stops reading is dropped */
 #define SRV_LISTEN_BACKLOG 512
+#define SRV_LOG_FAILED_TEXT                                                                    \
+    "xatmd stopped after a decision log failure; a transaction that voted has an unknown "    \
+    "outcome until xatmd restarts and recovery settles it by its log"
 
 /* epoll tags for the fds that are not connections (connections carry their pointer). */
 enum { SRV_TAG_AP = 1, SRV_TAG_ADMIN = 2, SRV_TAG_SIGNAL = 3, SRV_TAG_WAKE = 4 };
@@ -163,6 +166,9 @@ struct server {
     parked *parked;                /* DECISIONs waiting for the flush */
     size_t n_parked, cap_parked;   /* used / allocated */
     bool stopping;                 /* a signal asked us to stop */
+    bool closing_all;              /* srv_close_conns at work: conn losses are summed up */
+    size_t closed_aborted;         /* ...active transactions aborted meanwhile */
+    size_t closed_orphaned;        /* ...decided transactions orphaned meanwhile */
     int exit_rc;                   /* 0, or XATM_ELOG after a fatal log failure */
 };
 
@@ -308,7 +314,8 @@ int server_open(struct tm_ctx *ctx, struct server **out)
         goto fail_close_fds;
     snprintf(s->admin_path, sizeof s->admin_path, "%s", cfg->admin_socket_path);
     s->admin_bound = true;
-    if (srv_epoll_add(s, s->ap_fd, EPOLLIN, SRV_TAG_AP) || srv_epoll_add(s, s->admin_fd, EPOLLIN, SRV_TAG_ADMIN) ||
+    if (srv_epoll_add(s, s->ap_fd, EPOLLIN, SRV_TAG_AP) ||
+        srv_epoll_add(s, s->admin_fd, EPOLLIN, SRV_TAG_ADMIN) ||
         srv_epoll_add(s, s->sig_fd, EPOLLIN, SRV_TAG_SIGNAL) ||
         srv_epoll_add(s, s->wake_fd, EPOLLIN, SRV_TAG_WAKE)) {
         tm_log(strerror(errno), NULL, "cannot register descriptors with epoll");
@@ -382,7 +389,10 @@ static void srv_conn_kill(struct server *s, conn *c, const char *why)
     s->n_conns--;
     if (c->kind == CONN_AP && s->ctx->gtx) {
         size_t orphaned = 0, aborted = gtx_conn_lost(s->ctx->gtx, c->id, &orphaned);
-        if (aborted || orphaned) {
+        if (s->closing_all) {
+            s->closed_aborted += aborted;
+            s->closed_orphaned += orphaned;
+        } else if (aborted || orphaned) {
             char what[160];
             if (aborted && orphaned)
                 snprintf(what, sizeof what,
@@ -399,7 +409,7 @@ static void srv_conn_kill(struct server *s, conn *c, const char *why)
                             : NULL,
                    NULL, "AP connection from pid %ld closed: %s", (long)c->peer_pid, what);
         }
-        if (orphaned) recovery_wake(s->ctx->rec);
+        if (orphaned && !s->closing_all) recovery_wake(s->ctx->rec);
     }
     if (s->listeners_paused) {
         s->listeners_paused = false;
@@ -613,7 +623,7 @@ static void srv_on_enlist(struct server *s, conn *c, const xatm_msg *m)
     int rc = gtx_enlist(s->ctx->gtx, c->id, m->u.enlist.gtrid, m->u.enlist.rm,
                         m->u.enlist.session_id);
     if (rc == XATM_EINVAL)
-        tm_log("The branch is ignored; the transaction aborts at its vote.", NULL,
+        tm_log("The branch is not recorded; a VOTE naming it aborts the transaction.", NULL,
                "ENLIST from pid %ld for %s names RM \"%s\", which is not configured",
                (long)c->peer_pid, m->u.enlist.gtrid, m->u.enlist.rm);
     else if (rc == XATM_ELIMIT)
@@ -921,18 +931,34 @@ static int srv_timeout_ms(struct server *s)
     return w > 60000 ? 60000 : (int)w;
 }
 
-/* Closes every connection; with `drain`, first gives pending replies one write attempt. */
-static void srv_close_conns(struct server *s, bool only_ap)
+/* Closes every connection (only the AP ones with only_ap), each after a connection-level
+ * ERROR (req_id 0) carrying code and why, written together with any pending replies in one
+ * last non-blocking attempt. One summary line instead of one per connection. */
+static void srv_close_conns(struct server *s, bool only_ap, int code, const char *why)
 {
+    size_t n = 0;
+    s->closing_all = true;
+    s->closed_aborted = s->closed_orphaned = 0;
     conn *c = s->conns;
     while (c) {
         conn *next = c->next;
         if (!only_ap || c->kind == CONN_AP) {
-            if (!only_ap) srv_conn_write(s, c);
+            c->close_after_write = false; /* this is the close */
+            srv_send_error(s, c, 0, code, why);
+            if (c->kind == CONN_AP) n++;
             srv_conn_kill(s, c, NULL);
         }
         c = next;
     }
+    s->closing_all = false;
+    if (s->closed_aborted || s->closed_orphaned)
+        tm_log("Their prepared branches are finished by recovery at the next start, by what "
+               "the decision log holds (no COMMIT record: rolled back).",
+               NULL,
+               "closed %zu AP connection%s: %zu active transaction%s aborted, %zu decided "
+               "transaction%s not finished",
+               n, n == 1 ? "" : "s", s->closed_aborted, s->closed_aborted == 1 ? "" : "s",
+               s->closed_orphaned, s->closed_orphaned == 1 ? "" : "s");
 }
 
 int server_run(struct server *s)
@@ -971,16 +997,14 @@ int server_run(struct server *s)
         if (atomic_load(&ctx->fatal)) {
             if (s->exit_rc == 0) s->exit_rc = XATM_ELOG;
             s->n_parked = 0; /* never sent: the outcome is for recovery to settle */
-            srv_close_conns(s, true);
+            srv_close_conns(s, true, XATM_ELOG, SRV_LOG_FAILED_TEXT);
         }
         srv_bury(s);
     }
-    if (s->exit_rc == 0) {
-        /* orderly stop: the last batch's flush and replies are done; drain the rest */
-        srv_close_conns(s, false);
-    } else {
-        srv_close_conns(s, true);
-    }
+    if (s->exit_rc == 0)
+        srv_close_conns(s, false, XATM_ESHUTDOWN, "xatmd is shutting down");
+    else
+        srv_close_conns(s, true, XATM_ELOG, SRV_LOG_FAILED_TEXT);
     srv_bury(s);
     return s->exit_rc;
 }

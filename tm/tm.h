@@ -12,11 +12,16 @@
  *   decisions mu  the unresolved-decision registry (recovery.h, tm_decisions)
  *   gtx mu        the live transaction table (gtx.h), taken inside every gtx_* call
  *
- * Lock order: log_mu -> decisions -> gtx. A thread never takes log_mu while holding one
- * of the other two. The declog's rotation callback runs inside xatm_declog_flush (so with
- * log_mu held) and reads the registry and the gtx table; that is why a COMMIT decision
- * only ever moves between the two holders (or leaves them) while log_mu is held: a
- * rotation can never miss it.
+ * Lock order: log_mu -> gtx -> decisions. A thread never takes log_mu while holding one
+ * of the other two; the only nesting of the other two is the registry's mutex inside the
+ * gtx table's (recovery adopting orphans through gtx_take_orphans's callback). Nothing ever
+ * takes the gtx mutex while holding the registry's (the rotation callback walks the
+ * registry and the table one after the other, not nested).
+ *
+ * The declog's rotation callback runs inside xatm_declog_flush (so with log_mu held) and
+ * reads the registry and the gtx table; that is why a COMMIT decision only ever moves
+ * between the two holders (or leaves them) while log_mu is held: a rotation can never
+ * miss it.
  *
  * Messages: tm_log() writes one message to stderr, PostgreSQL style: a short factual line,
  * then an optional DETAIL line and an optional HINT line, every line prefixed with an ISO

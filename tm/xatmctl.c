@@ -34,7 +34,8 @@
 
 #define DEFAULT_CONFIG "/etc/xatm/xatm.yaml"
 
-static void die(const char *hint, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void die(const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
 static void die(const char *hint, const char *fmt, ...)
 {
     va_list ap;
@@ -580,7 +581,8 @@ int main(int argc, char **argv)
     snprintf(m.u.hello.client_name, sizeof m.u.hello.client_name, "xatmctl");
     ctl_send(fd, &m, 1);
     ctl_recv(fd, 1, &m, &body);
-    if (m.type != XATM_MSG_HELLO_OK) die(NULL, "unexpected %s from xatmd", xatm_msg_type_name(m.type));
+    if (m.type != XATM_MSG_HELLO_OK)
+        die(NULL, "unexpected %s from xatmd", xatm_msg_type_name(m.type));
 
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_ADMIN;
@@ -588,7 +590,8 @@ int main(int argc, char **argv)
     ctl_send(fd, &m, 2);
     ctl_recv(fd, 2, &m, &body);
     close(fd);
-    if (m.type != XATM_MSG_ADMIN_REPLY) die(NULL, "unexpected %s from xatmd", xatm_msg_type_name(m.type));
+    if (m.type != XATM_MSG_ADMIN_REPLY)
+        die(NULL, "unexpected %s from xatmd", xatm_msg_type_name(m.type));
 
     int status = m.u.admin_reply.code == 0 ? 0 : 1;
     jp p = {m.u.admin_reply.json, m.u.admin_reply.json + m.u.admin_reply.json_len, 0};

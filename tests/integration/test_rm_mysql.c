@@ -153,8 +153,16 @@ static long wait_gone(xatm_rm_conn *checker, uint64_t id)
         int a = xatm_rm_session_alive(checker, id);
         if (a == 0) return (long)(t_now_ms() - t0);
         if (a < 0) return -1;
-        usleep(2000);
+        /* INFORMATION_SCHEMA.INNODB_TRX is a cache that InnoDB refreshes only when nobody
+         * has read it for 0.1 s: polling faster would keep it stale for ever */
+        usleep(150000);
     }
+    MYSQL *diag = raw_connect();
+    fprintf(stderr, "session %llu still alive after 10 s: processlist=%s\n", (unsigned long long)id,
+            raw_q(diag, "SELECT GROUP_CONCAT(CONCAT(ID, ':', COMMAND, ':', IFNULL(STATE, ''))) FROM information_schema.PROCESSLIST"));
+    fprintf(stderr, "  innodb_trx=%s\n",
+            raw_q(diag, "SELECT GROUP_CONCAT(CONCAT(trx_id, ':', trx_state, ':', trx_mysql_thread_id)) FROM information_schema.INNODB_TRX"));
+    mysql_close(diag);
     return -1;
 }
 

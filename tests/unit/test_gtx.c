@@ -3,11 +3,13 @@
  * the decision registry recovery works from (tm/recovery.h): every transition and every
  * rejection of gtx.h's table, deadlines and timeouts, connection loss, recovery's
  * verdicts (COMMIT_PENDING is always live), orphan hand-over, replay into the registry,
- * and the rotation callback. Pure logic: no sockets, no RMs, no clock (now_ms is passed).
+ * the rotation callback, and the admin JSON built from them. Pure logic: no sockets, no
+ * RMs, no clock for the state machine (now_ms is passed).
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "gtx.h"
 #include "recovery.h"
 #include "rm.h"
@@ -218,7 +220,8 @@ static void test_vote_abort_and_readonly(void)
 
     /* all read-only: commit, nothing to log, removed */
     g = begin2(t, 1);
-    xatm_msg_vote_entry ro[2] = {ve("pg", XATM_VOTE_READONLY, 11), ve("my", XATM_VOTE_READONLY, 22)};
+    xatm_msg_vote_entry ro[2] = {ve("pg", XATM_VOTE_READONLY, 11),
+                                 ve("my", XATM_VOTE_READONLY, 22)};
     CHECK_INT(gtx_vote(t, 1, g.gtrid, ro, 2, &r), 0);
     CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
     CHECK(!r.must_log);
@@ -617,7 +620,12 @@ static void test_registry(void)
     CHECK_INT(tm_decisions_count(d), 1);
     CHECK_INT(tm_decisions_kind(d, "tm1.3.7"), TM_DEC_COMMIT);
     CHECK_INT(tm_decisions_kind(d, "tm1.3.8"), TM_DEC_NONE);
-    tm_decision_info i = find_decision(d, "tm1.3.7");
+    tm_decision_info i;
+    CHECK_INT(tm_decisions_get(d, "tm1.3.8", &i), TM_DEC_NONE);
+    CHECK_INT(tm_decisions_get(d, "tm1.3.7", &i), TM_DEC_COMMIT);
+    CHECK_STR(i.gtrid, "tm1.3.7");
+    CHECK_INT(i.branches[1].session_id, 100); /* recovery checks this session before phase 2 */
+    i = find_decision(d, "tm1.3.7");
     CHECK_INT(i.n_branches, 2);
     CHECK_STR(i.branches[1].rm, "my");
     CHECK_INT(i.branches[1].session_id, 100);
@@ -758,6 +766,83 @@ static void test_emit_unresolved(void)
     tm_decisions_free(ctx.decisions);
 }
 
+/* Runs one admin command into a NUL-terminated malloc'd string. */
+static char *admin_run(struct tm_ctx *ctx, const char *cmd, int32_t *code)
+{
+    xatm_buf b = {0};
+    CHECK_INT(admin_handle(ctx, cmd, "", &b, code), 0);
+    xatm_buf_append(&b, "", 1);
+    return (char *)b.data;
+}
+
+static void test_admin_json(void)
+{
+    xatm_buf b = {0};
+    CHECK_INT(admin_json_string(&b, "a\"b\\c\n\x01\x7f\xc3\xa9"), 0);
+    xatm_buf_append(&b, "", 1);
+    CHECK_STR((char *)b.data, "\"a\\\"b\\\\c\\n\\u0001\\u007f\xc3\xa9\"");
+    xatm_buf_free(&b);
+
+    xatm_rm_config rmc[2];
+    memset(rmc, 0, sizeof rmc);
+    rmc[0].name = (char *)(uintptr_t)"pg";
+    rmc[0].type = XATM_RM_POSTGRESQL;
+    rmc[1].name = (char *)(uintptr_t)"my";
+    rmc[1].type = XATM_RM_MYSQL;
+    xatm_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.tm_id = (char *)(uintptr_t)"tm1";
+    cfg.log_dir = (char *)(uintptr_t)"/var/lib/\"xatm\"";
+    cfg.rms = rmc;
+    cfg.n_rms = 2;
+    struct tm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.cfg = &cfg;
+    ctx.epoch = 5;
+    ctx.start_mono_ms = tm_now_ms();
+    pthread_mutex_init(&ctx.log_mu, NULL);
+    ctx.gtx = new_table();
+    ctx.decisions = tm_decisions_new(rms, 3);
+    begin2(ctx.gtx, 1);
+    committing2(ctx.gtx, 1);
+    xatm_declog_record rec = commit_rec("tm1.2.7", 1);
+    CHECK_INT(tm_decisions_replay(ctx.decisions, &rec, tm_now_ms()), 0);
+
+    int32_t code = 99;
+    char *j = admin_run(&ctx, "status", &code);
+    CHECK_INT(code, 0);
+    CHECK_CONTAINS(j, "{\"tm_id\":\"tm1\",\"epoch\":5,");
+    CHECK_CONTAINS(j, "\"dir\":\"/var/lib/\\\"xatm\\\"\"");
+    CHECK_CONTAINS(j, "{\"name\":\"my\",\"type\":\"mysql\",\"state\":\"ok\",\"last_error\":\"\","
+                      "\"last_scan_age_s\":null");
+    CHECK_CONTAINS(j, "\"counts\":{\"active\":1,\"commit_pending\":0,\"committing\":1,");
+    CHECK_CONTAINS(j, "\"unresolved_decisions\":1}");
+    CHECK_CONTAINS(j, "\"totals\":{\"begun\":2,\"committed\":1,\"aborted\":0");
+    free(j);
+
+    j = admin_run(&ctx, "list", &code);
+    CHECK_INT(code, 0);
+    CHECK_CONTAINS(j, "{\"transactions\":[");
+    CHECK_CONTAINS(j, "\"gtrid\":\"tm1.5.1\",\"state\":\"active\",\"protocol\":2,");
+    CHECK_CONTAINS(j, "\"decision\":\"none\",\"orphaned\":false,\"branches\":[{\"rm\":\"pg\","
+                      "\"vote\":null,\"session_id\":11}");
+    CHECK_CONTAINS(j, "\"gtrid\":\"tm1.5.2\",\"state\":\"committing\"");
+    CHECK_CONTAINS(j, "{\"rm\":\"my\",\"vote\":\"yes\",\"session_id\":22}");
+    CHECK_CONTAINS(j, "\"gtrid\":\"tm1.2.7\",\"state\":\"in-doubt\"");
+    CHECK_CONTAINS(j, "\"from_log\":true");
+    free(j);
+
+    j = admin_run(&ctx, "frob\"nicate", &code);
+    CHECK_INT(code, XATM_EINVAL);
+    CHECK_STR(j, "{\"error\":\"unknown command \\\"frob\\\"nicate\\\"\","
+                 "\"commands\":[\"status\",\"list\"]}");
+    free(j);
+
+    gtx_table_free(ctx.gtx);
+    tm_decisions_free(ctx.decisions);
+    pthread_mutex_destroy(&ctx.log_mu);
+}
+
 int main(void)
 {
     test_create_and_begin();
@@ -773,5 +858,6 @@ int main(void)
     test_take_orphans();
     test_registry();
     test_emit_unresolved();
+    test_admin_json();
     return t_finish("gtx");
 }
