@@ -273,8 +273,9 @@ int xatm__tm_recv(xatm__tm *t, uint32_t req_id, const char *what, xatm_msg *out,
 
         if (h.req_id == req_id) return 0;
         if (h.req_id == 0 && out->type == XATM_MSG_ERROR) {
-            snprintf(err, errlen, "xatmd at %s ended the connection while %s was outstanding: %s: %s",
-                     t->path, what, xatm_errname(out->u.error.code), out->u.error.message);
+            snprintf(err, errlen,
+                     "xatmd at %s ended the connection while %s was outstanding: %s: %s", t->path,
+                     what, xatm_errname(out->u.error.code), out->u.error.message);
             rc = XATM_ETM;
             goto fail_close;
         }
