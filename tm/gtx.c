@@ -531,7 +531,9 @@ int gtx_done(gtx_table *t, uint64_t owner, const char *gtrid, uint8_t outcome,
     pthread_mutex_lock(&t->mu);
     gtx_node *g = gtx_find(t, gtrid);
     if (!g) {
-        t->totals.unknown_msgs++;
+        /* a DONE(abort) after an abort decision is the normal end of an aborted
+         * transaction that xatmd already forgot: not worth counting */
+        if (outcome != XATM_OUTCOME_ABORT) t->totals.unknown_msgs++;
         rc = XATM_ENOTFOUND;
         goto out_unlock;
     }
