@@ -8,65 +8,33 @@
  * id "t<pid>", so concurrent or repeated runs never see each other's rows or branches.
  * Every branch a test prepares is finished before the test ends, foreign ones included.
  */
-#include <arpa/inet.h>
-#include <libpq-fe.h>
 #include <mysql.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "rm.h"
 #include "rm_impl.h"
+#include "rmtest.h"
 #include "testutil.h"
 #include "xatm.h"
 
-#define FORMAT_ID 0x78614d31u
-
 static xatm_rm_config cfg;    /* the test MariaDB, from XATM_TEST_MY_* */
 static xatm_rm_config pg_cfg; /* the test PostgreSQL, for the mixed parallel run */
-static char tm_id[17];        /* "t<pid>" */
 static char table[64];        /* id int primary key, v int; rows 1..30 with v = 0 */
-static uint64_t next_seq = 1;
 static MYSQL *admin;          /* a plain Connector/C session for inspection and setup */
 
-static xatm_xid new_xid_bq(const char *bqual)
-{
-    char g[XATM_GTRID_MAX + 1];
-    xatm_xid x;
-    memset(&x, 0, sizeof x);
-    if (xatm_gtrid_format(g, sizeof g, tm_id, 1, next_seq++) != 0 ||
-        xatm_xid_make(&x, FORMAT_ID, g, bqual) != 0) {
-        fprintf(stderr, "FAIL: cannot build an xid\n");
-        exit(1);
-    }
-    return x;
-}
-
+/* A fresh xid of this run (bqual "my"). */
 static xatm_xid new_xid(void)
 {
-    return new_xid_bq("my");
-}
-
-static xatm_rm_conn *open_rm(const xatm_rm_config *c)
-{
-    char err[1024];
-    xatm_rm_conn *conn = NULL;
-    int rc = xatm_rm_open(c, &conn, err, sizeof err);
-    CHECK_INT(rc, XATM_XA_OK);
-    if (rc != XATM_XA_OK) {
-        fprintf(stderr, "open failed: %s\n", err);
-        exit(1);
-    }
-    return conn;
+    return rmt_new_xid("my");
 }
 
 static xatm_rm_conn *open_my(void)
 {
-    return open_rm(&cfg);
+    return rmt_open(&cfg);
 }
 
 static MYSQL *raw_connect(void)
@@ -127,36 +95,19 @@ static int prepared_count(const xatm_xid *x)
     return n;
 }
 
-static int exec_ok(xatm_rm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int exec_ok(xatm_rm_conn *c, const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    int rc = xatm_rm_exec(c, sql, NULL);
-    if (rc != XATM_XA_OK) fprintf(stderr, "exec '%s': %s\n", sql, xatm_rm_errmsg(c));
-    return rc;
-}
-
 static bool is_rb(int rc)
 {
     return rc >= XATM_XA_RBROLLBACK && rc <= XATM_XA_RBTIMEOUT;
 }
 
-/* Waits until session id is gone from the process list; returns the ms it took, or -1. */
+/* Waits until session id is gone from the process list; returns the ms it took, or -1
+ * (after printing what the server still shows). */
 static long wait_gone(xatm_rm_conn *checker, uint64_t id)
 {
-    uint64_t t0 = t_now_ms();
-    while (t_now_ms() - t0 < 10000) {
-        int a = xatm_rm_session_alive(checker, id);
-        if (a == 0) return (long)(t_now_ms() - t0);
-        if (a < 0) return -1;
-        /* INFORMATION_SCHEMA.INNODB_TRX is a cache that InnoDB refreshes only when nobody
-         * has read it for 0.1 s: polling faster would keep it stale for ever */
-        usleep(150000);
-    }
+    /* INFORMATION_SCHEMA.INNODB_TRX is a cache that InnoDB refreshes only when nobody has
+     * read it for 0.1 s: polling faster would keep it stale for ever */
+    long ms = rmt_wait_gone(checker, id, 10000, 150);
+    if (ms >= 0) return ms;
     MYSQL *diag = raw_connect();
     fprintf(stderr, "session %llu still alive after 10 s: processlist=%s\n", (unsigned long long)id,
             raw_q(diag, "SELECT GROUP_CONCAT(CONCAT(ID, ':', COMMAND, ':', IFNULL(STATE, ''))) FROM information_schema.PROCESSLIST"));
@@ -164,21 +115,6 @@ static long wait_gone(xatm_rm_conn *checker, uint64_t id)
             raw_q(diag, "SELECT GROUP_CONCAT(CONCAT(trx_id, ':', trx_state, ':', trx_mysql_thread_id)) FROM information_schema.INNODB_TRX"));
     mysql_close(diag);
     return -1;
-}
-
-static unsigned closed_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        fprintf(stderr, "FAIL: cannot find a closed port\n");
-        exit(1);
-    }
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -239,7 +175,7 @@ static void test_two_phase_and_detach(void)
     xatm_xid x = new_xid();
     uint64_t a_id = xatm_rm_caps_of(a)->session_id;
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 10 WHERE id = 1", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 10 WHERE id = 1", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
     CHECK_INT(prepared_count(&x), 1); /* XA RECOVER lists it, attached or not */
     CHECK_INT(row_v(1), 0);
@@ -259,7 +195,7 @@ static void test_two_phase_and_detach(void)
     /* commit on the preparing session itself */
     xatm_xid y = new_xid();
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_START, &y), XATM_XA_OK);
-    CHECK_INT(exec_ok(b, "UPDATE %s SET v = 11 WHERE id = 1", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(b, "UPDATE %s SET v = 11 WHERE id = 1", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_PREPARE, &y), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_COMMIT, &y), XATM_XA_OK);
     CHECK_INT(row_v(1), 11);
@@ -269,7 +205,7 @@ static void test_two_phase_and_detach(void)
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_START, &z), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_PREPARE, &z), XATM_XA_RDONLY); /* nothing done */
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_START, &z), XATM_XA_OK);
-    CHECK_INT(exec_ok(b, "UPDATE %s SET v = 12 WHERE id = 1", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(b, "UPDATE %s SET v = 12 WHERE id = 1", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_PREPARE, &z), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(c, XATM_RM_OP_START, &z), XATM_XAER_DUPID);
     CHECK_CONTAINS(xatm_rm_errmsg(c), "1440");
@@ -292,7 +228,7 @@ static void test_statement_error_votes_no(void)
     /* the raw fact, without the adapter: the partial work prepares and commits */
     MYSQL *r = raw_connect();
     char sql[128], g[64];
-    snprintf(g, sizeof g, "raw_%s", tm_id);
+    snprintf(g, sizeof g, "raw_%s", rmt_tm_id);
     raw_q(holder, "BEGIN");
     raw_q(holder, "UPDATE %s SET v = 99 WHERE id = 3", table);
     raw_q(r, "SET SESSION innodb_lock_wait_timeout = 1");
@@ -313,9 +249,9 @@ static void test_statement_error_votes_no(void)
     /* the adapter */
     raw_q(holder, "BEGIN");
     raw_q(holder, "UPDATE %s SET v = 99 WHERE id = 3", table);
-    CHECK_INT(exec_ok(a, "SET SESSION innodb_lock_wait_timeout = 1"), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "SET SESSION innodb_lock_wait_timeout = 1"), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 20 WHERE id = 2", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 20 WHERE id = 2", table), XATM_XA_OK);
     /* the application's own statement, straight on the MYSQL handle */
     snprintf(sql, sizeof sql, "UPDATE %s SET v = 30 WHERE id = 3", table);
     CHECK(mysql_query(n, sql) != 0);
@@ -332,10 +268,10 @@ static void test_statement_error_votes_no(void)
      * by xatm_branch_failed for a direct MYSQL user) still makes it vote no */
     xatm_xid y = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 21 WHERE id = 2", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 21 WHERE id = 2", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_exec(a, "UPDATE no_such_table SET v = 1", NULL), XATM_XAER_RMERR);
     CHECK_CONTAINS(xatm_rm_errmsg(a), "1146");
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 22 WHERE id = 4", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 22 WHERE id = 4", table), XATM_XA_OK);
     CHECK_INT(mysql_errno(n), 0);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &y), XATM_XA_RBROLLBACK);
     CHECK_CONTAINS(xatm_rm_errmsg(a), "marked failed");
@@ -346,7 +282,7 @@ static void test_statement_error_votes_no(void)
     /* the mark does not survive into the next branch */
     xatm_xid z = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 23 WHERE id = 2", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 23 WHERE id = 2", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &z), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &z), XATM_XA_OK);
     CHECK_INT(row_v(2), 23);
@@ -364,7 +300,7 @@ static void test_read_only(void)
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
     CHECK_STR(raw_q(n, "SELECT v FROM %s WHERE id = 5", table), "0");
     /* an UPDATE that changes nothing modifies no rows either */
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = v WHERE id = 5", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = v WHERE id = 5", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_RDONLY);
     CHECK_INT(prepared_count(&x), 0);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XAER_NOTA);
@@ -399,7 +335,7 @@ static void test_innodb_trx_is_stale(void)
 {
     MYSQL *r = raw_connect(), *w = raw_connect();
     char g[64], q[256];
-    snprintf(g, sizeof g, "stale_%s", tm_id);
+    snprintf(g, sizeof g, "stale_%s", rmt_tm_id);
     snprintf(q, sizeof q,
              "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = %lu",
              mysql_thread_id(w));
@@ -463,8 +399,8 @@ static void test_deadlock(void)
     int err = 0;
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &xa), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_START, &xb), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 1 WHERE id = 6", table), XATM_XA_OK);
-    CHECK_INT(exec_ok(b, "UPDATE %s SET v = 2 WHERE id = 7", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 1 WHERE id = 6", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(b, "UPDATE %s SET v = 2 WHERE id = 7", table), XATM_XA_OK);
     snprintf(sql, sizeof sql, "UPDATE %s SET v = 1 WHERE id = 7", table);
     int status = mysql_real_query_start(&err, na, sql, (unsigned long)strlen(sql));
     CHECK(wait_row_lock(xatm_rm_caps_of(a)->session_id)); /* a waits for b's row */
@@ -498,8 +434,8 @@ static void test_deadlock(void)
     xatm_xid ya = new_xid(), yb = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &ya), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_START, &yb), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 3 WHERE id = 8", table), XATM_XA_OK);
-    CHECK_INT(exec_ok(b, "UPDATE %s SET v = 4 WHERE id = 9", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 3 WHERE id = 8", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(b, "UPDATE %s SET v = 4 WHERE id = 9", table), XATM_XA_OK);
     snprintf(sql, sizeof sql, "UPDATE %s SET v = 3 WHERE id = 9", table);
     status = mysql_real_query_start(&err, na, sql, (unsigned long)strlen(sql));
     CHECK(wait_row_lock(xatm_rm_caps_of(a)->session_id));
@@ -531,7 +467,7 @@ static void test_fence(void)
     uint64_t a_id = xatm_rm_caps_of(a)->session_id;
     xatm_xid x = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 13 WHERE id = 13", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 13 WHERE id = 13", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_COMMIT, &x), XATM_XAER_NOTA); /* attached to a */
     CHECK_INT(xatm_rm_fence(b, xatm_rm_caps_of(b)->session_id), XATM_XAER_INVAL);
@@ -560,20 +496,20 @@ static void test_fence(void)
 static void test_parallel(void)
 {
     /* two MariaDB branches and a PostgreSQL one, prepared then committed in parallel */
-    xatm_rm_conn *c[3] = {open_my(), open_my(), open_rm(&pg_cfg)};
+    xatm_rm_conn *c[3] = {open_my(), open_my(), rmt_open(&pg_cfg)};
     xatm_xid x[3];
     x[0] = new_xid();
     x[1] = new_xid();
-    if (xatm_xid_make(&x[2], FORMAT_ID, x[1].gtrid, "pg") != 0) exit(1);
+    if (xatm_xid_make(&x[2], RMT_FORMAT_ID, x[1].gtrid, "pg") != 0) exit(1);
     enum xatm_rm_op ops[3] = {XATM_RM_OP_PREPARE, XATM_RM_OP_PREPARE, XATM_RM_OP_PREPARE};
     int rc[3] = {-99, -99, -99};
     char pgtable[64];
     snprintf(pgtable, sizeof pgtable, "xatm_rmmy_pg_%ld", (long)getpid());
-    CHECK_INT(exec_ok(c[2], "CREATE TABLE %s (id int PRIMARY KEY)", pgtable), XATM_XA_OK);
+    CHECK_INT(rmt_exec(c[2], "CREATE TABLE %s (id int PRIMARY KEY)", pgtable), XATM_XA_OK);
     for (int i = 0; i < 3; i++) CHECK_INT(xatm_rm_run(c[i], XATM_RM_OP_START, &x[i]), XATM_XA_OK);
-    CHECK_INT(exec_ok(c[0], "UPDATE %s SET v = 14 WHERE id = 14", table), XATM_XA_OK);
-    CHECK_INT(exec_ok(c[1], "UPDATE %s SET v = 15 WHERE id = 15", table), XATM_XA_OK);
-    CHECK_INT(exec_ok(c[2], "INSERT INTO %s VALUES (1)", pgtable), XATM_XA_OK);
+    CHECK_INT(rmt_exec(c[0], "UPDATE %s SET v = 14 WHERE id = 14", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(c[1], "UPDATE %s SET v = 15 WHERE id = 15", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(c[2], "INSERT INTO %s VALUES (1)", pgtable), XATM_XA_OK);
     xatm_rm_run_parallel(c, ops, x, rc, 3, 10000);
     for (int i = 0; i < 3; i++) CHECK_INT(rc[i], XATM_XA_OK);
     CHECK_INT(prepared_count(&x[0]), 1);
@@ -588,7 +524,7 @@ static void test_parallel(void)
     snprintf(q, sizeof q, "SELECT * FROM %s", pgtable);
     CHECK_INT(xatm_rm_exec(c[2], q, &one), XATM_XA_OK);
     CHECK_INT(one, 1);
-    CHECK_INT(exec_ok(c[2], "DROP TABLE %s", pgtable), XATM_XA_OK);
+    CHECK_INT(rmt_exec(c[2], "DROP TABLE %s", pgtable), XATM_XA_OK);
 
     /* the deadline: a global read lock holds c[0]'s XA PREPARE; it is abandoned with
      * XAER_RMFAIL and its connection closed, c[1] is unaffected */
@@ -596,7 +532,7 @@ static void test_parallel(void)
     xatm_xid y[2] = {new_xid(), new_xid()};
     uint64_t id0 = xatm_rm_caps_of(c[0])->session_id;
     for (int i = 0; i < 2; i++) CHECK_INT(xatm_rm_run(c[i], XATM_RM_OP_START, &y[i]), XATM_XA_OK);
-    CHECK_INT(exec_ok(c[0], "UPDATE %s SET v = 16 WHERE id = 16", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(c[0], "UPDATE %s SET v = 16 WHERE id = 16", table), XATM_XA_OK);
     raw_q(locker, "FLUSH TABLES WITH READ LOCK");
     ops[0] = XATM_RM_OP_PREPARE;
     ops[1] = XATM_RM_OP_PREPARE; /* c[1] modified nothing: read-only, no commit to block */
@@ -627,14 +563,14 @@ static void test_one_phase(void)
     xatm_rm_conn *a = open_my();
     xatm_xid x = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 17 WHERE id = 17", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 17 WHERE id = 17", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_ONE_PHASE, &x), XATM_XA_OK);
     CHECK_INT(row_v(17), 17);
     CHECK_INT(prepared_count(&x), 0);
     /* marked failed: rolled back instead */
     xatm_xid y = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 18 WHERE id = 17", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 18 WHERE id = 17", table), XATM_XA_OK);
     xatm_rm_mark_failed(a);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_ONE_PHASE, &y), XATM_XA_RBROLLBACK);
     CHECK_INT(row_v(17), 17);
@@ -649,7 +585,7 @@ static void test_rollback(void)
     /* active */
     xatm_xid x = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 18 WHERE id = 18", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 18 WHERE id = 18", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &x), XATM_XA_OK);
     CHECK_INT(row_v(18), 0);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK); /* session is free again */
@@ -658,7 +594,7 @@ static void test_rollback(void)
     /* prepared, on the preparing session */
     xatm_xid y = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 19 WHERE id = 18", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 19 WHERE id = 18", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &y), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &y), XATM_XA_OK);
     CHECK_INT(prepared_count(&y), 0);
@@ -669,7 +605,7 @@ static void test_rollback(void)
     uint64_t c_id = xatm_rm_caps_of(c)->session_id;
     xatm_xid z = new_xid();
     CHECK_INT(xatm_rm_run(c, XATM_RM_OP_START, &z), XATM_XA_OK);
-    CHECK_INT(exec_ok(c, "UPDATE %s SET v = 20 WHERE id = 18", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(c, "UPDATE %s SET v = 20 WHERE id = 18", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(c, XATM_RM_OP_PREPARE, &z), XATM_XA_OK);
     xatm_rm_close(c);
     CHECK(wait_gone(b, c_id) >= 0);
@@ -690,7 +626,7 @@ static void test_can_commit(void)
     xatm_rm_conn *a = open_my();
     xatm_xid x = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 21 WHERE id = 21", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 21 WHERE id = 21", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &x), XATM_XA_OK);
     CHECK_INT(prepared_count(&x), 0); /* nothing durable */
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
@@ -704,36 +640,19 @@ static void test_can_commit(void)
     /* rolled back after a yes */
     xatm_xid z = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 22 WHERE id = 21", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 22 WHERE id = 21", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &z), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &z), XATM_XA_OK);
     CHECK_INT(row_v(21), 21);
     /* marked failed: no, rolled back */
     xatm_xid w = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &w), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 23 WHERE id = 21", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 23 WHERE id = 21", table), XATM_XA_OK);
     xatm_rm_mark_failed(a);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &w), XATM_XA_RBROLLBACK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &w), XATM_XAER_NOTA);
     CHECK_INT(row_v(21), 21);
     xatm_rm_close(a);
-}
-
-struct found {
-    int n;                /* branches reported */
-    int ours_seen;        /* of them, ones in `want` */
-    const xatm_xid *want; /* our prepared xids */
-    int n_want;
-};
-
-static void collect(const xatm_rm_prepared *p, void *arg)
-{
-    struct found *f = arg;
-    f->n++;
-    for (int i = 0; i < f->n_want; i++)
-        if (!strcmp(p->xid.gtrid, f->want[i].gtrid) && !strcmp(p->xid.bqual, f->want[i].bqual) &&
-            p->xid.format_id == f->want[i].format_id)
-            f->ours_seen++;
 }
 
 static void test_recover_filters(void)
@@ -743,41 +662,34 @@ static void test_recover_filters(void)
     xatm_rm_conn *conn[2] = {a, b};
     for (int i = 0; i < 2; i++) {
         CHECK_INT(xatm_rm_run(conn[i], XATM_RM_OP_START, &ours[i]), XATM_XA_OK);
-        CHECK_INT(exec_ok(conn[i], "UPDATE %s SET v = 1 WHERE id = %d", table, 22 + i), XATM_XA_OK);
+        CHECK_INT(rmt_exec(conn[i], "UPDATE %s SET v = 1 WHERE id = %d", table, 22 + i), XATM_XA_OK);
         CHECK_INT(xatm_rm_run(conn[i], XATM_RM_OP_PREPARE, &ours[i]), XATM_XA_OK);
     }
     /* foreign: MySQL's default format id 1, another TM id, a gtrid that is not xatm's */
     MYSQL *f[3] = {raw_connect(), raw_connect(), raw_connect()};
     char gf[3][64];
-    unsigned fmt[3] = {1, FORMAT_ID, FORMAT_ID};
-    snprintf(gf[0], sizeof gf[0], "%s.1.1", tm_id);
-    snprintf(gf[1], sizeof gf[1], "o%s.1.1", tm_id);
-    snprintf(gf[2], sizeof gf[2], "plain_%s", tm_id);
+    unsigned fmt[3] = {1, RMT_FORMAT_ID, RMT_FORMAT_ID};
+    snprintf(gf[0], sizeof gf[0], "%s.1.1", rmt_tm_id);
+    snprintf(gf[1], sizeof gf[1], "o%s.1.1", rmt_tm_id);
+    snprintf(gf[2], sizeof gf[2], "plain_%s", rmt_tm_id);
     for (int i = 0; i < 3; i++) {
         raw_q(f[i], "XA START '%s','my',%u", gf[i], fmt[i]);
         raw_q(f[i], "UPDATE %s SET v = 1 WHERE id = %d", table, 25 + i);
         raw_q(f[i], "XA END '%s','my',%u", gf[i], fmt[i]);
         raw_q(f[i], "XA PREPARE '%s','my',%u", gf[i], fmt[i]);
     }
-    struct found fo = {.want = ours, .n_want = 2};
-    CHECK_INT(xatm_rm_recover(a, FORMAT_ID, tm_id, collect, &fo), XATM_XA_OK);
-    CHECK_INT(fo.n, 2);
-    CHECK_INT(fo.ours_seen, 2);
+    RMT_CHECK_RECOVER(a, rmt_tm_id, ours, 2, 2, 2);
+    /* another TM id sees none of ours: exactly the gf[1] branch */
     char other[24];
-    snprintf(other, sizeof other, "o%s", tm_id);
-    struct found go = {.want = ours, .n_want = 2};
-    CHECK_INT(xatm_rm_recover(a, FORMAT_ID, other, collect, &go), XATM_XA_OK);
-    CHECK_INT(go.n, 1);
-    CHECK_INT(go.ours_seen, 0);
+    snprintf(other, sizeof other, "o%s", rmt_tm_id);
+    RMT_CHECK_RECOVER(a, other, ours, 2, 1, 0);
     for (int i = 0; i < 3; i++) {
         raw_q(f[i], "XA ROLLBACK '%s','my',%u", gf[i], fmt[i]);
         mysql_close(f[i]);
     }
     for (int i = 0; i < 2; i++)
         CHECK_INT(xatm_rm_run(conn[i], XATM_RM_OP_ROLLBACK, &ours[i]), XATM_XA_OK);
-    struct found ho = {.want = ours, .n_want = 2};
-    CHECK_INT(xatm_rm_recover(a, FORMAT_ID, tm_id, collect, &ho), XATM_XA_OK);
-    CHECK_INT(ho.n, 0);
+    RMT_CHECK_RECOVER(a, rmt_tm_id, ours, 2, 0, 0);
     for (int i = 0; i < 5; i++) CHECK_INT(row_v(22 + i), 0);
     xatm_rm_close(a);
     xatm_rm_close(b);
@@ -785,46 +697,19 @@ static void test_recover_filters(void)
 
 static void test_open_failures(void)
 {
-    char err[1024], where[64];
+    char err[1024];
     xatm_rm_conn *c = (xatm_rm_conn *)(uintptr_t)1; /* open must reset it to NULL */
-    xatm_rm_config bad = cfg;
-    bad.port = (uint16_t)closed_port();
-    bad.connect_timeout_ms = 2000;
-    snprintf(where, sizeof where, "127.0.0.1:%u", (unsigned)bad.port);
-    CHECK_INT(xatm_rm_open(&bad, &c, err, sizeof err), XATM_XAER_RMFAIL);
-    CHECK(c == NULL);
-    CHECK_CONTAINS(err, where);
-    CHECK_CONTAINS(err, "'my'");
-    CHECK_CONTAINS(err, "cannot connect");
-    CHECK_CONTAINS(err, "2002");
+    RMT_CHECK_OPEN_REFUSED(&cfg, "2002");
 
     static char wrong[] = "wrong-password";
-    bad = cfg;
+    xatm_rm_config bad = cfg;
     bad.password = wrong;
     CHECK_INT(xatm_rm_open(&bad, &c, err, sizeof err), XATM_XAER_RMERR);
     CHECK(c == NULL);
     CHECK_CONTAINS(err, "Access denied for user");
     CHECK_CONTAINS(err, "1045");
     CHECK_CONTAINS(err, "check user and password");
-    snprintf(where, sizeof where, "%s:%u", cfg.host, (unsigned)cfg.port);
-    CHECK_CONTAINS(err, where);
-}
-
-/* Drives c's operation in flight to its end with the raw async API. */
-static int drive(xatm_rm_conn *c, int rc)
-{
-    bool waits_ok = true; /* every wait named a socket and events */
-    while (rc == XATM_RM_PENDING) {
-        int fd;
-        short ev;
-        xatm_rm_op_wait(c, &fd, &ev);
-        struct pollfd p = {.fd = fd, .events = ev};
-        waits_ok = waits_ok && fd >= 0 && ev != 0;
-        if (poll(&p, 1, 5000) <= 0) break;
-        rc = xatm_rm_op_continue(c, p.revents);
-    }
-    CHECK(waits_ok);
-    return rc;
+    CHECK_CONTAINS(err, rmt_where(&cfg));
 }
 
 static void test_async_api(void)
@@ -834,8 +719,10 @@ static void test_async_api(void)
     uint64_t a_id = xatm_rm_caps_of(a)->session_id;
     xatm_xid x = new_xid();
     /* a fast server may answer within op_begin itself: both forms are valid */
-    CHECK_INT(drive(a, xatm_rm_op_begin(a, XATM_RM_OP_START, &x)), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 1 WHERE id = 27", table), XATM_XA_OK);
+    /* every wait names a socket and events (MariaDB may wait to write, or for urgent data) */
+    CHECK_INT(RMT_DRIVE(a, xatm_rm_op_begin(a, XATM_RM_OP_START, &x), POLLIN | POLLOUT | POLLPRI),
+              XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 1 WHERE id = 27", table), XATM_XA_OK);
     /* blocking use of the handle by the application still works */
     CHECK_STR(raw_q(xatm_rm_native(a), "SELECT 41 + 1"), "42");
     /* an operation held in flight by a global read lock */
@@ -851,7 +738,7 @@ static void test_async_api(void)
     }
     CHECK_INT(rc, XATM_RM_PENDING);
     CHECK_INT(xatm_rm_op_begin(a, XATM_RM_OP_ROLLBACK, &x), XATM_XAER_PROTO);
-    CHECK_INT(xatm_rm_recover(a, FORMAT_ID, tm_id, collect, NULL), XATM_XAER_PROTO);
+    CHECK_INT(xatm_rm_recover(a, RMT_FORMAT_ID, rmt_tm_id, rmt_collect, NULL), XATM_XAER_PROTO);
     CHECK_INT(xatm_rm_exec(a, "SELECT 1", NULL), XATM_XAER_PROTO);
     /* closing with an operation in flight is safe */
     xatm_rm_close(a);
@@ -867,36 +754,9 @@ static void test_async_api(void)
 
 int main(void)
 {
-    t_require_servers();
-    static char host[256], user[128], password[128], database[128];
-    static char pg_host[256], pg_user[128], pg_password[128], pg_database[128];
-    snprintf(host, sizeof host, "%s", t_env("XATM_TEST_MY_HOST"));
-    snprintf(user, sizeof user, "%s", t_env("XATM_TEST_MY_USER"));
-    snprintf(password, sizeof password, "%s", t_env("XATM_TEST_MY_PASSWORD"));
-    snprintf(database, sizeof database, "%s", t_env("XATM_TEST_MY_DB"));
-    memset(&cfg, 0, sizeof cfg);
-    cfg.name = "my";
-    cfg.type = XATM_RM_MYSQL;
-    cfg.host = host;
-    cfg.port = (uint16_t)atoi(t_env("XATM_TEST_MY_PORT"));
-    cfg.user = user;
-    cfg.password = password;
-    cfg.database = database;
-    cfg.connect_timeout_ms = 5000;
-    snprintf(pg_host, sizeof pg_host, "%s", t_env("XATM_TEST_PG_HOST"));
-    snprintf(pg_user, sizeof pg_user, "%s", t_env("XATM_TEST_PG_USER"));
-    snprintf(pg_password, sizeof pg_password, "%s", t_env("XATM_TEST_PG_PASSWORD"));
-    snprintf(pg_database, sizeof pg_database, "%s", t_env("XATM_TEST_PG_DB"));
-    memset(&pg_cfg, 0, sizeof pg_cfg);
-    pg_cfg.name = "pg";
-    pg_cfg.type = XATM_RM_POSTGRESQL;
-    pg_cfg.host = pg_host;
-    pg_cfg.port = (uint16_t)atoi(t_env("XATM_TEST_PG_PORT"));
-    pg_cfg.user = pg_user;
-    pg_cfg.password = pg_password;
-    pg_cfg.database = pg_database;
-    pg_cfg.connect_timeout_ms = 5000;
-    snprintf(tm_id, sizeof tm_id, "t%ld", (long)getpid());
+    rmt_init();
+    cfg = rmt_config(XATM_RM_MYSQL);
+    pg_cfg = rmt_config(XATM_RM_POSTGRESQL);
     snprintf(table, sizeof table, "xatm_rmmy_%ld", (long)getpid());
 
     if (mysql_library_init(0, NULL, NULL) != 0) {
@@ -925,10 +785,8 @@ int main(void)
     test_async_api();
 
     /* nothing of this run may be left prepared */
-    struct found left = {0};
     xatm_rm_conn *c = open_my();
-    CHECK_INT(xatm_rm_recover(c, FORMAT_ID, tm_id, collect, &left), XATM_XA_OK);
-    CHECK_INT(left.n, 0);
+    RMT_CHECK_RECOVER(c, rmt_tm_id, NULL, 0, 0, 0);
     xatm_rm_close(c);
     raw_q(admin, "DROP TABLE IF EXISTS %s", table);
     mysql_close(admin);

@@ -7,55 +7,33 @@
  * "t<pid>", so concurrent or repeated runs never see each other's rows or branches. Every
  * branch a test prepares is finished before the test ends, foreign ones included.
  */
-#include <arpa/inet.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "rm.h"
 #include "rm_impl.h"
+#include "rmtest.h"
 #include "testutil.h"
 #include "xatm.h"
 
-#define FORMAT_ID 0x78614d31u
-
 static xatm_rm_config cfg;  /* the test server, from XATM_TEST_PG_* */
-static char tm_id[17];      /* "t<pid>" */
 static char table[64];      /* plain table: id int primary key, v int */
 static char dtable[64];     /* table with a deferred unique constraint on k */
-static uint64_t next_seq = 1;
 static PGconn *admin;       /* a plain libpq session for inspection and setup */
 
 /* A fresh xid of this run (bqual "pg"). */
 static xatm_xid new_xid(void)
 {
-    char g[XATM_GTRID_MAX + 1];
-    xatm_xid x;
-    memset(&x, 0, sizeof x);
-    if (xatm_gtrid_format(g, sizeof g, tm_id, 1, next_seq++) != 0 ||
-        xatm_xid_make(&x, FORMAT_ID, g, "pg") != 0) {
-        fprintf(stderr, "FAIL: cannot build an xid\n");
-        exit(1);
-    }
-    return x;
+    return rmt_new_xid("pg");
 }
 
 static xatm_rm_conn *open_pg(void)
 {
-    char err[1024];
-    xatm_rm_conn *c = NULL;
-    int rc = xatm_rm_open(&cfg, &c, err, sizeof err);
-    CHECK_INT(rc, XATM_XA_OK);
-    if (rc != XATM_XA_OK) {
-        fprintf(stderr, "open failed: %s\n", err);
-        exit(1);
-    }
-    return c;
+    return rmt_open(&cfg);
 }
 
 /* Runs SQL on the admin session; returns the first column of the first row (static
@@ -95,35 +73,6 @@ static int row_v(int id)
     return atoi(v);
 }
 
-static int exec_ok(xatm_rm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int exec_ok(xatm_rm_conn *c, const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    int rc = xatm_rm_exec(c, sql, NULL);
-    if (rc != XATM_XA_OK) fprintf(stderr, "exec '%s': %s\n", sql, xatm_rm_errmsg(c));
-    return rc;
-}
-
-/* A TCP port on 127.0.0.1 where nothing listens. */
-static unsigned closed_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        fprintf(stderr, "FAIL: cannot find a closed port\n");
-        exit(1);
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void quiet(void *arg, const char *msg)
 {
     (void)arg;
@@ -155,13 +104,12 @@ static void test_open_caps(void)
  * test_open_caps (max_prepared read from the server). */
 static void test_caps_decision(void)
 {
-    char err[1024], where[64];
-    snprintf(where, sizeof where, "%s:%u", cfg.host, (unsigned)cfg.port);
+    char err[1024];
     CHECK_INT(xatm_rm__pg_check_caps(&cfg, 150000, 0, err, sizeof err), XATM_XAER_RMERR);
     CHECK_CONTAINS(err, "max_prepared_transactions is 0");
     CHECK_CONTAINS(err, "set max_prepared_transactions > 0 in postgresql.conf and restart");
     CHECK_CONTAINS(err, "'pg'");
-    CHECK_CONTAINS(err, where);
+    CHECK_CONTAINS(err, rmt_where(&cfg));
     CHECK_INT(xatm_rm__pg_check_caps(&cfg, 90600, 10, err, sizeof err), XATM_XAER_RMERR);
     CHECK_CONTAINS(err, "too old");
     CHECK_INT(xatm_rm__pg_check_caps(&cfg, 100000, 1, err, sizeof err), XATM_XA_OK);
@@ -172,7 +120,7 @@ static void test_two_phase_commit(void)
     xatm_rm_conn *a = open_pg(), *b = open_pg();
     xatm_xid x = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (1, 10)", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (1, 10)", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
     CHECK_INT(prepared_count(&x), 1);
     CHECK_INT(row_v(1), -1); /* not visible before commit */
@@ -187,7 +135,7 @@ static void test_two_phase_commit(void)
     /* the session is reusable for the next branch */
     xatm_xid y = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 11 WHERE id = 1", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 11 WHERE id = 1", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &y), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &y), XATM_XA_OK);
     CHECK_INT(row_v(1), 11);
@@ -215,7 +163,7 @@ static void test_prepare_failed_transaction(void)
     xatm_rm_conn *a = open_pg();
     xatm_xid x = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (2, 20)", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (2, 20)", table), XATM_XA_OK);
     r = PQexec(xatm_rm_native(a), "SELECT 1/0"); /* the application's own failed statement */
     PQclear(r);
     CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_INERROR);
@@ -238,7 +186,7 @@ static void test_prepare_failed_transaction(void)
     /* mark_failed on a healthy transaction */
     xatm_xid z = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (3, 30)", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (3, 30)", table), XATM_XA_OK);
     xatm_rm_mark_failed(a);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &z), XATM_XA_RBROLLBACK);
     CHECK_CONTAINS(xatm_rm_errmsg(a), "marked failed");
@@ -248,7 +196,7 @@ static void test_prepare_failed_transaction(void)
     /* the mark does not survive into the next branch */
     xatm_xid w = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &w), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (3, 31)", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (3, 31)", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &w), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &w), XATM_XA_OK);
     CHECK_INT(row_v(3), 31);
@@ -256,7 +204,7 @@ static void test_prepare_failed_transaction(void)
     /* an error raised by PREPARE itself (deferred unique violation): no, nothing prepared */
     xatm_xid v = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &v), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (7), (7)", dtable), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (7), (7)", dtable), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &v), XATM_XA_RBROLLBACK);
     CHECK_CONTAINS(xatm_rm_errmsg(a), "23505");
     CHECK_INT(prepared_count(&v), 0);
@@ -270,8 +218,8 @@ static void test_gid_length(void)
     char long_tm[XATM_TM_ID_MAX + 1], g[XATM_GTRID_MAX + 1], gid[XATM_PG_GID_MAX];
     char bq[XATM_RM_NAME_MAX + 1];
     xatm_xid x;
-    memset(long_tm, '_', XATM_TM_ID_MAX); /* tm_id padded to the longest TM id */
-    memcpy(long_tm, tm_id, strlen(tm_id));
+    memset(long_tm, '_', XATM_TM_ID_MAX); /* our TM id padded to the longest TM id */
+    memcpy(long_tm, rmt_tm_id, strlen(rmt_tm_id));
     long_tm[XATM_TM_ID_MAX] = '\0';
     memset(bq, 'b', XATM_RM_NAME_MAX);
     bq[XATM_RM_NAME_MAX] = '\0';
@@ -282,7 +230,7 @@ static void test_gid_length(void)
 
     xatm_rm_conn *a = open_pg();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (4, 40)", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (4, 40)", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
     CHECK_STR(admin_q("SELECT count(*) FROM pg_prepared_xacts WHERE gid = '%s'", gid), "1");
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XA_OK);
@@ -308,24 +256,7 @@ static void test_unknown_gid(void)
     xatm_rm_close(a);
 }
 
-struct found {
-    int n;             /* branches reported */
-    int ours_seen;     /* of them, ones in `want` */
-    const xatm_xid *want; /* our prepared xids */
-    int n_want;
-};
-
-static void collect(const xatm_rm_prepared *p, void *arg)
-{
-    struct found *f = arg;
-    f->n++;
-    for (int i = 0; i < f->n_want; i++)
-        if (!strcmp(p->xid.gtrid, f->want[i].gtrid) && !strcmp(p->xid.bqual, f->want[i].bqual) &&
-            p->xid.format_id == f->want[i].format_id)
-            f->ours_seen++;
-}
-
-/* recover lists only branches with our format_id and tm_id. */
+/* recover lists only branches with our format_id and TM id. */
 static void test_recover_filters(void)
 {
     xatm_rm_conn *a = open_pg(), *b = open_pg();
@@ -334,13 +265,13 @@ static void test_recover_filters(void)
     char foreign_fmt[128], foreign_tm[128], foreign_plain[64];
     for (int i = 0; i < 2; i++) {
         CHECK_INT(xatm_rm_run(conn[i], XATM_RM_OP_START, &ours[i]), XATM_XA_OK);
-        CHECK_INT(exec_ok(conn[i], "INSERT INTO %s VALUES (%d, 1)", table, 100 + i), XATM_XA_OK);
+        CHECK_INT(rmt_exec(conn[i], "INSERT INTO %s VALUES (%d, 1)", table, 100 + i), XATM_XA_OK);
         CHECK_INT(xatm_rm_run(conn[i], XATM_RM_OP_PREPARE, &ours[i]), XATM_XA_OK);
     }
     /* foreign branches: another format id, another TM id, not xatm at all */
-    snprintf(foreign_fmt, sizeof foreign_fmt, "xatm:0000abcd:%s.1.1:pg", tm_id);
-    snprintf(foreign_tm, sizeof foreign_tm, "xatm:%08x:o%s.1.1:pg", FORMAT_ID, tm_id);
-    snprintf(foreign_plain, sizeof foreign_plain, "plain_%s", tm_id);
+    snprintf(foreign_fmt, sizeof foreign_fmt, "xatm:0000abcd:%s.1.1:pg", rmt_tm_id);
+    snprintf(foreign_tm, sizeof foreign_tm, "xatm:%08x:o%s.1.1:pg", RMT_FORMAT_ID, rmt_tm_id);
+    snprintf(foreign_plain, sizeof foreign_plain, "plain_%s", rmt_tm_id);
     const char *foreign[3] = {foreign_fmt, foreign_tm, foreign_plain};
     for (int i = 0; i < 3; i++) {
         admin_q("BEGIN");
@@ -348,23 +279,15 @@ static void test_recover_filters(void)
         admin_q("PREPARE TRANSACTION '%s'", foreign[i]);
     }
 
-    struct found f = {.want = ours, .n_want = 2};
-    CHECK_INT(xatm_rm_recover(a, FORMAT_ID, tm_id, collect, &f), XATM_XA_OK);
-    CHECK_INT(f.n, 2);
-    CHECK_INT(f.ours_seen, 2);
-    /* another TM id sees none of ours */
-    struct found g = {.want = ours, .n_want = 2};
+    RMT_CHECK_RECOVER(a, rmt_tm_id, ours, 2, 2, 2);
+    /* another TM id sees none of ours: exactly the foreign_tm branch */
     char other[24];
-    snprintf(other, sizeof other, "o%s", tm_id);
-    CHECK_INT(xatm_rm_recover(a, FORMAT_ID, other, collect, &g), XATM_XA_OK);
-    CHECK_INT(g.n, 1); /* exactly the foreign_tm branch */
-    CHECK_INT(g.ours_seen, 0);
+    snprintf(other, sizeof other, "o%s", rmt_tm_id);
+    RMT_CHECK_RECOVER(a, other, ours, 2, 1, 0);
 
     for (int i = 0; i < 3; i++) admin_q("ROLLBACK PREPARED '%s'", foreign[i]);
     for (int i = 0; i < 2; i++) CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &ours[i]), XATM_XA_OK);
-    struct found h = {.want = ours, .n_want = 2};
-    CHECK_INT(xatm_rm_recover(a, FORMAT_ID, tm_id, collect, &h), XATM_XA_OK);
-    CHECK_INT(h.n, 0);
+    RMT_CHECK_RECOVER(a, rmt_tm_id, ours, 2, 0, 0);
     xatm_rm_close(a);
     xatm_rm_close(b);
 }
@@ -374,7 +297,7 @@ static void test_one_phase(void)
     xatm_rm_conn *a = open_pg();
     xatm_xid x = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (5, 50)", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (5, 50)", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_ONE_PHASE, &x), XATM_XA_OK);
     CHECK_INT(row_v(5), 50);
     CHECK_INT(prepared_count(&x), 0);
@@ -382,7 +305,7 @@ static void test_one_phase(void)
     /* a failed transaction answers COMMIT with ROLLBACK: XA_RBROLLBACK */
     xatm_xid y = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 51 WHERE id = 5", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 51 WHERE id = 5", table), XATM_XA_OK);
     PQclear(PQexec(xatm_rm_native(a), "SELECT 1/0"));
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_ONE_PHASE, &y), XATM_XA_RBROLLBACK);
     CHECK_INT(row_v(5), 50);
@@ -391,8 +314,8 @@ static void test_one_phase(void)
     /* a deferred constraint failing at COMMIT */
     xatm_xid z = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 52 WHERE id = 5", table), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (8), (8)", dtable), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 52 WHERE id = 5", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (8), (8)", dtable), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_ONE_PHASE, &z), XATM_XA_RBROLLBACK);
     CHECK_CONTAINS(xatm_rm_errmsg(a), "23505");
     CHECK_INT(row_v(5), 50);
@@ -405,14 +328,14 @@ static void test_rollback(void)
     /* active */
     xatm_xid x = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (6, 60)", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (6, 60)", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &x), XATM_XA_OK);
     CHECK_INT(row_v(6), -1);
     CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
     /* prepared, from another session */
     xatm_xid y = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (6, 61)", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (6, 61)", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &y), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_ROLLBACK, &y), XATM_XA_OK);
     CHECK_INT(prepared_count(&y), 0);
@@ -432,7 +355,7 @@ static void test_can_commit(void)
     xatm_rm_conn *a = open_pg();
     xatm_xid x = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (9, 90)", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (9, 90)", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &x), XATM_XA_OK);
     CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_INTRANS); /* nothing durable */
     CHECK_INT(prepared_count(&x), 0);
@@ -443,8 +366,8 @@ static void test_can_commit(void)
     /* a deferred constraint violated: CAN_COMMIT says no and the branch is rolled back */
     xatm_xid y = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "UPDATE %s SET v = 91 WHERE id = 9", table), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (9), (9)", dtable), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 91 WHERE id = 9", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (9), (9)", dtable), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &y), XATM_XA_RBROLLBACK);
     CHECK_CONTAINS(xatm_rm_errmsg(a), "SET CONSTRAINTS");
     CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
@@ -462,8 +385,8 @@ static void test_can_commit(void)
     admin_q("INSERT INTO %s VALUES (10)", dtable);
     xatm_xid v = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &v), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "SET LOCAL statement_timeout = 300"), XATM_XA_OK);
-    CHECK_INT(exec_ok(a, "INSERT INTO %s VALUES (10)", dtable), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "SET LOCAL statement_timeout = 300"), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (10)", dtable), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &v), XATM_XA_RBTIMEOUT);
     CHECK_CONTAINS(xatm_rm_errmsg(a), "57014");
     CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
@@ -479,7 +402,7 @@ static void test_parallel(void)
     int rc[3] = {-99, -99, -99};
     for (int i = 0; i < 2; i++) {
         CHECK_INT(xatm_rm_run(c[i], XATM_RM_OP_START, &x[i]), XATM_XA_OK);
-        CHECK_INT(exec_ok(c[i], "INSERT INTO %s VALUES (%d, %d)", table, 20 + i, 20 + i), XATM_XA_OK);
+        CHECK_INT(rmt_exec(c[i], "INSERT INTO %s VALUES (%d, %d)", table, 20 + i, 20 + i), XATM_XA_OK);
     }
     xatm_rm_run_parallel(c, ops, x, rc, 3, 10000);
     CHECK_INT(rc[0], XATM_XA_OK);
@@ -500,8 +423,8 @@ static void test_parallel(void)
     PQclear(PQexec(admin, "BEGIN"));
     admin_q("INSERT INTO %s VALUES (11)", dtable);
     for (int i = 0; i < 2; i++) CHECK_INT(xatm_rm_run(c[i], XATM_RM_OP_START, &y[i]), XATM_XA_OK);
-    CHECK_INT(exec_ok(c[0], "INSERT INTO %s VALUES (11)", dtable), XATM_XA_OK);
-    CHECK_INT(exec_ok(c[1], "INSERT INTO %s VALUES (22, 22)", table), XATM_XA_OK);
+    CHECK_INT(rmt_exec(c[0], "INSERT INTO %s VALUES (11)", dtable), XATM_XA_OK);
+    CHECK_INT(rmt_exec(c[1], "INSERT INTO %s VALUES (22, 22)", table), XATM_XA_OK);
     uint64_t pid0 = xatm_rm_caps_of(c[0])->session_id;
     ops[0] = XATM_RM_OP_CAN_COMMIT;
     ops[1] = XATM_RM_OP_PREPARE;
@@ -516,12 +439,7 @@ static void test_parallel(void)
     CHECK_INT(xatm_rm_run(c[0], XATM_RM_OP_ROLLBACK, &y[0]), XATM_XAER_RMFAIL);
     PQclear(PQexec(admin, "ROLLBACK"));
     /* the server ended the abandoned session, and its transaction with it */
-    int alive = 1;
-    for (int i = 0; i < 500 && alive == 1; i++) {
-        alive = xatm_rm_session_alive(c[1], pid0);
-        if (alive == 1) usleep(10000);
-    }
-    CHECK_INT(alive, 0);
+    CHECK(rmt_wait_gone(c[1], pid0, 5000, 10) >= 0);
     CHECK_INT(xatm_rm_run(c[1], XATM_RM_OP_COMMIT, &y[1]), XATM_XA_OK);
     CHECK_INT(row_v(22), 22);
     xatm_rm_close(c[0]);
@@ -552,31 +470,21 @@ static void test_fence(void)
 
 static void test_open_failures(void)
 {
-    char err[1024], where[64];
+    char err[1024];
     xatm_rm_conn *c = (xatm_rm_conn *)(uintptr_t)1; /* open must reset it to NULL */
-    xatm_rm_config bad = cfg;
-    bad.port = (uint16_t)closed_port();
-    bad.connect_timeout_ms = 2000;
-    snprintf(where, sizeof where, "127.0.0.1:%u", (unsigned)bad.port);
-    CHECK_INT(xatm_rm_open(&bad, &c, err, sizeof err), XATM_XAER_RMFAIL);
-    CHECK(c == NULL);
-    CHECK_CONTAINS(err, where);
-    CHECK_CONTAINS(err, "'pg'");
-    CHECK_CONTAINS(err, "cannot connect");
-    CHECK_CONTAINS(err, "Connection refused");
+    RMT_CHECK_OPEN_REFUSED(&cfg, "Connection refused");
 
     /* the test server trusts every local login (initdb --auth=trust), so a wrong
      * password cannot be refused there; an unknown role is, with the server's reason */
     char user[64];
-    snprintf(user, sizeof user, "nosuch_%s", tm_id);
-    bad = cfg;
+    snprintf(user, sizeof user, "nosuch_%s", rmt_tm_id);
+    xatm_rm_config bad = cfg;
     bad.user = user;
     CHECK_INT(xatm_rm_open(&bad, &c, err, sizeof err), XATM_XAER_RMFAIL);
     CHECK(c == NULL);
     CHECK_CONTAINS(err, "does not exist");
     CHECK_CONTAINS(err, user);
-    snprintf(where, sizeof where, "%s:%u", cfg.host, (unsigned)cfg.port);
-    CHECK_CONTAINS(err, where);
+    CHECK_CONTAINS(err, rmt_where(&cfg));
 
     /* a config of no known type */
     bad = cfg;
@@ -590,22 +498,12 @@ static void test_async_api(void)
     /* the raw async API: begin, wait, continue; misuse is refused */
     xatm_rm_conn *a = open_pg();
     xatm_xid x = new_xid();
-    int fd;
-    short ev;
     CHECK_INT(xatm_rm_op_continue(a, POLLIN), XATM_XAER_PROTO);
     int rc = xatm_rm_op_begin(a, XATM_RM_OP_START, &x);
     CHECK_INT(rc, XATM_RM_PENDING);
     CHECK_INT(xatm_rm_op_begin(a, XATM_RM_OP_START, &x), XATM_XAER_PROTO);
     CHECK_INT(xatm_rm_exec(a, "SELECT 1", NULL), XATM_XAER_PROTO);
-    bool waits_ok = true; /* every wait named the socket, for reading */
-    while (rc == XATM_RM_PENDING) {
-        xatm_rm_op_wait(a, &fd, &ev);
-        struct pollfd p = {.fd = fd, .events = ev};
-        waits_ok = waits_ok && fd >= 0 && (ev & POLLIN);
-        if (poll(&p, 1, 5000) <= 0) break;
-        rc = xatm_rm_op_continue(a, p.revents);
-    }
-    CHECK(waits_ok);
+    rc = RMT_DRIVE(a, rc, POLLIN); /* every wait named the socket, for reading */
     CHECK_INT(rc, XATM_XA_OK);
     CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_INTRANS);
     CHECK(!PQisnonblocking(xatm_rm_native(a))); /* the application's mode is restored */
@@ -620,22 +518,8 @@ static void test_async_api(void)
 
 int main(void)
 {
-    t_require_servers();
-    memset(&cfg, 0, sizeof cfg);
-    cfg.name = "pg";
-    cfg.type = XATM_RM_POSTGRESQL;
-    static char host[256], user[128], password[128], database[128];
-    snprintf(host, sizeof host, "%s", t_env("XATM_TEST_PG_HOST"));
-    snprintf(user, sizeof user, "%s", t_env("XATM_TEST_PG_USER"));
-    snprintf(password, sizeof password, "%s", t_env("XATM_TEST_PG_PASSWORD"));
-    snprintf(database, sizeof database, "%s", t_env("XATM_TEST_PG_DB"));
-    cfg.host = host;
-    cfg.port = (uint16_t)atoi(t_env("XATM_TEST_PG_PORT"));
-    cfg.user = user;
-    cfg.password = password;
-    cfg.database = database;
-    cfg.connect_timeout_ms = 5000;
-    snprintf(tm_id, sizeof tm_id, "t%ld", (long)getpid());
+    rmt_init();
+    cfg = rmt_config(XATM_RM_POSTGRESQL);
     snprintf(table, sizeof table, "xatm_rmpg_%ld", (long)getpid());
     snprintf(dtable, sizeof dtable, "xatm_rmpgd_%ld", (long)getpid());
 
@@ -670,7 +554,7 @@ int main(void)
     test_async_api();
 
     /* nothing of this run may be left prepared */
-    CHECK_STR(admin_q("SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE '%%:%s.%%'", tm_id), "0");
+    CHECK_STR(admin_q("SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE '%%:%s.%%'", rmt_tm_id), "0");
     admin_q("DROP TABLE IF EXISTS %s, %s", table, dtable);
     PQfinish(admin);
     return t_finish("rm_pg");
