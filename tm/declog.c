@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,6 +72,7 @@ struct xatm_declog {
     void (*unresolved)(void *arg, void (*emit)(const xatm_declog_record *rec, void *emit_arg),
                        void *emit_arg); /* lists decisions to carry forward at rotation */
     void *unresolved_arg;        /* its argument */
+    int lock_fd;                 /* dir/LOCK, flock'ed exclusively while the log is open */
     int fd;                      /* current (newest) segment, open read-write */
     uint64_t seg_off;            /* bytes in the current segment = offset of the next write */
     uint64_t seg_base;           /* its header + leading checkpoint, not counted for rotation */
@@ -1029,6 +1031,34 @@ out_free_images:
     return rc;
 }
 
+/* Takes the directory's lock file: one process at a time may own a log directory (two
+ * writers would overwrite each other's records, and the second's start-up recovery would
+ * roll back the first's live transactions). Returns the locked fd or an XATM_E* code. */
+static int lock_dir(const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    int fd;
+    do fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        msg(err, errlen, "%s: cannot open the log directory's lock file: %s", path, strerror(errno));
+        return XATM_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            msg(err, errlen, "%s: the log directory is in use by another process (another xatmd?)",
+                dir);
+            return XATM_EBUSY;
+        }
+        msg(err, errlen, "%s: cannot lock: %s", path, strerror(e));
+        return XATM_EIO;
+    }
+    return fd;
+}
+
 int xatm_declog_open(const char *dir, const xatm_declog_options *opts,
                      void (*replay)(const xatm_declog_record *rec, void *arg), void *arg,
                      xatm_declog **out, char *err, size_t errlen)
@@ -1052,6 +1082,7 @@ int xatm_declog_open(const char *dir, const xatm_declog_options *opts,
     xatm_declog *log = calloc(1, sizeof *log);
     if (!log) return XATM_ENOMEM;
     log->fd = -1;
+    log->lock_fd = -1;
     log->dir = strdup(dir);
     if (!log->dir) {
         rc = XATM_ENOMEM;
@@ -1064,6 +1095,9 @@ int xatm_declog_open(const char *dir, const xatm_declog_options *opts,
 
     rc = ensure_dir(&log->io, dir, err, errlen);
     if (rc) goto fail_log;
+    rc = lock_dir(dir, err, errlen);
+    if (rc < 0) goto fail_log;
+    log->lock_fd = rc;
     rc = list_segments(dir, &nums, &n, err, errlen);
     if (rc) goto fail_log;
 
@@ -1096,6 +1130,7 @@ fail_nums:
     free(nums);
 fail_log:
     if (log->fd >= 0) log->io.close(log->io.ctx, log->fd);
+    if (log->lock_fd >= 0) close(log->lock_fd);
     free(log->segs);
     free(log->dir);
     free(log);
@@ -1295,6 +1330,7 @@ void xatm_declog_close(xatm_declog *log)
         (void)write_all(&log->io, log->fd, log->buf.data, log->buf.len, log->seg_off);
     }
     if (log->fd >= 0) log->io.close(log->io.ctx, log->fd);
+    if (log->lock_fd >= 0) close(log->lock_fd); /* releases the directory */
     xatm_buf_free(&log->buf);
     free(log->segs);
     free(log->dir);

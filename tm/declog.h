@@ -4,7 +4,8 @@
  * docs/durability.md states the write/fsync/message order this module guarantees.
  *
  * Directory: segment files "xatm-log.<16 hex digits>" (the segment number), written
- * append-only. Only the newest segment is ever appended to.
+ * append-only. Only the newest segment is ever appended to. The file "LOCK" is held with
+ * flock(LOCK_EX) for as long as the log is open: a second opener gets XATM_EBUSY.
  *
  * Segment header (32 bytes): magic "XATMLOG1" (8), u32 version (1), u32 reserved (0),
  * u64 segment number, u32 crc32c of bytes 0..23, u32 reserved (0).

@@ -376,6 +376,14 @@ static void test_fresh_and_roundtrip(void)
 
     CHECK_INT(open_log(sub, NULL, NULL, &log, err, sizeof err), 0);
     CHECK_STR(err, "");
+    {
+        /* one owner per directory: a second opener is refused while the first holds it */
+        xatm_declog *second = NULL;
+        char err2[512];
+        CHECK_INT(open_log(sub, NULL, NULL, &second, err2, sizeof err2), XATM_EBUSY);
+        CHECK(second == NULL);
+        CHECK_CONTAINS(err2, "in use by another process");
+    }
     CHECK_INT(xatm_declog_segments(log), 1);
     CHECK_INT(xatm_declog_disk_bytes(log), 32);
     CHECK_INT(xatm_declog_last_lsn(log), 0);
