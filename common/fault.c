@@ -8,7 +8,9 @@
  * threads (the TM's event loop and recovery thread, an AP's handles).
  *
  * To add a point: add one line to fault_point_names (with a comment saying exactly where
- * it sits) and call xatm_fault_hit("<name>") there. Names are "<side>.<step>".
+ * it sits) and call xatm_fault_hit("<name>") there. Names are "<side>.<step>". An io point
+ * (fault.h) is also listed in fault_io_points and is reached through xatm_fault_io_hit()
+ * by the file layer that carries out its actions.
  */
 #include "fault.h"
 
@@ -37,6 +39,8 @@ static const char *const fault_point_names[] = {
     "tm.recovery_before_rollback",   /* recovery decided to roll back a branch, call not made */
     "tm.after_precommit_force",      /* 3PC: PRECOMMIT flushed, before PreCommit is sent */
     "tm.before_log_write",           /* declog flush: records buffered, before the write */
+    "tm.log_write",                  /* io point: every write of the decision log
+                                        (tm/faultio.c; enospc or torn) */
     /* libxatm */
     "ap.after_begin",                /* BEGIN_OK received, xatm_begin about to return */
     "ap.after_start",                /* a branch was started on its session (before ENLIST) */
@@ -50,21 +54,22 @@ static const char *const fault_point_names[] = {
     NULL,
 };
 
-/* What an armed point does when it fires. */
-enum fault_action {
-    FAULT_KILL = 0, /* raise(SIGKILL): like kill -9 */
-    FAULT_STOP,     /* raise(SIGSTOP): the test resumes it with SIGCONT */
-    FAULT_EXIT,     /* _exit(99): no atexit handlers, no buffers flushed */
+/* The io points among fault_point_names (fault.h: only enospc and torn arm them). */
+static const char *const fault_io_points[] = {
+    "tm.log_write",
+    NULL,
 };
 
-static const char *const fault_action_names[] = {"kill", "stop", "exit"};
+/* Spelling of each enum xatm_fault_action, in enum order. */
+static const char *const fault_action_names[] = {"kill", "stop", "exit", "enospc", "torn"};
+#define N_ACTIONS (sizeof fault_action_names / sizeof fault_action_names[0])
 
 /* The armed point of this process (the one allowed piece of per-process state). */
 static struct {
     bool armed;                 /* false: xatm_fault_hit returns at once */
     const char *point;          /* the armed entry of fault_point_names */
     unsigned long nth;          /* fire on this hit (1-based) */
-    enum fault_action action;   /* what firing does */
+    enum xatm_fault_action action; /* what firing does */
     atomic_ulong hits;          /* times the armed point has been reached */
 } fault;
 
@@ -79,6 +84,13 @@ static const char *point_lookup(const char *s, size_t len)
     for (const char *const *p = fault_point_names; *p; p++)
         if (strlen(*p) == len && memcmp(*p, s, len) == 0) return *p;
     return NULL;
+}
+
+bool xatm_fault_is_io_point(const char *name)
+{
+    for (const char *const *p = fault_io_points; name && *p; p++)
+        if (strcmp(*p, name) == 0) return true;
+    return false;
 }
 
 static int arm_error(char *err, unsigned long errlen, const char *what, const char *spec)
@@ -116,17 +128,33 @@ int xatm_fault_arm(const char *spec, char *err, unsigned long errlen)
         }
     }
 
-    enum fault_action action = FAULT_KILL;
+    bool io = xatm_fault_is_io_point(point);
+    enum xatm_fault_action action = XATM_FAULT_KILL;
+    bool explicit_action = false;
     if (*p == ':') {
         p++;
-        size_t i = 0, n = sizeof fault_action_names / sizeof fault_action_names[0];
-        while (i < n && strcmp(p, fault_action_names[i]) != 0) i++;
-        if (i == n) return arm_error(err, errlen, "action must be kill, stop or exit", spec);
-        action = (enum fault_action)i;
+        size_t i = 0;
+        while (i < N_ACTIONS && strcmp(p, fault_action_names[i]) != 0) i++;
+        if (i == N_ACTIONS)
+            return arm_error(err, errlen, "action must be kill, stop, exit, enospc or torn", spec);
+        action = (enum xatm_fault_action)i;
+        explicit_action = true;
         p += strlen(p);
     }
     if (*p != '\0')
-        return arm_error(err, errlen, "expected <point>[@<n>][:kill|stop|exit]", spec);
+        return arm_error(err, errlen,
+                         "expected <point>[@<n>][:kill|stop|exit|enospc|torn]", spec);
+    bool io_action = action == XATM_FAULT_ENOSPC || action == XATM_FAULT_TORN;
+    if (io && !io_action)
+        return arm_error(err, errlen,
+                         explicit_action
+                             ? "an io point takes the action enospc or torn (to kill just "
+                               "before a log write, arm tm.before_log_write)"
+                             : "an io point needs an action: :enospc or :torn",
+                         spec);
+    if (!io && io_action)
+        return arm_error(err, errlen,
+                         "enospc and torn are actions of io points only (tm.log_write)", spec);
 
     fault.point = point;
     fault.nth = nth;
@@ -160,19 +188,26 @@ static void __attribute__((noinline)) fault_hit_armed(const char *point)
         abort();
     }
     if (strcmp(point, fault.point) != 0) return;
+    if (xatm_fault_is_io_point(point)) {
+        say(point, 0, "an io point reached through xatm_fault_hit: fix the call site");
+        abort();
+    }
     unsigned long n = atomic_fetch_add(&fault.hits, 1) + 1;
     if (n != fault.nth) return;
 
     say(point, n, fault_action_names[fault.action]);
     switch (fault.action) {
-    case FAULT_KILL:
+    case XATM_FAULT_KILL:
         raise(SIGKILL);
         _exit(99); /* not reached */
-    case FAULT_STOP:
+    case XATM_FAULT_STOP:
         raise(SIGSTOP);
         return;
-    case FAULT_EXIT:
+    case XATM_FAULT_EXIT:
         _exit(99);
+    case XATM_FAULT_ENOSPC: /* refused at a step point by xatm_fault_arm */
+    case XATM_FAULT_TORN:
+        return;
     }
 }
 
@@ -180,4 +215,24 @@ void xatm_fault_hit(const char *point)
 {
     if (__builtin_expect(!fault.armed, 1)) return;
     fault_hit_armed(point);
+}
+
+int xatm_fault_io_hit(const char *point)
+{
+    if (__builtin_expect(!fault.armed, 1)) return -1;
+    if (!point || !xatm_fault_is_io_point(point)) {
+        say(point ? point : "(null)", 0, "not an io point of the fault table: fix the call site");
+        abort();
+    }
+    if (strcmp(point, fault.point) != 0) return -1;
+    unsigned long n = atomic_fetch_add(&fault.hits, 1) + 1;
+    if (n != fault.nth) return -1;
+    say(point, n, fault_action_names[fault.action]);
+    return (int)fault.action;
+}
+
+int xatm_fault_armed_action(const char *point)
+{
+    if (!fault.armed || !point || strcmp(point, fault.point) != 0) return -1;
+    return (int)fault.action;
 }

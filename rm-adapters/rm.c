@@ -131,7 +131,15 @@ static void sever(xatm_rm_conn *c)
 
 int xatm_rm_open(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, size_t errlen)
 {
+    return xatm_rm_open_ex(cfg, NULL, out, err, errlen);
+}
+
+int xatm_rm_open_ex(const xatm_rm_config *cfg, const xatm_rm_open_options *opts,
+                    xatm_rm_conn **out, char *err, size_t errlen)
+{
+    static const xatm_rm_open_options none = {0};
     const xatm_rm_ops *ops;
+    if (!opts) opts = &none;
     if (err && errlen) err[0] = '\0';
     if (!out) return XATM_XAER_INVAL;
     *out = NULL;
@@ -144,7 +152,7 @@ int xatm_rm_open(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, size_
         xatm_rm__msg(err, errlen, cfg, "rm", "unknown RM type %d", (int)cfg->type);
         return XATM_XAER_INVAL;
     }
-    return ops->open(cfg, out, err, errlen);
+    return ops->open(cfg, opts, out, err, errlen);
 }
 
 void xatm_rm_close(xatm_rm_conn *c)
@@ -218,6 +226,7 @@ int xatm_rm_op_continue(xatm_rm_conn *c, short revents)
 
 int xatm_rm_run(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
 {
+    uint64_t deadline = c && c->call_timeout_ms ? now_ms() + c->call_timeout_ms : 0;
     int rc = xatm_rm_op_begin(c, op, xid);
     while (rc == XATM_RM_PENDING) {
         struct pollfd p = {.fd = -1};
@@ -226,7 +235,20 @@ int xatm_rm_run(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
             sever(c);
             return xatm_rm__seterr(c, XATM_XAER_RMFAIL, "operation lost its connection");
         }
-        if (poll(&p, 1, -1) < 0) {
+        int wait = -1;
+        if (deadline) {
+            uint64_t now = now_ms();
+            if (now >= deadline) {
+                sever(c);
+                return xatm_rm__seterr(c, XATM_XAER_RMFAIL,
+                                       "no answer within %u ms; connection closed",
+                                       c->call_timeout_ms);
+            }
+            wait = (int)(deadline - now);
+        }
+        int n = poll(&p, 1, wait);
+        if (n == 0) continue; /* the deadline check above ends it */
+        if (n < 0) {
             if (errno == EINTR) continue;
             sever(c);
             return xatm_rm__seterr(c, XATM_XAER_RMFAIL, "poll failed: %s", strerror(errno));

@@ -88,14 +88,25 @@ typedef struct xatm_rm_prepared {
 
 typedef struct xatm_rm_conn xatm_rm_conn; /* one session to one RM; opaque */
 
+/* Options of xatm_rm_open_ex (NULL: all zero). */
+typedef struct xatm_rm_open_options {
+    uint32_t call_timeout_ms; /* a call the server has not answered within this long fails
+                                 with XATM_XAER_RMFAIL and the session is lost (a hung
+                                 server, SIGSTOPped or cut off, cannot hold the caller);
+                                 applies to the blocking calls and to xatm_rm_run. 0 = no
+                                 limit: an AP's statements may run as long as they like */
+} xatm_rm_open_options;
+
 /* The interface table, one row per RM type. Implementations never print or exit. */
 typedef struct xatm_rm_ops {
     enum xatm_rm_type type;
     const char *name; /* "postgresql" | "mysql" */
     /* Connects and checks capabilities. On failure returns XATM_XAER_RMFAIL (unreachable)
      * or XATM_XAER_RMERR (reachable but unusable, e.g. max_prepared_transactions = 0), and
-     * writes a complete message (naming the RM, host:port and a hint) into err. */
-    int (*open)(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, size_t errlen);
+     * writes a complete message (naming the RM, host:port and a hint) into err. opts is
+     * never NULL here. */
+    int (*open)(const xatm_rm_config *cfg, const xatm_rm_open_options *opts,
+                xatm_rm_conn **out, char *err, size_t errlen);
     void (*close)(xatm_rm_conn *c);
     /* Async branch operation; see the file comment. */
     int (*op_begin)(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid);
@@ -124,6 +135,9 @@ const xatm_rm_ops *xatm_rm_ops_for(enum xatm_rm_type t);
 
 /* Convenience wrappers over the table; every xatm_rm_conn remembers its ops and config. */
 int xatm_rm_open(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, size_t errlen);
+/* Same with options (xatm_rm_open is this with opts NULL). */
+int xatm_rm_open_ex(const xatm_rm_config *cfg, const xatm_rm_open_options *opts,
+                    xatm_rm_conn **out, char *err, size_t errlen);
 void xatm_rm_close(xatm_rm_conn *c);
 const xatm_rm_config *xatm_rm_config_of(const xatm_rm_conn *c);
 const xatm_rm_caps *xatm_rm_caps_of(const xatm_rm_conn *c);
@@ -131,7 +145,8 @@ const char *xatm_rm_errmsg(const xatm_rm_conn *c); /* detail of the last failure
 int xatm_rm_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid);
 void xatm_rm_op_wait(xatm_rm_conn *c, int *fd, short *events);
 int xatm_rm_op_continue(xatm_rm_conn *c, short revents);
-/* Blocking form of one op: begin, then poll/continue until final. */
+/* Blocking form of one op: begin, then poll/continue until final (at most the session's
+ * call_timeout_ms: then XATM_XAER_RMFAIL, the session lost). */
 int xatm_rm_run(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid);
 /* Runs op i on conns[i] with xids[i] for i < n, concurrently; results in rc[i]. A NULL
  * conns[i] is skipped (rc[i] untouched). timeout_ms 0 = no limit; a connection still

@@ -53,6 +53,7 @@ struct xatm_rm_conn {
     bool failed;                     /* branch marked failed: PREPARE / CAN_COMMIT vote no */
     bool dead;                       /* session known lost (sticky) */
     bool busy;                       /* (rm.c) an async operation is in flight */
+    uint32_t call_timeout_ms;        /* xatm_rm_open_options.call_timeout_ms (set by open) */
     enum xatm_rm_op op;              /* (rm.c) the operation in flight, when busy */
 };
 

@@ -65,7 +65,12 @@
  * read, so it would kill an application's legitimately long statement (and its branch);
  * instead TCP keepalive (idle 10 s, interval 5 s) and TCP_USER_TIMEOUT (30 s) notice a
  * dead peer within ~40 s even mid-statement (the same settings as the PostgreSQL row),
- * and callers bound operations with xatm_rm_run_parallel's deadline. Write timeout 60 s (a send blocked that long means the peer is gone).
+ * and callers bound operations with xatm_rm_run_parallel's deadline. Write timeout 60 s (a
+ * send blocked that long means the peer is gone). A session opened with a call time limit
+ * (xatm_rm_open_options: xatmd's recovery sessions, whose statements are all short) gets
+ * it as its read and write timeout, rounded up to whole seconds: a server that stops
+ * answering (SIGSTOP, a hung host whose kernel still acknowledges keepalives) then costs
+ * XAER_RMFAIL, not a hung caller.
  *
  * mysql_library_init runs once per process (pthread_once); the program calls
  * mysql_library_end() at exit if it wants every byte freed.
@@ -750,13 +755,17 @@ static void tune_socket(MYSQL *my)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
 }
 
-static int my_open(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, size_t errlen)
+static int my_open(const xatm_rm_config *cfg, const xatm_rm_open_options *opts,
+                   xatm_rm_conn **out, char *err, size_t errlen)
 {
     my_conn *m;
     MYSQL_RES *r = NULL;
     MYSQL_ROW row;
     unsigned int secs = cfg->connect_timeout_ms ? (cfg->connect_timeout_ms + 999) / 1000 : 5;
     unsigned int wsecs = MY_WRITE_TIMEOUT_S;
+    /* a call time limit bounds every read and write of the session (the client library
+     * gives up with CR_SERVER_LOST: XAER_RMFAIL, session lost) */
+    unsigned int csecs = opts->call_timeout_ms ? (opts->call_timeout_ms + 999) / 1000 : 0;
     my_bool no = 0;
     int rc;
     const char *host = cfg->host && *cfg->host ? cfg->host : NULL;
@@ -772,6 +781,8 @@ static int my_open(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, siz
         return XATM_XAER_RMERR;
     }
     xatm_rm__head_init(&m->head, &xatm_rm__mysql_ops, cfg);
+    m->head.call_timeout_ms = opts->call_timeout_ms;
+    if (csecs && csecs < wsecs) wsecs = csecs;
     m->my = mysql_init(NULL);
     if (!m->my) {
         xatm_rm__msg(err, errlen, cfg, "mysql", "out of memory");
@@ -781,6 +792,7 @@ static int my_open(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, siz
     if (mysql_options(m->my, MYSQL_OPT_NONBLOCK, 0) != 0 ||
         mysql_options(m->my, MYSQL_OPT_CONNECT_TIMEOUT, &secs) != 0 ||
         mysql_options(m->my, MYSQL_OPT_WRITE_TIMEOUT, &wsecs) != 0 ||
+        (csecs && mysql_options(m->my, MYSQL_OPT_READ_TIMEOUT, &csecs) != 0) ||
         mysql_options(m->my, MYSQL_OPT_RECONNECT, &no) != 0 ||
         mysql_options(m->my, MYSQL_SET_CHARSET_NAME, "utf8mb4") != 0) {
         xatm_rm__msg(err, errlen, cfg, "mysql", "setting client options failed: %s",

@@ -24,6 +24,10 @@
  * while the query is not fully flushed; op_continue consumes input and drains every
  * result until PQgetResult returns NULL, then evaluates.
  *
+ * Blocking calls run with PQexec, or, when the session has a call time limit
+ * (xatm_rm_open_options), with PQsendQuery and a poll bounded by it: a server that does
+ * not answer in time costs XAER_RMFAIL and the session (dead), never a hung caller.
+ *
  * Errors: a lost connection anywhere -> XAER_RMFAIL and the connection is dead for good.
  * SQLSTATE 40P01 -> XA_RBDEADLOCK, 57014 / 55P03 -> XA_RBTIMEOUT, 42704 -> XAER_NOTA,
  * 42710 -> XAER_DUPID, class 08 -> XAER_RMFAIL, class 25 -> XAER_PROTO; in a vote any
@@ -33,6 +37,7 @@
  * libpq's default notice processor prints to stderr; a silent one is installed at open
  * (library code never prints). The application may install its own afterwards.
  */
+#include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <stdio.h>
@@ -402,14 +407,62 @@ static int pg_op_continue(xatm_rm_conn *c, short revents)
 
 /* ---------------------------------------------------------------- blocking calls */
 
-/* Runs one statement with PQexec. On success *out is the result (caller clears). */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* PQexec bounded by the session's call time limit: the last result (an error one wins), or
+ * NULL (lost, or *timed_out). */
+static PGresult *exec_bounded(pg_conn *p, const char *sql, bool *timed_out)
+{
+    uint64_t deadline = mono_ms() + p->head.call_timeout_ms;
+    PGresult *keep = NULL;
+    *timed_out = false;
+    if (!PQsendQuery(p->pg, sql)) return NULL;
+    for (;;) {
+        while (!PQisBusy(p->pg)) {
+            PGresult *r = PQgetResult(p->pg);
+            if (!r) return keep;
+            if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+                PQclear(r);
+            } else {
+                PQclear(keep);
+                keep = r;
+            }
+        }
+        uint64_t now = mono_ms();
+        struct pollfd pfd = {.fd = PQsocket(p->pg), .events = POLLIN};
+        int n = now < deadline ? poll(&pfd, 1, (int)(deadline - now)) : 0;
+        if (n == 0) {
+            *timed_out = true;
+            PQclear(keep);
+            return NULL;
+        }
+        if ((n < 0 && errno != EINTR) || (n > 0 && !PQconsumeInput(p->pg))) {
+            PQclear(keep);
+            return NULL;
+        }
+    }
+}
+
+/* Runs one statement (see the file comment). On success *out is the result (caller
+ * clears). */
 static int exec_sql(pg_conn *p, const char *sql, const char *what, PGresult **out)
 {
     PGresult *r;
     ExecStatusType st;
+    bool timed_out = false;
     *out = NULL;
     if (p->head.dead || PQstatus(p->pg) != CONNECTION_OK) return fail_lost(p, what);
-    r = PQexec(p->pg, sql);
+    r = p->head.call_timeout_ms ? exec_bounded(p, sql, &timed_out) : PQexec(p->pg, sql);
+    if (timed_out) {
+        p->head.dead = true; /* a late answer would be taken for the next statement's */
+        return xatm_rm__seterr(&p->head, XATM_XAER_RMFAIL, "%s: no answer within %u ms",
+                               what, p->head.call_timeout_ms);
+    }
     if (!r) {
         if (conn_lost(p)) return fail_lost(p, what);
         return xatm_rm__seterr(&p->head, XATM_XAER_RMERR, "%s: %s", what, PQerrorMessage(p->pg));
@@ -525,7 +578,8 @@ static int pg_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected)
 
 /* ---------------------------------------------------------------- open / close */
 
-static int pg_open(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, size_t errlen)
+static int pg_open(const xatm_rm_config *cfg, const xatm_rm_open_options *opts,
+                   xatm_rm_conn **out, char *err, size_t errlen)
 {
     char port[16], timeout[16];
     const char *keys[16], *vals[16];
@@ -540,6 +594,7 @@ static int pg_open(const xatm_rm_config *cfg, xatm_rm_conn **out, char *err, siz
         return XATM_XAER_RMERR;
     }
     xatm_rm__head_init(&p->head, &xatm_rm__pg_ops, cfg);
+    p->head.call_timeout_ms = opts->call_timeout_ms;
 
     snprintf(port, sizeof port, "%u", (unsigned)(cfg->port ? cfg->port : 5432));
     snprintf(timeout, sizeof timeout, "%u", secs < 2 ? 2 : secs);

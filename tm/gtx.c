@@ -5,7 +5,10 @@
  *   - a binary min-heap of (deadline, seq) for ACTIVE transactions, with lazy deletion: an
  *     entry whose transaction is gone, no longer ACTIVE or has another deadline is stale and
  *     dropped when it reaches the top (the heap is rebuilt when stale entries dominate);
- *   - a ring of recently timed-out seqs, so a late VOTE hears "transaction timed out";
+ *   - a ring of recently aborted transactions (gtx.h, "Aborted transactions"): each slot
+ *     owns one malloc'd gtx_aborted holding only the branches with a recorded session, so
+ *     the ring stays small; a late VOTE hears "transaction timed out", recovery reads the
+ *     sessions to wait for or fence;
  *   - per-state counts and totals.
  * Every transition goes through gtx_set_state() or gtx_remove(), which assert that the
  * transition is in the table of allowed ones. All of it is guarded by one mutex.
@@ -27,6 +30,17 @@ typedef struct gtx_node {
     struct gtx_node *next; /* next in the same bucket */
 } gtx_node;
 
+/* One remembered abort (a ring slot owns it). */
+typedef struct gtx_aborted {
+    uint64_t seq;                  /* the transaction */
+    enum gtx_abort_cause cause;    /* why it was aborted */
+    uint32_t timeout_ms;           /* its timeout */
+    uint64_t deadline_ms;          /* its deadline (monotonic ms) */
+    uint32_t ap_pid;               /* its AP's pid, 0 unknown */
+    uint8_t n_branches;            /* entries in branches */
+    gtx_branch branches[];         /* its branches with a recorded session */
+} gtx_aborted;
+
 /* One deadline heap entry. */
 typedef struct gtx_deadline {
     uint64_t deadline_ms; /* when the transaction expires */
@@ -47,9 +61,8 @@ struct gtx_table {
     uint64_t n_orphaned;                 /* decided transactions with owner 0 */
     gtx_deadline *heap;                  /* min-heap on deadline_ms (ACTIVE only, lazy) */
     size_t heap_len, heap_cap;           /* entries used / allocated */
-    uint64_t timed_out[GTX_TIMED_OUT_MEMORY]; /* ring of recently timed-out seqs */
-    size_t timed_out_pos;                /* next ring slot to write */
-    size_t timed_out_len;                /* valid ring entries (<= GTX_TIMED_OUT_MEMORY) */
+    gtx_aborted *aborted[GTX_ABORT_MEMORY]; /* ring of recent aborts (owned; NULL = empty) */
+    size_t aborted_pos;                  /* next ring slot to write */
     gtx_counts totals;                   /* begun/committed/aborted/... (state counts unused) */
 };
 
@@ -216,18 +229,51 @@ static void gtx_heap_compact(gtx_table *t)
 
 /* ------------------------------------------------------------------ helpers */
 
-static void gtx_remember_timed_out(gtx_table *t, uint64_t seq)
+/* Remembers the abort of g (see gtx.h) when it timed out or holds a recorded session. */
+static void gtx_remember_abort(gtx_table *t, const gtx_node *g, enum gtx_abort_cause cause)
 {
-    t->timed_out[t->timed_out_pos] = seq;
-    t->timed_out_pos = (t->timed_out_pos + 1) % GTX_TIMED_OUT_MEMORY;
-    if (t->timed_out_len < GTX_TIMED_OUT_MEMORY) t->timed_out_len++;
+    unsigned n = 0;
+    for (unsigned i = 0; i < g->info.n_branches; i++)
+        if (g->info.branches[i].session_id) n++;
+    if (n == 0 && cause != GTX_ABORT_TIMEOUT) return;
+    gtx_aborted *a = malloc(sizeof *a + n * sizeof a->branches[0]);
+    if (!a) return; /* forgotten: a late VOTE hears "unknown transaction", still an abort */
+    a->seq = g->info.seq;
+    a->cause = cause;
+    a->timeout_ms = g->info.timeout_ms;
+    a->deadline_ms = g->info.deadline_ms;
+    a->ap_pid = g->info.ap_pid;
+    a->n_branches = 0;
+    for (unsigned i = 0; i < g->info.n_branches; i++)
+        if (g->info.branches[i].session_id) a->branches[a->n_branches++] = g->info.branches[i];
+    free(t->aborted[t->aborted_pos]);
+    t->aborted[t->aborted_pos] = a;
+    t->aborted_pos = (t->aborted_pos + 1) % GTX_ABORT_MEMORY;
+}
+
+static const gtx_aborted *gtx_find_abort(const gtx_table *t, uint64_t seq)
+{
+    /* newest first: a seq is never reused, so the first match is the only one */
+    for (size_t k = 0; k < GTX_ABORT_MEMORY; k++) {
+        const gtx_aborted *a =
+            t->aborted[(t->aborted_pos + GTX_ABORT_MEMORY - 1 - k) % GTX_ABORT_MEMORY];
+        if (!a) return NULL; /* the ring fills in order: nothing older */
+        if (a->seq == seq) return a;
+    }
+    return NULL;
 }
 
 static bool gtx_was_timed_out(const gtx_table *t, uint64_t seq)
 {
-    for (size_t i = 0; i < t->timed_out_len; i++)
-        if (t->timed_out[i] == seq) return true;
-    return false;
+    const gtx_aborted *a = gtx_find_abort(t, seq);
+    return a && a->cause == GTX_ABORT_TIMEOUT;
+}
+
+/* Aborts g for `cause`: remembered (see gtx.h), then removed and counted as aborted. */
+static void gtx_abort(gtx_table *t, gtx_node *g, enum gtx_abort_cause cause)
+{
+    gtx_remember_abort(t, g, cause);
+    gtx_remove(t, g, true);
 }
 
 static bool gtx_rm_known(const gtx_table *t, const char *rm)
@@ -315,6 +361,7 @@ void gtx_table_free(gtx_table *t)
         }
     }
     for (size_t i = 0; i < t->n_rms; i++) free(t->rm_names[i]);
+    for (size_t i = 0; i < GTX_ABORT_MEMORY; i++) free(t->aborted[i]);
     free(t->rm_names);
     free(t->buckets);
     free(t->heap);
@@ -322,8 +369,8 @@ void gtx_table_free(gtx_table *t)
     free(t);
 }
 
-int gtx_begin(gtx_table *t, uint64_t owner, uint8_t protocol, uint32_t timeout_ms,
-              uint64_t now_ms, gtx_info *out)
+int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
+              uint32_t timeout_ms, uint64_t now_ms, gtx_info *out)
 {
     if (owner == 0 || (protocol != XATM_PROTOCOL_2PC && protocol != XATM_PROTOCOL_3PC) ||
         timeout_ms == 0)
@@ -352,6 +399,7 @@ int gtx_begin(gtx_table *t, uint64_t owner, uint8_t protocol, uint32_t timeout_m
     g->info.deadline_ms = now_ms + timeout_ms;
     g->info.timeout_ms = timeout_ms;
     g->info.owner = owner;
+    g->info.ap_pid = ap_pid;
     gtx_heap_compact(t);
     if ((rc = gtx_heap_push(t, g->info.deadline_ms, seq)) != 0) goto fail_free_node;
     size_t b = gtx_bucket_of(t, seq);
@@ -424,7 +472,7 @@ static void gtx_vote_abort(gtx_table *t, gtx_node *g, gtx_vote_result *out, cons
         snprintf(out->reason, sizeof out->reason, "branch %s %s", rm, what);
     else
         snprintf(out->reason, sizeof out->reason, "%s", what);
-    gtx_remove(t, g, true);
+    gtx_abort(t, g, GTX_ABORT_VOTE);
 }
 
 int gtx_vote(gtx_table *t, uint64_t owner, const char *gtrid, const xatm_msg_vote_entry *e,
@@ -551,7 +599,7 @@ int gtx_done(gtx_table *t, uint64_t owner, const char *gtrid, uint8_t outcome,
             if (outcome == XATM_OUTCOME_COMMIT)
                 out->note = "DONE commit of several branches without a commit decision: "
                             "treated as an abort";
-            gtx_remove(t, g, true);
+            gtx_abort(t, g, GTX_ABORT_ROLLBACK);
         }
         out->action = GTX_DONE_REMOVED;
         break;
@@ -603,7 +651,7 @@ int gtx_rollback(gtx_table *t, uint64_t owner, const char *gtrid)
         t->totals.rejected_msgs++;
         rc = XATM_ESTATE;
     } else {
-        gtx_remove(t, g, true);
+        gtx_abort(t, g, GTX_ABORT_ROLLBACK);
     }
     pthread_mutex_unlock(&t->mu);
     return rc;
@@ -620,7 +668,7 @@ size_t gtx_conn_lost(gtx_table *t, uint64_t owner, size_t *orphaned)
             gtx_node *next = g->next;
             if (g->info.owner == owner) {
                 if (g->info.state == GTX_ACTIVE) {
-                    gtx_remove(t, g, true);
+                    gtx_abort(t, g, GTX_ABORT_DISCONNECT);
                     aborted++;
                 } else {
                     gtx_orphan(t, g);
@@ -646,9 +694,8 @@ size_t gtx_expire(gtx_table *t, uint64_t now_ms, void (*cb)(const gtx_info *g, v
         gtx_heap_pop(t);
         if (!g) continue;
         if (cb) cb(&g->info, arg);
-        gtx_remember_timed_out(t, g->info.seq);
         t->totals.timed_out++;
-        gtx_remove(t, g, true);
+        gtx_abort(t, g, GTX_ABORT_TIMEOUT);
         n++;
     }
     pthread_mutex_unlock(&t->mu);
@@ -679,9 +726,8 @@ enum gtx_verdict gtx_recovery_verdict(gtx_table *t, const char *gtrid, uint64_t 
             v = GTX_V_LIVE;
         } else {
             /* abort it here, under the mutex: its VOTE can no longer commit it */
-            gtx_remember_timed_out(t, g->info.seq);
             t->totals.timed_out++;
-            gtx_remove(t, g, true);
+            gtx_abort(t, g, GTX_ABORT_TIMEOUT);
             v = GTX_V_ABORTED_NOW;
         }
         break;
@@ -697,16 +743,21 @@ out_unlock:
     return v;
 }
 
-size_t gtx_take_orphans(gtx_table *t, int (*cb)(const gtx_info *g, void *arg), void *arg)
+/* Hands COMMITTING transactions with owner 0 (and, with `overdue`, those past their
+ * deadline at now_ms) to cb, removing each it accepts. */
+static size_t gtx_take(gtx_table *t, bool overdue, uint64_t now_ms,
+                       int (*cb)(const gtx_info *g, void *arg), void *arg)
 {
     size_t n = 0;
     pthread_mutex_lock(&t->mu);
-    if (t->n_orphaned == 0) goto out_unlock;
+    if (t->n_orphaned == 0 && (!overdue || t->n_state[GTX_COMMITTING] == 0)) goto out_unlock;
     for (size_t i = 0; i < t->n_buckets; i++) {
         gtx_node *g = t->buckets[i];
         while (g) {
             gtx_node *next = g->next;
-            if (g->info.state == GTX_COMMITTING && g->info.owner == 0 && cb(&g->info, arg) == 0) {
+            bool take = g->info.state == GTX_COMMITTING &&
+                        (g->info.owner == 0 || (overdue && now_ms >= g->info.deadline_ms));
+            if (take && cb(&g->info, arg) == 0) {
                 gtx_remove(t, g, false);
                 n++;
             }
@@ -716,6 +767,53 @@ size_t gtx_take_orphans(gtx_table *t, int (*cb)(const gtx_info *g, void *arg), v
 out_unlock:
     pthread_mutex_unlock(&t->mu);
     return n;
+}
+
+size_t gtx_take_orphans(gtx_table *t, int (*cb)(const gtx_info *g, void *arg), void *arg)
+{
+    return gtx_take(t, false, 0, cb, arg);
+}
+
+size_t gtx_take_overdue(gtx_table *t, uint64_t now_ms, int (*cb)(const gtx_info *g, void *arg),
+                        void *arg)
+{
+    return gtx_take(t, true, now_ms, cb, arg);
+}
+
+int gtx_recent_abort(gtx_table *t, const char *gtrid, gtx_abort_info *out)
+{
+    int rc = XATM_ENOTFOUND;
+    pthread_mutex_lock(&t->mu);
+    uint64_t seq = gtx_seq_of(t, gtrid);
+    const gtx_aborted *a = seq ? gtx_find_abort(t, seq) : NULL;
+    if (a) {
+        memset(out, 0, sizeof *out);
+        snprintf(out->gtrid, sizeof out->gtrid, "%s", gtrid);
+        out->cause = a->cause;
+        out->timeout_ms = a->timeout_ms;
+        out->deadline_ms = a->deadline_ms;
+        out->ap_pid = a->ap_pid;
+        out->n_branches = a->n_branches;
+        memcpy(out->branches, a->branches, a->n_branches * sizeof a->branches[0]);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+const char *gtx_abort_cause_name(enum gtx_abort_cause c)
+{
+    switch (c) {
+    case GTX_ABORT_TIMEOUT:
+        return "timed out";
+    case GTX_ABORT_VOTE:
+        return "aborted at its vote";
+    case GTX_ABORT_ROLLBACK:
+        return "rolled back by its AP";
+    case GTX_ABORT_DISCONNECT:
+        return "its AP disconnected";
+    }
+    return "aborted";
 }
 
 int gtx_lookup(gtx_table *t, const char *gtrid, gtx_info *out)

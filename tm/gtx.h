@@ -30,8 +30,9 @@
  * removed                            |
  *                                    +-- DONE commit, every YES branch OK or NOTA:
  *                                    |   removed, the caller appends END
- *                                    +-- owner 0: gtx_take_orphans hands it to recovery
- *                                        (recovery.h's decision registry): removed
+ *                                    +-- owner 0, or past its deadline with its AP still
+ *                                        connected (hung): gtx_take_overdue hands it to
+ *                                        recovery (recovery.h's registry): removed
  *
  * Transition table (each function asserts the source state of the transitions it makes):
  *
@@ -55,7 +56,10 @@
  *   COMMITTING
  *   ACTIVE          deadline passed                           removed (abort)    gtx_expire,
  *                                                                         gtx_recovery_verdict
- *   COMMITTING      owner 0, recovery adopts it               removed            gtx_take_orphans
+ *   COMMITTING      owner 0, recovery adopts it               removed            gtx_take_orphans,
+ *                                                                                gtx_take_overdue
+ *   COMMITTING      past its deadline (AP connected but       removed            gtx_take_overdue
+ *                   silent), recovery adopts it
  *
  * Rejections (state unchanged): VOTE on a transaction that is not ACTIVE, or from a
  * connection that does not own it (XATM_ESTATE); ENLIST after ACTIVE or by a non-owner
@@ -73,6 +77,14 @@
  *
  * Deadlines: an ACTIVE transaction's deadline is begin + timeout. On reaching COMMITTING it
  * gets a fresh deadline (decision + timeout) for its phase 2.
+ *
+ * Aborted transactions: every abort of an ACTIVE transaction (timeout, NO vote, ROLLBACK,
+ * DONE abort, connection lost) that timed out or had a branch with a recorded RM session
+ * is remembered in a ring of the last GTX_ABORT_MEMORY such aborts: its cause, deadline, AP
+ * pid and branch sessions. A late VOTE of a timed-out transaction hears "transaction timed
+ * out"; recovery reads the sessions (gtx_recent_abort) to wait for, or fence, a MariaDB
+ * session that still holds a prepared branch of an aborted transaction. Older aborts are
+ * forgotten: recovery then finishes their branches without a session to wait for.
  *
  * Threads: every function takes the table's mutex; callbacks run with it held and must not
  * call back into the table.
@@ -93,7 +105,7 @@ enum gtx_state { GTX_ACTIVE = 1, GTX_COMMIT_PENDING = 2, GTX_COMMITTING = 3 };
 
 /* Bounds. */
 #define GTX_MAX_LIVE 100000u       /* live transactions before BEGIN answers XATM_ELIMIT */
-#define GTX_TIMED_OUT_MEMORY 4096u /* recently timed-out seqs remembered for the reason */
+#define GTX_ABORT_MEMORY 4096u     /* recently aborted transactions remembered (see above) */
 
 /* One branch (one RM) of a transaction. */
 typedef struct gtx_branch {
@@ -113,6 +125,7 @@ typedef struct gtx_info {
     uint64_t deadline_ms;                  /* monotonic ms; see "Deadlines" */
     uint32_t timeout_ms;                   /* the transaction's timeout */
     uint64_t owner;                        /* owning connection id, 0 when the AP is gone */
+    uint32_t ap_pid;                       /* the AP's pid (SO_PEERCRED at BEGIN), 0 unknown */
     bool overflow;                         /* ENLIST tried more than XATM_MAX_BRANCHES */
     uint8_t n_branches;                    /* entries in branches */
     gtx_branch branches[XATM_MAX_BRANCHES]; /* in enlistment order */
@@ -152,6 +165,25 @@ typedef struct gtx_done_result {
     const char *note;            /* static text saying why, for the log ("" when normal) */
 } gtx_done_result;
 
+/* Why an ACTIVE transaction was aborted. */
+enum gtx_abort_cause {
+    GTX_ABORT_TIMEOUT = 1, /* its deadline passed */
+    GTX_ABORT_VOTE,        /* its VOTE decided abort (a NO, missing or invalid vote...) */
+    GTX_ABORT_ROLLBACK,    /* its AP rolled it back (ROLLBACK, DONE abort) */
+    GTX_ABORT_DISCONNECT,  /* its AP's connection to xatmd closed */
+};
+
+/* What the table remembers of a recently aborted transaction (gtx_recent_abort). */
+typedef struct gtx_abort_info {
+    char gtrid[XATM_GTRID_MAX + 1];         /* the transaction */
+    enum gtx_abort_cause cause;             /* why it was aborted */
+    uint32_t timeout_ms;                    /* its timeout */
+    uint64_t deadline_ms;                   /* its deadline (monotonic ms) */
+    uint32_t ap_pid;                        /* its AP's pid, 0 unknown */
+    uint8_t n_branches;                     /* entries in branches */
+    gtx_branch branches[XATM_MAX_BRANCHES]; /* its branches with a recorded session */
+} gtx_abort_info;
+
 /* Recovery's view of one gtrid. */
 enum gtx_verdict {
     GTX_V_UNKNOWN = 0, /* not a live transaction of this incarnation */
@@ -168,10 +200,11 @@ gtx_table *gtx_table_new(const char *tm_id, uint32_t epoch, const char *const *r
                          size_t n_rms);
 void gtx_table_free(gtx_table *t);
 
-/* BEGIN: a new ACTIVE transaction owned by connection `owner` (!= 0). protocol 2 or 3,
- * timeout_ms > 0. 0 and *out, XATM_EINVAL or XATM_ELIMIT (too many live transactions). */
-int gtx_begin(gtx_table *t, uint64_t owner, uint8_t protocol, uint32_t timeout_ms,
-              uint64_t now_ms, gtx_info *out);
+/* BEGIN: a new ACTIVE transaction owned by connection `owner` (!= 0), whose AP process is
+ * ap_pid (0 unknown). protocol 2 or 3, timeout_ms > 0. 0 and *out, XATM_EINVAL or
+ * XATM_ELIMIT (too many live transactions). */
+int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
+              uint32_t timeout_ms, uint64_t now_ms, gtx_info *out);
 
 /* ENLIST: records (or updates the session id of) branch rm. 0, XATM_ENOTFOUND, XATM_ESTATE
  * (not ACTIVE or not the owner), XATM_EINVAL (RM not configured), XATM_ELIMIT (too many
@@ -220,6 +253,19 @@ enum gtx_verdict gtx_recovery_verdict(gtx_table *t, const char *gtrid, uint64_t 
  * table. cb returns 0 to accept; a nonzero return keeps that transaction in the table
  * (e.g. out of memory in the receiver). Returns how many were taken. */
 size_t gtx_take_orphans(gtx_table *t, int (*cb)(const gtx_info *g, void *arg), void *arg);
+
+/* Same, and also every COMMITTING transaction whose deadline is <= now_ms although its AP
+ * is still connected (a hung or silent AP: recovery finishes its phase 2; a DONE it sends
+ * later finds nothing and is ignored). */
+size_t gtx_take_overdue(gtx_table *t, uint64_t now_ms, int (*cb)(const gtx_info *g, void *arg),
+                        void *arg);
+
+/* What the table remembers of a recently aborted transaction gtrid (see "Aborted
+ * transactions"): 0 and *out, or XATM_ENOTFOUND (never aborted here, or forgotten). */
+int gtx_recent_abort(gtx_table *t, const char *gtrid, gtx_abort_info *out);
+
+/* "timed out", "aborted at its vote", "rolled back by its AP", "its AP disconnected". */
+const char *gtx_abort_cause_name(enum gtx_abort_cause c);
 
 /* Looks up one transaction by gtrid. 0 and *out, or XATM_ENOTFOUND. */
 int gtx_lookup(gtx_table *t, const char *gtrid, gtx_info *out);

@@ -4,7 +4,9 @@
  * passed down.
  *
  * Start-up, in this order (each step's failure is reported and the process exits 1):
- *   1. XATM_FAULT is parsed (xatm_fault_init): a bad spec refuses to start;
+ *   1. XATM_FAULT is parsed (xatm_fault_init): a bad spec refuses to start. Only when it
+ *      arms the io point "tm.log_write" is the decision log opened through the
+ *      fault-injecting file layer of faultio.h (torn lengths seeded by XATM_FAULT_SEED);
  *   2. the config is loaded (every mistake printed as file:line:column);
  *   3. if another xatmd answers on either socket path, the start is refused before the
  *      log is touched (stale socket files are removed);
@@ -24,6 +26,7 @@
  * Exit status: 0 clean stop or --check-config ok; 1 any failure (start-up, config, log);
  * 2 usage error.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +35,7 @@
 #include <unistd.h>
 
 #include "../common/fault.h"
+#include "faultio.h"
 #include "gtx.h"
 #include "recovery.h"
 #include "server.h"
@@ -53,7 +57,8 @@ static void usage(FILE *f)
             "\n"
             "The config file is -c FILE, else $XATM_CONFIG, else " DEFAULT_CONFIG ".\n"
             "Messages go to stderr. SIGTERM or SIGINT stops the daemon cleanly.\n"
-            "XATM_FAULT=<point>[@<n>][:kill|stop|exit] arms a test fault point.\n");
+            "XATM_FAULT=<point>[@<n>][:kill|stop|exit|enospc|torn] arms a test fault point\n"
+            "(XATM_FAULT_SEED=<n> seeds the length of a torn log write).\n");
 }
 
 /* Prints every line of a config error text, or a generic line when there is none. */
@@ -111,13 +116,14 @@ static const char **rm_names(const xatm_config *cfg)
     return v;
 }
 
-/* Opens and replays the log, then appends the forced BOOT record. 0 or 1 (logged). */
-static int open_log(struct tm_ctx *ctx)
+/* Opens and replays the log (through io; NULL = POSIX), then appends the forced BOOT
+ * record. 0 or 1 (logged). */
+static int open_log(struct tm_ctx *ctx, const xatm_declog_io *io)
 {
     const xatm_config *cfg = ctx->cfg;
     xatm_declog_options opts = {
         .segment_size = cfg->log_segment_size,
-        .io = NULL,
+        .io = io,
         .unresolved = recovery_emit_unresolved,
         .unresolved_arg = ctx,
     };
@@ -169,25 +175,57 @@ static int open_log(struct tm_ctx *ctx)
     return 0;
 }
 
+/* The fault-injecting log layer when XATM_FAULT arms "tm.log_write", else NULL in *out.
+ * 0, or 1 (logged) on a bad XATM_FAULT_SEED or out of memory. */
+static int make_faultio(tm_faultio **out)
+{
+    *out = NULL;
+    if (xatm_fault_armed_action("tm.log_write") < 0) return 0;
+    uint64_t seed = 0;
+    const char *s = getenv("XATM_FAULT_SEED");
+    if (s && *s) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end || *s < '0' || *s > '9') {
+            tm_log(NULL, "Use a decimal number.", "invalid XATM_FAULT_SEED \"%s\"; refusing to start",
+                   s);
+            return 1;
+        }
+        seed = v;
+    }
+    *out = tm_faultio_new(seed);
+    if (!*out) {
+        tm_log(NULL, NULL, "out of memory at start-up");
+        return 1;
+    }
+    tm_log(NULL, NULL, "decision log writes go through the fault-injecting layer "
+           "(XATM_FAULT=%s, XATM_FAULT_SEED=%llu)", getenv("XATM_FAULT"),
+           (unsigned long long)seed);
+    return 0;
+}
+
 /* The daemon proper. Returns the exit status. */
 static int run(const char *config_path)
 {
     int status = 1;
     const char **names = NULL;
+    tm_faultio *fio = NULL;
     char ferr[256] = "";
     if (xatm_fault_init(ferr, sizeof ferr) != 0) {
-        tm_log(ferr, "Unset XATM_FAULT, or use <point>[@<n>][:kill|stop|exit] with a point "
-                     "name that exists.",
+        tm_log(ferr, "Unset XATM_FAULT, or use <point>[@<n>][:kill|stop|exit|enospc|torn] "
+                     "with a point name that exists.",
                "invalid XATM_FAULT; refusing to start");
         return 1;
     }
+    if (make_faultio(&fio) != 0) return 1;
 
     struct tm_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.pid = getpid();
     ctx.start_mono_ms = tm_now_ms();
     atomic_init(&ctx.fatal, false);
-    if (pthread_mutex_init(&ctx.log_mu, NULL) != 0) return 1;
+    if (pthread_mutex_init(&ctx.log_mu, NULL) != 0) goto out_free_faultio;
 
     xatm_config *cfg = NULL;
     char *errors = NULL;
@@ -209,7 +247,7 @@ static int run(const char *config_path)
     if (!names) goto out_free_config;
     ctx.decisions = tm_decisions_new(names, cfg->n_rms);
     if (!ctx.decisions) goto out_free_names;
-    if (open_log(&ctx) != 0) goto out_close_log;
+    if (open_log(&ctx, tm_faultio_io(fio)) != 0) goto out_close_log;
 
     ctx.gtx = gtx_table_new(cfg->tm_id, ctx.epoch, names, cfg->n_rms);
     ctx.rec = ctx.gtx ? recovery_new(&ctx) : NULL;
@@ -256,6 +294,8 @@ out_free_config:
     xatm_config_free(cfg);
 out_destroy_mutex:
     pthread_mutex_destroy(&ctx.log_mu);
+out_free_faultio:
+    tm_faultio_free(fio); /* after the log that used it is closed */
     return status;
 }
 

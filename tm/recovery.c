@@ -108,11 +108,14 @@ static void dec_unlink(tm_decisions *d, dec_node *e)
     free(e);
 }
 
-/* The kind an entry's records add up to: an operator's word beats the log's decision. */
+/* The kind an entry's records add up to: an operator's word (the latest durable one)
+ * beats the log's decision. */
 static enum tm_decision_kind dec_kind_of(const tm_decision_info *i)
 {
-    if (i->has_heuristic)
-        return i->heur_outcome == XATM_OUTCOME_COMMIT ? TM_DEC_HEUR_COMMIT : TM_DEC_HEUR_ROLLBACK;
+    for (unsigned k = i->n_heur; k-- > 0;)
+        if (i->heur[k].durable)
+            return i->heur[k].outcome == XATM_OUTCOME_COMMIT ? TM_DEC_HEUR_COMMIT
+                                                             : TM_DEC_HEUR_ROLLBACK;
     if (i->has_commit) return TM_DEC_COMMIT;
     if (i->has_precommit) return TM_DEC_PRECOMMIT;
     return TM_DEC_NONE;
@@ -127,6 +130,37 @@ static void dec_set_branches(tm_decision_info *i, const xatm_declog_branch *b, u
         snprintf(x->rm, sizeof x->rm, "%s", b[k].rm);
         x->session_id = b[k].session_id;
     }
+}
+
+/* Every configured RM as the entry's branches (a heuristic with no COMMIT to name them). */
+static void dec_all_rms(const tm_decisions *d, tm_decision_info *i)
+{
+    i->n_branches = 0;
+    for (size_t k = 0; k < d->n_rms && k < XATM_MAX_BRANCHES; k++) {
+        tm_decision_branch *x = &i->branches[i->n_branches++];
+        memset(x, 0, sizeof *x);
+        snprintf(x->rm, sizeof x->rm, "%s", d->rm_names[k]);
+    }
+}
+
+/* Adds a heuristic record to i unless an identical one is there (replay is idempotent).
+ * 0, or XATM_ELIMIT when TM_HEUR_MAX are recorded. */
+static int dec_heur_add(tm_decision_info *i, uint8_t outcome, const char *who, const char *why,
+                        bool durable)
+{
+    for (unsigned k = 0; k < i->n_heur; k++) {
+        const tm_heuristic *h = &i->heur[k];
+        if (h->outcome == outcome && strcmp(h->who, who) == 0 && strcmp(h->why, why) == 0)
+            return 0;
+    }
+    if (i->n_heur >= TM_HEUR_MAX) return XATM_ELIMIT;
+    tm_heuristic *h = &i->heur[i->n_heur++];
+    memset(h, 0, sizeof *h);
+    h->outcome = outcome;
+    h->durable = durable;
+    snprintf(h->who, sizeof h->who, "%s", who);
+    snprintf(h->why, sizeof h->why, "%s", why);
+    return 0;
 }
 
 tm_decisions *tm_decisions_new(const char *const *rm_names, size_t n_rms)
@@ -204,23 +238,19 @@ int tm_decisions_replay(tm_decisions *d, const xatm_declog_record *rec, uint64_t
             break;
         }
         e->info.from_log = true;
-        e->info.has_heuristic = true;
-        e->info.heur_outcome = rec->outcome;
-        snprintf(e->info.who, sizeof e->info.who, "%s", rec->who);
-        snprintf(e->info.why, sizeof e->info.why, "%s", rec->why);
-        if (e->info.n_branches == 0) {
-            /* no COMMIT tells which RMs: look on every configured one */
-            for (size_t i = 0; i < d->n_rms && i < XATM_MAX_BRANCHES; i++) {
-                tm_decision_branch *x = &e->info.branches[e->info.n_branches++];
-                memset(x, 0, sizeof *x);
-                snprintf(x->rm, sizeof x->rm, "%s", d->rm_names[i]);
-            }
-        }
+        e->info.finished = false;
+        /* a record beyond TM_HEUR_MAX was never appended by this xatmd: keep the first */
+        (void)dec_heur_add(&e->info, rec->outcome, rec->who, rec->why, true);
+        if (e->info.n_branches == 0) dec_all_rms(d, &e->info); /* look on every RM */
         if (!e->info.protocol) e->info.protocol = XATM_PROTOCOL_2PC;
         e->info.kind = dec_kind_of(&e->info);
         break;
     case XATM_DL_END:
-        if ((e = dec_find(d, rec->gtrid))) dec_unlink(d, e);
+        if (!(e = dec_find(d, rec->gtrid))) break;
+        if (e->info.n_heur)
+            e->info.finished = true; /* an operator's decision is never forgotten */
+        else
+            dec_unlink(d, e);
         break;
     default:
         break; /* BOOT, CHECKPOINT: nothing to record */
@@ -242,11 +272,69 @@ int tm_decisions_adopt(tm_decisions *d, const gtx_info *g, uint64_t now_ms)
     } else {
         e->info.protocol = g->protocol;
         e->info.has_commit = true;
+        e->info.ap_pid = g->ap_pid;
+        e->info.deadline_ms = g->deadline_ms;
+        /* keep sessions a forced outcome already recorded for a branch without one */
+        tm_decision_info old = e->info;
         dec_set_branches(&e->info, rec.branches, rec.n_branches);
+        for (unsigned k = 0; k < e->info.n_branches; k++) {
+            tm_decision_branch *b = &e->info.branches[k];
+            for (unsigned j = 0; j < old.n_branches && !b->session_id; j++)
+                if (strcmp(old.branches[j].rm, b->rm) == 0) b->session_id = old.branches[j].session_id;
+        }
         e->info.kind = dec_kind_of(&e->info);
     }
     pthread_mutex_unlock(&d->mu);
     return rc;
+}
+
+int tm_decisions_force(tm_decisions *d, const char *gtrid, uint8_t outcome, const char *who,
+                       const char *why, const tm_force_origin *origin, uint64_t now_ms)
+{
+    int rc = 0;
+    bool created;
+    pthread_mutex_lock(&d->mu);
+    dec_node *e = dec_get(d, gtrid, now_ms, &created);
+    if (!e) {
+        rc = XATM_ENOMEM;
+        goto out_unlock;
+    }
+    if ((rc = dec_heur_add(&e->info, outcome, who, why, false)) != 0) {
+        if (created) dec_unlink(d, e);
+        goto out_unlock;
+    }
+    e->info.finished = false;
+    if (!e->info.protocol) e->info.protocol = XATM_PROTOCOL_2PC;
+    if (origin && !e->info.ap_pid) e->info.ap_pid = origin->ap_pid;
+    if (origin && !e->info.deadline_ms) e->info.deadline_ms = origin->deadline_ms;
+    if (e->info.n_branches == 0) {
+        if (origin && origin->exact && origin->n_branches)
+            dec_set_branches(&e->info, origin->branches, origin->n_branches);
+        else
+            dec_all_rms(d, &e->info);
+    }
+    /* sessions the origin knows for branches the entry has without one */
+    for (unsigned k = 0; origin && k < e->info.n_branches; k++) {
+        tm_decision_branch *b = &e->info.branches[k];
+        for (unsigned j = 0; j < origin->n_branches && !b->session_id; j++)
+            if (strcmp(origin->branches[j].rm, b->rm) == 0)
+                b->session_id = origin->branches[j].session_id;
+    }
+    e->info.kind = dec_kind_of(&e->info);
+out_unlock:
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+void tm_decisions_force_durable(tm_decisions *d, const char *gtrid)
+{
+    pthread_mutex_lock(&d->mu);
+    dec_node *e = dec_find(d, gtrid);
+    if (e) {
+        for (unsigned k = 0; k < e->info.n_heur; k++) e->info.heur[k].durable = true;
+        e->info.kind = dec_kind_of(&e->info);
+    }
+    pthread_mutex_unlock(&d->mu);
 }
 
 enum tm_decision_kind tm_decisions_get(tm_decisions *d, const char *gtrid, tm_decision_info *out)
@@ -274,9 +362,10 @@ void tm_decisions_scanned(tm_decisions *d, const char *rm,
             for (unsigned k = 0; k < e->info.n_branches; k++) {
                 tm_decision_branch *b = &e->info.branches[k];
                 if (strcmp(b->rm, rm) != 0) continue;
-                if (present(e->info.gtrid, rm, arg))
+                if (present(e->info.gtrid, rm, arg)) {
                     b->clean_scans = 0;
-                else if (b->clean_scans < 1000000)
+                    e->info.finished = false; /* a branch came back (e.g. an RM restart) */
+                } else if (b->clean_scans < 1000000)
                     b->clean_scans++;
             }
         }
@@ -299,6 +388,22 @@ bool tm_decisions_note_nota(tm_decisions *d, const char *gtrid, const char *rm)
     }
     pthread_mutex_unlock(&d->mu);
     return first;
+}
+
+int tm_decisions_resolve(tm_decisions *d, const char *gtrid)
+{
+    int rc = XATM_ENOTFOUND;
+    pthread_mutex_lock(&d->mu);
+    dec_node *e = dec_find(d, gtrid);
+    if (e) {
+        if (e->info.n_heur)
+            e->info.finished = true;
+        else
+            dec_unlink(d, e);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return rc;
 }
 
 int tm_decisions_remove(tm_decisions *d, const char *gtrid)
@@ -325,9 +430,28 @@ void tm_decisions_foreach(tm_decisions *d, void (*cb)(const tm_decision_info *e,
 
 size_t tm_decisions_count(tm_decisions *d)
 {
+    size_t n = 0;
     pthread_mutex_lock(&d->mu);
-    size_t n = d->count;
+    for (size_t i = 0; i < d->n_buckets; i++)
+        for (dec_node *e = d->buckets[i]; e; e = e->next)
+            if (!e->info.finished) n++;
     pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
+size_t tm_decisions_count_heuristic(tm_decisions *d, size_t *unfinished)
+{
+    size_t n = 0, u = 0;
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; i < d->n_buckets; i++) {
+        for (dec_node *e = d->buckets[i]; e; e = e->next) {
+            if (!e->info.n_heur) continue;
+            n++;
+            if (!e->info.finished) u++;
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (unfinished) *unfinished = u;
     return n;
 }
 
@@ -352,17 +476,24 @@ const char *tm_decision_kind_name(enum tm_decision_kind k)
 
 #define REC_BACKOFF_MIN_MS 1000u
 #define REC_BACKOFF_MAX_MS 60000u
+#define REC_WAITS_MAX 1024u /* branches waiting for an AP session remembered for `show` */
+#define REC_CALL_TIMEOUT_MS 10000u /* every RM call of recovery's sessions: a server that
+                                      does not answer within it is quarantined like a dead
+                                      one, so a hung RM never holds up the others */
 
 /* One configured RM as recovery sees it. */
 typedef struct rec_rm {
     const xatm_rm_config *cfg; /* its config entry */
     xatm_rm_conn *conn;        /* recovery's own session; NULL when closed */
-    /* guarded by recovery.mu (read by the event loop for status): */
+    /* guarded by recovery.mu (read by the event loop for status and list): */
     bool quarantined;          /* unreachable: in back-off */
     char last_error[512];      /* the failure that quarantined it, "" when healthy */
     uint64_t last_scan_ms;     /* monotonic ms of the last successful scan, 0 never */
     uint32_t backoff_ms;       /* current back-off (0 when healthy) */
     uint64_t retry_at_ms;      /* no reconnect before this (monotonic ms) */
+    xatm_xid *shown;           /* copy of the latest successful scan, sorted */
+    size_t n_shown;            /* entries in shown */
+    bool shown_valid;          /* shown is a scan of this RM (false before one, or on OOM) */
     /* pass-thread only: */
     xatm_xid *prev;            /* the previous successful scan, sorted */
     size_t n_prev;             /* entries in prev */
@@ -375,16 +506,36 @@ typedef struct rec_rm {
     bool scanned;              /* this pass scanned it successfully */
 } rec_rm;
 
+/* A branch left waiting for its AP's session (what `xatmctl show` reports). */
+typedef struct rec_wait_entry {
+    char gtrid[XATM_GTRID_MAX + 1]; /* the transaction */
+    char rm[XATM_RM_NAME_MAX + 1];  /* the branch */
+    recovery_wait w;                /* the session and the fence */
+} rec_wait_entry;
+
 struct recovery {
     struct tm_ctx *ctx;       /* the daemon */
     rec_rm *rms;              /* one per cfg->rms entry, same order */
     size_t n_rms;             /* cfg->n_rms */
-    pthread_mutex_t mu;       /* rec_rm status fields and the thread controls below */
+    pthread_mutex_t mu;       /* rec_rm status fields, the thread controls, the reports and
+                                 waits below; a leaf lock (see recovery.h) */
     pthread_cond_t cond;      /* signalled by wake and stop */
     pthread_t thread;         /* the periodic thread */
     bool running;             /* thread started and not joined */
     bool wake;                /* a pass was requested */
+    bool retry_now;           /* an operator asked for the pass: reconnect quarantined RMs
+                                 without waiting for their back-off */
     atomic_bool stop;         /* the thread must stop (checked inside a pass too) */
+    uint64_t passes_started;  /* passes begun since start */
+    uint64_t passes_done;     /* passes ended since start */
+    recovery_report last;     /* the report of pass passes_done */
+    uint64_t fenced_total;    /* AP sessions fenced since start */
+    rec_wait_entry *waits;    /* branches the last pass left waiting for a session */
+    size_t n_waits;           /* entries in waits */
+    /* pass-thread only: */
+    recovery_report cur_rep;  /* the report being built */
+    rec_wait_entry *new_waits; /* waits being collected by the running pass */
+    size_t n_new_waits, cap_new_waits; /* used / allocated */
 };
 
 /* One branch to act on. */
@@ -459,6 +610,7 @@ static void rec_rm_fail(struct recovery *r, size_t i, const char *msg)
     pthread_mutex_lock(&r->mu);
     bool first = !m->quarantined;
     m->quarantined = true;
+    m->shown_valid = false;
     m->backoff_ms = first ? REC_BACKOFF_MIN_MS
                           : (m->backoff_ms >= REC_BACKOFF_MAX_MS / 2 ? REC_BACKOFF_MAX_MS
                                                                      : m->backoff_ms * 2);
@@ -474,18 +626,20 @@ static void rec_rm_fail(struct recovery *r, size_t i, const char *msg)
                "RM %s unreachable: %s; retrying in %u s", m->cfg->name, msg, secs);
 }
 
-/* Makes sure RM i has a session. false when it is in back-off or the connect failed. */
-static bool rec_rm_connect(struct recovery *r, size_t i)
+/* Makes sure RM i has a session. false when it is in back-off (unless `now`) or the
+ * connect failed. */
+static bool rec_rm_connect(struct recovery *r, size_t i, bool now)
 {
     rec_rm *m = &r->rms[i];
     if (m->conn) return true;
     pthread_mutex_lock(&r->mu);
-    bool wait = m->quarantined && tm_now_ms() < m->retry_at_ms;
+    bool wait = !now && m->quarantined && tm_now_ms() < m->retry_at_ms;
     bool was_quarantined = m->quarantined;
     pthread_mutex_unlock(&r->mu);
     if (wait) return false;
     char err[1024] = "";
-    int rc = xatm_rm_open(m->cfg, &m->conn, err, sizeof err);
+    xatm_rm_open_options opts = {.call_timeout_ms = REC_CALL_TIMEOUT_MS};
+    int rc = xatm_rm_open_ex(m->cfg, &opts, &m->conn, err, sizeof err);
     if (rc != XATM_XA_OK || !m->conn) {
         m->conn = NULL;
         if (!err[0]) snprintf(err, sizeof err, "connect failed (%s)", xatm_xa_rc_name(rc));
@@ -534,13 +688,46 @@ static bool rec_present(const char *gtrid, const char *rm, void *arg)
     return xid_in(m->cur, m->n_cur, &x);
 }
 
-/* Scans RM i. true on success (m->cur holds the sorted scan, m->prev the one before). */
-static bool rec_scan(struct recovery *r, size_t i)
+/* Publishes the scan just made for the admin commands (under recovery.mu). */
+static void rec_publish_scan(struct recovery *r, rec_rm *m)
+{
+    pthread_mutex_lock(&r->mu);
+    m->last_scan_ms = tm_now_ms();
+    xatm_xid *copy = m->n_cur ? malloc(m->n_cur * sizeof *copy) : NULL;
+    if (m->n_cur && !copy) {
+        m->shown_valid = false; /* shown as "unknown" rather than wrong */
+    } else {
+        if (m->n_cur) memcpy(copy, m->cur, m->n_cur * sizeof *copy);
+        free(m->shown);
+        m->shown = copy;
+        m->n_shown = m->n_cur;
+        m->shown_valid = true;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Branch x of RM m is finished: drop it from the published scan, which would otherwise
+ * show it "prepared" until the next scan. */
+static void rec_unshow(struct recovery *r, rec_rm *m, const xatm_xid *x)
+{
+    pthread_mutex_lock(&r->mu);
+    xatm_xid *hit = m->n_shown ? bsearch(x, m->shown, m->n_shown, sizeof *x, xid_cmp) : NULL;
+    if (hit) {
+        size_t k = (size_t)(hit - m->shown);
+        memmove(hit, hit + 1, (m->n_shown - k - 1) * sizeof *hit);
+        m->n_shown--;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Scans RM i (reconnecting it now, back-off or not, when `now`). true on success (m->cur
+ * holds the sorted scan, m->prev the one before). */
+static bool rec_scan(struct recovery *r, size_t i, bool now)
 {
     rec_rm *m = &r->rms[i];
     struct tm_ctx *ctx = r->ctx;
     m->scanned = false;
-    if (!rec_rm_connect(r, i)) return false;
+    if (!rec_rm_connect(r, i, now)) return false;
     /* the last scan becomes the previous one */
     free(m->prev);
     m->prev = m->cur;
@@ -571,9 +758,7 @@ static bool rec_scan(struct recovery *r, size_t i)
     m->have_prev = true;
     if (!had_prev) m->n_prev = 0; /* an old scan from before an outage does not count */
     m->scanned = true;
-    pthread_mutex_lock(&r->mu);
-    m->last_scan_ms = tm_now_ms();
-    pthread_mutex_unlock(&r->mu);
+    rec_publish_scan(r, m);
     tm_decisions_scanned(ctx->decisions, m->cfg->name, rec_present, m);
     return true;
 }
@@ -581,16 +766,24 @@ static bool rec_scan(struct recovery *r, size_t i)
 static int rec_adopt_cb(const gtx_info *g, void *arg)
 {
     struct tm_ctx *ctx = arg;
+    if (g->owner != 0)
+        tm_log("Recovery commits its prepared branches; a DONE its application sends later is "
+               "ignored.",
+               NULL,
+               "transaction %s of AP pid %u: commit decided, phase 2 not finished within its "
+               "timeout of %u ms; taken over by recovery",
+               g->gtrid, g->ap_pid, g->timeout_ms);
     return tm_decisions_adopt(ctx->decisions, g, tm_now_ms());
 }
 
-/* Moves orphaned COMMITTING transactions into the registry (under log_mu: see recovery.h). */
+/* Moves COMMITTING transactions whose AP is gone or past its deadline into the registry
+ * (under log_mu: see recovery.h). */
 static void rec_adopt_orphans(struct recovery *r)
 {
     struct tm_ctx *ctx = r->ctx;
     if (!ctx->gtx) return;
     pthread_mutex_lock(&ctx->log_mu);
-    gtx_take_orphans(ctx->gtx, rec_adopt_cb, ctx);
+    gtx_take_overdue(ctx->gtx, tm_now_ms(), rec_adopt_cb, ctx);
     pthread_mutex_unlock(&ctx->log_mu);
 }
 
@@ -607,114 +800,226 @@ static void rec_fatal(struct recovery *r, int rc)
 /* What recovery does with the branches of one gtrid. */
 enum rec_action { REC_LEAVE, REC_COMMIT, REC_ROLLBACK };
 
-/* The AP sessions recorded for the branches of one gtrid (from the gtx table or the
- * registry); a branch not listed has no known session. */
-typedef struct rec_sessions {
-    unsigned n;                                     /* entries */
+/* Recovery's plan for one gtrid: the action, and what it knows of the AP that worked it
+ * (to wait for, or fence, a MariaDB session still holding a branch). */
+typedef struct rec_plan {
+    enum rec_action act;                              /* what to do */
+    const char *why;                                  /* for the log ("presumed abort"...) */
+    unsigned n;                                       /* entries in rm / id */
     char rm[XATM_MAX_BRANCHES][XATM_RM_NAME_MAX + 1]; /* branch RM name */
-    uint64_t id[XATM_MAX_BRANCHES];                 /* its AP session id (0: none) */
-} rec_sessions;
+    uint64_t id[XATM_MAX_BRANCHES];                   /* its AP session id (never 0) */
+    uint32_t ap_pid;                                  /* the AP's pid, 0 unknown */
+    uint64_t fence_at_ms;                             /* fence a live session from this
+                                                         monotonic ms on; 0 = never */
+    char fence_why[200];                              /* for the fence's log line */
+} rec_plan;
 
-static void rec_sessions_add(rec_sessions *s, const char *rm, uint64_t id)
+static void rec_plan_session(rec_plan *p, const char *rm, uint64_t id)
 {
-    if (s->n >= XATM_MAX_BRANCHES || id == 0) return;
-    snprintf(s->rm[s->n], sizeof s->rm[s->n], "%s", rm);
-    s->id[s->n++] = id;
+    if (p->n >= XATM_MAX_BRANCHES || id == 0) return;
+    for (unsigned i = 0; i < p->n; i++)
+        if (strcmp(p->rm[i], rm) == 0) return; /* the first source wins */
+    snprintf(p->rm[p->n], sizeof p->rm[p->n], "%s", rm);
+    p->id[p->n++] = id;
 }
 
-static uint64_t rec_session_of(const rec_sessions *s, const char *rm)
+static uint64_t rec_plan_session_of(const rec_plan *p, const char *rm)
 {
-    for (unsigned i = 0; i < s->n; i++)
-        if (strcmp(s->rm[i], rm) == 0) return s->id[i];
+    for (unsigned i = 0; i < p->n; i++)
+        if (strcmp(p->rm[i], rm) == 0) return p->id[i];
     return 0;
 }
 
-static enum rec_action rec_decide(struct recovery *r, const char *gtrid, const char **why,
-                                  rec_sessions *sess)
+/* The fence deadline of a registry entry (see tm_decision_info.deadline_ms). */
+static uint64_t rec_entry_deadline(const struct recovery *r, const tm_decision_info *e)
+{
+    if (e->deadline_ms) return e->deadline_ms;
+    uint32_t t = r->ctx->cfg->transaction_timeout_ms ? r->ctx->cfg->transaction_timeout_ms : 60000;
+    return e->since_ms + t;
+}
+
+static void rec_decide(struct recovery *r, const char *gtrid, rec_plan *p)
 {
     struct tm_ctx *ctx = r->ctx;
+    uint64_t now = tm_now_ms();
+    memset(p, 0, sizeof *p);
+    tm_decision_info e;
+    enum tm_decision_kind kind = tm_decisions_get(ctx->decisions, gtrid, &e);
+    if (kind != TM_DEC_NONE) {
+        for (unsigned i = 0; i < e.n_branches; i++)
+            rec_plan_session(p, e.branches[i].rm, e.branches[i].session_id);
+        p->ap_pid = e.ap_pid;
+    }
+    if (kind == TM_DEC_HEUR_COMMIT || kind == TM_DEC_HEUR_ROLLBACK) {
+        /* the operator's word: the transaction was not live when it was given */
+        bool commit = kind == TM_DEC_HEUR_COMMIT;
+        p->act = commit ? REC_COMMIT : REC_ROLLBACK;
+        p->why = commit ? "heuristic commit" : "heuristic rollback";
+        p->fence_at_ms = now;
+        const char *who = "";
+        for (unsigned k = e.n_heur; k-- > 0 && !*who;)
+            if (e.heur[k].durable) who = e.heur[k].who;
+        snprintf(p->fence_why, sizeof p->fence_why, "an operator forced its %s (%s)",
+                 commit ? "commit" : "rollback", who);
+        return;
+    }
+
     gtx_info g;
-    memset(sess, 0, sizeof *sess);
-    enum gtx_verdict v = ctx->gtx ? gtx_recovery_verdict(ctx->gtx, gtrid, tm_now_ms(), &g)
-                                  : GTX_V_UNKNOWN;
-    if (v != GTX_V_UNKNOWN)
+    enum gtx_verdict v = ctx->gtx ? gtx_recovery_verdict(ctx->gtx, gtrid, now, &g) : GTX_V_UNKNOWN;
+    if (v != GTX_V_UNKNOWN) {
         for (unsigned i = 0; i < g.n_branches; i++)
-            rec_sessions_add(sess, g.branches[i].rm, g.branches[i].session_id);
+            rec_plan_session(p, g.branches[i].rm, g.branches[i].session_id);
+        p->ap_pid = g.ap_pid;
+        p->fence_at_ms = g.deadline_ms;
+    }
     switch (v) {
     case GTX_V_LIVE:
-        return REC_LEAVE;
+        p->act = REC_LEAVE;
+        return;
     case GTX_V_ABORTED_NOW:
-        *why = "transaction timed out";
-        tm_log(NULL, NULL, "transaction %s timed out; rolling back its prepared branches",
-               gtrid);
-        return REC_ROLLBACK;
+        p->act = REC_ROLLBACK;
+        p->why = "transaction timed out";
+        snprintf(p->fence_why, sizeof p->fence_why, "transaction timed out after %u ms",
+                 g.timeout_ms);
+        tm_log(NULL, NULL, "transaction %s timed out after %u ms; rolling back its prepared "
+               "branches", gtrid, g.timeout_ms);
+        return;
     case GTX_V_COMMIT:
-        *why = "commit decided, its application is gone";
-        return REC_COMMIT;
+        p->act = REC_COMMIT;
+        p->why = "commit decided, its application is gone";
+        snprintf(p->fence_why, sizeof p->fence_why,
+                 "commit decided, phase 2 not finished within %u ms", g.timeout_ms);
+        return;
     case GTX_V_UNKNOWN:
         break;
     }
-    tm_decision_info e;
-    enum tm_decision_kind kind = tm_decisions_get(ctx->decisions, gtrid, &e);
-    if (kind != TM_DEC_NONE)
-        for (unsigned i = 0; i < e.n_branches; i++)
-            rec_sessions_add(sess, e.branches[i].rm, e.branches[i].session_id);
     switch (kind) {
     case TM_DEC_COMMIT:
-        *why = "commit decision in the log";
-        return REC_COMMIT;
-    case TM_DEC_HEUR_COMMIT:
-        *why = "heuristic commit";
-        return REC_COMMIT;
-    case TM_DEC_HEUR_ROLLBACK:
-        *why = "heuristic rollback";
-        return REC_ROLLBACK;
+        p->act = REC_COMMIT;
+        p->why = "commit decision in the log";
+        p->fence_at_ms = rec_entry_deadline(r, &e);
+        snprintf(p->fence_why, sizeof p->fence_why,
+                 "commit decided, phase 2 not finished within its deadline");
+        return;
     case TM_DEC_PRECOMMIT:
-        return REC_LEAVE; /* no 3PC termination rule in this TM: listed as in-doubt */
-    case TM_DEC_NONE:
+        p->act = REC_LEAVE; /* no 3PC termination rule in this TM: listed as in-doubt */
+        return;
+    default:
         break;
     }
-    *why = "presumed abort";
-    return REC_ROLLBACK;
+    /* presumed abort; gtx may remember the aborted transaction's sessions */
+    p->act = REC_ROLLBACK;
+    p->why = "presumed abort";
+    gtx_abort_info a;
+    if (ctx->gtx && gtx_recent_abort(ctx->gtx, gtrid, &a) == 0) {
+        for (unsigned i = 0; i < a.n_branches; i++)
+            rec_plan_session(p, a.branches[i].rm, a.branches[i].session_id);
+        p->ap_pid = a.ap_pid;
+        p->fence_at_ms = a.deadline_ms;
+        if (a.cause == GTX_ABORT_TIMEOUT)
+            snprintf(p->fence_why, sizeof p->fence_why, "transaction timed out after %u ms",
+                     a.timeout_ms);
+        else
+            snprintf(p->fence_why, sizeof p->fence_why,
+                     "transaction %s and its AP did not roll the branch back within its "
+                     "timeout of %u ms",
+                     gtx_abort_cause_name(a.cause), a.timeout_ms);
+    }
+}
+
+/* Remembers that (gtrid, rm) waits for a session (for `show`), pass-thread only. */
+static void rec_note_wait(struct recovery *r, const char *gtrid, const char *rm,
+                          const recovery_wait *w)
+{
+    if (r->n_new_waits == r->cap_new_waits) {
+        if (r->cap_new_waits >= REC_WAITS_MAX) return;
+        size_t cap = r->cap_new_waits ? r->cap_new_waits * 2 : 16;
+        rec_wait_entry *x = realloc(r->new_waits, cap * sizeof *x);
+        if (!x) return;
+        r->new_waits = x;
+        r->cap_new_waits = cap;
+    }
+    rec_wait_entry *e = &r->new_waits[r->n_new_waits++];
+    snprintf(e->gtrid, sizeof e->gtrid, "%s", gtrid);
+    snprintf(e->rm, sizeof e->rm, "%s", rm);
+    e->w = *w;
 }
 
 /* false while the AP session recorded for a MariaDB branch may still hold it (see
- * recovery.h): a phase-2 call from our session could then answer OK and do nothing. */
-static bool rec_owner_gone(struct recovery *r, const rec_work *w, uint64_t session_id)
+ * recovery.h): a phase-2 call from our session could then answer OK and do nothing.
+ * Fences that session when the plan says its transaction is past its deadline. */
+static bool rec_owner_gone(struct recovery *r, const rec_work *w, const rec_plan *p)
 {
     rec_rm *m = &r->rms[w->rm];
-    if (session_id == 0 || m->cfg->type != XATM_RM_MYSQL) return true;
-    int alive = xatm_rm_session_alive(m->conn, session_id);
+    uint64_t sid = rec_plan_session_of(p, w->xid.bqual);
+    if (sid == 0 || m->cfg->type != XATM_RM_MYSQL) return true;
+    int alive = xatm_rm_session_alive(m->conn, sid);
     if (alive == 0) return true;
+    char msg[700];
     if (alive < 0) {
-        char msg[700];
         snprintf(msg, sizeof msg, "session check failed (%s): %s", xatm_xa_rc_name(alive),
                  xatm_rm_errmsg(m->conn));
         if (alive == XATM_XAER_RMFAIL || !xatm_rm_alive(m->conn)) rec_rm_fail(r, w->rm, msg);
+        return false;
     }
-    return false;
+    recovery_wait wt = {.session_id = sid, .ap_pid = p->ap_pid, .fenced = false,
+                        .fence_at_ms = p->fence_at_ms};
+    if (p->fence_at_ms == 0 || tm_now_ms() < p->fence_at_ms) {
+        rec_note_wait(r, w->xid.gtrid, w->xid.bqual, &wt);
+        return false; /* its AP may still finish it */
+    }
+    char pid[32] = "unknown";
+    if (p->ap_pid) snprintf(pid, sizeof pid, "%u", p->ap_pid);
+    int rc = xatm_rm_fence(m->conn, sid);
+    if (rc != XATM_XA_OK) {
+        snprintf(msg, sizeof msg, "%s (%s)", xatm_rm_errmsg(m->conn), xatm_xa_rc_name(rc));
+        if (rc == XATM_XAER_RMFAIL || !xatm_rm_alive(m->conn)) {
+            rec_rm_fail(r, w->rm, msg);
+        } else {
+            tm_log(msg, "Recovery tries again at its next pass.",
+                   "could not fence MariaDB session %llu of AP pid %s holding branch %s of %s",
+                   (unsigned long long)sid, pid, w->xid.bqual, w->xid.gtrid);
+        }
+        rec_note_wait(r, w->xid.gtrid, w->xid.bqual, &wt);
+        return false;
+    }
+    tm_log("KILL CONNECTION ended the session; its prepared branch is finished at the next "
+           "recovery pass.",
+           NULL, "fenced MariaDB session %llu of AP pid %s holding branch %s of %s: %s",
+           (unsigned long long)sid, pid, w->xid.bqual, w->xid.gtrid, p->fence_why);
+    r->cur_rep.fenced++;
+    wt.fenced = true;
+    rec_note_wait(r, w->xid.gtrid, w->xid.bqual, &wt);
+    return false; /* finished at a later pass, once the session is seen gone */
 }
 
 /* Runs the phase-2 call on one branch. Returns true when the branch is finished. */
-static bool rec_finish_branch(struct recovery *r, const rec_work *w, enum rec_action act,
-                              const char *why, const rec_sessions *sess)
+static bool rec_finish_branch(struct recovery *r, const rec_work *w, const rec_plan *p)
 {
     rec_rm *m = &r->rms[w->rm];
     if (!m->conn) return false; /* quarantined earlier in this pass */
-    if (!rec_owner_gone(r, w, rec_session_of(sess, w->xid.bqual))) return false;
-    bool commit = act == REC_COMMIT;
+    if (!rec_owner_gone(r, w, p)) return false;
+    if (!m->conn) return false;
+    bool commit = p->act == REC_COMMIT;
     xatm_fault_hit(commit ? "tm.recovery_before_commit" : "tm.recovery_before_rollback");
     int rc = xatm_rm_run(m->conn, commit ? XATM_RM_OP_COMMIT : XATM_RM_OP_ROLLBACK, &w->xid);
     if (rc == XATM_XA_OK) {
         if (commit) xatm_fault_hit("tm.recovery_after_commit");
         tm_log(NULL, NULL, "recovery: %s prepared branch %s of %s (%s)",
-               commit ? "committed" : "rolled back", w->xid.bqual, w->xid.gtrid, why);
+               commit ? "committed" : "rolled back", w->xid.bqual, w->xid.gtrid, p->why);
+        if (commit)
+            r->cur_rep.committed++;
+        else
+            r->cur_rep.rolled_back++;
+        rec_unshow(r, m, &w->xid);
         return true;
     }
     if (rc == XATM_XAER_NOTA) {
         if (!commit || tm_decisions_note_nota(r->ctx->decisions, w->xid.gtrid, w->xid.bqual))
             tm_log(NULL, NULL, "recovery: branch %s of %s was already %s (XAER_NOTA)",
                    w->xid.bqual, w->xid.gtrid, commit ? "committed" : "rolled back");
+        r->cur_rep.already_done++;
+        rec_unshow(r, m, &w->xid);
         return true;
     }
     char msg[900];
@@ -733,11 +1038,12 @@ static bool rec_finish_branch(struct recovery *r, const rec_work *w, enum rec_ac
 /* Step 3: act on the branches seen by two consecutive scans. */
 static size_t rec_act(struct recovery *r)
 {
-    size_t n = 0, cap = 0, done = 0;
+    size_t n = 0, cap = 0, done = 0, seen = 0;
     rec_work *w = NULL;
     for (size_t i = 0; i < r->n_rms; i++) {
         rec_rm *m = &r->rms[i];
         if (!m->scanned) continue;
+        seen += m->n_cur;
         for (size_t k = 0; k < m->n_cur; k++) {
             if (!xid_in(m->prev, m->n_prev, &m->cur[k])) continue;
             if (n == cap) {
@@ -756,19 +1062,19 @@ static size_t rec_act(struct recovery *r)
     for (size_t k = 0; k < n && !atomic_load(&r->stop) && !atomic_load(&r->ctx->fatal);) {
         size_t end = k + 1;
         while (end < n && strcmp(w[end].xid.gtrid, w[k].xid.gtrid) == 0) end++;
-        const char *why = "";
-        rec_sessions sess;
-        enum rec_action act = rec_decide(r, w[k].xid.gtrid, &why, &sess);
-        if (act != REC_LEAVE) {
+        rec_plan plan;
+        rec_decide(r, w[k].xid.gtrid, &plan);
+        if (plan.act != REC_LEAVE) {
             for (size_t j = k; j < end; j++) {
                 if (j > k) xatm_fault_hit("tm.recovery_between_branches");
-                if (rec_finish_branch(r, &w[j], act, why, &sess)) done++;
+                if (rec_finish_branch(r, &w[j], &plan)) done++;
             }
         }
         k = end;
     }
 out_free:
     free(w);
+    r->cur_rep.left = seen > done ? (unsigned)(seen - done) : 0;
     return done;
 }
 
@@ -782,7 +1088,7 @@ typedef struct rec_candidates {
 static void rec_collect_candidate(const tm_decision_info *e, void *arg)
 {
     rec_candidates *c = arg;
-    if (e->kind == TM_DEC_PRECOMMIT || e->kind == TM_DEC_NONE) return;
+    if (e->kind == TM_DEC_PRECOMMIT || e->kind == TM_DEC_NONE || e->finished) return;
     for (unsigned k = 0; k < e->n_branches; k++)
         if (e->branches[k].clean_scans < 2) return;
     if (c->n == c->cap) {
@@ -834,7 +1140,7 @@ static void rec_resolve(struct recovery *r)
         xatm_fault_hit("tm.before_end");
         pthread_mutex_lock(&ctx->log_mu);
         int rc = 0;
-        if (tm_decisions_remove(ctx->decisions, rec.gtrid) == 0)
+        if (tm_decisions_resolve(ctx->decisions, rec.gtrid) == 0)
             rc = xatm_declog_append(ctx->log, &rec, false);
         pthread_mutex_unlock(&ctx->log_mu);
         if (rc != 0) {
@@ -842,24 +1148,71 @@ static void rec_resolve(struct recovery *r)
             break;
         }
         ended++;
-        tm_log(NULL, NULL, "recovery: decision %s resolved: every branch is finished",
-               rec.gtrid);
+        if (c.v[k].n_heur)
+            tm_log("The heuristic decision stays on record (xatmctl list --all, show).", NULL,
+                   "recovery: heuristic decision %s finished: every branch is finished",
+                   rec.gtrid);
+        else
+            tm_log(NULL, NULL, "recovery: decision %s resolved: every branch is finished",
+                   rec.gtrid);
     }
     free(c.v);
+    r->cur_rep.resolved = (unsigned)ended;
     if (ended && !atomic_load(&ctx->fatal)) {
         int rc = tm_log_flush(ctx);
         if (rc != 0) rec_fatal(r, rc);
     }
 }
 
+/* Ends the report of the running pass and publishes it with the waits it collected. */
+static void rec_pass_end(struct recovery *r, uint64_t started_ms)
+{
+    recovery_report *rep = &r->cur_rep;
+    size_t off = 0;
+    for (size_t i = 0; i < r->n_rms; i++) {
+        if (r->rms[i].scanned) continue;
+        rep->unreachable++;
+        int n = snprintf(rep->unreachable_rms + off, sizeof rep->unreachable_rms - off, "%s%s",
+                         off ? "," : "", r->rms[i].cfg->name);
+        if (n > 0) off = (size_t)n >= sizeof rep->unreachable_rms - off
+                             ? sizeof rep->unreachable_rms - 1
+                             : off + (size_t)n;
+    }
+    rep->ended_ms = tm_now_ms();
+    rep->duration_ms = (uint32_t)(rep->ended_ms - started_ms);
+    pthread_mutex_lock(&r->mu);
+    r->last = *rep;
+    r->passes_done = rep->pass;
+    r->fenced_total += rep->fenced;
+    rec_wait_entry *old = r->waits;
+    r->waits = r->new_waits;
+    r->n_waits = r->n_new_waits;
+    if (rep->fenced) r->wake = true; /* the fenced branches are finished right away */
+    pthread_mutex_unlock(&r->mu);
+    free(old);
+    r->new_waits = NULL;
+    r->n_new_waits = r->cap_new_waits = 0;
+    if (r->ctx->srv) server_wake(r->ctx->srv); /* an `xatmctl recover` may be waiting */
+}
+
 size_t recovery_pass(struct recovery *r)
 {
-    if (atomic_load(&r->ctx->fatal)) return 0;
+    uint64_t started = tm_now_ms();
+    memset(&r->cur_rep, 0, sizeof r->cur_rep);
+    pthread_mutex_lock(&r->mu);
+    r->cur_rep.pass = ++r->passes_started;
+    bool retry_now = r->retry_now;
+    r->retry_now = false;
+    pthread_mutex_unlock(&r->mu);
+    size_t done = 0;
+    if (atomic_load(&r->ctx->fatal)) goto out_report;
     rec_adopt_orphans(r);
-    for (size_t i = 0; i < r->n_rms && !atomic_load(&r->stop); i++) rec_scan(r, i);
-    if (atomic_load(&r->stop)) return 0;
-    size_t done = rec_act(r);
+    for (size_t i = 0; i < r->n_rms && !atomic_load(&r->stop); i++) rec_scan(r, i, retry_now);
+    if (atomic_load(&r->stop)) goto out_report;
+    done = rec_act(r);
     if (!atomic_load(&r->stop)) rec_resolve(r);
+out_report:
+    rec_pass_end(r, started);
     return done;
 }
 
@@ -944,6 +1297,39 @@ void recovery_wake(struct recovery *r)
     pthread_mutex_unlock(&r->mu);
 }
 
+uint64_t recovery_request_pass(struct recovery *r)
+{
+    pthread_mutex_lock(&r->mu);
+    uint64_t ticket = r->passes_started + 1;
+    r->wake = true;
+    r->retry_now = true;
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+    return ticket;
+}
+
+bool recovery_report_for(struct recovery *r, uint64_t ticket, recovery_report *out)
+{
+    pthread_mutex_lock(&r->mu);
+    bool done = r->passes_done >= ticket;
+    if (done && out) *out = r->last;
+    pthread_mutex_unlock(&r->mu);
+    return done;
+}
+
+bool recovery_last_report(struct recovery *r, recovery_report *out)
+{
+    return recovery_report_for(r, 1, out);
+}
+
+uint64_t recovery_fenced_total(struct recovery *r)
+{
+    pthread_mutex_lock(&r->mu);
+    uint64_t n = r->fenced_total;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
 void recovery_stop(struct recovery *r)
 {
     if (!r || !r->running) return;
@@ -963,8 +1349,11 @@ void recovery_free(struct recovery *r)
         if (r->rms[i].conn) xatm_rm_close(r->rms[i].conn);
         free(r->rms[i].prev);
         free(r->rms[i].cur);
+        free(r->rms[i].shown);
     }
     free(r->rms);
+    free(r->waits);
+    free(r->new_waits);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -984,8 +1373,88 @@ void recovery_rm_statuses(struct recovery *r, recovery_rm_status *out, size_t n)
         snprintf(s->last_error, sizeof s->last_error, "%s", m->last_error);
         s->last_scan_age_s = m->last_scan_ms ? (int64_t)((now - m->last_scan_ms) / 1000) : -1;
         s->backoff_ms = m->backoff_ms;
+        s->retry_in_ms = m->quarantined && m->retry_at_ms > now
+                             ? (uint32_t)(m->retry_at_ms - now)
+                             : 0;
+        s->prepared = m->shown_valid && !m->quarantined ? (int64_t)m->n_shown : -1;
     }
     pthread_mutex_unlock(&r->mu);
+}
+
+enum recovery_branch_state recovery_branch_state(struct recovery *r, const char *gtrid,
+                                                 const char *rm)
+{
+    int i = xatm_config_rm_index(r->ctx->cfg, rm);
+    if (i < 0) return REC_BRANCH_UNKNOWN_UNSCANNED;
+    xatm_xid x;
+    memset(&x, 0, sizeof x);
+    snprintf(x.gtrid, sizeof x.gtrid, "%s", gtrid);
+    snprintf(x.bqual, sizeof x.bqual, "%s", rm);
+    enum recovery_branch_state st;
+    pthread_mutex_lock(&r->mu);
+    const rec_rm *m = &r->rms[i];
+    if (m->quarantined)
+        st = REC_BRANCH_UNKNOWN_UNREACHABLE;
+    else if (!m->shown_valid)
+        st = REC_BRANCH_UNKNOWN_UNSCANNED;
+    else
+        st = xid_in(m->shown, m->n_shown, &x) ? REC_BRANCH_PREPARED : REC_BRANCH_NOT_PREPARED;
+    pthread_mutex_unlock(&r->mu);
+    return st;
+}
+
+const char *recovery_branch_state_name(enum recovery_branch_state s)
+{
+    switch (s) {
+    case REC_BRANCH_PREPARED:
+        return "prepared";
+    case REC_BRANCH_NOT_PREPARED:
+        return "not prepared";
+    case REC_BRANCH_UNKNOWN_UNREACHABLE:
+        return "unknown (RM unreachable)";
+    case REC_BRANCH_UNKNOWN_UNSCANNED:
+        break;
+    }
+    return "unknown (not scanned yet)";
+}
+
+bool recovery_branch_wait(struct recovery *r, const char *gtrid, const char *rm,
+                          recovery_wait *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_waits && !found; i++) {
+        if (strcmp(r->waits[i].gtrid, gtrid) || strcmp(r->waits[i].rm, rm)) continue;
+        if (out) *out = r->waits[i].w;
+        found = true;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+int recovery_foreach_prepared(struct recovery *r,
+                              void (*cb)(const char *gtrid, const char *rm, void *arg), void *arg)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_rms; i++)
+        if (!r->rms[i].quarantined && r->rms[i].shown_valid) n += r->rms[i].n_shown;
+    xatm_xid *all = n ? malloc(n * sizeof *all) : NULL;
+    if (n && !all) {
+        pthread_mutex_unlock(&r->mu);
+        return XATM_ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_rms; i++) {
+        const rec_rm *m = &r->rms[i];
+        if (m->quarantined || !m->shown_valid || !m->n_shown) continue;
+        memcpy(all + k, m->shown, m->n_shown * sizeof *all);
+        k += m->n_shown;
+    }
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < k; i++) cb(all[i].gtrid, all[i].bqual, arg);
+    free(all);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ rotation callback */
@@ -1012,13 +1481,14 @@ static void rec_emit_decision(const tm_decision_info *e, void *arg)
         rec.n_branches = e->n_branches;
         em->emit(&rec, em->emit_arg);
     }
-    if (e->has_heuristic) {
+    /* every heuristic record, oldest first (replay keeps the last as the outcome) */
+    for (unsigned k = 0; k < e->n_heur; k++) {
         memset(&rec, 0, sizeof rec);
         rec.type = XATM_DL_HEURISTIC;
         snprintf(rec.gtrid, sizeof rec.gtrid, "%s", e->gtrid);
-        rec.outcome = e->heur_outcome;
-        snprintf(rec.who, sizeof rec.who, "%s", e->who);
-        snprintf(rec.why, sizeof rec.why, "%s", e->why);
+        rec.outcome = e->heur[k].outcome;
+        snprintf(rec.who, sizeof rec.who, "%s", e->heur[k].who);
+        snprintf(rec.why, sizeof rec.why, "%s", e->heur[k].why);
         em->emit(&rec, em->emit_arg);
     }
 }

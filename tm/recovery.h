@@ -4,45 +4,72 @@
  *
  * Ownership of decisions. A COMMIT decision lives in exactly one of two holders:
  *   - gtx.h's table while its transaction is live in this incarnation (COMMIT_PENDING,
- *     COMMITTING with or without an owner);
+ *     COMMITTING with its AP connected and within its deadline);
  *   - the decision registry (tm_decisions, here) when it came from the log at start-up
  *     (COMMIT added, END removed, HEURISTIC / PRECOMMIT recorded), or when recovery adopted
- *     an orphaned COMMITTING transaction from the gtx table (gtx_take_orphans).
+ *     a COMMITTING transaction from the gtx table whose AP is gone or past its deadline
+ *     (gtx_take_overdue).
  * A decision moves from the table to the registry, or leaves the registry (END appended),
  * only with ctx->log_mu held, so the log's rotation callback (recovery_emit_unresolved),
  * which runs inside a flush, sees every unresolved decision exactly once or twice, never
  * zero times. The registry is a hash table keyed by gtrid with its own mutex; each entry also
  * carries recovery's progress on it (consecutive clean scans per branch).
  *
+ * Heuristic decisions (an operator's `xatmctl commit|rollback GTRID`, admin.c) are registry
+ * entries too. Their HEURISTIC record is appended and the entry updated under log_mu, the
+ * record is flushed, and only then does the entry steer recovery (tm_heuristic.durable).
+ * They are never removed: when every branch is finished an END is appended and the entry
+ * stays, marked finished (`xatmctl list --all`, `show`). The rotation callback carries every
+ * heuristic record, finished or not, into each new segment; a CHECKPOINT cannot hold an END,
+ * so after a restart a finished heuristic decision is unfinished again until two scans of
+ * every RM it names show none of its branches (then its END is appended once more).
+ *
  * A recovery pass (recovery_pass), run by one thread at a time:
- *   1. adopt orphaned COMMITTING transactions into the registry;
+ *   1. adopt COMMITTING transactions whose AP is gone or past its deadline;
  *   2. scan every RM that is not in back-off: xatm_rm_recover lists this TM's prepared
  *      branches; an RM that fails is quarantined (logged once, reconnected after a capped
  *      exponential back-off, 1 s doubling to 60 s) and the others are served;
  *   3. act only on branches present in this AND the previous successful scan of their RM,
- *      grouped by gtrid:
- *        gtx verdict LIVE         leave it to the AP
- *        gtx verdict ABORTED_NOW  (ACTIVE past deadline, removed from the table) roll back
- *        gtx verdict COMMIT or a registry COMMIT (or heuristic commit)       commit
- *        registry PRECOMMIT without COMMIT (3PC, no termination rule here)   leave, warn
- *        anything else (presumed abort, or heuristic rollback)               roll back
+ *      grouped by gtrid, in this order:
+ *        a durable heuristic decision                     its outcome (the latest one)
+ *        gtx verdict LIVE                                 leave it to the AP
+ *        gtx verdict ABORTED_NOW (ACTIVE past deadline, removed from the table)  roll back
+ *        gtx verdict COMMIT or a registry COMMIT          commit
+ *        registry PRECOMMIT without COMMIT (3PC, no termination rule here)   leave
+ *        anything else (presumed abort)                   roll back
  *      XAER_NOTA answers "already done" (logged once per branch). A MariaDB branch is only
- *      touched once the AP session recorded for it (ENLIST/VOTE session id) is gone and
- *      InnoDB has detached its transaction (xatm_rm_session_alive == 0): MariaDB 10.11 can
- *      answer OK to an XA COMMIT from another session and commit nothing while the owner is
- *      still detaching (docs/rm-facts.md, fact 2). Until then the branch waits for the
- *      next pass;
+ *      touched once the AP session recorded for it (ENLIST/VOTE session id, from the gtx
+ *      table, the registry or gtx's memory of recent aborts) is gone and InnoDB has detached
+ *      its transaction (xatm_rm_session_alive == 0): MariaDB 10.11 answers XAER_NOTA to
+ *      another session while the owner is connected, and can answer OK and commit nothing
+ *      while the owner is still detaching (docs/rm-facts.md, facts 1-2).
+ *      FENCING: while that session is alive and the transaction is past its deadline (for a
+ *      heuristic decision: at once), recovery kills it (xatm_rm_fence, KILL CONNECTION, which
+ *      waits for the detach) and logs "fenced MariaDB session N of AP pid P holding branch
+ *      RM of GTRID: <why>"; the branch is finished by the next pass, which runs right away.
+ *      Before the deadline the branch waits (the AP may still finish it);
  *   4. resolve: a registry decision whose every branch was absent from two consecutive
  *      successful scans of its RM, and whose every recorded MariaDB session is no longer
  *      connected (such a session may still hold its branch, and a branch caught in the
  *      middle of its session's detach can be missing from XA RECOVER), gets its END
- *      appended and leaves the registry.
+ *      appended and leaves the registry (a heuristic one stays, finished).
+ * Each pass ends with a report (recovery_report): branches committed / rolled back / left,
+ * sessions fenced, decisions resolved, RMs unreachable; `xatmctl recover` asks for a pass
+ * and waits for its report.
  * Start-up runs two passes back to back before the sockets open (each RM's connect timeout
  * bounds them); then a thread runs a pass every tm.recovery_interval, earlier when woken
- * or when a quarantined RM's back-off ends, and stops cleanly at shutdown.
+ * (orphaned transaction, `xatmctl recover`, a forced outcome, a fence) or when a
+ * quarantined RM's back-off ends, and stops cleanly at shutdown.
  *
- * Recovery uses its own RM sessions (xatm_rm_open per configured RM, blocking calls),
- * never an AP's.
+ * The latest successful scan of each RM is kept, under recovery's mutex, for the admin
+ * commands: the state of a branch "as the RM reports it" (recovery_branch_state) and the
+ * prepared branches no live transaction or decision explains (recovery_foreach_prepared).
+ *
+ * Recovery uses its own RM sessions (xatm_rm_open_ex per configured RM, blocking calls),
+ * never an AP's. Each call on them is bounded (10 s, xatm_rm_open_options.call_timeout_ms):
+ * an RM that hangs without closing its connections (SIGSTOP, a frozen host) is quarantined
+ * like an unreachable one instead of holding up the pass, and so the other RMs. Its mutex is a leaf: nothing else is locked while it is held, so the
+ * admin code may call the accessors below from inside gtx / registry callbacks.
  */
 #ifndef XATM_RECOVERY_H
 #define XATM_RECOVERY_H
@@ -62,9 +89,20 @@ enum tm_decision_kind {
     TM_DEC_NONE = 0,      /* not in the registry */
     TM_DEC_COMMIT,        /* a COMMIT record (or an adopted COMMITTING transaction) */
     TM_DEC_PRECOMMIT,     /* a 3PC PRECOMMIT without a COMMIT: left alone */
-    TM_DEC_HEUR_COMMIT,   /* an operator's heuristic commit */
+    TM_DEC_HEUR_COMMIT,   /* an operator's heuristic commit (the latest durable one wins) */
     TM_DEC_HEUR_ROLLBACK, /* an operator's heuristic rollback */
 };
+
+/* Heuristic records kept per gtrid. A forced outcome beyond this is refused (ELIMIT). */
+#define TM_HEUR_MAX 8
+
+/* One operator's forced outcome (a HEURISTIC record). */
+typedef struct tm_heuristic {
+    uint8_t outcome; /* XATM_OUTCOME_COMMIT or XATM_OUTCOME_ABORT (rollback) */
+    bool durable;    /* its record is flushed; a pending one does not steer recovery yet */
+    char who[64];    /* the record's who: "<user> (uid N), pid P" */
+    char why[256];   /* the record's why: the operator's reason */
+} tm_heuristic;
 
 /* One branch of a registry decision, with recovery's progress on it. */
 typedef struct tm_decision_branch {
@@ -81,14 +119,30 @@ typedef struct tm_decision_info {
     uint8_t protocol;                 /* 2 or 3 */
     bool has_commit;                  /* a COMMIT record exists (emitted at rotation) */
     bool has_precommit;               /* a PRECOMMIT record exists */
-    bool has_heuristic;               /* a HEURISTIC record exists */
-    uint8_t heur_outcome;             /* its enum xatm_outcome */
-    char who[64], why[256];           /* its who / why */
+    uint8_t n_heur;                   /* heuristic records, oldest first (0: none) */
+    tm_heuristic heur[TM_HEUR_MAX];   /* every forced outcome of this gtrid, never dropped */
+    bool finished;                    /* (heuristic entries only) every branch is finished and
+                                         END was written; kept so it is never hidden */
     uint64_t since_ms;                /* monotonic ms when this TM learnt of it */
     bool from_log;                    /* replayed (true) or adopted from the gtx table */
+    uint32_t ap_pid;                  /* its AP's pid when known (adopted), else 0 */
+    uint64_t deadline_ms;             /* monotonic ms after which a MariaDB session of its AP
+                                         that still holds a branch is fenced; 0 = since_ms +
+                                         tm.transaction_timeout (replayed from the log) */
     uint8_t n_branches;               /* entries in branches */
     tm_decision_branch branches[XATM_MAX_BRANCHES]; /* the branches to finish */
 } tm_decision_info;
+
+/* Where a forced outcome's branches come from when the registry has none yet. */
+typedef struct tm_force_origin {
+    bool exact;                               /* branches are the transaction's branches
+                                                 (a COMMIT names them); false: look on every
+                                                 configured RM, with these sessions */
+    uint8_t n_branches;                       /* entries in branches */
+    xatm_declog_branch branches[XATM_MAX_BRANCHES]; /* RM and AP session of known branches */
+    uint32_t ap_pid;                          /* its AP's pid, 0 unknown */
+    uint64_t deadline_ms;                     /* its deadline when known, else 0 */
+} tm_force_origin;
 
 typedef struct tm_decisions tm_decisions; /* opaque, thread-safe */
 
@@ -97,11 +151,24 @@ typedef struct tm_decisions tm_decisions; /* opaque, thread-safe */
 tm_decisions *tm_decisions_new(const char *const *rm_names, size_t n_rms);
 void tm_decisions_free(tm_decisions *d);
 
-/* Applies one replayed log record (BOOT/CHECKPOINT are ignored). 0 or XATM_ENOMEM. */
+/* Applies one replayed log record (BOOT/CHECKPOINT are ignored). 0 or XATM_ENOMEM.
+ * Idempotent, as declog.h requires: a HEURISTIC identical to one already recorded for its
+ * gtrid is not added twice. An END removes a decision, except one with heuristic records,
+ * which stays as finished. */
 int tm_decisions_replay(tm_decisions *d, const xatm_declog_record *rec, uint64_t now_ms);
 
 /* Adds a COMMIT decision taken over from the gtx table. 0 or XATM_ENOMEM. */
 int tm_decisions_adopt(tm_decisions *d, const gtx_info *g, uint64_t now_ms);
+
+/* Records an operator's forced outcome for gtrid as PENDING (it does not steer recovery
+ * until tm_decisions_force_durable): call it with log_mu held, right after appending the
+ * HEURISTIC record and before flushing it. Branches come from `origin` when the entry has
+ * none. 0, XATM_ENOMEM, or XATM_ELIMIT (TM_HEUR_MAX records already). */
+int tm_decisions_force(tm_decisions *d, const char *gtrid, uint8_t outcome, const char *who,
+                       const char *why, const tm_force_origin *origin, uint64_t now_ms);
+
+/* The HEURISTIC records of gtrid are flushed: they now steer recovery. */
+void tm_decisions_force_durable(tm_decisions *d, const char *gtrid);
 
 /* The kind of gtrid's decision (TM_DEC_NONE when absent). */
 enum tm_decision_kind tm_decisions_kind(tm_decisions *d, const char *gtrid);
@@ -110,7 +177,8 @@ enum tm_decision_kind tm_decisions_kind(tm_decisions *d, const char *gtrid);
 enum tm_decision_kind tm_decisions_get(tm_decisions *d, const char *gtrid, tm_decision_info *out);
 
 /* After a successful scan of RM `rm`: every decision branch on rm that `present(gtrid,
- * rm, arg)` says is still prepared gets clean_scans = 0, the others clean_scans + 1. */
+ * rm, arg)` says is still prepared gets clean_scans = 0 (and its entry is no longer
+ * finished), the others clean_scans + 1. */
 void tm_decisions_scanned(tm_decisions *d, const char *rm,
                           bool (*present)(const char *gtrid, const char *rm, void *arg),
                           void *arg);
@@ -118,13 +186,23 @@ void tm_decisions_scanned(tm_decisions *d, const char *rm,
 /* Marks that "already finished" was reported for (gtrid, rm); returns true the first time. */
 bool tm_decisions_note_nota(tm_decisions *d, const char *gtrid, const char *rm);
 
+/* Every branch of gtrid is finished and its END is being appended (log_mu held): a
+ * decision without heuristic records leaves the registry; one with them stays, finished.
+ * 0 or XATM_ENOTFOUND. */
+int tm_decisions_resolve(tm_decisions *d, const char *gtrid);
+
 /* Removes gtrid. 0 or XATM_ENOTFOUND. */
 int tm_decisions_remove(tm_decisions *d, const char *gtrid);
 
 /* Calls cb with a copy of every entry (under the registry's mutex). */
 void tm_decisions_foreach(tm_decisions *d, void (*cb)(const tm_decision_info *e, void *arg),
                           void *arg);
+
+/* Unresolved decisions: every entry but the finished heuristic ones. */
 size_t tm_decisions_count(tm_decisions *d);
+
+/* Entries with heuristic records; *unfinished (may be NULL) gets those not finished. */
+size_t tm_decisions_count_heuristic(tm_decisions *d, size_t *unfinished);
 
 /* "commit", "precommit", "heuristic-commit", "heuristic-rollback", "none". */
 const char *tm_decision_kind_name(enum tm_decision_kind k);
@@ -141,7 +219,42 @@ typedef struct recovery_rm_status {
     char last_error[512];            /* last failure message, "" if none since it recovered */
     int64_t last_scan_age_s;         /* seconds since the last successful scan, -1 if never */
     uint32_t backoff_ms;             /* current back-off while quarantined */
+    uint32_t retry_in_ms;            /* time left until the next reconnect attempt */
+    int64_t prepared;                /* this TM's prepared branches in the last scan, -1
+                                        when unknown (never scanned, or quarantined) */
 } recovery_rm_status;
+
+/* What one pass did (xatmctl recover, status). */
+typedef struct recovery_report {
+    uint64_t pass;            /* pass number since start (start-up passes are 1 and 2) */
+    uint64_t ended_ms;        /* monotonic ms when it ended */
+    uint32_t duration_ms;     /* how long it ran */
+    unsigned committed;       /* branches committed by this pass */
+    unsigned rolled_back;     /* branches rolled back by this pass */
+    unsigned already_done;    /* branches found already finished (XAER_NOTA) */
+    unsigned left;            /* prepared branches seen and left (live, first sighting,
+                                 waiting for an AP session, failed, RM lost mid-pass) */
+    unsigned fenced;          /* AP sessions killed (KILL CONNECTION) by this pass */
+    unsigned resolved;        /* decisions whose END this pass appended */
+    unsigned unreachable;     /* RMs this pass could not scan */
+    char unreachable_rms[256]; /* their names, comma-separated */
+} recovery_report;
+
+/* A branch's state as its RM last reported it. */
+enum recovery_branch_state {
+    REC_BRANCH_UNKNOWN_UNSCANNED = 0, /* no successful scan of that RM yet */
+    REC_BRANCH_UNKNOWN_UNREACHABLE,   /* the RM is quarantined: its last scan is void */
+    REC_BRANCH_PREPARED,              /* listed by the latest scan */
+    REC_BRANCH_NOT_PREPARED,          /* absent from the latest scan */
+};
+
+/* What recovery is waiting for on one branch (recovery_branch_wait). */
+typedef struct recovery_wait {
+    uint64_t session_id;  /* the AP's MariaDB session that still holds the branch */
+    uint32_t ap_pid;      /* its AP's pid, 0 unknown */
+    bool fenced;          /* recovery has killed that session (KILL CONNECTION) */
+    uint64_t fence_at_ms; /* monotonic ms from which it is fenced (0: never: no deadline) */
+} recovery_wait;
 
 /* Creates recovery state for ctx (uses ctx->cfg, ->gtx, ->decisions, ->log). No I/O. */
 struct recovery *recovery_new(struct tm_ctx *ctx);
@@ -157,11 +270,44 @@ int recovery_start(struct recovery *r);
 void recovery_wake(struct recovery *r);
 void recovery_stop(struct recovery *r);
 
+/* Asks for a pass (waking the thread) and returns its ticket: the number of the first
+ * pass that starts after this call. recovery_report_for(ticket) is true once it ended.
+ * That pass reconnects quarantined RMs at once, whatever their back-off (an operator who
+ * asks usually knows the RM is back). */
+uint64_t recovery_request_pass(struct recovery *r);
+
+/* true when pass `ticket` (or a later one) has ended; *out gets the latest report. */
+bool recovery_report_for(struct recovery *r, uint64_t ticket, recovery_report *out);
+
+/* The latest report; false when no pass has ended yet. */
+bool recovery_last_report(struct recovery *r, recovery_report *out);
+
+/* Total AP sessions fenced since start. */
+uint64_t recovery_fenced_total(struct recovery *r);
+
 /* Stops the thread if running, closes the RM sessions and frees. NULL accepted. */
 void recovery_free(struct recovery *r);
 
 /* Copies the state of every configured RM into out (n = cfg->n_rms entries). */
 void recovery_rm_statuses(struct recovery *r, recovery_rm_status *out, size_t n);
+
+/* Branch (gtrid, rm) as RM `rm` last reported it. An RM not in the config is
+ * REC_BRANCH_UNKNOWN_UNSCANNED. */
+enum recovery_branch_state recovery_branch_state(struct recovery *r, const char *gtrid,
+                                                 const char *rm);
+
+/* "prepared", "not prepared", "unknown (RM unreachable)", "unknown (not scanned yet)". */
+const char *recovery_branch_state_name(enum recovery_branch_state s);
+
+/* true when the last pass left branch (gtrid, rm) waiting for its AP's session; *out gets
+ * what it waits for. */
+bool recovery_branch_wait(struct recovery *r, const char *gtrid, const char *rm,
+                          recovery_wait *out);
+
+/* Calls cb(gtrid, rm, arg) for every branch in the latest scans of the RMs that are not
+ * quarantined (from a copy: cb runs with no lock held). 0 or XATM_ENOMEM (cb not called). */
+int recovery_foreach_prepared(struct recovery *r,
+                              void (*cb)(const char *gtrid, const char *rm, void *arg), void *arg);
 
 /* The declog rotation callback (xatm_declog_options.unresolved); arg is the tm_ctx. Emits
  * every registry decision and every COMMIT_PENDING / COMMITTING transaction. */

@@ -11,6 +11,12 @@
  * Parked replies: a DECISION commit waits in server.parked until the batch's flush
  * returned 0. Its connection may die meanwhile: the reply is then dropped, and the
  * transaction is COMMITTING with owner 0, which recovery finishes.
+ *
+ * Deferred admin replies: `recover` waits for a recovery pass (admin.h) across batches, in
+ * server.waiting. Each turn of the loop answers those whose pass ended (the recovery thread
+ * wakes the loop at the end of every pass) or whose time is up; epoll_wait's timeout
+ * includes their deadlines. A connection that dies drops its waiting entries at once
+ * (srv_conn_kill), so no entry outlives its connection.
  */
 #include "server.h"
 
@@ -135,11 +141,22 @@ typedef struct conn {
     bool close_after_write; /* close once out is drained (after an ERROR reply) */
     bool want_out;          /* EPOLLOUT is registered */
     pid_t peer_pid;         /* SO_PEERCRED pid (0 if unavailable) */
+    uid_t peer_uid;         /* SO_PEERCRED uid (valid when peer_known) */
+    bool peer_known;        /* SO_PEERCRED answered */
     char client_name[XATM_CLIENT_NAME_MAX + 1]; /* from HELLO */
     xatm_buf in;            /* bytes read, not yet a whole frame */
     xatm_buf out;           /* encoded replies not yet written */
     struct conn *prev, *next; /* live list, or graveyard (next only) */
 } conn;
+
+/* An admin request whose reply waits for a recovery pass. */
+typedef struct waiting {
+    conn *c;              /* the admin connection (entries die with it) */
+    uint32_t req_id;      /* the ADMIN request's req_id */
+    uint64_t ticket;      /* the pass it waits for */
+    uint64_t start_ms;    /* when it was asked (monotonic) */
+    uint64_t deadline_ms; /* when to give up (monotonic) */
+} waiting;
 
 /* A DECISION waiting for the batch's flush. */
 typedef struct parked {
@@ -165,6 +182,8 @@ struct server {
     uint64_t next_conn_id;         /* id for the next accept */
     parked *parked;                /* DECISIONs waiting for the flush */
     size_t n_parked, cap_parked;   /* used / allocated */
+    waiting *waiting;              /* admin replies waiting for a recovery pass */
+    size_t n_waiting, cap_waiting; /* used / allocated */
     bool stopping;                 /* a signal asked us to stop */
     bool closing_all;              /* srv_close_conns at work: conn losses are summed up */
     size_t closed_aborted;         /* ...active transactions aborted meanwhile */
@@ -375,6 +394,12 @@ static void srv_conn_kill(struct server *s, conn *c, const char *why)
         tm_log(NULL, NULL, "closing %s connection from pid %ld: %s", srv_kind_name(c->kind),
                (long)c->peer_pid, why);
     c->dead = true;
+    for (size_t i = 0; i < s->n_waiting;) {
+        if (s->waiting[i].c == c)
+            s->waiting[i] = s->waiting[--s->n_waiting];
+        else
+            i++;
+    }
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
@@ -538,7 +563,11 @@ static void srv_accept(struct server *s, int lfd, enum conn_kind kind)
         c->kind = kind;
         struct ucred cred;
         socklen_t len = sizeof cred;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) c->peer_pid = cred.pid;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+            c->peer_pid = cred.pid;
+            c->peer_uid = cred.uid;
+            c->peer_known = true;
+        }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
             tm_log(NULL, NULL, "cannot register a connection: %s", strerror(errno));
@@ -601,7 +630,8 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
     uint32_t timeout = m->u.begin.timeout_ms ? m->u.begin.timeout_ms : cfg->transaction_timeout_ms;
     if (timeout == 0) timeout = 60000;
     gtx_info g;
-    int rc = gtx_begin(s->ctx->gtx, c->id, protocol, timeout, tm_now_ms(), &g);
+    int rc = gtx_begin(s->ctx->gtx, c->id, (uint32_t)c->peer_pid, protocol, timeout,
+                       tm_now_ms(), &g);
     if (rc != 0) {
         char text[160];
         snprintf(text, sizeof text, "cannot begin a transaction: %s", xatm_strerror(rc));
@@ -732,17 +762,11 @@ static void srv_on_rollback(struct server *s, conn *c, const xatm_msg *m)
                g.owner != c->id ? "another connection owns it" : "commit was already decided");
 }
 
-static void srv_on_admin(struct server *s, conn *c, uint32_t req_id, const xatm_msg *m)
+/* Sends an ADMIN_REPLY carrying json (or an ERROR when it is too large). */
+static void srv_send_admin_reply(struct server *s, conn *c, uint32_t req_id, int32_t code,
+                                 const xatm_buf *json)
 {
-    xatm_buf json = {0};
-    int32_t code = 0;
-    if (admin_handle(s->ctx, m->u.admin.command, m->u.admin.arg, &json, &code) != 0) {
-        xatm_buf_free(&json);
-        srv_send_error(s, c, req_id, XATM_ENOMEM, "out of memory building the reply");
-        return;
-    }
-    if (json.len > XATM_FRAME_MAX_REPLY - 64) {
-        xatm_buf_free(&json);
+    if (json->len > XATM_FRAME_MAX_REPLY - 64) {
         srv_send_error(s, c, req_id, XATM_ELIMIT, "the reply exceeds the frame size limit");
         return;
     }
@@ -750,10 +774,68 @@ static void srv_on_admin(struct server *s, conn *c, uint32_t req_id, const xatm_
     memset(&r, 0, sizeof r);
     r.type = XATM_MSG_ADMIN_REPLY;
     r.u.admin_reply.code = code;
-    r.u.admin_reply.json = (const char *)json.data;
-    r.u.admin_reply.json_len = (uint32_t)json.len;
+    r.u.admin_reply.json = (const char *)json->data;
+    r.u.admin_reply.json_len = (uint32_t)json->len;
     srv_send(s, c, &r, req_id);
+}
+
+static void srv_on_admin(struct server *s, conn *c, uint32_t req_id, const xatm_msg *m)
+{
+    xatm_buf json = {0};
+    int32_t code = 0;
+    admin_peer peer = {c->peer_known, c->peer_pid, c->peer_uid};
+    admin_deferred defer = {0, 0};
+    int rc = admin_handle(s->ctx, &peer, m->u.admin.command, m->u.admin.arg, &json, &code,
+                          &defer);
+    if (rc == ADMIN_DEFERRED) {
+        xatm_buf_free(&json);
+        if (s->n_waiting == s->cap_waiting) {
+            size_t cap = s->cap_waiting ? s->cap_waiting * 2 : 8;
+            waiting *x = realloc(s->waiting, cap * sizeof *x);
+            if (!x) {
+                srv_send_error(s, c, req_id, XATM_ENOMEM, "out of memory");
+                return;
+            }
+            s->waiting = x;
+            s->cap_waiting = cap;
+        }
+        uint64_t now = tm_now_ms();
+        s->waiting[s->n_waiting++] =
+            (waiting){c, req_id, defer.ticket, now, now + defer.wait_ms};
+        return;
+    }
+    if (rc != 0) {
+        xatm_buf_free(&json);
+        srv_send_error(s, c, req_id, XATM_ENOMEM, "out of memory building the reply");
+        return;
+    }
+    srv_send_admin_reply(s, c, req_id, code, &json);
     xatm_buf_free(&json);
+}
+
+/* Answers the deferred admin requests whose pass ended or whose time is up. */
+static void srv_answer_waiting(struct server *s)
+{
+    if (s->n_waiting == 0) return;
+    uint64_t now = tm_now_ms();
+    for (size_t i = 0; i < s->n_waiting;) {
+        waiting wt = s->waiting[i];
+        bool ended = s->ctx->rec && recovery_report_for(s->ctx->rec, wt.ticket, NULL);
+        if (!ended && now < wt.deadline_ms) {
+            i++;
+            continue;
+        }
+        s->waiting[i] = s->waiting[--s->n_waiting];
+        xatm_buf json = {0};
+        int32_t code = 0;
+        if (admin_recover_reply(s->ctx, wt.ticket, (uint32_t)(now - wt.start_ms), &json,
+                                &code) != 0)
+            srv_send_error(s, wt.c, wt.req_id, XATM_ENOMEM, "out of memory building the reply");
+        else
+            srv_send_admin_reply(s, wt.c, wt.req_id, code, &json);
+        xatm_buf_free(&json);
+        i = 0; /* a send may kill a connection and reorder the array: start over */
+    }
 }
 
 /* Routes one decoded request. */
@@ -924,6 +1006,8 @@ static void srv_group_commit(struct server *s)
 static int srv_timeout_ms(struct server *s)
 {
     uint64_t d = gtx_next_deadline(s->ctx->gtx);
+    for (size_t i = 0; i < s->n_waiting; i++)
+        if (s->waiting[i].deadline_ms < d) d = s->waiting[i].deadline_ms;
     if (d == UINT64_MAX) return -1;
     uint64_t now = tm_now_ms();
     if (d <= now) return 0;
@@ -994,6 +1078,7 @@ int server_run(struct server *s)
         }
         if (!atomic_load(&ctx->fatal)) gtx_expire(ctx->gtx, tm_now_ms(), srv_log_timeout, NULL);
         srv_group_commit(s);
+        srv_answer_waiting(s);
         if (atomic_load(&ctx->fatal)) {
             if (s->exit_rc == 0) s->exit_rc = XATM_ELOG;
             s->n_parked = 0; /* never sent: the outcome is for recovery to settle */
@@ -1024,5 +1109,6 @@ void server_close(struct server *s)
     if (s->wake_fd >= 0) close(s->wake_fd);
     if (s->epfd >= 0) close(s->epfd);
     free(s->parked);
+    free(s->waiting);
     free(s);
 }

@@ -11,12 +11,16 @@
  *   log_mu        xatm_declog_append / xatm_declog_flush / the log's size counters
  *   decisions mu  the unresolved-decision registry (recovery.h, tm_decisions)
  *   gtx mu        the live transaction table (gtx.h), taken inside every gtx_* call
+ *   recovery mu   recovery's state shown by admin (RM health, latest scans, reports):
+ *                 a leaf, taken last and never held while taking another lock
  *
- * Lock order: log_mu -> gtx -> decisions. A thread never takes log_mu while holding one
- * of the other two; the only nesting of the other two is the registry's mutex inside the
- * gtx table's (recovery adopting orphans through gtx_take_orphans's callback). Nothing ever
- * takes the gtx mutex while holding the registry's (the rotation callback walks the
- * registry and the table one after the other, not nested).
+ * Lock order: log_mu -> gtx -> decisions -> recovery mu. A thread never takes log_mu while
+ * holding one of the others; the only nesting of gtx and registry is the registry's mutex
+ * inside the gtx table's (recovery adopting overdue transactions through
+ * gtx_take_overdue's callback). Nothing ever takes the gtx mutex while holding the
+ * registry's (the rotation callback walks the registry and the table one after the other,
+ * not nested). The admin code takes recovery's mutex inside gtx and registry callbacks
+ * (a branch's state as its RM reports it); recovery never takes another lock under it.
  *
  * The declog's rotation callback runs inside xatm_declog_flush (so with log_mu held) and
  * reads the registry and the gtx table; that is why a COMMIT decision only ever moves

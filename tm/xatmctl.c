@@ -1,16 +1,28 @@
 /*
- * xatmctl.c — the operator's tool: a client of xatmd's admin socket.
+ * xatmctl.c — the operator's tool: a client of xatmd's admin socket, plus a reader of the
+ * decision log that needs no daemon.
  *
- *   xatmctl [-c CONFIG] [--json] status|list
+ *   xatmctl [-c CONFIG] [--json] status
+ *   xatmctl [-c CONFIG] [--json] list [--all]
+ *   xatmctl [-c CONFIG] [--json] show GTRID
+ *   xatmctl [-c CONFIG] [--json] recover [--timeout SECONDS]
+ *   xatmctl [-c CONFIG] [--json] commit|rollback GTRID [--force] [--reason TEXT]
+ *   xatmctl [-c CONFIG] [--json] log dump [--dir DIR]
  *
- * The config is -c, else $XATM_CONFIG, else /etc/xatm/xatm.yaml; only tm.admin_socket and
- * tm.request_timeout are used. The tool says HELLO with role admin, sends one ADMIN
- * request and prints the reply: with --json the daemon's JSON verbatim (one line), else a
+ * The config is -c, else $XATM_CONFIG, else /etc/xatm/xatm.yaml; tm.admin_socket,
+ * tm.request_timeout and (log dump) tm.log_dir are used. For the daemon's commands the tool
+ * says HELLO with role admin, sends one ADMIN request (command + "key=value" lines, see
+ * admin.h) and prints the reply: with --json the daemon's JSON verbatim (one line), else a
  * human rendering with aligned columns, built by a small JSON reader below (the daemon's
- * JSON is the contract; the tables are for people).
+ * JSON is the contract; the tables are for people). `log dump` reads the log directory
+ * itself (xatm_declog_dump: read-only, never repairs) and works while xatmd is down.
+ *
+ * Permissions: the admin socket is mode 0600, owned by xatmd's user; only that user (and
+ * root) can connect, and that is the whole permission check.
  *
  * Exit status: 0 success; 1 anything else (usage, config, daemon not running, an error
- * reply). Errors go to stderr as "xatmctl: <what>" plus a "hint:" line where one helps.
+ * or refusal reply, a corrupt log). Errors go to stderr as "xatmctl: <what>" plus a
+ * "hint:" line where one helps; with --json an error reply's JSON is printed on stdout too.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +38,7 @@
 #include "../common/buf.h"
 #include "../common/proto.h"
 #include "../config/config.h"
+#include "declog.h"
 #include "xatm.h"
 
 #ifndef XATM_VERSION
@@ -51,17 +64,31 @@ static void die(const char *hint, const char *fmt, ...)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: xatmctl [-c CONFIG] [--json] COMMAND\n"
+            "usage: xatmctl [-c CONFIG] [--json] COMMAND [ARGS]\n"
             "\n"
             "commands:\n"
-            "  status   the daemon, its decision log, its RMs and transaction counts\n"
-            "  list     live transactions and unresolved (in-doubt) decisions\n"
+            "  status                      the daemon, its decision log, its RMs, counts\n"
+            "  list [--all]                live and in-doubt global transactions, with each\n"
+            "                              branch's state as its RM reports it (--all: also\n"
+            "                              heuristic decisions whose branches are finished)\n"
+            "  show GTRID                  one transaction in detail, and what recovery does next\n"
+            "  recover [--timeout SECONDS] run a recovery pass now and report what it did\n"
+            "                              (waits for the pass, 30 s by default)\n"
+            "  commit GTRID [--force] [--reason TEXT]\n"
+            "  rollback GTRID [--force] [--reason TEXT]\n"
+            "                              force the outcome of a transaction that is not live\n"
+            "                              (a heuristic decision, recorded in the log); --force\n"
+            "                              is needed when it contradicts a durable decision\n"
+            "  log dump [--dir DIR]        print the decision log's records; reads tm.log_dir\n"
+            "                              (or DIR) directly, works without xatmd\n"
             "\n"
             "options:\n"
             "  -c, --config FILE   config file (default: $XATM_CONFIG, else " DEFAULT_CONFIG ")\n"
-            "  --json              print the daemon's JSON reply as is\n"
+            "  --json              print JSON for scripts (the daemon's reply as is)\n"
             "  -h, --help          this text\n"
-            "  --version           print the version\n");
+            "  --version           print the version\n"
+            "\n"
+            "The admin socket is owner-only (mode 0600): run xatmctl as the user xatmd runs as.\n");
 }
 
 /* ================================================================== wire */
@@ -85,7 +112,8 @@ static int ctl_connect(const char *path, const char *config, uint32_t timeout_ms
             snprintf(hint, sizeof hint, "is xatmd running? start it with: xatmd -c %s", config);
         die(hint, "cannot connect to xatmd at %s: %s", path, strerror(err));
     }
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    struct timeval tv = {.tv_sec = (time_t)(timeout_ms / 1000),
+                         .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     return fd;
@@ -136,7 +164,10 @@ static void ctl_recv(int fd, uint32_t req_id, xatm_msg *m, xatm_buf *body)
         die(NULL, "malformed %s reply from xatmd", xatm_msg_type_name(h.type));
     if (h.req_id != req_id) die(NULL, "reply to another request from xatmd");
     if (m->type == XATM_MSG_ERROR)
-        die(NULL, "xatmd refused the request: %s (%s)", m->u.error.message,
+        die(m->u.error.code == XATM_ESHUTDOWN ? "xatmd is stopping; run the command again once "
+                                                "it is back"
+                                              : NULL,
+            "xatmd refused the request: %s (%s)", m->u.error.message,
             xatm_errname(m->u.error.code));
 }
 
@@ -421,6 +452,15 @@ static void fmt_age_ms(char *buf, size_t size, long long ms)
         snprintf(buf, size, "%lld d", ms / 86400000);
 }
 
+
+/* A signed millisecond count as "in 3 s" / "3 s ago". */
+static void fmt_due(char *buf, size_t size, long long ms)
+{
+    char t[32];
+    fmt_age_ms(t, sizeof t, ms < 0 ? -ms : ms);
+    snprintf(buf, size, ms < 0 ? "%s ago" : "in %s", t);
+}
+
 static void show_status(const jv *v)
 {
     const jv *log = jv_get(v, "log"), *counts = jv_get(v, "counts"), *totals = jv_get(v, "totals");
@@ -433,95 +473,339 @@ static void show_status(const jv *v)
         fmt_age_ms(up, sizeof up, secs * 1000);
     printf("xatmd:         tm %s, epoch %s, pid %s, up %s\n", jv_text(jv_get(v, "tm_id")),
            jv_text(jv_get(v, "epoch")), jv_text(jv_get(v, "pid")), up);
-    printf("decision log:  %s (%s bytes in %lld segment%s)\n", jv_text(jv_get(log, "dir")),
-           jv_text(jv_get(log, "bytes")), segs, segs == 1 ? "" : "s");
-    printf("transactions:  %s active, %s commit-pending, %s committing (%s orphaned), "
-           "%s unresolved decision%s\n",
+    printf("decision log:  %s (%s bytes in %lld segment%s; rotates at %s bytes)\n",
+           jv_text(jv_get(log, "dir")), jv_text(jv_get(log, "bytes")), segs,
+           segs == 1 ? "" : "s", jv_text(jv_get(log, "segment_size")));
+    printf("transactions:  %s active, %s commit-pending, %s committing (%s orphaned)\n",
            jv_text(jv_get(counts, "active")), jv_text(jv_get(counts, "commit_pending")),
-           jv_text(jv_get(counts, "committing")), jv_text(jv_get(counts, "orphaned")),
+           jv_text(jv_get(counts, "committing")), jv_text(jv_get(counts, "orphaned")));
+    printf("in doubt:      %s unresolved decision%s, %s prepared branch%s to roll back "
+           "(presumed abort)\n",
            jv_text(jv_get(counts, "unresolved_decisions")),
-           jv_int(jv_get(counts, "unresolved_decisions")) == 1 ? "" : "s");
-    printf("since start:   %s begun, %s committed, %s aborted (%s timed out)\n",
+           jv_int(jv_get(counts, "unresolved_decisions")) == 1 ? "" : "s",
+           jv_text(jv_get(counts, "presumed_abort_branches")),
+           jv_int(jv_get(counts, "presumed_abort_branches")) == 1 ? "" : "es");
+    printf("heuristic:     %s decision%s (%s not finished)\n",
+           jv_text(jv_get(counts, "heuristic")),
+           jv_int(jv_get(counts, "heuristic")) == 1 ? "" : "s",
+           jv_text(jv_get(counts, "heuristic_unfinished")));
+    printf("since start:   %s begun, %s committed, %s aborted (%s timed out), %s AP session%s "
+           "fenced\n",
            jv_text(jv_get(totals, "begun")), jv_text(jv_get(totals, "committed")),
-           jv_text(jv_get(totals, "aborted")), jv_text(jv_get(totals, "timed_out")));
+           jv_text(jv_get(totals, "aborted")), jv_text(jv_get(totals, "timed_out")),
+           jv_text(jv_get(totals, "fenced")), jv_int(jv_get(totals, "fenced")) == 1 ? "" : "s");
+    const jv *rec = jv_get(v, "recovery"), *last = jv_get(rec, "last_pass");
+    if (last->t == J_OBJ) {
+        char age[32];
+        fmt_age_ms(age, sizeof age, jv_int(jv_get(last, "age_ms")));
+        printf("recovery:      every %s ms; last pass #%s %s ago: %s committed, %s rolled back, "
+               "%s left, %s fenced\n",
+               jv_text(jv_get(rec, "interval_ms")), jv_text(jv_get(last, "pass")), age,
+               jv_text(jv_get(last, "committed")), jv_text(jv_get(last, "rolled_back")),
+               jv_text(jv_get(last, "left")), jv_text(jv_get(last, "fenced")));
+    }
     printf("\n");
-    table t = {.cols = 5};
-    const char *head[] = {"RM", "TYPE", "STATE", "LAST SCAN", "LAST ERROR"};
+    table t = {.cols = 6};
+    const char *head[] = {"RM", "TYPE", "STATE", "LAST SCAN", "PREPARED", "LAST ERROR"};
     tbl_row(&t, head);
     const jv *rms = jv_get(v, "rms");
     for (size_t i = 0; rms->t == J_ARR && i < rms->len; i++) {
         const jv *rm = &rms->items[i];
         const jv *age = jv_get(rm, "last_scan_age_s");
-        char scan[32];
+        char scan[32], state[64];
         if (age->t == J_NUM)
             snprintf(scan, sizeof scan, "%lld s ago", jv_int(age));
         else
             snprintf(scan, sizeof scan, "never");
-        const char *row[] = {jv_text(jv_get(rm, "name")), jv_text(jv_get(rm, "type")),
-                             jv_text(jv_get(rm, "state")), scan,
+        if (strcmp(jv_text(jv_get(rm, "state")), "quarantined") == 0)
+            snprintf(state, sizeof state, "quarantined (retry in %lld ms)",
+                     jv_int(jv_get(rm, "retry_in_ms")));
+        else
+            snprintf(state, sizeof state, "%s", jv_text(jv_get(rm, "state")));
+        const char *row[] = {jv_text(jv_get(rm, "name")), jv_text(jv_get(rm, "type")), state,
+                             scan, jv_text(jv_get(rm, "prepared")),
                              jv_text(jv_get(rm, "last_error"))};
         tbl_row(&t, row);
     }
     tbl_print(&t);
 }
 
+/* "pg: prepared, my: prepared (session 42)" */
+static void fmt_branches(const jv *tx, char *out, size_t size)
+{
+    const jv *bs = jv_get(tx, "branches");
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t k = 0; bs->t == J_ARR && k < bs->len && off < size; k++) {
+        const jv *b = &bs->items[k];
+        long long sid = jv_int(jv_get(b, "session_id"));
+        char sess[48] = "";
+        if (sid) snprintf(sess, sizeof sess, " (session %lld)", sid);
+        int n = snprintf(out + off, size - off, "%s%s: %s%s", k ? ", " : "",
+                         jv_text(jv_get(b, "rm")), jv_text(jv_get(b, "rm_state")), sess);
+        if (n < 0) break;
+        off += (size_t)n;
+    }
+}
+
+/* One heuristic record as a sentence. */
+static void print_heuristic(const char *indent, const char *gtrid, const jv *h)
+{
+    printf("%s%s%sheuristic %s by %s: \"%s\"%s\n", indent, gtrid ? gtrid : "", gtrid ? ": " : "",
+           jv_text(jv_get(h, "outcome")), jv_text(jv_get(h, "who")), jv_text(jv_get(h, "why")),
+           jv_get(h, "durable")->b ? "" : " (being written)");
+}
+
 static void show_list(const jv *v)
 {
     const jv *txs = jv_get(v, "transactions");
+    long long hidden = jv_int(jv_get(v, "finished_heuristics_hidden"));
     if (txs->t != J_ARR || txs->len == 0) {
-        printf("no transactions\n");
-        return;
-    }
-    table t = {.cols = 6};
-    const char *head[] = {"GTRID", "STATE", "PROTOCOL", "AGE", "DECISION", "BRANCHES"};
-    tbl_row(&t, head);
-    for (size_t i = 0; i < txs->len; i++) {
-        const jv *tx = &txs->items[i];
-        char proto[16], age[32], branches[2048] = "";
-        snprintf(proto, sizeof proto, "%lldPC", jv_int(jv_get(tx, "protocol")));
-        fmt_age_ms(age, sizeof age, jv_int(jv_get(tx, "age_ms")));
-        const jv *bs = jv_get(tx, "branches");
-        size_t off = 0;
-        for (size_t k = 0; bs->t == J_ARR && k < bs->len && off < sizeof branches; k++) {
-            const jv *b = &bs->items[k];
-            long long sid = jv_int(jv_get(b, "session_id"));
-            int n;
-            if (sid)
-                n = snprintf(branches + off, sizeof branches - off, "%s%s:%s(session %lld)",
-                             k ? " " : "", jv_text(jv_get(b, "rm")), jv_text(jv_get(b, "vote")),
-                             sid);
-            else
-                n = snprintf(branches + off, sizeof branches - off, "%s%s:%s", k ? " " : "",
-                             jv_text(jv_get(b, "rm")), jv_text(jv_get(b, "vote")));
-            if (n < 0) break;
-            off += (size_t)n;
+        printf("no live or in-doubt transactions\n");
+    } else {
+        table t = {.cols = 5};
+        const char *head[] = {"GTRID", "STATE", "AGE", "DECISION",
+                              "BRANCHES (state as the RM reports it)"};
+        tbl_row(&t, head);
+        for (size_t i = 0; i < txs->len; i++) {
+            const jv *tx = &txs->items[i];
+            char age[32] = "-", branches[2048], state[64];
+            if (jv_get(tx, "age_ms")->t == J_NUM)
+                fmt_age_ms(age, sizeof age, jv_int(jv_get(tx, "age_ms")));
+            fmt_branches(tx, branches, sizeof branches);
+            snprintf(state, sizeof state, "%s%s", jv_text(jv_get(tx, "state")),
+                     jv_get(tx, "orphaned")->b &&
+                             strcmp(jv_text(jv_get(tx, "state")), "committing") == 0
+                         ? " (orphaned)"
+                         : "");
+            const char *row[] = {jv_text(jv_get(tx, "gtrid")), state, age,
+                                 jv_text(jv_get(tx, "decision")), branches};
+            tbl_row(&t, row);
         }
-        char state[64];
-        snprintf(state, sizeof state, "%s%s", jv_text(jv_get(tx, "state")),
-                 jv_get(tx, "orphaned")->b && strcmp(jv_text(jv_get(tx, "state")), "in-doubt")
-                     ? " (orphaned)"
-                     : "");
-        const char *row[] = {jv_text(jv_get(tx, "gtrid")), state, proto, age,
-                             jv_text(jv_get(tx, "decision")), branches};
+        tbl_print(&t);
+        bool any = false;
+        for (size_t i = 0; i < txs->len; i++) {
+            const jv *hs = jv_get(&txs->items[i], "heuristics");
+            for (size_t k = 0; hs->t == J_ARR && k < hs->len; k++) {
+                if (!any) printf("\nheuristic decisions (operators' forced outcomes):\n");
+                any = true;
+                print_heuristic("  ", jv_text(jv_get(&txs->items[i], "gtrid")), &hs->items[k]);
+            }
+        }
+    }
+    if (hidden)
+        printf("\n%lld finished heuristic decision%s not shown: xatmctl list --all\n", hidden,
+               hidden == 1 ? "" : "s");
+}
+
+static void show_tx(const jv *v)
+{
+    const jv *tx = jv_get(v, "transaction");
+    char buf[128];
+    printf("gtrid:       %s\n", jv_text(jv_get(tx, "gtrid")));
+    printf("state:       %s%s\n", jv_text(jv_get(tx, "state")),
+           jv_get(tx, "from_log")->b ? " (decision replayed from the decision log)" : "");
+    printf("decision:    %s\n", jv_text(jv_get(tx, "decision")));
+    if (jv_get(tx, "abort_cause")->t == J_STR)
+        printf("aborted:     %s\n", jv_text(jv_get(tx, "abort_cause")));
+    printf("protocol:    %sPC\n", jv_text(jv_get(tx, "protocol")));
+    if (jv_get(tx, "age_ms")->t == J_NUM) {
+        fmt_age_ms(buf, sizeof buf, jv_int(jv_get(tx, "age_ms")));
+        printf("age:         %s\n", buf);
+    }
+    if (jv_get(tx, "ap_pid")->t == J_NUM)
+        printf("application: pid %s%s\n", jv_text(jv_get(tx, "ap_pid")),
+               jv_get(tx, "orphaned")->b ? " (no longer its owner: xatmd finishes it)" : "");
+    if (jv_get(tx, "timeout_ms")->t == J_NUM)
+        printf("timeout:     %s ms\n", jv_text(jv_get(tx, "timeout_ms")));
+    if (jv_get(tx, "deadline_in_ms")->t == J_NUM) {
+        fmt_due(buf, sizeof buf, jv_int(jv_get(tx, "deadline_in_ms")));
+        printf("deadline:    %s\n", buf);
+    }
+    const jv *hs = jv_get(tx, "heuristics");
+    for (size_t k = 0; hs->t == J_ARR && k < hs->len; k++)
+        print_heuristic("heuristic:   ", NULL, &hs->items[k]);
+    printf("recovery:    %s\n\n", jv_text(jv_get(tx, "recovery")));
+    table t = {.cols = 5};
+    const char *head[] = {"RM", "VOTE", "AP SESSION", "STATE AS THE RM REPORTS IT",
+                          "RECOVERY WAITS FOR"};
+    tbl_row(&t, head);
+    const jv *bs = jv_get(tx, "branches");
+    for (size_t k = 0; bs->t == J_ARR && k < bs->len; k++) {
+        const jv *b = &bs->items[k], *wt = jv_get(b, "waiting");
+        char sess[32] = "-", waits[160] = "-";
+        if (jv_int(jv_get(b, "session_id"))) snprintf(sess, sizeof sess, "%s",
+                                                     jv_text(jv_get(b, "session_id")));
+        if (wt->t == J_OBJ) {
+            if (jv_get(wt, "fenced")->b) {
+                snprintf(waits, sizeof waits, "session %s to end (fenced)",
+                         jv_text(jv_get(wt, "session_id")));
+            } else if (jv_get(wt, "fence_in_ms")->t == J_NUM) {
+                char due[48];
+                fmt_due(due, sizeof due, jv_int(jv_get(wt, "fence_in_ms")));
+                snprintf(waits, sizeof waits, "session %s to end (fenced %s)",
+                         jv_text(jv_get(wt, "session_id")), due);
+            } else {
+                snprintf(waits, sizeof waits, "session %s to end",
+                         jv_text(jv_get(wt, "session_id")));
+            }
+        }
+        const char *row[] = {jv_text(jv_get(b, "rm")), jv_text(jv_get(b, "vote")), sess,
+                             jv_text(jv_get(b, "rm_state")), waits};
         tbl_row(&t, row);
     }
     tbl_print(&t);
 }
 
+static void show_recover(const jv *v)
+{
+    const jv *r = jv_get(v, "report"), *un = jv_get(r, "unreachable_rms");
+    long long fenced = jv_int(jv_get(r, "fenced")), resolved = jv_int(jv_get(r, "resolved"));
+    printf("recovery pass #%s finished in %s ms (waited %s ms)\n", jv_text(jv_get(r, "pass")),
+           jv_text(jv_get(r, "duration_ms")), jv_text(jv_get(v, "waited_ms")));
+    printf("  branches:  %s committed, %s rolled back, %s already finished, %s left prepared\n",
+           jv_text(jv_get(r, "committed")), jv_text(jv_get(r, "rolled_back")),
+           jv_text(jv_get(r, "already_done")), jv_text(jv_get(r, "left")));
+    printf("  fenced:    %lld AP session%s\n", fenced, fenced == 1 ? "" : "s");
+    printf("  resolved:  %lld decision%s (END written); %s still unresolved\n", resolved,
+           resolved == 1 ? "" : "s", jv_text(jv_get(v, "unresolved_decisions")));
+    printf("  RMs unreachable: ");
+    if (un->t != J_ARR || un->len == 0) printf("none");
+    for (size_t i = 0; un->t == J_ARR && i < un->len; i++)
+        printf("%s%s", i ? ", " : "", jv_text(&un->items[i]));
+    printf("\n");
+}
+
+static void show_force(const jv *v)
+{
+    printf("%s\n", jv_text(jv_get(v, "message")));
+    if (jv_get(v, "overrides")->t == J_STR)
+        printf("warning: this overrides xatmd's %s decision: branches may end differently "
+               "(docs/operations.md, \"Heuristic outcomes\")\n",
+               jv_text(jv_get(v, "overrides")));
+}
+
+/* ================================================================== log dump */
+
+/* Carries the output mode through xatm_declog_dump. */
+typedef struct dumper {
+    bool json;      /* JSON array items instead of lines */
+    bool first;     /* no item printed yet */
+    unsigned long n; /* records printed */
+} dumper;
+
+static const char *dl_type_name(uint8_t t)
+{
+    switch (t) {
+    case XATM_DL_BOOT: return "BOOT";
+    case XATM_DL_COMMIT: return "COMMIT";
+    case XATM_DL_PRECOMMIT: return "PRECOMMIT";
+    case XATM_DL_END: return "END";
+    case XATM_DL_HEURISTIC: return "HEURISTIC";
+    case XATM_DL_CHECKPOINT: return "CHECKPOINT";
+    }
+    return "UNKNOWN";
+}
+
+/* Prints s as a JSON string (the dump runs without admin.c). */
+static void json_put_string(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+static void dump_record(const char *file, uint64_t offset, const xatm_declog_record *rec,
+                        void *arg)
+{
+    dumper *d = arg;
+    char text[1024];
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    xatm_declog_describe(rec, text, sizeof text);
+    d->n++;
+    if (!d->json) {
+        printf("%s  offset %-8llu  %s\n", base, (unsigned long long)offset, text);
+        return;
+    }
+    printf("%s{\"file\":", d->first ? "" : ",");
+    d->first = false;
+    json_put_string(base);
+    printf(",\"offset\":%llu,\"lsn\":%llu,\"type\":\"%s\",\"gtrid\":", (unsigned long long)offset,
+           (unsigned long long)rec->lsn, dl_type_name(rec->type));
+    json_put_string(rec->gtrid);
+    printf(",\"text\":");
+    json_put_string(text);
+    printf("}");
+}
+
+/* `log dump`: 0 or 1 (a corrupt or unreadable log). */
+static int log_dump(const char *dir, bool json)
+{
+    dumper d = {json, true, 0};
+    char err[1024] = "";
+    if (json) {
+        printf("{\"dir\":");
+        json_put_string(dir);
+        printf(",\"records\":[");
+    } else {
+        printf("decision log %s\n", dir);
+    }
+    int rc = xatm_declog_dump(dir, dump_record, &d, err, sizeof err);
+    if (json) {
+        printf("],\"count\":%lu,\"code\":%d,\"note\":", d.n, rc);
+        json_put_string(err);
+        printf("}\n");
+    } else {
+        printf("%lu record%s\n", d.n, d.n == 1 ? "" : "s");
+    }
+    if (rc == 0 && err[0]) fprintf(stderr, "xatmctl: note: %s\n", err);
+    if (rc != 0) {
+        fprintf(stderr, "xatmctl: cannot dump the decision log in %s: %s%s%s\n", dir,
+                xatm_strerror(rc), err[0] ? ": " : "", err);
+        if (rc == XATM_ECORRUPT)
+            fprintf(stderr, "hint: the records before the damage are printed above; xatmd "
+                            "refuses to start on this log (docs/operations.md, \"decision log "
+                            "is corrupt\")\n");
+        return 1;
+    }
+    return 0;
+}
+
 /* ================================================================== main */
+
+/* Appends "key=value\n" to an ADMIN arg; exits when it does not fit. */
+static void arg_add(char *arg, size_t size, const char *key, const char *value)
+{
+    size_t n = strlen(arg);
+    int w = snprintf(arg + n, size - n, "%s%s=%s", n ? "\n" : "", key, value);
+    if (w < 0 || (size_t)w >= size - n) die(NULL, "the arguments are too long");
+}
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_VERSION };
+    enum { OPT_JSON = 256, OPT_VERSION, OPT_ALL, OPT_FORCE, OPT_REASON, OPT_DIR, OPT_TIMEOUT };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"all", no_argument, NULL, OPT_ALL},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"reason", required_argument, NULL, OPT_REASON},
+        {"dir", required_argument, NULL, OPT_DIR},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {NULL, 0, NULL, 0},
     };
-    const char *config = NULL;
-    bool json = false;
+    const char *config = NULL, *reason = NULL, *dir = NULL, *timeout_arg = NULL;
+    bool json = false, all = false, force = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -530,6 +814,21 @@ int main(int argc, char **argv)
             break;
         case OPT_JSON:
             json = true;
+            break;
+        case OPT_ALL:
+            all = true;
+            break;
+        case OPT_FORCE:
+            force = true;
+            break;
+        case OPT_REASON:
+            reason = optarg;
+            break;
+        case OPT_DIR:
+            dir = optarg;
+            break;
+        case OPT_TIMEOUT:
+            timeout_arg = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -542,22 +841,44 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if (optind + 1 != argc) {
-        if (optind >= argc)
-            fprintf(stderr, "xatmctl: no command given\n");
-        else
-            fprintf(stderr, "xatmctl: one command expected, got %d arguments\n", argc - optind);
+    if (optind >= argc) {
+        fprintf(stderr, "xatmctl: no command given\n");
         usage(stderr);
         return 1;
     }
     const char *command = argv[optind];
-    if (strcmp(command, "status") != 0 && strcmp(command, "list") != 0) {
-        fprintf(stderr, "xatmctl: unknown command \"%s\"\n", command);
+    int nargs = argc - optind - 1;
+    char **args = argv + optind + 1;
+    bool needs_gtrid = strcmp(command, "show") == 0 || strcmp(command, "commit") == 0 ||
+                       strcmp(command, "rollback") == 0;
+    bool is_log = strcmp(command, "log") == 0;
+    bool known = needs_gtrid || is_log || strcmp(command, "status") == 0 ||
+                 strcmp(command, "list") == 0 || strcmp(command, "recover") == 0;
+    const char *bad = NULL;
+    if (!known)
+        bad = "unknown command";
+    else if (is_log && (nargs != 1 || strcmp(args[0], "dump") != 0))
+        bad = "expected: log dump [--dir DIR]";
+    else if (needs_gtrid && nargs != 1)
+        bad = "expected exactly one GTRID";
+    else if (!is_log && !needs_gtrid && nargs != 0)
+        bad = "unexpected argument";
+    else if (all && strcmp(command, "list") != 0)
+        bad = "--all applies to list only";
+    else if ((force || reason) && strcmp(command, "commit") && strcmp(command, "rollback"))
+        bad = "--force and --reason apply to commit and rollback only";
+    else if (dir && !is_log)
+        bad = "--dir applies to log dump only";
+    else if (timeout_arg && strcmp(command, "recover") != 0)
+        bad = "--timeout applies to recover only";
+    if (bad) {
+        fprintf(stderr, "xatmctl: %s: %s\n", command, bad);
         usage(stderr);
         return 1;
     }
     if (!config) config = getenv("XATM_CONFIG");
     if (!config || !*config) config = DEFAULT_CONFIG;
+    if (is_log && dir) return log_dump(dir, json);
 
     xatm_config *cfg = NULL;
     char *errors = NULL;
@@ -569,7 +890,39 @@ int main(int argc, char **argv)
         return 1;
     }
     free(errors);
+    if (is_log) {
+        int st = log_dump(cfg->log_dir, json);
+        xatm_config_free(cfg);
+        return st;
+    }
+
+    /* the ADMIN request */
+    char arg[XATM_ADMIN_ARG_MAX + 1] = "";
     uint32_t timeout = cfg->request_timeout_ms ? cfg->request_timeout_ms : 30000;
+    if (needs_gtrid) arg_add(arg, sizeof arg, "gtrid", args[0]);
+    if (all) arg_add(arg, sizeof arg, "all", "1");
+    if (force) arg_add(arg, sizeof arg, "force", "1");
+    if (reason) {
+        if (strlen(reason) > 255) die(NULL, "--reason is longer than 255 bytes");
+        char one[256];
+        snprintf(one, sizeof one, "%s", reason);
+        for (char *p = one; *p; p++)
+            if (*p == '\n' || *p == '\r') *p = ' ';
+        arg_add(arg, sizeof arg, "reason", one);
+    }
+    if (strcmp(command, "recover") == 0) {
+        unsigned long secs = 30;
+        if (timeout_arg) {
+            char *end;
+            secs = strtoul(timeout_arg, &end, 10);
+            if (*end || !*timeout_arg || secs == 0 || secs > 600)
+                die(NULL, "--timeout takes 1..600 seconds");
+        }
+        char ms[32];
+        snprintf(ms, sizeof ms, "%lu", secs * 1000);
+        arg_add(arg, sizeof arg, "timeout_ms", ms);
+        timeout = (uint32_t)(secs * 1000 + 10000); /* the daemon answers first */
+    }
     int fd = ctl_connect(cfg->admin_socket_path, config, timeout);
 
     xatm_msg m;
@@ -587,6 +940,7 @@ int main(int argc, char **argv)
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_ADMIN;
     snprintf(m.u.admin.command, sizeof m.u.admin.command, "%s", command);
+    snprintf(m.u.admin.arg, sizeof m.u.admin.arg, "%s", arg);
     ctl_send(fd, &m, 2);
     ctl_recv(fd, 2, &m, &body);
     close(fd);
@@ -595,23 +949,34 @@ int main(int argc, char **argv)
 
     int status = m.u.admin_reply.code == 0 ? 0 : 1;
     jp p = {m.u.admin_reply.json, m.u.admin_reply.json + m.u.admin_reply.json_len, 0};
+    jv v;
+    bool parsed = jp_value(&p, &v);
     if (json) {
         fwrite(m.u.admin_reply.json, 1, m.u.admin_reply.json_len, stdout);
         fputc('\n', stdout);
-    } else {
-        jv v;
-        if (!jp_value(&p, &v)) {
-            jv_free(&v);
-            die(NULL, "xatmd sent a reply that is not valid JSON");
-        }
-        if (status != 0)
-            fprintf(stderr, "xatmctl: %s: %s\n", command, jv_text(jv_get(&v, "error")));
-        else if (strcmp(command, "status") == 0)
-            show_status(&v);
-        else
-            show_list(&v);
-        jv_free(&v);
     }
+    if (!parsed) {
+        jv_free(&v);
+        die(NULL, "xatmd sent a reply that is not valid JSON");
+    }
+    if (status != 0) {
+        fprintf(stderr, "xatmctl: %s (%s)\n", jv_text(jv_get(&v, "error")),
+                xatm_errname(m.u.admin_reply.code));
+        const char *hint = jv_text(jv_get(&v, "hint"));
+        if (*hint && strcmp(hint, "-") != 0) fprintf(stderr, "hint: %s\n", hint);
+    } else if (!json) {
+        if (strcmp(command, "status") == 0)
+            show_status(&v);
+        else if (strcmp(command, "list") == 0)
+            show_list(&v);
+        else if (strcmp(command, "show") == 0)
+            show_tx(&v);
+        else if (strcmp(command, "recover") == 0)
+            show_recover(&v);
+        else
+            show_force(&v);
+    }
+    jv_free(&v);
     xatm_buf_free(&body);
     xatm_config_free(cfg);
     return status;

@@ -6,7 +6,8 @@
  *   xatm-transfer -c CONFIG [--pg RM] [--my RM] setup --accounts N --balance B
  *   xatm-transfer -c CONFIG [--pg RM] [--my RM] run --workers W --transfers T
  *                 [--seed S] [--abort-percent P] [--progress] [--reconnect-timeout SECS]
- *   xatm-transfer -c CONFIG [--pg RM] [--my RM] check
+ *                 [--committed-log FILE]
+ *   xatm-transfer -c CONFIG [--pg RM] [--my RM] check [--committed-log FILE]...
  *
  * The data, the same on both sides:
  *   accounts(id INT PRIMARY KEY, balance BIGINT NOT NULL)        N rows of balance B
@@ -25,16 +26,25 @@
  *   XATM_EABORTED     rolled back on both sides (a branch voted no, or xatmd aborted it)
  *   XATM_EUNKNOWN     xatmd went away after the votes: it will finish the transaction
  *                     from its log when it is back; the worker reconnects and goes on
- *   anything else     counted as an error (and, for XATM_ETM, the worker reconnects)
+ *   anything else     counted as an error (for XATM_ETM the worker reconnects; for
+ *                     XATM_ERMUNAVAIL, a database down, it pauses 200 ms)
  * So a run survives xatmd being killed and restarted, and `check` afterwards (once xatmd's
  * recovery has finished the in-doubt branches) still finds every transfer on both sides
  * or on neither.
+ *
+ * The committed log is the application's receipt: with `run --committed-log FILE` a worker
+ * appends the transfer id and a line break to FILE (one write(2), O_APPEND) as soon as
+ * xatm_commit returned 0, before its next transfer; `check --committed-log FILE` (repeatable)
+ * then requires every id in those files on both sides: a commit the application was told
+ * about must never be lost, whatever crashed afterwards. A last line without its line break
+ * (the writer was killed in the middle of it) is not counted.
  *
  * setup and check use plain sessions from xatm_pg_connect() / xatm_mysql_connect(): they
  * read the same config file as libxatm but need no xatmd and take part in no global
  * transaction.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -65,6 +75,8 @@ struct options {
     long abort_percent;        /* run --abort-percent P: share deliberately rolled back */
     long reconnect_timeout;    /* run --reconnect-timeout SECS: how long to retry xatm_open */
     bool progress;             /* run --progress: a line per second on stderr */
+    const char **committed_logs; /* --committed-log FILE: run writes the one, check reads all */
+    size_t n_committed_logs;   /* entries in committed_logs */
 };
 
 /* Results of `run`, shared by the workers. */
@@ -75,6 +87,8 @@ struct tally {
     atomic_long errors;    /* anything else */
     atomic_int running;    /* workers not finished yet */
     atomic_int gave_up;    /* workers that could not reconnect in time */
+    int committed_fd;      /* --committed-log, opened O_APPEND; -1 without */
+    atomic_int log_failed; /* a write to it failed (reported once) */
 };
 
 /* One worker thread. */
@@ -287,12 +301,12 @@ static int report(const struct worker *w, const char *id, const char *step, xatm
     return rc;
 }
 
-/* One transfer as one global transaction. Returns 0 (committed), XATM_EABORTED (rolled
- * back, on purpose or not), or the code that stopped it. */
-static int do_transfer(struct worker *w, xatm_t *h, long n)
+/* One transfer, id `id`, as one global transaction. Returns 0 (committed), XATM_EABORTED
+ * (rolled back, on purpose or not), or the code that stopped it. */
+static int do_transfer(struct worker *w, xatm_t *h, const char *id)
 {
     const struct options *o = w->opt;
-    char id[64], sql[256], pg_account[24], pg_amount[24];
+    char sql[256], pg_account[24], pg_amount[24];
 
     long a = 1 + (long)(next_random(&w->rng) % (uint64_t)w->accounts); /* PostgreSQL side */
     long b = 1 + (long)(next_random(&w->rng) % (uint64_t)w->accounts); /* MariaDB side */
@@ -300,7 +314,6 @@ static int do_transfer(struct worker *w, xatm_t *h, long n)
     bool pg_to_my = next_random(&w->rng) & 1;
     long signed_amount = pg_to_my ? amount : -amount;
     bool abandon = (long)(next_random(&w->rng) % 100) < o->abort_percent;
-    snprintf(id, sizeof id, "%ld-%d-%ld", (long)getpid(), w->no, n);
 
     int rc = xatm_begin(h, NULL);
     if (rc) return report(w, id, "begin", h, rc);
@@ -369,6 +382,18 @@ roll_back:
     return rc;
 }
 
+/* The receipt of a committed transfer: "id\n" appended to the committed log in one write. */
+static void log_committed(struct worker *w, const char *id)
+{
+    struct tally *t = w->tally;
+    if (t->committed_fd < 0) return;
+    char line[80];
+    int len = snprintf(line, sizeof line, "%s\n", id);
+    if (write(t->committed_fd, line, (size_t)len) != len &&
+        atomic_exchange(&t->log_failed, 1) == 0)
+        say("worker %d: cannot append to the committed log: %s", w->no, strerror(errno));
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -376,10 +401,13 @@ static void *worker_main(void *arg)
     xatm_t *h = open_handle(w);
 
     for (long n = 0; h && n < w->opt->transfers; n++) {
-        int rc = do_transfer(w, h, n);
-        if (rc == 0)
+        char id[64];
+        snprintf(id, sizeof id, "%ld-%d-%ld", (long)getpid(), w->no, n);
+        int rc = do_transfer(w, h, id);
+        if (rc == 0) {
+            log_committed(w, id);
             atomic_fetch_add(&t->committed, 1);
-        else if (rc == XATM_EABORTED)
+        } else if (rc == XATM_EABORTED)
             atomic_fetch_add(&t->aborted, 1);
         else if (rc == XATM_EUNKNOWN)
             atomic_fetch_add(&t->unknown, 1);
@@ -391,6 +419,8 @@ static void *worker_main(void *arg)
             xatm_close(h);
             h = open_handle(w);
         }
+        if (rc == XATM_ERMUNAVAIL)
+            sleep_ms(200); /* a database is down: give it time instead of failing in a loop */
     }
     if (!h) {
         say("worker %d: giving up (no xatm handle)", w->no);
@@ -429,9 +459,23 @@ static int cmd_run(const struct options *o)
     struct tally t;
     memset(&t, 0, sizeof t);
     atomic_store(&t.running, (int)o->workers);
+    t.committed_fd = -1;
+    if (o->n_committed_logs > 1) {
+        say("run takes one --committed-log");
+        return 2;
+    }
+    if (o->n_committed_logs == 1) {
+        t.committed_fd = open(o->committed_logs[0], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                              0644);
+        if (t.committed_fd < 0) {
+            say("cannot open the committed log %s: %s", o->committed_logs[0], strerror(errno));
+            return 2;
+        }
+    }
     struct worker *ws = calloc((size_t)o->workers, sizeof *ws);
     if (!ws) {
         say("out of memory");
+        if (t.committed_fd >= 0) close(t.committed_fd);
         return 2;
     }
     say("run: %ld workers x %ld transfers, seed %" PRIu64 ", abort-percent %ld", o->workers,
@@ -464,6 +508,7 @@ static int cmd_run(const struct options *o)
     for (long i = 0; i < started; i++) pthread_join(ws[i].thread, NULL);
     print_tally(stdout, "transfers", &t, now_s() - start);
     free(ws);
+    if (t.committed_fd >= 0) close(t.committed_fd);
     return started < o->workers || atomic_load(&t.gave_up) ? 1 : 0;
 }
 
@@ -536,6 +581,47 @@ static int ledger_read_my(MYSQL *my, struct ledger *l)
     return rc;
 }
 
+/* true when the sorted ledger l holds transfer id. */
+static bool ledger_has(const struct ledger *l, const char *id)
+{
+    struct ledger_row key;
+    snprintf(key.id, sizeof key.id, "%s", id);
+    return l->n && bsearch(&key, l->rows, l->n, sizeof *l->rows, ledger_cmp) != NULL;
+}
+
+/* What the committed logs say, checked against both ledgers. */
+struct receipts {
+    long long listed;    /* ids read (complete lines) */
+    long long missing;   /* of those, absent from at least one side */
+    char first[65];      /* the first missing id, for the report */
+};
+
+/* Reads every --committed-log file and looks each id up in both ledgers. 0 or -1. */
+static int check_receipts(const struct options *o, const struct ledger *lp,
+                          const struct ledger *lm, struct receipts *r)
+{
+    memset(r, 0, sizeof *r);
+    for (size_t i = 0; i < o->n_committed_logs; i++) {
+        FILE *f = fopen(o->committed_logs[i], "r");
+        if (!f) {
+            say("cannot read the committed log %s: %s", o->committed_logs[i], strerror(errno));
+            return -1;
+        }
+        char line[128];
+        while (fgets(line, sizeof line, f)) {
+            size_t len = strlen(line);
+            if (len == 0 || line[len - 1] != '\n') continue; /* cut short by a kill */
+            line[len - 1] = '\0';
+            if (!line[0]) continue;
+            r->listed++;
+            if (ledger_has(lp, line) && ledger_has(lm, line)) continue;
+            if (r->missing++ == 0) snprintf(r->first, sizeof r->first, "%s", line);
+        }
+        fclose(f);
+    }
+    return 0;
+}
+
 /* Counts prepared branches with our formatID in XA RECOVER. */
 static int my_prepared(MYSQL *my, uint32_t format_id, long long *out)
 {
@@ -576,6 +662,8 @@ static int cmd_check(const struct options *o)
     struct ledger lp = {0}, lm = {0};
     long long accounts = 0, balance = 0, pg_total = 0, my_total = 0, pg_rows = 0, my_rows = 0;
     long long prepared_pg = 0, prepared_my = 0;
+    struct receipts receipts;
+    char pg_prepared_sql[128];
     int rc = 2;
 
     if (xatm_config_format_id(o->config, &format_id, err, sizeof err) != 0) {
@@ -584,16 +672,19 @@ static int cmd_check(const struct options *o)
     }
     if (connect_both(o, &pg, &my) != 0) return 2;
 
+    /* xatm's gids carry the formatID: count only this TM configuration's branches */
+    snprintf(pg_prepared_sql, sizeof pg_prepared_sql,
+             "SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'xatm:%08lx:%%'",
+             (unsigned long)format_id);
     if (pg_int(pg, "SELECT accounts FROM xatm_demo_meta", &accounts) ||
         pg_int(pg, "SELECT balance FROM xatm_demo_meta", &balance) ||
         pg_int(pg, "SELECT COALESCE(SUM(balance), 0) FROM accounts", &pg_total) ||
         pg_int(pg, "SELECT count(*) FROM accounts", &pg_rows) ||
-        pg_int(pg, "SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'xatm:%'",
-               &prepared_pg) ||
+        pg_int(pg, pg_prepared_sql, &prepared_pg) ||
         my_int(my, "SELECT COALESCE(SUM(balance), 0) FROM accounts", &my_total) ||
         my_int(my, "SELECT count(*) FROM accounts", &my_rows) ||
         my_prepared(my, format_id, &prepared_my) || ledger_read_pg(pg, &lp) ||
-        ledger_read_my(my, &lm))
+        ledger_read_my(my, &lm) || check_receipts(o, &lp, &lm, &receipts))
         goto free_all;
 
     /* Compare the two sorted id lists. */
@@ -616,9 +707,13 @@ static int cmd_check(const struct options *o)
 
     long long expected = 2 * accounts * balance, total = pg_total + my_total;
     printf("pg_total=%lld my_total=%lld total=%lld expected=%lld ledger_pg=%zu ledger_my=%zu "
-           "only_pg=%lld only_my=%lld prepared_pg=%lld prepared_my=%lld\n",
+           "only_pg=%lld only_my=%lld prepared_pg=%lld prepared_my=%lld",
            pg_total, my_total, total, expected, lp.n, lm.n, only_pg, only_my, prepared_pg,
            prepared_my);
+    if (o->n_committed_logs)
+        printf(" committed_listed=%lld committed_missing=%lld", receipts.listed,
+               receipts.missing);
+    printf("\n");
 
     char reasons[1024] = "";
     if (total != expected) why(reasons, "total %lld != expected %lld", total, expected);
@@ -635,6 +730,9 @@ static int cmd_check(const struct options *o)
     if (only_pg) why(reasons, "%lld transfers only in '%s'", only_pg, o->pg_rm);
     if (only_my) why(reasons, "%lld transfers only in '%s'", only_my, o->my_rm);
     if (differ) why(reasons, "%lld transfers with different amounts on the two sides", differ);
+    if (receipts.missing)
+        why(reasons, "%lld transfers reported committed are missing from a side (first: %s)",
+            receipts.missing, receipts.first);
     if (prepared_pg || prepared_my)
         why(reasons, "prepared xatm branches left (pg=%lld my=%lld): in doubt until xatmd's "
             "recovery finishes them", prepared_pg, prepared_my);
@@ -656,6 +754,25 @@ free_all:
 
 /* ---------------------------------------------------------------- main */
 
+static void usage(FILE *f);
+
+/* Runs the command named on the command line; returns the exit status. */
+static int run_command(const struct options *o)
+{
+    if (strcmp(o->command, "setup") == 0) {
+        if (o->accounts <= 0 || o->balance < 0) {
+            say("setup needs --accounts N and --balance B");
+            return 2;
+        }
+        return cmd_setup(o);
+    }
+    if (strcmp(o->command, "run") == 0) return cmd_run(o);
+    if (strcmp(o->command, "check") == 0) return cmd_check(o);
+    say("unknown command '%s'", o->command);
+    usage(stderr);
+    return 2;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -663,8 +780,10 @@ static void usage(FILE *f)
             "  setup --accounts N --balance B    (re)create the tables on both RMs\n"
             "  run --workers W --transfers T [--seed S] [--abort-percent P] [--progress]\n"
             "      [--reconnect-timeout SECS]    W threads x T transfers, one global\n"
-            "                                    transaction each\n"
-            "  check                             verify both sides agree; exit 0 if so\n"
+            "      [--committed-log FILE]        transaction each; FILE gets the id of\n"
+            "                                    every transfer whose commit returned 0\n"
+            "  check [--committed-log FILE]...   verify both sides agree (and hold every\n"
+            "                                    id the files list); exit 0 if so\n"
             "RM names default to \"pg\" and \"my\".\n",
             prog);
 }
@@ -688,7 +807,7 @@ int main(int argc, char **argv)
         .seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16),
     };
     enum { OPT_PG = 256, OPT_MY, OPT_ACCOUNTS, OPT_BALANCE, OPT_WORKERS, OPT_TRANSFERS,
-           OPT_SEED, OPT_ABORT, OPT_PROGRESS, OPT_RECONNECT };
+           OPT_SEED, OPT_ABORT, OPT_PROGRESS, OPT_RECONNECT, OPT_COMMITTED_LOG };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"pg", required_argument, NULL, OPT_PG},
@@ -701,11 +820,18 @@ int main(int argc, char **argv)
         {"abort-percent", required_argument, NULL, OPT_ABORT},
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"reconnect-timeout", required_argument, NULL, OPT_RECONNECT},
+        {"committed-log", required_argument, NULL, OPT_COMMITTED_LOG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int ch;
     long v;
+    /* at most one --committed-log per argument: the list can never be longer than argc */
+    o.committed_logs = calloc((size_t)argc, sizeof *o.committed_logs);
+    if (!o.committed_logs) {
+        say("out of memory");
+        return 2;
+    }
     while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         bool ok = true;
         switch (ch) {
@@ -722,32 +848,25 @@ int main(int argc, char **argv)
         case OPT_ABORT: ok = parse_long(optarg, &o.abort_percent) && o.abort_percent <= 100; break;
         case OPT_PROGRESS: o.progress = true; break;
         case OPT_RECONNECT: ok = parse_long(optarg, &o.reconnect_timeout); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case OPT_COMMITTED_LOG: o.committed_logs[o.n_committed_logs++] = optarg; break;
+        case 'h': usage(stdout); free(o.committed_logs); return 0;
+        default: usage(stderr); free(o.committed_logs); return 2;
         }
         if (!ok) {
             const struct option *lo = longopts;
             while (lo->name && lo->val != ch) lo++;
             say("bad value for --%s: %s", lo->name ? lo->name : "?", optarg);
+            free(o.committed_logs);
             return 2;
         }
     }
     if (!o.config || optind != argc - 1) {
         usage(stderr);
+        free(o.committed_logs);
         return 2;
     }
     o.command = argv[optind];
-
-    if (strcmp(o.command, "setup") == 0) {
-        if (o.accounts <= 0 || o.balance < 0) {
-            say("setup needs --accounts N and --balance B");
-            return 2;
-        }
-        return cmd_setup(&o);
-    }
-    if (strcmp(o.command, "run") == 0) return cmd_run(&o);
-    if (strcmp(o.command, "check") == 0) return cmd_check(&o);
-    say("unknown command '%s'", o.command);
-    usage(stderr);
-    return 2;
+    int rc = run_command(&o);
+    free(o.committed_logs);
+    return rc;
 }

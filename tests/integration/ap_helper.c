@@ -1,29 +1,56 @@
 /*
  * ap_helper.c — a tiny application (AP) for integration tests, run as its own process so
- * that a test can arm an AP-side fault point (XATM_FAULT) and kill it at an exact step.
+ * that a test can arm an AP-side fault point (XATM_FAULT) and kill or stop it at an exact
+ * step.
  *
  *   xatm-test-ap CONFIG ID ACTION
  *
  * Begins a global transaction, inserts row ID into table xatm_it on RM "pg" and RM "my",
  * then ACTION: commit | rollback | fail-pg (a failing statement on pg, then commit) |
  * fail-my (a failing statement on my, then commit) | fail-my-direct (an error left as the
- * MYSQL session's last result, then commit). Prints "result=<ERRNAME> <detail>" and exits
- * 0 when the call returned 0, 2 otherwise (1 for usage/setup errors).
+ * MYSQL session's last result, then commit) | pg-only (the row on "pg" only, then commit:
+ * a one-branch transaction that never touches "my") | loop:N (N transactions, rows
+ * ID-1..ID-N on both RMs, each committed; stops at the first failure).
+ * Prints "gtrid=<gtrid>" once the transaction has begun (flushed, so a test can read it
+ * while the process is stopped at a fault point), then "result=<ERRNAME> <detail>", and
+ * exits 0 when the call returned 0, 2 otherwise (1 for usage/setup errors).
+ *
+ * XATM_TEST_AP_TIMEOUT_MS, when set, is the transaction timeout asked for at BEGIN.
  */
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mysql.h>
 
 #include "xatm.h"
 
+/* One transaction: begin, insert row id on pg (and my unless pg_only), commit. */
+static int one_commit(xatm_t *h, const xatm_begin_options *opts, const char *id, bool pg_only)
+{
+    char sql[256];
+    int rc = xatm_begin(h, opts);
+    if (rc) return rc;
+    snprintf(sql, sizeof sql, "INSERT INTO xatm_it (id, v) VALUES ('%s', 1)", id);
+    if ((rc = xatm_exec(h, "pg", sql, NULL)) != 0) return rc;
+    if (!pg_only && (rc = xatm_exec(h, "my", sql, NULL)) != 0) return rc;
+    return xatm_commit(h);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: %s CONFIG ID commit|rollback|fail-pg|fail-my|fail-my-direct\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s CONFIG ID commit|rollback|fail-pg|fail-my|fail-my-direct|pg-only|"
+                "loop:N\n",
+                argv[0]);
         return 1;
     }
     const char *action = argv[3];
+    xatm_begin_options opts = {XATM_PROTOCOL_DEFAULT, 0};
+    const char *t = getenv("XATM_TEST_AP_TIMEOUT_MS");
+    if (t && *t) opts.timeout_ms = (uint32_t)strtoul(t, NULL, 10);
     xatm_t *h = NULL;
     int rc = xatm_open(argv[1], &h);
     if (rc) {
@@ -31,9 +58,24 @@ int main(int argc, char **argv)
         xatm_close(h);
         return 2;
     }
+    if (strncmp(action, "loop:", 5) == 0) {
+        long n = strtol(action + 5, NULL, 10);
+        char id[128];
+        for (long i = 1; i <= n && rc == 0; i++) {
+            snprintf(id, sizeof id, "%s-%ld", argv[2], i);
+            rc = one_commit(h, &opts, id, false);
+        }
+        goto report;
+    }
+    if (strcmp(action, "pg-only") == 0) {
+        rc = one_commit(h, &opts, argv[2], true);
+        goto report;
+    }
     char sql[256];
-    rc = xatm_begin(h, NULL);
+    rc = xatm_begin(h, &opts);
     if (rc) goto report;
+    printf("gtrid=%s\n", xatm_gtrid(h));
+    fflush(stdout);
     snprintf(sql, sizeof sql, "INSERT INTO xatm_it (id, v) VALUES ('%s', 1)", argv[2]);
     if ((rc = xatm_exec(h, "pg", sql, NULL)) != 0) goto report;
     if ((rc = xatm_exec(h, "my", sql, NULL)) != 0) goto report;

@@ -752,6 +752,50 @@ static void test_async_api(void)
     xatm_rm_close(b);
 }
 
+/* A session with a call time limit (xatmd's recovery sessions) never waits longer than it
+ * for an answer: a statement the server sits on ends with XAER_RMFAIL, the session lost. */
+static void test_call_timeout(void)
+{
+    char err[1024];
+    xatm_rm_conn *c = NULL, *b = open_my();
+    MYSQL *locker = raw_connect();
+    xatm_rm_open_options opts = {.call_timeout_ms = 1000};
+    CHECK_INT(xatm_rm_open_ex(&cfg, &opts, &c, err, sizeof err), XATM_XA_OK);
+    if (!c) return;
+    CHECK_INT(xatm_rm_exec(c, "SELECT 1", NULL), XATM_XA_OK);
+    uint64_t t0 = t_now_ms();
+    CHECK_INT(xatm_rm_exec(c, "SELECT SLEEP(5)", NULL), XATM_XAER_RMFAIL);
+    uint64_t took = t_now_ms() - t0;
+    printf("mariadb call timeout of 1000 ms: a blocking call gave up after %llu ms\n",
+           (unsigned long long)took);
+    CHECK(took >= 900 && took < 4500);
+    CHECK(!xatm_rm_alive(c));
+    xatm_rm_close(c);
+    /* an asynchronous operation run with xatm_rm_run: held by a global read lock */
+    c = NULL;
+    CHECK_INT(xatm_rm_open_ex(&cfg, &opts, &c, err, sizeof err), XATM_XA_OK);
+    if (!c) return;
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(c, XATM_RM_OP_START, &x), XATM_XA_OK);
+    uint64_t c_id = xatm_rm_caps_of(c)->session_id;
+    CHECK_INT(rmt_exec(c, "UPDATE %s SET v = 1 WHERE id = 26", table), XATM_XA_OK);
+    raw_q(locker, "FLUSH TABLES WITH READ LOCK");
+    t0 = t_now_ms();
+    CHECK_INT(xatm_rm_run(c, XATM_RM_OP_PREPARE, &x), XATM_XAER_RMFAIL);
+    took = t_now_ms() - t0;
+    CHECK(took >= 900 && took < 4500);
+    CHECK_CONTAINS(xatm_rm_errmsg(c), "no answer within 1000 ms");
+    xatm_rm_close(c);
+    raw_q(locker, "UNLOCK TABLES");
+    CHECK(wait_gone(b, c_id) >= 0);
+    int rc = xatm_rm_run(b, XATM_RM_OP_ROLLBACK, &x);
+    CHECK(rc == XATM_XA_OK || rc == XATM_XAER_NOTA);
+    CHECK_INT(prepared_count(&x), 0);
+    CHECK_INT(row_v(26), 0);
+    mysql_close(locker);
+    xatm_rm_close(b);
+}
+
 int main(void)
 {
     rmt_init();
@@ -783,6 +827,7 @@ int main(void)
     test_recover_filters();
     test_open_failures();
     test_async_api();
+    test_call_timeout();
 
     /* nothing of this run may be left prepared */
     xatm_rm_conn *c = open_my();

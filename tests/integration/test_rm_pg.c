@@ -9,6 +9,7 @@
  */
 #include <libpq-fe.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -516,6 +517,41 @@ static void test_async_api(void)
     CHECK_STR(xatm_rm_errmsg(NULL), "");
 }
 
+/* A session with a call time limit (xatmd's recovery sessions) never waits longer than it
+ * for an answer: a slow statement, or a backend that is stopped outright (SIGSTOP: the
+ * kernel still keeps the connection up), ends with XAER_RMFAIL and the session lost. */
+static void test_call_timeout(void)
+{
+    char err[1024];
+    xatm_rm_conn *c = NULL;
+    xatm_rm_open_options opts = {.call_timeout_ms = 1000};
+    CHECK_INT(xatm_rm_open_ex(&cfg, &opts, &c, err, sizeof err), XATM_XA_OK);
+    if (!c) return;
+    CHECK_INT(xatm_rm_exec(c, "SELECT 1", NULL), XATM_XA_OK);
+    uint64_t t0 = t_now_ms();
+    CHECK_INT(xatm_rm_exec(c, "SELECT pg_sleep(5)", NULL), XATM_XAER_RMFAIL);
+    uint64_t took = t_now_ms() - t0;
+    CHECK(took >= 900 && took < 3000);
+    CHECK_CONTAINS(xatm_rm_errmsg(c), "no answer within 1000 ms");
+    CHECK(!xatm_rm_alive(c));
+    xatm_rm_close(c);
+
+    c = NULL;
+    CHECK_INT(xatm_rm_open_ex(&cfg, &opts, &c, err, sizeof err), XATM_XA_OK);
+    if (!c) return;
+    pid_t backend = (pid_t)xatm_rm_caps_of(c)->session_id;
+    CHECK(backend > 0 && kill(backend, SIGSTOP) == 0);
+    t0 = t_now_ms();
+    CHECK_INT(xatm_rm_recover(c, RMT_FORMAT_ID, rmt_tm_id, rmt_collect, NULL), XATM_XAER_RMFAIL);
+    took = t_now_ms() - t0;
+    kill(backend, SIGCONT);
+    printf("postgresql call timeout of 1000 ms: recover on a stopped backend gave up after "
+           "%llu ms\n",
+           (unsigned long long)took);
+    CHECK(took >= 900 && took < 3000);
+    xatm_rm_close(c);
+}
+
 int main(void)
 {
     rmt_init();
@@ -552,6 +588,7 @@ int main(void)
     test_fence();
     test_open_failures();
     test_async_api();
+    test_call_timeout();
 
     /* nothing of this run may be left prepared */
     CHECK_STR(admin_q("SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE '%%:%s.%%'", rmt_tm_id), "0");

@@ -143,6 +143,49 @@ bool t_xatmd_wait_killed(t_xatmd *d, int timeout_ms)
     return false;
 }
 
+pid_t t_spawn(char *const argv[], char *const extra_env[], const char *out_path)
+{
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (out_path) {
+            int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+        }
+        for (char *const *e = extra_env; e && *e; e++) putenv(*e);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+bool t_wait_stopped(pid_t pid, int timeout_ms)
+{
+    int st;
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        pid_t r = waitpid(pid, &st, WNOHANG | WUNTRACED);
+        if (r == pid && WIFSTOPPED(st)) return true;
+        if (r == pid || r < 0) return false; /* it exited instead */
+        sleep_ms(10);
+    }
+    return false;
+}
+
+bool t_wait_exit(pid_t pid, int timeout_ms, int *status)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid) return true;
+        if (r < 0 && errno != EINTR) return false;
+        sleep_ms(10);
+    }
+    return false;
+}
+
 int t_run(char *const argv[], char *const extra_env[], const char *out_path)
 {
     pid_t pid = fork();

@@ -36,6 +36,14 @@ int t_xatmd_log_count(const t_xatmd *d, const char *text);
  * waits, returns the waitpid status. stdout/stderr go to out_path if not NULL. */
 int t_run(char *const argv[], char *const extra_env[], const char *out_path);
 
+/* Same, in the background: returns the child's pid (or -1). */
+pid_t t_spawn(char *const argv[], char *const extra_env[], const char *out_path);
+/* Waits up to timeout_ms for child pid to stop (SIGSTOP, e.g. a fault point's "stop"):
+ * true when it did. */
+bool t_wait_stopped(pid_t pid, int timeout_ms);
+/* Waits up to timeout_ms for child pid to exit; true and *status (waitpid's) when it did. */
+bool t_wait_exit(pid_t pid, int timeout_ms, int *status);
+
 /* Plain-SQL checks against the test servers (XATM_TEST_* variables). Each returns the
  * first column of the first row as an integer, or -1 on error (the error is printed). */
 long long t_pg_scalar(const char *sql);

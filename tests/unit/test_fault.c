@@ -1,7 +1,9 @@
 /*
  * test_fault.c — unit tests of common/fault.c: the point table, XATM_FAULT parsing and
  * its errors, and each action firing in a forked child (exit -> status 99, kill -> SIGKILL,
- * stop -> stopped then resumable, @n -> only the n-th hit), with the stderr line checked.
+ * stop -> stopped then resumable, @n -> only the n-th hit), with the stderr line checked;
+ * io points: enospc / torn only there, handed back by xatm_fault_io_hit on the n-th hit,
+ * and xatm_fault_armed_action. (tests/unit/test_faultio.c tests the layer that acts.)
  */
 #include <signal.h>
 #include <stdio.h>
@@ -19,7 +21,7 @@ static const char *const expected_points[] = {
     "tm.after_begin", "tm.after_enlist", "tm.before_commit_force", "tm.after_commit_force",
     "tm.after_decision_sent", "tm.before_end", "tm.recovery_before_commit",
     "tm.recovery_between_branches", "tm.recovery_after_commit", "tm.recovery_before_rollback",
-    "tm.after_precommit_force", "tm.before_log_write",
+    "tm.after_precommit_force", "tm.before_log_write", "tm.log_write",
     "ap.after_begin", "ap.after_start", "ap.before_prepare", "ap.between_prepares",
     "ap.after_prepare", "ap.after_vote_sent", "ap.after_decision", "ap.between_commits",
     "ap.after_commits",
@@ -56,7 +58,8 @@ static void test_parse(void)
     char err[256];
     static const char *const good[] = {
         "tm.after_begin", "tm.after_begin@3", "tm.after_begin:exit", "tm.after_begin@2:stop",
-        "ap.after_commits:kill", "tm.before_log_write@1000000000", "", NULL,
+        "ap.after_commits:kill", "tm.before_log_write@1000000000", "tm.log_write:enospc",
+        "tm.log_write@7:torn", "tm.log_write@1000000000:enospc", "", NULL,
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         int rc = xatm_fault_arm(good[i], err, sizeof err);
@@ -71,6 +74,10 @@ static void test_parse(void)
         "tm.after_begin@1:exit:x", "tm.after_begin@2000000000", "tm.after_begin@1x",
         "TM.AFTER_BEGIN", " tm.after_begin", "tm.after_begin ", "tm.after_begi",
         "tm.after_beginx", "tm.after_begin:EXIT", "tm.after_begin@1@2",
+        /* io actions only at io points, and io points take only io actions */
+        "tm.after_begin:enospc", "ap.after_prepare@2:torn", "tm.log_write", "tm.log_write@3",
+        "tm.log_write:kill", "tm.log_write@2:stop", "tm.log_write:exit", "tm.log_write:ENOSPC",
+        "tm.log_write:tornx",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
@@ -83,7 +90,31 @@ static void test_parse(void)
     CHECK_CONTAINS(err, "unknown fault point");
     CHECK_CONTAINS(err, "tm.nope");
     CHECK_INT(xatm_fault_arm("tm.after_begin:boom", err, sizeof err), XATM_EINVAL);
-    CHECK_CONTAINS(err, "kill, stop or exit");
+    CHECK_CONTAINS(err, "kill, stop, exit, enospc or torn");
+    CHECK_INT(xatm_fault_arm("tm.after_begin:torn", err, sizeof err), XATM_EINVAL);
+    CHECK_CONTAINS(err, "io points only");
+    CHECK_INT(xatm_fault_arm("tm.log_write", err, sizeof err), XATM_EINVAL);
+    CHECK_CONTAINS(err, "needs an action");
+    CHECK_INT(xatm_fault_arm("tm.log_write:kill", err, sizeof err), XATM_EINVAL);
+    CHECK_CONTAINS(err, "tm.before_log_write");
+
+    /* which point and action are armed */
+    CHECK(xatm_fault_is_io_point("tm.log_write"));
+    CHECK(!xatm_fault_is_io_point("tm.before_log_write"));
+    CHECK(!xatm_fault_is_io_point(NULL));
+    CHECK_INT(xatm_fault_arm("tm.log_write@4:torn", err, sizeof err), 0);
+    CHECK_INT(xatm_fault_armed_action("tm.log_write"), XATM_FAULT_TORN);
+    CHECK_INT(xatm_fault_armed_action("tm.before_log_write"), -1);
+    CHECK_INT(xatm_fault_arm("tm.log_write:enospc", err, sizeof err), 0);
+    CHECK_INT(xatm_fault_armed_action("tm.log_write"), XATM_FAULT_ENOSPC);
+    CHECK_INT(xatm_fault_arm("ap.after_begin", err, sizeof err), 0);
+    CHECK_INT(xatm_fault_armed_action("ap.after_begin"), XATM_FAULT_KILL);
+    CHECK_INT(xatm_fault_arm("ap.after_begin@2:stop", err, sizeof err), 0);
+    CHECK_INT(xatm_fault_armed_action("ap.after_begin"), XATM_FAULT_STOP);
+    CHECK_INT(xatm_fault_armed_action(NULL), -1);
+    CHECK_INT(xatm_fault_arm(NULL, err, sizeof err), 0);
+    CHECK_INT(xatm_fault_armed_action("ap.after_begin"), -1);
+    CHECK_INT(xatm_fault_io_hit("tm.log_write"), -1); /* disarmed: nothing */
     CHECK_INT(xatm_fault_arm("tm.nope", NULL, 0), XATM_EINVAL); /* err may be NULL */
     char tiny[4];
     CHECK_INT(xatm_fault_arm("tm.nope", tiny, sizeof tiny), XATM_EINVAL);
@@ -215,6 +246,37 @@ static void child_typo_at_call_site(void)
     _exit(0);
 }
 
+static void child_io_enospc(void)
+{
+    if (xatm_fault_arm("tm.log_write@3:enospc", NULL, 0)) _exit(2);
+    xatm_fault_hit("tm.before_log_write"); /* another point: no effect */
+    if (xatm_fault_io_hit("tm.log_write") != -1) _exit(3);
+    if (xatm_fault_io_hit("tm.log_write") != -1) _exit(4);
+    if (xatm_fault_io_hit("tm.log_write") != XATM_FAULT_ENOSPC) _exit(5);
+    if (xatm_fault_io_hit("tm.log_write") != -1) _exit(6); /* stickiness is the layer's */
+    _exit(0);
+}
+
+static void child_io_torn(void)
+{
+    if (xatm_fault_arm("tm.log_write:torn", NULL, 0)) _exit(2);
+    _exit(xatm_fault_io_hit("tm.log_write") == XATM_FAULT_TORN ? 0 : 3);
+}
+
+static void child_io_point_as_step(void)
+{
+    if (xatm_fault_arm("tm.log_write:torn", NULL, 0)) _exit(2);
+    xatm_fault_hit("tm.log_write");
+    _exit(0);
+}
+
+static void child_step_point_as_io(void)
+{
+    if (xatm_fault_arm("tm.after_begin", NULL, 0)) _exit(2);
+    (void)xatm_fault_io_hit("tm.after_begin");
+    _exit(0);
+}
+
 static void test_firing(void)
 {
     struct child c;
@@ -251,6 +313,22 @@ static void test_firing(void)
 
     run_child(child_bad_rearm_keeps_old, &c, false, NULL);
     CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 99);
+
+    run_child(child_io_enospc, &c, false, NULL);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK_CONTAINS(c.err_text, "xatm fault: tm.log_write hit 3: enospc");
+
+    run_child(child_io_torn, &c, false, NULL);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK_CONTAINS(c.err_text, "xatm fault: tm.log_write hit 1: torn");
+
+    run_child(child_io_point_as_step, &c, false, NULL);
+    CHECK(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT);
+    CHECK_CONTAINS(c.err_text, "io point reached through xatm_fault_hit");
+
+    run_child(child_step_point_as_io, &c, false, NULL);
+    CHECK(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT);
+    CHECK_CONTAINS(c.err_text, "not an io point");
 
     run_child(child_typo_at_call_site, &c, false, NULL);
     CHECK(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT);

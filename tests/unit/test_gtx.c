@@ -47,7 +47,7 @@ static xatm_msg_done_entry de(const char *rm, int32_t rc)
 static gtx_info begin2(gtx_table *t, uint64_t owner)
 {
     gtx_info g;
-    CHECK_INT(gtx_begin(t, owner, 2, 5000, 1000, &g), 0);
+    CHECK_INT(gtx_begin(t, owner, 0, 2, 5000, 1000, &g), 0);
     CHECK_INT(gtx_enlist(t, owner, g.gtrid, "pg", 11), 0);
     CHECK_INT(gtx_enlist(t, owner, g.gtrid, "my", 22), 0);
     return g;
@@ -73,17 +73,17 @@ static void test_create_and_begin(void)
     gtx_table *t = new_table();
     CHECK(t != NULL);
     gtx_info g, h;
-    CHECK_INT(gtx_begin(t, 0, 2, 1000, 0, &g), XATM_EINVAL);  /* no owner */
-    CHECK_INT(gtx_begin(t, 1, 1, 1000, 0, &g), XATM_EINVAL);  /* bad protocol */
-    CHECK_INT(gtx_begin(t, 1, 2, 0, 0, &g), XATM_EINVAL);     /* no timeout */
-    CHECK_INT(gtx_begin(t, 1, 2, 1000, 500, &g), 0);
+    CHECK_INT(gtx_begin(t, 0, 0, 2, 1000, 0, &g), XATM_EINVAL);  /* no owner */
+    CHECK_INT(gtx_begin(t, 1, 0, 1, 1000, 0, &g), XATM_EINVAL);  /* bad protocol */
+    CHECK_INT(gtx_begin(t, 1, 0, 2, 0, 0, &g), XATM_EINVAL);     /* no timeout */
+    CHECK_INT(gtx_begin(t, 1, 0, 2, 1000, 500, &g), 0);
     CHECK_STR(g.gtrid, "tm1.5.1");
     CHECK_INT(g.seq, 1);
     CHECK_INT(g.state, GTX_ACTIVE);
     CHECK_INT(g.deadline_ms, 1500);
     CHECK_INT(g.owner, 1);
     CHECK_INT(g.n_branches, 0);
-    CHECK_INT(gtx_begin(t, 1, 3, 1000, 500, &h), 0);
+    CHECK_INT(gtx_begin(t, 1, 0, 3, 1000, 500, &h), 0);
     CHECK_STR(h.gtrid, "tm1.5.2");
     CHECK_INT(h.protocol, 3);
     CHECK_INT(gtx_lookup(t, "tm1.5.2", &h), 0);
@@ -105,7 +105,7 @@ static void test_enlist(void)
 {
     gtx_table *t = new_table();
     gtx_info g;
-    CHECK_INT(gtx_begin(t, 7, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_begin(t, 7, 0, 2, 1000, 0, &g), 0);
     CHECK_INT(gtx_enlist(t, 7, g.gtrid, "pg", 5), 0);
     CHECK_INT(gtx_enlist(t, 7, g.gtrid, "pg", 6), 0); /* again: updates the session */
     CHECK_INT(gtx_enlist(t, 7, "tm1.5.99", "pg", 1), XATM_ENOTFOUND);
@@ -125,7 +125,7 @@ static void test_enlist(void)
 
     /* more than XATM_MAX_BRANCHES: the VOTE aborts */
     t = gtx_table_new("tm1", 5, NULL, 0); /* any RM name */
-    CHECK_INT(gtx_begin(t, 1, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_begin(t, 1, 0, 2, 1000, 0, &g), 0);
     char name[16];
     for (int i = 0; i < XATM_MAX_BRANCHES; i++) {
         snprintf(name, sizeof name, "rm%d", i);
@@ -228,13 +228,13 @@ static void test_vote_abort_and_readonly(void)
     CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
 
     /* no branch at all: commit, nothing to log */
-    CHECK_INT(gtx_begin(t, 1, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_begin(t, 1, 0, 2, 1000, 0, &g), 0);
     CHECK_INT(gtx_vote(t, 1, g.gtrid, NULL, 0, &r), 0);
     CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
     CHECK(!r.must_log);
 
     /* branches only named in the VOTE (no ENLIST) count */
-    CHECK_INT(gtx_begin(t, 1, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_begin(t, 1, 0, 2, 1000, 0, &g), 0);
     CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 1, &r), 0);
     CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
     CHECK(r.must_log);
@@ -306,7 +306,7 @@ static void test_done(void)
     /* one-phase: ACTIVE with one branch, DONE commit: removed, counted committed */
     gtx_counts before, after;
     gtx_get_counts(t, &before);
-    CHECK_INT(gtx_begin(t, 1, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_begin(t, 1, 0, 2, 1000, 0, &g), 0);
     CHECK_INT(gtx_enlist(t, 1, g.gtrid, "pg", 1), 0);
     CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT, ok, 1, &d), 0);
     CHECK_INT(d.action, GTX_DONE_REMOVED);
@@ -400,9 +400,9 @@ static void test_timeouts(void)
     gtx_table *t = new_table();
     CHECK_INT(gtx_next_deadline(t), UINT64_MAX);
     gtx_info a, b, c;
-    CHECK_INT(gtx_begin(t, 1, 2, 3000, 1000, &a), 0); /* deadline 4000 */
-    CHECK_INT(gtx_begin(t, 1, 2, 1000, 1000, &b), 0); /* deadline 2000 */
-    CHECK_INT(gtx_begin(t, 1, 2, 500, 1000, &c), 0);  /* deadline 1500 */
+    CHECK_INT(gtx_begin(t, 1, 0, 2, 3000, 1000, &a), 0); /* deadline 4000 */
+    CHECK_INT(gtx_begin(t, 1, 0, 2, 1000, 1000, &b), 0); /* deadline 2000 */
+    CHECK_INT(gtx_begin(t, 1, 0, 2, 500, 1000, &c), 0);  /* deadline 1500 */
     CHECK_INT(gtx_next_deadline(t), 1500);
     CHECK_INT(gtx_rollback(t, 1, c.gtrid), 0);        /* its heap entry goes stale */
     CHECK_INT(gtx_next_deadline(t), 2000);
@@ -446,7 +446,7 @@ static void test_many(void)
     for (int i = 0; i < N; i++) {
         /* deadlines in a scrambled order: 1000 + (i*7919 % N) */
         uint32_t timeout = 1000u + (uint32_t)((i * 7919) % N);
-        ok = ok && gtx_begin(t, 1, 2, timeout, 0, &g) == 0;
+        ok = ok && gtx_begin(t, 1, 0, 2, timeout, 0, &g) == 0;
     }
     CHECK(ok);
     /* roll back every other one: stale heap entries */
@@ -456,7 +456,7 @@ static void test_many(void)
         ok = ok && gtx_rollback(t, 1, gtrid) == 0;
     }
     CHECK(ok);
-    for (int i = 0; i < 3000; i++) ok = ok && gtx_begin(t, 2, 2, 100000, 0, &g) == 0;
+    for (int i = 0; i < 3000; i++) ok = ok && gtx_begin(t, 2, 0, 2, 100000, 0, &g) == 0;
     CHECK(ok);
     CHECK_INT(gtx_lookup(t, "tm1.5.2", &g), 0);
     CHECK_INT(gtx_lookup(t, "tm1.5.3", &g), XATM_ENOTFOUND);
@@ -499,6 +499,13 @@ static void test_recovery_verdicts(void)
     CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
     CHECK_STR(r.reason, "transaction timed out");
     CHECK_INT(gtx_recovery_verdict(t, g.gtrid, 6000, NULL), GTX_V_UNKNOWN);
+    /* recovery still knows its AP's sessions (to wait for or fence them) */
+    gtx_abort_info ab;
+    CHECK_INT(gtx_recent_abort(t, g.gtrid, &ab), 0);
+    CHECK_INT(ab.cause, GTX_ABORT_TIMEOUT);
+    CHECK_INT(ab.deadline_ms, 6000);
+    CHECK_STR(gtx_abort_cause_name(ab.cause), "timed out");
+    CHECK_INT(gtx_recent_abort(t, "tm1.5.999", &ab), XATM_ENOTFOUND);
 
     /* COMMIT_PENDING is live however late and whoever owns it: the force precedes
      * phase 2, so its branches may be committed */
@@ -542,6 +549,8 @@ static int take_cb(const gtx_info *g, void *arg)
     return 0;
 }
 
+static int take_any_cb(const gtx_info *g, void *arg);
+
 static void test_take_orphans(void)
 {
     gtx_table *t = new_table();
@@ -567,6 +576,59 @@ static void test_take_orphans(void)
     gtx_get_counts(t, &c);
     CHECK_INT(c.orphaned, 1); /* the COMMIT_PENDING one */
     CHECK_INT(c.committing, 1);
+    /* overdue: the owned COMMITTING one past its deadline (durable at 2000, +5000) */
+    k.n = 0;
+    CHECK_INT(gtx_take_overdue(t, 6999, take_any_cb, &k), 0);
+    CHECK_INT(gtx_take_overdue(t, 7000, take_any_cb, &k), 1);
+    CHECK_INT(gtx_lookup(t, live.gtrid, &x), XATM_ENOTFOUND);
+    gtx_table_free(t);
+}
+
+/* gtx_take_overdue receiver: accepts every COMMITTING transaction. */
+static int take_any_cb(const gtx_info *g, void *arg)
+{
+    taker *k = arg;
+    CHECK_INT(g->state, GTX_COMMITTING);
+    k->n++;
+    return 0;
+}
+
+/* Aborts remember the sessions of their branches (bounded) and their cause. */
+static void test_recent_aborts(void)
+{
+    gtx_table *t = new_table();
+    gtx_info g;
+    CHECK_INT(gtx_begin(t, 1, 4242, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_enlist(t, 1, g.gtrid, "my", 77), 0);
+    CHECK_INT(gtx_enlist(t, 1, g.gtrid, "pg", 0), 0);
+    CHECK_INT(gtx_conn_lost(t, 1, NULL), 1);
+    gtx_abort_info a;
+    CHECK_INT(gtx_recent_abort(t, g.gtrid, &a), 0);
+    CHECK_INT(a.cause, GTX_ABORT_DISCONNECT);
+    CHECK_INT(a.ap_pid, 4242);
+    CHECK_INT(a.n_branches, 1); /* only branches with a session */
+    CHECK_STR(a.branches[0].rm, "my");
+    CHECK_INT(a.branches[0].session_id, 77);
+    /* an abort without sessions that did not time out is not worth remembering */
+    CHECK_INT(gtx_begin(t, 2, 0, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_rollback(t, 2, g.gtrid), 0);
+    CHECK_INT(gtx_recent_abort(t, g.gtrid, &a), XATM_ENOTFOUND);
+    /* bounded: the oldest are forgotten */
+    gtx_info first;
+    CHECK_INT(gtx_begin(t, 3, 0, 2, 1000, 0, &first), 0);
+    CHECK_INT(gtx_enlist(t, 3, first.gtrid, "my", 5), 0);
+    CHECK_INT(gtx_rollback(t, 3, first.gtrid), 0);
+    CHECK_INT(gtx_recent_abort(t, first.gtrid, &a), 0);
+    CHECK_INT(a.cause, GTX_ABORT_ROLLBACK);
+    bool ok = true;
+    for (unsigned i = 0; i < GTX_ABORT_MEMORY; i++) {
+        ok = ok && gtx_begin(t, 4, 0, 2, 1000, 0, &g) == 0;
+        ok = ok && gtx_enlist(t, 4, g.gtrid, "my", 6) == 0;
+        ok = ok && gtx_rollback(t, 4, g.gtrid) == 0;
+    }
+    CHECK(ok);
+    CHECK_INT(gtx_recent_abort(t, first.gtrid, &a), XATM_ENOTFOUND);
+    CHECK_INT(gtx_recent_abort(t, g.gtrid, &a), 0);
     gtx_table_free(t);
 }
 
@@ -660,14 +722,18 @@ static void test_registry(void)
     CHECK_INT(tm_decisions_kind(d, "tm1.3.9"), TM_DEC_HEUR_ROLLBACK);
     i = find_decision(d, "tm1.3.9");
     CHECK_INT(i.n_branches, 3);
-    CHECK_STR(i.who, "ops");
+    CHECK_INT(i.n_heur, 1);
+    CHECK_STR(i.heur[0].who, "ops");
+    CHECK(i.heur[0].durable);
+    CHECK_INT(tm_decisions_replay(d, &h, 100), 0); /* delivered twice: recorded once */
+    CHECK_INT(find_decision(d, "tm1.3.9").n_heur, 1);
     /* a COMMIT for the same gtrid keeps the heuristic kind but takes its branches */
     rec = commit_rec("tm1.3.9", 1);
     CHECK_INT(tm_decisions_replay(d, &rec, 100), 0);
     CHECK_INT(tm_decisions_kind(d, "tm1.3.9"), TM_DEC_HEUR_ROLLBACK);
     i = find_decision(d, "tm1.3.9");
     CHECK_INT(i.n_branches, 1);
-    CHECK(i.has_commit && i.has_heuristic);
+    CHECK(i.has_commit && i.n_heur == 1);
 
     /* PRECOMMIT alone: left for a 3PC termination rule; COMMIT then wins */
     rec = commit_rec("tm1.3.10", 2);
@@ -708,6 +774,94 @@ static void test_registry(void)
     CHECK_STR(tm_decision_kind_name(TM_DEC_COMMIT), "commit");
     CHECK_STR(tm_decision_kind_name(TM_DEC_HEUR_ROLLBACK), "heuristic-rollback");
     gtx_table_free(t);
+    tm_decisions_free(d);
+}
+
+/* Forced outcomes: pending until durable, kept (finished) after END, never dropped. */
+static void test_registry_heuristics(void)
+{
+    tm_decisions *d = tm_decisions_new(rms, 3);
+    /* a COMMIT decision, then an operator's rollback */
+    xatm_declog_record rec = commit_rec("tm1.4.1", 2);
+    CHECK_INT(tm_decisions_replay(d, &rec, 100), 0);
+    tm_force_origin o;
+    memset(&o, 0, sizeof o);
+    CHECK_INT(tm_decisions_force(d, "tm1.4.1", XATM_OUTCOME_ABORT, "root (uid 0), pid 7", "why",
+                                 &o, 200),
+              0);
+    /* not flushed yet: the log's decision still steers recovery */
+    CHECK_INT(tm_decisions_kind(d, "tm1.4.1"), TM_DEC_COMMIT);
+    tm_decisions_force_durable(d, "tm1.4.1");
+    CHECK_INT(tm_decisions_kind(d, "tm1.4.1"), TM_DEC_HEUR_ROLLBACK);
+    /* a second, opposite forced outcome: the latest wins, the first stays on record */
+    CHECK_INT(tm_decisions_force(d, "tm1.4.1", XATM_OUTCOME_COMMIT, "ops (uid 9), pid 8",
+                                 "again", &o, 300),
+              0);
+    tm_decisions_force_durable(d, "tm1.4.1");
+    CHECK_INT(tm_decisions_kind(d, "tm1.4.1"), TM_DEC_HEUR_COMMIT);
+    tm_decision_info i = find_decision(d, "tm1.4.1");
+    CHECK_INT(i.n_heur, 2);
+    CHECK_INT(i.heur[0].outcome, XATM_OUTCOME_ABORT);
+    CHECK_INT(i.n_branches, 2); /* the COMMIT's branches */
+
+    /* resolution keeps a heuristic entry, finished; a plain decision leaves */
+    CHECK_INT(tm_decisions_count(d), 1);
+    CHECK_INT(tm_decisions_resolve(d, "tm1.4.1"), 0);
+    CHECK_INT(tm_decisions_count(d), 0);
+    size_t unfinished = 9;
+    CHECK_INT(tm_decisions_count_heuristic(d, &unfinished), 1);
+    CHECK_INT(unfinished, 0);
+    CHECK(find_decision(d, "tm1.4.1").finished);
+    /* a branch that shows up again (an RM restarted) makes it unfinished */
+    tm_decisions_scanned(d, "pg", present_if, (void *)"tm1.4.1");
+    CHECK(!find_decision(d, "tm1.4.1").finished);
+    CHECK_INT(tm_decisions_resolve(d, "tm1.4.1"), 0);
+
+    /* replayed END of a heuristic gtrid: finished, not removed */
+    xatm_declog_record h;
+    memset(&h, 0, sizeof h);
+    h.type = XATM_DL_HEURISTIC;
+    snprintf(h.gtrid, sizeof h.gtrid, "tm1.4.2");
+    h.outcome = XATM_OUTCOME_COMMIT;
+    snprintf(h.who, sizeof h.who, "ops");
+    CHECK_INT(tm_decisions_replay(d, &h, 100), 0);
+    xatm_declog_record end;
+    memset(&end, 0, sizeof end);
+    end.type = XATM_DL_END;
+    snprintf(end.gtrid, sizeof end.gtrid, "tm1.4.2");
+    CHECK_INT(tm_decisions_replay(d, &end, 100), 0);
+    CHECK(find_decision(d, "tm1.4.2").finished);
+    CHECK_INT(tm_decisions_kind(d, "tm1.4.2"), TM_DEC_HEUR_COMMIT);
+
+    /* a forced outcome of a gtrid the registry does not know: its origin's branches */
+    o.exact = true;
+    o.n_branches = 1;
+    snprintf(o.branches[0].rm, sizeof o.branches[0].rm, "my");
+    o.branches[0].session_id = 42;
+    o.ap_pid = 1234;
+    o.deadline_ms = 5000;
+    CHECK_INT(tm_decisions_force(d, "tm1.4.3", XATM_OUTCOME_ABORT, "w", "y", &o, 400), 0);
+    i = find_decision(d, "tm1.4.3");
+    CHECK_INT(i.n_branches, 1);
+    CHECK_INT(i.branches[0].session_id, 42);
+    CHECK_INT(i.ap_pid, 1234);
+    CHECK_INT(i.deadline_ms, 5000);
+    CHECK_INT(tm_decisions_kind(d, "tm1.4.3"), TM_DEC_NONE); /* pending: steers nothing */
+    /* not exact (presumed abort): every configured RM, with the sessions known */
+    o.exact = false;
+    CHECK_INT(tm_decisions_force(d, "tm1.4.4", XATM_OUTCOME_ABORT, "w", "y", &o, 400), 0);
+    i = find_decision(d, "tm1.4.4");
+    CHECK_INT(i.n_branches, 3);
+    CHECK_INT(i.branches[1].session_id, 42); /* "my" */
+    CHECK_INT(i.branches[0].session_id, 0);
+    /* the TM_HEUR_MAX limit */
+    for (int k = 1; k < TM_HEUR_MAX; k++) {
+        char why[16];
+        snprintf(why, sizeof why, "%d", k);
+        CHECK_INT(tm_decisions_force(d, "tm1.4.3", XATM_OUTCOME_ABORT, "w", why, &o, 400), 0);
+    }
+    CHECK_INT(tm_decisions_force(d, "tm1.4.3", XATM_OUTCOME_ABORT, "w", "one more", &o, 400),
+              XATM_ELIMIT);
     tm_decisions_free(d);
 }
 
@@ -766,13 +920,36 @@ static void test_emit_unresolved(void)
     tm_decisions_free(ctx.decisions);
 }
 
-/* Runs one admin command into a NUL-terminated malloc'd string. */
-static char *admin_run(struct tm_ctx *ctx, const char *cmd, int32_t *code)
+/* xatm_declog_dump receiver: counts HEURISTIC records. */
+typedef struct dump_count {
+    int records;   /* records seen */
+    int heuristic; /* of which HEURISTIC */
+} dump_count;
+
+static void count_heuristic(const char *file, uint64_t offset, const xatm_declog_record *rec,
+                            void *arg)
+{
+    (void)file;
+    (void)offset;
+    dump_count *d = arg;
+    d->records++;
+    if (rec->type == XATM_DL_HEURISTIC) d->heuristic++;
+}
+
+/* Runs one admin command (with arg) into a NUL-terminated malloc'd string. */
+static char *admin_run_arg(struct tm_ctx *ctx, const char *cmd, const char *arg, int32_t *code)
 {
     xatm_buf b = {0};
-    CHECK_INT(admin_handle(ctx, cmd, "", &b, code), 0);
+    admin_peer peer = {true, 4242, 0};
+    admin_deferred defer;
+    CHECK_INT(admin_handle(ctx, &peer, cmd, arg, &b, code, &defer), 0);
     xatm_buf_append(&b, "", 1);
     return (char *)b.data;
+}
+
+static char *admin_run(struct tm_ctx *ctx, const char *cmd, int32_t *code)
+{
+    return admin_run_arg(ctx, cmd, "", code);
 }
 
 static void test_admin_json(void)
@@ -816,7 +993,7 @@ static void test_admin_json(void)
     CHECK_CONTAINS(j, "{\"name\":\"my\",\"type\":\"mysql\",\"state\":\"ok\",\"last_error\":\"\","
                       "\"last_scan_age_s\":null");
     CHECK_CONTAINS(j, "\"counts\":{\"active\":1,\"commit_pending\":0,\"committing\":1,");
-    CHECK_CONTAINS(j, "\"unresolved_decisions\":1}");
+    CHECK_CONTAINS(j, "\"unresolved_decisions\":1,\"heuristic\":0,");
     CHECK_CONTAINS(j, "\"totals\":{\"begun\":2,\"committed\":1,\"aborted\":0");
     free(j);
 
@@ -824,20 +1001,84 @@ static void test_admin_json(void)
     CHECK_INT(code, 0);
     CHECK_CONTAINS(j, "{\"transactions\":[");
     CHECK_CONTAINS(j, "\"gtrid\":\"tm1.5.1\",\"state\":\"active\",\"protocol\":2,");
-    CHECK_CONTAINS(j, "\"decision\":\"none\",\"orphaned\":false,\"branches\":[{\"rm\":\"pg\","
-                      "\"vote\":null,\"session_id\":11}");
+    CHECK_CONTAINS(j, "\"decision\":\"none\",\"orphaned\":false,");
+    CHECK_CONTAINS(j, "\"branches\":[{\"rm\":\"pg\",\"vote\":null,\"session_id\":11,"
+                      "\"rm_state\":\"unknown (not scanned yet)\",\"waiting\":null}");
     CHECK_CONTAINS(j, "\"gtrid\":\"tm1.5.2\",\"state\":\"committing\"");
-    CHECK_CONTAINS(j, "{\"rm\":\"my\",\"vote\":\"yes\",\"session_id\":22}");
+    CHECK_CONTAINS(j, "{\"rm\":\"my\",\"vote\":\"yes\",\"session_id\":22,");
+    CHECK_CONTAINS(j, "\"recovery\":\"abort it (timed out) and roll back every prepared branch\"");
     CHECK_CONTAINS(j, "\"gtrid\":\"tm1.2.7\",\"state\":\"in-doubt\"");
     CHECK_CONTAINS(j, "\"from_log\":true");
     free(j);
 
     j = admin_run(&ctx, "frob\"nicate", &code);
     CHECK_INT(code, XATM_EINVAL);
-    CHECK_STR(j, "{\"error\":\"unknown command \\\"frob\\\"nicate\\\"\","
-                 "\"commands\":[\"status\",\"list\"]}");
+    CHECK_CONTAINS(j, "{\"error\":\"unknown command \\\"frob\\\"nicate\\\"\",");
+    CHECK_CONTAINS(j, "\"commands\":[\"status\",\"list\",\"show\",\"recover\",\"commit\","
+                      "\"rollback\"]}");
     free(j);
 
+    /* show: a live one, a registry decision, one nothing knows */
+    j = admin_run_arg(&ctx, "show", "gtrid=tm1.2.7", &code);
+    CHECK_INT(code, 0);
+    CHECK_CONTAINS(j, "{\"transaction\":{\"gtrid\":\"tm1.2.7\",\"state\":\"in-doubt\"");
+    CHECK_CONTAINS(j, "\"decision\":\"commit\"");
+    free(j);
+    j = admin_run_arg(&ctx, "show", "gtrid=tm1.3.3", &code);
+    CHECK_INT(code, 0);
+    CHECK_CONTAINS(j, "\"state\":\"unknown\"");
+    CHECK_CONTAINS(j, "presumed abort");
+    free(j);
+    j = admin_run_arg(&ctx, "show", "gtrid=other.3.3", &code);
+    CHECK_INT(code, XATM_EINVAL);
+    CHECK_CONTAINS(j, "belongs to TM \\\"other\\\"");
+    free(j);
+    j = admin_run_arg(&ctx, "show", "gtrid=tm1.3.3\nbogus=1", &code);
+    CHECK_INT(code, XATM_EINVAL);
+    free(j);
+
+    /* forced outcomes: a live one is refused; rollback of a COMMIT needs force */
+    gtx_info live;
+    CHECK_INT(gtx_begin(ctx.gtx, 9, 0, 2, 60000, tm_now_ms(), &live), 0);
+    char arg[128];
+    snprintf(arg, sizeof arg, "gtrid=%s", live.gtrid);
+    j = admin_run_arg(&ctx, "rollback", arg, &code);
+    CHECK_INT(code, XATM_EREFUSED);
+    CHECK_CONTAINS(j, "the transaction is live");
+    free(j);
+    j = admin_run_arg(&ctx, "commit", "gtrid=tm1.3.3", &code);
+    CHECK_INT(code, XATM_EREFUSED);
+    CHECK_CONTAINS(j, "presumed aborted");
+    free(j);
+    j = admin_run_arg(&ctx, "rollback", "gtrid=tm1.2.7\nreason=test", &code);
+    CHECK_INT(code, XATM_EREFUSED);
+    CHECK_CONTAINS(j, "COMMIT record");
+    free(j);
+    CHECK_INT(tm_decisions_kind(ctx.decisions, "tm1.2.7"), TM_DEC_COMMIT);
+    /* with force: recorded in the log first, then it steers recovery */
+    char *logdir = t_tmpdir("admin-log");
+    char err[256];
+    CHECK_INT(xatm_declog_open(logdir, NULL, NULL, NULL, &ctx.log, err, sizeof err), 0);
+    j = admin_run_arg(&ctx, "rollback", "gtrid=tm1.2.7\nforce=1\nreason=customer called", &code);
+    CHECK_INT(code, 0);
+    CHECK_CONTAINS(j, "\"recorded\":true,\"overrides\":\"commit\"");
+    CHECK_CONTAINS(j, "(uid 0), pid 4242");
+    free(j);
+    CHECK_INT(tm_decisions_kind(ctx.decisions, "tm1.2.7"), TM_DEC_HEUR_ROLLBACK);
+    j = admin_run_arg(&ctx, "rollback", "gtrid=tm1.2.7", &code); /* again: nothing new */
+    CHECK_INT(code, 0);
+    CHECK_CONTAINS(j, "\"recorded\":false");
+    free(j);
+    j = admin_run_arg(&ctx, "list", "", &code);
+    CHECK_CONTAINS(j, "\"decision\":\"heuristic-rollback\"");
+    CHECK_CONTAINS(j, "\"why\":\"customer called\",\"durable\":true}");
+    free(j);
+    xatm_declog_close(ctx.log);
+    ctx.log = NULL;
+    dump_count dc = {0, 0};
+    CHECK_INT(xatm_declog_dump(logdir, count_heuristic, &dc, err, sizeof err), 0);
+    CHECK_INT(dc.heuristic, 1);
+    free(logdir);
     gtx_table_free(ctx.gtx);
     tm_decisions_free(ctx.decisions);
     pthread_mutex_destroy(&ctx.log_mu);
@@ -856,7 +1097,9 @@ int main(void)
     test_many();
     test_recovery_verdicts();
     test_take_orphans();
+    test_recent_aborts();
     test_registry();
+    test_registry_heuristics();
     test_emit_unresolved();
     test_admin_json();
     return t_finish("gtx");

@@ -1,0 +1,202 @@
+/*
+ * faultio.c — the fault-injecting decision-log file layer of faultio.h: POSIX calls, plus
+ * the "tm.log_write" io fault point (ENOSPC from then on, or a torn write and SIGKILL).
+ *
+ * State per layer: the seed, the sticky "disk full" flag, and for every open fd the file
+ * size its last successful sync covered (the bytes a torn write must never cut).
+ */
+#include "faultio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/fault.h"
+
+#define FIO_POINT "tm.log_write"
+#define FIO_MAX_FDS 64 /* the declog has at most a segment and a directory open at once */
+
+/* One open fd and how much of its file is known durable. */
+struct fio_fd {
+    int fd;          /* the descriptor, -1 for a free slot */
+    uint64_t synced; /* file size at the last successful fdatasync/fsync (or at open) */
+};
+
+struct tm_faultio {
+    xatm_declog_io io;                /* the table handed to the declog; ctx = this */
+    uint64_t seed;                    /* picks the torn prefix length */
+    bool full;                        /* enospc fired: every write / create fails */
+    struct fio_fd fds[FIO_MAX_FDS];   /* open fds we track */
+};
+
+/* Writes one line to stderr with write(2) (the process may be about to die). */
+static void fio_say(const char *line)
+{
+    ssize_t w = write(STDERR_FILENO, line, strlen(line));
+    (void)w;
+}
+
+static struct fio_fd *fio_slot(struct tm_faultio *f, int fd)
+{
+    for (size_t i = 0; i < FIO_MAX_FDS; i++)
+        if (f->fds[i].fd == fd) return &f->fds[i];
+    return NULL;
+}
+
+static uint64_t fio_size(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_size > 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* Records the durable size of fd (a new fd takes a free slot; none left: not tracked,
+ * which only makes a later torn write of that fd tear from its start offset). */
+static void fio_mark_synced(struct tm_faultio *f, int fd)
+{
+    struct fio_fd *s = fio_slot(f, fd);
+    if (!s) s = fio_slot(f, -1);
+    if (!s) return;
+    s->fd = fd;
+    s->synced = fio_size(fd);
+}
+
+uint64_t tm_faultio_torn_length(uint64_t seed, uint64_t n)
+{
+    if (n == 0) return 0;
+    uint64_t z = seed + n * 0x9e3779b97f4a7c15ull; /* splitmix64 of (seed, n) */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return z % n;
+}
+
+static int fio_open(void *ctx, const char *path, int flags, int mode)
+{
+    struct tm_faultio *f = ctx;
+    if (f->full && (flags & O_CREAT)) return -ENOSPC;
+    int fd;
+    do fd = open(path, flags, mode);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return -errno;
+    fio_mark_synced(f, fd); /* what is there already was written by someone else: keep it */
+    return fd;
+}
+
+/* Stores buf[0, n) at off, looping on short writes. 0 or -errno. */
+static int fio_store(int fd, const uint8_t *p, size_t n, off_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? -errno : -EIO;
+        p += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
+static ssize_t fio_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
+{
+    struct tm_faultio *f = ctx;
+    if (f->full) return -ENOSPC;
+    int action = xatm_fault_io_hit(FIO_POINT);
+    if (action == XATM_FAULT_ENOSPC) {
+        f->full = true;
+        return -ENOSPC;
+    }
+    if (action == XATM_FAULT_TORN) {
+        uint64_t keep = tm_faultio_torn_length(f->seed, n);
+        const struct fio_fd *s = fio_slot(f, fd);
+        uint64_t start = (uint64_t)off;
+        if (s && start < s->synced) {
+            /* never cut what a sync already covered */
+            uint64_t must = (s->synced < start + n ? s->synced : start + n) - start;
+            if (keep < must) keep = must;
+        }
+        char line[200];
+        snprintf(line, sizeof line,
+                 "xatm fault: torn write: %llu of %zu bytes stored at offset %lld, then SIGKILL\n",
+                 (unsigned long long)keep, n, (long long)off);
+        fio_say(line);
+        (void)fio_store(fd, buf, (size_t)keep, off);
+        raise(SIGKILL);
+        _exit(99); /* not reached */
+    }
+    ssize_t w;
+    do w = pwrite(fd, buf, n, off);
+    while (w < 0 && errno == EINTR);
+    return w < 0 ? -errno : w;
+}
+
+static int fio_fdatasync(void *ctx, int fd)
+{
+    int rc;
+    do rc = fdatasync(fd);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0) return -errno;
+    fio_mark_synced(ctx, fd);
+    return 0;
+}
+
+static int fio_fsync(void *ctx, int fd)
+{
+    int rc;
+    do rc = fsync(fd);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0) return -errno;
+    fio_mark_synced(ctx, fd);
+    return 0;
+}
+
+static int fio_ftruncate(void *ctx, int fd, off_t len)
+{
+    struct tm_faultio *f = ctx;
+    int rc;
+    do rc = ftruncate(fd, len);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0) return -errno;
+    struct fio_fd *s = fio_slot(f, fd);
+    if (s && s->synced > (uint64_t)len) s->synced = (uint64_t)len;
+    return 0;
+}
+
+static int fio_close(void *ctx, int fd)
+{
+    struct fio_fd *s = fio_slot(ctx, fd);
+    if (s) s->fd = -1;
+    return close(fd) < 0 ? -errno : 0;
+}
+
+tm_faultio *tm_faultio_new(uint64_t seed)
+{
+    struct tm_faultio *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    for (size_t i = 0; i < FIO_MAX_FDS; i++) f->fds[i].fd = -1;
+    f->seed = seed;
+    f->io.open = fio_open;
+    f->io.pwrite = fio_pwrite;
+    f->io.fdatasync = fio_fdatasync;
+    f->io.ftruncate = fio_ftruncate;
+    f->io.close = fio_close;
+    f->io.fsync = fio_fsync;
+    f->io.ctx = f;
+    /* pread and unlink stay NULL: the declog's POSIX defaults */
+    return f;
+}
+
+const xatm_declog_io *tm_faultio_io(tm_faultio *f)
+{
+    return f ? &f->io : NULL;
+}
+
+void tm_faultio_free(tm_faultio *f)
+{
+    free(f);
+}
