@@ -22,7 +22,8 @@
  *
  * Commit, by number of branches:
  *   0  DONE(commit, no entries), one-way.
- *   1  one-phase commit on the branch, then DONE one-way. DONE's outcome is COMMIT only
+ *   1  one-phase commit on the branch, then DONE one-way (no VOTE: xatmd's transaction
+ *      timeout cannot stop this commit, see xatm.h). DONE's outcome is COMMIT only
  *      when the branch committed; when the connection broke during the commit the outcome
  *      is unknown (XATM_EUNKNOWN) and DONE carries ABORT with xa_rc XAER_RMFAIL, which for
  *      a one-branch transaction (never logged, nothing prepared) only tells xatmd to
@@ -30,6 +31,10 @@
  *   2+ PREPARE on every branch in parallel, VOTE (a request), wait for DECISION, phase 2
  *      in parallel, DONE one-way (one entry per branch: the phase-2 result, XA_RDONLY for
  *      a read-only branch, the vote's code for a branch that was already rolled back).
+ *
+ * ENLIST and VOTE report each branch's session as a session reference
+ * (xatm_rm_session_ref: the server's incarnation and the session id, common/proto.h), so
+ * xatmd never mistakes it for a connection of a later run of the server.
  *
  * Where the fault points sit (common/fault.c has the table):
  *   ap.after_begin       BEGIN_OK received, before xatm_begin returns
@@ -268,7 +273,7 @@ static int rm_use(xatm_t *h, ap_rm *r)
     m.type = XATM_MSG_ENLIST;
     snprintf(m.u.enlist.gtrid, sizeof m.u.enlist.gtrid, "%s", h->gtrid);
     snprintf(m.u.enlist.rm, sizeof m.u.enlist.rm, "%s", r->cfg->name);
-    m.u.enlist.session_id = xatm_rm_caps_of(r->conn)->session_id;
+    m.u.enlist.session_id = xatm_rm_session_ref(r->conn);
     char msg[1024];
     rc = xatm__tm_send(&h->tm, &m, NULL, msg, sizeof msg);
     if (rc)
@@ -612,7 +617,7 @@ static int commit_two_phase(xatm_t *h)
         ap_rm *r = &h->rms[h->order[k]];
         xatm_msg_vote_entry *e = &m.u.vote.e[k];
         snprintf(e->rm, sizeof e->rm, "%s", r->cfg->name);
-        e->session_id = xatm_rm_caps_of(r->conn)->session_id;
+        e->session_id = xatm_rm_session_ref(r->conn);
         if (!r->ran) r->rc = XATM_XAER_RMFAIL; /* no session: cannot have prepared */
         if (r->rc == XATM_XA_OK) {
             e->vote = XATM_VOTE_YES;

@@ -7,9 +7,9 @@
  *
  *   offset size field
  *   0      4    body_len   u32 big-endian, bytes after the header
- *   4      1    version    XATM_PROTO_VERSION (1)
+ *   4      1    version    XATM_PROTO_VERSION (2)
  *   5      1    type       enum xatm_msg_type
- *   6      2    flags      u16, must be 0 in version 1
+ *   6      2    flags      u16, must be 0 in version 2
  *   8      4    req_id     u32, chosen by the client; a reply echoes its request's id
  *   12     ...  body       the type's fields, in order, as below
  *
@@ -38,6 +38,25 @@
  *   ADMIN      -> str command(<=64), str arg(<=1024)
  *   ADMIN_REPLY<- i32 code, blob json
  *
+ * Session references (the u64 session_id of ENLIST and VOTE; xatmd records it in its
+ * transaction table and in COMMIT records). An RM session id alone is ambiguous: MariaDB
+ * restarts its connection ids at 1 after every restart, so a recorded id can later name
+ * an unrelated connection. The field therefore carries the server incarnation too:
+ *
+ *   bits 63..40  incarnation tag (24 bits): a hash of the server's start time and
+ *                server id (rm.h, xatm_rm_caps.incarnation); 0 = not known
+ *   bits 39..0   the session id on that server (MariaDB CONNECTION_ID(), PostgreSQL
+ *                backend pid); 0 = no session
+ *
+ * A session of another incarnation than the server's current one is gone (it cannot be
+ * connected any more). PostgreSQL sessions carry tag 0 (xatmd never waits for them). A
+ * MariaDB session with tag 0 has no known incarnation: xatmd treats it as an unknown
+ * session, never as a live one. xatm_session_ref() and its two accessors below are the
+ * only code that packs or unpacks the field.
+ *
+ * Version 2 (this one) changed from version 1: session_id is a session reference (above);
+ * VOTE may be answered ERROR XATM_EUNKNOWN (docs/protocol.md, "VOTE").
+ *
  * Field rules beyond the above, checked by both encode (XATM_EINVAL) and decode (EPROTO):
  *   - a str holds no NUL byte; limits without a number above are the struct's: gtrid
  *     <= XATM_GTRID_MAX, rm <= XATM_RM_NAME_MAX, tm_id <= XATM_TM_ID_MAX. The codec checks
@@ -59,7 +78,7 @@
 #include "buf.h"
 #include "xid.h"
 
-#define XATM_PROTO_VERSION 1
+#define XATM_PROTO_VERSION 2
 #define XATM_FRAME_HEADER_SIZE 12
 #define XATM_FRAME_MAX_REQUEST (64u * 1024u)
 #define XATM_FRAME_MAX_REPLY (16u * 1024u * 1024u)
@@ -97,7 +116,7 @@ enum xatm_outcome { XATM_OUTCOME_COMMIT = 1, XATM_OUTCOME_ABORT = 2 };
 typedef struct xatm_msg_vote_entry {
     char rm[XATM_RM_NAME_MAX + 1]; /* RM name (= bqual) */
     uint8_t vote;                  /* enum xatm_vote */
-    uint64_t session_id;           /* RM session id (MariaDB connection id; 0 if none) */
+    uint64_t session_id;           /* RM session reference (see the file comment; 0 if none) */
 } xatm_msg_vote_entry;
 
 /* One entry of DONE. */
@@ -124,7 +143,7 @@ typedef struct xatm_msg {
         struct {
             char gtrid[XATM_GTRID_MAX + 1];
             char rm[XATM_RM_NAME_MAX + 1];
-            uint64_t session_id;
+            uint64_t session_id; /* session reference (see the file comment) */
         } enlist;
         struct {
             char gtrid[XATM_GTRID_MAX + 1];
@@ -148,6 +167,31 @@ typedef struct xatm_msg {
         struct { int32_t code; const char *json; uint32_t json_len; } admin_reply;
     } u;
 } xatm_msg;
+
+/* Session references (see the file comment). */
+#define XATM_SESSION_ID_BITS 40
+#define XATM_SESSION_ID_MASK ((UINT64_C(1) << XATM_SESSION_ID_BITS) - 1)
+#define XATM_SESSION_TAG_MASK 0xFFFFFFu
+
+/* The reference of session `id` of the server incarnation `tag` (24 bits used): 0 when
+ * id is 0 or does not fit in 40 bits (then the session is unknown). */
+static inline uint64_t xatm_session_ref(uint32_t tag, uint64_t id)
+{
+    if (id == 0 || id > XATM_SESSION_ID_MASK) return 0;
+    return (uint64_t)(tag & XATM_SESSION_TAG_MASK) << XATM_SESSION_ID_BITS | id;
+}
+
+/* The session id part of a reference (what PROCESSLIST / pg_stat_activity show). */
+static inline uint64_t xatm_session_ref_id(uint64_t ref)
+{
+    return ref & XATM_SESSION_ID_MASK;
+}
+
+/* The incarnation tag of a reference, 0 when not known. */
+static inline uint32_t xatm_session_ref_tag(uint64_t ref)
+{
+    return (uint32_t)(ref >> XATM_SESSION_ID_BITS);
+}
 
 /* A decoded frame header. */
 typedef struct xatm_frame_header {

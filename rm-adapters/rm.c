@@ -346,20 +346,58 @@ int xatm_rm_recover(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,
     return c->ops->recover(c, format_id, tm_id, cb, arg);
 }
 
-int xatm_rm_session_alive(xatm_rm_conn *c, uint64_t session_id)
+uint32_t xatm_rm__incarnation_tag(int64_t started, uint32_t server_id)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over both, little-endian */
+    uint64_t v = (uint64_t)started;
+    for (int i = 0; i < 8; i++, v >>= 8) h = (h ^ (v & 0xff)) * 1099511628211ull;
+    for (int i = 0; i < 4; i++, server_id >>= 8) h = (h ^ (server_id & 0xff)) * 1099511628211ull;
+    uint32_t tag = (uint32_t)(h ^ (h >> 24) ^ (h >> 48)) & XATM_SESSION_TAG_MASK;
+    return tag ? tag : 1;
+}
+
+uint64_t xatm_rm_session_ref(const xatm_rm_conn *c)
+{
+    return c ? xatm_session_ref(c->caps.incarnation, c->caps.session_id) : 0;
+}
+
+/* Where a session reference points, seen from connection c (see rm.h). */
+enum ref_place { REF_OTHER_RUN, REF_SELF, REF_HERE };
+
+static enum ref_place ref_place(const xatm_rm_conn *c, uint64_t ref)
+{
+    uint32_t tag = xatm_session_ref_tag(ref);
+    if (tag != 0 && c->caps.incarnation != 0 && tag != c->caps.incarnation)
+        return REF_OTHER_RUN;
+    if (xatm_session_ref_id(ref) == c->caps.session_id) return REF_SELF;
+    return REF_HERE;
+}
+
+int xatm_rm_session_alive(xatm_rm_conn *c, uint64_t session_ref)
 {
     int rc = check_idle(c, "session check");
     if (rc != XATM_XA_OK) return rc;
-    return c->ops->session_alive(c, session_id);
+    if (xatm_session_ref_id(session_ref) == 0) return 0;
+    /* another run of the server, or the checker itself: not an AP session that is
+     * connected now (an equal id there is an unrelated connection) */
+    if (ref_place(c, session_ref) != REF_HERE) return 0;
+    return c->ops->session_alive(c, xatm_session_ref_id(session_ref));
 }
 
-int xatm_rm_fence(xatm_rm_conn *c, uint64_t session_id)
+int xatm_rm_fence(xatm_rm_conn *c, uint64_t session_ref)
 {
     int rc = check_idle(c, "fence");
     if (rc != XATM_XA_OK) return rc;
-    if (session_id == c->caps.session_id)
+    if (xatm_session_ref_id(session_ref) == 0) return XATM_XA_OK;
+    switch (ref_place(c, session_ref)) {
+    case REF_OTHER_RUN:
+        return XATM_XA_OK; /* that session ended with its server: never kill its namesake */
+    case REF_SELF:
         return xatm_rm__seterr(c, XATM_XAER_INVAL, "refusing to fence this very session");
-    return c->ops->fence(c, session_id);
+    case REF_HERE:
+        break;
+    }
+    return c->ops->fence(c, xatm_session_ref_id(session_ref));
 }
 
 int xatm_rm_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected)

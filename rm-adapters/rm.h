@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/proto.h"
 #include "../common/xid.h"
 #include "../config/config.h"
 
@@ -79,6 +80,13 @@ typedef struct xatm_rm_caps {
     bool detach_on_prepare;        /* prepared branches are finishable from other sessions
                                       while the preparing session is connected */
     uint64_t session_id;           /* this session's id (MySQL CONNECTION_ID(), PG backend pid) */
+    int64_t server_started;        /* MySQL: the server's start, Unix seconds (UNIX_TIMESTAMP()
+                                      - Uptime in one statement: exact); 0 unknown, PG */
+    uint32_t server_id;            /* MySQL @@server_id; 0 for PG */
+    uint32_t incarnation;          /* 24-bit tag of this run of the server (a hash of
+                                      server_started and server_id, never 0 when known;
+                                      0 unknown, and always 0 for PG): the high bits of
+                                      a session reference (proto.h) */
 } xatm_rm_caps;
 
 /* One prepared branch found by recover. */
@@ -116,9 +124,11 @@ typedef struct xatm_rm_ops {
      * Calls cb once per branch; returns XA_OK or an error (RMFAIL when unreachable). */
     int (*recover)(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,
                    void (*cb)(const xatm_rm_prepared *p, void *arg), void *arg);
-    /* Blocking: is session `session_id` still connected? 1 yes, 0 no, <0 XA error. */
+    /* Blocking: is session `session_id` (a plain id of this server, never this session's
+     * own; rm.c has unpacked the reference) still connected? 1 yes, 0 no, <0 XA error. */
     int (*session_alive)(xatm_rm_conn *c, uint64_t session_id);
-    /* Blocking: terminate session `session_id` (MySQL KILL CONNECTION). XA_OK or error. */
+    /* Blocking: terminate session `session_id` (plain id, as above; MySQL KILL
+     * CONNECTION). XA_OK or error. */
     int (*fence)(xatm_rm_conn *c, uint64_t session_id);
     /* Blocking: runs one SQL statement, discarding rows. XA_OK / RMERR / RMFAIL. */
     int (*exec)(xatm_rm_conn *c, const char *sql, uint64_t *affected);
@@ -155,8 +165,23 @@ void xatm_rm_run_parallel(xatm_rm_conn **conns, const enum xatm_rm_op *ops, cons
                           int *rc, size_t n, uint32_t timeout_ms);
 int xatm_rm_recover(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,
                     void (*cb)(const xatm_rm_prepared *p, void *arg), void *arg);
-int xatm_rm_session_alive(xatm_rm_conn *c, uint64_t session_id);
-int xatm_rm_fence(xatm_rm_conn *c, uint64_t session_id);
+/* Session references (common/proto.h): what an AP reports to xatmd for its session, and
+ * what xatmd checks and fences. xatm_rm_session_ref() is this session's reference (0 when
+ * its id does not fit in 40 bits). The two calls below take a reference:
+ *   - a reference of another incarnation of the server (its tag is not 0 and differs
+ *     from this connection's caps.incarnation, when that is known) names a session that
+ *     no longer exists: session_alive answers 0 and fence does nothing (XA_OK), so an
+ *     unrelated connection that now has the same id is never reported alive nor killed;
+ *   - a reference to this very session (same id, same or unknown incarnation) is not an
+ *     AP's: session_alive answers 0 and fence refuses (XAER_INVAL);
+ *   - tag 0 means "incarnation not stated": the id is taken as one of the current server
+ *     (tools and tests; xatmd never passes such a reference for MySQL, it treats the
+ *     session as unknown).
+ * session_alive: 1 connected, 0 gone, <0 an XA error. MySQL counts a session alive until
+ * it has left PROCESSLIST and InnoDB has detached its transaction (docs/rm-facts.md). */
+uint64_t xatm_rm_session_ref(const xatm_rm_conn *c);
+int xatm_rm_session_alive(xatm_rm_conn *c, uint64_t session_ref);
+int xatm_rm_fence(xatm_rm_conn *c, uint64_t session_ref);
 int xatm_rm_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected);
 void *xatm_rm_native(xatm_rm_conn *c);
 bool xatm_rm_alive(xatm_rm_conn *c);

@@ -95,4 +95,8 @@ int xatm_rm__mysql_check_caps(const xatm_rm_config *cfg, const char *server_info
                               const char *default_engine, bool *detach_on_prepare,
                               char *err, size_t errlen);
 
+/* The 24-bit incarnation tag of a server run (xatm_rm_caps.incarnation): a hash of its
+ * start time (Unix seconds) and server id, never 0. Pure, for the tests. */
+uint32_t xatm_rm__incarnation_tag(int64_t started, uint32_t server_id);
+
 #endif

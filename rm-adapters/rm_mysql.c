@@ -24,8 +24,12 @@
  * is the session's row-write counters, Handler_write + Handler_update + Handler_delete
  * (SHOW SESSION STATUS; exact and current; internal temporary tables count in
  * Handler_tmp_* instead, so the probe itself does not move them), read right after XA
- * START and again at prepare: no change = no row written. An unchanged UPDATE counts as
- * no write, as in InnoDB. A branch whose baseline could not be read prepares normally.
+ * START and again at prepare: no change = no row written. An UPDATE that matches a row
+ * but changes nothing still moves Handler_update (measured on 10.11.19), so such a branch
+ * prepares; InnoDB has little or nothing of it to persist: after a SIGKILL of mariadbd it
+ * was gone in 4 of 5 tries (XA COMMIT / XA ROLLBACK then answer XAER_NOTA, "already
+ * done", and there was nothing to commit). A branch whose baseline could not be read
+ * prepares normally.
  * information_schema.innodb_trx.trx_rows_modified is NOT usable: InnoDB serves it from a
  * cache that is refreshed only when nobody has read it for 0.1 s, so under concurrent
  * prepares it shows a stale picture, and a branch with writes would be committed in
@@ -71,6 +75,14 @@
  * it as its read and write timeout, rounded up to whole seconds: a server that stops
  * answering (SIGSTOP, a hung host whose kernel still acknowledges keepalives) then costs
  * XAER_RMFAIL, not a hung caller.
+ *
+ * Incarnation. The capability query at open also reads the server's start, UNIX_TIMESTAMP()
+ * - Uptime (both whole seconds of the same statement's start, so the difference is exact:
+ * 200 sessions opened at random sub-second offsets all read the same value), and
+ * @@server_id; their hash is caps.incarnation, the high bits of this session's reference
+ * (common/proto.h). Connection ids start again at 1 whenever mariadbd starts, so the tag
+ * is what tells a recorded AP session from a new, unrelated connection with the same id
+ * (rm.c compares it before session_alive and fence see an id).
  *
  * mysql_library_init runs once per process (pthread_once); the program calls
  * mysql_library_end() at exit if it wants every byte freed.
@@ -676,6 +688,8 @@ static int my_recover(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,
     return XATM_XA_OK;
 }
 
+/* session_id is a plain connection id of this server, never this session's (rm.c has
+ * unpacked the reference and ruled out other runs of the server and this session). */
 static int my_session_alive(xatm_rm_conn *c, uint64_t session_id)
 {
     my_conn *m = myc(c);
@@ -826,9 +840,13 @@ static int my_open(const xatm_rm_config *cfg, const xatm_rm_open_options *opts,
         snprintf(err, errlen, "%s", m->head.errmsg);
         goto close_my;
     }
+    /* the server's start: UNIX_TIMESTAMP() and Uptime are both whole seconds of the same
+     * statement's start, so their difference is the same for every session of one run */
     rc = run_sql(m,
                  "SELECT @@default_storage_engine, (SELECT SUPPORT FROM "
-                 "information_schema.ENGINES WHERE ENGINE = 'InnoDB'), CONNECTION_ID()",
+                 "information_schema.ENGINES WHERE ENGINE = 'InnoDB'), CONNECTION_ID(), "
+                 "UNIX_TIMESTAMP() - (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                 "WHERE VARIABLE_NAME = 'UPTIME'), @@server_id",
                  "capability check", &r, NULL);
     if (rc != XATM_XA_OK) {
         snprintf(err, errlen, "%s", m->head.errmsg);
@@ -845,6 +863,12 @@ static int my_open(const xatm_rm_config *cfg, const xatm_rm_open_options *opts,
              mysql_get_server_info(m->my));
     m->head.caps.max_prepared = 0;
     m->head.caps.session_id = row[2] ? strtoull(row[2], NULL, 10) : mysql_thread_id(m->my);
+    if (mysql_num_fields(r) >= 5 && row[3] && row[4]) {
+        m->head.caps.server_started = strtoll(row[3], NULL, 10);
+        m->head.caps.server_id = (uint32_t)strtoul(row[4], NULL, 10);
+        m->head.caps.incarnation =
+            xatm_rm__incarnation_tag(m->head.caps.server_started, m->head.caps.server_id);
+    }
     rc = xatm_rm__mysql_check_caps(cfg, mysql_get_server_info(m->my),
                                    mysql_get_server_version(m->my), row[1], row[0],
                                    &m->head.caps.detach_on_prepare, err, errlen);

@@ -295,8 +295,9 @@ class Xatmd:
 class Ap:
     """One `xatm-transfer run` process, in its own session."""
 
-    def __init__(self, no, binary, config, tdir, seed, transfers, fault=None):
+    def __init__(self, no, binary, config, tdir, seed, transfers, trial, fault=None):
         self.no = no            # 0..N_APS-1 in its trial
+        self.prefix = "t%da%d" % (trial, no)  # its transfer ids: <prefix>-<worker>-<n>
         self.fault = fault      # its XATM_FAULT, or None
         self.out_path = os.path.join(tdir, "ap%d.out" % no)            # stdout + stderr
         self.committed_path = os.path.join(tdir, "committed.%d" % no)  # --committed-log
@@ -308,11 +309,12 @@ class Ap:
         self.proc = subprocess.Popen(
             [binary, "-c", config, "run", "--workers", str(WORKERS), "--transfers",
              str(transfers), "--seed", str(seed), "--abort-percent", "5",
+             "--id-prefix", self.prefix,
              "--reconnect-timeout", "30", "--committed-log", self.committed_path],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
             start_new_session=True)
         out.close()
-        self.pid = self.proc.pid  # also the prefix of its transfer ids
+        self.pid = self.proc.pid
         self.ended_at = None      # when it was first seen gone
 
     def alive(self):
@@ -656,7 +658,7 @@ rms:
         for k in range(N_APS):
             ap_fault = fault["ap_fault"] if k == fault["ap"] else None
             self.aps.append(Ap(k, self.transfer_bin, self.config, tdir,
-                               rng.randrange(1 << 31), transfers, ap_fault))
+                               rng.randrange(1 << 31), transfers, no, ap_fault))
         t.started = now()
         t.t0 = None
 
@@ -687,9 +689,31 @@ rms:
             t.violation("not converged %d s after the fault: %s"
                         % (self.args.converge_timeout, ", ".join(pending)))
             self.balances = None  # still moving: the next trial re-reads them
+            self.heal(t)
         else:
             self.check(t)
         return self.finish(t)
+
+    def heal(self, t):
+        """After a trial that did not converge: restart xatmd (a fresh recovery, new RM
+        sessions) and wait once more, so that the next trial does not fail on this one's
+        leftovers. Sets t.stuck when even that does not converge: the campaign then stops,
+        since every further trial would fail the same way."""
+        for a in self.aps:
+            if a.alive():
+                a.kill()
+        st = self.tm.stop()
+        if st != 0:
+            t.event("xatmd exited with status %s at SIGTERM while stuck" % st)
+        self.tm.start(why="trial %d: restart after no convergence" % t.no)
+        start = now()
+        ok, _, pending = self.wait_converged(deadline=now() + self.args.converge_timeout)
+        if ok:
+            t.violation("(it converged %.1f s after a restart of xatmd)" % (now() - start))
+        else:
+            t.violation("still not converged %d s after a restart of xatmd (%s): the campaign "
+                        "stops here" % (self.args.converge_timeout, ", ".join(pending)))
+            t.stuck = True
 
     def inject(self, t, f):
         kind = f["kind"]
@@ -783,8 +807,7 @@ rms:
     # ---------------------------------------------------------------- checks
 
     def check(self, t):
-        pids = [a.pid for a in self.aps]
-        like = " OR ".join("id LIKE '%d-%%'" % p for p in pids)
+        like = " OR ".join("id LIKE '%s-%%'" % a.prefix for a in self.aps)
         pg = self.sql.pg("SELECT COALESCE(sum(balance), 0) FROM accounts",
                          "SELECT id, amount FROM transfers WHERE " + like)
         my = self.sql.my("SELECT COALESCE(sum(balance), 0) FROM accounts",
@@ -958,6 +981,7 @@ class Trial:
         self.enospc_at = None       # when the disk-full fault was seen firing
         self.violations = []
         self.events = []
+        self.stuck = False          # left a state the campaign cannot go on from
         self.transfers = 0
         self.committed = 0
         self.log_offset = 0
@@ -1029,6 +1053,10 @@ def main(argv):
             say("note: XATM_TEST_SERVERS_DIR is not set, so database crashes are left out")
         for k in range(1, args.trials + 1):
             c.run_trial(k, args.seed + k - 1)
+            if c.results and c.results[-1].stuck:
+                say("stopping after trial %d: the servers did not converge even after a "
+                    "restart of xatmd" % k)
+                break
         final_ok, final_out = c.final_check()
         say("final check (xatm-transfer check over the whole campaign): %s" % final_out
             .splitlines()[-1] if final_out else "(no output)")

@@ -354,10 +354,11 @@ static void admin_status(struct tm_ctx *ctx, jw *w)
     jw_fmt(w,
            ",\"counts\":{\"active\":%llu,\"commit_pending\":%llu,\"committing\":%llu,"
            "\"orphaned\":%llu,\"unresolved_decisions\":%zu,\"heuristic\":%zu,"
-           "\"heuristic_unfinished\":%zu,\"presumed_abort_branches\":%zu}",
+           "\"heuristic_unfinished\":%zu,\"presumed_abort_branches\":%zu,"
+           "\"held_aborts\":%llu}",
            (unsigned long long)c.active, (unsigned long long)c.commit_pending,
            (unsigned long long)c.committing, (unsigned long long)c.orphaned, unresolved, heur,
-           heur_open, u.n);
+           heur_open, u.n, (unsigned long long)c.held_aborts);
     jw_fmt(w,
            ",\"totals\":{\"begun\":%llu,\"committed\":%llu,\"aborted\":%llu,"
            "\"timed_out\":%llu,\"fenced\":%llu}",
@@ -474,16 +475,21 @@ static void txv_finish_text(struct tm_ctx *ctx, txv *v, bool commit, const char 
         recovery_wait wt;
         if (s == REC_BRANCH_PREPARED && ctx->rec &&
             recovery_branch_wait(ctx->rec, v->gtrid, v->br[i].rm, &wt)) {
-            if (wt.fenced)
+            unsigned long long sid = (unsigned long long)xatm_session_ref_id(wt.session_id);
+            if (wt.owner_unknown)
+                txv_next(v, "; branch %s: the session that prepared it is unknown, so it is "
+                            "tried only once it has settled (XAER_NOTA then means a session "
+                            "still holds it)",
+                         v->br[i].rm);
+            else if (wt.fenced)
                 txv_next(v, "; branch %s: AP session %llu was fenced, finished at the next pass",
-                         v->br[i].rm, (unsigned long long)wt.session_id);
+                         v->br[i].rm, sid);
             else if (wt.fence_at_ms)
                 txv_next(v, "; branch %s waits for AP session %llu to end (fenced at the "
                             "transaction's deadline)",
-                         v->br[i].rm, (unsigned long long)wt.session_id);
+                         v->br[i].rm, sid);
             else
-                txv_next(v, "; branch %s waits for AP session %llu to end", v->br[i].rm,
-                         (unsigned long long)wt.session_id);
+                txv_next(v, "; branch %s waits for AP session %llu to end", v->br[i].rm, sid);
         }
     }
 }
@@ -544,15 +550,22 @@ static void jw_txv(jw *w, struct tm_ctx *ctx, const txv *v)
             jw_str(w, b->vote);
         else
             jw_raw(w, "null");
-        jw_fmt(w, ",\"session_id\":%llu", (unsigned long long)b->session_id);
+        jw_fmt(w, ",\"session_id\":%llu", (unsigned long long)xatm_session_ref_id(b->session_id));
         jw_ckey(w, "rm_state");
         jw_str(w, recovery_branch_state_name(txv_state(ctx, v, i)));
         recovery_wait wt;
         if (ctx->rec && recovery_branch_wait(ctx->rec, v->gtrid, b->rm, &wt)) {
             jw_fmt(w, ",\"waiting\":{\"session_id\":%llu,\"fenced\":%s,\"fence_in_ms\":",
-                   (unsigned long long)wt.session_id, wt.fenced ? "true" : "false");
+                   (unsigned long long)xatm_session_ref_id(wt.session_id),
+                   wt.fenced ? "true" : "false");
             if (wt.fence_at_ms && !wt.fenced)
-                jw_fmt(w, "%lld}}", ms_diff(wt.fence_at_ms, w->now_ms));
+                jw_fmt(w, "%lld", ms_diff(wt.fence_at_ms, w->now_ms));
+            else
+                jw_raw(w, "null");
+            jw_fmt(w, ",\"owner_unknown\":%s,\"settle_in_ms\":",
+                   wt.owner_unknown ? "true" : "false");
+            if (wt.owner_unknown)
+                jw_fmt(w, "%lld}}", ms_diff(wt.settle_at_ms, w->now_ms));
             else
                 jw_raw(w, "null}}");
         } else {
@@ -1089,8 +1102,8 @@ static void admin_force(struct tm_ctx *ctx, const admin_peer *peer, uint8_t outc
     rc = xatm_declog_append(ctx->log, &rec, true);
     if (rc == 0) rc = xatm_declog_flush(ctx->log);
     if (rc != 0) {
+        atomic_store(&ctx->fatal, true); /* before log_mu is released: no flush after it */
         pthread_mutex_unlock(&ctx->log_mu);
-        atomic_store(&ctx->fatal, true);
         if (ctx->srv) server_wake(ctx->srv);
         tm_log(xatm_declog_errmsg(ctx->log), "Check the disk of the log directory, then "
                                              "restart xatmd.",

@@ -1504,7 +1504,12 @@ void xatm_declog_describe(const xatm_declog_record *rec, char *buf, size_t size)
         for (unsigned i = 0; i < rec->n_branches && i < XATM_MAX_BRANCHES; i++) {
             const xatm_declog_branch *b = &rec->branches[i];
             out_printf(&o, "%s%.*s", i ? "," : "", (int)strnlen(b->rm, sizeof b->rm), b->rm);
-            if (b->session_id)
+            /* a session reference (common/proto.h): the server's id, then its incarnation */
+            if (b->session_id && xatm_session_ref_tag(b->session_id))
+                out_printf(&o, "(session %llu@%06x)",
+                           (unsigned long long)xatm_session_ref_id(b->session_id),
+                           (unsigned)xatm_session_ref_tag(b->session_id));
+            else if (b->session_id)
                 out_printf(&o, "(session %llu)", (unsigned long long)b->session_id);
         }
         out_printf(&o, "]");

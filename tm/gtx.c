@@ -5,10 +5,12 @@
  *   - a binary min-heap of (deadline, seq) for ACTIVE transactions, with lazy deletion: an
  *     entry whose transaction is gone, no longer ACTIVE or has another deadline is stale and
  *     dropped when it reaches the top (the heap is rebuilt when stale entries dominate);
- *   - a ring of recently aborted transactions (gtx.h, "Aborted transactions"): each slot
- *     owns one malloc'd gtx_aborted holding only the branches with a recorded session, so
- *     the ring stays small; a late VOTE hears "transaction timed out", recovery reads the
- *     sessions to wait for or fence;
+ *   - a ring of the last GTX_ABORT_MEMORY aborts (gtx.h, "Aborted transactions"), by
+ *     value, without branches: a late VOTE hears why it was aborted;
+ *   - the held set: a chained hash (keyed by seq) of malloc'd gtx_held entries, one per
+ *     abort with a recorded session, holding only those branches, each with its count of
+ *     clean scans; recovery reads the sessions to wait for or fence, and releases an entry
+ *     through gtx_aborts_scanned once its branches are seen gone;
  *   - per-state counts and totals.
  * Every transition goes through gtx_set_state() or gtx_remove(), which assert that the
  * transition is in the table of allowed ones. All of it is guarded by one mutex.
@@ -30,16 +32,30 @@ typedef struct gtx_node {
     struct gtx_node *next; /* next in the same bucket */
 } gtx_node;
 
-/* One remembered abort (a ring slot owns it). */
+/* One abort in the ring (by value). */
 typedef struct gtx_aborted {
-    uint64_t seq;                  /* the transaction */
+    uint64_t seq;                  /* the transaction, 0 = empty slot */
     enum gtx_abort_cause cause;    /* why it was aborted */
     uint32_t timeout_ms;           /* its timeout */
     uint64_t deadline_ms;          /* its deadline (monotonic ms) */
     uint32_t ap_pid;               /* its AP's pid, 0 unknown */
-    uint8_t n_branches;            /* entries in branches */
-    gtx_branch branches[];         /* its branches with a recorded session */
 } gtx_aborted;
+
+/* One branch of a held abort. */
+typedef struct gtx_held_branch {
+    char rm[XATM_RM_NAME_MAX + 1]; /* RM name */
+    uint64_t session_id;           /* the AP's session reference (never 0) */
+    uint8_t clean;                 /* consecutive clean scans of rm since the abort (max 2) */
+} gtx_held_branch;
+
+/* One held abort (see gtx.h): its sessions are kept until recovery saw its branches gone. */
+typedef struct gtx_held {
+    gtx_aborted a;                 /* what the ring keeps too */
+    uint64_t abort_no;             /* t->abort_count at the abort (gtx_abort_mark) */
+    struct gtx_held *next;         /* next in the same bucket */
+    uint8_t n_branches;            /* entries in branches */
+    gtx_held_branch branches[];    /* its branches with a recorded session */
+} gtx_held;
 
 /* One deadline heap entry. */
 typedef struct gtx_deadline {
@@ -61,8 +77,12 @@ struct gtx_table {
     uint64_t n_orphaned;                 /* decided transactions with owner 0 */
     gtx_deadline *heap;                  /* min-heap on deadline_ms (ACTIVE only, lazy) */
     size_t heap_len, heap_cap;           /* entries used / allocated */
-    gtx_aborted *aborted[GTX_ABORT_MEMORY]; /* ring of recent aborts (owned; NULL = empty) */
+    gtx_aborted aborted[GTX_ABORT_MEMORY]; /* ring of recent aborts (seq 0 = empty) */
     size_t aborted_pos;                  /* next ring slot to write */
+    uint64_t abort_count;                /* aborts so far (gtx_abort_mark) */
+    gtx_held **held;                     /* held aborts: n_held_buckets chains (power of 2) */
+    size_t n_held_buckets;               /* bucket count */
+    size_t n_held;                       /* held aborts */
     gtx_counts totals;                   /* begun/committed/aborted/... (state counts unused) */
 };
 
@@ -229,44 +249,89 @@ static void gtx_heap_compact(gtx_table *t)
 
 /* ------------------------------------------------------------------ helpers */
 
-/* Remembers the abort of g (see gtx.h) when it timed out or holds a recorded session. */
+static size_t gtx_held_bucket(const gtx_table *t, uint64_t seq)
+{
+    uint64_t h = seq * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) & (t->n_held_buckets - 1);
+}
+
+static gtx_held *gtx_held_find(const gtx_table *t, uint64_t seq)
+{
+    if (!t->held) return NULL;
+    for (gtx_held *h = t->held[gtx_held_bucket(t, seq)]; h; h = h->next)
+        if (h->a.seq == seq) return h;
+    return NULL;
+}
+
+/* Makes room for one more held abort. 0 or XATM_ENOMEM. */
+static int gtx_held_reserve(gtx_table *t)
+{
+    if (t->held && t->n_held < t->n_held_buckets) return 0;
+    size_t n = t->n_held_buckets ? t->n_held_buckets * 2 : 256;
+    gtx_held **nb = calloc(n, sizeof *nb);
+    if (!nb) return XATM_ENOMEM;
+    gtx_held **old = t->held;
+    size_t old_n = t->n_held_buckets;
+    t->held = nb;
+    t->n_held_buckets = n;
+    for (size_t i = 0; i < old_n; i++) {
+        gtx_held *h = old[i];
+        while (h) {
+            gtx_held *next = h->next;
+            size_t b = gtx_held_bucket(t, h->a.seq);
+            h->next = nb[b];
+            nb[b] = h;
+            h = next;
+        }
+    }
+    free(old);
+    return 0;
+}
+
+/* Remembers the abort of g (see gtx.h): always in the ring; held when a branch has a
+ * recorded session. */
 static void gtx_remember_abort(gtx_table *t, const gtx_node *g, enum gtx_abort_cause cause)
 {
+    gtx_aborted a = {g->info.seq, cause, g->info.timeout_ms, g->info.deadline_ms,
+                     g->info.ap_pid};
+    t->aborted[t->aborted_pos] = a;
+    t->aborted_pos = (t->aborted_pos + 1) % GTX_ABORT_MEMORY;
+    t->abort_count++;
     unsigned n = 0;
     for (unsigned i = 0; i < g->info.n_branches; i++)
         if (g->info.branches[i].session_id) n++;
-    if (n == 0 && cause != GTX_ABORT_TIMEOUT) return;
-    gtx_aborted *a = malloc(sizeof *a + n * sizeof a->branches[0]);
-    if (!a) return; /* forgotten: a late VOTE hears "unknown transaction", still an abort */
-    a->seq = g->info.seq;
-    a->cause = cause;
-    a->timeout_ms = g->info.timeout_ms;
-    a->deadline_ms = g->info.deadline_ms;
-    a->ap_pid = g->info.ap_pid;
-    a->n_branches = 0;
-    for (unsigned i = 0; i < g->info.n_branches; i++)
-        if (g->info.branches[i].session_id) a->branches[a->n_branches++] = g->info.branches[i];
-    free(t->aborted[t->aborted_pos]);
-    t->aborted[t->aborted_pos] = a;
-    t->aborted_pos = (t->aborted_pos + 1) % GTX_ABORT_MEMORY;
+    if (n == 0) return;
+    gtx_held *h = NULL;
+    if (gtx_held_reserve(t) == 0) h = calloc(1, sizeof *h + n * sizeof h->branches[0]);
+    if (!h) return; /* out of memory: recovery then treats the sessions as unknown and
+                       waits for the branch to settle (recovery.h) */
+    h->a = a;
+    h->abort_no = t->abort_count;
+    for (unsigned i = 0; i < g->info.n_branches; i++) {
+        const gtx_branch *b = &g->info.branches[i];
+        if (!b->session_id) continue;
+        gtx_held_branch *x = &h->branches[h->n_branches++];
+        snprintf(x->rm, sizeof x->rm, "%s", b->rm);
+        x->session_id = b->session_id;
+    }
+    size_t b = gtx_held_bucket(t, a.seq);
+    h->next = t->held[b];
+    t->held[b] = h;
+    t->n_held++;
 }
 
 static const gtx_aborted *gtx_find_abort(const gtx_table *t, uint64_t seq)
 {
+    const gtx_held *h = gtx_held_find(t, seq);
+    if (h) return &h->a;
     /* newest first: a seq is never reused, so the first match is the only one */
     for (size_t k = 0; k < GTX_ABORT_MEMORY; k++) {
         const gtx_aborted *a =
-            t->aborted[(t->aborted_pos + GTX_ABORT_MEMORY - 1 - k) % GTX_ABORT_MEMORY];
-        if (!a) return NULL; /* the ring fills in order: nothing older */
+            &t->aborted[(t->aborted_pos + GTX_ABORT_MEMORY - 1 - k) % GTX_ABORT_MEMORY];
+        if (a->seq == 0) return NULL; /* the ring fills in order: nothing older */
         if (a->seq == seq) return a;
     }
     return NULL;
-}
-
-static bool gtx_was_timed_out(const gtx_table *t, uint64_t seq)
-{
-    const gtx_aborted *a = gtx_find_abort(t, seq);
-    return a && a->cause == GTX_ABORT_TIMEOUT;
 }
 
 /* Aborts g for `cause`: remembered (see gtx.h), then removed and counted as aborted. */
@@ -361,7 +426,15 @@ void gtx_table_free(gtx_table *t)
         }
     }
     for (size_t i = 0; i < t->n_rms; i++) free(t->rm_names[i]);
-    for (size_t i = 0; i < GTX_ABORT_MEMORY; i++) free(t->aborted[i]);
+    for (size_t i = 0; i < t->n_held_buckets; i++) {
+        gtx_held *h = t->held[i];
+        while (h) {
+            gtx_held *next = h->next;
+            free(h);
+            h = next;
+        }
+    }
+    free(t->held);
     free(t->rm_names);
     free(t->buckets);
     free(t->heap);
@@ -475,6 +548,55 @@ static void gtx_vote_abort(gtx_table *t, gtx_node *g, gtx_vote_result *out, cons
     gtx_abort(t, g, GTX_ABORT_VOTE);
 }
 
+/* The provisional answer to a VOTE for a gtrid that is not live (gtx.h, gtx_vote). */
+static void gtx_vote_unknown(const gtx_table *t, const char *gtrid, gtx_vote_result *out)
+{
+    xatm_gtrid_parts p;
+    const gtx_aborted *a;
+    if (!gtrid || xatm_gtrid_parse(gtrid, &p) != 0 || strcmp(p.tm_id, t->tm_id) != 0 ||
+        p.epoch > t->epoch) {
+        out->unknown = GTX_UNK_FOREIGN;
+        out->outcome = XATM_OUTCOME_ABORT;
+        snprintf(out->reason, sizeof out->reason,
+                 "unknown transaction: not issued by this xatmd");
+    } else if (p.epoch < t->epoch) {
+        out->unknown = GTX_UNK_EARLIER_EPOCH;
+        out->error = XATM_EUNKNOWN;
+        snprintf(out->reason, sizeof out->reason,
+                 "transaction of an earlier xatmd incarnation (epoch %u); outcome not "
+                 "remembered",
+                 p.epoch);
+    } else if (p.seq >= t->next_seq) {
+        out->unknown = GTX_UNK_NEVER_ISSUED;
+        out->outcome = XATM_OUTCOME_ABORT;
+        snprintf(out->reason, sizeof out->reason, "unknown transaction: never issued");
+    } else if ((a = gtx_find_abort(t, p.seq)) != NULL) {
+        out->unknown = GTX_UNK_ABORTED;
+        out->outcome = XATM_OUTCOME_ABORT;
+        const char *why = "transaction aborted";
+        switch (a->cause) {
+        case GTX_ABORT_TIMEOUT:
+            why = "transaction timed out";
+            break;
+        case GTX_ABORT_VOTE:
+            why = "transaction already aborted at its vote";
+            break;
+        case GTX_ABORT_ROLLBACK:
+            why = "transaction rolled back by its AP";
+            break;
+        case GTX_ABORT_DISCONNECT:
+            why = "transaction aborted: its AP disconnected";
+            break;
+        }
+        snprintf(out->reason, sizeof out->reason, "%s", why);
+    } else {
+        out->unknown = GTX_UNK_FINISHED;
+        out->error = XATM_EUNKNOWN;
+        snprintf(out->reason, sizeof out->reason,
+                 "transaction already finished; outcome not remembered");
+    }
+}
+
 int gtx_vote(gtx_table *t, uint64_t owner, const char *gtrid, const xatm_msg_vote_entry *e,
              size_t n, gtx_vote_result *out)
 {
@@ -484,10 +606,7 @@ int gtx_vote(gtx_table *t, uint64_t owner, const char *gtrid, const xatm_msg_vot
     uint64_t seq = gtx_seq_of(t, gtrid);
     gtx_node *g = seq ? gtx_find_seq(t, seq) : NULL;
     if (!g) {
-        out->outcome = XATM_OUTCOME_ABORT;
-        bool late = seq && gtx_was_timed_out(t, seq);
-        snprintf(out->reason, sizeof out->reason, "%s",
-                 late ? "transaction timed out" : "unknown transaction");
+        gtx_vote_unknown(t, gtrid, out);
         goto out_unlock;
     }
     if (g->info.owner != owner || g->info.state != GTX_ACTIVE) {
@@ -793,12 +912,90 @@ int gtx_recent_abort(gtx_table *t, const char *gtrid, gtx_abort_info *out)
         out->timeout_ms = a->timeout_ms;
         out->deadline_ms = a->deadline_ms;
         out->ap_pid = a->ap_pid;
-        out->n_branches = a->n_branches;
-        memcpy(out->branches, a->branches, a->n_branches * sizeof a->branches[0]);
+        const gtx_held *h = gtx_held_find(t, seq);
+        for (unsigned i = 0; h && i < h->n_branches; i++) {
+            gtx_branch *b = &out->branches[out->n_branches++];
+            snprintf(b->rm, sizeof b->rm, "%s", h->branches[i].rm);
+            b->session_id = h->branches[i].session_id;
+        }
         rc = 0;
     }
     pthread_mutex_unlock(&t->mu);
     return rc;
+}
+
+uint64_t gtx_abort_mark(gtx_table *t)
+{
+    pthread_mutex_lock(&t->mu);
+    uint64_t m = t->abort_count;
+    pthread_mutex_unlock(&t->mu);
+    return m;
+}
+
+size_t gtx_aborts_scanned(gtx_table *t, const char *rm, uint64_t mark, uint64_t now_ms,
+                          bool (*present)(const char *gtrid, const char *rm, void *arg),
+                          void *arg)
+{
+    size_t released = 0;
+    char gtrid[XATM_GTRID_MAX + 1];
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < t->n_held_buckets; i++) {
+        gtx_held **pp = &t->held[i];
+        while (*pp) {
+            gtx_held *h = *pp;
+            if (h->abort_no <= mark) {
+                bool named = false;
+                for (unsigned k = 0; k < h->n_branches; k++) {
+                    gtx_held_branch *b = &h->branches[k];
+                    if (strcmp(b->rm, rm) != 0) continue;
+                    if (!named &&
+                        xatm_gtrid_format(gtrid, sizeof gtrid, t->tm_id, t->epoch, h->a.seq) != 0)
+                        break;
+                    named = true;
+                    if (present(gtrid, rm, arg))
+                        b->clean = 0;
+                    else if (b->clean < 2)
+                        b->clean++;
+                }
+            }
+            bool gone = true;
+            for (unsigned k = 0; k < h->n_branches && gone; k++)
+                if (h->branches[k].clean < 2) gone = false;
+            if (gone && h->a.cause == GTX_ABORT_DISCONNECT && now_ms < h->a.deadline_ms)
+                gone = false; /* its AP may still prepare before its deadline */
+            if (gone) {
+                *pp = h->next;
+                free(h);
+                t->n_held--;
+                released++;
+            } else {
+                pp = &h->next;
+            }
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return released;
+}
+
+int gtx_table_set_epoch(gtx_table *t, uint32_t epoch)
+{
+    if (epoch == 0) return XATM_EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    if (t->next_seq != 1 || t->count != 0)
+        rc = XATM_ESTATE;
+    else
+        t->epoch = epoch;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+uint32_t gtx_table_epoch(gtx_table *t)
+{
+    pthread_mutex_lock(&t->mu);
+    uint32_t e = t->epoch;
+    pthread_mutex_unlock(&t->mu);
+    return e;
 }
 
 const char *gtx_abort_cause_name(enum gtx_abort_cause c)
@@ -845,6 +1042,7 @@ void gtx_get_counts(gtx_table *t, gtx_counts *out)
     out->commit_pending = t->n_state[GTX_COMMIT_PENDING];
     out->committing = t->n_state[GTX_COMMITTING];
     out->orphaned = t->n_orphaned;
+    out->held_aborts = t->n_held;
     pthread_mutex_unlock(&t->mu);
 }
 

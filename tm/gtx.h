@@ -79,12 +79,20 @@
  * gets a fresh deadline (decision + timeout) for its phase 2.
  *
  * Aborted transactions: every abort of an ACTIVE transaction (timeout, NO vote, ROLLBACK,
- * DONE abort, connection lost) that timed out or had a branch with a recorded RM session
- * is remembered in a ring of the last GTX_ABORT_MEMORY such aborts: its cause, deadline, AP
- * pid and branch sessions. A late VOTE of a timed-out transaction hears "transaction timed
- * out"; recovery reads the sessions (gtx_recent_abort) to wait for, or fence, a MariaDB
- * session that still holds a prepared branch of an aborted transaction. Older aborts are
- * forgotten: recovery then finishes their branches without a session to wait for.
+ * DONE abort, connection lost) is remembered twice:
+ *   - in a ring of the last GTX_ABORT_MEMORY aborts (cause, timeout, deadline, AP pid), so
+ *     that a late VOTE hears "abort" with the reason, and `xatmctl show` names the cause;
+ *   - when a branch had a recorded RM session, in the HELD set (cause, deadline, AP pid and
+ *     every branch's session), for as long as recovery may need the sessions: it waits
+ *     for, or fences, a MariaDB session that still holds a prepared branch of an aborted
+ *     transaction, because MariaDB lets no other session finish it while the owner is
+ *     attached (docs/rm-facts.md). A held abort is released only once every RM of its
+ *     branches has had two consecutive successful scans, both begun after the abort, that
+ *     list no branch of it (gtx_aborts_scanned), and, for an abort by disconnect, its
+ *     deadline has passed (its AP may still have been preparing). So the set is bounded by
+ *     the prepared branches actually outstanding plus the aborts of the last two scans
+ *     (plus disconnected ones within their timeout), never by a count: no abort whose
+ *     branch is still prepared is forgotten.
  *
  * Threads: every function takes the table's mutex; callbacks run with it held and must not
  * call back into the table.
@@ -105,7 +113,7 @@ enum gtx_state { GTX_ACTIVE = 1, GTX_COMMIT_PENDING = 2, GTX_COMMITTING = 3 };
 
 /* Bounds. */
 #define GTX_MAX_LIVE 100000u       /* live transactions before BEGIN answers XATM_ELIMIT */
-#define GTX_ABORT_MEMORY 4096u     /* recently aborted transactions remembered (see above) */
+#define GTX_ABORT_MEMORY 4096u     /* recent aborts whose cause is remembered (the ring) */
 
 /* One branch (one RM) of a transaction. */
 typedef struct gtx_branch {
@@ -141,11 +149,29 @@ typedef struct gtx_counts {
     uint64_t timed_out;                          /* of which by deadline */
     uint64_t unknown_msgs;                       /* ENLIST/DONE/ROLLBACK of unknown gtrids */
     uint64_t rejected_msgs;                      /* one-way messages rejected by state/owner */
+    uint64_t held_aborts;                        /* aborts whose sessions are held for
+                                                    recovery (see "Aborted transactions") */
 } gtx_counts;
+
+/* What gtx_vote knows of a gtrid that is not a live transaction of this incarnation. */
+enum gtx_vote_unknown {
+    GTX_UNK_NONE = 0,      /* live here: decided by the votes */
+    GTX_UNK_FOREIGN,       /* another TM's, malformed, or of an epoch after ours: abort */
+    GTX_UNK_NEVER_ISSUED,  /* our epoch, a seq this incarnation never issued: abort */
+    GTX_UNK_ABORTED,       /* remembered as aborted (ring or held set): abort */
+    GTX_UNK_FINISHED,      /* our epoch, issued, not live, not remembered: its outcome is
+                              not known here (committed and ended, or an abort forgotten) */
+    GTX_UNK_EARLIER_EPOCH, /* an earlier incarnation of this TM: outcome not known here */
+};
 
 /* What gtx_vote decided. */
 typedef struct gtx_vote_result {
-    uint8_t outcome;                   /* XATM_OUTCOME_COMMIT or XATM_OUTCOME_ABORT */
+    uint8_t outcome;                   /* XATM_OUTCOME_COMMIT or XATM_OUTCOME_ABORT; 0 when
+                                          `error` is set */
+    int error;                         /* 0, or the code of an ERROR to answer instead of a
+                                          DECISION (XATM_EUNKNOWN); reason is its message */
+    enum gtx_vote_unknown unknown;     /* why the gtrid is not live (GTX_UNK_NONE if it is):
+                                          the caller asks the decision registry first */
     bool must_log;                     /* commit needing a forced COMMIT record (rec): the
                                           transaction is now COMMIT_PENDING */
     uint64_t seq;                      /* the transaction's seq (0 when unknown) */
@@ -212,9 +238,15 @@ int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
 int gtx_enlist(gtx_table *t, uint64_t owner, const char *gtrid, const char *rm,
                uint64_t session_id);
 
-/* VOTE: decides. 0 with *out filled (an unknown gtrid is an abort: "transaction timed out"
- * when it was timed out recently, else "unknown transaction"), or XATM_ESTATE when the
- * transaction is not ACTIVE or `owner` does not own it (nothing changed). */
+/* VOTE: decides. 0 with *out filled, or XATM_ESTATE when the transaction is not ACTIVE or
+ * `owner` does not own it (nothing changed). A gtrid that is not live here gets
+ * out->unknown and a provisional answer, which the caller replaces by what the decision
+ * registry knows (tm_decisions_answer_vote, recovery.h): abort for FOREIGN ("unknown
+ * transaction: not issued by this xatmd"), NEVER_ISSUED ("unknown transaction: never
+ * issued") and ABORTED ("transaction timed out", "transaction already aborted at its
+ * vote", "transaction rolled back by its AP", "transaction aborted: its AP
+ * disconnected"); error XATM_EUNKNOWN for FINISHED and EARLIER_EPOCH (it may have
+ * committed: a COMMIT whose END was written is forgotten). */
 int gtx_vote(gtx_table *t, uint64_t owner, const char *gtrid, const xatm_msg_vote_entry *e,
              size_t n, gtx_vote_result *out);
 
@@ -260,9 +292,31 @@ size_t gtx_take_orphans(gtx_table *t, int (*cb)(const gtx_info *g, void *arg), v
 size_t gtx_take_overdue(gtx_table *t, uint64_t now_ms, int (*cb)(const gtx_info *g, void *arg),
                         void *arg);
 
-/* What the table remembers of a recently aborted transaction gtrid (see "Aborted
- * transactions"): 0 and *out, or XATM_ENOTFOUND (never aborted here, or forgotten). */
+/* What the table remembers of an aborted transaction gtrid (see "Aborted transactions"):
+ * the held set's entry (with the branch sessions), else the ring's (no branches). 0 and
+ * *out, or XATM_ENOTFOUND (never aborted here, or forgotten). */
 int gtx_recent_abort(gtx_table *t, const char *gtrid, gtx_abort_info *out);
+
+/* The abort counter: call right before a scan starts and pass the value to
+ * gtx_aborts_scanned, so only aborts older than the scan count it. */
+uint64_t gtx_abort_mark(gtx_table *t);
+
+/* After a successful scan of RM rm that began at `mark` (gtx_abort_mark): each held abort
+ * from before the mark with a branch on rm counts the scan as clean (present(gtrid, rm,
+ * arg) false) or resets its count (true). Held aborts whose every branch has two clean
+ * scans (and, for a disconnect, whose deadline is <= now_ms) are released. Returns how
+ * many were released. */
+size_t gtx_aborts_scanned(gtx_table *t, const char *rm, uint64_t mark, uint64_t now_ms,
+                          bool (*present)(const char *gtrid, const char *rm, void *arg),
+                          void *arg);
+
+/* Moves an unused table to another epoch (start-up: recovery found branches of this TM
+ * with an epoch >= ours, docs/architecture.md "Identifiers"). 0, XATM_EINVAL (epoch 0),
+ * or XATM_ESTATE when a transaction was already begun. */
+int gtx_table_set_epoch(gtx_table *t, uint32_t epoch);
+
+/* The table's epoch. */
+uint32_t gtx_table_epoch(gtx_table *t);
 
 /* "timed out", "aborted at its vote", "rolled back by its AP", "its AP disconnected". */
 const char *gtx_abort_cause_name(enum gtx_abort_cause c);

@@ -472,6 +472,26 @@ const char *tm_decision_kind_name(enum tm_decision_kind k)
     return "none";
 }
 
+void tm_decisions_answer_vote(tm_decisions *d, const char *gtrid, gtx_vote_result *v)
+{
+    switch (tm_decisions_kind(d, gtrid)) {
+    case TM_DEC_COMMIT:
+    case TM_DEC_HEUR_COMMIT:
+        v->outcome = XATM_OUTCOME_COMMIT;
+        v->error = 0;
+        v->reason[0] = '\0';
+        break;
+    case TM_DEC_HEUR_ROLLBACK:
+        v->outcome = XATM_OUTCOME_ABORT;
+        v->error = 0;
+        snprintf(v->reason, sizeof v->reason, "rolled back by an operator's heuristic decision");
+        break;
+    case TM_DEC_PRECOMMIT:
+    case TM_DEC_NONE:
+        break; /* gtx_vote's answer stands */
+    }
+}
+
 /* ================================================================== recovery */
 
 #define REC_BACKOFF_MIN_MS 1000u
@@ -480,6 +500,10 @@ const char *tm_decision_kind_name(enum tm_decision_kind k)
 #define REC_CALL_TIMEOUT_MS 10000u /* every RM call of recovery's sessions: a server that
                                       does not answer within it is quarantined like a dead
                                       one, so a hung RM never holds up the others */
+#define REC_SETTLE_MS 1000u /* a MariaDB branch whose session is unknown is tried only once
+                               it has been listed by scans spanning this long */
+#define REC_NOTES_MAX 1024u /* log lines remembered from one pass to the next, so a branch's
+                               lasting condition is logged once, not at every pass */
 
 /* One configured RM as recovery sees it. */
 typedef struct rec_rm {
@@ -496,15 +520,32 @@ typedef struct rec_rm {
     bool shown_valid;          /* shown is a scan of this RM (false before one, or on OOM) */
     /* pass-thread only: */
     xatm_xid *prev;            /* the previous successful scan, sorted */
+    uint64_t *prev_first;      /* per prev entry: when it was first listed (see cur_first) */
     size_t n_prev;             /* entries in prev */
     bool have_prev;            /* prev is a scan of the current session */
     xatm_xid *cur;             /* the scan being made / just made, sorted */
+    uint64_t *cur_first;       /* per cur entry: monotonic ms of the start of the first of
+                                  the consecutive successful scans that list it */
     size_t n_cur, cap_cur;     /* entries / allocated */
     bool scan_oom;             /* the scan lost a branch to out of memory: it failed */
     uint32_t format_id;        /* our XA formatID (cfg), for rec_collect's check */
     const char *tm_id;         /* our TM id (cfg), for rec_collect's check */
     bool scanned;              /* this pass scanned it successfully */
 } rec_rm;
+
+/* A condition logged by a pass (rec_note): logged again only if the previous pass did not
+ * log it too. */
+typedef struct rec_note_entry {
+    char gtrid[XATM_GTRID_MAX + 1]; /* the transaction */
+    char rm[XATM_RM_NAME_MAX + 1];  /* the branch */
+    int kind;                       /* enum rec_note_kind */
+} rec_note_entry;
+
+/* What a note is about. */
+enum rec_note_kind {
+    REC_NOTE_HELD = 1, /* XAER_NOTA on a branch whose session is unknown: still held */
+    REC_NOTE_UNNAMED,  /* a prepared branch on an RM its commit decision does not name */
+};
 
 /* A branch left waiting for its AP's session (what `xatmctl show` reports). */
 typedef struct rec_wait_entry {
@@ -536,12 +577,20 @@ struct recovery {
     recovery_report cur_rep;  /* the report being built */
     rec_wait_entry *new_waits; /* waits being collected by the running pass */
     size_t n_new_waits, cap_new_waits; /* used / allocated */
+    rec_note_entry *notes;    /* what the previous pass logged (rec_note) */
+    size_t n_notes;           /* entries in notes */
+    rec_note_entry *new_notes; /* what the running pass logs */
+    size_t n_new_notes, cap_new_notes; /* used / allocated */
+    bool follow_up;           /* the running pass adopted a decision: run another at once,
+                                 so its branches get their second scan without waiting for
+                                 the interval */
 };
 
 /* One branch to act on. */
 typedef struct rec_work {
-    xatm_xid xid; /* the prepared branch as the RM reported it */
-    size_t rm;    /* index of the RM whose scans showed it */
+    xatm_xid xid;      /* the prepared branch as the RM reported it */
+    size_t rm;         /* index of the RM whose scans showed it */
+    uint64_t first_ms; /* when the scans began listing it (rec_rm.cur_first) */
 } rec_work;
 
 static int xid_cmp(const void *a, const void *b)
@@ -730,13 +779,30 @@ static bool rec_scan(struct recovery *r, size_t i, bool now)
     if (!rec_rm_connect(r, i, now)) return false;
     /* the last scan becomes the previous one */
     free(m->prev);
+    free(m->prev_first);
     m->prev = m->cur;
+    m->prev_first = m->cur_first;
     m->n_prev = m->n_cur;
     m->cur = NULL;
+    m->cur_first = NULL;
     m->n_cur = m->cap_cur = 0;
     bool had_prev = m->have_prev;
     m->scan_oom = false;
+    uint64_t started = tm_now_ms();
+    uint64_t mark = ctx->gtx ? gtx_abort_mark(ctx->gtx) : 0;
     int rc = xatm_rm_recover(m->conn, ctx->cfg->format_id, ctx->cfg->tm_id, rec_collect, m);
+    if (rc == XATM_XA_OK && m->n_cur && !m->scan_oom) {
+        qsort(m->cur, m->n_cur, sizeof *m->cur, xid_cmp);
+        m->cur_first = malloc(m->n_cur * sizeof *m->cur_first);
+        if (!m->cur_first) m->scan_oom = true;
+    }
+    for (size_t k = 0; rc == XATM_XA_OK && m->cur_first && k < m->n_cur; k++) {
+        const xatm_xid *hit = had_prev && m->n_prev
+                                  ? bsearch(&m->cur[k], m->prev, m->n_prev, sizeof *m->prev,
+                                            xid_cmp)
+                                  : NULL;
+        m->cur_first[k] = hit ? m->prev_first[hit - m->prev] : started;
+    }
     if (rc == XATM_XA_OK && m->scan_oom) {
         tm_log(NULL, NULL, "recovery: scan of RM %s failed: out of memory", m->cfg->name);
         m->have_prev = false;
@@ -754,12 +820,13 @@ static bool rec_scan(struct recovery *r, size_t i, bool now)
         }
         return false;
     }
-    if (m->n_cur) qsort(m->cur, m->n_cur, sizeof *m->cur, xid_cmp);
     m->have_prev = true;
     if (!had_prev) m->n_prev = 0; /* an old scan from before an outage does not count */
     m->scanned = true;
     rec_publish_scan(r, m);
     tm_decisions_scanned(ctx->decisions, m->cfg->name, rec_present, m);
+    if (ctx->gtx)
+        gtx_aborts_scanned(ctx->gtx, m->cfg->name, mark, tm_now_ms(), rec_present, m);
     return true;
 }
 
@@ -783,8 +850,9 @@ static void rec_adopt_orphans(struct recovery *r)
     struct tm_ctx *ctx = r->ctx;
     if (!ctx->gtx) return;
     pthread_mutex_lock(&ctx->log_mu);
-    gtx_take_overdue(ctx->gtx, tm_now_ms(), rec_adopt_cb, ctx);
+    size_t n = gtx_take_overdue(ctx->gtx, tm_now_ms(), rec_adopt_cb, ctx);
     pthread_mutex_unlock(&ctx->log_mu);
+    if (n) r->follow_up = true; /* their branches are usually seen for the first time now */
 }
 
 static void rec_fatal(struct recovery *r, int rc)
@@ -812,7 +880,27 @@ typedef struct rec_plan {
     uint64_t fence_at_ms;                             /* fence a live session from this
                                                          monotonic ms on; 0 = never */
     char fence_why[200];                              /* for the fence's log line */
+    bool named_only;                                  /* a commit: only branches on the RMs
+                                                         in named may be committed */
+    unsigned n_named;                                 /* entries in named */
+    char named[XATM_MAX_BRANCHES][XATM_RM_NAME_MAX + 1]; /* the RMs the decision names */
 } rec_plan;
+
+static void rec_plan_name(rec_plan *p, const char *rm)
+{
+    if (p->n_named >= XATM_MAX_BRANCHES) return;
+    for (unsigned i = 0; i < p->n_named; i++)
+        if (strcmp(p->named[i], rm) == 0) return;
+    snprintf(p->named[p->n_named], sizeof p->named[p->n_named], "%s", rm);
+    p->n_named++;
+}
+
+static bool rec_plan_names(const rec_plan *p, const char *rm)
+{
+    for (unsigned i = 0; i < p->n_named; i++)
+        if (strcmp(p->named[i], rm) == 0) return true;
+    return false;
+}
 
 static void rec_plan_session(rec_plan *p, const char *rm, uint64_t id)
 {
@@ -854,6 +942,8 @@ static void rec_decide(struct recovery *r, const char *gtrid, rec_plan *p)
         /* the operator's word: the transaction was not live when it was given */
         bool commit = kind == TM_DEC_HEUR_COMMIT;
         p->act = commit ? REC_COMMIT : REC_ROLLBACK;
+        p->named_only = commit; /* the COMMIT's branches, else every configured RM */
+        for (unsigned i = 0; commit && i < e.n_branches; i++) rec_plan_name(p, e.branches[i].rm);
         p->why = commit ? "heuristic commit" : "heuristic rollback";
         p->fence_at_ms = now;
         const char *who = "";
@@ -887,6 +977,9 @@ static void rec_decide(struct recovery *r, const char *gtrid, rec_plan *p)
     case GTX_V_COMMIT:
         p->act = REC_COMMIT;
         p->why = "commit decided, its application is gone";
+        p->named_only = true;
+        for (unsigned i = 0; i < g.n_branches; i++)
+            if (g.branches[i].vote == XATM_VOTE_YES) rec_plan_name(p, g.branches[i].rm);
         snprintf(p->fence_why, sizeof p->fence_why,
                  "commit decided, phase 2 not finished within %u ms", g.timeout_ms);
         return;
@@ -897,6 +990,8 @@ static void rec_decide(struct recovery *r, const char *gtrid, rec_plan *p)
     case TM_DEC_COMMIT:
         p->act = REC_COMMIT;
         p->why = "commit decision in the log";
+        p->named_only = true;
+        for (unsigned i = 0; i < e.n_branches; i++) rec_plan_name(p, e.branches[i].rm);
         p->fence_at_ms = rec_entry_deadline(r, &e);
         snprintf(p->fence_why, sizeof p->fence_why,
                  "commit decided, phase 2 not finished within its deadline");
@@ -945,28 +1040,91 @@ static void rec_note_wait(struct recovery *r, const char *gtrid, const char *rm,
     e->w = *w;
 }
 
-/* false while the AP session recorded for a MariaDB branch may still hold it (see
- * recovery.h): a phase-2 call from our session could then answer OK and do nothing.
- * Fences that session when the plan says its transaction is past its deadline. */
-static bool rec_owner_gone(struct recovery *r, const rec_work *w, const rec_plan *p)
+/* Notes that this pass reports (kind, gtrid, rm); true when the previous pass did not, so
+ * the caller logs it (a lasting condition is logged once, not at every pass). */
+static bool rec_note(struct recovery *r, enum rec_note_kind kind, const char *gtrid,
+                     const char *rm)
+{
+    bool logged_before = false;
+    for (size_t i = 0; i < r->n_notes && !logged_before; i++)
+        logged_before = r->notes[i].kind == (int)kind && strcmp(r->notes[i].gtrid, gtrid) == 0 &&
+                        strcmp(r->notes[i].rm, rm) == 0;
+    if (r->n_new_notes == r->cap_new_notes && r->cap_new_notes < REC_NOTES_MAX) {
+        size_t cap = r->cap_new_notes ? r->cap_new_notes * 2 : 16;
+        rec_note_entry *x = realloc(r->new_notes, cap * sizeof *x);
+        if (x) {
+            r->new_notes = x;
+            r->cap_new_notes = cap;
+        }
+    }
+    if (r->n_new_notes < r->cap_new_notes) {
+        rec_note_entry *e = &r->new_notes[r->n_new_notes++];
+        snprintf(e->gtrid, sizeof e->gtrid, "%s", gtrid);
+        snprintf(e->rm, sizeof e->rm, "%s", rm);
+        e->kind = (int)kind;
+    }
+    return !logged_before;
+}
+
+/* Who may still hold a branch, as far as recovery can tell (rec_owner). */
+enum rec_owner {
+    REC_OWNER_GONE,    /* no session holds it: a phase-2 call from ours is sound */
+    REC_OWNER_WAIT,    /* its AP session may hold it, or it has not settled: leave it */
+    REC_OWNER_UNKNOWN, /* MariaDB, no session known, settled: try; XAER_NOTA = still held */
+};
+
+/* When a MariaDB branch whose session is unknown may be tried: once the scans have listed
+ * it for REC_SETTLE_MS, and, for a gtrid of an earlier incarnation, not before start-up +
+ * the transaction timeout (an AP of that incarnation may still be attached to it). */
+static uint64_t rec_settle_at(const struct recovery *r, const rec_work *w)
+{
+    const struct tm_ctx *ctx = r->ctx;
+    uint64_t at = w->first_ms + REC_SETTLE_MS;
+    xatm_gtrid_parts parts;
+    if (xatm_gtrid_parse(w->xid.gtrid, &parts) != 0 || parts.epoch < ctx->epoch) {
+        uint32_t t = ctx->cfg->transaction_timeout_ms ? ctx->cfg->transaction_timeout_ms : 60000;
+        if (ctx->start_mono_ms + t > at) at = ctx->start_mono_ms + t;
+    }
+    return at;
+}
+
+/* May recovery's session run the phase-2 call on this branch now? MariaDB 10.11 answers
+ * XAER_NOTA to another session while the owner is connected, and can answer OK and do
+ * nothing while it is detaching (docs/rm-facts.md, facts 1-2), so a MariaDB branch waits
+ * until the AP session recorded for it is gone (xatm_rm_session_alive == 0: left the
+ * process list, InnoDB detached; a session of an earlier run of mariadbd is gone), and
+ * that session is fenced when the plan says its transaction is past its deadline. A
+ * branch with no known session (none recorded, or one without its server's incarnation)
+ * waits for rec_settle_at and is then tried as REC_OWNER_UNKNOWN. */
+static enum rec_owner rec_owner(struct recovery *r, const rec_work *w, const rec_plan *p)
 {
     rec_rm *m = &r->rms[w->rm];
+    if (m->cfg->type != XATM_RM_MYSQL) return REC_OWNER_GONE;
     uint64_t sid = rec_plan_session_of(p, w->xid.bqual);
-    if (sid == 0 || m->cfg->type != XATM_RM_MYSQL) return true;
+    if (sid == 0 || xatm_session_ref_tag(sid) == 0) {
+        recovery_wait wt = {.ap_pid = p->ap_pid, .owner_unknown = true,
+                            .settle_at_ms = rec_settle_at(r, w)};
+        if (tm_now_ms() < wt.settle_at_ms) {
+            rec_note_wait(r, w->xid.gtrid, w->xid.bqual, &wt);
+            return REC_OWNER_WAIT;
+        }
+        return REC_OWNER_UNKNOWN;
+    }
+    unsigned long long shown = (unsigned long long)xatm_session_ref_id(sid);
     int alive = xatm_rm_session_alive(m->conn, sid);
-    if (alive == 0) return true;
+    if (alive == 0) return REC_OWNER_GONE;
     char msg[700];
     if (alive < 0) {
         snprintf(msg, sizeof msg, "session check failed (%s): %s", xatm_xa_rc_name(alive),
                  xatm_rm_errmsg(m->conn));
         if (alive == XATM_XAER_RMFAIL || !xatm_rm_alive(m->conn)) rec_rm_fail(r, w->rm, msg);
-        return false;
+        return REC_OWNER_WAIT;
     }
     recovery_wait wt = {.session_id = sid, .ap_pid = p->ap_pid, .fenced = false,
                         .fence_at_ms = p->fence_at_ms};
     if (p->fence_at_ms == 0 || tm_now_ms() < p->fence_at_ms) {
         rec_note_wait(r, w->xid.gtrid, w->xid.bqual, &wt);
-        return false; /* its AP may still finish it */
+        return REC_OWNER_WAIT; /* its AP may still finish it */
     }
     char pid[32] = "unknown";
     if (p->ap_pid) snprintf(pid, sizeof pid, "%u", p->ap_pid);
@@ -978,19 +1136,46 @@ static bool rec_owner_gone(struct recovery *r, const rec_work *w, const rec_plan
         } else {
             tm_log(msg, "Recovery tries again at its next pass.",
                    "could not fence MariaDB session %llu of AP pid %s holding branch %s of %s",
-                   (unsigned long long)sid, pid, w->xid.bqual, w->xid.gtrid);
+                   shown, pid, w->xid.bqual, w->xid.gtrid);
         }
         rec_note_wait(r, w->xid.gtrid, w->xid.bqual, &wt);
-        return false;
+        return REC_OWNER_WAIT;
     }
     tm_log("KILL CONNECTION ended the session; its prepared branch is finished at the next "
            "recovery pass.",
-           NULL, "fenced MariaDB session %llu of AP pid %s holding branch %s of %s: %s",
-           (unsigned long long)sid, pid, w->xid.bqual, w->xid.gtrid, p->fence_why);
+           NULL, "fenced MariaDB session %llu of AP pid %s holding branch %s of %s: %s", shown,
+           pid, w->xid.bqual, w->xid.gtrid, p->fence_why);
     r->cur_rep.fenced++;
     wt.fenced = true;
     rec_note_wait(r, w->xid.gtrid, w->xid.bqual, &wt);
-    return false; /* finished at a later pass, once the session is seen gone */
+    return REC_OWNER_WAIT; /* finished at a later pass, once the session is seen gone */
+}
+
+/* A commit of a branch on an RM its decision does not name: never committed (see
+ * recovery.h), reported once. */
+static void rec_unnamed_branch(struct recovery *r, const rec_work *w, const rec_plan *p)
+{
+    if (!rec_note(r, REC_NOTE_UNNAMED, w->xid.gtrid, w->xid.bqual)) return;
+    char names[XATM_MAX_BRANCHES * (XATM_RM_NAME_MAX + 2) + 1] = "";
+    size_t off = 0;
+    for (unsigned i = 0; i < p->n_named && off < sizeof names; i++) {
+        int n = snprintf(names + off, sizeof names - off, "%s%s", i ? ", " : "", p->named[i]);
+        if (n > 0) off += (size_t)n;
+    }
+    char detail[1200];
+    snprintf(detail, sizeof detail,
+             "The commit decision names only RM%s %s. A branch of the same gtrid on another "
+             "RM is not part of that transaction: it comes from an xatmd that issued the same "
+             "gtrid again (its decision log was lost or replaced, or another xatmd runs with "
+             "the same tm.id). Recovery leaves it prepared and holding its locks, and keeps "
+             "the decision until it is finished.",
+             p->n_named == 1 ? "" : "s", names[0] ? names : "(none)");
+    tm_log(detail,
+           "Find the application that wrote it, then finish it by hand on that RM (XA COMMIT "
+           "or XA ROLLBACK; COMMIT PREPARED or ROLLBACK PREPARED on PostgreSQL).",
+           "anomaly: prepared branch %s of %s not committed: the commit decision does not "
+           "name RM %s",
+           w->xid.bqual, w->xid.gtrid, w->xid.bqual);
 }
 
 /* Runs the phase-2 call on one branch. Returns true when the branch is finished. */
@@ -998,9 +1183,14 @@ static bool rec_finish_branch(struct recovery *r, const rec_work *w, const rec_p
 {
     rec_rm *m = &r->rms[w->rm];
     if (!m->conn) return false; /* quarantined earlier in this pass */
-    if (!rec_owner_gone(r, w, p)) return false;
-    if (!m->conn) return false;
     bool commit = p->act == REC_COMMIT;
+    if (commit && p->named_only && !rec_plan_names(p, w->xid.bqual)) {
+        rec_unnamed_branch(r, w, p);
+        return false;
+    }
+    enum rec_owner owner = rec_owner(r, w, p);
+    if (owner == REC_OWNER_WAIT) return false;
+    if (!m->conn) return false;
     xatm_fault_hit(commit ? "tm.recovery_before_commit" : "tm.recovery_before_rollback");
     int rc = xatm_rm_run(m->conn, commit ? XATM_RM_OP_COMMIT : XATM_RM_OP_ROLLBACK, &w->xid);
     if (rc == XATM_XA_OK) {
@@ -1013,6 +1203,25 @@ static bool rec_finish_branch(struct recovery *r, const rec_work *w, const rec_p
             r->cur_rep.rolled_back++;
         rec_unshow(r, m, &w->xid);
         return true;
+    }
+    if (rc == XATM_XAER_NOTA && owner == REC_OWNER_UNKNOWN) {
+        /* listed by XA RECOVER, "unknown" to us: the session that prepared it is
+         * (most likely) still attached to it; it is not finished */
+        if (rec_note(r, REC_NOTE_HELD, w->xid.gtrid, w->xid.bqual))
+            tm_log("XA RECOVER lists it, and MariaDB answers XAER_NOTA to other sessions "
+                   "while the session that prepared it is connected. That session is not "
+                   "known to this xatmd (an application of an earlier xatmd incarnation, or "
+                   "one whose session id was not recorded), so it cannot be waited for or "
+                   "fenced. Recovery tries again at every pass.",
+                   "If it stays prepared, find the session (information_schema.PROCESSLIST) "
+                   "and end its application, or KILL CONNECTION it.",
+                   "recovery: branch %s of %s not finished yet: its session may still hold it "
+                   "(%s answered XAER_NOTA)",
+                   w->xid.bqual, w->xid.gtrid, commit ? "XA COMMIT" : "XA ROLLBACK");
+        recovery_wait wt = {.ap_pid = p->ap_pid, .owner_unknown = true,
+                            .settle_at_ms = tm_now_ms()};
+        rec_note_wait(r, w->xid.gtrid, w->xid.bqual, &wt);
+        return false;
     }
     if (rc == XATM_XAER_NOTA) {
         if (!commit || tm_decisions_note_nota(r->ctx->decisions, w->xid.gtrid, w->xid.bqual))
@@ -1055,6 +1264,7 @@ static size_t rec_act(struct recovery *r)
             }
             w[n].xid = m->cur[k];
             w[n].rm = i;
+            w[n].first_ms = m->cur_first ? m->cur_first[k] : tm_now_ms();
             n++;
         }
     }
@@ -1106,7 +1316,9 @@ static bool rec_sessions_gone(struct recovery *r, const tm_decision_info *e)
 {
     for (unsigned k = 0; k < e->n_branches; k++) {
         const tm_decision_branch *b = &e->branches[k];
-        if (b->session_id == 0) continue;
+        /* no session, or one without its server's incarnation (which could name an
+         * unrelated connection of a later run): nothing to wait for */
+        if (b->session_id == 0 || xatm_session_ref_tag(b->session_id) == 0) continue;
         int i = xatm_config_rm_index(r->ctx->cfg, b->rm);
         if (i < 0) return false;
         if (r->rms[i].cfg->type != XATM_RM_MYSQL) continue;
@@ -1124,6 +1336,40 @@ static bool rec_sessions_gone(struct recovery *r, const tm_decision_info *e)
     return true;
 }
 
+/* Is gtrid still a resolution candidate (rec_collect_candidate's test, re-made under
+ * log_mu right before its END is appended)? */
+static bool rec_still_resolvable(tm_decisions *d, const char *gtrid)
+{
+    tm_decision_info e;
+    if (tm_decisions_get(d, gtrid, &e) == TM_DEC_NONE) return false;
+    if (e.kind == TM_DEC_PRECOMMIT || e.finished) return false;
+    for (unsigned k = 0; k < e.n_branches; k++)
+        if (e.branches[k].clean_scans < 2) return false;
+    return true;
+}
+
+/* true when the latest scan of an RM scanned this pass lists a branch of gtrid, whatever
+ * its RM name: a commit decision is not closed while a branch on an RM it does not name
+ * is prepared (rec_unnamed_branch), or that branch would then be taken for a presumed
+ * abort and rolled back, and the anomaly would no longer be reported. */
+static bool rec_gtrid_listed(const struct recovery *r, const char *gtrid)
+{
+    for (size_t i = 0; i < r->n_rms; i++) {
+        const rec_rm *m = &r->rms[i];
+        if (!m->scanned) continue;
+        size_t lo = 0, hi = m->n_cur; /* first entry whose gtrid is >= gtrid */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(m->cur[mid].gtrid, gtrid) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < m->n_cur && strcmp(m->cur[lo].gtrid, gtrid) == 0) return true;
+    }
+    return false;
+}
+
 /* Step 4: appends END for every decision that is finished everywhere. */
 static void rec_resolve(struct recovery *r)
 {
@@ -1132,21 +1378,30 @@ static void rec_resolve(struct recovery *r)
     tm_decisions_foreach(ctx->decisions, rec_collect_candidate, &c);
     size_t ended = 0;
     for (size_t k = 0; k < c.n && !atomic_load(&ctx->fatal); k++) {
+        if (rec_gtrid_listed(r, c.v[k].gtrid)) continue;
         if (!rec_sessions_gone(r, &c.v[k])) continue;
         xatm_declog_record rec;
         memset(&rec, 0, sizeof rec);
         rec.type = XATM_DL_END;
         snprintf(rec.gtrid, sizeof rec.gtrid, "%s", c.v[k].gtrid);
         xatm_fault_hit("tm.before_end");
+        /* under log_mu, so a rotation (inside a flush) sees the decision either still in
+         * the registry or with its END appended: append first, and forget the decision
+         * only once the END is in the log's buffer; a failed append leaves the decision
+         * where it was and stops the daemon before anyone can flush (tm_log_flush refuses
+         * once ctx->fatal is set, and it is set before log_mu is released) */
         pthread_mutex_lock(&ctx->log_mu);
         int rc = 0;
-        if (tm_decisions_resolve(ctx->decisions, rec.gtrid) == 0)
-            rc = xatm_declog_append(ctx->log, &rec, false);
+        bool still = rec_still_resolvable(ctx->decisions, rec.gtrid);
+        if (still) rc = xatm_declog_append(ctx->log, &rec, false);
+        if (still && rc == 0) (void)tm_decisions_resolve(ctx->decisions, rec.gtrid);
+        if (rc != 0) atomic_store(&ctx->fatal, true);
         pthread_mutex_unlock(&ctx->log_mu);
         if (rc != 0) {
             rec_fatal(r, rc);
             break;
         }
+        if (!still) continue; /* changed since it was collected (an operator's outcome) */
         ended++;
         if (c.v[k].n_heur)
             tm_log("The heuristic decision stays on record (xatmctl list --all, show).", NULL,
@@ -1188,10 +1443,16 @@ static void rec_pass_end(struct recovery *r, uint64_t started_ms)
     r->waits = r->new_waits;
     r->n_waits = r->n_new_waits;
     if (rep->fenced) r->wake = true; /* the fenced branches are finished right away */
+    if (r->follow_up) r->wake = true; /* adopted decisions: their second scan right away */
     pthread_mutex_unlock(&r->mu);
     free(old);
     r->new_waits = NULL;
     r->n_new_waits = r->cap_new_waits = 0;
+    free(r->notes);
+    r->notes = r->new_notes;
+    r->n_notes = r->n_new_notes;
+    r->new_notes = NULL;
+    r->n_new_notes = r->cap_new_notes = 0;
     if (r->ctx->srv) server_wake(r->ctx->srv); /* an `xatmctl recover` may be waiting */
 }
 
@@ -1204,6 +1465,7 @@ size_t recovery_pass(struct recovery *r)
     bool retry_now = r->retry_now;
     r->retry_now = false;
     pthread_mutex_unlock(&r->mu);
+    r->follow_up = false;
     size_t done = 0;
     if (atomic_load(&r->ctx->fatal)) goto out_report;
     rec_adopt_orphans(r);
@@ -1229,10 +1491,80 @@ static void rec_check_names(const tm_decision_info *e, void *arg)
     }
 }
 
+/* Start-up, after the first scans: a prepared branch of this TM whose epoch is not below
+ * ours means the log does not know every earlier incarnation (lost, replaced, or another
+ * xatmd with the same tm.id). Issuing gtrids of that epoch again would mix new
+ * transactions with those branches, so the epoch moves past the highest one seen: a new
+ * BOOT record (forced), and the (still unused) gtx table follows. 0, or the log's error
+ * (ctx->fatal is then set). */
+static int rec_raise_epoch(struct recovery *r)
+{
+    struct tm_ctx *ctx = r->ctx;
+    uint32_t max = 0;
+    const xatm_xid *at = NULL;
+    const char *at_rm = "";
+    for (size_t i = 0; i < r->n_rms; i++) {
+        const rec_rm *m = &r->rms[i];
+        if (!m->scanned) continue;
+        for (size_t k = 0; k < m->n_cur; k++) {
+            xatm_gtrid_parts parts;
+            if (xatm_gtrid_parse(m->cur[k].gtrid, &parts) != 0) continue;
+            if (at && parts.epoch <= max) continue;
+            max = parts.epoch;
+            at = &m->cur[k];
+            at_rm = m->cfg->name;
+        }
+    }
+    if (!at || max < ctx->epoch) return 0;
+    if (max == UINT32_MAX) {
+        tm_log("A prepared branch carries the highest possible epoch; the epoch counter "
+               "cannot move past it.",
+               "Finish that branch by hand, or give this TM a new tm.id.",
+               "start-up: cannot choose an epoch: branch %s of %s on RM %s", at->bqual,
+               at->gtrid, at_rm);
+        atomic_store(&ctx->fatal, true);
+        return XATM_ELIMIT;
+    }
+    uint32_t old = ctx->epoch, epoch = max + 1;
+    xatm_declog_record boot;
+    memset(&boot, 0, sizeof boot);
+    boot.type = XATM_DL_BOOT;
+    boot.epoch = epoch;
+    int rc = tm_log_append(ctx, &boot, true);
+    if (rc == 0) rc = tm_log_flush(ctx);
+    if (rc != 0) {
+        rec_fatal(r, rc);
+        return rc;
+    }
+    if (ctx->gtx) {
+        rc = gtx_table_set_epoch(ctx->gtx, epoch);
+        assert(rc == 0); /* nothing has begun before start-up recovery ends */
+    }
+    ctx->epoch = epoch;
+    char detail[600];
+    char logged[64] = "no epoch (it is new or empty)";
+    if (ctx->max_epoch_seen)
+        snprintf(logged, sizeof logged, "epochs up to %u", ctx->max_epoch_seen);
+    snprintf(detail, sizeof detail,
+             "Branch %s of %s is prepared on RM %s, but the decision log holds %s: the log "
+             "was lost or replaced, or another xatmd runs with the same tm.id. "
+             "Reusing epoch %u would issue gtrids that still have prepared branches. Epoch "
+             "%u is forced to the log (BOOT).",
+             at->bqual, at->gtrid, at_rm, logged, max, epoch);
+    tm_log(detail,
+           "If the log directory was lost, see docs/operations.md (\"decision log is "
+           "corrupt\"): branches of the old incarnations are settled by presumed abort.",
+           "start-up: epoch raised from %u to %u: the RMs hold prepared branches of this TM "
+           "from epoch %u",
+           old, epoch, max);
+    return 0;
+}
+
 void recovery_startup(struct recovery *r)
 {
     tm_decisions_foreach(r->ctx->decisions, rec_check_names, r);
     recovery_pass(r);
+    if (rec_raise_epoch(r) != 0) return;
     size_t done = recovery_pass(r);
     size_t left = tm_decisions_count(r->ctx->decisions);
     tm_log(NULL, NULL, "start-up recovery: %zu branch%s finished, %zu decision%s unresolved",
@@ -1348,12 +1680,16 @@ void recovery_free(struct recovery *r)
     for (size_t i = 0; i < r->n_rms; i++) {
         if (r->rms[i].conn) xatm_rm_close(r->rms[i].conn);
         free(r->rms[i].prev);
+        free(r->rms[i].prev_first);
         free(r->rms[i].cur);
+        free(r->rms[i].cur_first);
         free(r->rms[i].shown);
     }
     free(r->rms);
     free(r->waits);
     free(r->new_waits);
+    free(r->notes);
+    free(r->new_notes);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->mu);
     free(r);

@@ -25,39 +25,62 @@
  * every RM it names show none of its branches (then its END is appended once more).
  *
  * A recovery pass (recovery_pass), run by one thread at a time:
- *   1. adopt COMMITTING transactions whose AP is gone or past its deadline;
+ *   1. adopt COMMITTING transactions whose AP is gone or past its deadline (a pass that
+ *      adopted one is followed by another at once, so their branches, usually seen for
+ *      the first time then, get their second scan without waiting for the interval);
  *   2. scan every RM that is not in back-off: xatm_rm_recover lists this TM's prepared
  *      branches; an RM that fails is quarantined (logged once, reconnected after a capped
- *      exponential back-off, 1 s doubling to 60 s) and the others are served;
+ *      exponential back-off, 1 s doubling to 60 s) and the others are served; each
+ *      successful scan also counts for gtx's held aborts (gtx_aborts_scanned), which
+ *      releases those whose branches two scans no longer list;
  *   3. act only on branches present in this AND the previous successful scan of their RM,
  *      grouped by gtrid, in this order:
  *        a durable heuristic decision                     its outcome (the latest one)
  *        gtx verdict LIVE                                 leave it to the AP
  *        gtx verdict ABORTED_NOW (ACTIVE past deadline, removed from the table)  roll back
- *        gtx verdict COMMIT or a registry COMMIT          commit
+ *        gtx verdict COMMIT or a registry COMMIT          commit, but only branches on the
+ *                                                         RMs the decision names (its YES
+ *                                                         branches): a branch of the gtrid
+ *                                                         on another RM comes from an
+ *                                                         incarnation that reissued the
+ *                                                         gtrid; it is left prepared and
+ *                                                         reported once as an anomaly
  *        registry PRECOMMIT without COMMIT (3PC, no termination rule here)   leave
  *        anything else (presumed abort)                   roll back
  *      XAER_NOTA answers "already done" (logged once per branch). A MariaDB branch is only
- *      touched once the AP session recorded for it (ENLIST/VOTE session id, from the gtx
- *      table, the registry or gtx's memory of recent aborts) is gone and InnoDB has detached
- *      its transaction (xatm_rm_session_alive == 0): MariaDB 10.11 answers XAER_NOTA to
- *      another session while the owner is connected, and can answer OK and commit nothing
- *      while the owner is still detaching (docs/rm-facts.md, facts 1-2).
+ *      touched once the AP session recorded for it (ENLIST/VOTE session reference, from
+ *      the gtx table, the registry or gtx's held aborts) is gone and InnoDB has detached
+ *      its transaction (xatm_rm_session_alive == 0; a session of an earlier run of
+ *      mariadbd is gone): MariaDB 10.11 answers XAER_NOTA to another session while the
+ *      owner is connected, and can answer OK and commit nothing while the owner is still
+ *      detaching (docs/rm-facts.md, facts 1-2).
+ *      UNKNOWN SESSION: a MariaDB branch for which no session is known (a gtrid of an
+ *      earlier incarnation without a COMMIT record, a reference without its server's
+ *      incarnation, an abort gtx could not hold) is tried only once it has settled: listed
+ *      by scans spanning REC_SETTLE_MS (1 s), and for an earlier incarnation's gtrid not
+ *      before start-up + tm.transaction_timeout. XAER_NOTA on it then means that a session
+ *      still holds it: logged once as "not finished yet: its session may still hold it",
+ *      not counted as done, tried again at every pass.
  *      FENCING: while that session is alive and the transaction is past its deadline (for a
  *      heuristic decision: at once), recovery kills it (xatm_rm_fence, KILL CONNECTION, which
  *      waits for the detach) and logs "fenced MariaDB session N of AP pid P holding branch
  *      RM of GTRID: <why>"; the branch is finished by the next pass, which runs right away.
  *      Before the deadline the branch waits (the AP may still finish it);
  *   4. resolve: a registry decision whose every branch was absent from two consecutive
- *      successful scans of its RM, and whose every recorded MariaDB session is no longer
- *      connected (such a session may still hold its branch, and a branch caught in the
- *      middle of its session's detach can be missing from XA RECOVER), gets its END
- *      appended and leaves the registry (a heuristic one stays, finished).
+ *      successful scans of its RM, of whose gtrid no scan of this pass lists any branch
+ *      (a branch on an RM it does not name is an anomaly, above), and whose every recorded
+ *      MariaDB session is no longer connected (such a session may still hold its branch,
+ *      and a branch caught in the middle of its session's detach can be missing from XA
+ *      RECOVER), gets its END appended and then leaves the registry (a heuristic one
+ *      stays, finished), both under log_mu; a failed append leaves it in the registry and
+ *      sets ctx->fatal before log_mu is released, so no rotation can checkpoint without it.
  * Each pass ends with a report (recovery_report): branches committed / rolled back / left,
  * sessions fenced, decisions resolved, RMs unreachable; `xatmctl recover` asks for a pass
  * and waits for its report.
  * Start-up runs two passes back to back before the sockets open (each RM's connect timeout
- * bounds them); then a thread runs a pass every tm.recovery_interval, earlier when woken
+ * bounds them). Between them, a prepared branch of this TM whose epoch is not below the
+ * new one (the log was lost or replaced) raises the epoch past it: a forced BOOT record,
+ * ctx->epoch and the (unused) gtx table follow, and a warning is logged. Then a thread runs a pass every tm.recovery_interval, earlier when woken
  * (orphaned transaction, `xatmctl recover`, a forced outcome, a fence) or when a
  * quarantined RM's back-off ends, and stops cleanly at shutdown.
  *
@@ -207,6 +230,14 @@ size_t tm_decisions_count_heuristic(tm_decisions *d, size_t *unfinished);
 /* "commit", "precommit", "heuristic-commit", "heuristic-rollback", "none". */
 const char *tm_decision_kind_name(enum tm_decision_kind k);
 
+/* The answer to a VOTE for a gtrid that is not live (v->unknown != GTX_UNK_NONE, filled by
+ * gtx_vote): a COMMIT or heuristic commit in the registry answers commit, a heuristic
+ * rollback answers abort; otherwise gtx_vote's provisional answer stands (abort for a gtrid
+ * known aborted or never issued, ERROR XATM_EUNKNOWN for one that finished with an outcome
+ * no longer remembered). Call it after gtx_vote: a decision leaves the gtx table only
+ * after it entered the registry, so the two lookups in this order never miss it. */
+void tm_decisions_answer_vote(tm_decisions *d, const char *gtrid, gtx_vote_result *v);
+
 /* ------------------------------------------------------------------ recovery */
 
 struct recovery; /* opaque */
@@ -250,10 +281,14 @@ enum recovery_branch_state {
 
 /* What recovery is waiting for on one branch (recovery_branch_wait). */
 typedef struct recovery_wait {
-    uint64_t session_id;  /* the AP's MariaDB session that still holds the branch */
-    uint32_t ap_pid;      /* its AP's pid, 0 unknown */
-    bool fenced;          /* recovery has killed that session (KILL CONNECTION) */
-    uint64_t fence_at_ms; /* monotonic ms from which it is fenced (0: never: no deadline) */
+    uint64_t session_id;   /* the AP's MariaDB session reference that still holds the
+                              branch (proto.h); 0 when owner_unknown */
+    uint32_t ap_pid;       /* its AP's pid, 0 unknown */
+    bool fenced;           /* recovery has killed that session (KILL CONNECTION) */
+    uint64_t fence_at_ms;  /* monotonic ms from which it is fenced (0: never: no deadline) */
+    bool owner_unknown;    /* no session is known for the branch: recovery waits for it to
+                              settle, then tries; XAER_NOTA then means "still held" */
+    uint64_t settle_at_ms; /* owner_unknown: monotonic ms from which recovery tries */
 } recovery_wait;
 
 /* Creates recovery state for ctx (uses ctx->cfg, ->gtx, ->decisions, ->log). No I/O. */

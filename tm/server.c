@@ -10,7 +10,9 @@
  *
  * Parked replies: a DECISION commit waits in server.parked until the batch's flush
  * returned 0. Its connection may die meanwhile: the reply is then dropped, and the
- * transaction is COMMITTING with owner 0, which recovery finishes.
+ * transaction is COMMITTING with owner 0, which recovery finishes; recovery is woken right
+ * after the flush for it (the wake-up at the disconnect came while the transaction was
+ * still COMMIT_PENDING, which recovery leaves alone as live).
  *
  * Deferred admin replies: `recover` waits for a recovery pass (admin.h) across batches, in
  * server.waiting. Each turn of the loop answers those whose pass ended (the recovery thread
@@ -20,6 +22,7 @@
  */
 #include "server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -109,9 +112,11 @@ int tm_log_append(struct tm_ctx *ctx, const xatm_declog_record *rec, bool force)
 int tm_log_flush(struct tm_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->log_mu);
-    int rc = xatm_declog_flush(ctx->log);
-    pthread_mutex_unlock(&ctx->log_mu);
+    /* once any thread found the log failed, no flush may rotate (a rotation writes a
+     * checkpoint of what the tables hold, which a failure may have left incomplete) */
+    int rc = atomic_load(&ctx->fatal) ? XATM_ELOG : xatm_declog_flush(ctx->log);
     if (rc != 0) atomic_store(&ctx->fatal, true);
+    pthread_mutex_unlock(&ctx->log_mu);
     return rc;
 }
 
@@ -706,12 +711,21 @@ static void srv_on_vote(struct server *s, conn *c, uint32_t req_id, const xatm_m
         srv_send_error(s, c, req_id, rc, text);
         return;
     }
+    /* not live here: a decision recovery holds (adopted, replayed, forced) is the answer;
+     * the gtx table hands a decision over to the registry before it forgets it, so asking
+     * the table first and the registry second never misses one */
+    if (v.unknown != GTX_UNK_NONE) tm_decisions_answer_vote(ctx->decisions, m->u.vote.gtrid, &v);
+    if (v.error) {
+        srv_send_error(s, c, req_id, v.error, v.reason);
+        return;
+    }
     if (!v.must_log) {
         srv_send_decision(s, c, req_id, m->u.vote.gtrid, v.outcome, v.reason);
         return;
     }
     pthread_mutex_lock(&ctx->log_mu);
     rc = xatm_declog_append(ctx->log, &v.rec, true);
+    if (rc != 0) atomic_store(&ctx->fatal, true); /* before unlocking: no flush after it */
     pthread_mutex_unlock(&ctx->log_mu);
     if (rc != 0) {
         srv_log_failed(s, rc, "append of a COMMIT record");
@@ -737,6 +751,7 @@ static void srv_on_done(struct server *s, conn *c, const xatm_msg *m)
         snprintf(rec.gtrid, sizeof rec.gtrid, "%s", m->u.done.gtrid);
         xatm_fault_hit("tm.before_end");
         rc = xatm_declog_append(ctx->log, &rec, false);
+        if (rc != 0) atomic_store(&ctx->fatal, true); /* before unlocking, as above */
     }
     pthread_mutex_unlock(&ctx->log_mu);
     if (rc != 0) {
@@ -973,8 +988,18 @@ static void srv_on_signal(struct server *s)
 static void srv_log_timeout(const gtx_info *g, void *arg)
 {
     (void)arg;
-    tm_log(NULL, NULL, "transaction %s timed out after %u ms in state %s; rolled back",
-           g->gtrid, g->timeout_ms, gtx_state_name(g->state));
+    if (g->n_branches <= 1)
+        tm_log("libxatm commits a transaction of one branch in one phase on its own session "
+               "and only reports it (DONE), so xatmd's timeout cannot stop that commit.",
+               NULL,
+               "transaction %s timed out after %u ms in state %s with %u enlisted branch%s: "
+               "timed out at xatmd; a one-branch transaction commits in one phase at the "
+               "application and may still commit",
+               g->gtrid, g->timeout_ms, gtx_state_name(g->state), (unsigned)g->n_branches,
+               g->n_branches == 1 ? "" : "es");
+    else
+        tm_log(NULL, NULL, "transaction %s timed out after %u ms in state %s; rolled back",
+               g->gtrid, g->timeout_ms, gtx_state_name(g->state));
 }
 
 /* The group-commit point: one flush, then the parked DECISIONs (only if it succeeded). */
@@ -992,15 +1017,30 @@ static void srv_group_commit(struct server *s)
         return;
     }
     uint64_t now = tm_now_ms();
+    bool orphans = false;
     for (size_t i = 0; i < s->n_parked; i++) {
         parked *p = &s->parked[i];
-        gtx_commit_durable(ctx->gtx, p->seq, now);
+        int drc = gtx_commit_durable(ctx->gtx, p->seq, now);
+        /* only this loop moves a parked transaction out of COMMIT_PENDING, and nothing
+         * removes one in that state: anything else is a bug */
+        assert(drc == 0);
+        if (drc != 0)
+            tm_log("Its COMMIT record is durable, so the decision is commit all the same.",
+                   NULL, "internal error: transaction %s was not commit-pending at its flush (%s)",
+                   p->gtrid, xatm_strerror(drc));
         xatm_fault_hit("tm.after_commit_force");
-        if (p->c->dead) continue; /* its AP is gone: orphaned, recovery commits */
+        if (p->c->dead) {
+            /* its AP left while the COMMIT was being flushed: the transaction is
+             * COMMITTING with no owner only now, so the wake-up its disconnect gave
+             * recovery (then it was still commit-pending, hence live) did not hand it over */
+            orphans = true;
+            continue;
+        }
         srv_send_decision(s, p->c, p->req_id, p->gtrid, XATM_OUTCOME_COMMIT, "");
         xatm_fault_hit("tm.after_decision_sent");
     }
     s->n_parked = 0;
+    if (orphans) recovery_wake(ctx->rec);
 }
 
 static int srv_timeout_ms(struct server *s)

@@ -59,7 +59,9 @@ struct tm_ctx {
     struct gtx_table *gtx;           /* live transactions of this incarnation (gtx.h) */
     struct recovery *rec;            /* recovery state and thread (recovery.h) */
     struct server *srv;              /* the event loop (server.h); NULL before it is built */
-    uint32_t epoch;                  /* this incarnation's boot epoch (>= 1) */
+    uint32_t epoch;                  /* this incarnation's boot epoch (>= 1); start-up
+                                        recovery may raise it above the prepared branches'
+                                        epochs (recovery.h) before the sockets open */
     uint32_t max_epoch_seen;         /* highest BOOT/CHECKPOINT epoch replayed from the log */
     pid_t pid;                       /* our pid, for status */
     uint64_t start_mono_ms;          /* monotonic ms at start, for uptime */
@@ -81,7 +83,10 @@ void tm_log(const char *detail, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* The log under log_mu: append one record, or flush. Same returns as the declog calls.
- * tm_log_flush sets ctx->fatal on failure (a failed flush is fatal and sticky). */
+ * tm_log_flush sets ctx->fatal on failure (a failed flush is fatal and sticky), and once
+ * ctx->fatal is set it flushes nothing and returns XATM_ELOG: a flush may rotate, and a
+ * rotation must not checkpoint tables that a failure has left incomplete. Whoever finds
+ * the log failed sets ctx->fatal before releasing log_mu. */
 int tm_log_append(struct tm_ctx *ctx, const xatm_declog_record *rec, bool force);
 int tm_log_flush(struct tm_ctx *ctx);
 

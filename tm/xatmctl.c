@@ -637,7 +637,14 @@ static void show_tx(const jv *v)
         if (jv_int(jv_get(b, "session_id"))) snprintf(sess, sizeof sess, "%s",
                                                      jv_text(jv_get(b, "session_id")));
         if (wt->t == J_OBJ) {
-            if (jv_get(wt, "fenced")->b) {
+            if (jv_get(wt, "owner_unknown")->b) {
+                char due[48];
+                fmt_due(due, sizeof due, jv_int(jv_get(wt, "settle_in_ms")));
+                if (jv_int(jv_get(wt, "settle_in_ms")) > 0)
+                    snprintf(waits, sizeof waits, "unknown session: tried %s", due);
+                else
+                    snprintf(waits, sizeof waits, "unknown session (XAER_NOTA: still held)");
+            } else if (jv_get(wt, "fenced")->b) {
                 snprintf(waits, sizeof waits, "session %s to end (fenced)",
                          jv_text(jv_get(wt, "session_id")));
             } else if (jv_get(wt, "fence_in_ms")->t == J_NUM) {

@@ -95,7 +95,11 @@ typedef struct xatm xatm_t; /* opaque; one per thread */
 /* Options for xatm_begin(); NULL means all defaults. Zero fields mean "default". */
 typedef struct xatm_begin_options {
     enum xatm_protocol protocol; /* default: the config's tm.protocol */
-    uint32_t timeout_ms;         /* default: the config's tm.transaction_timeout */
+    uint32_t timeout_ms;         /* default: the config's tm.transaction_timeout. xatmd
+                                    aborts the transaction if it has not voted by then;
+                                    exception: a transaction of at most one branch never
+                                    votes (see xatm_commit), so the timeout cannot stop
+                                    its commit */
 } xatm_begin_options;
 
 /* Reads the config file and connects to xatmd. RM sessions are opened on first use.
@@ -129,7 +133,17 @@ XATM_EXPORT int xatm_branch_failed(xatm_t *h, const char *rm);
 /* Ends the global transaction. Returns 0 when it committed (every branch committed, or the
  * TM holds the durable commit decision and will finish a branch whose session broke);
  * XATM_EABORTED when it rolled back; XATM_EUNKNOWN when the TM became unreachable after
- * the branches were prepared (xatmd resolves it; the sessions are closed so it can). */
+ * the branches were prepared (xatmd resolves it; the sessions are closed so it can), or
+ * xatmd answered the vote with an error (e.g. the transaction already finished there and
+ * its outcome is no longer remembered).
+ *
+ * A transaction with one branch (or none) is committed in one phase on that branch's
+ * session, without a vote: xatmd only hears of it afterwards (DONE). So xatmd's
+ * transaction timeout does not apply to it: if the timeout passed before xatm_commit
+ * (xatmd logs "timed out at xatmd; a one-branch transaction commits in one phase at the
+ * application and may still commit"), the branch still commits and xatm_commit returns 0.
+ * Bound such a transaction with the RM's own limits (statement or idle timeouts) if it
+ * must not commit late. */
 XATM_EXPORT int xatm_commit(xatm_t *h);
 XATM_EXPORT int xatm_rollback(xatm_t *h);
 

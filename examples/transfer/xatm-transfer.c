@@ -6,7 +6,7 @@
  *   xatm-transfer -c CONFIG [--pg RM] [--my RM] setup --accounts N --balance B
  *   xatm-transfer -c CONFIG [--pg RM] [--my RM] run --workers W --transfers T
  *                 [--seed S] [--abort-percent P] [--progress] [--reconnect-timeout SECS]
- *                 [--committed-log FILE]
+ *                 [--committed-log FILE] [--id-prefix P]
  *   xatm-transfer -c CONFIG [--pg RM] [--my RM] check [--committed-log FILE]...
  *
  * The data, the same on both sides:
@@ -75,6 +75,8 @@ struct options {
     long abort_percent;        /* run --abort-percent P: share deliberately rolled back */
     long reconnect_timeout;    /* run --reconnect-timeout SECS: how long to retry xatm_open */
     bool progress;             /* run --progress: a line per second on stderr */
+    const char *id_prefix;     /* run --id-prefix P: transfer ids are P-<worker>-<n>
+                                  (default: the process id) */
     const char **committed_logs; /* --committed-log FILE: run writes the one, check reads all */
     size_t n_committed_logs;   /* entries in committed_logs */
 };
@@ -97,6 +99,7 @@ struct worker {
     const struct options *opt;  /* the command line */
     struct tally *tally;        /* where results go */
     long accounts;              /* N, read from xatm_demo_meta */
+    const char *id_prefix;      /* first part of every transfer id */
     uint64_t rng;               /* this worker's random state */
     pthread_t thread;           /* its thread */
 };
@@ -402,7 +405,7 @@ static void *worker_main(void *arg)
 
     for (long n = 0; h && n < w->opt->transfers; n++) {
         char id[64];
-        snprintf(id, sizeof id, "%ld-%d-%ld", (long)getpid(), w->no, n);
+        snprintf(id, sizeof id, "%s-%d-%ld", w->id_prefix, w->no, n);
         int rc = do_transfer(w, h, id);
         if (rc == 0) {
             log_committed(w, id);
@@ -478,6 +481,8 @@ static int cmd_run(const struct options *o)
         if (t.committed_fd >= 0) close(t.committed_fd);
         return 2;
     }
+    char pid_prefix[24];
+    snprintf(pid_prefix, sizeof pid_prefix, "%ld", (long)getpid());
     say("run: %ld workers x %ld transfers, seed %" PRIu64 ", abort-percent %ld", o->workers,
         o->transfers, o->seed, o->abort_percent);
 
@@ -489,6 +494,7 @@ static int cmd_run(const struct options *o)
         w->opt = o;
         w->tally = &t;
         w->accounts = (long)accounts;
+        w->id_prefix = o->id_prefix ? o->id_prefix : pid_prefix;
         w->rng = o->seed * 1000003u + (uint64_t)started;
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             say("cannot start worker %ld", started);
@@ -782,10 +788,23 @@ static void usage(FILE *f)
             "      [--reconnect-timeout SECS]    W threads x T transfers, one global\n"
             "      [--committed-log FILE]        transaction each; FILE gets the id of\n"
             "                                    every transfer whose commit returned 0\n"
+            "      [--id-prefix P]               ids are P-<worker>-<n> (default: the pid)\n"
             "  check [--committed-log FILE]...   verify both sides agree (and hold every\n"
             "                                    id the files list); exit 0 if so\n"
             "RM names default to \"pg\" and \"my\".\n",
             prog);
+}
+
+/* An id prefix goes into SQL text and a 64-character id: 1..40 of [A-Za-z0-9.]. */
+static bool valid_id_prefix(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 40) return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.'))
+            return false;
+    return true;
 }
 
 /* Parses a whole non-negative number. */
@@ -807,7 +826,8 @@ int main(int argc, char **argv)
         .seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16),
     };
     enum { OPT_PG = 256, OPT_MY, OPT_ACCOUNTS, OPT_BALANCE, OPT_WORKERS, OPT_TRANSFERS,
-           OPT_SEED, OPT_ABORT, OPT_PROGRESS, OPT_RECONNECT, OPT_COMMITTED_LOG };
+           OPT_SEED, OPT_ABORT, OPT_PROGRESS, OPT_RECONNECT, OPT_COMMITTED_LOG,
+           OPT_ID_PREFIX };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"pg", required_argument, NULL, OPT_PG},
@@ -821,6 +841,7 @@ int main(int argc, char **argv)
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"reconnect-timeout", required_argument, NULL, OPT_RECONNECT},
         {"committed-log", required_argument, NULL, OPT_COMMITTED_LOG},
+        {"id-prefix", required_argument, NULL, OPT_ID_PREFIX},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -849,6 +870,7 @@ int main(int argc, char **argv)
         case OPT_PROGRESS: o.progress = true; break;
         case OPT_RECONNECT: ok = parse_long(optarg, &o.reconnect_timeout); break;
         case OPT_COMMITTED_LOG: o.committed_logs[o.n_committed_logs++] = optarg; break;
+        case OPT_ID_PREFIX: o.id_prefix = optarg; ok = valid_id_prefix(optarg); break;
         case 'h': usage(stdout); free(o.committed_logs); return 0;
         default: usage(stderr); free(o.committed_logs); return 2;
         }

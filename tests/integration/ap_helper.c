@@ -9,7 +9,8 @@
  * then ACTION: commit | rollback | fail-pg (a failing statement on pg, then commit) |
  * fail-my (a failing statement on my, then commit) | fail-my-direct (an error left as the
  * MYSQL session's last result, then commit) | pg-only (the row on "pg" only, then commit:
- * a one-branch transaction that never touches "my") | loop:N (N transactions, rows
+ * a one-branch transaction that never touches "my") | my-readonly (the row on "pg", only a
+ * read on "my", then commit: "my" votes read-only, so the COMMIT names only "pg") | loop:N (N transactions, rows
  * ID-1..ID-N on both RMs, each committed; stops at the first failure).
  * Prints "gtrid=<gtrid>" once the transaction has begun (flushed, so a test can read it
  * while the process is stopped at a fault point), then "result=<ERRNAME> <detail>", and
@@ -43,7 +44,7 @@ int main(int argc, char **argv)
     if (argc != 4) {
         fprintf(stderr,
                 "usage: %s CONFIG ID commit|rollback|fail-pg|fail-my|fail-my-direct|pg-only|"
-                "loop:N\n",
+                "my-readonly|loop:N\n",
                 argv[0]);
         return 1;
     }
@@ -78,6 +79,11 @@ int main(int argc, char **argv)
     fflush(stdout);
     snprintf(sql, sizeof sql, "INSERT INTO xatm_it (id, v) VALUES ('%s', 1)", argv[2]);
     if ((rc = xatm_exec(h, "pg", sql, NULL)) != 0) goto report;
+    if (strcmp(action, "my-readonly") == 0) {
+        if ((rc = xatm_exec(h, "my", "SELECT COUNT(*) FROM xatm_it", NULL)) != 0) goto report;
+        rc = xatm_commit(h);
+        goto report;
+    }
     if ((rc = xatm_exec(h, "my", sql, NULL)) != 0) goto report;
     if (strcmp(action, "fail-pg") == 0) {
         (void)xatm_exec(h, "pg", "SELECT * FROM no_such_table_xatm", NULL);

@@ -4,6 +4,10 @@
  * shape the adapters") asserted on the real server, and every operation of rm.h, plus
  * one parallel run that mixes a MariaDB and a PostgreSQL branch of one gtrid.
  *
+ * The last test kills and restarts the MariaDB server (scripts/servers.sh, as the crash
+ * tests do) to show that a session recorded before the restart is never taken for a new
+ * connection that got the same id.
+ *
  * Isolation: the table is named after this process's pid and every gtrid carries the TM
  * id "t<pid>", so concurrent or repeated runs never see each other's rows or branches.
  * Every branch a test prepares is finished before the test ends, foreign ones included.
@@ -13,12 +17,14 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rm.h"
 #include "rm_impl.h"
 #include "rmtest.h"
 #include "testutil.h"
+#include "tmproc.h"
 #include "xatm.h"
 
 static xatm_rm_config cfg;    /* the test MariaDB, from XATM_TEST_MY_* */
@@ -130,7 +136,28 @@ static void test_open_caps(void)
     CHECK_INT(caps->max_prepared, 0);
     CHECK_INT(caps->session_id, mysql_thread_id(n));
     CHECK_STR(raw_q(n, "SELECT @@autocommit"), "1");
-    CHECK_INT(xatm_rm_session_alive(c, caps->session_id), 1);
+    /* the server's run: its start and id, and the tag a session reference carries */
+    CHECK(caps->server_started > 1500000000);
+    CHECK_INT(caps->server_id, atoll(raw_q(n, "SELECT @@server_id")));
+    CHECK_INT(caps->incarnation, xatm_rm__incarnation_tag(caps->server_started, caps->server_id));
+    CHECK(caps->incarnation != 0 && caps->incarnation <= XATM_SESSION_TAG_MASK);
+    uint64_t ref = xatm_rm_session_ref(c);
+    CHECK_INT(xatm_session_ref_id(ref), caps->session_id);
+    CHECK_INT(xatm_session_ref_tag(ref), caps->incarnation);
+    /* another session of the same run reads the same start (exact, not +-1 s) */
+    xatm_rm_conn *o = open_my();
+    CHECK_INT(xatm_rm_caps_of(o)->server_started, caps->server_started);
+    CHECK_INT(xatm_rm_caps_of(o)->incarnation, caps->incarnation);
+    CHECK_INT(xatm_rm_session_alive(o, ref), 1);
+    CHECK_INT(xatm_rm_session_alive(o, caps->session_id), 1); /* tag 0: this server */
+    /* the checker's own session is never an AP's: not alive, never fenced */
+    CHECK_INT(xatm_rm_session_alive(c, ref), 0);
+    CHECK_INT(xatm_rm_session_alive(c, caps->session_id), 0);
+    CHECK_INT(xatm_rm_fence(c, ref), XATM_XAER_INVAL);
+    xatm_rm_close(o);
+    CHECK_INT(xatm_rm__incarnation_tag(0, 0), xatm_rm__incarnation_tag(0, 0));
+    CHECK(xatm_rm__incarnation_tag(1700000000, 1) != xatm_rm__incarnation_tag(1700000001, 1));
+    CHECK(xatm_rm__incarnation_tag(1700000000, 1) != xatm_rm__incarnation_tag(1700000000, 2));
     CHECK(xatm_rm_alive(c));
     CHECK_STR(xatm_rm_ops_for(XATM_RM_MYSQL)->name, "mysql");
     xatm_rm_close(c);
@@ -796,6 +823,86 @@ static void test_call_timeout(void)
     xatm_rm_close(b);
 }
 
+/* scripts/servers.sh ACTION my DIR: true on success. */
+static bool servers_my(const char *action)
+{
+    char script[600], act[16], rm[] = "my", sdir[600], out[700];
+    snprintf(script, sizeof script, "%s/scripts/servers.sh", t_env("XATM_SOURCE_ROOT"));
+    snprintf(act, sizeof act, "%s", action);
+    snprintf(sdir, sizeof sdir, "%s", t_env("XATM_TEST_SERVERS_DIR"));
+    snprintf(out, sizeof out, "/tmp/xatm-rm-mysql-%ld-servers.out", (long)getpid());
+    char *argv[] = {script, act, rm, sdir, NULL};
+    int st = t_run(argv, NULL, out);
+    unlink(out);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* A MariaDB restart starts connection ids over: a session recorded before it (as xatmd
+ * records an AP's in its table and COMMIT records) must read as gone even when a new
+ * connection, recovery's own included, now has the same id, and fencing it must not kill
+ * that connection. */
+static void test_incarnation_restart(void)
+{
+    (void)t_env("XATM_SOURCE_ROOT"); /* exits now, before anything is prepared */
+    (void)t_env("XATM_TEST_SERVERS_DIR");
+    xatm_rm_conn *a = open_my();
+    uint32_t old_tag = xatm_rm_caps_of(a)->incarnation;
+    int64_t old_start = xatm_rm_caps_of(a)->server_started;
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = v + 1 WHERE id = 29", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
+    uint64_t recorded = xatm_rm_session_ref(a); /* what libxatm sends in its VOTE */
+
+    mysql_close(admin);
+    CHECK(servers_my("kill"));
+    sleep(1); /* a restart within the same second would reuse the start time */
+    bool up = servers_my("restart");
+    CHECK(up);
+    admin = raw_connect();
+    if (!up) {
+        xatm_rm_close(a);
+        return;
+    }
+    xatm_rm_conn *checker = open_my(), *victim = open_my();
+    const xatm_rm_caps *cc = xatm_rm_caps_of(checker), *vc = xatm_rm_caps_of(victim);
+    printf("mariadb restart: start %lld -> %lld, incarnation %06x -> %06x; recorded session "
+           "%llu, new connections %llu and %llu\n",
+           (long long)old_start, (long long)cc->server_started, old_tag, cc->incarnation,
+           (unsigned long long)xatm_session_ref_id(recorded),
+           (unsigned long long)cc->session_id, (unsigned long long)vc->session_id);
+    CHECK(cc->server_started > old_start);
+    CHECK(cc->incarnation != old_tag);
+    CHECK_INT(vc->incarnation, cc->incarnation);
+
+    /* the recorded session of the old run: gone */
+    CHECK_INT(xatm_rm_session_alive(checker, recorded), 0);
+    /* an old-run reference whose id is a live connection's now, the victim's and the
+     * checker's own: gone, and fencing it kills nobody */
+    uint64_t same_as_victim = xatm_session_ref(old_tag, vc->session_id);
+    uint64_t same_as_checker = xatm_session_ref(old_tag, cc->session_id);
+    CHECK_INT(xatm_rm_session_alive(checker, same_as_victim), 0);
+    CHECK_INT(xatm_rm_session_alive(checker, same_as_checker), 0);
+    CHECK_INT(xatm_rm_fence(checker, same_as_victim), XATM_XA_OK);
+    CHECK_INT(xatm_rm_fence(checker, same_as_checker), XATM_XA_OK);
+    CHECK_INT(xatm_rm_session_alive(checker, xatm_rm_session_ref(victim)), 1);
+    CHECK_INT(xatm_rm_exec(victim, "SELECT 1", NULL), XATM_XA_OK);
+    CHECK_INT(xatm_rm_exec(checker, "SELECT 1", NULL), XATM_XA_OK);
+    CHECK(xatm_rm_alive(victim) && xatm_rm_alive(checker));
+    /* without the incarnation (tag 0) the same id reads as the live connection: what the
+     * tag is for */
+    CHECK_INT(xatm_rm_session_alive(checker, vc->session_id), 1);
+
+    /* the prepared branch survived the crash, detached: finishable from the checker */
+    CHECK_INT(prepared_count(&x), 1);
+    CHECK_INT(xatm_rm_run(checker, XATM_RM_OP_ROLLBACK, &x), XATM_XA_OK);
+    CHECK_INT(prepared_count(&x), 0);
+    CHECK_INT(row_v(29), 0);
+    xatm_rm_close(victim);
+    xatm_rm_close(checker);
+    xatm_rm_close(a); /* its connection died with the old server */
+}
+
 int main(void)
 {
     rmt_init();
@@ -828,6 +935,7 @@ int main(void)
     test_open_failures();
     test_async_api();
     test_call_timeout();
+    test_incarnation_restart();
 
     /* nothing of this run may be left prepared */
     xatm_rm_conn *c = open_my();

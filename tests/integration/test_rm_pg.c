@@ -96,7 +96,13 @@ static void test_open_caps(void)
     CHECK(xatm_rm_config_of(c) == &cfg);
     CHECK_STR(xatm_rm_ops_for(XATM_RM_POSTGRESQL)->name, "postgresql");
     CHECK_STR(PQparameterStatus(xatm_rm_native(c), "application_name"), "xatm");
-    CHECK_INT(xatm_rm_session_alive(c, caps->session_id), 1);
+    /* a session reference to the checker itself is never an AP's: not alive */
+    CHECK_INT(xatm_rm_session_alive(c, caps->session_id), 0);
+    CHECK_INT(caps->incarnation, 0); /* PostgreSQL sessions carry no incarnation */
+    CHECK_INT(xatm_rm_session_ref(c), caps->session_id);
+    xatm_rm_conn *o = rmt_open(&cfg);
+    CHECK_INT(xatm_rm_session_alive(o, xatm_rm_session_ref(c)), 1);
+    xatm_rm_close(o);
     xatm_rm_close(c);
 }
 

@@ -11,13 +11,24 @@
  *                      fences its MariaDB session and rolls both back; its late VOTE (after
  *                      SIGCONT) is answered abort;
  *   hung AP, phase 2   an AP stopped after the commit decision: after its deadline xatmd
- *                      fences its MariaDB session and commits both branches;
+ *                      fences its MariaDB session and commits both branches; a VOTE sent
+ *                      again for it once its END is written is answered ERROR XATM_EUNKNOWN
+ *                      (outcome not remembered), never abort;
+ *   unknown owner      an AP stopped with both branches prepared while xatmd restarts: the
+ *                      new incarnation knows no session for its MariaDB branch, waits the
+ *                      transaction timeout since its start, and then reports XAER_NOTA as
+ *                      "not finished yet: its session may still hold it" (never "already
+ *                      rolled back") until the AP dies; then it rolls the branch back;
+ *   one branch         a one-branch transaction stopped past its timeout: xatmd says it
+ *                      timed out there but may still commit, and it does commit;
  *   recover            `xatmctl recover` runs a pass and reports it;
  *   presumed abort     a forced commit of an aborted gtrid is refused;
  *   RM outage          MariaDB killed for XATM_TEST_RM_OUTAGE_S seconds (default 5) while
  *                      two decided transactions wait for it: one-branch PostgreSQL
  *                      transactions keep committing through xatmd, `list --json` shows the
- *                      in-doubt ones with MariaDB "unknown (RM unreachable)", a forced
+ *                      in-doubt ones with MariaDB "unknown (RM unreachable)", a VOTE sent
+ *                      again for one of them is answered commit (the decision recovery
+ *                      holds), one for a gtrid never issued abort, a forced
  *                      rollback of a COMMIT decision is refused without --force and recorded
  *                      as a HEURISTIC with it (visible in list, show and `log dump`); once
  *                      MariaDB is back, recovery converges: nothing in doubt, the plain one
@@ -35,12 +46,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "proto.h"
 #include "testutil.h"
 #include "tmproc.h"
+#include "xatm.h"
 
 static char tm_id[17];
 static char *dir;
@@ -240,6 +255,82 @@ static long long wait_list_empty(int timeout_ms)
     }
 }
 
+/* Writes all of buf to fd. */
+static bool write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0) return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static bool read_all(int fd, uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r <= 0) return false;
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* Sends m on fd and reads one reply into *out (body kept in *body). */
+static bool raw_call(int fd, const xatm_msg *m, uint32_t req_id, xatm_msg *out, uint8_t **body)
+{
+    xatm_buf b = {0};
+    bool ok = xatm_msg_encode(m, req_id, &b) == 0 && write_all(fd, b.data, b.len);
+    xatm_buf_free(&b);
+    uint8_t hdr[XATM_FRAME_HEADER_SIZE];
+    xatm_frame_header h;
+    if (!ok || !read_all(fd, hdr, sizeof hdr) ||
+        xatm_frame_header_decode(hdr, XATM_FRAME_MAX_REPLY, &h) != 0)
+        return false;
+    free(*body);
+    *body = malloc(h.body_len ? h.body_len : 1);
+    return *body && read_all(fd, *body, h.body_len) && xatm_msg_decode(&h, *body, out) == 0 &&
+           h.req_id == req_id;
+}
+
+/* A VOTE (no entries) for gtrid on a connection of its own, as an application that sends
+ * its vote again would. Returns the reply's type (0 on failure); *code and text get the
+ * DECISION's outcome and reason, or the ERROR's code and message. */
+static int raw_vote(const char *gtrid, int *code, char *text, size_t size)
+{
+    int type = 0;
+    uint8_t *body = NULL;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/xatmd.sock", dir);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) goto out_close;
+    xatm_msg m, r;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_HELLO;
+    m.u.hello.role = XATM_ROLE_AP;
+    m.u.hello.pid = (uint32_t)getpid();
+    snprintf(m.u.hello.client_name, sizeof m.u.hello.client_name, "test-raw-vote");
+    if (!raw_call(fd, &m, 1, &r, &body) || r.type != XATM_MSG_HELLO_OK) goto out_close;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_VOTE;
+    snprintf(m.u.vote.gtrid, sizeof m.u.vote.gtrid, "%s", gtrid);
+    if (!raw_call(fd, &m, 2, &r, &body)) goto out_close;
+    type = r.type;
+    if (type == XATM_MSG_DECISION) {
+        *code = r.u.decision.outcome;
+        snprintf(text, size, "%s", r.u.decision.reason);
+    } else if (type == XATM_MSG_ERROR) {
+        *code = r.u.error.code;
+        snprintf(text, size, "%s", r.u.error.message);
+    }
+out_close:
+    free(body);
+    if (fd >= 0) close(fd);
+    return type;
+}
+
 /* ------------------------------------------------------------------ cases */
 
 static void case_hung_ap_phase1(void)
@@ -330,6 +421,85 @@ static void case_hung_ap_phase2(void)
     CHECK(t_wait_exit(a.pid, 30000, &st));
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* the decision was commit */
     CHECK(wait_list_empty(10000) >= 0);
+    /* ended (END written, forgotten): a VOTE sent again hears "outcome not remembered",
+     * never abort (it committed) */
+    char resolved[200];
+    snprintf(resolved, sizeof resolved, "decision %s resolved", a.gtrid);
+    CHECK(wait_log(resolved, 1, 10000));
+    int code = 0;
+    char text[1100] = "";
+    CHECK_INT(raw_vote(a.gtrid, &code, text, sizeof text), XATM_MSG_ERROR);
+    CHECK_INT(code, XATM_EUNKNOWN);
+    CHECK_STR(text, "transaction already finished; outcome not remembered");
+}
+
+/* An AP of the previous incarnation holds its prepared MariaDB branch across a restart of
+ * xatmd: the new xatmd knows no session for it. */
+static void case_unknown_owner(void)
+{
+    printf("case: a MariaDB branch whose session is unknown (previous incarnation)\n");
+    ap a;
+    ap_start(&a, "uo1", "commit", "ap.after_prepare:stop", NULL);
+    CHECK(a.pid > 0 && t_wait_stopped(a.pid, 20000));
+    ap_gtrid(&a);
+    CHECK(a.gtrid[0] != '\0');
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    uint64_t started = t_now_ms();
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    char line[300];
+    /* PostgreSQL needs no session: rolled back at start-up */
+    snprintf(line, sizeof line, "rolled back prepared branch pg of %s (presumed abort)", a.gtrid);
+    CHECK(wait_log(line, 1, 5000));
+    /* MariaDB: waits the transaction timeout (10 s) since the start, then tries; the
+     * AP's session still holds the branch, so XA ROLLBACK answers XAER_NOTA */
+    char *out;
+    CHECK_INT(ctl(&out, "--json", "show", a.gtrid, NULL, NULL, NULL), 0);
+    CHECK_CONTAINS(out, "\"owner_unknown\":true");
+    free(out);
+    snprintf(line, sizeof line,
+             "recovery: branch my of %s not finished yet: its session may still hold it",
+             a.gtrid);
+    CHECK(wait_log(line, 1, 30000));
+    uint64_t tried = t_now_ms() - started;
+    printf("  first XA ROLLBACK of the MariaDB branch %llu ms after the restart\n",
+           (unsigned long long)tried);
+    CHECK(tried >= 10000);
+    CHECK_INT(t_my_prepared(tm_id), 1);
+    sleep_ms(1500); /* several passes: reported once, never counted as done */
+    CHECK_INT(t_xatmd_log_count(&d, line), 1);
+    snprintf(line, sizeof line, "branch my of %s was already rolled back", a.gtrid);
+    CHECK_INT(t_xatmd_log_count(&d, line), 0);
+    CHECK_INT(t_my_prepared(tm_id), 1);
+    /* the AP dies: its session ends, the branch is rolled back */
+    kill(a.pid, SIGKILL);
+    int st;
+    waitpid(a.pid, &st, 0);
+    snprintf(line, sizeof line, "rolled back prepared branch my of %s (presumed abort)", a.gtrid);
+    CHECK(wait_log(line, 1, 10000));
+    CHECK(t_wait_no_prepared(tm_id, CONVERGE_MS) >= 0);
+    CHECK_INT(rows(true, "uo1"), 0);
+    CHECK_INT(rows(false, "uo1"), 0);
+}
+
+/* A transaction of one branch commits in one phase at the application: xatmd's timeout
+ * does not stop it, and xatmd says so. */
+static void case_one_branch_timeout(void)
+{
+    printf("case: a one-branch transaction past xatmd's timeout still commits\n");
+    ap a;
+    ap_start(&a, "ob1", "pg-only", "ap.after_start:stop", "1000");
+    CHECK(a.pid > 0 && t_wait_stopped(a.pid, 20000));
+    CHECK(wait_log("timed out at xatmd; a one-branch transaction commits in one phase at "
+                   "the application and may still commit",
+                   1, 10000));
+    kill(a.pid, SIGCONT);
+    int st = 0;
+    CHECK(t_wait_exit(a.pid, 30000, &st));
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char *out = slurp(a.out);
+    CHECK_CONTAINS(out, "result=OK");
+    free(out);
+    CHECK_INT(rows(true, "ob1"), 1);
 }
 
 static void case_recover(void)
@@ -417,6 +587,18 @@ static void case_rm_outage(void)
     CHECK_CONTAINS(out, "{\"name\":\"my\",\"type\":\"mysql\",\"state\":\"quarantined\"");
     CHECK_CONTAINS(out, "\"unresolved_decisions\":2,");
     free(out);
+
+    /* a VOTE sent again for a decided transaction recovery holds: commit */
+    int code = 0;
+    char text[1100] = "", never[80];
+    CHECK_INT(raw_vote(a2.gtrid, &code, text, sizeof text), XATM_MSG_DECISION);
+    CHECK_INT(code, XATM_OUTCOME_COMMIT);
+    /* ...for a gtrid of this incarnation never issued: abort */
+    snprintf(never, sizeof never, "%.*s.999999", (int)(strrchr(a2.gtrid, '.') - a2.gtrid),
+             a2.gtrid);
+    CHECK_INT(raw_vote(never, &code, text, sizeof text), XATM_MSG_DECISION);
+    CHECK_INT(code, XATM_OUTCOME_ABORT);
+    CHECK_STR(text, "unknown transaction: never issued");
 
     /* the operator's forced rollback of a COMMIT decision */
     CHECK_INT(ctl(&out, "rollback", a1.gtrid, "--reason", "ops test: cancel", NULL, NULL), 1);
@@ -559,6 +741,8 @@ int main(void)
     case_hung_ap_phase2();
     case_recover();
     case_presumed_abort();
+    case_one_branch_timeout();
+    case_unknown_owner();
     case_rm_outage();
     /* the forced one, for the rotation case */
     char *out, heur[80] = "";

@@ -200,10 +200,12 @@ static void test_vote_abort_and_readonly(void)
     CHECK(!r.must_log);
     CHECK_STR(r.reason, "branch my voted no");
     CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
-    /* ...and a late VOTE for it is an unknown (aborted) transaction */
+    /* ...and a late VOTE for it hears abort: it is remembered as aborted */
     CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 2, &r), 0);
     CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
-    CHECK_STR(r.reason, "unknown transaction");
+    CHECK_INT(r.error, 0);
+    CHECK_INT(r.unknown, GTX_UNK_ABORTED);
+    CHECK_STR(r.reason, "transaction already aborted at its vote");
 
     /* an enlisted branch without a vote aborts */
     g = begin2(t, 1);
@@ -240,11 +242,30 @@ static void test_vote_abort_and_readonly(void)
     CHECK(r.must_log);
     CHECK_INT(r.rec.n_branches, 1);
 
-    /* a gtrid of another epoch or TM is unknown */
+    /* a gtrid of an earlier epoch may have committed: outcome unknown here (ERROR) */
     CHECK_INT(gtx_vote(t, 1, "tm1.4.1", v, 2, &r), 0);
-    CHECK_STR(r.reason, "unknown transaction");
+    CHECK_INT(r.unknown, GTX_UNK_EARLIER_EPOCH);
+    CHECK_INT(r.error, XATM_EUNKNOWN);
+    CHECK_INT(r.outcome, 0);
+    /* another TM's, a later epoch's, a malformed one: never issued here, abort */
     CHECK_INT(gtx_vote(t, 1, "other.5.1", v, 2, &r), 0);
-    CHECK_STR(r.reason, "unknown transaction");
+    CHECK_INT(r.unknown, GTX_UNK_FOREIGN);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_STR(r.reason, "unknown transaction: not issued by this xatmd");
+    CHECK_INT(gtx_vote(t, 1, "tm1.6.1", v, 2, &r), 0);
+    CHECK_INT(r.unknown, GTX_UNK_FOREIGN);
+    CHECK_INT(gtx_vote(t, 1, "junk", v, 2, &r), 0);
+    CHECK_INT(r.unknown, GTX_UNK_FOREIGN);
+    /* our epoch, a seq not issued yet: abort */
+    CHECK_INT(gtx_vote(t, 1, "tm1.5.999", v, 2, &r), 0);
+    CHECK_INT(r.unknown, GTX_UNK_NEVER_ISSUED);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_STR(r.reason, "unknown transaction: never issued");
+    /* committed without a record (all read-only) and gone: finished, outcome unknown */
+    CHECK_INT(gtx_vote(t, 1, "tm1.5.4", v, 2, &r), 0);
+    CHECK_INT(r.unknown, GTX_UNK_FINISHED);
+    CHECK_INT(r.error, XATM_EUNKNOWN);
+    CHECK_STR(r.reason, "transaction already finished; outcome not remembered");
 
     gtx_counts c;
     gtx_get_counts(t, &c);
@@ -417,9 +438,10 @@ static void test_timeouts(void)
     CHECK_INT(gtx_vote(t, 1, b.gtrid, NULL, 0, &r), 0);
     CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
     CHECK_STR(r.reason, "transaction timed out");
-    /* a rolled-back one is merely unknown */
+    /* a rolled-back one is remembered too */
     CHECK_INT(gtx_vote(t, 1, c.gtrid, NULL, 0, &r), 0);
-    CHECK_STR(r.reason, "unknown transaction");
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_STR(r.reason, "transaction rolled back by its AP");
     /* a decided transaction does not expire */
     CHECK_INT(gtx_enlist(t, 1, a.gtrid, "pg", 1), 0);
     xatm_msg_vote_entry v = ve("pg", XATM_VOTE_YES, 1);
@@ -594,6 +616,20 @@ static int take_any_cb(const gtx_info *g, void *arg)
 }
 
 /* Aborts remember the sessions of their branches (bounded) and their cause. */
+/* Scan stand-in for gtx_aborts_scanned: (gtrid, rm) is prepared when gtrid equals arg. */
+static bool listed_if(const char *gtrid, const char *rm, void *arg)
+{
+    (void)rm;
+    return arg && strcmp(gtrid, (const char *)arg) == 0;
+}
+
+static size_t held(gtx_table *t)
+{
+    gtx_counts c;
+    gtx_get_counts(t, &c);
+    return (size_t)c.held_aborts;
+}
+
 static void test_recent_aborts(void)
 {
     gtx_table *t = new_table();
@@ -609,26 +645,76 @@ static void test_recent_aborts(void)
     CHECK_INT(a.n_branches, 1); /* only branches with a session */
     CHECK_STR(a.branches[0].rm, "my");
     CHECK_INT(a.branches[0].session_id, 77);
-    /* an abort without sessions that did not time out is not worth remembering */
-    CHECK_INT(gtx_begin(t, 2, 0, 2, 1000, 0, &g), 0);
-    CHECK_INT(gtx_rollback(t, 2, g.gtrid), 0);
-    CHECK_INT(gtx_recent_abort(t, g.gtrid, &a), XATM_ENOTFOUND);
-    /* bounded: the oldest are forgotten */
+    CHECK_INT(held(t), 1);
+    /* an abort without sessions is remembered (its cause), but not held */
+    gtx_info nos;
+    CHECK_INT(gtx_begin(t, 2, 0, 2, 1000, 0, &nos), 0);
+    CHECK_INT(gtx_rollback(t, 2, nos.gtrid), 0);
+    CHECK_INT(gtx_recent_abort(t, nos.gtrid, &a), 0);
+    CHECK_INT(a.cause, GTX_ABORT_ROLLBACK);
+    CHECK_INT(a.n_branches, 0);
+    CHECK_INT(held(t), 1);
+
+    /* a held abort whose branch stays prepared outlives any number of later aborts
+     * (the ring of GTX_ABORT_MEMORY causes forgets the sessionless one) */
     gtx_info first;
     CHECK_INT(gtx_begin(t, 3, 0, 2, 1000, 0, &first), 0);
     CHECK_INT(gtx_enlist(t, 3, first.gtrid, "my", 5), 0);
     CHECK_INT(gtx_rollback(t, 3, first.gtrid), 0);
     CHECK_INT(gtx_recent_abort(t, first.gtrid, &a), 0);
     CHECK_INT(a.cause, GTX_ABORT_ROLLBACK);
+    uint64_t mark = gtx_abort_mark(t);
     bool ok = true;
-    for (unsigned i = 0; i < GTX_ABORT_MEMORY; i++) {
+    for (unsigned i = 0; i < GTX_ABORT_MEMORY + 100; i++) {
         ok = ok && gtx_begin(t, 4, 0, 2, 1000, 0, &g) == 0;
         ok = ok && gtx_enlist(t, 4, g.gtrid, "my", 6) == 0;
         ok = ok && gtx_rollback(t, 4, g.gtrid) == 0;
     }
     CHECK(ok);
-    CHECK_INT(gtx_recent_abort(t, first.gtrid, &a), XATM_ENOTFOUND);
-    CHECK_INT(gtx_recent_abort(t, g.gtrid, &a), 0);
+    CHECK_INT(held(t), GTX_ABORT_MEMORY + 102);
+    CHECK_INT(gtx_recent_abort(t, nos.gtrid, &a), XATM_ENOTFOUND); /* out of the ring */
+    CHECK_INT(gtx_recent_abort(t, first.gtrid, &a), 0);            /* held */
+    CHECK_INT(a.n_branches, 1);
+    CHECK_INT(a.branches[0].session_id, 5);
+    gtx_vote_result r;
+    CHECK_INT(gtx_vote(t, 3, first.gtrid, NULL, 0, &r), 0);
+    CHECK_INT(r.unknown, GTX_UNK_ABORTED);
+    CHECK_INT(gtx_vote(t, 3, nos.gtrid, NULL, 0, &r), 0);
+    CHECK_INT(r.unknown, GTX_UNK_FINISHED); /* forgotten: outcome unknown */
+    CHECK_INT(r.error, XATM_EUNKNOWN);
+
+    /* scans: only scans begun after an abort count for it; a scan of an RM none of its
+     * branches is on changes nothing; two clean scans of "my" release all but the one
+     * still listed (and the disconnected one, whose deadline 1000 is not past at 500) */
+    CHECK_INT(gtx_aborts_scanned(t, "pg", gtx_abort_mark(t), 500, listed_if, NULL), 0);
+    CHECK_INT(gtx_aborts_scanned(t, "my", mark, 500, listed_if, first.gtrid), 0);
+    CHECK_INT(gtx_aborts_scanned(t, "my", gtx_abort_mark(t), 500, listed_if, first.gtrid), 0);
+    CHECK_INT(held(t), GTX_ABORT_MEMORY + 102);
+    CHECK_INT(gtx_aborts_scanned(t, "my", gtx_abort_mark(t), 500, listed_if, first.gtrid),
+              GTX_ABORT_MEMORY + 100);
+    CHECK_INT(held(t), 2);
+    CHECK_INT(gtx_recent_abort(t, first.gtrid, &a), 0);
+    CHECK_INT(a.n_branches, 1);
+    /* listed again resets its count; gone for two scans releases it; the disconnected
+     * one goes once its deadline has passed */
+    CHECK_INT(gtx_aborts_scanned(t, "my", gtx_abort_mark(t), 500, listed_if, NULL), 0);
+    CHECK_INT(gtx_aborts_scanned(t, "my", gtx_abort_mark(t), 500, listed_if, first.gtrid), 0);
+    CHECK_INT(gtx_aborts_scanned(t, "my", gtx_abort_mark(t), 500, listed_if, NULL), 0);
+    CHECK_INT(gtx_aborts_scanned(t, "my", gtx_abort_mark(t), 500, listed_if, NULL), 1);
+    CHECK_INT(held(t), 1);
+    CHECK_INT(gtx_recent_abort(t, first.gtrid, &a), XATM_ENOTFOUND); /* out of the ring too */
+    CHECK_INT(gtx_aborts_scanned(t, "my", gtx_abort_mark(t), 1000, listed_if, NULL), 1);
+    CHECK_INT(held(t), 0);
+    gtx_table_free(t);
+
+    /* an epoch change is allowed only before the first BEGIN */
+    t = new_table();
+    CHECK_INT(gtx_table_set_epoch(t, 0), XATM_EINVAL);
+    CHECK_INT(gtx_table_set_epoch(t, 9), 0);
+    CHECK_INT(gtx_table_epoch(t), 9);
+    CHECK_INT(gtx_begin(t, 1, 0, 2, 1000, 0, &g), 0);
+    CHECK_STR(g.gtrid, "tm1.9.1");
+    CHECK_INT(gtx_table_set_epoch(t, 10), XATM_ESTATE);
     gtx_table_free(t);
 }
 
@@ -778,6 +864,80 @@ static void test_registry(void)
 }
 
 /* Forced outcomes: pending until durable, kept (finished) after END, never dropped. */
+/* gtx_take_orphans receiver: adopts into the registry in arg, as recovery does. */
+static int adopt_into(const gtx_info *g, void *arg)
+{
+    return tm_decisions_adopt((tm_decisions *)arg, g, 100);
+}
+
+/* A VOTE for a gtrid that is not live: the registry's decision first, then gtx's memory. */
+static void test_vote_answers(void)
+{
+    gtx_table *t = new_table();
+    tm_decisions *d = tm_decisions_new(rms, 3);
+    gtx_vote_result r;
+    xatm_msg_vote_entry v[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22)};
+
+    /* committed, then adopted by recovery (owner gone): a re-sent VOTE hears commit */
+    gtx_info g = committing2(t, 1);
+    CHECK_INT(gtx_conn_lost(t, 1, NULL), 0);
+    CHECK_INT(gtx_take_orphans(t, adopt_into, d), 1);
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 2, &r), 0);
+    CHECK_INT(r.unknown, GTX_UNK_FINISHED);
+    tm_decisions_answer_vote(d, g.gtrid, &r);
+    CHECK_INT(r.error, 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
+    CHECK_STR(r.reason, "");
+    /* its END written: forgotten, outcome unknown (ERROR, never abort) */
+    CHECK_INT(tm_decisions_resolve(d, g.gtrid), 0);
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, v, 2, &r), 0);
+    tm_decisions_answer_vote(d, g.gtrid, &r);
+    CHECK_INT(r.error, XATM_EUNKNOWN);
+    CHECK_INT(r.outcome, 0);
+    CHECK_STR(r.reason, "transaction already finished; outcome not remembered");
+
+    /* a COMMIT of an earlier incarnation replayed from the log: commit */
+    xatm_declog_record rec = commit_rec("tm1.4.7", 2);
+    CHECK_INT(tm_decisions_replay(d, &rec, 100), 0);
+    CHECK_INT(gtx_vote(t, 1, "tm1.4.7", v, 2, &r), 0);
+    CHECK_INT(r.unknown, GTX_UNK_EARLIER_EPOCH);
+    tm_decisions_answer_vote(d, "tm1.4.7", &r);
+    CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
+    CHECK_INT(r.error, 0);
+    /* an earlier incarnation's gtrid without a decision: unknown */
+    CHECK_INT(gtx_vote(t, 1, "tm1.4.8", v, 2, &r), 0);
+    tm_decisions_answer_vote(d, "tm1.4.8", &r);
+    CHECK_INT(r.error, XATM_EUNKNOWN);
+
+    /* aborted here, but an operator forced a commit: the forced outcome answers */
+    g = begin2(t, 2);
+    CHECK_INT(gtx_rollback(t, 2, g.gtrid), 0);
+    CHECK_INT(tm_decisions_force(d, g.gtrid, XATM_OUTCOME_COMMIT, "op", "why", NULL, 100), 0);
+    CHECK_INT(gtx_vote(t, 2, g.gtrid, v, 2, &r), 0);
+    CHECK_INT(r.unknown, GTX_UNK_ABORTED);
+    tm_decisions_answer_vote(d, g.gtrid, &r);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT); /* not durable yet: does not count */
+    tm_decisions_force_durable(d, g.gtrid);
+    tm_decisions_answer_vote(d, g.gtrid, &r);
+    CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
+    /* a heuristic rollback answers abort */
+    CHECK_INT(tm_decisions_force(d, "tm1.4.9", XATM_OUTCOME_ABORT, "op", "why", NULL, 100), 0);
+    tm_decisions_force_durable(d, "tm1.4.9");
+    CHECK_INT(gtx_vote(t, 1, "tm1.4.9", v, 2, &r), 0);
+    tm_decisions_answer_vote(d, "tm1.4.9", &r);
+    CHECK_INT(r.error, 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_STR(r.reason, "rolled back by an operator's heuristic decision");
+    /* never issued: abort, whatever the registry holds of other gtrids */
+    CHECK_INT(gtx_vote(t, 1, "tm1.5.77", v, 2, &r), 0);
+    tm_decisions_answer_vote(d, "tm1.5.77", &r);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_STR(r.reason, "unknown transaction: never issued");
+
+    tm_decisions_free(d);
+    gtx_table_free(t);
+}
+
 static void test_registry_heuristics(void)
 {
     tm_decisions *d = tm_decisions_new(rms, 3);
@@ -1084,6 +1244,31 @@ static void test_admin_json(void)
     pthread_mutex_destroy(&ctx.log_mu);
 }
 
+/* Once a thread has found the log failed (ctx->fatal), no flush runs: a flush could rotate
+ * and checkpoint tables a failure left incomplete (recovery's END path sets fatal under
+ * log_mu before it releases it). */
+static void test_flush_after_fatal(void)
+{
+    struct tm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    pthread_mutex_init(&ctx.log_mu, NULL);
+    atomic_init(&ctx.fatal, false);
+    char *logdir = t_tmpdir("fatal-log");
+    char err[512];
+    CHECK_INT(xatm_declog_open(logdir, NULL, NULL, NULL, &ctx.log, err, sizeof err), 0);
+    xatm_declog_record rec = commit_rec("tm1.2.8", 2);
+    CHECK_INT(tm_log_append(&ctx, &rec, true), 0);
+    atomic_store(&ctx.fatal, true);
+    CHECK_INT(tm_log_flush(&ctx), XATM_ELOG);
+    CHECK(xatm_declog_pending(ctx.log)); /* nothing was written */
+    atomic_store(&ctx.fatal, false);
+    CHECK_INT(tm_log_flush(&ctx), 0);
+    CHECK(!xatm_declog_pending(ctx.log));
+    xatm_declog_close(ctx.log);
+    free(logdir);
+    pthread_mutex_destroy(&ctx.log_mu);
+}
+
 int main(void)
 {
     test_create_and_begin();
@@ -1100,7 +1285,9 @@ int main(void)
     test_recent_aborts();
     test_registry();
     test_registry_heuristics();
+    test_vote_answers();
     test_emit_unresolved();
     test_admin_json();
+    test_flush_after_fatal();
     return t_finish("gtx");
 }

@@ -266,7 +266,7 @@ static void test_round_trip(void)
     e.u.enlist.session_id = 0x0102030405060708ull;
     CHECK_INT(xatm_msg_encode(&e, 0x0a0b0c0du, &b), 0);
     static const uint8_t want[] = {
-        0, 0, 0, 19, 1, 3, 0, 0, 0x0a, 0x0b, 0x0c, 0x0d,                /* header */
+        0, 0, 0, 19, XATM_PROTO_VERSION, 3, 0, 0, 0x0a, 0x0b, 0x0c, 0x0d, /* header */
         0, 5, 't', '.', '1', '.', '2', 0, 2, 'p', 'g', 1, 2, 3, 4, 5, 6, 7, 8, /* body */
     };
     CHECK_INT(b.len, sizeof want);
@@ -293,7 +293,7 @@ static void test_round_trip(void)
 
 static void test_header(void)
 {
-    uint8_t p[12] = {0, 0, 0, 5, 1, XATM_MSG_BEGIN, 0, 0, 0, 0, 0, 9};
+    uint8_t p[12] = {0, 0, 0, 5, XATM_PROTO_VERSION, XATM_MSG_BEGIN, 0, 0, 0, 0, 0, 9};
     xatm_frame_header h;
     memset(&h, 0x77, sizeof h);
     CHECK_INT(xatm_frame_header_decode(p, XATM_FRAME_MAX_REQUEST, &h), 0);
@@ -351,12 +351,12 @@ static void test_header(void)
     /* decode re-checks what it is given */
     xatm_msg m;
     uint8_t body[5] = {0};
-    xatm_frame_header bh = {.body_len = 5, .version = 1, .type = 99};
+    xatm_frame_header bh = {.body_len = 5, .version = XATM_PROTO_VERSION, .type = 99};
     CHECK_INT(xatm_msg_decode(&bh, body, &m), XATM_EPROTO);
     bh.type = XATM_MSG_BEGIN;
-    bh.version = 2;
+    bh.version = 1; /* version 1 peers are refused: session ids changed meaning in 2 */
     CHECK_INT(xatm_msg_decode(&bh, body, &m), XATM_EPROTO);
-    bh.version = 1;
+    bh.version = XATM_PROTO_VERSION;
     bh.flags = 1;
     CHECK_INT(xatm_msg_decode(&bh, body, &m), XATM_EPROTO);
     bh.flags = 0;
@@ -663,7 +663,7 @@ static bool garbage_one(uint8_t t, const uint8_t *bytes, uint32_t len, xatm_buf 
     xatm_msg m;
     uint8_t *copy = malloc(len ? len : 1); /* exact size: ASan sees any overread */
     if (len) memcpy(copy, bytes, len);
-    xatm_frame_header h = {.body_len = len, .version = 1, .type = t};
+    xatm_frame_header h = {.body_len = len, .version = XATM_PROTO_VERSION, .type = t};
     int rc = xatm_msg_decode(&h, len ? copy : NULL, &m);
     bool ok = rc == 0;
     if (ok) {
@@ -740,9 +740,27 @@ static void test_garbage(void)
     xatm_buf_free(&enc);
 }
 
+/* Session references: incarnation tag in the high 24 bits, session id in the low 40. */
+static void test_session_refs(void)
+{
+    uint64_t r = xatm_session_ref(0xabcdef, 42);
+    CHECK_INT(r, (0xabcdefull << 40) | 42);
+    CHECK_INT(xatm_session_ref_id(r), 42);
+    CHECK_INT(xatm_session_ref_tag(r), 0xabcdef);
+    CHECK_INT(xatm_session_ref_tag(xatm_session_ref(0x1abcdef, 1)), 0xabcdef); /* 24 bits */
+    CHECK_INT(xatm_session_ref(5, 0), 0);                         /* no session */
+    CHECK_INT(xatm_session_ref(5, XATM_SESSION_ID_MASK + 1), 0);  /* does not fit */
+    CHECK_INT(xatm_session_ref_id(xatm_session_ref(5, XATM_SESSION_ID_MASK)),
+              XATM_SESSION_ID_MASK);
+    /* a plain id (tag 0, e.g. a PostgreSQL backend pid) reads back unchanged */
+    CHECK_INT(xatm_session_ref(0, 4242), 4242);
+    CHECK_INT(xatm_session_ref_tag(4242), 0);
+}
+
 int main(void)
 {
     test_names();
+    test_session_refs();
     test_header();
     test_round_trip();
     test_encode_refusals();
