@@ -30,6 +30,7 @@ static const struct msg_type_row {
     {XATM_MSG_VOTE, "VOTE", true},
     {XATM_MSG_DONE, "DONE", true},
     {XATM_MSG_ROLLBACK, "ROLLBACK", true},
+    {XATM_MSG_CANCOMMIT, "CANCOMMIT", true},
     {XATM_MSG_ADMIN, "ADMIN", true},
     {XATM_MSG_HELLO_OK, "HELLO_OK", false},
     {XATM_MSG_BEGIN_OK, "BEGIN_OK", false},
@@ -267,6 +268,7 @@ static void f_blob(codec *c, const char **p, uint32_t *len, uint32_t max)
 static bool role_ok(uint8_t v) { return v == XATM_ROLE_AP || v == XATM_ROLE_ADMIN; }
 static bool vote_ok(uint8_t v) { return v >= XATM_VOTE_YES && v <= XATM_VOTE_READONLY; }
 static bool outcome_ok(uint8_t v) { return v == XATM_OUTCOME_COMMIT || v == XATM_OUTCOME_ABORT; }
+static bool decision_outcome_ok(uint8_t v) { return outcome_ok(v) || v == XATM_OUTCOME_PRECOMMIT; }
 /* A protocol the client may ask for (0 = the TM's default). */
 static bool protocol_req_ok(uint8_t v) { return v == 0 || v == 2 || v == 3; }
 /* A protocol the TM resolved. */
@@ -309,6 +311,7 @@ static void walk_body(codec *c, xatm_msg *m)
         f_u64(c, &m->u.enlist.session_id);
         break;
     case XATM_MSG_VOTE:
+    case XATM_MSG_CANCOMMIT: /* the same body, decoded into u.vote */
         f_str(c, m->u.vote.gtrid, XATM_GTRID_MAX);
         f_u16(c, &m->u.vote.n);
         check(c, m->u.vote.n <= XATM_MAX_BRANCHES);
@@ -323,7 +326,7 @@ static void walk_body(codec *c, xatm_msg *m)
     case XATM_MSG_DECISION:
         f_str(c, m->u.decision.gtrid, XATM_GTRID_MAX);
         f_u8(c, &m->u.decision.outcome);
-        check(c, outcome_ok(m->u.decision.outcome));
+        check(c, decision_outcome_ok(m->u.decision.outcome));
         f_str(c, m->u.decision.reason, XATM_REASON_MAX);
         break;
     case XATM_MSG_DONE:

@@ -7,9 +7,9 @@
  *
  *   offset size field
  *   0      4    body_len   u32 big-endian, bytes after the header
- *   4      1    version    XATM_PROTO_VERSION (2)
+ *   4      1    version    XATM_PROTO_VERSION (3)
  *   5      1    type       enum xatm_msg_type
- *   6      2    flags      u16, must be 0 in version 2
+ *   6      2    flags      u16, must be 0
  *   8      4    req_id     u32, chosen by the client; a reply echoes its request's id
  *   12     ...  body       the type's fields, in order, as below
  *
@@ -31,6 +31,7 @@
  *   BEGIN_OK   <- str gtrid, u8 protocol, u32 timeout_ms
  *   ENLIST     -> str gtrid, str rm, u64 session_id                      (one-way)
  *   VOTE       -> str gtrid, u16 n, n x { str rm, u8 vote, u64 session_id }
+ *   CANCOMMIT  -> the body of VOTE, decoded into u.vote (3PC's CanCommit answers)
  *   DECISION   <- str gtrid, u8 outcome, str reason(<=512)
  *   DONE       -> str gtrid, u8 outcome, u16 n, n x { str rm, i32 xa_rc } (one-way)
  *   ROLLBACK   -> str gtrid                                               (one-way)
@@ -54,14 +55,15 @@
  * session, never as a live one. xatm_session_ref() and its two accessors below are the
  * only code that packs or unpacks the field.
  *
- * Version 2 (this one) changed from version 1: session_id is a session reference (above);
- * VOTE may be answered ERROR XATM_EUNKNOWN (docs/protocol.md, "VOTE").
+ * Version 3 (this one) adds three-phase commit (docs/protocols.md): the request CANCOMMIT
+ * and the DECISION outcome 3 (precommit). Version 2 changed from version 1: session_id is
+ * a session reference (above); VOTE may be answered ERROR XATM_EUNKNOWN.
  *
  * Field rules beyond the above, checked by both encode (XATM_EINVAL) and decode (EPROTO):
  *   - a str holds no NUL byte; limits without a number above are the struct's: gtrid
  *     <= XATM_GTRID_MAX, rm <= XATM_RM_NAME_MAX, tm_id <= XATM_TM_ID_MAX. The codec checks
  *     only lengths; whether a gtrid or RM name is well formed (xid.h) is the receiver's call.
- *   - role 1..2; vote 1..3; outcome 1..2; BEGIN protocol 0, 2 or 3; BEGIN_OK protocol and
+ *   - role 1..2; vote 1..3; DONE outcome 1..2, DECISION outcome 1..3; BEGIN protocol 0, 2 or 3; BEGIN_OK protocol and
  *     HELLO_OK default_protocol 2 or 3 (the TM answers with the protocol it resolved);
  *   - VOTE and DONE: n <= XATM_MAX_BRANCHES (0 is well formed);
  *   - ERROR code < 0 (any negative value: codes are append-only); ADMIN_REPLY code <= 0;
@@ -78,7 +80,7 @@
 #include "buf.h"
 #include "xid.h"
 
-#define XATM_PROTO_VERSION 2
+#define XATM_PROTO_VERSION 3
 #define XATM_FRAME_HEADER_SIZE 12
 #define XATM_FRAME_MAX_REQUEST (64u * 1024u)
 #define XATM_FRAME_MAX_REPLY (16u * 1024u * 1024u)
@@ -96,6 +98,7 @@ enum xatm_msg_type {
     XATM_MSG_VOTE = 4,
     XATM_MSG_DONE = 5,
     XATM_MSG_ROLLBACK = 6,
+    XATM_MSG_CANCOMMIT = 7, /* 3PC: the CanCommit answers; body as VOTE (u.vote) */
     XATM_MSG_ADMIN = 20,
     XATM_MSG_HELLO_OK = 64,
     XATM_MSG_BEGIN_OK = 65,
@@ -110,7 +113,11 @@ enum xatm_role { XATM_ROLE_AP = 1, XATM_ROLE_ADMIN = 2 };
 enum xatm_vote { XATM_VOTE_YES = 1, XATM_VOTE_NO = 2, XATM_VOTE_READONLY = 3 };
 
 /* A global transaction's outcome as carried by DECISION and DONE. */
-enum xatm_outcome { XATM_OUTCOME_COMMIT = 1, XATM_OUTCOME_ABORT = 2 };
+enum xatm_outcome {
+    XATM_OUTCOME_COMMIT = 1,
+    XATM_OUTCOME_ABORT = 2,
+    XATM_OUTCOME_PRECOMMIT = 3, /* DECISION only: 3PC PreCommit (PRECOMMIT is durable) */
+};
 
 /* One entry of VOTE. */
 typedef struct xatm_msg_vote_entry {

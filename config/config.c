@@ -45,6 +45,8 @@
 #define MIN_SEGMENT_SIZE (64u * 1024u)
 #define DEFAULT_TX_TIMEOUT_MS 60000u
 #define DEFAULT_REQUEST_TIMEOUT_MS 30000u
+#define DEFAULT_PRECOMMIT_TIMEOUT_MS 5000u
+#define DEFAULT_PARTICIPANT_TIMEOUT_MS 10000u
 #define DEFAULT_RECOVERY_INTERVAL_MS 10000u
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000u
 #define DEFAULT_ADMIN_SOCKET_NAME "xatmd-admin.sock"
@@ -1548,6 +1550,9 @@ static int load_text(const char *name, const char *path, const char *yaml, size_
     cfg->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
     cfg->recovery_interval_ms = DEFAULT_RECOVERY_INTERVAL_MS;
     cfg->default_protocol = XATM_PROTOCOL_2PC;
+    cfg->precommit_timeout_ms = DEFAULT_PRECOMMIT_TIMEOUT_MS;
+    cfg->participant_timeout_ms = DEFAULT_PARTICIPANT_TIMEOUT_MS;
+    cfg->participant_timeout_action = XATM_PARTICIPANT_COMMIT;
     cfg->path = xstrndup(&l, path ? path : name, strlen(path ? path : name));
 
     if (!build_tree(&l, &root)) return finish(&l, cfg, XATM_ECONFIG, out, errors);

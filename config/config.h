@@ -20,6 +20,13 @@
 
 enum xatm_rm_type { XATM_RM_POSTGRESQL = 1, XATM_RM_MYSQL = 2 };
 
+/* 3PC: what libxatm does when DoCommit does not come after it acknowledged PreCommit
+ * (docs/protocols.md). */
+enum xatm_participant_action {
+    XATM_PARTICIPANT_COMMIT = 1, /* "commit": commit every prepared branch (default) */
+    XATM_PARTICIPANT_WAIT = 2,   /* "wait": keep waiting for xatmd, as 2PC does */
+};
+
 /* One resource manager. */
 typedef struct xatm_rm_config {
     char *name;                  /* unique RM name; also the XA bqual */
@@ -48,6 +55,12 @@ typedef struct xatm_config {
     uint32_t request_timeout_ms;  /* tm.request_timeout: how long libxatm waits for xatmd, default 30 s */
     uint32_t recovery_interval_ms;/* tm.recovery_interval: periodic recovery, default 10 s */
     uint8_t default_protocol;     /* tm.protocol: 2 or 3 (enum xatm_protocol) */
+    uint32_t precommit_timeout_ms;  /* tm.precommit_timeout: 3PC, how long xatmd waits for the
+                                       PreCommit acknowledgement before aborting; default 5 s */
+    uint32_t participant_timeout_ms;/* tm.participant_timeout: 3PC, how long libxatm waits for
+                                       DoCommit after acknowledging PreCommit; default 10 s */
+    uint8_t participant_timeout_action; /* tm.participant_timeout_action (enum
+                                       xatm_participant_action): what libxatm does then */
     xatm_rm_config *rms;          /* rms: array of n_rms */
     size_t n_rms;
 } xatm_config;

@@ -35,6 +35,14 @@
  *                   caller treats as "already rolled back".
  *   CAN_COMMIT      3PC check, nothing durable: session alive, no failed statement,
  *                   PG: SET CONSTRAINTS ALL IMMEDIATE succeeds. XA_OK or XA_RBROLLBACK.
+ *                   First it inserts the branch's marker row (xid gtrid, xid bqual) into
+ *                   XATM_MARKER_TABLE inside the branch; a failed insert votes no.
+ *
+ * 3PC marker rows (docs/protocols.md): a row (gtrid, rm) in the table XATM_MARKER_TABLE of
+ * the branch's own database, inserted by CAN_COMMIT, visible once the branch commits. So a
+ * committed marker proves the branch committed after it left the prepared list. Readers do
+ * not block on uncommitted markers (MVCC). The blocking calls xatm_rm_markers_* below
+ * create, look up and delete them (xatmd's recovery sessions).
  */
 #ifndef XATM_RM_H
 #define XATM_RM_H
@@ -186,6 +194,18 @@ int xatm_rm_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected);
 void *xatm_rm_native(xatm_rm_conn *c);
 bool xatm_rm_alive(xatm_rm_conn *c);
 void xatm_rm_mark_failed(xatm_rm_conn *c);
+
+/* 3PC markers (see the file comment). All blocking, bounded like the other calls.
+ *   ensure: CREATE TABLE IF NOT EXISTS XATM_MARKER_TABLE (gtrid, rm, created; primary key
+ *           (gtrid, rm)). XA_OK or an XA error (err message names the RM and the cause).
+ *   find:   calls cb(rm) for every committed marker row of gtrid. XA_OK or an XA error.
+ *   delete: deletes every marker row of the n gtrids (in one statement per <= 100).
+ *           XA_OK or an XA error. */
+#define XATM_MARKER_TABLE "xatm_markers"
+int xatm_rm_markers_ensure(xatm_rm_conn *c);
+int xatm_rm_markers_find(xatm_rm_conn *c, const char *gtrid,
+                         void (*cb)(const char *rm, void *arg), void *arg);
+int xatm_rm_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n);
 
 /* "XA_OK", "XAER_NOTA"... */
 const char *xatm_xa_rc_name(int rc);

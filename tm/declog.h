@@ -31,6 +31,7 @@
  *   BOOT        u32 epoch                              forced at every start
  *   COMMIT      str gtrid, u8 protocol, u8 n, n x { str rm, u64 session_id }   forced
  *   PRECOMMIT   same as COMMIT (3PC)                   forced
+ *   ABORT       str gtrid (3PC: aborted after its PRECOMMIT; supersedes it)   forced
  *   END         str gtrid                              not forced
  *   HEURISTIC   str gtrid, u8 outcome (1 commit, 2 rollback), str who, str why   forced
  *   CHECKPOINT  u32 epoch, u32 n, n x (a COMMIT/PRECOMMIT/HEURISTIC payload with its u8 type
@@ -94,6 +95,7 @@ enum xatm_declog_type {
     XATM_DL_END = 4,
     XATM_DL_HEURISTIC = 5,
     XATM_DL_CHECKPOINT = 6,
+    XATM_DL_ABORT = 7, /* 3PC: a PRECOMMIT'd transaction was aborted (docs/protocols.md) */
 };
 
 /* One branch named in a decision. */
