@@ -205,7 +205,8 @@ int xatm__tm_send(xatm__tm *t, const xatm_msg *m, uint32_t *req_id, char *err, s
 
 /* Reads whatever is available into rx, waiting until the deadline for at least one byte.
  * 0, XATM_ETM (EOF / error) or XATM_ETIMEDOUT, with err set on failure. */
-static int fill(xatm__tm *t, uint64_t deadline, const char *what, char *err, size_t errlen)
+static int fill(xatm__tm *t, uint64_t deadline, uint32_t limit_ms, const char *limit_name,
+                const char *what, char *err, size_t errlen)
 {
     for (;;) {
         if (xatm_buf_reserve(&t->rx, 4096)) {
@@ -232,8 +233,8 @@ static int fill(xatm__tm *t, uint64_t deadline, const char *what, char *err, siz
         int n = poll(&pf, 1, remaining_ms(deadline));
         if (n < 0 && errno == EINTR) continue;
         if (n == 0) {
-            snprintf(err, errlen, "xatmd at %s did not answer %s within %u ms (tm.request_timeout)",
-                     t->path, what, (unsigned)t->timeout_ms);
+            snprintf(err, errlen, "xatmd at %s did not answer %s within %u ms (%s)", t->path,
+                     what, (unsigned)limit_ms, limit_name);
             return XATM_ETIMEDOUT;
         }
     }
@@ -242,15 +243,22 @@ static int fill(xatm__tm *t, uint64_t deadline, const char *what, char *err, siz
 int xatm__tm_recv(xatm__tm *t, uint32_t req_id, const char *what, xatm_msg *out, char *err,
                   size_t errlen)
 {
+    return xatm__tm_recv_within(t, req_id, what, t->timeout_ms, "tm.request_timeout", out, err,
+                                errlen);
+}
+
+int xatm__tm_recv_within(xatm__tm *t, uint32_t req_id, const char *what, uint32_t limit_ms,
+                         const char *limit_name, xatm_msg *out, char *err, size_t errlen)
+{
     if (t->fd < 0) {
         snprintf(err, errlen, "not connected to xatmd at %s (the connection was lost)", t->path);
         return XATM_ETM;
     }
-    uint64_t deadline = now_ms() + t->timeout_ms;
+    uint64_t deadline = now_ms() + limit_ms;
     int rc;
     for (;;) {
         while (t->rx.len < XATM_FRAME_HEADER_SIZE) {
-            rc = fill(t, deadline, what, err, errlen);
+            rc = fill(t, deadline, limit_ms, limit_name, what, err, errlen);
             if (rc) goto fail_close;
         }
         xatm_frame_header h;
@@ -260,7 +268,7 @@ int xatm__tm_recv(xatm__tm *t, uint32_t req_id, const char *what, xatm_msg *out,
             goto fail_close;
         }
         while (t->rx.len < XATM_FRAME_HEADER_SIZE + (size_t)h.body_len) {
-            rc = fill(t, deadline, what, err, errlen);
+            rc = fill(t, deadline, limit_ms, limit_name, what, err, errlen);
             if (rc) goto fail_close;
         }
         if (xatm_msg_decode(&h, t->rx.data + XATM_FRAME_HEADER_SIZE, out)) {

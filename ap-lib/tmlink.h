@@ -66,6 +66,12 @@ int xatm__tm_send(xatm__tm *t, const xatm_msg *m, uint32_t *req_id, char *err, s
 int xatm__tm_recv(xatm__tm *t, uint32_t req_id, const char *what, xatm_msg *out, char *err,
                   size_t errlen);
 
+/* Same, waiting at most limit_ms instead of tm.request_timeout; limit_name names that
+ * limit in the timeout message (e.g. "tm.participant_timeout"). A timeout closes the link
+ * like any other failure. */
+int xatm__tm_recv_within(xatm__tm *t, uint32_t req_id, const char *what, uint32_t limit_ms,
+                         const char *limit_name, xatm_msg *out, char *err, size_t errlen);
+
 /* send + recv, then: a reply of type `expect` -> 0; an ERROR reply -> its code (an
  * unknown code becomes XATM_EPROTO) with its message in err; any other type -> EPROTO. */
 int xatm__tm_call(xatm__tm *t, const xatm_msg *m, uint8_t expect, xatm_msg *reply, char *err,

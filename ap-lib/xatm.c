@@ -17,7 +17,9 @@
  *    commit or rollback either finishes the branch or closes the session to hand the
  *    branch to xatmd (MariaDB detaches a prepared branch only when its session ends).
  *  - libxatm never decides an outcome: after the VOTE has been written it acts only on a
- *    DECISION (or, with a NO vote in it, on the outcome the protocol already fixes).
+ *    DECISION (or, with a NO vote in it, on the outcome the protocol already fixes). The
+ *    one exception is 3PC's participant timeout with tm.participant_timeout_action
+ *    "commit" (below), where the protocol itself tells the participant to commit.
  *  - Every failure sets err; nothing prints, nothing exits.
  *
  * Commit, by number of branches:
@@ -28,34 +30,86 @@
  *      is unknown (XATM_EUNKNOWN) and DONE carries ABORT with xa_rc XAER_RMFAIL, which for
  *      a one-branch transaction (never logged, nothing prepared) only tells xatmd to
  *      forget the gtrid.
- *   2+ PREPARE on every branch in parallel, VOTE (a request), wait for DECISION, phase 2
- *      in parallel, DONE one-way (one entry per branch: the phase-2 result, XA_RDONLY for
- *      a read-only branch, the vote's code for a branch that was already rolled back).
+ *   2+ 2PC: PREPARE on every branch in parallel, VOTE (a request), wait for DECISION,
+ *      phase 2 in parallel, DONE one-way (one entry per branch: the phase-2 result,
+ *      XA_RDONLY for a read-only branch, the vote's code for a branch that was already
+ *      rolled back).
+ *   2+ 3PC (docs/protocols.md), three round trips with xatmd:
+ *      CanCommit  CAN_COMMIT on every branch in parallel (session alive, no failed
+ *                 statement, the branch's marker row inserted, PG deferred constraints
+ *                 checked; nothing durable), bounded by what is left of the transaction
+ *                 timeout; CANCOMMIT (a request, the body of VOTE) -> DECISION.
+ *      PreCommit  on DECISION precommit (xatmd has forced PRECOMMIT): PREPARE on every
+ *                 branch in parallel, bounded by tm.precommit_timeout (xatmd aborts after
+ *                 that anyway); VOTE = the acknowledgement (a request).
+ *      DoCommit   wait for DECISION: commit -> phase 2 and DONE exactly as in 2PC (0);
+ *                 abort -> roll back, XATM_EABORTED.
+ *      What happens when something goes wrong, by where it happens:
+ *        - a branch says no at CanCommit, or DECISION abort / an ERROR, or the link to
+ *          xatmd is lost or silent (tm.request_timeout) before DECISION precommit: roll
+ *          every branch back, XATM_EABORTED. Nothing is prepared, so xatmd cannot commit
+ *          either (its termination rule aborts a transaction not prepared everywhere).
+ *        - after precommit, a branch fails to prepare: VOTE with the no, roll every
+ *          branch back, XATM_EABORTED, whatever xatmd answers (or if it is gone).
+ *        - every branch prepared, and no DECISION comes: the link is lost (also while
+ *          writing the VOTE) or, with action "commit", tm.participant_timeout passes
+ *          after the VOTE. tm.participant_timeout_action says what libxatm does:
+ *            commit  close the link to xatmd, then commit every branch on its own
+ *                    session (participant_commit). 0 when every branch committed;
+ *                    XATM_EHEURISTIC when one did not: XAER_NOTA is success only when the
+ *                    branch's committed marker row proves xatmd committed it, without one
+ *                    the branch was rolled back (xatmd aborted meanwhile: the divergence
+ *                    3PC permits); any other failure leaves the branch prepared or
+ *                    unknown, for xatmd's termination rule. No DONE is sent (the link is
+ *                    closed): xatmd sees the AP leave and applies the termination rule,
+ *                    which finds the committed markers.
+ *            wait    no timeout of its own: the DECISION is awaited for tm.request_timeout
+ *                    as in 2PC; a lost link or no answer then gives XATM_EUNKNOWN with the
+ *                    link and the sessions closed, and xatmd decides. libxatm never
+ *                    commits without DoCommit.
+ *        - xatmd answers the acknowledgement with an ERROR other than EABORTED (or with
+ *          anything but a DECISION): XATM_EUNKNOWN, sessions closed, as in 2PC; an answer
+ *          is not silence, so the participant timeout does not apply.
  *
  * ENLIST and VOTE report each branch's session as a session reference
  * (xatm_rm_session_ref: the server's incarnation and the session id, common/proto.h), so
  * xatmd never mistakes it for a connection of a later run of the server.
  *
- * Where the fault points sit (common/fault.c has the table):
+ * Where the fault points sit (common/fault.c has the table). 3PC reaches them in this order:
+ * after_begin, after_start, before_prepare, after_cancommit_checks, after_cancommit_sent,
+ * after_precommit, between_prepares, after_prepare, after_vote_sent, then either
+ * after_decision, between_commits, after_commits (DoCommit came) or participant_timeout,
+ * between_commits, after_commits (action "commit", no DoCommit).
  *   ap.after_begin       BEGIN_OK received, before xatm_begin returns
  *   ap.after_start       a branch was started on its session, before ENLIST is written
- *   ap.before_prepare    commit of 2+ branches called, nothing prepared
+ *   ap.before_prepare    commit of 2+ branches called, nothing prepared (3PC: nothing
+ *                        checked either)
+ *   ap.after_cancommit_checks  3PC: every branch has answered CAN_COMMIT, CANCOMMIT not
+ *                        written
+ *   ap.after_cancommit_sent    3PC: CANCOMMIT written, its DECISION not read
+ *   ap.after_precommit   3PC: DECISION precommit read, no branch prepared yet
+ *   ap.participant_timeout     3PC: no DoCommit (timeout or link lost) with action
+ *                        "commit": the link is closed, just before libxatm commits every
+ *                        branch on its own
  *   ap.between_prepares  phase 1 runs all branches in parallel, so there is no point
  *                        between two prepares: it sits after the parallel run returned,
  *                        just before ap.after_prepare
- *   ap.after_prepare     every branch has voted, VOTE not written
+ *   ap.after_prepare     every branch has voted, VOTE not written (3PC: the PreCommit
+ *                        acknowledgement)
  *   ap.after_vote_sent   VOTE written, DECISION not read
- *   ap.after_decision    DECISION(commit) read, before phase 2
+ *   ap.after_decision    DECISION(commit) read, before phase 2 (3PC: DoCommit)
  *   ap.between_commits   likewise after the parallel phase-2 run returned (every commit
  *                        call has answered), just before ap.after_commits
  *   ap.after_commits     phase 2 finished, DONE not written
  *
- * Timeouts: replies from xatmd wait at most tm.request_timeout; PREPARE gets what is left
- * of the transaction's timeout (granted in BEGIN_OK); phase-2 calls get the whole
- * transaction timeout. A branch call still pending at its limit is closed on the wire.
+ * Timeouts: replies from xatmd wait at most tm.request_timeout (3PC's DoCommit with action
+ * "commit": tm.participant_timeout); PREPARE (2PC) and CAN_COMMIT (3PC) get what is left
+ * of the transaction's timeout (granted in BEGIN_OK), 3PC's PREPARE tm.precommit_timeout;
+ * phase-2 calls get the whole transaction timeout. A branch call still pending at its
+ * limit is closed on the wire.
  *
- * Not in this milestone: 3PC. xatm_begin with XATM_PROTOCOL_3PC (or with the default
- * when the config's tm.protocol is 3) fails with XATM_EINVAL "3pc is not implemented yet".
+ * The protocol of a transaction is chosen at xatm_begin (xatm_begin_options.protocol, or
+ * the config's tm.protocol) and must be the one xatmd's BEGIN_OK confirms.
  */
 #include "xatm.h"
 
@@ -105,6 +159,7 @@ struct xatm {
     ap_rm *rms;                       /* one slot per configured RM (cfg->n_rms) */
     bool in_txn;                      /* a global transaction is open */
     char gtrid[XATM_GTRID_MAX + 1];   /* open (or last) gtrid, "" when none */
+    uint8_t protocol;                 /* the open transaction's protocol (BEGIN_OK): 2 or 3 */
     uint32_t txn_timeout_ms;          /* the transaction timeout granted in BEGIN_OK */
     uint64_t txn_deadline_ms;         /* monotonic ms when xatmd times the transaction out */
     size_t order[XATM_MAX_BRANCHES];  /* enlisted slots, in enlistment order */
@@ -444,7 +499,6 @@ XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts)
         protocol != XATM_PROTOCOL_3PC)
         return fail(h, XATM_EINVAL, "unknown protocol %u (expected 0, 2 or 3)", protocol);
     if (protocol == XATM_PROTOCOL_DEFAULT) protocol = h->cfg->default_protocol;
-    if (protocol == XATM_PROTOCOL_3PC) return fail(h, XATM_EINVAL, "3pc is not implemented yet");
 
     xatm_msg m, reply;
     memset(&m, 0, sizeof m);
@@ -469,11 +523,14 @@ XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts)
     if (rc) return h->err_code = rc;
 
     snprintf(h->gtrid, sizeof h->gtrid, "%s", reply.u.begin_ok.gtrid);
-    if (reply.u.begin_ok.protocol == XATM_PROTOCOL_3PC) {
+    if (reply.u.begin_ok.protocol != protocol) {
+        /* the codec admits 2 or 3 only; a TM that resolved another protocol than the one
+         * asked for is not the TM this library speaks to */
         send_rollback(h);
-        return fail(h, XATM_EINVAL, "xatmd started %s as 3pc, and 3pc is not implemented yet "
-                    "in libxatm; rolled it back", h->gtrid);
+        return fail(h, XATM_EPROTO, "xatmd started %s with protocol %u, not the %u asked for; "
+                    "rolled it back", h->gtrid, (unsigned)reply.u.begin_ok.protocol, protocol);
     }
+    h->protocol = reply.u.begin_ok.protocol;
     h->txn_timeout_ms = reply.u.begin_ok.timeout_ms ? reply.u.begin_ok.timeout_ms
                                                     : h->cfg->transaction_timeout_ms;
     h->txn_deadline_ms = now_ms() + h->txn_timeout_ms;
@@ -580,9 +637,9 @@ static int commit_one_phase(xatm_t *h)
     return rc;
 }
 
-/* Writes "; branch 'x' voted no (CODE: detail)" for every NO vote into buf. Called right
- * after phase 1: the adapters' messages are replaced by the next operation. */
-static void describe_no_votes(xatm_t *h, char *buf, size_t size)
+/* Writes "; branch 'x' <what> (CODE: detail)" for every NO vote into buf. Called right
+ * after a vote: the adapters' messages are replaced by the next operation. */
+static void describe_no_votes(xatm_t *h, const char *what, char *buf, size_t size)
 {
     size_t len = 0;
     buf[0] = '\0';
@@ -590,38 +647,41 @@ static void describe_no_votes(xatm_t *h, char *buf, size_t size)
         ap_rm *r = &h->rms[h->order[k]];
         if (r->rc == XATM_XA_OK || r->rc == XATM_XA_RDONLY) continue;
         const char *detail = xatm_rm_errmsg(r->conn);
-        int n = snprintf(buf + len, size - len, "; branch '%s' voted no (%s%s%s)", r->cfg->name,
+        int n = snprintf(buf + len, size - len, "; branch '%s' %s (%s%s%s)", r->cfg->name, what,
                          xatm_xa_rc_name(r->rc), detail[0] ? ": " : "", detail);
         if (n < 0) break;
         len += (size_t)n;
     }
 }
 
-static int commit_two_phase(xatm_t *h)
+/* What is left of the transaction's timeout (at least 1 ms): the bound of phase 1. */
+static uint32_t time_left(const xatm_t *h)
 {
-    /* Phase 1: every branch votes. */
-    xatm_fault_hit("ap.before_prepare");
     uint64_t now = now_ms();
-    uint32_t left = h->txn_deadline_ms > now ? (uint32_t)(h->txn_deadline_ms - now) : 1;
-    run_branches(h, XATM_RM_OP_PREPARE, 1u << BR_ACTIVE, left);
-    xatm_fault_hit("ap.between_prepares");
-    xatm_fault_hit("ap.after_prepare");
+    return h->txn_deadline_ms > now ? (uint32_t)(h->txn_deadline_ms - now) : 1;
+}
 
-    xatm_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = XATM_MSG_VOTE;
-    snprintf(m.u.vote.gtrid, sizeof m.u.vote.gtrid, "%s", h->gtrid);
-    m.u.vote.n = (uint16_t)h->n_branches;
+/* Fills m as a vote message of `type` (VOTE, or CANCOMMIT with the same body) with one
+ * entry per branch from its latest rc, and moves each branch on: a yes to `yes_state`, a
+ * read-only branch to FINISHED, a no to FINISHED (the RM rolled it back), LOST (its
+ * session is gone: the RM or xatmd's recovery ends it) or ACTIVE (uncertain: roll back).
+ * A branch that was not run (no session) votes no. Returns true when any branch said no. */
+static bool build_votes(xatm_t *h, xatm_msg *m, uint8_t type, enum ap_branch_state yes_state)
+{
     bool any_no = false;
+    memset(m, 0, sizeof *m);
+    m->type = type;
+    snprintf(m->u.vote.gtrid, sizeof m->u.vote.gtrid, "%s", h->gtrid);
+    m->u.vote.n = (uint16_t)h->n_branches;
     for (size_t k = 0; k < h->n_branches; k++) {
         ap_rm *r = &h->rms[h->order[k]];
-        xatm_msg_vote_entry *e = &m.u.vote.e[k];
+        xatm_msg_vote_entry *e = &m->u.vote.e[k];
         snprintf(e->rm, sizeof e->rm, "%s", r->cfg->name);
         e->session_id = xatm_rm_session_ref(r->conn);
         if (!r->ran) r->rc = XATM_XAER_RMFAIL; /* no session: cannot have prepared */
         if (r->rc == XATM_XA_OK) {
             e->vote = XATM_VOTE_YES;
-            r->state = BR_PREPARED;
+            r->state = yes_state;
         } else if (r->rc == XATM_XA_RDONLY) {
             e->vote = XATM_VOTE_READONLY;
             r->state = BR_FINISHED;
@@ -636,68 +696,14 @@ static int commit_two_phase(xatm_t *h)
                 r->state = BR_ACTIVE; /* uncertain: try a rollback */
         }
     }
-    char no_votes[2048];
-    describe_no_votes(h, no_votes, sizeof no_votes);
+    return any_no;
+}
 
-    /* The votes go to xatmd; until they are fully written nothing can be decided. */
-    char msg[2048];
-    uint32_t req_id;
-    int rc = xatm__tm_send(&h->tm, &m, &req_id, msg, sizeof msg);
-    if (rc) {
-        rollback_branches(h);
-        send_done(h, XATM_OUTCOME_ABORT); /* no-op when the link is gone */
-        return fail(h, XATM_EABORTED, "global transaction %s: xatmd unreachable before the "
-                    "decision; rolled back (%s)%s", h->gtrid, msg, no_votes);
-    }
-    xatm_fault_hit("ap.after_vote_sent");
-
-    xatm_msg reply;
-    rc = xatm__tm_recv(&h->tm, req_id, "VOTE", &reply, msg, sizeof msg);
-    bool decided_commit = rc == 0 && reply.type == XATM_MSG_DECISION &&
-                          reply.u.decision.outcome == XATM_OUTCOME_COMMIT;
-    bool decided_abort = rc == 0 && ((reply.type == XATM_MSG_DECISION &&
-                                      reply.u.decision.outcome == XATM_OUTCOME_ABORT) ||
-                                     (reply.type == XATM_MSG_ERROR &&
-                                      reply.u.error.code == XATM_EABORTED));
-
-    if (any_no && !decided_commit) {
-        /* A NO vote fixes the outcome: abort, whatever became of the answer. */
-        rollback_branches(h);
-        send_done(h, XATM_OUTCOME_ABORT);
-        return fail(h, XATM_EABORTED, "global transaction %s rolled back%s", h->gtrid, no_votes);
-    }
-    if (decided_commit && any_no) {
-        close_branch_sessions(h);
-        return fail(h, XATM_EPROTO, "xatmd decided COMMIT for %s although a branch voted no; "
-                    "its prepared branches are left to xatmd (this is a bug in xatmd)%s",
-                    h->gtrid, no_votes);
-    }
-    if (decided_abort) {
-        const char *why = reply.type == XATM_MSG_DECISION ? reply.u.decision.reason
-                                                          : reply.u.error.message;
-        rollback_branches(h);
-        send_done(h, XATM_OUTCOME_ABORT);
-        return fail(h, XATM_EABORTED, "global transaction %s rolled back by xatmd: %s", h->gtrid,
-                    why[0] ? why : "no reason given");
-    }
-    if (!decided_commit) {
-        /* The votes were sent and no decision came: xatmd may have committed. */
-        if (rc == 0 && reply.type == XATM_MSG_ERROR)
-            snprintf(msg, sizeof msg, "xatmd answered VOTE with %s: %s",
-                     xatm_errname(reply.u.error.code), reply.u.error.message);
-        else if (rc == 0)
-            snprintf(msg, sizeof msg, "xatmd answered VOTE with %s",
-                     xatm_msg_type_name(reply.type));
-        xatm__tm_close(&h->tm);
-        close_branch_sessions(h);
-        return fail(h, XATM_EUNKNOWN,
-                    "outcome of global transaction %s unknown: every branch is prepared and "
-                    "the votes were sent, but no decision arrived (%s); the RM sessions are "
-                    "closed and xatmd's recovery will finish the branches by its log",
-                    h->gtrid, msg);
-    }
-
-    /* Phase 2: the commit decision is durable at xatmd. */
+/* Phase 2 on xatmd's commit decision (2PC, and 3PC's DoCommit): commits every prepared
+ * branch in parallel and reports DONE. Always 0: the decision is durable at xatmd, which
+ * finishes a branch whose commit failed (its session is closed to let it). */
+static int commit_decided(xatm_t *h)
+{
     xatm_fault_hit("ap.after_decision");
     run_branches(h, XATM_RM_OP_COMMIT, 1u << BR_PREPARED, h->txn_timeout_ms);
     xatm_fault_hit("ap.between_commits");
@@ -719,6 +725,265 @@ static int commit_two_phase(xatm_t *h)
     return 0;
 }
 
+/* Rolls every branch back, reports DONE(abort) and returns XATM_EABORTED with the
+ * message "global transaction <gtrid> rolled back<detail>". */
+static int __attribute__((format(printf, 2, 3))) abort_all(xatm_t *h, const char *fmt, ...)
+{
+    char detail[3072];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    rollback_branches(h);
+    send_done(h, XATM_OUTCOME_ABORT); /* no-op when the link is gone */
+    return fail(h, XATM_EABORTED, "global transaction %s rolled back%s", h->gtrid, detail);
+}
+
+/* The votes were sent, every branch is prepared, and xatmd's answer is not a decision (an
+ * ERROR other than EABORTED, another message) or never came: xatmd decides, by its log
+ * or (3PC) by its termination rule. The link and the sessions are closed so that it can
+ * finish the branches (MariaDB detaches a prepared branch only when its session ends). */
+static int leave_to_xatmd(xatm_t *h, int rc, const xatm_msg *reply, const char *what,
+                          char *msg, size_t msglen)
+{
+    if (rc == 0 && reply->type == XATM_MSG_ERROR)
+        snprintf(msg, msglen, "xatmd answered %s with %s: %s", what,
+                 xatm_errname(reply->u.error.code), reply->u.error.message);
+    else if (rc == 0)
+        snprintf(msg, msglen, "xatmd answered %s with %s", what, xatm_msg_type_name(reply->type));
+    xatm__tm_close(&h->tm);
+    close_branch_sessions(h);
+    return fail(h, XATM_EUNKNOWN,
+                "outcome of global transaction %s unknown: every branch is prepared, but "
+                "no decision arrived (%s); the RM sessions are closed and xatmd's recovery "
+                "will finish the branches%s",
+                h->gtrid, msg,
+                h->protocol == XATM_PROTOCOL_3PC ? " (its log, or the 3PC termination rule)"
+                                                 : " by its log");
+}
+
+static int commit_two_phase(xatm_t *h)
+{
+    /* Phase 1: every branch votes. */
+    xatm_fault_hit("ap.before_prepare");
+    run_branches(h, XATM_RM_OP_PREPARE, 1u << BR_ACTIVE, time_left(h));
+    xatm_fault_hit("ap.between_prepares");
+    xatm_fault_hit("ap.after_prepare");
+
+    xatm_msg m;
+    bool any_no = build_votes(h, &m, XATM_MSG_VOTE, BR_PREPARED);
+    char no_votes[2048];
+    describe_no_votes(h, "voted no", no_votes, sizeof no_votes);
+
+    /* The votes go to xatmd; until they are fully written nothing can be decided. */
+    char msg[2048];
+    uint32_t req_id;
+    int rc = xatm__tm_send(&h->tm, &m, &req_id, msg, sizeof msg);
+    if (rc)
+        return abort_all(h, ": xatmd unreachable before the decision (%s)%s", msg, no_votes);
+    xatm_fault_hit("ap.after_vote_sent");
+
+    xatm_msg reply;
+    rc = xatm__tm_recv(&h->tm, req_id, "VOTE", &reply, msg, sizeof msg);
+    bool decided_commit = rc == 0 && reply.type == XATM_MSG_DECISION &&
+                          reply.u.decision.outcome == XATM_OUTCOME_COMMIT;
+    bool decided_abort = rc == 0 && ((reply.type == XATM_MSG_DECISION &&
+                                      reply.u.decision.outcome == XATM_OUTCOME_ABORT) ||
+                                     (reply.type == XATM_MSG_ERROR &&
+                                      reply.u.error.code == XATM_EABORTED));
+
+    if (any_no && !decided_commit) {
+        /* A NO vote fixes the outcome: abort, whatever became of the answer. */
+        return abort_all(h, "%s", no_votes);
+    }
+    if (decided_commit && any_no) {
+        close_branch_sessions(h);
+        return fail(h, XATM_EPROTO, "xatmd decided COMMIT for %s although a branch voted no; "
+                    "its prepared branches are left to xatmd (this is a bug in xatmd)%s",
+                    h->gtrid, no_votes);
+    }
+    if (decided_abort) {
+        const char *why = reply.type == XATM_MSG_DECISION ? reply.u.decision.reason
+                                                          : reply.u.error.message;
+        return abort_all(h, " by xatmd: %s", why[0] ? why : "no reason given");
+    }
+    /* The votes were sent and no decision came: xatmd may have committed. */
+    if (!decided_commit) return leave_to_xatmd(h, rc, &reply, "VOTE", msg, sizeof msg);
+
+    /* Phase 2: the commit decision is durable at xatmd. */
+    return commit_decided(h);
+}
+
+/* Collects marker rows for participant_commit (arg: bool *found). */
+static void marker_seen(const char *rm, void *arg)
+{
+    (void)rm;
+    *(bool *)arg = true;
+}
+
+/* 3PC participant timeout with action "commit": every branch is prepared and
+ * acknowledged, and DoCommit did not come (`why`). Commits every branch on its own
+ * session. A commit answered "unknown xid" is success only when the branch's committed
+ * marker row proves it (xatmd finished it); without one the branch was rolled back. */
+static int participant_commit(xatm_t *h, const char *why)
+{
+    /* a late DECISION must never be read as the answer to a later request; xatmd sees
+     * this AP leave and applies its termination rule */
+    xatm__tm_close(&h->tm);
+    xatm_fault_hit("ap.participant_timeout");
+    run_branches(h, XATM_RM_OP_COMMIT, 1u << BR_PREPARED, h->txn_timeout_ms);
+    xatm_fault_hit("ap.between_commits");
+    xatm_fault_hit("ap.after_commits");
+
+    char report[3072];
+    size_t len = 0;
+    int not_committed = 0;
+    report[0] = '\0';
+    for (size_t k = 0; k < h->n_branches; k++) {
+        ap_rm *r = &h->rms[h->order[k]];
+        const char *state = NULL;
+        char detail[1400];
+        detail[0] = '\0';
+        if (!r->ran) continue;
+        if (r->rc == XATM_XA_OK) {
+            r->state = BR_FINISHED;
+            continue;
+        }
+        snprintf(detail, sizeof detail, "%s: %s", xatm_xa_rc_name(r->rc),
+                 xatm_rm_errmsg(r->conn));
+        if (r->rc == XATM_XAER_NOTA) {
+            bool found = false;
+            int frc = xatm_rm_markers_find(r->conn, h->gtrid, marker_seen, &found);
+            if (frc == XATM_XA_OK && found) {
+                r->state = BR_FINISHED; /* committed by xatmd meanwhile */
+                continue;
+            }
+            if (frc == XATM_XA_OK) {
+                r->state = BR_FINISHED;
+                state = "ROLLED BACK (no committed marker row)";
+            } else {
+                r->state = BR_LOST;
+                state = "unknown (its marker row could not be read)";
+                snprintf(detail + strlen(detail), sizeof detail - strlen(detail),
+                         "; marker lookup: %s", xatm_rm_errmsg(r->conn));
+            }
+        } else {
+            r->state = BR_LOST;
+            state = "still prepared or unknown: xatmd's termination rule finishes it";
+        }
+        not_committed++;
+        int n = snprintf(report + len, sizeof report - len, "; branch '%s' %s (%s)",
+                         r->cfg->name, state, detail);
+        if (n > 0 && (size_t)n < sizeof report - len) len += (size_t)n;
+        if (r->state == BR_LOST) rm_close(r); /* lets MariaDB detach it for xatmd */
+    }
+    if (not_committed == 0) {
+        fail(h, 0, "global transaction %s committed by libxatm at the 3PC participant "
+             "timeout, without xatmd's DoCommit (%s)", h->gtrid, why);
+        return 0;
+    }
+    return fail(h, XATM_EHEURISTIC,
+                "global transaction %s: heuristic outcome; libxatm committed at the 3PC "
+                "participant timeout (tm.participant_timeout_action: commit) without xatmd's "
+                "DoCommit (%s), and not every branch committed%s",
+                h->gtrid, why, report);
+}
+
+/* 3PC (docs/protocols.md): CanCommit, PreCommit (prepare + acknowledge), DoCommit. */
+static int commit_three_phase(xatm_t *h)
+{
+    char msg[2048], no_votes[2048];
+    xatm_msg m, reply;
+    uint32_t req_id;
+
+    /* CanCommit: every branch checks itself and inserts its marker row. */
+    xatm_fault_hit("ap.before_prepare");
+    run_branches(h, XATM_RM_OP_CAN_COMMIT, 1u << BR_ACTIVE, time_left(h));
+    xatm_fault_hit("ap.after_cancommit_checks");
+    bool any_no = build_votes(h, &m, XATM_MSG_CANCOMMIT, BR_ACTIVE);
+    describe_no_votes(h, "answered CanCommit no", no_votes, sizeof no_votes);
+    int rc = xatm__tm_send(&h->tm, &m, &req_id, msg, sizeof msg);
+    if (rc)
+        return abort_all(h, ": xatmd unreachable before PreCommit (%s)%s", msg, no_votes);
+    xatm_fault_hit("ap.after_cancommit_sent");
+    rc = xatm__tm_recv(&h->tm, req_id, "CANCOMMIT", &reply, msg, sizeof msg);
+    bool precommit = rc == 0 && reply.type == XATM_MSG_DECISION &&
+                     reply.u.decision.outcome == XATM_OUTCOME_PRECOMMIT;
+    /* Nothing is prepared: whatever went wrong, rolling back is the only outcome xatmd
+     * can reach too (its termination rule aborts a transaction not prepared everywhere). */
+    if (any_no) return abort_all(h, "%s", no_votes);
+    if (rc) return abort_all(h, ": no PreCommit from xatmd (%s)", msg);
+    if (!precommit) {
+        if (reply.type == XATM_MSG_DECISION && reply.u.decision.outcome == XATM_OUTCOME_ABORT)
+            return abort_all(h, " by xatmd: %s",
+                             reply.u.decision.reason[0] ? reply.u.decision.reason
+                                                        : "no reason given");
+        if (reply.type == XATM_MSG_ERROR)
+            return abort_all(h, ": xatmd answered CANCOMMIT with %s: %s",
+                             xatm_errname(reply.u.error.code), reply.u.error.message);
+        return abort_all(h, ": xatmd answered CANCOMMIT with %s outcome %u (expected "
+                         "precommit or abort)", xatm_msg_type_name(reply.type),
+                         reply.type == XATM_MSG_DECISION ? (unsigned)reply.u.decision.outcome
+                                                         : 0u);
+    }
+
+    /* PreCommit (PRECOMMIT is durable at xatmd): every branch prepares, within the time
+     * xatmd waits for the acknowledgement. */
+    xatm_fault_hit("ap.after_precommit");
+    run_branches(h, XATM_RM_OP_PREPARE, 1u << BR_ACTIVE, h->cfg->precommit_timeout_ms);
+    xatm_fault_hit("ap.between_prepares");
+    xatm_fault_hit("ap.after_prepare");
+    any_no = build_votes(h, &m, XATM_MSG_VOTE, BR_PREPARED);
+    describe_no_votes(h, "failed to prepare", no_votes, sizeof no_votes);
+    rc = xatm__tm_send(&h->tm, &m, &req_id, msg, sizeof msg);
+    if (rc && any_no)
+        return abort_all(h, ": xatmd unreachable after PreCommit (%s)%s", msg, no_votes);
+    if (rc) {
+        /* every branch is prepared and xatmd is gone: the participant timeout's case */
+        if (h->cfg->participant_timeout_action == XATM_PARTICIPANT_COMMIT)
+            return participant_commit(h, msg);
+        return leave_to_xatmd(h, rc, &reply, "the PreCommit acknowledgement (VOTE)", msg,
+                              sizeof msg);
+    }
+    xatm_fault_hit("ap.after_vote_sent");
+
+    if (any_no) {
+        /* a branch is not prepared: xatmd can only abort */
+        rc = xatm__tm_recv(&h->tm, req_id, "VOTE", &reply, msg, sizeof msg);
+        if (rc == 0 && reply.type == XATM_MSG_DECISION &&
+            reply.u.decision.outcome == XATM_OUTCOME_COMMIT) {
+            close_branch_sessions(h);
+            return fail(h, XATM_EPROTO, "xatmd decided COMMIT for %s although a branch "
+                        "failed to prepare; its prepared branches are left to xatmd (this is "
+                        "a bug in xatmd)%s", h->gtrid, no_votes);
+        }
+        return abort_all(h, "%s", no_votes);
+    }
+
+    /* DoCommit: wait for xatmd's decision, at most the participant timeout. */
+    bool wait = h->cfg->participant_timeout_action == XATM_PARTICIPANT_WAIT;
+    if (wait)
+        rc = xatm__tm_recv(&h->tm, req_id, "VOTE (PreCommit acknowledgement)", &reply, msg,
+                           sizeof msg);
+    else
+        rc = xatm__tm_recv_within(&h->tm, req_id, "VOTE (PreCommit acknowledgement)",
+                                  h->cfg->participant_timeout_ms, "tm.participant_timeout",
+                                  &reply, msg, sizeof msg);
+    if (rc == 0 && reply.type == XATM_MSG_DECISION &&
+        reply.u.decision.outcome == XATM_OUTCOME_COMMIT)
+        return commit_decided(h);
+    if (rc == 0 && ((reply.type == XATM_MSG_DECISION &&
+                     reply.u.decision.outcome == XATM_OUTCOME_ABORT) ||
+                    (reply.type == XATM_MSG_ERROR && reply.u.error.code == XATM_EABORTED))) {
+        const char *why = reply.type == XATM_MSG_DECISION ? reply.u.decision.reason
+                                                          : reply.u.error.message;
+        return abort_all(h, " by xatmd: %s", why[0] ? why : "no reason given");
+    }
+    if (rc != 0 && !wait) return participant_commit(h, msg);
+    return leave_to_xatmd(h, rc, &reply, "the PreCommit acknowledgement (VOTE)", msg,
+                          sizeof msg);
+}
+
 XATM_EXPORT int xatm_commit(xatm_t *h)
 {
     if (!h) return XATM_EINVAL;
@@ -731,6 +996,8 @@ XATM_EXPORT int xatm_commit(xatm_t *h)
         rc = 0;
     } else if (h->n_branches == 1) {
         rc = commit_one_phase(h);
+    } else if (h->protocol == XATM_PROTOCOL_3PC) {
+        rc = commit_three_phase(h);
     } else {
         rc = commit_two_phase(h);
     }

@@ -37,7 +37,13 @@ static const char *const fault_point_names[] = {
     "tm.recovery_between_branches",  /* recovery finished one branch, before the next */
     "tm.recovery_after_commit",      /* recovery committed a branch, before it records that */
     "tm.recovery_before_rollback",   /* recovery decided to roll back a branch, call not made */
+    "tm.before_precommit_force",     /* 3PC: PRECOMMIT appended to the log, before the flush */
     "tm.after_precommit_force",      /* 3PC: PRECOMMIT flushed, before PreCommit is sent */
+    "tm.after_precommit_sent",       /* 3PC: DECISION precommit written to the AP's socket; the
+                                        only point that takes the action "partition" */
+    "tm.before_abort_force",         /* 3PC: ABORT (after PRECOMMIT) appended, before the flush */
+    "tm.after_abort_force",          /* 3PC: ABORT flushed, before the abort is answered and the
+                                        transaction handed to recovery */
     "tm.before_log_write",           /* declog flush: records buffered, before the write */
     "tm.log_write",                  /* io point: every write of the decision log
                                         (tm/faultio.c; enospc or torn) */
@@ -51,6 +57,12 @@ static const char *const fault_point_names[] = {
     "ap.after_decision",             /* DECISION received, before phase 2 */
     "ap.between_commits",            /* one branch committed in phase 2, the next not yet */
     "ap.after_commits",              /* phase 2 finished on every branch, DONE not sent */
+    "ap.after_cancommit_checks",     /* 3PC: every branch passed CAN_COMMIT, CANCOMMIT not sent */
+    "ap.after_cancommit_sent",       /* 3PC: CANCOMMIT sent, its DECISION not yet received */
+    "ap.after_precommit",            /* 3PC: DECISION precommit received, no branch prepared */
+    "ap.participant_timeout",        /* 3PC: PreCommit acknowledged, DoCommit did not come
+                                        (timeout or link lost); before the participant acts on
+                                        tm.participant_timeout_action */
     NULL,
 };
 
@@ -60,8 +72,16 @@ static const char *const fault_io_points[] = {
     NULL,
 };
 
+/* The step points that take the action "partition" (fault.h): the caller cuts the
+ * connection it just wrote to when xatm_fault_hit_cut() says so. */
+static const char *const fault_partition_points[] = {
+    "tm.after_precommit_sent",
+    NULL,
+};
+
 /* Spelling of each enum xatm_fault_action, in enum order. */
-static const char *const fault_action_names[] = {"kill", "stop", "exit", "enospc", "torn"};
+static const char *const fault_action_names[] = {"kill", "stop", "exit", "enospc", "torn",
+                                                 "partition"};
 #define N_ACTIONS (sizeof fault_action_names / sizeof fault_action_names[0])
 
 /* The armed point of this process (the one allowed piece of per-process state). */
@@ -89,6 +109,13 @@ static const char *point_lookup(const char *s, size_t len)
 bool xatm_fault_is_io_point(const char *name)
 {
     for (const char *const *p = fault_io_points; name && *p; p++)
+        if (strcmp(*p, name) == 0) return true;
+    return false;
+}
+
+static bool is_partition_point(const char *name)
+{
+    for (const char *const *p = fault_partition_points; name && *p; p++)
         if (strcmp(*p, name) == 0) return true;
     return false;
 }
@@ -136,14 +163,15 @@ int xatm_fault_arm(const char *spec, char *err, unsigned long errlen)
         size_t i = 0;
         while (i < N_ACTIONS && strcmp(p, fault_action_names[i]) != 0) i++;
         if (i == N_ACTIONS)
-            return arm_error(err, errlen, "action must be kill, stop, exit, enospc or torn", spec);
+            return arm_error(err, errlen,
+                             "action must be kill, stop, exit, enospc, torn or partition", spec);
         action = (enum xatm_fault_action)i;
         explicit_action = true;
         p += strlen(p);
     }
     if (*p != '\0')
         return arm_error(err, errlen,
-                         "expected <point>[@<n>][:kill|stop|exit|enospc|torn]", spec);
+                         "expected <point>[@<n>][:kill|stop|exit|enospc|torn|partition]", spec);
     bool io_action = action == XATM_FAULT_ENOSPC || action == XATM_FAULT_TORN;
     if (io && !io_action)
         return arm_error(err, errlen,
@@ -155,6 +183,9 @@ int xatm_fault_arm(const char *spec, char *err, unsigned long errlen)
     if (!io && io_action)
         return arm_error(err, errlen,
                          "enospc and torn are actions of io points only (tm.log_write)", spec);
+    if (action == XATM_FAULT_PARTITION && !is_partition_point(point))
+        return arm_error(err, errlen,
+                         "partition is an action of tm.after_precommit_sent only", spec);
 
     fault.point = point;
     fault.nth = nth;
@@ -180,20 +211,21 @@ static void say(const char *point, unsigned long n, const char *what)
     (void)w; /* nothing useful to do when stderr is gone */
 }
 
-/* The armed-only path, kept out of line so the inert path stays one branch. */
-static void __attribute__((noinline)) fault_hit_armed(const char *point)
+/* The armed-only path, kept out of line so the inert path stays one branch. Returns true
+ * when the action partition fired (the caller carries it out). */
+static bool __attribute__((noinline)) fault_hit_armed(const char *point)
 {
     if (!point || !point_lookup(point, strlen(point))) {
         say(point ? point : "(null)", 0, "not in the fault point table: fix the call site");
         abort();
     }
-    if (strcmp(point, fault.point) != 0) return;
+    if (strcmp(point, fault.point) != 0) return false;
     if (xatm_fault_is_io_point(point)) {
         say(point, 0, "an io point reached through xatm_fault_hit: fix the call site");
         abort();
     }
     unsigned long n = atomic_fetch_add(&fault.hits, 1) + 1;
-    if (n != fault.nth) return;
+    if (n != fault.nth) return false;
 
     say(point, n, fault_action_names[fault.action]);
     switch (fault.action) {
@@ -202,19 +234,28 @@ static void __attribute__((noinline)) fault_hit_armed(const char *point)
         _exit(99); /* not reached */
     case XATM_FAULT_STOP:
         raise(SIGSTOP);
-        return;
+        return false;
     case XATM_FAULT_EXIT:
         _exit(99);
+    case XATM_FAULT_PARTITION: /* armed only at a partition point: the caller cuts */
+        return true;
     case XATM_FAULT_ENOSPC: /* refused at a step point by xatm_fault_arm */
     case XATM_FAULT_TORN:
-        return;
+        return false;
     }
+    return false;
 }
 
 void xatm_fault_hit(const char *point)
 {
     if (__builtin_expect(!fault.armed, 1)) return;
-    fault_hit_armed(point);
+    (void)fault_hit_armed(point);
+}
+
+bool xatm_fault_hit_cut(const char *point)
+{
+    if (__builtin_expect(!fault.armed, 1)) return false;
+    return fault_hit_armed(point);
 }
 
 int xatm_fault_io_hit(const char *point)

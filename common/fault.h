@@ -9,7 +9,11 @@
  *   point   a name from the table in fault.c (e.g. "tm.after_commit_force")
  *   n       trigger on the n-th time the point is reached (default 1)
  *   action  at a step point: "kill" (default: raise SIGKILL, like kill -9), "stop" (raise
- *           SIGSTOP) or "exit" (_exit(99) without cleanup);
+ *           SIGSTOP) or "exit" (_exit(99) without cleanup); at tm.after_precommit_sent also
+ *           "partition": xatmd cuts the connection it just sent PreCommit on, both ends
+ *           staying alive (it no longer reads from or writes to it; its input is discarded,
+ *           its fd stays open and is never closed by xatmd until shutdown; every other
+ *           connection is served normally), for the 3PC partition trial;
  *           at an io point: "enospc" (that I/O call and every later one fails with ENOSPC,
  *           as on a full disk) or "torn" (that write stores only a prefix of its buffer,
  *           then the process is killed); an io point has no default action.
@@ -25,6 +29,9 @@
  * An unknown point name is an error at init (a typo must not make a test pass silently).
  * Invariants: when XATM_FAULT is unset, xatm_fault_hit() is one predictable branch and
  * never has effects; the state is per process (one armed point), set once before threads.
+ *
+ * A point that may take "partition" is reached through xatm_fault_hit_cut(), which says
+ * whether it fired; the caller carries it out. "partition" is refused at any other point.
  *
  * Details: n is canonical decimal 1..1000000000; only the n-th hit fires (later hits pass).
  * Hits are counted atomically, so the point may be reached from several threads. Firing
@@ -48,6 +55,8 @@ enum xatm_fault_action {
     XATM_FAULT_EXIT,     /* _exit(99): no atexit handlers, no buffers flushed */
     XATM_FAULT_ENOSPC,   /* io points: the operation and all later ones fail with ENOSPC */
     XATM_FAULT_TORN,     /* io points: the write stores a prefix only, then SIGKILL */
+    XATM_FAULT_PARTITION, /* tm.after_precommit_sent only: the caller cuts the connection
+                             (xatm_fault_hit_cut returns true) */
 };
 
 /* Arms from a spec in the XATM_FAULT syntax (NULL or "" disarms); what init does with the
@@ -57,6 +66,11 @@ int xatm_fault_arm(const char *spec, char *err, unsigned long errlen);
 /* Marks that execution reached step point `point`; fires the armed action when it
  * matches. */
 void xatm_fault_hit(const char *point);
+
+/* xatm_fault_hit() for a point that may take the action partition: true when that action
+ * fired on this hit (the fault line is written; the caller cuts its connection). Any
+ * other armed action acts as in xatm_fault_hit(). */
+bool xatm_fault_hit_cut(const char *point);
 
 /* Marks one operation at io point `point`. On the armed hit it writes the "xatm fault:"
  * line and returns the action (XATM_FAULT_ENOSPC or XATM_FAULT_TORN) for the caller to

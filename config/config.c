@@ -848,6 +848,9 @@ enum tm_key {
     TK_TRANSACTION_TIMEOUT,
     TK_REQUEST_TIMEOUT,
     TK_RECOVERY_INTERVAL,
+    TK_PRECOMMIT_TIMEOUT,
+    TK_PARTICIPANT_TIMEOUT,
+    TK_PARTICIPANT_TIMEOUT_ACTION,
     TK_COUNT
 };
 
@@ -863,6 +866,9 @@ static const char *const tm_keys[TK_COUNT] = {
     [TK_TRANSACTION_TIMEOUT] = "transaction_timeout",
     [TK_REQUEST_TIMEOUT] = "request_timeout",
     [TK_RECOVERY_INTERVAL] = "recovery_interval",
+    [TK_PRECOMMIT_TIMEOUT] = "precommit_timeout",
+    [TK_PARTICIPANT_TIMEOUT] = "participant_timeout",
+    [TK_PARTICIPANT_TIMEOUT_ACTION] = "participant_timeout_action",
 };
 
 static void load_tm_id(struct loader *l, const struct fld *f, xatm_config *cfg)
@@ -980,6 +986,20 @@ static void load_protocol(struct loader *l, const struct fld *f, xatm_config *cf
                shown(l, f->v), expect);
 }
 
+static void load_participant_action(struct loader *l, const struct fld *f, xatm_config *cfg)
+{
+    static const char expect[] = "commit or wait";
+    const char *s = want_text(l, f, expect);
+    if (!s) return;
+    if (!strcasecmp(s, "commit"))
+        cfg->participant_timeout_action = XATM_PARTICIPANT_COMMIT;
+    else if (!strcasecmp(s, "wait"))
+        cfg->participant_timeout_action = XATM_PARTICIPANT_WAIT;
+    else
+        report(l, f->v, PATH_FMT " '%s' is not a participant timeout action; expected %s",
+               PATH_ARGS(f), shown(l, f->v), expect);
+}
+
 /* The default admin socket: "xatmd-admin.sock" next to the AP socket. */
 static char *default_admin_socket(struct loader *l, const char *socket_path)
 {
@@ -1047,6 +1067,15 @@ static void load_tm(struct loader *l, struct cnode *map, xatm_config *cfg)
             break;
         case TK_RECOVERY_INTERVAL:
             get_duration(l, &f, &cfg->recovery_interval_ms);
+            break;
+        case TK_PRECOMMIT_TIMEOUT:
+            get_duration(l, &f, &cfg->precommit_timeout_ms);
+            break;
+        case TK_PARTICIPANT_TIMEOUT:
+            get_duration(l, &f, &cfg->participant_timeout_ms);
+            break;
+        case TK_PARTICIPANT_TIMEOUT_ACTION:
+            load_participant_action(l, &f, cfg);
             break;
         case TK_COUNT:
             break;

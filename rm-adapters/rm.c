@@ -5,7 +5,9 @@
  *
  * Owns: the busy/op fields of every connection head (see rm_impl.h). The wrappers check
  * arguments and the one-op-in-flight rule before an implementation sees a call, so
- * implementations may assume a valid xid and no overlapping operation.
+ * implementations may assume a valid xid and no overlapping operation. The 3PC marker
+ * wrappers also check every gtrid against the xid alphabet and split a delete into
+ * batches of XATM_MARKER_BATCH (one implementation call, one statement, each).
  *
  * Abandoning an operation ("closed on the wire"): when xatm_rm_run_parallel's deadline
  * passes, or a connection is closed while an operation is in flight, the socket is shut
@@ -421,6 +423,46 @@ bool xatm_rm_alive(xatm_rm_conn *c)
 void xatm_rm_mark_failed(xatm_rm_conn *c)
 {
     if (c) c->ops->mark_failed(c);
+}
+
+int xatm_rm_markers_ensure(xatm_rm_conn *c)
+{
+    int rc = check_idle(c, "marker table check");
+    if (rc != XATM_XA_OK) return rc;
+    return c->ops->markers_ensure(c);
+}
+
+int xatm_rm_markers_find(xatm_rm_conn *c, const char *gtrid,
+                         void (*cb)(const char *rm, void *arg), void *arg)
+{
+    int rc = check_idle(c, "marker lookup");
+    if (rc != XATM_XA_OK) return rc;
+    if (!cb) return xatm_rm__seterr(c, XATM_XAER_INVAL, "marker lookup: no callback");
+    if (!xatm_rm__id_safe(gtrid, XATM_GTRID_MAX))
+        return xatm_rm__seterr(c, XATM_XAER_INVAL,
+                               "marker lookup: the gtrid must be 1..64 characters of "
+                               "[A-Za-z0-9_.:-]");
+    return c->ops->markers_find(c, gtrid, cb, arg);
+}
+
+int xatm_rm_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
+{
+    int rc = check_idle(c, "marker delete");
+    if (rc != XATM_XA_OK) return rc;
+    if (n == 0) return XATM_XA_OK;
+    if (!gtrids) return xatm_rm__seterr(c, XATM_XAER_INVAL, "marker delete: no gtrids");
+    for (size_t i = 0; i < n; i++)
+        if (!xatm_rm__id_safe(gtrids[i], XATM_GTRID_MAX))
+            return xatm_rm__seterr(c, XATM_XAER_INVAL,
+                                   "marker delete: gtrid %zu is not 1..64 characters of "
+                                   "[A-Za-z0-9_.:-]; nothing deleted",
+                                   i);
+    for (size_t at = 0; at < n; at += XATM_MARKER_BATCH) {
+        size_t k = n - at < XATM_MARKER_BATCH ? n - at : XATM_MARKER_BATCH;
+        rc = c->ops->markers_delete(c, gtrids + at, k);
+        if (rc != XATM_XA_OK) return rc;
+    }
+    return XATM_XA_OK;
 }
 
 const char *xatm_xa_rc_name(int rc)

@@ -33,16 +33,26 @@
  *                   + XA ROLLBACK) or a prepared one from any session (PG ROLLBACK
  *                   PREPARED / MySQL XA ROLLBACK). Unknown xid -> XAER_NOTA, which the
  *                   caller treats as "already rolled back".
- *   CAN_COMMIT      3PC check, nothing durable: session alive, no failed statement,
- *                   PG: SET CONSTRAINTS ALL IMMEDIATE succeeds. XA_OK or XA_RBROLLBACK.
- *                   First it inserts the branch's marker row (xid gtrid, xid bqual) into
- *                   XATM_MARKER_TABLE inside the branch; a failed insert votes no.
+ *   CAN_COMMIT      3PC check, nothing durable: session alive, no failed statement or
+ *                   failed mark, then the branch's marker row (gtrid = xid gtrid, rm = xid
+ *                   bqual, i.e. the RM's name) is inserted into XATM_MARKER_TABLE inside
+ *                   the branch, then PG: SET CONSTRAINTS ALL IMMEDIATE; MySQL: the write
+ *                   probe and XA END (the branch is IDLE afterwards). XA_OK, or a no vote
+ *                   (XA_RB*, the branch rolled back; a failed marker insert, e.g. a missing
+ *                   table, says so in the message), or XAER_RMFAIL (session lost). The
+ *                   marker is a row write, so a 3PC branch never votes read-only.
  *
  * 3PC marker rows (docs/protocols.md): a row (gtrid, rm) in the table XATM_MARKER_TABLE of
  * the branch's own database, inserted by CAN_COMMIT, visible once the branch commits. So a
  * committed marker proves the branch committed after it left the prepared list. Readers do
- * not block on uncommitted markers (MVCC). The blocking calls xatm_rm_markers_* below
- * create, look up and delete them (xatmd's recovery sessions).
+ * not block on uncommitted markers (MVCC; MariaDB: a plain SELECT is a consistent,
+ * non-locking read). The blocking calls xatm_rm_markers_* below create, look up and
+ * delete them (xatmd's recovery sessions, and libxatm after a participant-timeout commit
+ * answered "unknown xid"). Table layout:
+ *   PostgreSQL  gtrid varchar(64), rm varchar(32), created timestamptz default now(),
+ *               primary key (gtrid, rm)
+ *   MariaDB     gtrid varbinary(64), rm varbinary(32), created timestamp default
+ *               current_timestamp, primary key (gtrid, rm), ENGINE=InnoDB
  */
 #ifndef XATM_RM_H
 #define XATM_RM_H
@@ -146,6 +156,12 @@ typedef struct xatm_rm_ops {
     bool (*alive)(xatm_rm_conn *c);
     /* Marks the current branch failed: PREPARE / CAN_COMMIT will vote no. */
     void (*mark_failed)(xatm_rm_conn *c);
+    /* Blocking, 3PC marker rows (see xatm_rm_markers_* below; rm.c has checked the
+     * arguments: gtrids are 1..64 characters of the xid alphabet, n >= 1). */
+    int (*markers_ensure)(xatm_rm_conn *c);
+    int (*markers_find)(xatm_rm_conn *c, const char *gtrid,
+                        void (*cb)(const char *rm, void *arg), void *arg);
+    int (*markers_delete)(xatm_rm_conn *c, const char *const *gtrids, size_t n);
 } xatm_rm_ops;
 
 /* The row for type t (never NULL for a valid enum value). */
@@ -195,13 +211,20 @@ void *xatm_rm_native(xatm_rm_conn *c);
 bool xatm_rm_alive(xatm_rm_conn *c);
 void xatm_rm_mark_failed(xatm_rm_conn *c);
 
-/* 3PC markers (see the file comment). All blocking, bounded like the other calls.
- *   ensure: CREATE TABLE IF NOT EXISTS XATM_MARKER_TABLE (gtrid, rm, created; primary key
- *           (gtrid, rm)). XA_OK or an XA error (err message names the RM and the cause).
- *   find:   calls cb(rm) for every committed marker row of gtrid. XA_OK or an XA error.
- *   delete: deletes every marker row of the n gtrids (in one statement per <= 100).
- *           XA_OK or an XA error. */
+/* 3PC markers (see the file comment). All blocking, bounded like the other calls, and
+ * only on a session that has no branch open (a recovery session, or an AP session between
+ * branches). gtrids must be 1..64 characters of the xid alphabet [A-Za-z0-9_.:-]
+ * (XAER_INVAL otherwise); they are escaped by the client library all the same.
+ *   ensure: CREATE TABLE IF NOT EXISTS XATM_MARKER_TABLE (layout above). XA_OK or an XA
+ *           error (errmsg names the RM and the cause).
+ *   find:   calls cb(rm) for every committed marker row of gtrid; never waits for an
+ *           uncommitted or prepared marker (it is simply not seen). XA_OK or an XA error
+ *           (a missing table is XAER_RMERR: xatmd ensures it at start-up).
+ *   delete: deletes every committed marker row of the n gtrids, one statement per batch
+ *           of at most XATM_MARKER_BATCH gtrids. XA_OK (also for n == 0) or an XA error
+ *           (the batches before the failing one are deleted). */
 #define XATM_MARKER_TABLE "xatm_markers"
+#define XATM_MARKER_BATCH 100
 int xatm_rm_markers_ensure(xatm_rm_conn *c);
 int xatm_rm_markers_find(xatm_rm_conn *c, const char *gtrid,
                          void (*cb)(const char *rm, void *arg), void *arg);

@@ -42,7 +42,10 @@
  *                     write probe, XA END and either XA PREPARE (-> XA_OK) or, when
  *                     nothing was written, XA COMMIT ONE PHASE (-> XA_RDONLY).
  *   COMMIT_ONE_PHASE  same checks; XA END + XA COMMIT ONE PHASE
- *   CAN_COMMIT        same checks; the write probe, then XA END as the liveness check: it
+ *   CAN_COMMIT        same checks; the 3PC marker insert (INSERT INTO xatm_markers (gtrid,
+ *                     rm) VALUES ('gtrid', 'bqual'), escaped with mysql_real_escape_string;
+ *                     its failure, e.g. 1146 no such table, is a no vote with a hint),
+ *                     the write probe, then XA END as the liveness check: it
  *                     fails (1399 "ROLLBACK ONLY state") when a deadlock or timeout has
  *                     already doomed the branch, which SELECT 1 or a ping would not show
  *                     (a SELECT still succeeds on a doomed branch), and PREPARE then needs
@@ -57,6 +60,14 @@
  * a doomed branch varies across versions), and returns the vote: XA_RBDEADLOCK for
  * 1213/1614, XA_RBTIMEOUT for 1205/1613, XA_RBROLLBACK otherwise. If that XA ROLLBACK
  * fails otherwise the outcome is unknown and the operation returns XAER_RMERR.
+ *
+ * Marker calls (rm.h, blocking, autocommit sessions without a branch): ensure = CREATE
+ * TABLE IF NOT EXISTS (InnoDB, VARBINARY ids); find = a plain SELECT by gtrid, a consistent
+ * non-locking read that never waits for a marker of an open or prepared branch; delete =
+ * SET TRANSACTION ISOLATION LEVEL READ COMMITTED (the next statement only), then DELETE ...
+ * WHERE gtrid IN (...): READ COMMITTED takes no gap locks, so the delete neither waits for
+ * nor blocks the marker insert of a neighbouring gtrid (consecutive gtrids sort next to
+ * each other); test_rm_mysql.c checks that with a prepared neighbour.
  *
  * Errors: 2002/2003/2006/2013/2055 and 1927 (connection killed) / 1053 (server shutdown)
  * -> XAER_RMFAIL, and the connection is dead for good (reconnect is off: a silent
@@ -127,6 +138,7 @@ enum my_xa {
 enum my_step {
     MY_STEP_NONE = 0,
     MY_STEP_XA_START,    /* XA START xid */
+    MY_STEP_MARKER,      /* INSERT INTO xatm_markers: the 3PC marker row (CAN_COMMIT) */
     MY_STEP_COUNT,       /* SHOW SESSION STATUS: the row-write counters */
     MY_STEP_XA_END,      /* XA END xid */
     MY_STEP_XA_PREPARE,  /* XA PREPARE xid */
@@ -163,7 +175,7 @@ typedef struct my_conn {
     MYSQL_RES *res;            /* mysql_store_result's return value */
     bool undoing;              /* on the undo path: XA END errors ignored, ends with vote */
     int vote;                  /* what the undo path returns */
-    char sql[256];             /* text of the statement in flight */
+    char sql[512];             /* text of the statement in flight */
 } my_conn;
 
 static my_conn *myc(xatm_rm_conn *c)
@@ -292,6 +304,14 @@ static void set_sql(my_conn *m, enum my_step step)
         snprintf(m->sql, sizeof m->sql, "XA START '%s','%s',%u", x->gtrid, x->bqual,
                  (unsigned)x->format_id);
         break;
+    case MY_STEP_MARKER: {
+        char g[2 * XATM_GTRID_MAX + 1], b[2 * XATM_BQUAL_MAX + 1];
+        mysql_real_escape_string(m->my, g, x->gtrid, (unsigned long)strlen(x->gtrid));
+        mysql_real_escape_string(m->my, b, x->bqual, (unsigned long)strlen(x->bqual));
+        snprintf(m->sql, sizeof m->sql,
+                 "INSERT INTO " XATM_MARKER_TABLE " (gtrid, rm) VALUES ('%s', '%s')", g, b);
+        break;
+    }
     case MY_STEP_COUNT:
         snprintf(m->sql, sizeof m->sql,
                  "SHOW SESSION STATUS WHERE Variable_name IN "
@@ -405,6 +425,21 @@ static int step_done(my_conn *m, unsigned e)
         m->writes_known = false;
         return start_step(m, MY_STEP_COUNT);
 
+    case MY_STEP_MARKER:
+        if (e) {
+            int rc = my_err(m, rb_of(e), false, m->sql);
+            size_t n = strlen(m->head.errmsg);
+            snprintf(m->head.errmsg + n, sizeof m->head.errmsg - n,
+                     "; branch %s votes no: the 3PC marker row could not be inserted%s",
+                     m->xid.gtrid,
+                     e == ER_NO_SUCH_TABLE
+                         ? " (hint: xatmd creates the table at start-up; start xatmd once "
+                           "against this database, or see docs/protocols.md)"
+                         : "");
+            return undo(m, rc);
+        }
+        return start_step(m, MY_STEP_COUNT);
+
     case MY_STEP_COUNT:
         if (m->op == XATM_RM_OP_START) {
             /* the branch is started; without a baseline it will simply prepare */
@@ -434,7 +469,12 @@ static int step_done(my_conn *m, unsigned e)
         return finish(m, m->op == XATM_RM_OP_PREPARE ? XATM_XA_RDONLY : XATM_XA_OK);
 
     case MY_STEP_XA_COMMIT:
-        if (e) return finish(m, my_err(m, map_errno(e), false, m->sql));
+        if (e) {
+            /* unknown xid: the branch is gone from this session too (MySQL 8.0.29+ lets
+             * another session finish it while this one is connected) */
+            if (e == ER_XAER_NOTA && ours) m->xa = MY_XA_NONE;
+            return finish(m, my_err(m, map_errno(e), false, m->sql));
+        }
         if (ours) m->xa = MY_XA_NONE;
         return finish(m, XATM_XA_OK);
 
@@ -558,6 +598,7 @@ static int my_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
         }
         if (m->xa == MY_XA_ACTIVE) {
             if (op == XATM_RM_OP_COMMIT_ONE_PHASE) return start_step(m, MY_STEP_XA_END);
+            if (op == XATM_RM_OP_CAN_COMMIT) return start_step(m, MY_STEP_MARKER);
             return start_step(m, MY_STEP_COUNT);
         }
         return after_idle(m); /* IDLE: CAN_COMMIT already ran */
@@ -753,6 +794,79 @@ static int my_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected)
     return rc;
 }
 
+/* ---------------------------------------------------------------- 3PC markers */
+
+static int my_markers_idle(my_conn *m, const char *what);
+
+static int my_markers_ensure(xatm_rm_conn *c)
+{
+    int rc = my_markers_idle(myc(c), "marker table check");
+    if (rc != XATM_XA_OK) return rc;
+    return run_sql(myc(c),
+                   "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE
+                   " (gtrid VARBINARY(64) NOT NULL, rm VARBINARY(32) NOT NULL,"
+                   " created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
+                   " PRIMARY KEY (gtrid, rm)) ENGINE=InnoDB",
+                   "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE, NULL, NULL);
+}
+
+/* Refuses a blocking marker call while this session has a branch open (its statements
+ * would become part of the branch). */
+static int my_markers_idle(my_conn *m, const char *what)
+{
+    if (m->xa == MY_XA_NONE) return XATM_XA_OK;
+    return xatm_rm__seterr(&m->head, XATM_XAER_PROTO, "%s: branch %s is open on this session",
+                           what, m->cur.gtrid);
+}
+
+static int my_markers_find(xatm_rm_conn *c, const char *gtrid,
+                           void (*cb)(const char *rm, void *arg), void *arg)
+{
+    my_conn *m = myc(c);
+    char g[2 * XATM_GTRID_MAX + 1], sql[256];
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+    int rc = my_markers_idle(m, "marker lookup");
+    if (rc != XATM_XA_OK) return rc;
+    mysql_real_escape_string(m->my, g, gtrid, (unsigned long)strlen(gtrid));
+    snprintf(sql, sizeof sql, "SELECT rm FROM " XATM_MARKER_TABLE " WHERE gtrid = '%s'", g);
+    rc = run_sql(m, sql, "marker lookup (SELECT FROM " XATM_MARKER_TABLE ")", &r, NULL);
+    if (rc != XATM_XA_OK) return rc;
+    while (r && (row = mysql_fetch_row(r)) != NULL) {
+        unsigned long *len = mysql_fetch_lengths(r);
+        char rm[XATM_RM_NAME_MAX + 1];
+        if (!row[0] || !len || len[0] > XATM_RM_NAME_MAX) continue;
+        memcpy(rm, row[0], len[0]);
+        rm[len[0]] = '\0';
+        cb(rm, arg);
+    }
+    if (r) mysql_free_result(r);
+    return XATM_XA_OK;
+}
+
+static int my_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
+{
+    my_conn *m = myc(c);
+    size_t cap = 64 + n * (2 * XATM_GTRID_MAX + 4), len;
+    int rc = my_markers_idle(m, "marker delete");
+    if (rc != XATM_XA_OK) return rc;
+    char *sql = malloc(cap);
+    if (!sql) return xatm_rm__seterr(c, XATM_XAER_RMERR, "marker delete: out of memory");
+    len = (size_t)snprintf(sql, cap, "DELETE FROM " XATM_MARKER_TABLE " WHERE gtrid IN (");
+    for (size_t i = 0; i < n; i++) {
+        char g[2 * XATM_GTRID_MAX + 1];
+        mysql_real_escape_string(m->my, g, gtrids[i], (unsigned long)strlen(gtrids[i]));
+        len += (size_t)snprintf(sql + len, cap - len, "%s'%s'", i ? ", " : "", g);
+    }
+    snprintf(sql + len, cap - len, ")");
+    rc = run_sql(m, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                 "marker delete (SET TRANSACTION ISOLATION LEVEL READ COMMITTED)", NULL, NULL);
+    if (rc == XATM_XA_OK)
+        rc = run_sql(m, sql, "marker delete (DELETE FROM " XATM_MARKER_TABLE ")", NULL, NULL);
+    free(sql);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- open / close */
 
 static void tune_socket(MYSQL *my)
@@ -924,4 +1038,7 @@ const xatm_rm_ops xatm_rm__mysql_ops = {
     .native = my_native,
     .alive = my_alive,
     .mark_failed = my_mark_failed,
+    .markers_ensure = my_markers_ensure,
+    .markers_find = my_markers_find,
+    .markers_delete = my_markers_delete,
 };

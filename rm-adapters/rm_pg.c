@@ -14,7 +14,12 @@
  *   COMMIT_ONE_PHASE  COMMIT, tag must be "COMMIT"; marked failed / INERROR: ROLLBACK
  *   ROLLBACK          in a transaction: ROLLBACK; else ROLLBACK PREPARED 'gid' (42704 ->
  *                     XAER_NOTA)
- *   CAN_COMMIT        not marked, not INERROR, SET CONSTRAINTS ALL IMMEDIATE succeeds
+ *   CAN_COMMIT        not marked, not INERROR, then in one round trip
+ *                       INSERT INTO xatm_markers (gtrid, rm) VALUES ('gtrid', 'bqual');
+ *                       SET CONSTRAINTS ALL IMMEDIATE
+ *                     (values escaped with PQescapeStringConn); both must succeed. The
+ *                     message of a no names the statement that failed; a missing marker
+ *                     table (42P01) gets a hint.
  * A vote (PREPARE, COMMIT_ONE_PHASE, CAN_COMMIT) that answers no always leaves the session
  * outside any transaction: if PostgreSQL has not ended it, a ROLLBACK follows as a second
  * step of the same operation.
@@ -27,6 +32,12 @@
  * Blocking calls run with PQexec, or, when the session has a call time limit
  * (xatm_rm_open_options), with PQsendQuery and a poll bounded by it: a server that does
  * not answer in time costs XAER_RMFAIL and the session (dead), never a hung caller.
+ *
+ * Marker calls (rm.h, blocking): ensure = CREATE TABLE IF NOT EXISTS (retried once when a
+ * concurrent creator wins the race: 23505 / 42P07); find = a plain SELECT, which under MVCC
+ * never waits for an uncommitted or prepared marker; delete = DELETE ... WHERE gtrid IN
+ * (...), which skips (does not wait for) rows inserted by transactions still in progress or
+ * prepared: they are not visible to it.
  *
  * Errors: a lost connection anywhere -> XAER_RMFAIL and the connection is dead for good.
  * SQLSTATE 40P01 -> XA_RBDEADLOCK, 57014 / 55P03 -> XA_RBTIMEOUT, 42704 -> XAER_NOTA,
@@ -61,8 +72,11 @@ enum pg_step {
     PG_STEP_ROLLBACK_PREP,   /* ROLLBACK PREPARED 'gid' */
     PG_STEP_COMMIT,          /* COMMIT (one phase) */
     PG_STEP_ROLLBACK,        /* ROLLBACK of the session's transaction; ends with `vote` */
-    PG_STEP_SET_CONSTRAINTS, /* SET CONSTRAINTS ALL IMMEDIATE (CAN_COMMIT) */
+    PG_STEP_CAN_COMMIT,      /* marker insert; SET CONSTRAINTS ALL IMMEDIATE */
 };
+
+/* Room for the marker insert with both ids escaped (each at most 2 x 64 bytes). */
+#define PG_SQL_MAX 640
 
 /* One PostgreSQL session. */
 typedef struct pg_conn {
@@ -72,9 +86,11 @@ typedef struct pg_conn {
     bool flushing;              /* query not fully sent: wait for POLLOUT too */
     bool app_nonblocking;       /* the application's PQisnonblocking, restored after an op */
     char gid[XATM_PG_GID_MAX];  /* gid of the operation in flight */
+    xatm_xid xid;               /* xid of the operation in flight */
     int vote;                   /* result to return when a PG_STEP_ROLLBACK completes */
     /* the statement's outcome, copied out of the PGresult */
     bool got_result;            /* a result (not only NULL) arrived */
+    int n_ok;                   /* successful results before the first error */
     bool res_error;             /* it was an error */
     char res_tag[64];           /* PQcmdStatus of a success */
     char res_state[6];          /* SQLSTATE of an error */
@@ -153,6 +169,7 @@ static void keep_result(pg_conn *p, PGresult *r)
     if (p->got_result && p->res_error) return;
     p->got_result = true;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
+        p->n_ok++;
         p->res_error = false;
         snprintf(p->res_tag, sizeof p->res_tag, "%s", PQcmdStatus(r));
         return;
@@ -178,7 +195,7 @@ static const char *step_sql_name(enum pg_step s)
     case PG_STEP_ROLLBACK_PREP: return "ROLLBACK PREPARED";
     case PG_STEP_COMMIT: return "COMMIT";
     case PG_STEP_ROLLBACK: return "ROLLBACK";
-    case PG_STEP_SET_CONSTRAINTS: return "SET CONSTRAINTS ALL IMMEDIATE";
+    case PG_STEP_CAN_COMMIT: return "CAN_COMMIT";
     default: return "?";
     }
 }
@@ -193,12 +210,32 @@ static int finish(pg_conn *p, int rc)
     return rc;
 }
 
+static int then_rollback(pg_conn *p, int vote);
+
 /* Sends the statement of `step` and returns PENDING (or a final code on failure). */
 static int send_step(pg_conn *p, enum pg_step step)
 {
-    char sql[XATM_PG_GID_MAX + 64];
+    char sql[PG_SQL_MAX];
     int r;
     switch (step) {
+    case PG_STEP_CAN_COMMIT: {
+        char g[2 * XATM_GTRID_MAX + 1], b[2 * XATM_BQUAL_MAX + 1];
+        int e1 = 0, e2 = 0;
+        PQescapeStringConn(p->pg, g, p->xid.gtrid, strlen(p->xid.gtrid), &e1);
+        PQescapeStringConn(p->pg, b, p->xid.bqual, strlen(p->xid.bqual), &e2);
+        if (e1 || e2) {
+            xatm_rm__seterr(&p->head, XATM_XA_RBROLLBACK,
+                            "branch %s votes no: its xid cannot be escaped for the marker "
+                            "insert: %s",
+                            p->gid, PQerrorMessage(p->pg));
+            return then_rollback(p, XATM_XA_RBROLLBACK);
+        }
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO " XATM_MARKER_TABLE " (gtrid, rm) VALUES ('%s', '%s'); "
+                 "SET CONSTRAINTS ALL IMMEDIATE",
+                 g, b);
+        break;
+    }
     case PG_STEP_PREPARE:
         snprintf(sql, sizeof sql, "PREPARE TRANSACTION '%s'", p->gid);
         break;
@@ -214,6 +251,7 @@ static int send_step(pg_conn *p, enum pg_step step)
     }
     p->step = step;
     p->got_result = false;
+    p->n_ok = 0;
     p->res_error = false;
     p->res_tag[0] = p->res_state[0] = p->res_msg[0] = '\0';
     if (PQsetnonblocking(p->pg, 1) != 0 || !PQsendQuery(p->pg, sql)) {
@@ -250,7 +288,7 @@ static int evaluate(pg_conn *p)
 {
     const char *what = step_sql_name(p->step);
     bool vote = p->step == PG_STEP_PREPARE || p->step == PG_STEP_COMMIT ||
-                p->step == PG_STEP_SET_CONSTRAINTS;
+                p->step == PG_STEP_CAN_COMMIT;
 
     if (conn_lost(p)) return finish(p, fail_lost(p, what));
     if (!p->got_result) {
@@ -266,8 +304,22 @@ static int evaluate(pg_conn *p)
                      "; then ROLLBACK failed: SQLSTATE %s: %s", p->res_state, p->res_msg);
             return finish(p, rc == XATM_XAER_RMFAIL ? rc : XATM_XAER_RMERR);
         }
-        if (p->step == PG_STEP_PREPARE || p->step == PG_STEP_COMMIT_PREPARED ||
-            p->step == PG_STEP_ROLLBACK_PREP)
+        if (p->step == PG_STEP_CAN_COMMIT && p->n_ok == 0)
+            xatm_rm__seterr(&p->head, rc,
+                            "branch %s votes no: the 3PC marker insert (INSERT INTO "
+                            XATM_MARKER_TABLE ") failed: SQLSTATE %s: %s%s",
+                            p->gid, p->res_state, p->res_msg,
+                            !strcmp(p->res_state, "42P01")
+                                ? " (hint: xatmd creates the table at start-up; start xatmd "
+                                  "once against this database, or see docs/protocols.md)"
+                                : "");
+        else if (p->step == PG_STEP_CAN_COMMIT)
+            xatm_rm__seterr(&p->head, rc,
+                            "branch %s votes no: SET CONSTRAINTS ALL IMMEDIATE failed: "
+                            "SQLSTATE %s: %s",
+                            p->gid, p->res_state, p->res_msg);
+        else if (p->step == PG_STEP_PREPARE || p->step == PG_STEP_COMMIT_PREPARED ||
+                 p->step == PG_STEP_ROLLBACK_PREP)
             xatm_rm__seterr(&p->head, rc, "%s '%s' failed: SQLSTATE %s: %s", what, p->gid,
                             p->res_state, p->res_msg);
         else
@@ -295,7 +347,7 @@ static int evaluate(pg_conn *p)
         return vote_failed(p, XATM_XA_RBROLLBACK);
     case PG_STEP_COMMIT_PREPARED:
     case PG_STEP_ROLLBACK_PREP:
-    case PG_STEP_SET_CONSTRAINTS:
+    case PG_STEP_CAN_COMMIT:
         return finish(p, XATM_XA_OK);
     case PG_STEP_ROLLBACK:
         return finish(p, p->vote);
@@ -317,6 +369,7 @@ static int pg_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
                                xid->gtrid, xid->bqual);
     p->app_nonblocking = PQisnonblocking(p->pg) != 0;
     p->vote = XATM_XA_OK;
+    p->xid = *xid;
     ts = PQtransactionStatus(p->pg);
     if (ts == PQTRANS_ACTIVE)
         return xatm_rm__seterr(c, XATM_XAER_PROTO,
@@ -351,7 +404,7 @@ static int pg_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
             return then_rollback(p, XATM_XA_RBROLLBACK);
         }
         if (op == XATM_RM_OP_PREPARE) return send_step(p, PG_STEP_PREPARE);
-        if (op == XATM_RM_OP_CAN_COMMIT) return send_step(p, PG_STEP_SET_CONSTRAINTS);
+        if (op == XATM_RM_OP_CAN_COMMIT) return send_step(p, PG_STEP_CAN_COMMIT);
         return send_step(p, PG_STEP_COMMIT);
     case XATM_RM_OP_COMMIT:
         if (ts != PQTRANS_IDLE)
@@ -576,6 +629,94 @@ static int pg_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected)
     return XATM_XA_OK;
 }
 
+/* ---------------------------------------------------------------- 3PC markers */
+
+/* Refuses a blocking marker call while this session has a transaction open (its
+ * statements would become part of the branch). */
+static int pg_markers_idle(pg_conn *p, const char *what)
+{
+    if (p->head.dead || PQstatus(p->pg) != CONNECTION_OK) return fail_lost(p, what);
+    if (PQtransactionStatus(p->pg) == PQTRANS_IDLE) return XATM_XA_OK;
+    return xatm_rm__seterr(&p->head, XATM_XAER_PROTO,
+                           "%s: a transaction is open on this session", what);
+}
+
+static int pg_markers_ensure(xatm_rm_conn *c)
+{
+    pg_conn *p = pgc(c);
+    PGresult *r;
+    int rc = pg_markers_idle(p, "marker table check");
+    if (rc != XATM_XA_OK) return rc;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = exec_sql(p,
+                      "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE
+                      " (gtrid varchar(64) NOT NULL, rm varchar(32) NOT NULL,"
+                      " created timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (gtrid, rm))",
+                      "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE, &r);
+        if (rc == XATM_XA_OK) {
+            PQclear(r);
+            return XATM_XA_OK;
+        }
+        /* two creators at once: the loser sees a duplicate in the catalog; once more
+         * finds the table there */
+        if (!strstr(c->errmsg, "SQLSTATE 23505") && !strstr(c->errmsg, "SQLSTATE 42P07")) break;
+    }
+    return rc;
+}
+
+/* Escapes s into a literal body (no quotes) of buf; false on failure (message set). */
+static bool pg_escape(pg_conn *p, char *buf, const char *s)
+{
+    int e = 0;
+    PQescapeStringConn(p->pg, buf, s, strlen(s), &e);
+    if (e)
+        xatm_rm__seterr(&p->head, XATM_XAER_INVAL, "cannot escape '%s': %s", s,
+                        PQerrorMessage(p->pg));
+    return !e;
+}
+
+static int pg_markers_find(xatm_rm_conn *c, const char *gtrid,
+                           void (*cb)(const char *rm, void *arg), void *arg)
+{
+    pg_conn *p = pgc(c);
+    char g[2 * XATM_GTRID_MAX + 1], sql[PG_SQL_MAX];
+    PGresult *r;
+    int rc = pg_markers_idle(p, "marker lookup");
+    if (rc != XATM_XA_OK) return rc;
+    if (!pg_escape(p, g, gtrid)) return XATM_XAER_INVAL;
+    snprintf(sql, sizeof sql, "SELECT rm FROM " XATM_MARKER_TABLE " WHERE gtrid = '%s'", g);
+    rc = exec_sql(p, sql, "marker lookup (SELECT FROM " XATM_MARKER_TABLE ")", &r);
+    if (rc != XATM_XA_OK) return rc;
+    for (int i = 0; i < PQntuples(r); i++) cb(PQgetvalue(r, i, 0), arg);
+    PQclear(r);
+    return XATM_XA_OK;
+}
+
+static int pg_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
+{
+    pg_conn *p = pgc(c);
+    PGresult *r;
+    size_t cap = 64 + n * (2 * XATM_GTRID_MAX + 4), len;
+    int rc = pg_markers_idle(p, "marker delete");
+    if (rc != XATM_XA_OK) return rc;
+    char *sql = malloc(cap);
+    if (!sql) return xatm_rm__seterr(c, XATM_XAER_RMERR, "marker delete: out of memory");
+    len = (size_t)snprintf(sql, cap, "DELETE FROM " XATM_MARKER_TABLE " WHERE gtrid IN (");
+    for (size_t i = 0; i < n; i++) {
+        char g[2 * XATM_GTRID_MAX + 1];
+        if (!pg_escape(p, g, gtrids[i])) {
+            free(sql);
+            return XATM_XAER_INVAL;
+        }
+        len += (size_t)snprintf(sql + len, cap - len, "%s'%s'", i ? ", " : "", g);
+    }
+    snprintf(sql + len, cap - len, ")");
+    rc = exec_sql(p, sql, "marker delete (DELETE FROM " XATM_MARKER_TABLE ")", &r);
+    free(sql);
+    if (rc == XATM_XA_OK) PQclear(r);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- open / close */
 
 static int pg_open(const xatm_rm_config *cfg, const xatm_rm_open_options *opts,
@@ -706,4 +847,7 @@ const xatm_rm_ops xatm_rm__pg_ops = {
     .native = pg_native,
     .alive = pg_alive,
     .mark_failed = pg_mark_failed,
+    .markers_ensure = pg_markers_ensure,
+    .markers_find = pg_markers_find,
+    .markers_delete = pg_markers_delete,
 };

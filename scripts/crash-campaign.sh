@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # scripts/crash-campaign.sh — the crash campaign that proves xatm's atomicity.
 #
-#   scripts/crash-campaign.sh [--trials N] [--seed S] [--replay SEED] [--protocol 2pc]
-#                             [--keep-dir DIR] [--transfers T] [--external]
+#   scripts/crash-campaign.sh [--trials N] [--seed S] [--replay SEED] [--protocol 2pc|3pc]
+#                             [--no-partition] [--keep-dir DIR] [--transfers T] [--external]
 #
 # Each trial runs transfers between PostgreSQL and MariaDB from 3 concurrent
 # `xatm-transfer run` processes (2 workers each), injects ONE fault chosen from the trial's
@@ -13,6 +13,10 @@
 # with plain SQL that no money was created or lost, that every transfer is on both sides or
 # on neither, and that every commit an AP saw succeed is there. One line per trial; the
 # last line is "trials: N, violations: V, max convergence: X s"; exit status 1 when V > 0.
+# With --protocol 3pc every trial runs three-phase commit (participant_timeout_action wait;
+# the faults include every 3PC step) and the campaign ends with two partition trials (the
+# path between an AP and xatmd cut right after PreCommit), whose printed result must match
+# docs/protocols.md: a reported divergence with action commit, none with wait.
 # A failing trial names its seed (replay it alone with --replay SEED) and the directory
 # where its xatmd log and outputs are kept. Trial k has seed S + k - 1.
 #

@@ -93,6 +93,38 @@ AP_POINTS = {
 TM_STOP_POINTS = ["tm.after_begin", "tm.before_commit_force", "tm.after_commit_force",
                   "tm.after_decision_sent", "tm.before_end"]
 
+# 3PC adds its own steps (docs/protocols.md); the points above stay armed too, since the
+# DoCommit half of 3PC runs through the same code. An abort after PreCommit is rare in a
+# trial (a branch failing at PREPARE after a yes at CanCommit), so its points get small n
+# and may not fire.
+TM_STEP_POINTS_3PC = {
+    "tm.before_precommit_force": 900,
+    "tm.after_precommit_force": 900,
+    "tm.after_precommit_sent": 900,
+    "tm.before_abort_force": 2,
+    "tm.after_abort_force": 2,
+}
+AP_POINTS_3PC = {
+    "ap.after_cancommit_checks": 300,
+    "ap.after_cancommit_sent": 300,
+    "ap.after_precommit": 300,
+}
+TM_STOP_POINTS_3PC = ["tm.after_precommit_force", "tm.after_precommit_sent"]
+
+# The partition trials (3PC only, docs/protocols.md "Partitions"): one AP, one worker; the
+# path between it and xatmd is cut right after xatmd sent PreCommit for its
+# PARTITION_AT-th transaction (the fault action "partition": xatmd keeps the connection
+# open and ignores it). Timeouts chosen so that, with participant_timeout_action commit,
+# xatmd's abort (ack missing after PRECOMMIT_TIMEOUT_S) has rolled back the PostgreSQL
+# branch before libxatm commits on its own (PARTICIPANT_TIMEOUT_S), while the MariaDB
+# branch is still held by the AP's session (xatmd fences it only at the transaction's
+# deadline, PARTITION_TXN_TIMEOUT_S).
+PARTITION_AT = 3
+PRECOMMIT_TIMEOUT_S = 1.0
+PARTICIPANT_TIMEOUT_S = 4.0
+PARTITION_TXN_TIMEOUT_S = 20.0
+PARTITION_REQUEST_TIMEOUT_S = 8.0
+
 # fault kind -> weight (the fault distribution of a campaign)
 FAULT_WEIGHTS = [
     ("tm-kill-point", 18),
@@ -295,7 +327,8 @@ class Xatmd:
 class Ap:
     """One `xatm-transfer run` process, in its own session."""
 
-    def __init__(self, no, binary, config, tdir, seed, transfers, trial, fault=None):
+    def __init__(self, no, binary, config, tdir, seed, transfers, trial, fault=None,
+                 workers=WORKERS, abort_percent=5):
         self.no = no            # 0..N_APS-1 in its trial
         self.prefix = "t%da%d" % (trial, no)  # its transfer ids: <prefix>-<worker>-<n>
         self.fault = fault      # its XATM_FAULT, or None
@@ -307,8 +340,8 @@ class Ap:
             env["XATM_FAULT"] = fault
         out = open(self.out_path, "wb")
         self.proc = subprocess.Popen(
-            [binary, "-c", config, "run", "--workers", str(WORKERS), "--transfers",
-             str(transfers), "--seed", str(seed), "--abort-percent", "5",
+            [binary, "-c", config, "run", "--workers", str(workers), "--transfers",
+             str(transfers), "--seed", str(seed), "--abort-percent", str(abort_percent),
              "--id-prefix", self.prefix,
              "--reconnect-timeout", "30", "--committed-log", self.committed_path],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
@@ -351,8 +384,13 @@ class Ap:
 
 # ------------------------------------------------------------------------ faults
 
-def pick_fault(rng, have_servers_dir):
+def pick_fault(rng, have_servers_dir, protocol="2pc"):
     """The one fault of a trial, as a dict: kind, desc (printed) and its parameters."""
+    tm_points, ap_points, tm_stop_points = TM_STEP_POINTS, AP_POINTS, TM_STOP_POINTS
+    if protocol == "3pc":
+        tm_points = dict(TM_STEP_POINTS, **TM_STEP_POINTS_3PC)
+        ap_points = dict(AP_POINTS, **AP_POINTS_3PC)
+        tm_stop_points = TM_STOP_POINTS + TM_STOP_POINTS_3PC
     kinds = [(k, w) for k, w in FAULT_WEIGHTS if have_servers_dir or k != "rm-kill"]
     kind = rng.choices([k for k, _ in kinds], weights=[w for _, w in kinds])[0]
     f = {"kind": kind, "delay": round(rng.uniform(0.2, 1.6), 2),
@@ -360,8 +398,8 @@ def pick_fault(rng, have_servers_dir):
          "ap": rng.randrange(N_APS), "down_for": round(rng.uniform(0.0, 0.6), 2),
          "tm_fault": None, "ap_fault": None, "fault_seed": rng.randrange(1 << 32)}
     if kind == "tm-kill-point":
-        point = rng.choice(sorted(TM_STEP_POINTS))
-        f["tm_fault"] = "%s@%d" % (point, rng.randint(1, TM_STEP_POINTS[point]))
+        point = rng.choice(sorted(tm_points))
+        f["tm_fault"] = "%s@%d" % (point, rng.randint(1, tm_points[point]))
         f["desc"] = "kill xatmd at %s" % f["tm_fault"]
     elif kind == "tm-kill-time":
         f["desc"] = "kill -9 xatmd at %.2f s" % f["delay"]
@@ -371,8 +409,8 @@ def pick_fault(rng, have_servers_dir):
         f["desc"] = "kill xatmd at %s, then in recovery at %s" % (f["tm_fault"],
                                                                  f["recovery_fault"])
     elif kind == "ap-kill-point":
-        point = rng.choice(sorted(AP_POINTS))
-        f["ap_fault"] = "%s@%d" % (point, rng.randint(1, AP_POINTS[point]))
+        point = rng.choice(sorted(ap_points))
+        f["ap_fault"] = "%s@%d" % (point, rng.randint(1, ap_points[point]))
         f["desc"] = "kill AP %d at %s" % (f["ap"], f["ap_fault"])
     elif kind == "ap-kill-time":
         f["desc"] = "kill -9 AP %d at %.2f s" % (f["ap"], f["delay"])
@@ -388,14 +426,14 @@ def pick_fault(rng, have_servers_dir):
         f["desc"] = "torn decision log write at %s" % f["tm_fault"]
     elif kind == "ap-stop":
         if rng.random() < 0.5:
-            point = rng.choice(sorted(AP_POINTS))
-            f["ap_fault"] = "%s@%d:stop" % (point, rng.randint(1, AP_POINTS[point] // 2))
+            point = rng.choice(sorted(ap_points))
+            f["ap_fault"] = "%s@%d:stop" % (point, rng.randint(1, ap_points[point] // 2))
             f["desc"] = "stop AP %d at %s for %.2f s" % (f["ap"], f["ap_fault"], f["stop_for"])
         else:
             f["desc"] = "SIGSTOP AP %d at %.2f s for %.2f s" % (f["ap"], f["delay"], f["stop_for"])
     elif kind == "tm-stop":
         if rng.random() < 0.5:
-            point = rng.choice(TM_STOP_POINTS)
+            point = rng.choice(tm_stop_points)
             f["tm_fault"] = "%s@%d:stop" % (point, rng.randint(1, 600))
             f["desc"] = "stop xatmd at %s for %.2f s" % (f["tm_fault"], f["stop_for"])
         else:
@@ -432,9 +470,22 @@ class Campaign:
 
     # ---------------------------------------------------------------- set-up
 
-    def write_config(self):
+    def write_config(self, action="wait", partition=False):
+        """The campaign's config. 3PC trials run with participant_timeout_action `wait`
+        (the mode that must show no violation); the partition trials pick the action and
+        their own timeouts (see PARTITION_AT)."""
         e = self.env
         os.makedirs(self.work, exist_ok=True)
+        txn_s, req_s = TXN_TIMEOUT_S, REQUEST_TIMEOUT_S
+        three = ""
+        if self.args.protocol == "3pc":
+            pre_s, part_s = TXN_TIMEOUT_S, TXN_TIMEOUT_S
+            if partition:
+                txn_s, req_s = PARTITION_TXN_TIMEOUT_S, PARTITION_REQUEST_TIMEOUT_S
+                pre_s, part_s = PRECOMMIT_TIMEOUT_S, PARTICIPANT_TIMEOUT_S
+            three = ("  precommit_timeout: %dms\n  participant_timeout: %dms\n"
+                     "  participant_timeout_action: %s\n" % (pre_s * 1000, part_s * 1000,
+                                                              action))
         with open(self.config, "w") as f:
             f.write("""# written by scripts/crash_campaign.py
 tm:
@@ -448,7 +499,7 @@ tm:
   transaction_timeout: %dms
   request_timeout: %dms
   recovery_interval: 500ms
-rms:
+%srms:
   - name: pg
     type: postgresql
     host: %s
@@ -466,7 +517,7 @@ rms:
     database: %s
     connect_timeout: 2s
 """ % (TM_ID, self.work, self.work, self.work, FORMAT_ID, self.args.protocol,
-       int(TXN_TIMEOUT_S * 1000), int(REQUEST_TIMEOUT_S * 1000),
+       int(txn_s * 1000), int(req_s * 1000), three,
        e["XATM_TEST_PG_HOST"], e["XATM_TEST_PG_PORT"], e["XATM_TEST_PG_USER"],
        e["XATM_TEST_PG_PASSWORD"], e["XATM_TEST_PG_DB"],
        e["XATM_TEST_MY_HOST"], e["XATM_TEST_MY_PORT"], e["XATM_TEST_MY_USER"],
@@ -618,7 +669,7 @@ rms:
 
     def run_trial(self, no, seed):
         rng = random.Random(seed)
-        fault = pick_fault(rng, bool(self.servers_dir))
+        fault = pick_fault(rng, bool(self.servers_dir), self.args.protocol)
         tdir = os.path.join(self.work, "trials", str(no))
         os.makedirs(tdir, exist_ok=True)
         t = Trial(no, seed, fault, tdir)
@@ -693,6 +744,112 @@ rms:
         else:
             self.check(t)
         return self.finish(t)
+
+    def partition_trial(self, no, action):
+        """docs/protocols.md, "Partitions": one AP (one worker) runs transfers; xatmd cuts
+        its path to that AP right after sending PreCommit of its PARTITION_AT-th
+        transaction. With action `commit` the documented result is a divergence: xatmd
+        aborts and rolls back the PostgreSQL branch, libxatm commits at its participant
+        timeout and only the MariaDB branch commits; xatmd reports it as heuristic mixed.
+        With `wait` there is none: both branches roll back. Any other result is a
+        violation. Returns the Trial."""
+        desc = "partition between AP and xatmd after PreCommit, participant_timeout_action " \
+               + action
+        tdir = os.path.join(self.work, "trials", "p-" + action)
+        os.makedirs(tdir, exist_ok=True)
+        t = Trial(no, 0, {"kind": "partition-" + action, "desc": desc}, tdir)
+        t.log_offset = self.tm.log_size()
+        self.tm.note("trial %d: %s" % (no, desc))
+        st = self.tm.stop()
+        if st != 0:
+            t.violation("xatmd exited with status %s at SIGTERM" % st)
+        self.write_config(action=action, partition=True)
+        fault = "tm.after_precommit_sent@%d:partition" % PARTITION_AT
+        if self.tm.start(fault=fault, why="trial %d" % no) != "ready":
+            t.violation("xatmd did not start with %s" % fault)
+            return t
+        ap = Ap(0, self.transfer_bin, self.config, tdir, 1, PARTITION_AT + 2, no,
+                workers=1, abort_percent=0)
+        self.aps = [ap]
+        t.started = now()
+        deadline = now() + self.args.ap_timeout
+        while ap.alive() and now() < deadline:
+            time.sleep(0.05)
+        if ap.alive():
+            t.violation("the AP still runs %d s after the partition; killed" % self.args.ap_timeout)
+            ap.kill()
+        t.t0 = ap.ended_at or now()
+        t.fired = self.tm.fired()
+        if not t.fired:
+            t.violation("the partition did not happen (%s never fired)" % fault)
+        ok, t_conv, pending = self.wait_converged(t)
+        t.conv = t_conv - t.t0
+        if not ok:
+            t.violation("not converged: %s" % ", ".join(pending))
+            return t
+        like = "id LIKE '%s-%%'" % ap.prefix
+        pg = self.sql.pg("SELECT id FROM transfers WHERE " + like)
+        my = self.sql.my("SELECT id FROM transfers WHERE " + like)
+        if pg is None or my is None:
+            t.violation("cannot read the ledgers: %s" % self.sql.last_error)
+            return t
+        pg_ids = {r[0] for r in pg[0]}
+        my_ids = {r[0] for r in my[0]}
+        only_pg, only_my = sorted(pg_ids - my_ids), sorted(my_ids - pg_ids)
+        log = self.tm.log_since(t.log_offset)
+        reported = "heuristic mixed" in log.lower()
+        t.transfers = len(pg_ids | my_ids)
+        if action == "commit":
+            if only_pg or len(only_my) != 1:
+                t.violation("expected exactly one transfer committed on MariaDB only (the "
+                            "documented 3PC divergence), found only on PostgreSQL: %s, only "
+                            "on MariaDB: %s" % (only_pg or "none", only_my or "none"))
+            elif not reported:
+                t.violation("the divergence of %s happened but xatmd did not report a "
+                            "heuristic mixed outcome" % only_my[0])
+            else:
+                t.result = ("divergence, as documented: transfer %s committed on MariaDB, "
+                            "rolled back on PostgreSQL; xatmd reported it as heuristic mixed"
+                            % only_my[0])
+        else:
+            if only_pg or only_my:
+                t.violation("divergence with participant_timeout_action wait: only on "
+                            "PostgreSQL: %s, only on MariaDB: %s" % (only_pg or "none",
+                                                                     only_my or "none"))
+            else:
+                t.result = ("no divergence, as documented: the partitioned transaction "
+                            "rolled back on both sides; %d transfers on both" % len(pg_ids))
+        return t
+
+    def run_partition_trials(self, first_no):
+        """Both partition trials, `wait` first. The `commit` trial leaves the ledgers
+        diverged by design, so they are set up again afterwards and the campaign's own
+        checks (which ran before) are not affected. Returns the number of violations."""
+        bad = 0
+        for k, action in enumerate(("wait", "commit")):
+            t = self.partition_trial(first_no + k, action)
+            ok = not t.violations
+            say("trial %4d  %-13s %-4s %5s  %s" % (
+                t.no, "partition", "ok" if ok else "FAIL",
+                "%.2fs" % t.conv if t.conv is not None else "-", t.fault["desc"]))
+            if ok:
+                say("    result: %s" % t.result)
+                shutil.rmtree(t.tdir, ignore_errors=True)
+            else:
+                bad += 1
+                kept = self.keep(t)
+                for v in t.violations:
+                    say("    VIOLATION: %s" % v)
+                say("    kept: %s" % kept)
+            self.results.append(t)
+        # back to the campaign's own config and a clean ledger
+        self.tm.stop()
+        self.write_config()
+        self.tm.start(why="after the partition trials")
+        self.wait_converged(deadline=now() + 60)
+        subprocess.run([self.transfer_bin, "-c", self.config, "setup", "--accounts",
+                        str(ACCOUNTS), "--balance", str(BALANCE)], capture_output=True)
+        return bad
 
     def heal(self, t):
         """After a trial that did not converge: restart xatmd (a fresh recovery, new RM
@@ -985,6 +1142,7 @@ class Trial:
         self.transfers = 0
         self.committed = 0
         self.log_offset = 0
+        self.result = ""            # partition trials: what happened, in words
 
     def violation(self, text):
         self.violations.append(text)
@@ -1000,8 +1158,11 @@ def parse_args(argv):
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--replay", type=int, default=None, metavar="SEED",
                     help="run the one trial with this seed (same as --trials 1 --seed SEED)")
-    ap.add_argument("--protocol", default="2pc", choices=["2pc"],
-                    help="commit protocol (xatmd implements 2pc only)")
+    ap.add_argument("--protocol", default="2pc", choices=["2pc", "3pc"],
+                    help="commit protocol of every trial; 3pc runs with "
+                         "participant_timeout_action wait and ends with the partition trials")
+    ap.add_argument("--no-partition", action="store_true",
+                    help="3pc: leave out the two partition trials at the end")
     ap.add_argument("--work-dir", required=True)
     ap.add_argument("--keep-dir", default=os.environ.get("XATM_CAMPAIGN_KEEP", ""),
                     help="where failing trials are kept (default: a new "
@@ -1063,6 +1224,8 @@ def main(argv):
         if not final_ok:
             c.violations += 1
             say("    VIOLATION: the final check failed:\n%s" % final_out)
+        if args.protocol == "3pc" and not args.no_partition:
+            c.violations += c.run_partition_trials(len(c.results) + 1)
     except Interrupted:
         interrupted = True
         say("interrupted: stopping the APs and xatmd")

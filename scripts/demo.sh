@@ -6,18 +6,27 @@
 # PostgreSQL and one in MariaDB, each transfer one global transaction. It shows the totals
 # before and after; then it kills xatmd (kill -9) in the middle of a second run, restarts
 # it, and shows that recovery left no branch in doubt and the totals still match.
-# Stops everything it started. Options: --workers N (4), --transfers N per worker (250).
+# Stops everything it started. Options: --workers N (4), --transfers N per worker (250),
+# --protocol 2pc|3pc (2pc): the commit protocol of every transfer. With 3pc the kill lands
+# in three-phase commits: an application that has prepared and acknowledged PreCommit
+# commits on its own when xatmd vanishes (tm.participant_timeout_action: commit), and the
+# restarted xatmd's termination rule finds the marker rows; the totals still match.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$XATM_ROOT"
 
 WORKERS=4
 TRANSFERS=250
+PROTOCOL=2pc
 while [ $# -gt 0 ]; do
     case "$1" in
         --workers) WORKERS="$2"; shift 2 ;;
         --transfers) TRANSFERS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        --protocol)
+            PROTOCOL="$2"; shift 2
+            case "$PROTOCOL" in 2pc|3pc) ;; *) echo "demo.sh: --protocol 2pc|3pc" >&2; exit 2 ;; esac
+            ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "demo.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -51,6 +60,9 @@ tm:
   log_dir: $WORK/log
   transaction_timeout: 10s
   recovery_interval: 1s
+  precommit_timeout: 2s
+  participant_timeout: 4s
+  participant_timeout_action: commit
 rms:
   - name: pg
     type: postgresql
@@ -85,19 +97,19 @@ start_xatmd() {
 transfer() { "$BIN/examples/xatm-transfer" -c "$CONFIG" "$@"; }
 
 echo
-echo "== 1. xatmd coordinates transfers between PostgreSQL and MariaDB"
+echo "== 1. xatmd coordinates transfers between PostgreSQL and MariaDB ($PROTOCOL)"
 start_xatmd
 transfer setup --accounts 100 --balance 1000
 echo "-- totals before:"
 transfer check
-transfer run --workers "$WORKERS" --transfers "$TRANSFERS" --abort-percent 5
+transfer run --workers "$WORKERS" --transfers "$TRANSFERS" --abort-percent 5 --protocol "$PROTOCOL"
 echo "-- totals after:"
 transfer check
 
 echo
 echo "== 2. kill -9 xatmd in the middle of a run, restart it, let recovery finish"
 transfer run --workers "$WORKERS" --transfers $((TRANSFERS * 8)) --reconnect-timeout 60 \
-    >"$WORK/run2.out" 2>&1 &
+    --protocol "$PROTOCOL" >"$WORK/run2.out" 2>&1 &
 RUN_PID=$!
 sleep 1
 echo "-- kill -9 xatmd (pid $XATMD_PID) while transfers are in flight"

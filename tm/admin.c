@@ -344,10 +344,11 @@ static void admin_status(struct tm_ctx *ctx, jw *w)
     gtx_counts c;
     memset(&c, 0, sizeof c);
     if (ctx->gtx) gtx_get_counts(ctx->gtx, &c);
-    size_t unresolved = 0, heur = 0, heur_open = 0;
+    size_t unresolved = 0, heur = 0, heur_open = 0, mixed = 0;
     if (ctx->decisions) {
         unresolved = tm_decisions_count(ctx->decisions);
         heur = tm_decisions_count_heuristic(ctx->decisions, &heur_open);
+        mixed = tm_decisions_count_mixed(ctx->decisions);
     }
     admin_unexplained u = {ctx, 0};
     if (ctx->rec) recovery_foreach_prepared(ctx->rec, admin_count_unexplained, &u);
@@ -355,10 +356,15 @@ static void admin_status(struct tm_ctx *ctx, jw *w)
            ",\"counts\":{\"active\":%llu,\"commit_pending\":%llu,\"committing\":%llu,"
            "\"orphaned\":%llu,\"unresolved_decisions\":%zu,\"heuristic\":%zu,"
            "\"heuristic_unfinished\":%zu,\"presumed_abort_branches\":%zu,"
-           "\"held_aborts\":%llu}",
+           "\"held_aborts\":%llu,",
            (unsigned long long)c.active, (unsigned long long)c.commit_pending,
            (unsigned long long)c.committing, (unsigned long long)c.orphaned, unresolved, heur,
            heur_open, u.n, (unsigned long long)c.held_aborts);
+    jw_fmt(w,
+           "\"precommit_pending\":%llu,\"precommitted\":%llu,\"abort_pending\":%llu,"
+           "\"heuristic_mixed\":%zu}",
+           (unsigned long long)c.precommit_pending, (unsigned long long)c.precommitted,
+           (unsigned long long)c.abort_pending, mixed);
     jw_fmt(w,
            ",\"totals\":{\"begun\":%llu,\"committed\":%llu,\"aborted\":%llu,"
            "\"timed_out\":%llu,\"fenced\":%llu}",
@@ -387,12 +393,15 @@ typedef struct txv_branch {
 /* One transaction as list and show render it, whatever its source. */
 typedef struct txv {
     const char *gtrid;             /* the transaction */
-    const char *state;             /* active | commit-pending | committing | in-doubt |
-                                      finished | aborted | unknown */
+    const char *state;             /* active | commit-pending | committing |
+                                      precommit-pending | precommitted | abort-pending |
+                                      in-doubt | finished | aborted | unknown */
     uint8_t protocol;              /* 2 or 3 */
     bool has_since;                /* since_ms is known */
     uint64_t since_ms;             /* BEGIN, or when this TM learnt of the decision */
-    const char *decision;          /* none | commit | precommit | heuristic-... */
+    const char *decision;          /* none | commit | precommit | abort | heuristic-... */
+    bool heuristic_mixed;          /* (3PC) a branch committed, another rolled back/lost */
+    const char *mixed;             /* heuristic_mixed: which committed, which did not */
     bool orphaned;                 /* no application owns it any more (xatmd took it over,
                                       or its AP disconnected) */
     bool from_log;                 /* a decision replayed from the log */
@@ -509,8 +518,14 @@ static void jw_txv(jw *w, struct tm_ctx *ctx, const txv *v)
         jw_raw(w, ",\"age_ms\":null");
     jw_ckey(w, "decision");
     jw_str(w, v->decision);
-    jw_fmt(w, ",\"orphaned\":%s,\"from_log\":%s", v->orphaned ? "true" : "false",
-           v->from_log ? "true" : "false");
+    jw_fmt(w, ",\"orphaned\":%s,\"from_log\":%s,\"heuristic_mixed\":%s",
+           v->orphaned ? "true" : "false", v->from_log ? "true" : "false",
+           v->heuristic_mixed ? "true" : "false");
+    jw_ckey(w, "mixed");
+    if (v->heuristic_mixed)
+        jw_str(w, v->mixed);
+    else
+        jw_raw(w, "null");
     if (v->ap_pid)
         jw_fmt(w, ",\"ap_pid\":%u", v->ap_pid);
     else
@@ -587,7 +602,22 @@ static void txv_from_gtx(struct tm_ctx *ctx, const gtx_info *g, uint64_t now, tx
     v->protocol = g->protocol;
     v->has_since = true;
     v->since_ms = g->begin_ms;
-    v->decision = g->state == GTX_ACTIVE ? "none" : "commit";
+    switch (g->state) {
+    case GTX_ACTIVE:
+        v->decision = "none";
+        break;
+    case GTX_PRECOMMIT_PENDING:
+    case GTX_PRECOMMITTED:
+        v->decision = "precommit";
+        break;
+    case GTX_ABORT_PENDING:
+        v->decision = "abort";
+        break;
+    case GTX_COMMIT_PENDING:
+    case GTX_COMMITTING:
+        v->decision = "commit";
+        break;
+    }
     v->orphaned = g->state != GTX_ACTIVE && g->owner == 0;
     v->ap_pid = g->ap_pid;
     v->timeout_ms = g->timeout_ms;
@@ -609,6 +639,28 @@ static void txv_from_gtx(struct tm_ctx *ctx, const gtx_info *g, uint64_t now, tx
         txv_next(v, "none: its COMMIT record is being made durable; its application then "
                     "commits the branches");
         break;
+    case GTX_PRECOMMIT_PENDING:
+        txv_next(v, "none: its PRECOMMIT record is being made durable (3PC); its application "
+                    "then prepares the branches");
+        break;
+    case GTX_PRECOMMITTED:
+        if (g->owner == 0)
+            txv_next(v, "its application is gone after PreCommit: recovery takes it over and "
+                        "applies the termination rule");
+        else if (now < g->ack_deadline_ms)
+            txv_next(v, "none yet: its application is preparing the branches (3PC PreCommit); "
+                        "xatmd aborts it (ABORT record forced) unless they are acknowledged "
+                        "within %lld ms",
+                     ms_diff(g->ack_deadline_ms, now));
+        else
+            txv_next(v, "abort it (PreCommit not acknowledged in time): ABORT record forced, "
+                        "then roll back every prepared branch");
+        break;
+    case GTX_ABORT_PENDING:
+        txv_next(v, "none: its ABORT record is being made durable (3PC, %s); then every "
+                    "prepared branch is rolled back",
+                 g->abort_reason);
+        break;
     case GTX_COMMITTING:
         if (g->owner != 0 && now < g->deadline_ms)
             txv_next(v, "none yet: its application is committing the branches; recovery "
@@ -619,6 +671,33 @@ static void txv_from_gtx(struct tm_ctx *ctx, const gtx_info *g, uint64_t now, tx
                                                                               "application is gone");
         break;
     }
+}
+
+/* The termination rule's next step for a PRECOMMIT decision (recovery.h, tm_term_step). */
+static void txv_term_text(struct tm_ctx *ctx, const tm_decision_info *e, txv *v)
+{
+    uint64_t now = tm_now_ms();
+    uint64_t deadline = e->deadline_ms;
+    if (!deadline) {
+        uint32_t t = ctx->cfg->transaction_timeout_ms ? ctx->cfg->transaction_timeout_ms : 60000;
+        deadline = e->since_ms + t;
+    }
+    txv_next(v, "termination rule (3PC PRECOMMIT without an outcome): ");
+    if (now < deadline || e->term == TM_TERM_NONE || e->term == TM_TERM_WAIT_DEADLINE)
+        txv_next(v, "waits for its deadline (%s %lld ms), then for its AP's MariaDB sessions "
+                    "to end (fenced), then for two scans of every RM it names",
+                 now < deadline ? "in" : "passed", now < deadline ? ms_diff(deadline, now)
+                                                                  : ms_diff(now, deadline));
+    else if (e->term == TM_TERM_WAIT_SESSIONS)
+        txv_next(v, "waits for its AP's MariaDB sessions to end (fenced: its deadline passed)");
+    else if (e->term == TM_TERM_WAIT_SCANS)
+        txv_next(v, "waits for two consecutive scans of every RM it names, begun after its "
+                    "sessions ended");
+    else
+        txv_next(v, "waits until its marker rows can be read on every RM it names (an RM is "
+                    "unreachable or the lookup failed)");
+    txv_next(v, "; then commits (COMMIT forced) if every branch is prepared or has a "
+                "committed marker row, else aborts (ABORT forced)");
 }
 
 /* A registry decision. */
@@ -640,11 +719,25 @@ static void txv_from_decision(struct tm_ctx *ctx, const tm_decision_info *e, txv
         v->has_deadline = true;
         v->deadline_ms = e->deadline_ms;
     }
+    v->heuristic_mixed = e->heuristic_mixed;
+    v->mixed = e->mixed;
     for (unsigned i = 0; i < e->n_branches; i++)
         txv_add_branch(v, e->branches[i].rm, e->has_commit ? "yes" : NULL,
                        e->branches[i].session_id);
     if (e->finished) {
         txv_next(v, "nothing: every branch is finished; the heuristic decision stays on record");
+        return;
+    }
+    if (e->heuristic_mixed && e->n_heur == 0) {
+        bool any = false;
+        for (unsigned i = 0; i < v->n_br; i++) any |= txv_state(ctx, v, i) == REC_BRANCH_PREPARED;
+        if (any) {
+            txv_finish_text(ctx, v, e->kind == TM_DEC_COMMIT, "3PC decision");
+            txv_next(v, "; ");
+        }
+        txv_next(v, "heuristic mixed outcome (%s): it stays listed until an operator records "
+                    "its outcome (xatmctl commit|rollback GTRID --reason TEXT)",
+                 e->mixed);
         return;
     }
     switch (e->kind) {
@@ -657,9 +750,14 @@ static void txv_from_decision(struct tm_ctx *ctx, const tm_decision_info *e, txv
     case TM_DEC_COMMIT:
         txv_finish_text(ctx, v, true, "commit decision in the log");
         break;
+    case TM_DEC_ABORT:
+        txv_finish_text(ctx, v, false, "3PC abort decision (ABORT record)");
+        if (e->protocol == XATM_PROTOCOL_3PC)
+            txv_next(v, "; once no branch is prepared its marker rows are checked (a "
+                        "committed one is a heuristic mixed outcome)");
+        break;
     case TM_DEC_PRECOMMIT:
-        txv_next(v, "nothing: a 3PC PRECOMMIT without COMMIT has no termination rule in this "
-                    "xatmd; decide it with xatmctl commit or rollback");
+        txv_term_text(ctx, e, v);
         break;
     case TM_DEC_NONE:
         txv_next(v, "none yet: its forced outcome is being made durable");
@@ -973,7 +1071,8 @@ static void admin_force(struct tm_ctx *ctx, const admin_peer *peer, uint8_t outc
     bool committing = false;
     if (ctx->gtx && gtx_lookup(ctx->gtx, gtrid, &g) == 0) {
         bool live = (g.state == GTX_ACTIVE && now < g.deadline_ms) ||
-                    g.state == GTX_COMMIT_PENDING ||
+                    g.state == GTX_COMMIT_PENDING || g.state == GTX_PRECOMMIT_PENDING ||
+                    g.state == GTX_PRECOMMITTED || g.state == GTX_ABORT_PENDING ||
                     (g.state == GTX_COMMITTING && g.owner != 0 && now < g.deadline_ms);
         if (live) {
             pthread_mutex_unlock(&ctx->log_mu);
@@ -982,8 +1081,11 @@ static void admin_force(struct tm_ctx *ctx, const admin_peer *peer, uint8_t outc
                      "deadline is in %lld ms)",
                      verb, gtrid, gtx_state_name(g.state),
                      g.state == GTX_COMMITTING ? "is committing its branches"
-                                               : "is working it",
-                     ms_diff(g.deadline_ms, now));
+                     : g.state == GTX_PRECOMMITTED && g.owner == 0
+                         ? "is gone: recovery takes it over at its next pass"
+                         : "is working it",
+                     ms_diff(g.state == GTX_PRECOMMITTED ? g.ack_deadline_ms : g.deadline_ms,
+                             now));
             admin_error(w, code, XATM_EREFUSED, msg,
                         "Wait for it to finish or to pass its deadline (xatmctl show GTRID), "
                         "then look again: xatmd finishes it by itself in either case.");
@@ -1034,6 +1136,9 @@ static void admin_force(struct tm_ctx *ctx, const admin_peer *peer, uint8_t outc
         eff = EFF_COMMIT;
         snprintf(what, sizeof what, "xatmd's COMMIT decision (a COMMIT record is in the "
                                     "decision log; some branches may already be committed)");
+    } else if (e.has_abort) {
+        snprintf(what, sizeof what, "xatmd's 3PC abort decision (an ABORT record is in the "
+                                    "decision log; some branches may already be rolled back)");
     } else if (e.has_precommit) {
         eff = EFF_NONE;
         snprintf(what, sizeof what, "nothing (a 3PC PRECOMMIT without COMMIT)");

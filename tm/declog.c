@@ -332,7 +332,8 @@ static bool gtrid_ok(const char *g, size_t array_size)
 
 static bool decision_type(uint8_t t)
 {
-    return t == XATM_DL_COMMIT || t == XATM_DL_PRECOMMIT || t == XATM_DL_HEURISTIC;
+    return t == XATM_DL_COMMIT || t == XATM_DL_PRECOMMIT || t == XATM_DL_HEURISTIC ||
+           t == XATM_DL_ABORT;
 }
 
 /* true when rec (any type but CHECKPOINT) may be written / was read correctly */
@@ -343,6 +344,7 @@ static bool record_valid(const xatm_declog_record *r)
         return r->epoch != 0;
     case XATM_DL_COMMIT:
     case XATM_DL_PRECOMMIT:
+    case XATM_DL_ABORT:
         if (!gtrid_ok(r->gtrid, sizeof r->gtrid)) return false;
         if (r->type == XATM_DL_COMMIT ? r->protocol != 2 && r->protocol != 3 : r->protocol != 3)
             return false;
@@ -372,6 +374,7 @@ static void encode_payload(wr *w, const xatm_declog_record *r)
         break;
     case XATM_DL_COMMIT:
     case XATM_DL_PRECOMMIT:
+    case XATM_DL_ABORT:
         w_str(w, r->gtrid);
         w_u8(w, r->protocol);
         w_u8(w, r->n_branches);
@@ -403,6 +406,7 @@ static bool decode_payload(rd *r, xatm_declog_record *rec)
         break;
     case XATM_DL_COMMIT:
     case XATM_DL_PRECOMMIT:
+    case XATM_DL_ABORT:
         r_str(r, rec->gtrid, XATM_GTRID_MAX);
         rec->protocol = r_u8(r);
         rec->n_branches = r_u8(r);
@@ -533,7 +537,7 @@ static bool payload_walk(const struct rec_view *v, deliver_fn fn, void *ctx, uin
 
     if (v->type != XATM_DL_CHECKPOINT) {
         if (!decode_payload(&r, &rec) || r.off != r.len) {
-            if (v->type < XATM_DL_BOOT || v->type > XATM_DL_CHECKPOINT)
+            if (v->type < XATM_DL_BOOT || v->type > XATM_DL_ABORT)
                 msg(why, whylen, "unknown record type %u", (unsigned)v->type);
             else
                 msg(why, whylen, "lsn %llu: type %u payload does not decode",
@@ -1469,6 +1473,7 @@ static const char *type_name(uint8_t type)
     case XATM_DL_END: return "END";
     case XATM_DL_HEURISTIC: return "HEURISTIC";
     case XATM_DL_CHECKPOINT: return "CHECKPOINT";
+    case XATM_DL_ABORT: return "ABORT";
     default: return NULL;
     }
 }
@@ -1495,6 +1500,7 @@ void xatm_declog_describe(const xatm_declog_record *rec, char *buf, size_t size)
         break;
     case XATM_DL_COMMIT:
     case XATM_DL_PRECOMMIT:
+    case XATM_DL_ABORT:
         out_printf(&o, " gtrid=%.*s protocol=", glen, rec->gtrid);
         if (rec->protocol == 2 || rec->protocol == 3)
             out_printf(&o, "%upc", (unsigned)rec->protocol);

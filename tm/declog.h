@@ -31,11 +31,13 @@
  *   BOOT        u32 epoch                              forced at every start
  *   COMMIT      str gtrid, u8 protocol, u8 n, n x { str rm, u64 session_id }   forced
  *   PRECOMMIT   same as COMMIT (3PC)                   forced
- *   ABORT       str gtrid (3PC: aborted after its PRECOMMIT; supersedes it)   forced
+ *   ABORT       same as COMMIT, protocol 3 (3PC: aborted after its PRECOMMIT; supersedes
+ *               it; names every branch of the PRECOMMIT with its session, so it stands on
+ *               its own once a checkpoint carries it without the PRECOMMIT)   forced
  *   END         str gtrid                              not forced
  *   HEURISTIC   str gtrid, u8 outcome (1 commit, 2 rollback), str who, str why   forced
- *   CHECKPOINT  u32 epoch, u32 n, n x (a COMMIT/PRECOMMIT/HEURISTIC payload with its u8 type
- *               first): the unresolved decisions carried into a new segment   forced
+ *   CHECKPOINT  u32 epoch, u32 n, n x (a COMMIT/PRECOMMIT/ABORT/HEURISTIC payload with its
+ *               u8 type first): the unresolved decisions carried into a new segment   forced
  *
  * Group commit: callers append records (buffered in memory, no syscall) and then call
  * xatm_declog_flush(), which writes everything buffered with one write() and, if any
@@ -67,11 +69,14 @@
  *     after its header and its leading CHECKPOINT reach segment_size (so a checkpoint
  *     larger than segment_size cannot make every flush rotate).
  *   - A CHECKPOINT holds as many carried decisions as fit in one 64 KiB record; the rest
- *     follow it as ordinary COMMIT / PRECOMMIT / HEURISTIC records in the new segment.
- *   - Replay semantics for callers: a decision (COMMIT, PRECOMMIT, HEURISTIC) is unresolved
- *     until an END for its gtrid follows it. A decision may be delivered twice (from an
- *     older segment not yet deleted, and again from a CHECKPOINT): applying it must be
- *     idempotent. Every decision delivered before a CHECKPOINT and not carried by it was
+ *     follow it as ordinary COMMIT / PRECOMMIT / ABORT / HEURISTIC records in the new
+ *     segment.
+ *   - Replay semantics for callers: a decision (COMMIT, PRECOMMIT, ABORT, HEURISTIC) is
+ *     unresolved until an END for its gtrid follows it. For one gtrid, an ABORT supersedes a
+ *     PRECOMMIT (xatmd aborted it after PreCommit: no termination rule), and a COMMIT after a
+ *     PRECOMMIT makes a commit decision (3PC's DoCommit). A decision may be delivered
+ *     twice (from an older segment not yet deleted, and again from a CHECKPOINT):
+ *     applying it must be idempotent. Every decision delivered before a CHECKPOINT and not carried by it was
  *     resolved. The highest epoch of BOOT and CHECKPOINT records is the last boot's.
  *   - The log is not thread-safe: callers serialise every call (including the unresolved
  *     callback, which runs inside flush).
@@ -106,17 +111,17 @@ typedef struct xatm_declog_branch {
 
 /* One decoded record. Replay delivers a CHECKPOINT as one record of type CHECKPOINT
  * carrying only its epoch, followed by each decision it carries as a record of its own
- * type (COMMIT / PRECOMMIT / HEURISTIC) with the checkpoint's lsn. */
+ * type (COMMIT / PRECOMMIT / ABORT / HEURISTIC) with the checkpoint's lsn. */
 typedef struct xatm_declog_record {
     uint8_t type;                   /* enum xatm_declog_type */
     uint64_t lsn;                   /* assigned by append; ignored on input */
     uint32_t epoch;                 /* BOOT, CHECKPOINT */
-    char gtrid[XATM_GTRID_MAX + 1]; /* COMMIT, PRECOMMIT, END, HEURISTIC */
-    uint8_t protocol;               /* COMMIT, PRECOMMIT: 2 or 3 */
+    char gtrid[XATM_GTRID_MAX + 1]; /* COMMIT, PRECOMMIT, ABORT, END, HEURISTIC */
+    uint8_t protocol;               /* COMMIT: 2 or 3; PRECOMMIT, ABORT: 3 */
     uint8_t outcome;                /* HEURISTIC: enum xatm_outcome */
     char who[64];                   /* HEURISTIC: operator / tool that forced it */
     char why[256];                  /* HEURISTIC: reason text */
-    uint8_t n_branches;             /* COMMIT, PRECOMMIT */
+    uint8_t n_branches;             /* COMMIT, PRECOMMIT, ABORT */
     xatm_declog_branch branches[XATM_MAX_BRANCHES];
 } xatm_declog_record;
 
@@ -140,7 +145,8 @@ typedef struct xatm_declog_options {
     const xatm_declog_io *io;    /* NULL = POSIX; in a table, NULL members = POSIX */
     /* Called during rotation to list the unresolved decisions to carry forward: calls
      * emit(rec, emit_arg) once per decision. May be NULL (nothing carried). It must emit
-     * every COMMIT / PRECOMMIT / HEURISTIC appended so far whose END has not been appended,
+     * every COMMIT / PRECOMMIT / ABORT / HEURISTIC appended so far whose END has not been
+     * appended (for one gtrid, the latest of COMMIT / ABORT / PRECOMMIT is enough),
      * and must not call into the log. Emitting any other type or an invalid record makes
      * that flush return XATM_EINVAL (not sticky; its records are durable; the rotation is
      * retried by the next flush). */
@@ -165,9 +171,9 @@ int xatm_declog_open(const char *dir, const xatm_declog_options *opts,
 
 /* Buffers one record (assigns its lsn). force=true makes the next flush fdatasync.
  * XATM_EINVAL for a CHECKPOINT (only rotation writes those) or an invalid record: gtrid
- * not a valid gtrid, BOOT epoch 0, COMMIT protocol not 2/3, PRECOMMIT protocol not 3,
- * n_branches > XATM_MAX_BRANCHES, an invalid RM name, HEURISTIC outcome not 1/2, who/why
- * not NUL-terminated in their arrays. The sticky error if the log has failed. */
+ * not a valid gtrid, BOOT epoch 0, COMMIT protocol not 2/3, PRECOMMIT or ABORT protocol
+ * not 3, n_branches > XATM_MAX_BRANCHES, an invalid RM name, HEURISTIC outcome not 1/2,
+ * who/why not NUL-terminated in their arrays. The sticky error if the log has failed. */
 int xatm_declog_append(xatm_declog *log, const xatm_declog_record *rec, bool force);
 
 /* The lsn of the last record appended (or replayed), 0 when the log is empty. */

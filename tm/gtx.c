@@ -2,9 +2,10 @@
  * gtx.c — the global-transaction table and state machine of gtx.h (diagram, transition
  * table and rules are there). Owns:
  *   - a chained hash table of transactions keyed by seq (buckets double when full);
- *   - a binary min-heap of (deadline, seq) for ACTIVE transactions, with lazy deletion: an
- *     entry whose transaction is gone, no longer ACTIVE or has another deadline is stale and
- *     dropped when it reaches the top (the heap is rebuilt when stale entries dominate);
+ *   - two binary min-heaps of (deadline, seq), with lazy deletion: one for ACTIVE
+ *     transactions' deadlines, one for PRECOMMITTED ones' ack deadlines (3PC); an entry
+ *     whose transaction is gone, no longer in that state or has another deadline is stale
+ *     and dropped when it reaches the top (a heap is rebuilt when stale entries dominate);
  *   - a ring of the last GTX_ABORT_MEMORY aborts (gtx.h, "Aborted transactions"), by
  *     value, without branches: a late VOTE hears why it was aborted;
  *   - the held set: a chained hash (keyed by seq) of malloc'd gtx_held entries, one per
@@ -63,6 +64,12 @@ typedef struct gtx_deadline {
     uint64_t seq;         /* which transaction */
 } gtx_deadline;
 
+/* A binary min-heap of deadlines with lazy deletion (gtx_heap_entry_live). */
+typedef struct gtx_heap {
+    gtx_deadline *v;  /* entries */
+    size_t len, cap;  /* used / allocated */
+} gtx_heap;
+
 struct gtx_table {
     pthread_mutex_t mu;                  /* guards everything below */
     char tm_id[XATM_TM_ID_MAX + 1];      /* our TM id, for gtrids */
@@ -73,10 +80,10 @@ struct gtx_table {
     gtx_node **buckets;                  /* hash buckets, n_buckets (a power of 2) */
     size_t n_buckets;                    /* bucket count */
     size_t count;                        /* transactions in the table */
-    uint64_t n_state[4];                 /* transactions per enum gtx_state */
+    uint64_t n_state[GTX_STATE_MAX + 1]; /* transactions per enum gtx_state */
     uint64_t n_orphaned;                 /* decided transactions with owner 0 */
-    gtx_deadline *heap;                  /* min-heap on deadline_ms (ACTIVE only, lazy) */
-    size_t heap_len, heap_cap;           /* entries used / allocated */
+    gtx_heap heap;                       /* ACTIVE transactions by deadline_ms (lazy) */
+    gtx_heap ack_heap;                   /* PRECOMMITTED ones by ack_deadline_ms (lazy) */
     gtx_aborted aborted[GTX_ABORT_MEMORY]; /* ring of recent aborts (seq 0 = empty) */
     size_t aborted_pos;                  /* next ring slot to write */
     uint64_t abort_count;                /* aborts so far (gtx_abort_mark) */
@@ -93,7 +100,13 @@ static bool gtx_transition_allowed(enum gtx_state from, int to)
 {
     switch (from) {
     case GTX_ACTIVE:
-        return to == GTX_COMMIT_PENDING || to == 0;
+        return to == GTX_COMMIT_PENDING || to == GTX_PRECOMMIT_PENDING || to == 0;
+    case GTX_PRECOMMIT_PENDING:
+        return to == GTX_PRECOMMITTED;
+    case GTX_PRECOMMITTED:
+        return to == GTX_COMMIT_PENDING || to == GTX_ABORT_PENDING || to == 0;
+    case GTX_ABORT_PENDING:
+        return to == 0;
     case GTX_COMMIT_PENDING:
         return to == GTX_COMMITTING;
     case GTX_COMMITTING:
@@ -177,7 +190,7 @@ static void gtx_remove(gtx_table *t, gtx_node *g, bool aborted)
     free(g);
 }
 
-/* ------------------------------------------------------------------ deadline heap */
+/* ------------------------------------------------------------------ deadline heaps */
 
 static void gtx_heap_swap(gtx_deadline *a, gtx_deadline *b)
 {
@@ -186,65 +199,82 @@ static void gtx_heap_swap(gtx_deadline *a, gtx_deadline *b)
     *b = x;
 }
 
-static void gtx_heap_up(gtx_table *t, size_t i)
+static void gtx_heap_up(gtx_heap *h, size_t i)
 {
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (t->heap[p].deadline_ms <= t->heap[i].deadline_ms) break;
-        gtx_heap_swap(&t->heap[p], &t->heap[i]);
+        if (h->v[p].deadline_ms <= h->v[i].deadline_ms) break;
+        gtx_heap_swap(&h->v[p], &h->v[i]);
         i = p;
     }
 }
 
-static void gtx_heap_down(gtx_table *t, size_t i)
+static void gtx_heap_down(gtx_heap *h, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < t->heap_len && t->heap[l].deadline_ms < t->heap[m].deadline_ms) m = l;
-        if (r < t->heap_len && t->heap[r].deadline_ms < t->heap[m].deadline_ms) m = r;
+        if (l < h->len && h->v[l].deadline_ms < h->v[m].deadline_ms) m = l;
+        if (r < h->len && h->v[r].deadline_ms < h->v[m].deadline_ms) m = r;
         if (m == i) return;
-        gtx_heap_swap(&t->heap[m], &t->heap[i]);
+        gtx_heap_swap(&h->v[m], &h->v[i]);
         i = m;
     }
 }
 
-static int gtx_heap_push(gtx_table *t, uint64_t deadline_ms, uint64_t seq)
+static int gtx_heap_push(gtx_heap *h, uint64_t deadline_ms, uint64_t seq)
 {
-    if (t->heap_len == t->heap_cap) {
-        size_t cap = t->heap_cap ? t->heap_cap * 2 : 64;
-        gtx_deadline *h = realloc(t->heap, cap * sizeof *h);
-        if (!h) return XATM_ENOMEM;
-        t->heap = h;
-        t->heap_cap = cap;
+    if (h->len == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        gtx_deadline *v = realloc(h->v, cap * sizeof *v);
+        if (!v) return XATM_ENOMEM;
+        h->v = v;
+        h->cap = cap;
     }
-    t->heap[t->heap_len] = (gtx_deadline){deadline_ms, seq};
-    gtx_heap_up(t, t->heap_len++);
+    h->v[h->len] = (gtx_deadline){deadline_ms, seq};
+    gtx_heap_up(h, h->len++);
     return 0;
 }
 
-static void gtx_heap_pop(gtx_table *t)
+static void gtx_heap_pop(gtx_heap *h)
 {
-    t->heap[0] = t->heap[--t->heap_len];
-    if (t->heap_len) gtx_heap_down(t, 0);
+    h->v[0] = h->v[--h->len];
+    if (h->len) gtx_heap_down(h, 0);
 }
 
-/* The live ACTIVE transaction an entry stands for, or NULL when the entry is stale. */
-static gtx_node *gtx_heap_entry_live(const gtx_table *t, const gtx_deadline *d)
+/* The live transaction an entry of heap h stands for, or NULL when the entry is stale:
+ * the ACTIVE heap's entries stand for ACTIVE transactions with that deadline, the ack
+ * heap's for PRECOMMITTED ones with that ack deadline and an owner (an orphaned one is
+ * recovery's, never expired here). */
+static gtx_node *gtx_heap_entry_live(const gtx_table *t, const gtx_heap *h,
+                                     const gtx_deadline *d)
 {
     gtx_node *g = gtx_find_seq(t, d->seq);
-    if (!g || g->info.state != GTX_ACTIVE || g->info.deadline_ms != d->deadline_ms) return NULL;
+    if (!g) return NULL;
+    if (h == &t->ack_heap)
+        return g->info.state == GTX_PRECOMMITTED && g->info.owner != 0 &&
+                       g->info.ack_deadline_ms == d->deadline_ms
+                   ? g
+                   : NULL;
+    if (g->info.state != GTX_ACTIVE || g->info.deadline_ms != d->deadline_ms) return NULL;
     return g;
 }
 
-/* Rebuilds the heap from the table when stale entries outnumber live ones. */
-static void gtx_heap_compact(gtx_table *t)
+/* Rebuilds heap h from the table when stale entries outnumber live ones (`live` of them). */
+static void gtx_heap_compact(gtx_table *t, gtx_heap *h, uint64_t live)
 {
-    if (t->heap_len <= 2 * t->n_state[GTX_ACTIVE] + 1024) return;
+    if (h->len <= 2 * live + 1024) return;
     size_t n = 0;
-    for (size_t i = 0; i < t->heap_len; i++)
-        if (gtx_heap_entry_live(t, &t->heap[i])) t->heap[n++] = t->heap[i];
-    t->heap_len = n;
-    for (size_t i = n / 2; i-- > 0;) gtx_heap_down(t, i);
+    for (size_t i = 0; i < h->len; i++)
+        if (gtx_heap_entry_live(t, h, &h->v[i])) h->v[n++] = h->v[i];
+    h->len = n;
+    for (size_t i = n / 2; i-- > 0;) gtx_heap_down(h, i);
+}
+
+/* The earliest live deadline of h, dropping stale entries on top; UINT64_MAX if none. */
+static uint64_t gtx_heap_first(gtx_table *t, gtx_heap *h)
+{
+    while (h->len && !gtx_heap_entry_live(t, h, &h->v[0])) gtx_heap_pop(h);
+    return h->len ? h->v[0].deadline_ms : UINT64_MAX;
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -292,8 +322,11 @@ static int gtx_held_reserve(gtx_table *t)
  * recorded session. */
 static void gtx_remember_abort(gtx_table *t, const gtx_node *g, enum gtx_abort_cause cause)
 {
-    gtx_aborted a = {g->info.seq, cause, g->info.timeout_ms, g->info.deadline_ms,
-                     g->info.ap_pid};
+    /* after PRECOMMIT the ack deadline may lie beyond the transaction's deadline: the
+     * later of the two, so no session is fenced while its AP may still be acting */
+    uint64_t deadline = g->info.deadline_ms > g->info.ack_deadline_ms ? g->info.deadline_ms
+                                                                       : g->info.ack_deadline_ms;
+    gtx_aborted a = {g->info.seq, cause, g->info.timeout_ms, deadline, g->info.ap_pid};
     t->aborted[t->aborted_pos] = a;
     t->aborted_pos = (t->aborted_pos + 1) % GTX_ABORT_MEMORY;
     t->abort_count++;
@@ -437,7 +470,8 @@ void gtx_table_free(gtx_table *t)
     free(t->held);
     free(t->rm_names);
     free(t->buckets);
-    free(t->heap);
+    free(t->heap.v);
+    free(t->ack_heap.v);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -473,8 +507,8 @@ int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
     g->info.timeout_ms = timeout_ms;
     g->info.owner = owner;
     g->info.ap_pid = ap_pid;
-    gtx_heap_compact(t);
-    if ((rc = gtx_heap_push(t, g->info.deadline_ms, seq)) != 0) goto fail_free_node;
+    gtx_heap_compact(t, &t->heap, t->n_state[GTX_ACTIVE]);
+    if ((rc = gtx_heap_push(&t->heap, g->info.deadline_ms, seq)) != 0) goto fail_free_node;
     size_t b = gtx_bucket_of(t, seq);
     g->next = t->buckets[b];
     t->buckets[b] = g;
@@ -536,6 +570,53 @@ void gtx_commit_record(const gtx_info *g, xatm_declog_record *rec)
     }
 }
 
+void gtx_decision_record(const gtx_info *g, uint8_t type, xatm_declog_record *rec)
+{
+    if (type == XATM_DL_COMMIT) {
+        gtx_commit_record(g, rec);
+        return;
+    }
+    memset(rec, 0, sizeof *rec);
+    rec->type = type;
+    snprintf(rec->gtrid, sizeof rec->gtrid, "%s", g->gtrid);
+    rec->protocol = XATM_PROTOCOL_3PC;
+    for (unsigned i = 0; i < g->n_branches; i++) {
+        xatm_declog_branch *d = &rec->branches[rec->n_branches++];
+        snprintf(d->rm, sizeof d->rm, "%s", g->branches[i].rm);
+        d->session_id = g->branches[i].session_id;
+    }
+}
+
+bool gtx_unresolved_record(const gtx_info *g, xatm_declog_record *rec)
+{
+    switch (g->state) {
+    case GTX_ACTIVE:
+        return false;
+    case GTX_PRECOMMIT_PENDING:
+    case GTX_PRECOMMITTED:
+        gtx_decision_record(g, XATM_DL_PRECOMMIT, rec);
+        return true;
+    case GTX_ABORT_PENDING:
+        gtx_decision_record(g, XATM_DL_ABORT, rec);
+        return true;
+    case GTX_COMMIT_PENDING:
+    case GTX_COMMITTING:
+        gtx_commit_record(g, rec);
+        return true;
+    }
+    return false;
+}
+
+/* PRECOMMITTED g is aborted (cause, reason): ABORT_PENDING, its ABORT record in *rec. */
+static void gtx_to_abort_pending(gtx_table *t, gtx_node *g, enum gtx_abort_cause cause,
+                                 const char *reason, xatm_declog_record *rec)
+{
+    gtx_set_state(t, g, GTX_ABORT_PENDING);
+    g->info.abort_cause = (uint8_t)cause;
+    snprintf(g->info.abort_reason, sizeof g->info.abort_reason, "%s", reason);
+    gtx_decision_record(&g->info, XATM_DL_ABORT, rec);
+}
+
 /* Decides an abort of g because branch `rm` `what` (removes it). */
 static void gtx_vote_abort(gtx_table *t, gtx_node *g, gtx_vote_result *out, const char *rm,
                            const char *what)
@@ -587,6 +668,9 @@ static void gtx_vote_unknown(const gtx_table *t, const char *gtrid, gtx_vote_res
         case GTX_ABORT_DISCONNECT:
             why = "transaction aborted: its AP disconnected";
             break;
+        case GTX_ABORT_ACK_TIMEOUT:
+            why = "transaction aborted: PreCommit not acknowledged in time";
+            break;
         }
         snprintf(out->reason, sizeof out->reason, "%s", why);
     } else {
@@ -595,6 +679,90 @@ static void gtx_vote_unknown(const gtx_table *t, const char *gtrid, gtx_vote_res
         snprintf(out->reason, sizeof out->reason,
                  "transaction already finished; outcome not remembered");
     }
+}
+
+/* Records the entries' votes and sessions on ACTIVE g's branches. false when it aborted g
+ * (too many branches, an unknown RM: *out says why). */
+static bool gtx_apply_votes(gtx_table *t, gtx_node *g, const xatm_msg_vote_entry *e, size_t n,
+                            gtx_vote_result *out)
+{
+    if (g->info.overflow) {
+        gtx_vote_abort(t, g, out, NULL, "more than 32 branches enlisted");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!gtx_rm_known(t, e[i].rm)) {
+            gtx_vote_abort(t, g, out, e[i].rm, "names an RM that is not configured");
+            return false;
+        }
+        gtx_branch *b = gtx_branch_get(&g->info, e[i].rm);
+        if (!b) {
+            gtx_vote_abort(t, g, out, NULL, "more than 32 branches enlisted");
+            return false;
+        }
+        b->vote = e[i].vote;
+        b->session_id = e[i].session_id;
+    }
+    return true;
+}
+
+/* The PreCommit acknowledgement (a VOTE on PRECOMMITTED g): see the transition table. */
+static void gtx_vote_ack(gtx_table *t, gtx_node *g, const xatm_msg_vote_entry *e, size_t n,
+                         gtx_vote_result *out)
+{
+    uint8_t ack[XATM_MAX_BRANCHES] = {0};
+    char why[XATM_REASON_MAX + 1] = "";
+    for (size_t i = 0; i < n && !why[0]; i++) {
+        gtx_branch *b = gtx_branch_find(&g->info, e[i].rm);
+        if (!b)
+            snprintf(why, sizeof why, "branch %s was not part of the PreCommit", e[i].rm);
+        else
+            ack[b - g->info.branches] = e[i].vote;
+    }
+    unsigned yes = 0;
+    for (unsigned i = 0; i < g->info.n_branches && !why[0]; i++) {
+        const char *rm = g->info.branches[i].rm;
+        switch (ack[i]) {
+        case XATM_VOTE_YES:
+            yes++;
+            break;
+        case XATM_VOTE_READONLY:
+            break;
+        case 0:
+            snprintf(why, sizeof why, "branch %s did not acknowledge PreCommit", rm);
+            break;
+        case XATM_VOTE_NO:
+            snprintf(why, sizeof why, "branch %s could not prepare after PreCommit", rm);
+            break;
+        default:
+            snprintf(why, sizeof why, "branch %s sent an invalid PreCommit acknowledgement", rm);
+            break;
+        }
+    }
+    if (why[0]) {
+        out->outcome = XATM_OUTCOME_ABORT;
+        snprintf(out->reason, sizeof out->reason, "%s", why);
+        out->must_log = true;
+        gtx_to_abort_pending(t, g, GTX_ABORT_VOTE, why, &out->rec);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        gtx_branch *b = gtx_branch_find(&g->info, e[i].rm);
+        b->vote = e[i].vote;
+        if (e[i].session_id) b->session_id = e[i].session_id;
+    }
+    out->outcome = XATM_OUTCOME_COMMIT;
+    t->totals.committed++;
+    if (yes == 0) {
+        /* every branch committed at its prepare: nothing left to commit, the PRECOMMIT
+         * record is closed by the END the caller appends */
+        out->must_end = true;
+        gtx_remove(t, g, false);
+        return;
+    }
+    gtx_set_state(t, g, GTX_COMMIT_PENDING);
+    out->must_log = true;
+    gtx_commit_record(&g->info, &out->rec);
 }
 
 int gtx_vote(gtx_table *t, uint64_t owner, const char *gtrid, const xatm_msg_vote_entry *e,
@@ -609,28 +777,23 @@ int gtx_vote(gtx_table *t, uint64_t owner, const char *gtrid, const xatm_msg_vot
         gtx_vote_unknown(t, gtrid, out);
         goto out_unlock;
     }
-    if (g->info.owner != owner || g->info.state != GTX_ACTIVE) {
+    if (g->info.owner != owner ||
+        (g->info.state != GTX_ACTIVE && g->info.state != GTX_PRECOMMITTED)) {
         rc = XATM_ESTATE;
         goto out_unlock;
     }
     out->seq = seq;
-    if (g->info.overflow) {
-        gtx_vote_abort(t, g, out, NULL, "more than 32 branches enlisted");
+    out->protocol = g->info.protocol;
+    if (g->info.state == GTX_PRECOMMITTED) {
+        gtx_vote_ack(t, g, e, n, out);
         goto out_unlock;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!gtx_rm_known(t, e[i].rm)) {
-            gtx_vote_abort(t, g, out, e[i].rm, "names an RM that is not configured");
-            goto out_unlock;
-        }
-        gtx_branch *b = gtx_branch_get(&g->info, e[i].rm);
-        if (!b) {
-            gtx_vote_abort(t, g, out, NULL, "more than 32 branches enlisted");
-            goto out_unlock;
-        }
-        b->vote = e[i].vote;
-        b->session_id = e[i].session_id;
+    if (g->info.protocol == XATM_PROTOCOL_3PC) {
+        gtx_vote_abort(t, g, out, NULL,
+                       "VOTE without CanCommit: a 3PC transaction answers CANCOMMIT first");
+        goto out_unlock;
     }
+    if (!gtx_apply_votes(t, g, e, n, out)) goto out_unlock;
     unsigned yes = 0;
     for (unsigned i = 0; i < g->info.n_branches; i++) {
         const gtx_branch *b = &g->info.branches[i];
@@ -667,6 +830,121 @@ out_unlock:
     return rc;
 }
 
+/* Room in the ack heap for every transaction on its way to PRECOMMITTED, plus one, so
+ * gtx_precommit_durable (after the flush: it must not fail) never allocates. */
+static int gtx_ack_heap_reserve(gtx_table *t)
+{
+    gtx_heap *h = &t->ack_heap;
+    size_t need = h->len + (size_t)t->n_state[GTX_PRECOMMIT_PENDING] + 1;
+    if (h->cap >= need) return 0;
+    size_t cap = h->cap ? h->cap : 64;
+    while (cap < need) cap *= 2;
+    gtx_deadline *v = realloc(h->v, cap * sizeof *v);
+    if (!v) return XATM_ENOMEM;
+    h->v = v;
+    h->cap = cap;
+    return 0;
+}
+
+int gtx_cancommit(gtx_table *t, uint64_t owner, const char *gtrid,
+                  const xatm_msg_vote_entry *e, size_t n, gtx_vote_result *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    uint64_t seq = gtx_seq_of(t, gtrid);
+    gtx_node *g = seq ? gtx_find_seq(t, seq) : NULL;
+    if (!g) {
+        gtx_vote_unknown(t, gtrid, out);
+        goto out_unlock;
+    }
+    if (g->info.owner != owner || g->info.state != GTX_ACTIVE) {
+        rc = XATM_ESTATE;
+        goto out_unlock;
+    }
+    out->seq = seq;
+    out->protocol = g->info.protocol;
+    if (g->info.protocol != XATM_PROTOCOL_3PC) {
+        gtx_vote_abort(t, g, out, NULL, "CANCOMMIT on a 2PC transaction");
+        goto out_unlock;
+    }
+    if (!gtx_apply_votes(t, g, e, n, out)) goto out_unlock;
+    for (unsigned i = 0; i < g->info.n_branches; i++) {
+        const gtx_branch *b = &g->info.branches[i];
+        switch (b->vote) {
+        case XATM_VOTE_YES:
+            break;
+        case 0:
+            gtx_vote_abort(t, g, out, b->rm, "did not answer CanCommit");
+            goto out_unlock;
+        case XATM_VOTE_NO:
+            gtx_vote_abort(t, g, out, b->rm, "answered no to CanCommit");
+            goto out_unlock;
+        default: /* READONLY too: a 3PC branch writes its marker row, it is never read-only */
+            gtx_vote_abort(t, g, out, b->rm, "sent an invalid CanCommit answer");
+            goto out_unlock;
+        }
+    }
+    if (g->info.n_branches == 0) {
+        out->outcome = XATM_OUTCOME_COMMIT; /* nothing to commit */
+        t->totals.committed++;
+        gtx_remove(t, g, false);
+        goto out_unlock;
+    }
+    if (gtx_ack_heap_reserve(t) != 0) {
+        gtx_vote_abort(t, g, out, NULL, "xatmd is out of memory");
+        goto out_unlock;
+    }
+    gtx_set_state(t, g, GTX_PRECOMMIT_PENDING);
+    out->outcome = XATM_OUTCOME_PRECOMMIT;
+    out->must_log = true;
+    gtx_decision_record(&g->info, XATM_DL_PRECOMMIT, &out->rec);
+
+out_unlock:
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+int gtx_precommit_durable(gtx_table *t, uint64_t seq, uint64_t now_ms, uint32_t ack_timeout_ms)
+{
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    gtx_node *g = gtx_find_seq(t, seq);
+    if (!g) {
+        rc = XATM_ENOTFOUND;
+    } else if (g->info.state != GTX_PRECOMMIT_PENDING) {
+        rc = XATM_ESTATE;
+    } else {
+        gtx_heap_compact(t, &t->ack_heap, t->n_state[GTX_PRECOMMITTED]);
+        gtx_set_state(t, g, GTX_PRECOMMITTED);
+        g->info.ack_deadline_ms = now_ms + ack_timeout_ms;
+        /* cannot fail: gtx_cancommit reserved the room */
+        rc = gtx_heap_push(&t->ack_heap, g->info.ack_deadline_ms, seq);
+        assert(rc == 0);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+int gtx_abort_durable(gtx_table *t, uint64_t seq, void (*cb)(const gtx_info *g, void *arg),
+                      void *arg)
+{
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    gtx_node *g = gtx_find_seq(t, seq);
+    if (!g) {
+        rc = XATM_ENOTFOUND;
+    } else if (g->info.state != GTX_ABORT_PENDING) {
+        rc = XATM_ESTATE;
+    } else {
+        if (cb) cb(&g->info, arg);
+        gtx_abort(t, g, (enum gtx_abort_cause)g->info.abort_cause);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
 int gtx_commit_durable(gtx_table *t, uint64_t seq, uint64_t now_ms)
 {
     int rc = 0;
@@ -692,6 +970,7 @@ static bool gtx_xa_rc_done(int32_t rc)
 int gtx_done(gtx_table *t, uint64_t owner, const char *gtrid, uint8_t outcome,
              const xatm_msg_done_entry *e, size_t n, gtx_done_result *out)
 {
+    memset(out, 0, sizeof *out);
     out->action = GTX_DONE_IGNORED;
     out->note = "";
     int rc = 0;
@@ -709,6 +988,8 @@ int gtx_done(gtx_table *t, uint64_t owner, const char *gtrid, uint8_t outcome,
         rc = XATM_ESTATE;
         goto out_unlock;
     }
+    out->protocol = g->info.protocol;
+    out->seq = g->info.seq;
     switch (g->info.state) {
     case GTX_ACTIVE:
         if (outcome == XATM_OUTCOME_COMMIT && g->info.n_branches <= 1) {
@@ -723,8 +1004,21 @@ int gtx_done(gtx_table *t, uint64_t owner, const char *gtrid, uint8_t outcome,
         out->action = GTX_DONE_REMOVED;
         break;
     case GTX_COMMIT_PENDING:
+    case GTX_PRECOMMIT_PENDING:
+    case GTX_ABORT_PENDING:
         t->totals.rejected_msgs++;
         out->note = "DONE before the decision was sent: ignored";
+        break;
+    case GTX_PRECOMMITTED:
+        if (outcome == XATM_OUTCOME_COMMIT) {
+            t->totals.rejected_msgs++;
+            out->note = "DONE commit before DoCommit was sent: ignored (the transaction is "
+                        "aborted unless PreCommit is acknowledged in time)";
+            break;
+        }
+        gtx_to_abort_pending(t, g, GTX_ABORT_ROLLBACK,
+                             "transaction rolled back by its AP after PreCommit", &out->rec);
+        out->action = GTX_DONE_ABORT_LOG;
         break;
     case GTX_COMMITTING:
         if (outcome != XATM_OUTCOME_COMMIT) {
@@ -758,19 +1052,23 @@ out_unlock:
     return rc;
 }
 
-int gtx_rollback(gtx_table *t, uint64_t owner, const char *gtrid)
+int gtx_rollback(gtx_table *t, uint64_t owner, const char *gtrid, xatm_declog_record *abort_rec)
 {
     int rc = 0;
+    if (abort_rec) abort_rec->type = 0;
     pthread_mutex_lock(&t->mu);
     gtx_node *g = gtx_find(t, gtrid);
     if (!g) {
         t->totals.unknown_msgs++;
         rc = XATM_ENOTFOUND;
-    } else if (g->info.owner != owner || g->info.state != GTX_ACTIVE) {
+    } else if (g->info.owner == owner && g->info.state == GTX_ACTIVE) {
+        gtx_abort(t, g, GTX_ABORT_ROLLBACK);
+    } else if (g->info.owner == owner && g->info.state == GTX_PRECOMMITTED && abort_rec) {
+        gtx_to_abort_pending(t, g, GTX_ABORT_ROLLBACK,
+                             "transaction rolled back by its AP after PreCommit", abort_rec);
+    } else {
         t->totals.rejected_msgs++;
         rc = XATM_ESTATE;
-    } else {
-        gtx_abort(t, g, GTX_ABORT_ROLLBACK);
     }
     pthread_mutex_unlock(&t->mu);
     return rc;
@@ -808,9 +1106,9 @@ size_t gtx_expire(gtx_table *t, uint64_t now_ms, void (*cb)(const gtx_info *g, v
 {
     size_t n = 0;
     pthread_mutex_lock(&t->mu);
-    while (t->heap_len && t->heap[0].deadline_ms <= now_ms) {
-        gtx_node *g = gtx_heap_entry_live(t, &t->heap[0]);
-        gtx_heap_pop(t);
+    while (t->heap.len && t->heap.v[0].deadline_ms <= now_ms) {
+        gtx_node *g = gtx_heap_entry_live(t, &t->heap, &t->heap.v[0]);
+        gtx_heap_pop(&t->heap);
         if (!g) continue;
         if (cb) cb(&g->info, arg);
         t->totals.timed_out++;
@@ -821,12 +1119,36 @@ size_t gtx_expire(gtx_table *t, uint64_t now_ms, void (*cb)(const gtx_info *g, v
     return n;
 }
 
+size_t gtx_expire_precommits(gtx_table *t, uint64_t now_ms,
+                             void (*cb)(const gtx_info *g, const xatm_declog_record *rec,
+                                        void *arg),
+                             void *arg)
+{
+    size_t n = 0;
+    xatm_declog_record rec;
+    pthread_mutex_lock(&t->mu);
+    while (t->ack_heap.len && t->ack_heap.v[0].deadline_ms <= now_ms) {
+        gtx_node *g = gtx_heap_entry_live(t, &t->ack_heap, &t->ack_heap.v[0]);
+        gtx_heap_pop(&t->ack_heap);
+        if (!g) continue;
+        gtx_to_abort_pending(t, g, GTX_ABORT_ACK_TIMEOUT,
+                             "transaction aborted: PreCommit not acknowledged within "
+                             "tm.precommit_timeout",
+                             &rec);
+        if (cb) cb(&g->info, &rec, arg);
+        n++;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
 uint64_t gtx_next_deadline(gtx_table *t)
 {
     uint64_t d = UINT64_MAX;
     pthread_mutex_lock(&t->mu);
-    while (t->heap_len && !gtx_heap_entry_live(t, &t->heap[0])) gtx_heap_pop(t);
-    if (t->heap_len) d = t->heap[0].deadline_ms;
+    d = gtx_heap_first(t, &t->heap);
+    uint64_t a = gtx_heap_first(t, &t->ack_heap);
+    if (a < d) d = a;
     pthread_mutex_unlock(&t->mu);
     return d;
 }
@@ -851,6 +1173,9 @@ enum gtx_verdict gtx_recovery_verdict(gtx_table *t, const char *gtrid, uint64_t 
         }
         break;
     case GTX_COMMIT_PENDING:
+    case GTX_PRECOMMIT_PENDING:
+    case GTX_PRECOMMITTED: /* past its ack deadline: the event loop aborts it (forced) */
+    case GTX_ABORT_PENDING: /* nothing is rolled back before its ABORT is durable */
         v = GTX_V_LIVE;
         break;
     case GTX_COMMITTING:
@@ -862,8 +1187,8 @@ out_unlock:
     return v;
 }
 
-/* Hands COMMITTING transactions with owner 0 (and, with `overdue`, those past their
- * deadline at now_ms) to cb, removing each it accepts. */
+/* Hands COMMITTING and PRECOMMITTED transactions with owner 0 (and, with `overdue`,
+ * COMMITTING ones past their deadline at now_ms) to cb, removing each it accepts. */
 static size_t gtx_take(gtx_table *t, bool overdue, uint64_t now_ms,
                        int (*cb)(const gtx_info *g, void *arg), void *arg)
 {
@@ -874,8 +1199,9 @@ static size_t gtx_take(gtx_table *t, bool overdue, uint64_t now_ms,
         gtx_node *g = t->buckets[i];
         while (g) {
             gtx_node *next = g->next;
-            bool take = g->info.state == GTX_COMMITTING &&
-                        (g->info.owner == 0 || (overdue && now_ms >= g->info.deadline_ms));
+            bool take = (g->info.state == GTX_COMMITTING &&
+                         (g->info.owner == 0 || (overdue && now_ms >= g->info.deadline_ms))) ||
+                        (g->info.state == GTX_PRECOMMITTED && g->info.owner == 0);
             if (take && cb(&g->info, arg) == 0) {
                 gtx_remove(t, g, false);
                 n++;
@@ -961,7 +1287,9 @@ size_t gtx_aborts_scanned(gtx_table *t, const char *rm, uint64_t mark, uint64_t 
             bool gone = true;
             for (unsigned k = 0; k < h->n_branches && gone; k++)
                 if (h->branches[k].clean < 2) gone = false;
-            if (gone && h->a.cause == GTX_ABORT_DISCONNECT && now_ms < h->a.deadline_ms)
+            if (gone &&
+                (h->a.cause == GTX_ABORT_DISCONNECT || h->a.cause == GTX_ABORT_ACK_TIMEOUT) &&
+                now_ms < h->a.deadline_ms)
                 gone = false; /* its AP may still prepare before its deadline */
             if (gone) {
                 *pp = h->next;
@@ -1009,6 +1337,8 @@ const char *gtx_abort_cause_name(enum gtx_abort_cause c)
         return "rolled back by its AP";
     case GTX_ABORT_DISCONNECT:
         return "its AP disconnected";
+    case GTX_ABORT_ACK_TIMEOUT:
+        return "PreCommit not acknowledged in time";
     }
     return "aborted";
 }
@@ -1041,6 +1371,9 @@ void gtx_get_counts(gtx_table *t, gtx_counts *out)
     out->active = t->n_state[GTX_ACTIVE];
     out->commit_pending = t->n_state[GTX_COMMIT_PENDING];
     out->committing = t->n_state[GTX_COMMITTING];
+    out->precommit_pending = t->n_state[GTX_PRECOMMIT_PENDING];
+    out->precommitted = t->n_state[GTX_PRECOMMITTED];
+    out->abort_pending = t->n_state[GTX_ABORT_PENDING];
     out->orphaned = t->n_orphaned;
     out->held_aborts = t->n_held;
     pthread_mutex_unlock(&t->mu);
@@ -1055,6 +1388,12 @@ const char *gtx_state_name(enum gtx_state s)
         return "commit-pending";
     case GTX_COMMITTING:
         return "committing";
+    case GTX_PRECOMMIT_PENDING:
+        return "precommit-pending";
+    case GTX_PRECOMMITTED:
+        return "precommitted";
+    case GTX_ABORT_PENDING:
+        return "abort-pending";
     }
     return "?";
 }

@@ -11,10 +11,12 @@
  *   3. if another xatmd answers on either socket path, the start is refused before the
  *      log is touched (stale socket files are removed);
  *   4. the decision log is opened and replayed: BOOT/CHECKPOINT epochs give the highest
- *      epoch seen, COMMIT/PRECOMMIT/HEURISTIC/END fill the unresolved-decision registry;
+ *      epoch seen, COMMIT/PRECOMMIT/ABORT/HEURISTIC/END fill the unresolved-decision
+ *      registry;
  *      a corrupt log stops the start with its file and offset;
  *   5. epoch = highest seen + 1; a BOOT record is appended, forced and flushed;
- *   6. start-up recovery (two passes) settles what earlier incarnations left prepared;
+ *   6. start-up recovery (two passes) settles what earlier incarnations left prepared
+ *      (its first connection to each RM also creates the 3PC marker table there);
  *   7. the sockets are created and one line "xatmd: ready tm=<id> epoch=<n> socket=<path>"
  *      is written to stderr (after the timestamp prefix every daemon line carries);
  *   8. the recovery thread starts, and the event loop runs.
@@ -57,8 +59,8 @@ static void usage(FILE *f)
             "\n"
             "The config file is -c FILE, else $XATM_CONFIG, else " DEFAULT_CONFIG ".\n"
             "Messages go to stderr. SIGTERM or SIGINT stops the daemon cleanly.\n"
-            "XATM_FAULT=<point>[@<n>][:kill|stop|exit|enospc|torn] arms a test fault point\n"
-            "(XATM_FAULT_SEED=<n> seeds the length of a torn log write).\n");
+            "XATM_FAULT=<point>[@<n>][:kill|stop|exit|enospc|torn|partition] arms a test\n"
+            "fault point (XATM_FAULT_SEED=<n> seeds the length of a torn log write).\n");
 }
 
 /* Prints every line of a config error text, or a generic line when there is none. */
@@ -213,8 +215,10 @@ static int run(const char *config_path)
     tm_faultio *fio = NULL;
     char ferr[256] = "";
     if (xatm_fault_init(ferr, sizeof ferr) != 0) {
-        tm_log(ferr, "Unset XATM_FAULT, or use <point>[@<n>][:kill|stop|exit|enospc|torn] "
-                     "with a point name that exists.",
+        tm_log(ferr,
+               "Unset XATM_FAULT, or use "
+               "<point>[@<n>][:kill|stop|exit|enospc|torn|partition] with a point name that "
+               "exists.",
                "invalid XATM_FAULT; refusing to start");
         return 1;
     }

@@ -117,6 +117,7 @@ static enum tm_decision_kind dec_kind_of(const tm_decision_info *i)
             return i->heur[k].outcome == XATM_OUTCOME_COMMIT ? TM_DEC_HEUR_COMMIT
                                                              : TM_DEC_HEUR_ROLLBACK;
     if (i->has_commit) return TM_DEC_COMMIT;
+    if (i->has_abort) return TM_DEC_ABORT;
     if (i->has_precommit) return TM_DEC_PRECOMMIT;
     return TM_DEC_NONE;
 }
@@ -217,6 +218,7 @@ int tm_decisions_replay(tm_decisions *d, const xatm_declog_record *rec, uint64_t
     switch (rec->type) {
     case XATM_DL_COMMIT:
     case XATM_DL_PRECOMMIT:
+    case XATM_DL_ABORT:
         if (!(e = dec_get(d, rec->gtrid, now_ms, &created))) {
             rc = XATM_ENOMEM;
             break;
@@ -227,7 +229,11 @@ int tm_decisions_replay(tm_decisions *d, const xatm_declog_record *rec, uint64_t
             e->info.has_commit = true;
             dec_set_branches(&e->info, rec->branches, rec->n_branches);
         } else {
-            e->info.has_precommit = true;
+            /* ABORT supersedes PRECOMMIT (dec_kind_of); both name every branch */
+            if (rec->type == XATM_DL_ABORT)
+                e->info.has_abort = true;
+            else
+                e->info.has_precommit = true;
             if (!e->info.has_commit) dec_set_branches(&e->info, rec->branches, rec->n_branches);
         }
         e->info.kind = dec_kind_of(&e->info);
@@ -264,16 +270,24 @@ int tm_decisions_adopt(tm_decisions *d, const gtx_info *g, uint64_t now_ms)
     int rc = 0;
     bool created;
     xatm_declog_record rec;
-    gtx_commit_record(g, &rec);
+    bool precommit = g->state == GTX_PRECOMMITTED;
+    if (precommit)
+        gtx_decision_record(g, XATM_DL_PRECOMMIT, &rec);
+    else
+        gtx_commit_record(g, &rec);
     pthread_mutex_lock(&d->mu);
     dec_node *e = dec_get(d, g->gtrid, now_ms, &created);
     if (!e) {
         rc = XATM_ENOMEM;
     } else {
         e->info.protocol = g->protocol;
-        e->info.has_commit = true;
+        if (precommit)
+            e->info.has_precommit = true;
+        else
+            e->info.has_commit = true;
         e->info.ap_pid = g->ap_pid;
-        e->info.deadline_ms = g->deadline_ms;
+        /* an orphaned PRECOMMIT waits for its ack deadline (termination rule) */
+        e->info.deadline_ms = precommit ? g->ack_deadline_ms : g->deadline_ms;
         /* keep sessions a forced outcome already recorded for a branch without one */
         tm_decision_info old = e->info;
         dec_set_branches(&e->info, rec.branches, rec.n_branches);
@@ -286,6 +300,86 @@ int tm_decisions_adopt(tm_decisions *d, const gtx_info *g, uint64_t now_ms)
     }
     pthread_mutex_unlock(&d->mu);
     return rc;
+}
+
+int tm_decisions_adopt_abort(tm_decisions *d, const gtx_info *g, uint64_t now_ms)
+{
+    int rc = 0;
+    bool created;
+    xatm_declog_record rec;
+    gtx_decision_record(g, XATM_DL_ABORT, &rec);
+    pthread_mutex_lock(&d->mu);
+    dec_node *e = dec_get(d, g->gtrid, now_ms, &created);
+    if (!e) {
+        rc = XATM_ENOMEM;
+    } else {
+        e->info.protocol = XATM_PROTOCOL_3PC;
+        e->info.has_precommit = true;
+        e->info.has_abort = true;
+        e->info.ap_pid = g->ap_pid;
+        e->info.deadline_ms =
+            g->deadline_ms > g->ack_deadline_ms ? g->deadline_ms : g->ack_deadline_ms;
+        if (!e->info.has_commit && e->info.n_heur == 0)
+            dec_set_branches(&e->info, rec.branches, rec.n_branches);
+        e->info.kind = dec_kind_of(&e->info);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+int tm_decisions_decide(tm_decisions *d, const char *gtrid, uint8_t type, const char *mixed)
+{
+    int rc = XATM_ENOTFOUND;
+    pthread_mutex_lock(&d->mu);
+    dec_node *e = dec_find(d, gtrid);
+    if (e) {
+        if (type == XATM_DL_COMMIT)
+            e->info.has_commit = true;
+        else
+            e->info.has_abort = true;
+        e->info.term = TM_TERM_NONE;
+        e->info.term_gone_pass = 0;
+        if (mixed) {
+            e->info.heuristic_mixed = true;
+            snprintf(e->info.mixed, sizeof e->info.mixed, "%s", mixed);
+        }
+        e->info.kind = dec_kind_of(&e->info);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+bool tm_decisions_set_mixed(tm_decisions *d, const char *gtrid, const char *text)
+{
+    bool first = false;
+    pthread_mutex_lock(&d->mu);
+    dec_node *e = dec_find(d, gtrid);
+    if (e && !e->info.heuristic_mixed) {
+        e->info.heuristic_mixed = true;
+        snprintf(e->info.mixed, sizeof e->info.mixed, "%s", text);
+        first = true;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return first;
+}
+
+uint64_t tm_decisions_term_step(tm_decisions *d, const char *gtrid, enum tm_term_step step,
+                                uint64_t pass)
+{
+    uint64_t gone = 0;
+    pthread_mutex_lock(&d->mu);
+    dec_node *e = dec_find(d, gtrid);
+    if (e) {
+        e->info.term = step;
+        if (step == TM_TERM_WAIT_DEADLINE || step == TM_TERM_WAIT_SESSIONS)
+            e->info.term_gone_pass = 0;
+        else if (step == TM_TERM_WAIT_SCANS && e->info.term_gone_pass == 0)
+            e->info.term_gone_pass = pass;
+        gone = e->info.term_gone_pass;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return gone;
 }
 
 int tm_decisions_force(tm_decisions *d, const char *gtrid, uint8_t outcome, const char *who,
@@ -455,9 +549,22 @@ size_t tm_decisions_count_heuristic(tm_decisions *d, size_t *unfinished)
     return n;
 }
 
+size_t tm_decisions_count_mixed(tm_decisions *d)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; i < d->n_buckets; i++)
+        for (dec_node *e = d->buckets[i]; e; e = e->next)
+            if (e->info.heuristic_mixed && e->info.n_heur == 0) n++;
+    pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
 const char *tm_decision_kind_name(enum tm_decision_kind k)
 {
     switch (k) {
+    case TM_DEC_ABORT:
+        return "abort";
     case TM_DEC_COMMIT:
         return "commit";
     case TM_DEC_PRECOMMIT:
@@ -486,6 +593,11 @@ void tm_decisions_answer_vote(tm_decisions *d, const char *gtrid, gtx_vote_resul
         v->error = 0;
         snprintf(v->reason, sizeof v->reason, "rolled back by an operator's heuristic decision");
         break;
+    case TM_DEC_ABORT:
+        v->outcome = XATM_OUTCOME_ABORT;
+        v->error = 0;
+        snprintf(v->reason, sizeof v->reason, "transaction aborted after PreCommit (ABORT record)");
+        break;
     case TM_DEC_PRECOMMIT:
     case TM_DEC_NONE:
         break; /* gtx_vote's answer stands */
@@ -504,6 +616,8 @@ void tm_decisions_answer_vote(tm_decisions *d, const char *gtrid, gtx_vote_resul
                                it has been listed by scans spanning this long */
 #define REC_NOTES_MAX 1024u /* log lines remembered from one pass to the next, so a branch's
                                lasting condition is logged once, not at every pass */
+#define REC_ENDED_MAX 100000u /* 3PC gtrids waiting for their markers' deletion; beyond,
+                                 the markers stay (best effort, docs/protocols.md) */
 
 /* One configured RM as recovery sees it. */
 typedef struct rec_rm {
@@ -531,6 +645,12 @@ typedef struct rec_rm {
     uint32_t format_id;        /* our XA formatID (cfg), for rec_collect's check */
     const char *tm_id;         /* our TM id (cfg), for rec_collect's check */
     bool scanned;              /* this pass scanned it successfully */
+    uint64_t cur_pass;         /* the pass that made cur (0: none) */
+    uint64_t prev_pass;        /* the pass that made prev; 0 when prev is not a scan of the
+                                  current session (the termination rule's "two scans") */
+    bool markers_ready;        /* xatm_rm_markers_ensure succeeded on this RM */
+    bool markers_warned;       /* its failure was logged (once until it succeeds) */
+    bool marker_del_warned;    /* a failed marker deletion was logged (once until one works) */
 } rec_rm;
 
 /* A condition logged by a pass (rec_note): logged again only if the previous pass did not
@@ -545,6 +665,7 @@ typedef struct rec_note_entry {
 enum rec_note_kind {
     REC_NOTE_HELD = 1, /* XAER_NOTA on a branch whose session is unknown: still held */
     REC_NOTE_UNNAMED,  /* a prepared branch on an RM its commit decision does not name */
+    REC_NOTE_MARKERS,  /* the marker lookup of a 3PC transaction failed on an RM */
 };
 
 /* A branch left waiting for its AP's session (what `xatmctl show` reports). */
@@ -584,6 +705,11 @@ struct recovery {
     bool follow_up;           /* the running pass adopted a decision: run another at once,
                                  so its branches get their second scan without waiting for
                                  the interval */
+    /* guarded by mu: gtrids of 3PC transactions that ended (END appended), whose marker
+     * rows the next pass deletes (recovery_markers_ended) */
+    char (*ended)[XATM_GTRID_MAX + 1]; /* the queue */
+    size_t n_ended, cap_ended;         /* used / allocated */
+    bool ended_dropped_logged;         /* "queue full" was logged */
 };
 
 /* One branch to act on. */
@@ -675,6 +801,36 @@ static void rec_rm_fail(struct recovery *r, size_t i, const char *msg)
                "RM %s unreachable: %s; retrying in %u s", m->cfg->name, msg, secs);
 }
 
+/* Creates the 3PC marker table on RM i (once per run of xatmd, at its first connection):
+ * a failure is a warning; recovery retries at each reconnect. */
+static void rec_markers_ensure(struct recovery *r, size_t i)
+{
+    rec_rm *m = &r->rms[i];
+    if (m->markers_ready || !m->conn) return;
+    int rc = xatm_rm_markers_ensure(m->conn);
+    if (rc == XATM_XA_OK) {
+        m->markers_ready = true;
+        if (m->markers_warned)
+            tm_log(NULL, NULL, "RM %s: the 3PC marker table %s is now in place", m->cfg->name,
+                   XATM_MARKER_TABLE);
+        m->markers_warned = false;
+        return;
+    }
+    if (m->markers_warned) return;
+    m->markers_warned = true;
+    char detail[800];
+    snprintf(detail, sizeof detail,
+             "%s (%s). 3PC branches on this RM vote no at CanCommit while the table is "
+             "missing; 2PC is not affected.",
+             xatm_rm_errmsg(m->conn), xatm_xa_rc_name(rc));
+    tm_log(detail,
+           "Give xatm's RM user the right to create tables in its database, or create the "
+           "table by hand (rm-adapters/rm.h shows its layout); xatmd tries again when it "
+           "reconnects.",
+           "warning: RM %s: cannot create the 3PC marker table %s", m->cfg->name,
+           XATM_MARKER_TABLE);
+}
+
 /* Makes sure RM i has a session. false when it is in back-off (unless `now`) or the
  * connect failed. */
 static bool rec_rm_connect(struct recovery *r, size_t i, bool now)
@@ -702,6 +858,7 @@ static bool rec_rm_connect(struct recovery *r, size_t i, bool now)
     m->last_error[0] = '\0';
     pthread_mutex_unlock(&r->mu);
     if (was_quarantined) tm_log(NULL, NULL, "RM %s reachable again", m->cfg->name);
+    rec_markers_ensure(r, i);
     return true;
 }
 
@@ -822,6 +979,8 @@ static bool rec_scan(struct recovery *r, size_t i, bool now)
     }
     m->have_prev = true;
     if (!had_prev) m->n_prev = 0; /* an old scan from before an outage does not count */
+    m->prev_pass = had_prev ? m->cur_pass : 0;
+    m->cur_pass = r->cur_rep.pass;
     m->scanned = true;
     rec_publish_scan(r, m);
     tm_decisions_scanned(ctx->decisions, m->cfg->name, rec_present, m);
@@ -997,7 +1156,14 @@ static void rec_decide(struct recovery *r, const char *gtrid, rec_plan *p)
                  "commit decided, phase 2 not finished within its deadline");
         return;
     case TM_DEC_PRECOMMIT:
-        p->act = REC_LEAVE; /* no 3PC termination rule in this TM: listed as in-doubt */
+        p->act = REC_LEAVE; /* the termination rule (rec_terminate) decides it first */
+        return;
+    case TM_DEC_ABORT:
+        p->act = REC_ROLLBACK;
+        p->why = "3PC abort decision (ABORT record)";
+        p->fence_at_ms = rec_entry_deadline(r, &e);
+        snprintf(p->fence_why, sizeof p->fence_why,
+                 "3PC transaction aborted after PreCommit; its deadline passed");
         return;
     default:
         break;
@@ -1295,10 +1461,18 @@ typedef struct rec_candidates {
     size_t n, cap;          /* used / allocated */
 } rec_candidates;
 
+/* A heuristic mixed outcome stays unresolved (and visible) until an operator records an
+ * outcome for it (a heuristic record). */
+static bool rec_mixed_open(const tm_decision_info *e)
+{
+    return e->heuristic_mixed && e->n_heur == 0;
+}
+
 static void rec_collect_candidate(const tm_decision_info *e, void *arg)
 {
     rec_candidates *c = arg;
     if (e->kind == TM_DEC_PRECOMMIT || e->kind == TM_DEC_NONE || e->finished) return;
+    if (rec_mixed_open(e)) return;
     for (unsigned k = 0; k < e->n_branches; k++)
         if (e->branches[k].clean_scans < 2) return;
     if (c->n == c->cap) {
@@ -1342,10 +1516,107 @@ static bool rec_still_resolvable(tm_decisions *d, const char *gtrid)
 {
     tm_decision_info e;
     if (tm_decisions_get(d, gtrid, &e) == TM_DEC_NONE) return false;
-    if (e.kind == TM_DEC_PRECOMMIT || e.finished) return false;
+    if (e.kind == TM_DEC_PRECOMMIT || e.finished || rec_mixed_open(&e)) return false;
     for (unsigned k = 0; k < e.n_branches; k++)
         if (e.branches[k].clean_scans < 2) return false;
     return true;
+}
+
+/* Collects the RMs whose committed marker rows xatm_rm_markers_find reports. */
+typedef struct rec_marked {
+    const tm_decision_info *e;        /* the decision */
+    bool marked[XATM_MAX_BRANCHES];   /* per branch of e: a committed marker exists */
+} rec_marked;
+
+static void rec_marker_cb(const char *rm, void *arg)
+{
+    rec_marked *mk = arg;
+    for (unsigned k = 0; k < mk->e->n_branches; k++)
+        if (strcmp(mk->e->branches[k].rm, rm) == 0) mk->marked[k] = true;
+}
+
+/* Looks up the committed marker rows of e's gtrid on the RM of every branch of e (3PC:
+ * docs/protocols.md, "Marker rows"). 0 and mk filled, or an XA error (an RM unreachable
+ * or the lookup failed: logged once; the caller retries at a later pass). */
+static int rec_markers(struct recovery *r, const tm_decision_info *e, rec_marked *mk)
+{
+    memset(mk, 0, sizeof *mk);
+    mk->e = e;
+    for (unsigned k = 0; k < e->n_branches; k++) {
+        int i = xatm_config_rm_index(r->ctx->cfg, e->branches[k].rm);
+        if (i < 0) return XATM_XAER_INVAL;
+        rec_rm *m = &r->rms[i];
+        if (!m->conn) return XATM_XAER_RMFAIL;
+        int rc = xatm_rm_markers_find(m->conn, e->gtrid, rec_marker_cb, mk);
+        if (rc == XATM_XA_OK) continue;
+        char msg[700];
+        snprintf(msg, sizeof msg, "marker lookup failed (%s): %s", xatm_xa_rc_name(rc),
+                 xatm_rm_errmsg(m->conn));
+        if (rc == XATM_XAER_RMFAIL || !xatm_rm_alive(m->conn)) {
+            rec_rm_fail(r, (size_t)i, msg);
+        } else if (rec_note(r, REC_NOTE_MARKERS, e->gtrid, m->cfg->name)) {
+            tm_log("Recovery cannot tell whether that branch committed; it tries again at "
+                   "every pass.",
+                   "Check that the table " XATM_MARKER_TABLE " exists on that RM and that "
+                   "xatm's RM user may read it.",
+                   "recovery: 3PC transaction %s: cannot read its marker rows on RM %s: %s",
+                   e->gtrid, m->cfg->name, msg);
+        }
+        return rc;
+    }
+    return 0;
+}
+
+/* "committed: a, b; <other>c" for e's branches by mk ("none" for an empty list). */
+static void rec_mixed_text(const tm_decision_info *e, const rec_marked *mk, const char *other,
+                           char *out, size_t size)
+{
+    char yes[XATM_MAX_BRANCHES * (XATM_RM_NAME_MAX + 2) + 1] = "";
+    char no[sizeof yes] = "";
+    for (unsigned k = 0; k < e->n_branches; k++) {
+        char *l = mk->marked[k] ? yes : no;
+        size_t len = strlen(l);
+        snprintf(l + len, sizeof yes - len, "%s%s", len ? ", " : "", e->branches[k].rm);
+    }
+    snprintf(out, size, "committed: %s; %s%s", yes[0] ? yes : "none", other,
+             no[0] ? no : "none");
+}
+
+/* Before the END of a resolved 3PC decision: its marker rows must agree with it (a
+ * COMMIT: every branch it names committed; an ABORT: none). A disagreement is a heuristic
+ * mixed outcome: logged once, kept unresolved and shown (docs/protocols.md). true when
+ * the END may be written. */
+static bool rec_markers_agree(struct recovery *r, const tm_decision_info *e)
+{
+    if (e->protocol != XATM_PROTOCOL_3PC || e->n_heur) return true;
+    if (e->kind != TM_DEC_COMMIT && e->kind != TM_DEC_ABORT) return true;
+    rec_marked mk;
+    if (rec_markers(r, e, &mk) != 0) return false;
+    bool commit = e->kind == TM_DEC_COMMIT;
+    bool agree = true;
+    for (unsigned k = 0; k < e->n_branches; k++)
+        if (mk.marked[k] != commit) agree = false;
+    if (agree) return true;
+    char text[256];
+    rec_mixed_text(e, &mk, commit ? "lost (neither prepared nor committed): "
+                                  : "rolled back: ",
+                   text, sizeof text);
+    if (tm_decisions_set_mixed(r->ctx->decisions, e->gtrid, text)) {
+        char detail[700];
+        snprintf(detail, sizeof detail,
+                 "xatmd's decision was %s (%s record), but the marker rows say %s. %s The "
+                 "transaction stays listed (xatmctl list: \"heuristic_mixed\": true) until "
+                 "an operator records its outcome.",
+                 commit ? "commit" : "abort", commit ? "COMMIT" : "ABORT", text,
+                 commit ? "A branch was lost before it prepared."
+                        : "A participant committed on its own at its participant timeout "
+                          "(tm.participant_timeout_action: commit) although xatmd aborted.");
+        tm_log(detail,
+               "Repair the data by hand on the RMs, then record the outcome: xatmctl "
+               "rollback|commit GTRID --reason TEXT (docs/operations.md, \"Heuristic mixed\").",
+               "heuristic mixed outcome of 3PC transaction %s: %s", e->gtrid, text);
+    }
+    return false;
 }
 
 /* true when the latest scan of an RM scanned this pass lists a branch of gtrid, whatever
@@ -1380,6 +1651,7 @@ static void rec_resolve(struct recovery *r)
     for (size_t k = 0; k < c.n && !atomic_load(&ctx->fatal); k++) {
         if (rec_gtrid_listed(r, c.v[k].gtrid)) continue;
         if (!rec_sessions_gone(r, &c.v[k])) continue;
+        if (!rec_markers_agree(r, &c.v[k])) continue;
         xatm_declog_record rec;
         memset(&rec, 0, sizeof rec);
         rec.type = XATM_DL_END;
@@ -1403,6 +1675,7 @@ static void rec_resolve(struct recovery *r)
         }
         if (!still) continue; /* changed since it was collected (an operator's outcome) */
         ended++;
+        if (c.v[k].protocol == XATM_PROTOCOL_3PC) recovery_markers_ended(r, rec.gtrid);
         if (c.v[k].n_heur)
             tm_log("The heuristic decision stays on record (xatmctl list --all, show).", NULL,
                    "recovery: heuristic decision %s finished: every branch is finished",
@@ -1417,6 +1690,259 @@ static void rec_resolve(struct recovery *r)
         int rc = tm_log_flush(ctx);
         if (rc != 0) rec_fatal(r, rc);
     }
+}
+
+/* ------------------------------------------------------------------ termination rule */
+
+/* Collects the PRECOMMIT decisions (copies) for rec_terminate. */
+static void rec_collect_precommit(const tm_decision_info *e, void *arg)
+{
+    rec_candidates *c = arg;
+    if (e->kind != TM_DEC_PRECOMMIT) return;
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 8;
+        tm_decision_info *x = realloc(c->v, nc * sizeof *x);
+        if (!x) return; /* retried at the next pass */
+        c->v = x;
+        c->cap = nc;
+    }
+    c->v[c->n++] = *e;
+}
+
+/* The termination rule's session step: true when no recorded MariaDB session of e is
+ * connected any more; a live one is fenced (its deadline has passed), and then a pass
+ * follows at once to see it gone. */
+static bool rec_term_sessions(struct recovery *r, const tm_decision_info *e)
+{
+    bool gone = true;
+    for (unsigned k = 0; k < e->n_branches; k++) {
+        const tm_decision_branch *b = &e->branches[k];
+        if (b->session_id == 0 || xatm_session_ref_tag(b->session_id) == 0) continue;
+        int i = xatm_config_rm_index(r->ctx->cfg, b->rm);
+        if (i < 0) return false;
+        rec_rm *m = &r->rms[i];
+        if (m->cfg->type != XATM_RM_MYSQL) continue;
+        if (!m->conn) {
+            gone = false;
+            continue;
+        }
+        int alive = xatm_rm_session_alive(m->conn, b->session_id);
+        if (alive == 0) continue;
+        gone = false;
+        char msg[700];
+        if (alive < 0) {
+            snprintf(msg, sizeof msg, "session check failed (%s): %s", xatm_xa_rc_name(alive),
+                     xatm_rm_errmsg(m->conn));
+            if (alive == XATM_XAER_RMFAIL || !xatm_rm_alive(m->conn))
+                rec_rm_fail(r, (size_t)i, msg);
+            continue;
+        }
+        unsigned long long shown = (unsigned long long)xatm_session_ref_id(b->session_id);
+        char pid[32] = "unknown";
+        if (e->ap_pid) snprintf(pid, sizeof pid, "%u", e->ap_pid);
+        int rc = xatm_rm_fence(m->conn, b->session_id);
+        if (rc != XATM_XA_OK) {
+            snprintf(msg, sizeof msg, "%s (%s)", xatm_rm_errmsg(m->conn), xatm_xa_rc_name(rc));
+            if (rc == XATM_XAER_RMFAIL || !xatm_rm_alive(m->conn))
+                rec_rm_fail(r, (size_t)i, msg);
+            else
+                tm_log(msg, "Recovery tries again at its next pass.",
+                       "could not fence MariaDB session %llu of AP pid %s (branch %s of %s)",
+                       shown, pid, b->rm, e->gtrid);
+            continue;
+        }
+        tm_log("The termination rule decides the transaction once its sessions are gone and "
+               "two scans agree.",
+               NULL,
+               "fenced MariaDB session %llu of AP pid %s (branch %s of %s): 3PC PRECOMMIT "
+               "without an outcome, its deadline passed",
+               shown, pid, b->rm, e->gtrid);
+        r->cur_rep.fenced++;
+        r->follow_up = true;
+    }
+    return gone;
+}
+
+/* The termination rule for one PRECOMMIT decision (docs/protocols.md): deadline, sessions
+ * gone (fenced), two consecutive scans begun after that agreeing on every branch, the
+ * marker rows; then COMMIT or ABORT is forced and it is an ordinary decision. */
+static void rec_terminate_one(struct recovery *r, const tm_decision_info *e)
+{
+    struct tm_ctx *ctx = r->ctx;
+    tm_decisions *d = ctx->decisions;
+    uint64_t pass = r->cur_rep.pass;
+    if (tm_now_ms() < rec_entry_deadline(r, e)) {
+        tm_decisions_term_step(d, e->gtrid, TM_TERM_WAIT_DEADLINE, pass);
+        return;
+    }
+    if (!rec_term_sessions(r, e)) {
+        tm_decisions_term_step(d, e->gtrid, TM_TERM_WAIT_SESSIONS, pass);
+        return;
+    }
+    uint64_t gone_pass = tm_decisions_term_step(d, e->gtrid, TM_TERM_WAIT_SCANS, pass);
+    bool prepared[XATM_MAX_BRANCHES] = {false};
+    for (unsigned k = 0; k < e->n_branches; k++) {
+        int i = xatm_config_rm_index(ctx->cfg, e->branches[k].rm);
+        if (i < 0) return; /* reported at start-up (rec_check_names) */
+        const rec_rm *m = &r->rms[i];
+        if (!m->scanned || m->prev_pass == 0 || m->prev_pass <= gone_pass) {
+            if (m->scanned) r->follow_up = true; /* the next pass brings the second scan */
+            return;
+        }
+        xatm_xid x;
+        memset(&x, 0, sizeof x);
+        snprintf(x.gtrid, sizeof x.gtrid, "%s", e->gtrid);
+        snprintf(x.bqual, sizeof x.bqual, "%s", e->branches[k].rm);
+        bool in_cur = xid_in(m->cur, m->n_cur, &x), in_prev = xid_in(m->prev, m->n_prev, &x);
+        if (in_cur != in_prev) {
+            r->follow_up = true; /* the scans disagree: wait until two agree */
+            return;
+        }
+        prepared[k] = in_cur;
+    }
+    rec_marked mk;
+    if (rec_markers(r, e, &mk) != 0) {
+        tm_decisions_term_step(d, e->gtrid, TM_TERM_WAIT_MARKERS, pass);
+        return;
+    }
+    unsigned marked = 0, lost = 0;
+    for (unsigned k = 0; k < e->n_branches; k++) {
+        if (mk.marked[k])
+            marked++;
+        else if (!prepared[k])
+            lost++;
+    }
+    bool commit = lost == 0 || marked > 0;
+    char mixed[256] = "";
+    if (lost && marked)
+        rec_mixed_text(e, &mk, "lost (neither prepared nor committed): ", mixed, sizeof mixed);
+
+    xatm_declog_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.type = commit ? XATM_DL_COMMIT : XATM_DL_ABORT;
+    snprintf(rec.gtrid, sizeof rec.gtrid, "%s", e->gtrid);
+    rec.protocol = XATM_PROTOCOL_3PC;
+    for (unsigned k = 0; k < e->n_branches; k++) {
+        snprintf(rec.branches[k].rm, sizeof rec.branches[k].rm, "%s", e->branches[k].rm);
+        rec.branches[k].session_id = e->branches[k].session_id;
+    }
+    rec.n_branches = e->n_branches;
+    /* under log_mu: re-checked (an operator may have forced an outcome meanwhile),
+     * appended, the registry updated, flushed; it steers recovery from the next pass on */
+    pthread_mutex_lock(&ctx->log_mu);
+    int rc = 0;
+    bool still = tm_decisions_kind(d, e->gtrid) == TM_DEC_PRECOMMIT;
+    if (still && !atomic_load(&ctx->fatal)) {
+        rc = xatm_declog_append(ctx->log, &rec, true);
+        if (rc == 0) (void)tm_decisions_decide(d, e->gtrid, rec.type, mixed[0] ? mixed : NULL);
+        if (rc == 0) rc = xatm_declog_flush(ctx->log);
+        if (rc != 0) atomic_store(&ctx->fatal, true);
+    }
+    pthread_mutex_unlock(&ctx->log_mu);
+    if (rc != 0) {
+        rec_fatal(r, rc);
+        return;
+    }
+    if (!still) return;
+    r->follow_up = true; /* act on the decision at once */
+    unsigned n_prep = 0;
+    for (unsigned k = 0; k < e->n_branches; k++) n_prep += prepared[k];
+    char detail[400];
+    snprintf(detail, sizeof detail,
+             "%u branch%s prepared, %u with a committed marker row, %u neither, of %u.",
+             n_prep, n_prep == 1 ? "" : "es", marked, lost, (unsigned)e->n_branches);
+    if (mixed[0])
+        tm_log(detail,
+               "Repair the data of the lost branch by hand, then record the outcome: xatmctl "
+               "commit GTRID --reason TEXT (docs/operations.md, \"Heuristic mixed\").",
+               "heuristic mixed outcome of 3PC transaction %s: %s; termination rule: commit "
+               "(COMMIT record forced)",
+               e->gtrid, mixed);
+    else
+        tm_log(detail, NULL,
+               "termination rule: 3PC transaction %s: %s (%s record forced)", e->gtrid,
+               commit ? "commit: every branch is prepared or committed"
+                      : "abort: a branch is neither prepared nor committed",
+               commit ? "COMMIT" : "ABORT");
+}
+
+/* Step 3b: the termination rule for every PRECOMMIT decision. */
+static void rec_terminate(struct recovery *r)
+{
+    rec_candidates c = {.r = r};
+    tm_decisions_foreach(r->ctx->decisions, rec_collect_precommit, &c);
+    for (size_t k = 0; k < c.n && !atomic_load(&r->stop) && !atomic_load(&r->ctx->fatal); k++)
+        rec_terminate_one(r, &c.v[k]);
+    free(c.v);
+}
+
+void recovery_markers_ended(struct recovery *r, const char *gtrid)
+{
+    if (!r || !gtrid) return;
+    pthread_mutex_lock(&r->mu);
+    if (r->n_ended == r->cap_ended) {
+        size_t cap = r->cap_ended ? r->cap_ended * 2 : 256;
+        void *x = cap <= REC_ENDED_MAX ? realloc(r->ended, cap * sizeof *r->ended) : NULL;
+        if (!x) {
+            bool log = !r->ended_dropped_logged;
+            r->ended_dropped_logged = true;
+            pthread_mutex_unlock(&r->mu);
+            if (log)
+                tm_log("Their marker rows stay in " XATM_MARKER_TABLE " (harmless: a gtrid is "
+                       "never reused); they can be deleted by hand.",
+                       NULL, "recovery: too many ended 3PC transactions waiting for their "
+                             "marker rows to be deleted; some are skipped");
+            return;
+        }
+        r->ended = x;
+        r->cap_ended = cap;
+    }
+    snprintf(r->ended[r->n_ended++], sizeof r->ended[0], "%s", gtrid);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Step 5: deletes the marker rows of the 3PC transactions that ended since the last pass,
+ * on every reachable RM whose marker table exists (best effort: a failure is logged once
+ * per RM until a deletion works again, and those rows stay). */
+static void rec_markers_cleanup(struct recovery *r)
+{
+    pthread_mutex_lock(&r->mu);
+    char (*batch)[XATM_GTRID_MAX + 1] = r->ended;
+    size_t n = r->n_ended;
+    r->ended = NULL;
+    r->n_ended = r->cap_ended = 0;
+    r->ended_dropped_logged = false;
+    pthread_mutex_unlock(&r->mu);
+    if (!n) {
+        free(batch);
+        return;
+    }
+    const char **v = malloc(n * sizeof *v);
+    if (!v) {
+        free(batch);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) v[k] = batch[k];
+    for (size_t i = 0; i < r->n_rms && !atomic_load(&r->stop); i++) {
+        rec_rm *m = &r->rms[i];
+        if (!m->conn || !m->markers_ready) continue;
+        int rc = xatm_rm_markers_delete(m->conn, v, n);
+        if (rc == XATM_XA_OK) {
+            m->marker_del_warned = false;
+            continue;
+        }
+        char msg[700];
+        snprintf(msg, sizeof msg, "%s (%s)", xatm_rm_errmsg(m->conn), xatm_xa_rc_name(rc));
+        if (!m->marker_del_warned)
+            tm_log("Those marker rows stay (harmless: a gtrid is never reused).", NULL,
+                   "recovery: RM %s: cannot delete the marker rows of %zu ended 3PC "
+                   "transaction%s: %s",
+                   m->cfg->name, n, n == 1 ? "" : "s", msg);
+        m->marker_del_warned = true;
+        if (rc == XATM_XAER_RMFAIL || !xatm_rm_alive(m->conn)) rec_rm_fail(r, i, msg);
+    }
+    free(v);
+    free(batch);
 }
 
 /* Ends the report of the running pass and publishes it with the waits it collected. */
@@ -1472,7 +1998,9 @@ size_t recovery_pass(struct recovery *r)
     for (size_t i = 0; i < r->n_rms && !atomic_load(&r->stop); i++) rec_scan(r, i, retry_now);
     if (atomic_load(&r->stop)) goto out_report;
     done = rec_act(r);
+    if (!atomic_load(&r->stop)) rec_terminate(r);
     if (!atomic_load(&r->stop)) rec_resolve(r);
+    if (!atomic_load(&r->stop)) rec_markers_cleanup(r);
 out_report:
     rec_pass_end(r, started);
     return done;
@@ -1690,6 +2218,7 @@ void recovery_free(struct recovery *r)
     free(r->new_waits);
     free(r->notes);
     free(r->new_notes);
+    free(r->ended);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -1805,11 +2334,16 @@ static void rec_emit_decision(const tm_decision_info *e, void *arg)
 {
     const rec_emitter *em = arg;
     xatm_declog_record rec;
-    if (e->has_commit || e->has_precommit) {
+    if (e->has_commit || e->has_abort || e->has_precommit) {
         memset(&rec, 0, sizeof rec);
-        rec.type = e->has_commit ? XATM_DL_COMMIT : XATM_DL_PRECOMMIT;
+        /* the latest decision of the gtrid is enough (declog.h) */
+        rec.type = e->has_commit ? XATM_DL_COMMIT
+                   : e->has_abort ? XATM_DL_ABORT
+                                  : XATM_DL_PRECOMMIT;
         snprintf(rec.gtrid, sizeof rec.gtrid, "%s", e->gtrid);
-        rec.protocol = e->protocol ? e->protocol : XATM_PROTOCOL_2PC;
+        rec.protocol = rec.type != XATM_DL_COMMIT ? XATM_PROTOCOL_3PC
+                       : e->protocol              ? e->protocol
+                                                  : XATM_PROTOCOL_2PC;
         for (unsigned k = 0; k < e->n_branches; k++) {
             snprintf(rec.branches[k].rm, sizeof rec.branches[k].rm, "%s", e->branches[k].rm);
             rec.branches[k].session_id = e->branches[k].session_id;
@@ -1832,10 +2366,8 @@ static void rec_emit_decision(const tm_decision_info *e, void *arg)
 static void rec_emit_gtx(const gtx_info *g, void *arg)
 {
     const rec_emitter *em = arg;
-    if (g->state == GTX_ACTIVE) return;
     xatm_declog_record rec;
-    gtx_commit_record(g, &rec);
-    em->emit(&rec, em->emit_arg);
+    if (gtx_unresolved_record(g, &rec)) em->emit(&rec, em->emit_arg);
 }
 
 void recovery_emit_unresolved(void *arg, void (*emit)(const xatm_declog_record *rec, void *ea),

@@ -6,9 +6,11 @@
  *   - gtx.h's table while its transaction is live in this incarnation (COMMIT_PENDING,
  *     COMMITTING with its AP connected and within its deadline);
  *   - the decision registry (tm_decisions, here) when it came from the log at start-up
- *     (COMMIT added, END removed, HEURISTIC / PRECOMMIT recorded), or when recovery adopted
- *     a COMMITTING transaction from the gtx table whose AP is gone or past its deadline
- *     (gtx_take_overdue).
+ *     (COMMIT added, END removed, HEURISTIC / PRECOMMIT / ABORT recorded; an ABORT
+ *     supersedes a PRECOMMIT), or when recovery adopted a COMMITTING transaction from the
+ *     gtx table whose AP is gone or past its deadline (gtx_take_overdue), or a PRECOMMITTED
+ *     one whose AP is gone (an unresolved PRECOMMIT), or the event loop handed over a 3PC
+ *     ABORT once it was durable (gtx_abort_durable's callback).
  * A decision moves from the table to the registry, or leaves the registry (END appended),
  * only with ctx->log_mu held, so the log's rotation callback (recovery_emit_unresolved),
  * which runs inside a flush, sees every unresolved decision exactly once or twice, never
@@ -45,7 +47,8 @@
  *                                                         incarnation that reissued the
  *                                                         gtrid; it is left prepared and
  *                                                         reported once as an anomaly
- *        registry PRECOMMIT without COMMIT (3PC, no termination rule here)   leave
+ *        registry PRECOMMIT without COMMIT / ABORT (3PC)  leave (step 3b decides it)
+ *        registry ABORT (3PC)                             roll back
  *        anything else (presumed abort)                   roll back
  *      XAER_NOTA answers "already done" (logged once per branch). A MariaDB branch is only
  *      touched once the AP session recorded for it (ENLIST/VOTE session reference, from
@@ -66,21 +69,37 @@
  *      waits for the detach) and logs "fenced MariaDB session N of AP pid P holding branch
  *      RM of GTRID: <why>"; the branch is finished by the next pass, which runs right away.
  *      Before the deadline the branch waits (the AP may still finish it);
+ *   3b. the termination rule for every registry PRECOMMIT (docs/protocols.md): its deadline
+ *      passed (adopted: its ack deadline; replayed: since + tm.transaction_timeout); its
+ *      recorded MariaDB sessions gone (a live one is fenced); two consecutive scans of
+ *      every RM it names, both begun after the pass that first saw the sessions gone,
+ *      agreeing on each branch; the committed marker rows (xatm_rm_markers_find). Then
+ *      COMMIT (every branch prepared or marked; heuristic mixed when one is marked and
+ *      another neither) or ABORT is appended and flushed under log_mu, re-checked first,
+ *      and the next pass, run at once, acts on it as on any decision;
  *   4. resolve: a registry decision whose every branch was absent from two consecutive
  *      successful scans of its RM, of whose gtrid no scan of this pass lists any branch
  *      (a branch on an RM it does not name is an anomaly, above), and whose every recorded
  *      MariaDB session is no longer connected (such a session may still hold its branch,
  *      and a branch caught in the middle of its session's detach can be missing from XA
- *      RECOVER), gets its END appended and then leaves the registry (a heuristic one
+ *      RECOVER), and, for a 3PC decision, whose marker rows agree with it (COMMIT: every
+ *      named branch committed; ABORT: none; else it is marked heuristic mixed, logged once,
+ *      and stays until an operator records an outcome), gets its END appended and then
+ *      leaves the registry (a heuristic one
  *      stays, finished), both under log_mu; a failed append leaves it in the registry and
  *      sets ctx->fatal before log_mu is released, so no rotation can checkpoint without it.
+ *   5. the marker rows of 3PC transactions whose END was appended since the last pass are
+ *      deleted on every reachable RM (recovery_markers_ended; best effort).
  * Each pass ends with a report (recovery_report): branches committed / rolled back / left,
  * sessions fenced, decisions resolved, RMs unreachable; `xatmctl recover` asks for a pass
  * and waits for its report.
  * Start-up runs two passes back to back before the sockets open (each RM's connect timeout
  * bounds them). Between them, a prepared branch of this TM whose epoch is not below the
  * new one (the log was lost or replaced) raises the epoch past it: a forced BOOT record,
- * ctx->epoch and the (unused) gtx table follow, and a warning is logged. Then a thread runs a pass every tm.recovery_interval, earlier when woken
+ * ctx->epoch and the (unused) gtx table follow, and a warning is logged. The first
+ * connection to each RM also creates the 3PC marker table (xatm_rm_markers_ensure; a
+ * failure is a warning naming the RM). Then a thread runs a pass every
+ * tm.recovery_interval, earlier when woken
  * (orphaned transaction, `xatmctl recover`, a forced outcome, a fence) or when a
  * quarantined RM's back-off ends, and stops cleanly at shutdown.
  *
@@ -111,9 +130,20 @@
 enum tm_decision_kind {
     TM_DEC_NONE = 0,      /* not in the registry */
     TM_DEC_COMMIT,        /* a COMMIT record (or an adopted COMMITTING transaction) */
-    TM_DEC_PRECOMMIT,     /* a 3PC PRECOMMIT without a COMMIT: left alone */
+    TM_DEC_PRECOMMIT,     /* a 3PC PRECOMMIT without COMMIT or ABORT: the termination rule */
     TM_DEC_HEUR_COMMIT,   /* an operator's heuristic commit (the latest durable one wins) */
     TM_DEC_HEUR_ROLLBACK, /* an operator's heuristic rollback */
+    TM_DEC_ABORT,         /* a 3PC ABORT record (aborted after PRECOMMIT): roll back */
+};
+
+/* Where the termination rule stands on a PRECOMMIT decision (set by each pass). */
+enum tm_term_step {
+    TM_TERM_NONE = 0,      /* not looked at yet */
+    TM_TERM_WAIT_DEADLINE, /* waiting for its deadline */
+    TM_TERM_WAIT_SESSIONS, /* waiting for its recorded MariaDB sessions to end (fenced) */
+    TM_TERM_WAIT_SCANS,    /* waiting for two consecutive scans, both after the sessions
+                              ended, of every RM it names */
+    TM_TERM_WAIT_MARKERS,  /* a marker lookup failed (or an RM is unreachable): retried */
 };
 
 /* Heuristic records kept per gtrid. A forced outcome beyond this is refused (ELIMIT). */
@@ -142,6 +172,14 @@ typedef struct tm_decision_info {
     uint8_t protocol;                 /* 2 or 3 */
     bool has_commit;                  /* a COMMIT record exists (emitted at rotation) */
     bool has_precommit;               /* a PRECOMMIT record exists */
+    bool has_abort;                   /* an ABORT record exists (supersedes the PRECOMMIT) */
+    bool heuristic_mixed;             /* (3PC) some branch committed and another rolled back
+                                         or was lost; kept unresolved (and visible) until an
+                                         operator records an outcome */
+    char mixed[256];                  /* heuristic_mixed: "committed: my; rolled back: pg" */
+    enum tm_term_step term;           /* PRECOMMIT: the termination rule's last step */
+    uint64_t term_gone_pass;          /* PRECOMMIT: the pass that first saw every recorded
+                                         MariaDB session gone (0: not yet) */
     uint8_t n_heur;                   /* heuristic records, oldest first (0: none) */
     tm_heuristic heur[TM_HEUR_MAX];   /* every forced outcome of this gtrid, never dropped */
     bool finished;                    /* (heuristic entries only) every branch is finished and
@@ -180,8 +218,30 @@ void tm_decisions_free(tm_decisions *d);
  * which stays as finished. */
 int tm_decisions_replay(tm_decisions *d, const xatm_declog_record *rec, uint64_t now_ms);
 
-/* Adds a COMMIT decision taken over from the gtx table. 0 or XATM_ENOMEM. */
+/* Adds a decision taken over from the gtx table: a COMMIT for a COMMITTING transaction,
+ * an unresolved PRECOMMIT (every branch, deadline = its ack deadline) for a PRECOMMITTED
+ * one whose AP is gone. 0 or XATM_ENOMEM. */
 int tm_decisions_adopt(tm_decisions *d, const gtx_info *g, uint64_t now_ms);
+
+/* Adds the ABORT decision of a 3PC transaction whose ABORT record is durable (from
+ * gtx_abort_durable's callback, log_mu held): every branch with its session, its AP pid,
+ * deadline = the later of its deadline and its ack deadline. 0 or XATM_ENOMEM. */
+int tm_decisions_adopt_abort(tm_decisions *d, const gtx_info *g, uint64_t now_ms);
+
+/* The termination rule decided a PRECOMMIT (type XATM_DL_COMMIT or XATM_DL_ABORT), whose
+ * record the caller has just appended under log_mu; mixed (may be NULL) marks a heuristic
+ * mixed outcome with its text. 0 or XATM_ENOTFOUND. */
+int tm_decisions_decide(tm_decisions *d, const char *gtrid, uint8_t type, const char *mixed);
+
+/* Marks gtrid's decision heuristic mixed with text (see tm_decision_info.mixed); true the
+ * first time (the caller logs it once). */
+bool tm_decisions_set_mixed(tm_decisions *d, const char *gtrid, const char *text);
+
+/* Records the termination rule's step for gtrid; with TM_TERM_WAIT_SCANS and no pass
+ * recorded yet, `pass` becomes term_gone_pass (WAIT_DEADLINE and WAIT_SESSIONS clear
+ * it). Returns term_gone_pass (0: none). */
+uint64_t tm_decisions_term_step(tm_decisions *d, const char *gtrid, enum tm_term_step step,
+                                uint64_t pass);
 
 /* Records an operator's forced outcome for gtrid as PENDING (it does not steer recovery
  * until tm_decisions_force_durable): call it with log_mu held, right after appending the
@@ -227,12 +287,16 @@ size_t tm_decisions_count(tm_decisions *d);
 /* Entries with heuristic records; *unfinished (may be NULL) gets those not finished. */
 size_t tm_decisions_count_heuristic(tm_decisions *d, size_t *unfinished);
 
-/* "commit", "precommit", "heuristic-commit", "heuristic-rollback", "none". */
+/* Entries marked heuristic mixed for which no operator has recorded an outcome yet. */
+size_t tm_decisions_count_mixed(tm_decisions *d);
+
+/* "commit", "precommit", "abort", "heuristic-commit", "heuristic-rollback", "none". */
 const char *tm_decision_kind_name(enum tm_decision_kind k);
 
 /* The answer to a VOTE for a gtrid that is not live (v->unknown != GTX_UNK_NONE, filled by
  * gtx_vote): a COMMIT or heuristic commit in the registry answers commit, a heuristic
- * rollback answers abort; otherwise gtx_vote's provisional answer stands (abort for a gtrid
+ * rollback or a 3PC ABORT answers abort; otherwise gtx_vote's provisional answer stands
+ * (abort for a gtrid
  * known aborted or never issued, ERROR XATM_EUNKNOWN for one that finished with an outcome
  * no longer remembered). Call it after gtx_vote: a decision leaves the gtx table only
  * after it entered the registry, so the two lookups in this order never miss it. */
@@ -316,6 +380,10 @@ bool recovery_report_for(struct recovery *r, uint64_t ticket, recovery_report *o
 
 /* The latest report; false when no pass has ended yet. */
 bool recovery_last_report(struct recovery *r, recovery_report *out);
+
+/* gtrid, a 3PC transaction, ended (its END was appended): the next pass deletes its marker
+ * rows on every RM (best effort; bounded queue). Thread-safe; NULL r accepted. */
+void recovery_markers_ended(struct recovery *r, const char *gtrid);
 
 /* Total AP sessions fenced since start. */
 uint64_t recovery_fenced_total(struct recovery *r);

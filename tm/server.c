@@ -8,11 +8,20 @@
  * the graveyard, freed only after the whole epoll batch (stale events of the same batch,
  * and parked replies, may still point at it: they check `dead`).
  *
- * Parked replies: a DECISION commit waits in server.parked until the batch's flush
- * returned 0. Its connection may die meanwhile: the reply is then dropped, and the
- * transaction is COMMITTING with owner 0, which recovery finishes; recovery is woken right
- * after the flush for it (the wake-up at the disconnect came while the transaction was
- * still COMMIT_PENDING, which recovery leaves alone as live).
+ * Parked replies: a decision whose record is forced waits in server.parked until the
+ * batch's flush returned 0: DECISION commit (COMMIT), DECISION precommit (3PC PRECOMMIT),
+ * and a 3PC abort after PreCommit (ABORT: the DECISION abort when a VOTE asked, nothing to
+ * send for an ack timeout, a ROLLBACK or a DONE abort; the transaction then leaves the
+ * gtx table for gtx's abort memory and recovery's registry, under log_mu). Its connection
+ * may die meanwhile: the reply is then dropped, and the transaction is COMMITTING (or
+ * PRECOMMITTED) with owner 0, which recovery finishes (or applies the termination rule
+ * to); recovery is woken right after the flush for it (the wake-up at the disconnect came
+ * while the transaction was still *_PENDING, which recovery leaves alone as live).
+ *
+ * The fault action "partition" (common/fault.h), armed at tm.after_precommit_sent, cuts
+ * the connection the PreCommit was just sent on: from then on xatmd discards what it
+ * reads from it, sends it nothing and never closes it (until shutdown); its transaction's
+ * ack deadline then passes and it is aborted (ABORT forced), as after a real partition.
  *
  * Deferred admin replies: `recover` waits for a recovery pass (admin.h) across batches, in
  * server.waiting. Each turn of the loop answers those whose pass ended (the recovery thread
@@ -145,6 +154,7 @@ typedef struct conn {
     bool dead;              /* closed; waiting in the graveyard */
     bool close_after_write; /* close once out is drained (after an ERROR reply) */
     bool want_out;          /* EPOLLOUT is registered */
+    bool cut;               /* fault "partition": input discarded, nothing sent, not closed */
     pid_t peer_pid;         /* SO_PEERCRED pid (0 if unavailable) */
     uid_t peer_uid;         /* SO_PEERCRED uid (valid when peer_known) */
     bool peer_known;        /* SO_PEERCRED answered */
@@ -163,12 +173,14 @@ typedef struct waiting {
     uint64_t deadline_ms; /* when to give up (monotonic) */
 } waiting;
 
-/* A DECISION waiting for the batch's flush. */
+/* A decision waiting for the batch's flush. */
 typedef struct parked {
-    conn *c;           /* connection to answer (may be dead by then) */
-    uint32_t req_id;   /* the VOTE's req_id */
+    conn *c;           /* connection to answer (may be dead by then); NULL: no reply */
+    uint32_t req_id;   /* the VOTE's / CANCOMMIT's req_id */
     uint64_t seq;      /* the transaction */
+    uint8_t kind;      /* the forced record: XATM_DL_COMMIT, _PRECOMMIT or _ABORT */
     char gtrid[XATM_GTRID_MAX + 1]; /* its gtrid, for the reply */
+    char reason[XATM_REASON_MAX + 1]; /* ABORT: why (the reply's reason, the log line) */
 } parked;
 
 struct server {
@@ -467,6 +479,7 @@ static void srv_set_want_out(struct server *s, conn *c, bool want)
 /* Writes as much of c->out as the socket takes. */
 static void srv_conn_write(struct server *s, conn *c)
 {
+    if (c->cut) return;
     while (!c->dead && c->out.len) {
         ssize_t w = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
         if (w > 0) {
@@ -489,7 +502,7 @@ static void srv_conn_write(struct server *s, conn *c)
 /* Queues one message to c and writes it now (so a fault point after it sees it sent). */
 static void srv_send(struct server *s, conn *c, const xatm_msg *m, uint32_t req_id)
 {
-    if (c->dead) return;
+    if (c->dead || c->cut) return;
     int rc = xatm_msg_encode(m, req_id, &c->out);
     if (rc != 0) {
         char why[128];
@@ -626,12 +639,7 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
         return;
     }
     uint8_t protocol = m->u.begin.protocol ? m->u.begin.protocol : cfg->default_protocol;
-    if (protocol == XATM_PROTOCOL_3PC) {
-        srv_send_error(s, c, req_id, XATM_EINVAL,
-                       "this xatmd does not implement 3PC; begin with protocol 2 (2PC)");
-        return;
-    }
-    protocol = XATM_PROTOCOL_2PC;
+    if (protocol != XATM_PROTOCOL_3PC) protocol = XATM_PROTOCOL_2PC;
     uint32_t timeout = m->u.begin.timeout_ms ? m->u.begin.timeout_ms : cfg->transaction_timeout_ms;
     if (timeout == 0) timeout = 60000;
     gtx_info g;
@@ -668,7 +676,8 @@ static void srv_on_enlist(struct server *s, conn *c, const xatm_msg *m)
     xatm_fault_hit("tm.after_enlist");
 }
 
-static int srv_park(struct server *s, conn *c, uint32_t req_id, uint64_t seq, const char *gtrid)
+static int srv_park(struct server *s, conn *c, uint32_t req_id, uint64_t seq, const char *gtrid,
+                    uint8_t kind, const char *reason)
 {
     if (s->n_parked == s->cap_parked) {
         size_t cap = s->cap_parked ? s->cap_parked * 2 : 64;
@@ -681,8 +690,23 @@ static int srv_park(struct server *s, conn *c, uint32_t req_id, uint64_t seq, co
     p->c = c;
     p->req_id = req_id;
     p->seq = seq;
+    p->kind = kind;
     snprintf(p->gtrid, sizeof p->gtrid, "%s", gtrid);
+    snprintf(p->reason, sizeof p->reason, "%s", reason ? reason : "");
     return 0;
+}
+
+/* The fault point just after a forced record of `kind` was appended. */
+static void srv_fault_before_force(uint8_t kind)
+{
+    xatm_fault_hit(kind == XATM_DL_PRECOMMIT ? "tm.before_precommit_force"
+                   : kind == XATM_DL_ABORT   ? "tm.before_abort_force"
+                                             : "tm.before_commit_force");
+}
+
+static const char *srv_record_name(uint8_t kind)
+{
+    return kind == XATM_DL_PRECOMMIT ? "PRECOMMIT" : kind == XATM_DL_ABORT ? "ABORT" : "COMMIT";
 }
 
 static void srv_log_failed(struct server *s, int rc, const char *during)
@@ -697,18 +721,47 @@ static void srv_log_failed(struct server *s, int rc, const char *during)
            "decision log failure during %s: %s; xatmd stops", during, xatm_strerror(rc));
 }
 
-static void srv_on_vote(struct server *s, conn *c, uint32_t req_id, const xatm_msg *m)
+/* VOTE (2PC, or 3PC's PreCommit acknowledgement) and CANCOMMIT (3PC): gtx decides; a
+ * decision that needs a forced record is appended here and answered after the flush. */
+static void srv_on_vote(struct server *s, conn *c, uint32_t req_id, const xatm_msg *m,
+                        bool cancommit)
 {
     struct tm_ctx *ctx = s->ctx;
+    const char *what = cancommit ? "CANCOMMIT" : "VOTE";
     gtx_vote_result v;
-    int rc = gtx_vote(ctx->gtx, c->id, m->u.vote.gtrid, m->u.vote.e, m->u.vote.n, &v);
+    int rc;
+    /* under log_mu: a transaction that leaves the table here (all read-only after
+     * PRECOMMIT) gets its END before a rotation can look */
+    pthread_mutex_lock(&ctx->log_mu);
+    if (cancommit)
+        rc = gtx_cancommit(ctx->gtx, c->id, m->u.vote.gtrid, m->u.vote.e, m->u.vote.n, &v);
+    else
+        rc = gtx_vote(ctx->gtx, c->id, m->u.vote.gtrid, m->u.vote.e, m->u.vote.n, &v);
+    int lrc = 0;
+    if (rc == 0 && v.must_log) lrc = xatm_declog_append(ctx->log, &v.rec, true);
+    if (rc == 0 && v.must_end) {
+        xatm_declog_record end;
+        memset(&end, 0, sizeof end);
+        end.type = XATM_DL_END;
+        snprintf(end.gtrid, sizeof end.gtrid, "%s", m->u.vote.gtrid);
+        lrc = xatm_declog_append(ctx->log, &end, false);
+    }
+    if (lrc != 0) atomic_store(&ctx->fatal, true); /* before unlocking: no flush after it */
+    pthread_mutex_unlock(&ctx->log_mu);
     if (rc != 0) {
         char text[200];
         snprintf(text, sizeof text,
-                 "VOTE for %s refused: the transaction is not active or belongs to another "
+                 "%s for %s refused: the transaction is not %s or belongs to another "
                  "connection",
-                 m->u.vote.gtrid);
+                 what, m->u.vote.gtrid, cancommit ? "active" : "active or precommitted");
         srv_send_error(s, c, req_id, rc, text);
+        return;
+    }
+    if (lrc != 0) {
+        char during[64];
+        snprintf(during, sizeof during, "append of %s record",
+                 v.must_end ? "an END" : srv_record_name(v.rec.type));
+        srv_log_failed(s, lrc, during);
         return;
     }
     /* not live here: a decision recovery holds (adopted, replayed, forced) is the answer;
@@ -719,21 +772,27 @@ static void srv_on_vote(struct server *s, conn *c, uint32_t req_id, const xatm_m
         srv_send_error(s, c, req_id, v.error, v.reason);
         return;
     }
+    if (v.must_end && v.protocol == XATM_PROTOCOL_3PC)
+        recovery_markers_ended(ctx->rec, m->u.vote.gtrid);
     if (!v.must_log) {
         srv_send_decision(s, c, req_id, m->u.vote.gtrid, v.outcome, v.reason);
         return;
     }
-    pthread_mutex_lock(&ctx->log_mu);
-    rc = xatm_declog_append(ctx->log, &v.rec, true);
-    if (rc != 0) atomic_store(&ctx->fatal, true); /* before unlocking: no flush after it */
-    pthread_mutex_unlock(&ctx->log_mu);
-    if (rc != 0) {
-        srv_log_failed(s, rc, "append of a COMMIT record");
-        return;
-    }
-    xatm_fault_hit("tm.before_commit_force");
-    if (srv_park(s, c, req_id, v.seq, m->u.vote.gtrid) != 0)
-        srv_log_failed(s, XATM_ENOMEM, "parking a commit decision");
+    srv_fault_before_force(v.rec.type);
+    if (srv_park(s, c, req_id, v.seq, m->u.vote.gtrid, v.rec.type, v.reason) != 0)
+        srv_log_failed(s, XATM_ENOMEM, "parking a decision");
+}
+
+/* Appends the ABORT record of a PRECOMMITTED transaction a ROLLBACK, DONE abort or its ack
+ * deadline has just moved to ABORT_PENDING (log_mu held) and parks it without a reply.
+ * 0, or the log's error (ctx->fatal is set; the caller reports it once log_mu is free). */
+static int srv_append_abort(struct server *s, uint64_t seq, const char *gtrid,
+                            const xatm_declog_record *rec, const char *reason)
+{
+    int rc = xatm_declog_append(s->ctx->log, rec, true);
+    if (rc == 0 && srv_park(s, NULL, 0, seq, gtrid, XATM_DL_ABORT, reason) != 0) rc = XATM_ENOMEM;
+    if (rc != 0) atomic_store(&s->ctx->fatal, true);
+    return rc;
 }
 
 static void srv_on_done(struct server *s, conn *c, const xatm_msg *m)
@@ -744,6 +803,9 @@ static void srv_on_done(struct server *s, conn *c, const xatm_msg *m)
     pthread_mutex_lock(&ctx->log_mu);
     int grc = gtx_done(ctx->gtx, c->id, m->u.done.gtrid, m->u.done.outcome, m->u.done.e,
                        m->u.done.n, &d);
+    if (grc == 0 && d.action == GTX_DONE_ABORT_LOG)
+        rc = srv_append_abort(s, d.seq, m->u.done.gtrid, &d.rec,
+                              "transaction rolled back by its AP after PreCommit (DONE abort)");
     if (grc == 0 && d.action == GTX_DONE_ENDED) {
         xatm_declog_record rec;
         memset(&rec, 0, sizeof rec);
@@ -755,9 +817,13 @@ static void srv_on_done(struct server *s, conn *c, const xatm_msg *m)
     }
     pthread_mutex_unlock(&ctx->log_mu);
     if (rc != 0) {
-        srv_log_failed(s, rc, "append of an END record");
+        srv_log_failed(s, rc, d.action == GTX_DONE_ENDED ? "append of an END record"
+                                                         : "append of an ABORT record");
         return;
     }
+    if (grc == 0 && d.action == GTX_DONE_ABORT_LOG) srv_fault_before_force(XATM_DL_ABORT);
+    if (grc == 0 && d.action == GTX_DONE_ENDED && d.protocol == XATM_PROTOCOL_3PC)
+        recovery_markers_ended(ctx->rec, m->u.done.gtrid);
     if (grc == XATM_ESTATE)
         tm_log(NULL, NULL, "DONE from pid %ld for %s ignored: another connection owns it",
                (long)c->peer_pid, m->u.done.gtrid);
@@ -769,12 +835,31 @@ static void srv_on_done(struct server *s, conn *c, const xatm_msg *m)
 
 static void srv_on_rollback(struct server *s, conn *c, const xatm_msg *m)
 {
+    struct tm_ctx *ctx = s->ctx;
     gtx_info g;
-    int rc = gtx_rollback(s->ctx->gtx, c->id, m->u.rollback.gtrid);
-    if (rc == XATM_ESTATE && gtx_lookup(s->ctx->gtx, m->u.rollback.gtrid, &g) == 0)
+    xatm_declog_record rec;
+    int lrc = 0;
+    pthread_mutex_lock(&ctx->log_mu);
+    int rc = gtx_rollback(ctx->gtx, c->id, m->u.rollback.gtrid, &rec);
+    if (rc == 0 && rec.type == XATM_DL_ABORT) {
+        gtx_info a;
+        if (gtx_lookup(ctx->gtx, m->u.rollback.gtrid, &a) == 0)
+            lrc = srv_append_abort(s, a.seq, m->u.rollback.gtrid, &rec,
+                                   "transaction rolled back by its AP after PreCommit");
+    }
+    pthread_mutex_unlock(&ctx->log_mu);
+    if (lrc != 0) {
+        srv_log_failed(s, lrc, "append of an ABORT record");
+        return;
+    }
+    if (rc == 0 && rec.type == XATM_DL_ABORT) srv_fault_before_force(XATM_DL_ABORT);
+    if (rc == XATM_ESTATE && gtx_lookup(ctx->gtx, m->u.rollback.gtrid, &g) == 0)
         tm_log(NULL, NULL, "ROLLBACK from pid %ld for %s ignored: %s", (long)c->peer_pid,
                m->u.rollback.gtrid,
-               g.owner != c->id ? "another connection owns it" : "commit was already decided");
+               g.owner != c->id                   ? "another connection owns it"
+               : g.state == GTX_PRECOMMIT_PENDING ? "its PRECOMMIT is being made durable"
+               : g.state == GTX_ABORT_PENDING     ? "it is already being aborted"
+                                                  : "commit was already decided");
 }
 
 /* Sends an ADMIN_REPLY carrying json (or an ERROR when it is too large). */
@@ -880,7 +965,10 @@ static void srv_dispatch(struct server *s, conn *c, uint32_t req_id, const xatm_
             srv_on_enlist(s, c, m);
             return;
         case XATM_MSG_VOTE:
-            srv_on_vote(s, c, req_id, m);
+            srv_on_vote(s, c, req_id, m, false);
+            return;
+        case XATM_MSG_CANCOMMIT:
+            srv_on_vote(s, c, req_id, m, true);
             return;
         case XATM_MSG_DONE:
             srv_on_done(s, c, m);
@@ -919,7 +1007,8 @@ static void srv_process_input(struct server *s, conn *c)
 {
     size_t off = 0;
     char why[200];
-    while (!c->dead && !c->close_after_write && c->in.len - off >= XATM_FRAME_HEADER_SIZE) {
+    while (!c->dead && !c->cut && !c->close_after_write &&
+           c->in.len - off >= XATM_FRAME_HEADER_SIZE) {
         const uint8_t *p = c->in.data + off;
         xatm_frame_header h;
         if (xatm_frame_header_decode(p, XATM_FRAME_MAX_REQUEST, &h) != 0) {
@@ -944,11 +1033,47 @@ static void srv_process_input(struct server *s, conn *c)
         off += XATM_FRAME_HEADER_SIZE + h.body_len;
         srv_dispatch(s, c, h.req_id, &m);
     }
-    if (!c->dead) xatm_buf_consume(&c->in, off);
+    if (!c->dead) xatm_buf_consume(&c->in, c->cut ? c->in.len : off);
+}
+
+/* A cut connection (fault "partition"): what arrives is read and dropped; at EOF or an
+ * error it is only taken off epoll (it stays open, its transactions untouched). */
+static void srv_cut_readable(struct server *s, conn *c)
+{
+    char scratch[4096];
+    for (;;) {
+        ssize_t n = recv(c->fd, scratch, sizeof scratch, 0);
+        if (n > 0) continue;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        return;
+    }
+}
+
+/* Carries out the fault action "partition" on c (see the file comment). */
+static void srv_cut(struct server *s, conn *c, const char *gtrid)
+{
+    srv_conn_write(s, c); /* what was sent before the cut (normally already written) */
+    if (c->dead) return;
+    c->cut = true;
+    xatm_buf_consume(&c->in, c->in.len);
+    xatm_buf_consume(&c->out, c->out.len);
+    srv_set_want_out(s, c, false);
+    tm_log("xatmd discards what the AP sends on it and sends it nothing; the connection "
+           "stays open, the AP alive. Every other connection is served normally.",
+           NULL,
+           "fault injection: connection from pid %ld cut after the PreCommit of %s "
+           "(partition)",
+           (long)c->peer_pid, gtrid);
 }
 
 static void srv_conn_readable(struct server *s, conn *c)
 {
+    if (c->cut) {
+        srv_cut_readable(s, c);
+        return;
+    }
     size_t budget = SRV_READ_BUDGET;
     while (!c->dead && budget) {
         if (xatm_buf_reserve(&c->in, SRV_READ_CHUNK) != 0) {
@@ -1002,7 +1127,18 @@ static void srv_log_timeout(const gtx_info *g, void *arg)
                g->gtrid, g->timeout_ms, gtx_state_name(g->state));
 }
 
-/* The group-commit point: one flush, then the parked DECISIONs (only if it succeeded). */
+/* gtx_abort_durable's callback: the registry takes the ABORT decision over (log_mu held),
+ * so recovery rolls back its branches and checks their marker rows. */
+static void srv_abort_adopt(const gtx_info *g, void *arg)
+{
+    struct tm_ctx *ctx = arg;
+    if (tm_decisions_adopt_abort(ctx->decisions, g, tm_now_ms()) != 0)
+        tm_log("Recovery still rolls its branches back (presumed abort), but cannot check "
+               "them for a heuristic mixed outcome.",
+               NULL, "out of memory recording the ABORT decision of %s", g->gtrid);
+}
+
+/* The group-commit point: one flush, then the parked decisions (only if it succeeded). */
 static void srv_group_commit(struct server *s)
 {
     struct tm_ctx *ctx = s->ctx;
@@ -1017,30 +1153,100 @@ static void srv_group_commit(struct server *s)
         return;
     }
     uint64_t now = tm_now_ms();
-    bool orphans = false;
+    bool wake = false;
+    uint32_t ack_ms = ctx->cfg->precommit_timeout_ms ? ctx->cfg->precommit_timeout_ms : 5000;
     for (size_t i = 0; i < s->n_parked; i++) {
         parked *p = &s->parked[i];
-        int drc = gtx_commit_durable(ctx->gtx, p->seq, now);
-        /* only this loop moves a parked transaction out of COMMIT_PENDING, and nothing
-         * removes one in that state: anything else is a bug */
-        assert(drc == 0);
-        if (drc != 0)
-            tm_log("Its COMMIT record is durable, so the decision is commit all the same.",
-                   NULL, "internal error: transaction %s was not commit-pending at its flush (%s)",
-                   p->gtrid, xatm_strerror(drc));
-        xatm_fault_hit("tm.after_commit_force");
-        if (p->c->dead) {
-            /* its AP left while the COMMIT was being flushed: the transaction is
-             * COMMITTING with no owner only now, so the wake-up its disconnect gave
-             * recovery (then it was still commit-pending, hence live) did not hand it over */
-            orphans = true;
-            continue;
+        bool gone = !p->c || p->c->dead;
+        int drc;
+        switch (p->kind) {
+        case XATM_DL_PRECOMMIT:
+            drc = gtx_precommit_durable(ctx->gtx, p->seq, now, ack_ms);
+            /* only this loop moves a parked transaction on, and nothing removes one in
+             * a *_PENDING state: anything else is a bug */
+            assert(drc == 0);
+            if (drc != 0)
+                tm_log(NULL, NULL, "internal error: transaction %s was not precommit-pending "
+                       "at its flush (%s)", p->gtrid, xatm_strerror(drc));
+            xatm_fault_hit("tm.after_precommit_force");
+            if (gone) {
+                wake = true; /* PRECOMMITTED with no owner: recovery's termination rule */
+                continue;
+            }
+            srv_send_decision(s, p->c, p->req_id, p->gtrid, XATM_OUTCOME_PRECOMMIT, "");
+            if (xatm_fault_hit_cut("tm.after_precommit_sent") && !p->c->dead)
+                srv_cut(s, p->c, p->gtrid);
+            break;
+        case XATM_DL_ABORT:
+            /* the transaction leaves the table for the abort memory and the registry under
+             * log_mu, so a rotation sees its ABORT in one holder or the other */
+            pthread_mutex_lock(&ctx->log_mu);
+            drc = gtx_abort_durable(ctx->gtx, p->seq, srv_abort_adopt, ctx);
+            pthread_mutex_unlock(&ctx->log_mu);
+            assert(drc == 0);
+            if (drc != 0)
+                tm_log(NULL, NULL, "internal error: transaction %s was not abort-pending at "
+                       "its flush (%s)", p->gtrid, xatm_strerror(drc));
+            xatm_fault_hit("tm.after_abort_force");
+            tm_log("Recovery rolls back its prepared branches, and reports a heuristic mixed "
+                   "outcome if a branch committed all the same.",
+                   NULL, "3PC transaction %s aborted after PreCommit (ABORT record forced): %s",
+                   p->gtrid, p->reason);
+            wake = true;
+            if (!gone && p->c)
+                srv_send_decision(s, p->c, p->req_id, p->gtrid, XATM_OUTCOME_ABORT, p->reason);
+            break;
+        default:
+            drc = gtx_commit_durable(ctx->gtx, p->seq, now);
+            assert(drc == 0);
+            if (drc != 0)
+                tm_log("Its COMMIT record is durable, so the decision is commit all the same.",
+                       NULL,
+                       "internal error: transaction %s was not commit-pending at its flush (%s)",
+                       p->gtrid, xatm_strerror(drc));
+            xatm_fault_hit("tm.after_commit_force");
+            if (gone) {
+                /* its AP left while the COMMIT was being flushed: the transaction is
+                 * COMMITTING with no owner only now, so the wake-up its disconnect gave
+                 * recovery (then it was still commit-pending, hence live) did not hand it
+                 * over */
+                wake = true;
+                continue;
+            }
+            srv_send_decision(s, p->c, p->req_id, p->gtrid, XATM_OUTCOME_COMMIT, "");
+            xatm_fault_hit("tm.after_decision_sent");
+            break;
         }
-        srv_send_decision(s, p->c, p->req_id, p->gtrid, XATM_OUTCOME_COMMIT, "");
-        xatm_fault_hit("tm.after_decision_sent");
     }
     s->n_parked = 0;
-    if (orphans) recovery_wake(ctx->rec);
+    if (wake) recovery_wake(ctx->rec);
+}
+
+/* expire's callback for PRECOMMITTED transactions past their ack deadline (log_mu held):
+ * the ABORT record is appended, forced, and parked (there is no request to answer). */
+static void srv_expire_precommit(const gtx_info *g, const xatm_declog_record *rec, void *arg)
+{
+    struct server *s = arg;
+    if (atomic_load(&s->ctx->fatal)) return;
+    if (srv_append_abort(s, g->seq, g->gtrid, rec, g->abort_reason) != 0) return;
+    tm_log(NULL, NULL, "3PC transaction %s of AP pid %u: PreCommit not acknowledged within "
+           "%u ms; aborting it (ABORT record)",
+           g->gtrid, g->ap_pid,
+           s->ctx->cfg->precommit_timeout_ms ? s->ctx->cfg->precommit_timeout_ms : 5000u);
+}
+
+/* Aborts the PRECOMMITTED transactions whose acknowledgement is late. */
+static void srv_expire_precommits(struct server *s)
+{
+    struct tm_ctx *ctx = s->ctx;
+    pthread_mutex_lock(&ctx->log_mu);
+    size_t n = gtx_expire_precommits(ctx->gtx, tm_now_ms(), srv_expire_precommit, s);
+    pthread_mutex_unlock(&ctx->log_mu);
+    if (atomic_load(&ctx->fatal)) {
+        srv_log_failed(s, XATM_ELOG, "append of an ABORT record");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) xatm_fault_hit("tm.before_abort_force");
 }
 
 static int srv_timeout_ms(struct server *s)
@@ -1117,6 +1323,7 @@ int server_run(struct server *s)
             }
         }
         if (!atomic_load(&ctx->fatal)) gtx_expire(ctx->gtx, tm_now_ms(), srv_log_timeout, NULL);
+        if (!atomic_load(&ctx->fatal)) srv_expire_precommits(s);
         srv_group_commit(s);
         srv_answer_waiting(s);
         if (atomic_load(&ctx->fatal)) {

@@ -479,6 +479,11 @@ static void show_status(const jv *v)
     printf("transactions:  %s active, %s commit-pending, %s committing (%s orphaned)\n",
            jv_text(jv_get(counts, "active")), jv_text(jv_get(counts, "commit_pending")),
            jv_text(jv_get(counts, "committing")), jv_text(jv_get(counts, "orphaned")));
+    if (jv_int(jv_get(counts, "precommit_pending")) || jv_int(jv_get(counts, "precommitted")) ||
+        jv_int(jv_get(counts, "abort_pending")))
+        printf("3PC:           %s precommit-pending, %s precommitted, %s abort-pending\n",
+               jv_text(jv_get(counts, "precommit_pending")),
+               jv_text(jv_get(counts, "precommitted")), jv_text(jv_get(counts, "abort_pending")));
     printf("in doubt:      %s unresolved decision%s, %s prepared branch%s to roll back "
            "(presumed abort)\n",
            jv_text(jv_get(counts, "unresolved_decisions")),
@@ -489,6 +494,11 @@ static void show_status(const jv *v)
            jv_text(jv_get(counts, "heuristic")),
            jv_int(jv_get(counts, "heuristic")) == 1 ? "" : "s",
            jv_text(jv_get(counts, "heuristic_unfinished")));
+    if (jv_int(jv_get(counts, "heuristic_mixed")))
+        printf("MIXED:         %s 3PC transaction%s with a heuristic mixed outcome (some branch "
+               "committed, another did not): xatmctl list\n",
+               jv_text(jv_get(counts, "heuristic_mixed")),
+               jv_int(jv_get(counts, "heuristic_mixed")) == 1 ? "" : "s");
     printf("since start:   %s begun, %s committed, %s aborted (%s timed out), %s AP session%s "
            "fenced\n",
            jv_text(jv_get(totals, "begun")), jv_text(jv_get(totals, "committed")),
@@ -573,11 +583,12 @@ static void show_list(const jv *v)
             if (jv_get(tx, "age_ms")->t == J_NUM)
                 fmt_age_ms(age, sizeof age, jv_int(jv_get(tx, "age_ms")));
             fmt_branches(tx, branches, sizeof branches);
-            snprintf(state, sizeof state, "%s%s", jv_text(jv_get(tx, "state")),
+            snprintf(state, sizeof state, "%s%s%s", jv_text(jv_get(tx, "state")),
                      jv_get(tx, "orphaned")->b &&
                              strcmp(jv_text(jv_get(tx, "state")), "committing") == 0
                          ? " (orphaned)"
-                         : "");
+                         : "",
+                     jv_get(tx, "heuristic_mixed")->b ? " MIXED" : "");
             const char *row[] = {jv_text(jv_get(tx, "gtrid")), state, age,
                                  jv_text(jv_get(tx, "decision")), branches};
             tbl_row(&t, row);
@@ -606,6 +617,8 @@ static void show_tx(const jv *v)
     printf("state:       %s%s\n", jv_text(jv_get(tx, "state")),
            jv_get(tx, "from_log")->b ? " (decision replayed from the decision log)" : "");
     printf("decision:    %s\n", jv_text(jv_get(tx, "decision")));
+    if (jv_get(tx, "heuristic_mixed")->b)
+        printf("MIXED:       heuristic mixed outcome: %s\n", jv_text(jv_get(tx, "mixed")));
     if (jv_get(tx, "abort_cause")->t == J_STR)
         printf("aborted:     %s\n", jv_text(jv_get(tx, "abort_cause")));
     printf("protocol:    %sPC\n", jv_text(jv_get(tx, "protocol")));

@@ -94,7 +94,7 @@ typedef struct xatm xatm_t; /* opaque; one per thread */
 
 /* Options for xatm_begin(); NULL means all defaults. Zero fields mean "default". */
 typedef struct xatm_begin_options {
-    enum xatm_protocol protocol; /* default: the config's tm.protocol */
+    enum xatm_protocol protocol; /* default: the config's tm.protocol. 3PC: see xatm_commit */
     uint32_t timeout_ms;         /* default: the config's tm.transaction_timeout. xatmd
                                     aborts the transaction if it has not voted by then;
                                     exception: a transaction of at most one branch never
@@ -144,6 +144,26 @@ XATM_EXPORT int xatm_branch_failed(xatm_t *h, const char *rm);
  * application and may still commit"), the branch still commits and xatm_commit returns 0.
  * Bound such a transaction with the RM's own limits (statement or idle timeouts) if it
  * must not commit late. */
+/*
+ * Three-phase commit (a transaction begun with XATM_PROTOCOL_3PC, 2+ branches; see
+ * docs/protocols.md): every branch also writes a marker row into the table xatm_markers
+ * of its database (xatmd creates it), and the codes mean:
+ *   0                 committed: on xatmd's DoCommit, or, with tm.participant_timeout_action
+ *                     "commit", by libxatm itself when DoCommit did not come within
+ *                     tm.participant_timeout (or xatmd was lost) after every branch had
+ *                     prepared, and every branch then committed (xatm_last_error says so);
+ *   XATM_EABORTED     rolled back: a branch answered CanCommit no or failed to prepare,
+ *                     xatmd aborted, or xatmd was lost before PreCommit;
+ *   XATM_EHEURISTIC   action "commit" only: libxatm committed without DoCommit and at least
+ *                     one branch did not commit (xatmd had rolled it back meanwhile, or its
+ *                     state is unknown); xatm_last_error names each such branch. The
+ *                     databases may now disagree: this is the divergence 3PC permits, and
+ *                     xatmd reports it too ("heuristic mixed");
+ *   XATM_EUNKNOWN     action "wait": every branch prepared and xatmd did not decide within
+ *                     tm.request_timeout (or was lost); the sessions are closed and xatmd
+ *                     decides. Also, with either action, when xatmd answered the
+ *                     acknowledgement with an error.
+ */
 XATM_EXPORT int xatm_commit(xatm_t *h);
 XATM_EXPORT int xatm_rollback(xatm_t *h);
 

@@ -6,7 +6,7 @@
  *   xatm-transfer -c CONFIG [--pg RM] [--my RM] setup --accounts N --balance B
  *   xatm-transfer -c CONFIG [--pg RM] [--my RM] run --workers W --transfers T
  *                 [--seed S] [--abort-percent P] [--progress] [--reconnect-timeout SECS]
- *                 [--committed-log FILE] [--id-prefix P]
+ *                 [--committed-log FILE] [--id-prefix P] [--protocol 2pc|3pc]
  *   xatm-transfer -c CONFIG [--pg RM] [--my RM] check [--committed-log FILE]...
  *
  * The data, the same on both sides:
@@ -20,12 +20,17 @@
  * work through the native PGconn that xatm_pg_conn() hands out (enlisting the branch);
  * the MariaDB work through xatm_exec() (the same, without touching MYSQL *); then
  * xatm_commit, or xatm_rollback for the share of transfers --abort-percent asks to abandon.
+ * `--protocol` chooses the commit protocol of every transfer (xatm_begin_options.protocol);
+ * without it the config's tm.protocol applies.
  *
  * What a worker does with each result of xatm_commit:
  *   0                 committed on both sides
  *   XATM_EABORTED     rolled back on both sides (a branch voted no, or xatmd aborted it)
  *   XATM_EUNKNOWN     xatmd went away after the votes: it will finish the transaction
  *                     from its log when it is back; the worker reconnects and goes on
+ *   XATM_EHEURISTIC   3PC only: libxatm committed on its participant timeout and a branch
+ *                     did not commit (xatmd had rolled it back): the sides may disagree,
+ *                     and `check` will say so; counted apart, the worker goes on
  *   anything else     counted as an error (for XATM_ETM the worker reconnects; for
  *                     XATM_ERMUNAVAIL, a database down, it pauses 200 ms)
  * So a run survives xatmd being killed and restarted, and `check` afterwards (once xatmd's
@@ -79,6 +84,7 @@ struct options {
                                   (default: the process id) */
     const char **committed_logs; /* --committed-log FILE: run writes the one, check reads all */
     size_t n_committed_logs;   /* entries in committed_logs */
+    enum xatm_protocol protocol; /* run --protocol: 2pc | 3pc (default: the config's) */
 };
 
 /* Results of `run`, shared by the workers. */
@@ -86,6 +92,7 @@ struct tally {
     atomic_long committed; /* xatm_commit returned 0 */
     atomic_long aborted;   /* XATM_EABORTED, or rolled back on purpose */
     atomic_long unknown;   /* XATM_EUNKNOWN */
+    atomic_long heuristic; /* XATM_EHEURISTIC (3PC participant-timeout commit, mixed) */
     atomic_long errors;    /* anything else */
     atomic_int running;    /* workers not finished yet */
     atomic_int gave_up;    /* workers that could not reconnect in time */
@@ -318,7 +325,8 @@ static int do_transfer(struct worker *w, xatm_t *h, const char *id)
     long signed_amount = pg_to_my ? amount : -amount;
     bool abandon = (long)(next_random(&w->rng) % 100) < o->abort_percent;
 
-    int rc = xatm_begin(h, NULL);
+    xatm_begin_options bo = {.protocol = o->protocol};
+    int rc = xatm_begin(h, &bo);
     if (rc) return report(w, id, "begin", h, rc);
 
     /* PostgreSQL: the native session, already inside the branch. */
@@ -414,6 +422,8 @@ static void *worker_main(void *arg)
             atomic_fetch_add(&t->aborted, 1);
         else if (rc == XATM_EUNKNOWN)
             atomic_fetch_add(&t->unknown, 1);
+        else if (rc == XATM_EHEURISTIC)
+            atomic_fetch_add(&t->heuristic, 1);
         else
             atomic_fetch_add(&t->errors, 1);
 
@@ -437,9 +447,12 @@ static void *worker_main(void *arg)
 static void print_tally(FILE *f, const char *prefix, struct tally *t, double elapsed)
 {
     long c = atomic_load(&t->committed);
-    fprintf(f, "%s: committed=%ld aborted=%ld unknown=%ld errors=%ld elapsed=%.2fs rate=%.1f/s\n",
+    fprintf(f,
+            "%s: committed=%ld aborted=%ld unknown=%ld heuristic=%ld errors=%ld elapsed=%.2fs "
+            "rate=%.1f/s\n",
             prefix, c, atomic_load(&t->aborted), atomic_load(&t->unknown),
-            atomic_load(&t->errors), elapsed, elapsed > 0 ? (double)c / elapsed : 0.0);
+            atomic_load(&t->heuristic), atomic_load(&t->errors), elapsed,
+            elapsed > 0 ? (double)c / elapsed : 0.0);
 }
 
 static int cmd_run(const struct options *o)
@@ -483,8 +496,11 @@ static int cmd_run(const struct options *o)
     }
     char pid_prefix[24];
     snprintf(pid_prefix, sizeof pid_prefix, "%ld", (long)getpid());
-    say("run: %ld workers x %ld transfers, seed %" PRIu64 ", abort-percent %ld", o->workers,
-        o->transfers, o->seed, o->abort_percent);
+    say("run: %ld workers x %ld transfers, seed %" PRIu64 ", abort-percent %ld, protocol %s",
+        o->workers, o->transfers, o->seed, o->abort_percent,
+        o->protocol == XATM_PROTOCOL_3PC   ? "3pc"
+        : o->protocol == XATM_PROTOCOL_2PC ? "2pc"
+                                           : "the config's tm.protocol");
 
     double start = now_s();
     long started = 0;
@@ -789,6 +805,7 @@ static void usage(FILE *f)
             "      [--committed-log FILE]        transaction each; FILE gets the id of\n"
             "                                    every transfer whose commit returned 0\n"
             "      [--id-prefix P]               ids are P-<worker>-<n> (default: the pid)\n"
+            "      [--protocol 2pc|3pc]          commit protocol (default: tm.protocol)\n"
             "  check [--committed-log FILE]...   verify both sides agree (and hold every\n"
             "                                    id the files list); exit 0 if so\n"
             "RM names default to \"pg\" and \"my\".\n",
@@ -827,7 +844,7 @@ int main(int argc, char **argv)
     };
     enum { OPT_PG = 256, OPT_MY, OPT_ACCOUNTS, OPT_BALANCE, OPT_WORKERS, OPT_TRANSFERS,
            OPT_SEED, OPT_ABORT, OPT_PROGRESS, OPT_RECONNECT, OPT_COMMITTED_LOG,
-           OPT_ID_PREFIX };
+           OPT_ID_PREFIX, OPT_PROTOCOL };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"pg", required_argument, NULL, OPT_PG},
@@ -842,6 +859,7 @@ int main(int argc, char **argv)
         {"reconnect-timeout", required_argument, NULL, OPT_RECONNECT},
         {"committed-log", required_argument, NULL, OPT_COMMITTED_LOG},
         {"id-prefix", required_argument, NULL, OPT_ID_PREFIX},
+        {"protocol", required_argument, NULL, OPT_PROTOCOL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -871,6 +889,10 @@ int main(int argc, char **argv)
         case OPT_RECONNECT: ok = parse_long(optarg, &o.reconnect_timeout); break;
         case OPT_COMMITTED_LOG: o.committed_logs[o.n_committed_logs++] = optarg; break;
         case OPT_ID_PREFIX: o.id_prefix = optarg; ok = valid_id_prefix(optarg); break;
+        case OPT_PROTOCOL:
+            ok = !strcmp(optarg, "2pc") || !strcmp(optarg, "3pc");
+            o.protocol = !strcmp(optarg, "3pc") ? XATM_PROTOCOL_3PC : XATM_PROTOCOL_2PC;
+            break;
         case 'h': usage(stdout); free(o.committed_logs); return 0;
         default: usage(stderr); free(o.committed_logs); return 2;
         }

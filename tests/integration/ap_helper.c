@@ -10,7 +10,10 @@
  * fail-my (a failing statement on my, then commit) | fail-my-direct (an error left as the
  * MYSQL session's last result, then commit) | pg-only (the row on "pg" only, then commit:
  * a one-branch transaction that never touches "my") | my-readonly (the row on "pg", only a
- * read on "my", then commit: "my" votes read-only, so the COMMIT names only "pg") | loop:N (N transactions, rows
+ * read on "my", then commit: "my" votes read-only, so the COMMIT names only "pg") | pg-temp (the
+ * "pg" branch also touches a temporary table, then commit: PostgreSQL refuses to PREPARE
+ * such a transaction, while every check before it passes, so in 3PC the branch answers
+ * CanCommit yes and fails at PreCommit) | loop:N (N transactions, rows
  * ID-1..ID-N on both RMs, each committed; stops at the first failure).
  * Prints "gtrid=<gtrid>" once the transaction has begun (flushed, so a test can read it
  * while the process is stopped at a fault point), then "result=<ERRNAME> <detail>", and
@@ -44,7 +47,7 @@ int main(int argc, char **argv)
     if (argc != 4) {
         fprintf(stderr,
                 "usage: %s CONFIG ID commit|rollback|fail-pg|fail-my|fail-my-direct|pg-only|"
-                "my-readonly|loop:N\n",
+                "my-readonly|pg-temp|loop:N\n",
                 argv[0]);
         return 1;
     }
@@ -89,6 +92,9 @@ int main(int argc, char **argv)
         (void)xatm_exec(h, "pg", "SELECT * FROM no_such_table_xatm", NULL);
     } else if (strcmp(action, "fail-my") == 0) {
         (void)xatm_exec(h, "my", "SELECT * FROM no_such_table_xatm", NULL);
+    } else if (strcmp(action, "pg-temp") == 0) {
+        if ((rc = xatm_exec(h, "pg", "CREATE TEMP TABLE xatm_it_tmp (a int)", NULL)) != 0)
+            goto report;
     } else if (strcmp(action, "fail-my-direct") == 0) {
         MYSQL *m = xatm_mysql_conn(h, "my");
         if (m && mysql_query(m, "INSERT INTO no_such_table_xatm VALUES (1)") == 0) {

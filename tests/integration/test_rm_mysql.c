@@ -445,10 +445,11 @@ static void test_deadlock(void)
     /* the raw fact: a SELECT still works on the doomed branch and clears mysql_errno */
     CHECK_STR(raw_q(nv, "SELECT 1"), "1");
     CHECK_INT(mysql_errno(nv), 0);
-    /* so only XA END reveals it: CAN_COMMIT says no and rolls the branch back */
+    /* so only the next write (CAN_COMMIT's marker insert) or XA END reveals it:
+     * CAN_COMMIT says no and rolls the branch back */
     CHECK(is_rb(xatm_rm_run(victim, XATM_RM_OP_CAN_COMMIT, vx)));
     printf("mariadb deadlock victim, CAN_COMMIT: %s\n", xatm_rm_errmsg(victim));
-    CHECK_CONTAINS(xatm_rm_errmsg(victim), "XA END");
+    CHECK_CONTAINS(xatm_rm_errmsg(victim), "ROLLBACK ONLY");
     CHECK_INT(prepared_count(vx), 0);
     CHECK_INT(xatm_rm_run(victim, XATM_RM_OP_ROLLBACK, vx), XATM_XAER_NOTA);
 
@@ -659,11 +660,14 @@ static void test_can_commit(void)
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XA_OK);
     CHECK_INT(row_v(21), 21);
-    /* read-only after CAN_COMMIT still leaves the protocol at prepare */
+    /* a branch that wrote nothing else still wrote its 3PC marker: it prepares (a 3PC
+     * branch never votes read-only) */
     xatm_xid y = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &y), XATM_XA_OK);
-    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &y), XATM_XA_RDONLY);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &y), XATM_XA_OK);
+    CHECK_INT(prepared_count(&y), 1);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &y), XATM_XA_OK);
     /* rolled back after a yes */
     xatm_xid z = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
@@ -680,6 +684,146 @@ static void test_can_commit(void)
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &w), XATM_XAER_NOTA);
     CHECK_INT(row_v(21), 21);
     xatm_rm_close(a);
+}
+
+/* A session whose blocking calls give up after 3 s: a lookup that waited for a lock
+ * would fail (XAER_RMFAIL) instead of hanging the test. */
+static xatm_rm_conn *open_bounded(void)
+{
+    xatm_rm_open_options o = {.call_timeout_ms = 3000};
+    xatm_rm_conn *c = NULL;
+    char err[1024];
+    int rc = xatm_rm_open_ex(&cfg, &o, &c, err, sizeof err);
+    CHECK_INT(rc, XATM_XA_OK);
+    if (rc != XATM_XA_OK) {
+        fprintf(stderr, "FAIL: %s\n", err);
+        exit(1);
+    }
+    return c;
+}
+
+static void test_markers(void)
+{
+    xatm_rm_conn *a = open_my(), *b = open_bounded();
+    uint64_t took = 0;
+    CHECK_INT(xatm_rm_markers_ensure(b), XATM_XA_OK); /* idempotent */
+    CHECK_INT(xatm_rm_markers_ensure(b), XATM_XA_OK);
+    CHECK_STR(raw_q(admin, "SELECT CONCAT(ENGINE, ':', (SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, "
+                           "'=', DATA_TYPE) ORDER BY ORDINAL_POSITION) FROM "
+                           "information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = DATABASE() AND "
+                           "c.TABLE_NAME = 'xatm_markers')) FROM information_schema.TABLES t "
+                           "WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = 'xatm_markers'"),
+              "InnoDB:gtrid=varbinary,rm=varbinary,created=timestamp");
+
+    /* the marker of a committed branch: invisible while open and prepared, then visible */
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 21 WHERE id = 21", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &x), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, x.gtrid, NULL, &took), 0); /* open (IDLE): not seen, no wait */
+    CHECK(took < 1000);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, x.gtrid, NULL, &took), 0); /* prepared: not seen, no wait */
+    CHECK(took < 1000);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, x.gtrid, "my", NULL), 1);
+    CHECK_INT(rmt_markers(b, x.gtrid, "pg", NULL), 0);
+    CHECK_INT(row_v(21), 21); /* test_can_commit left it so: rows 22..30 belong to others */
+
+    /* rolled back after prepare (the owner's XA ROLLBACK), and without prepare */
+    xatm_xid y = new_xid(), z = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &y), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &y), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &y), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, y.gtrid, NULL, NULL), 0);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &z), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &z), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, z.gtrid, NULL, NULL), 0);
+
+    /* delete: committed markers go; a prepared marker of the next gtrid (its neighbour
+     * in the primary key) neither blocks it nor is lost */
+    xatm_xid w = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &w), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &w), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &w), XATM_XA_OK);
+    const char *del[] = {x.gtrid, y.gtrid, z.gtrid};
+    uint64_t t0 = t_now_ms();
+    int rc = xatm_rm_markers_delete(b, del, 3);
+    CHECK_INT(rc, XATM_XA_OK);
+    if (rc != XATM_XA_OK) fprintf(stderr, "marker delete: %s\n", xatm_rm_errmsg(b));
+    CHECK(t_now_ms() - t0 < 1000);
+    CHECK_INT(rmt_markers(b, x.gtrid, NULL, NULL), 0);
+    /* and an AP's marker insert next to rows being deleted is not held up either */
+    xatm_xid u = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &w), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, w.gtrid, "my", NULL), 1);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &u), XATM_XA_OK);
+    t0 = t_now_ms();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &u), XATM_XA_OK);
+    const char *del2[] = {w.gtrid};
+    CHECK_INT(xatm_rm_markers_delete(b, del2, 1), XATM_XA_OK);
+    CHECK(t_now_ms() - t0 < 1000);
+    CHECK_INT(rmt_markers(b, w.gtrid, NULL, NULL), 0);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &u), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &u), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, u.gtrid, "my", NULL), 1);
+
+    /* batches: more gtrids than one statement takes */
+    enum { MANY = XATM_MARKER_BATCH * 2 + 5 };
+    static char many[MANY][XATM_GTRID_MAX + 1];
+    const char *manyp[MANY];
+    for (int i = 0; i < MANY; i++) {
+        snprintf(many[i], sizeof many[i], "%s.1.%d", rmt_tm_id, 900000 + i);
+        manyp[i] = many[i];
+        raw_q(admin, "INSERT INTO xatm_markers (gtrid, rm) VALUES ('%s', 'my')", many[i]);
+    }
+    CHECK_STR(raw_q(admin, "SELECT COUNT(*) FROM xatm_markers WHERE gtrid LIKE '%s.1.9_____'",
+                    rmt_tm_id), "205");
+    CHECK_INT(xatm_rm_markers_delete(b, manyp, MANY), XATM_XA_OK);
+    CHECK_STR(raw_q(admin, "SELECT COUNT(*) FROM xatm_markers WHERE gtrid LIKE '%s.1.9_____'",
+                    rmt_tm_id), "0");
+
+    /* arguments: not an id, or a session with a branch open */
+    const char *bad[] = {"x'; DROP TABLE xatm_markers; --"};
+    CHECK_INT(xatm_rm_markers_delete(b, bad, 1), XATM_XAER_INVAL);
+    xatm_xid v = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &v), XATM_XA_OK);
+    CHECK_INT(rmt_markers(a, v.gtrid, NULL, NULL), -1);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "is open on this session");
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &v), XATM_XA_OK);
+    xatm_rm_close(a);
+    xatm_rm_close(b);
+}
+
+/* Without the marker table, CAN_COMMIT votes no and says why (a database of its own). */
+static void test_marker_table_missing(void)
+{
+    char db[64];
+    snprintf(db, sizeof db, "xatm_nomark_%ld", (long)getpid());
+    raw_q(admin, "DROP DATABASE IF EXISTS %s", db);
+    raw_q(admin, "CREATE DATABASE %s", db);
+    xatm_rm_config c2 = cfg;
+    c2.database = db;
+    xatm_rm_conn *a = rmt_open(&c2);
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s.%s SET v = 25 WHERE id = 25", cfg.database, table),
+              XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &x), XATM_XA_RBROLLBACK);
+    printf("mariadb CAN_COMMIT without the marker table: %s\n", xatm_rm_errmsg(a));
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "error 1146");
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "the 3PC marker row could not be inserted");
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "hint: xatmd creates the table at start-up");
+    CHECK_INT(prepared_count(&x), 0);
+    CHECK_INT(row_v(25), 0);
+    /* the session is usable again: the branch was rolled back */
+    xatm_xid y = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &y), XATM_XA_OK);
+    xatm_rm_close(a);
+    raw_q(admin, "DROP DATABASE %s", db);
 }
 
 static void test_recover_filters(void)
@@ -918,6 +1062,10 @@ int main(void)
     raw_q(admin, "DROP TABLE IF EXISTS %s", table);
     raw_q(admin, "CREATE TABLE %s (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB", table);
     raw_q(admin, "INSERT INTO %s SELECT seq, 0 FROM seq_1_to_30", table);
+    /* the 3PC marker table, as xatmd creates it at start-up (CAN_COMMIT needs it) */
+    xatm_rm_conn *setup = open_my();
+    CHECK_INT(xatm_rm_markers_ensure(setup), XATM_XA_OK);
+    xatm_rm_close(setup);
 
     test_open_caps();
     test_caps_decision();
@@ -931,6 +1079,8 @@ int main(void)
     test_one_phase();
     test_rollback();
     test_can_commit();
+    test_markers();
+    test_marker_table_missing();
     test_recover_filters();
     test_open_failures();
     test_async_api();
@@ -942,6 +1092,7 @@ int main(void)
     RMT_CHECK_RECOVER(c, rmt_tm_id, NULL, 0, 0, 0);
     xatm_rm_close(c);
     raw_q(admin, "DROP TABLE IF EXISTS %s", table);
+    raw_q(admin, "DELETE FROM xatm_markers WHERE gtrid LIKE '%s.%%'", rmt_tm_id);
     mysql_close(admin);
     mysql_library_end();
     return t_finish("rm_mysql");

@@ -401,6 +401,135 @@ static void test_can_commit(void)
     xatm_rm_close(a);
 }
 
+/* A session whose blocking calls give up after 3 s: a lookup that waited for a lock
+ * would fail (XAER_RMFAIL) instead of hanging the test. */
+static xatm_rm_conn *open_bounded(void)
+{
+    xatm_rm_open_options o = {.call_timeout_ms = 3000};
+    xatm_rm_conn *c = NULL;
+    char err[1024];
+    int rc = xatm_rm_open_ex(&cfg, &o, &c, err, sizeof err);
+    CHECK_INT(rc, XATM_XA_OK);
+    if (rc != XATM_XA_OK) {
+        fprintf(stderr, "FAIL: %s\n", err);
+        exit(1);
+    }
+    return c;
+}
+
+static void test_markers(void)
+{
+    xatm_rm_conn *a = open_pg(), *b = open_bounded();
+    uint64_t took = 0;
+    CHECK_INT(xatm_rm_markers_ensure(b), XATM_XA_OK); /* idempotent */
+    CHECK_INT(xatm_rm_markers_ensure(b), XATM_XA_OK);
+    CHECK_STR(admin_q("SELECT string_agg(column_name || ':' || data_type, ',' ORDER BY "
+                      "ordinal_position) FROM information_schema.columns WHERE table_name = "
+                      "'xatm_markers'"),
+              "gtrid:character varying,rm:character varying,created:timestamp with time zone");
+
+    /* the marker of a committed branch: invisible while open and prepared, then visible */
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (30, 30)", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &x), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, x.gtrid, NULL, &took), 0);
+    CHECK(took < 1000);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, x.gtrid, NULL, &took), 0); /* prepared: not seen, no wait */
+    CHECK(took < 1000);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, x.gtrid, "pg", NULL), 1);
+    CHECK_INT(rmt_markers(b, x.gtrid, "my", NULL), 0);
+    CHECK_INT(row_v(30), 30);
+
+    /* rolled back after prepare, and without prepare: no marker */
+    xatm_xid y = new_xid(), z = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &y), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &y), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(b, XATM_RM_OP_ROLLBACK, &y), XATM_XA_OK); /* from another session */
+    CHECK_INT(rmt_markers(b, y.gtrid, NULL, NULL), 0);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &z), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &z), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, z.gtrid, NULL, NULL), 0);
+
+    /* delete: committed markers go; a prepared neighbour neither blocks it nor is lost */
+    xatm_xid w = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &w), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &w), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &w), XATM_XA_OK);
+    const char *del[] = {x.gtrid, y.gtrid, w.gtrid};
+    uint64_t t0 = t_now_ms();
+    CHECK_INT(xatm_rm_markers_delete(b, del, 3), XATM_XA_OK);
+    CHECK(t_now_ms() - t0 < 1000);
+    CHECK_INT(rmt_markers(b, x.gtrid, NULL, NULL), 0);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &w), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, w.gtrid, "pg", NULL), 1);
+    CHECK_INT(xatm_rm_markers_delete(b, del + 2, 1), XATM_XA_OK);
+    CHECK_INT(rmt_markers(b, w.gtrid, NULL, NULL), 0);
+
+    /* batches: more gtrids than one statement takes */
+    enum { MANY = XATM_MARKER_BATCH * 2 + 5 };
+    static char many[MANY][XATM_GTRID_MAX + 1];
+    const char *manyp[MANY];
+    for (int i = 0; i < MANY; i++) {
+        snprintf(many[i], sizeof many[i], "%s.1.%d", rmt_tm_id, 900000 + i);
+        manyp[i] = many[i];
+        admin_q("INSERT INTO xatm_markers (gtrid, rm) VALUES ('%s', 'pg')", many[i]);
+    }
+    CHECK_STR(admin_q("SELECT count(*) FROM xatm_markers WHERE gtrid LIKE '%s.1.9_____'",
+                      rmt_tm_id), "205");
+    CHECK_INT(xatm_rm_markers_delete(b, manyp, MANY), XATM_XA_OK);
+    CHECK_STR(admin_q("SELECT count(*) FROM xatm_markers WHERE gtrid LIKE '%s.1.9_____'",
+                      rmt_tm_id), "0");
+
+    /* arguments: not an id, or a session with a transaction open */
+    const char *bad[] = {"x'; DROP TABLE xatm_markers; --"};
+    CHECK_INT(xatm_rm_markers_delete(b, bad, 1), XATM_XAER_INVAL);
+    CHECK_INT(rmt_markers(b, "", NULL, NULL), -1);
+    xatm_xid v = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &v), XATM_XA_OK);
+    CHECK_INT(xatm_rm_markers_find(a, v.gtrid, NULL, NULL), XATM_XAER_INVAL);
+    CHECK_INT(rmt_markers(a, v.gtrid, NULL, NULL), -1);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "a transaction is open");
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &v), XATM_XA_OK);
+    xatm_rm_close(a);
+    xatm_rm_close(b);
+}
+
+/* Without the marker table, CAN_COMMIT votes no and says why. Runs in a schema of its
+ * own, first on the search path, that holds a table of this name only when asked. */
+static void test_marker_table_missing(void)
+{
+    xatm_rm_conn *a = open_pg();
+    char schema[64];
+    snprintf(schema, sizeof schema, "xatm_nomark_%ld", (long)getpid());
+    admin_q("DROP SCHEMA IF EXISTS %s CASCADE", schema);
+    admin_q("CREATE SCHEMA %s", schema);
+    admin_q("CREATE TABLE %s.xatm_markers (gtrid int)", schema); /* the wrong shape */
+    xatm_xid x = new_xid();
+    CHECK_INT(rmt_exec(a, "SET search_path = %s", schema), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO public.%s VALUES (31, 31)", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &x), XATM_XA_RBROLLBACK);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "3PC marker insert (INSERT INTO xatm_markers) failed");
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
+    admin_q("DROP TABLE %s.xatm_markers", schema);
+    /* no table at all on the path: 42P01 and the hint */
+    CHECK_INT(rmt_exec(a, "SET search_path = %s", schema), XATM_XA_OK);
+    xatm_xid y = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &y), XATM_XA_RBROLLBACK);
+    printf("pg CAN_COMMIT without the marker table: %s\n", xatm_rm_errmsg(a));
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "SQLSTATE 42P01");
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "hint: xatmd creates the table at start-up");
+    CHECK_INT(row_v(31), -1);
+    admin_q("DROP SCHEMA %s CASCADE", schema);
+    xatm_rm_close(a);
+}
+
 static void test_parallel(void)
 {
     xatm_rm_conn *c[3] = {open_pg(), open_pg(), NULL};
@@ -579,6 +708,10 @@ int main(void)
     admin_q("DROP TABLE IF EXISTS %s, %s", table, dtable);
     admin_q("CREATE TABLE %s (id int PRIMARY KEY, v int)", table);
     admin_q("CREATE TABLE %s (k int, UNIQUE (k) DEFERRABLE INITIALLY DEFERRED)", dtable);
+    /* the 3PC marker table, as xatmd creates it at start-up (CAN_COMMIT needs it) */
+    xatm_rm_conn *setup = open_pg();
+    CHECK_INT(xatm_rm_markers_ensure(setup), XATM_XA_OK);
+    xatm_rm_close(setup);
 
     test_open_caps();
     test_caps_decision();
@@ -590,6 +723,8 @@ int main(void)
     test_one_phase();
     test_rollback();
     test_can_commit();
+    test_markers();
+    test_marker_table_missing();
     test_parallel();
     test_fence();
     test_open_failures();
@@ -598,6 +733,7 @@ int main(void)
 
     /* nothing of this run may be left prepared */
     CHECK_STR(admin_q("SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE '%%:%s.%%'", rmt_tm_id), "0");
+    admin_q("DELETE FROM xatm_markers WHERE gtrid LIKE '%s.%%'", rmt_tm_id);
     admin_q("DROP TABLE IF EXISTS %s, %s", table, dtable);
     PQfinish(admin);
     return t_finish("rm_pg");

@@ -200,3 +200,29 @@ int rmt_drive_(const char *file, int line, xatm_rm_conn *c, int rc, short need)
     check_at(file, line, waits_ok, "a wait did not name a socket and one of events 0x%x", need);
     return rc;
 }
+
+/* What rmt_markers' callback counts. */
+struct marker_count {
+    const char *rm; /* only this RM, or NULL for all */
+    int n;          /* rows seen */
+};
+
+static void marker_cb(const char *rm, void *arg)
+{
+    struct marker_count *m = arg;
+    if (!m->rm || !strcmp(m->rm, rm)) m->n++;
+}
+
+int rmt_markers(xatm_rm_conn *c, const char *gtrid, const char *rm, uint64_t *took_ms)
+{
+    struct marker_count m = {rm, 0};
+    uint64_t t0 = t_now_ms();
+    int rc = xatm_rm_markers_find(c, gtrid, marker_cb, &m);
+    if (took_ms) *took_ms = t_now_ms() - t0;
+    if (rc != XATM_XA_OK) {
+        fprintf(stderr, "marker lookup of %s failed: %s: %s\n", gtrid, xatm_xa_rc_name(rc),
+                xatm_rm_errmsg(c));
+        return -1;
+    }
+    return m.n;
+}

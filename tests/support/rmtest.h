@@ -81,6 +81,11 @@ void rmt_check_open_refused_(const char *file, int line, const xatm_rm_config *c
  * returns the milliseconds it took, or -1 on an error or after timeout_ms. */
 long rmt_wait_gone(xatm_rm_conn *checker, uint64_t id, int timeout_ms, int poll_ms);
 
+/* The committed 3PC marker rows of gtrid that c sees (xatm_rm_markers_find): their number,
+ * or -1 when the lookup fails (its message printed). When rm is not NULL, only rows of
+ * that RM count. *took_ms (may be NULL) gets how long the lookup took. */
+int rmt_markers(xatm_rm_conn *c, const char *gtrid, const char *rm, uint64_t *took_ms);
+
 /* Drives c's operation in flight (rc from xatm_rm_op_begin) to its end with op_wait,
  * poll (5 s at most per wait) and op_continue; returns the final code. One check: every
  * wait named a socket and events that include one of `need` (e.g. POLLIN). */

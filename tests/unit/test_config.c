@@ -132,6 +132,9 @@ static void test_example(void)
         CHECK_INT(cfg->transaction_timeout_ms, 60000);
         CHECK_INT(cfg->request_timeout_ms, 30000);
         CHECK_INT(cfg->recovery_interval_ms, 10000);
+        CHECK_INT(cfg->precommit_timeout_ms, 5000);
+        CHECK_INT(cfg->participant_timeout_ms, 10000);
+        CHECK_INT(cfg->participant_timeout_action, XATM_PARTICIPANT_COMMIT);
         CHECK_INT(cfg->n_rms, 2);
 
         const xatm_rm_config *pg = xatm_config_rm(cfg, "ledger_pg");
@@ -147,7 +150,7 @@ static void test_example(void)
             CHECK_STR(pg->database, "ledger");
             CHECK_STR(pg->password, "pg secret");
             CHECK_INT(pg->connect_timeout_ms, 5000);
-            CHECK_INT(pg->line, 60);
+            CHECK_INT(pg->line, 72);
             CHECK_INT(pg->column, 5);
         }
         const xatm_rm_config *my = xatm_config_rm(cfg, "ledger_my");
@@ -163,7 +166,7 @@ static void test_example(void)
             CHECK_STR(my->database, "ledger");
             CHECK_STR(my->password, "change me");
             CHECK_INT(my->connect_timeout_ms, 5000);
-            CHECK_INT(my->line, 72);
+            CHECK_INT(my->line, 84);
         }
         CHECK(xatm_config_rm(cfg, "nope") == NULL);
         CHECK_INT(xatm_config_rm_index(cfg, "nope"), -1);
@@ -196,6 +199,9 @@ static void test_defaults(void)
     CHECK_INT(cfg->transaction_timeout_ms, 60000);
     CHECK_INT(cfg->request_timeout_ms, 30000);
     CHECK_INT(cfg->recovery_interval_ms, 10000);
+    CHECK_INT(cfg->precommit_timeout_ms, 5000);
+    CHECK_INT(cfg->participant_timeout_ms, 10000);
+    CHECK_INT(cfg->participant_timeout_action, XATM_PARTICIPANT_COMMIT);
     CHECK_STR(cfg->path, "t.yaml");
     CHECK_INT(cfg->n_rms, 2);
     CHECK(cfg->rms[0].host == NULL);
@@ -231,6 +237,9 @@ static void test_defaults(void)
                     "  transaction_timeout: 1.5s\n"
                     "  request_timeout: 250\n"
                     "  recovery_interval: 2m\n"
+                    "  precommit_timeout: 750ms\n"
+                    "  participant_timeout: 3s\n"
+                    "  participant_timeout_action: wait\n"
                     "rms:\n"
                     "  - name: m\n"
                     "    type: mariadb\n"
@@ -249,6 +258,9 @@ static void test_defaults(void)
         CHECK_INT(cfg->transaction_timeout_ms, 1500);
         CHECK_INT(cfg->request_timeout_ms, 250);
         CHECK_INT(cfg->recovery_interval_ms, 120000);
+        CHECK_INT(cfg->precommit_timeout_ms, 750);
+        CHECK_INT(cfg->participant_timeout_ms, 3000);
+        CHECK_INT(cfg->participant_timeout_action, XATM_PARTICIPANT_WAIT);
         CHECK_INT(cfg->rms[0].type, XATM_RM_MYSQL); /* mariadb is an alias of mysql */
         CHECK_INT(cfg->rms[0].port, 3307);
         CHECK_STR(cfg->rms[0].password, "");
@@ -409,6 +421,20 @@ static void test_bad_values(void)
                   "t.yaml:1:51: tm.socket_mode '01777' has bits beyond 0777; expected");
     expect_errors("tm: {id: a, socket: /s, log_dir: /l, protocol: 4pc}\nrms:\n" RM_OK, 1,
                   "t.yaml:1:48: tm.protocol '4pc' is not a commit protocol; expected 2pc or 3pc\n");
+    expect_errors("tm: {id: a, socket: /s, log_dir: /l, participant_timeout_action: abort}\nrms:\n"
+                  RM_OK, 1,
+                  "t.yaml:1:66: tm.participant_timeout_action 'abort' is not a participant "
+                  "timeout action; expected commit or wait\n");
+    expect_errors("tm:\n  id: a\n  socket: /s\n  log_dir: /l\n"
+                  "  participant_timeout_action: [commit]\nrms:\n" RM_OK, 1,
+                  "t.yaml:5:31: tm.participant_timeout_action");
+    {
+        /* case does not matter, as for protocol */
+        xatm_config *cfg = expect_ok("tm: {id: a, socket: /s, log_dir: /l, "
+                                     "participant_timeout_action: COMMIT}\nrms:\n" RM_OK);
+        if (cfg) CHECK_INT(cfg->participant_timeout_action, XATM_PARTICIPANT_COMMIT);
+        xatm_config_free(cfg);
+    }
     expect_errors(TM_OK RM_OK "    port: 0\n", 1,
                   "t.yaml:11:11: rms[0].port '0' is out of range; expected a TCP port from 1 to "
                   "65535\n");
@@ -536,6 +562,16 @@ static void test_durations(void)
                   "t.yaml:1:59: tm.transaction_timeout is empty; expected a duration");
     expect_errors("tm: {id: a, socket: /s, log_dir: /l, recovery_interval: ~}\nrms:\n" RM_OK, 1,
                   "t.yaml:1:57: tm.recovery_interval has no value; expected a duration");
+    /* the 3PC timeouts */
+    expect_errors("tm:\n  id: a\n  socket: /s\n  log_dir: /l\n  precommit_timeout: 0\nrms:\n" RM_OK,
+                  1, "t.yaml:5:22: tm.precommit_timeout '0' is zero; expected a duration");
+    expect_errors("tm:\n  id: a\n  socket: /s\n  log_dir: /l\n  participant_timeout: 10 sec\n"
+                  "rms:\n" RM_OK,
+                  1, "t.yaml:5:24: tm.participant_timeout '10 sec' is not a duration; expected");
+    expect_errors("tm:\n  id: a\n  socket: /s\n  log_dir: /l\n  participant_timout: 1s\n"
+                  "rms:\n" RM_OK,
+                  1, "t.yaml:5:3: unknown key 'participant_timout' in tm (did you mean "
+                     "'participant_timeout'?); expected one of");
 }
 
 static void test_sizes(void)

@@ -158,6 +158,7 @@ static void on_replay(const xatm_declog_record *rec, void *arg)
     case XATM_DL_COMMIT:
     case XATM_DL_PRECOMMIT:
     case XATM_DL_HEURISTIC:
+    case XATM_DL_ABORT:
         set_add(c->unresolved, &c->n_unresolved, rec->gtrid);
         break;
     case XATM_DL_END:
@@ -1405,9 +1406,143 @@ static void test_dump(void)
     free(dir);
 }
 
+
+/* ---- 3PC: ABORT (docs/durability.md) ---- */
+
+/* A PRECOMMIT / ABORT record (protocol 3) of gtrid with 2 branches. */
+static xatm_declog_record r_3pc(uint8_t type, const char *gtrid)
+{
+    xatm_declog_record r = r_commit(gtrid, 2);
+    r.type = type;
+    r.protocol = 3;
+    return r;
+}
+
+/* Carries every gtrid of ow->set as an ABORT (a 3PC transaction aborted after PreCommit). */
+static void abort_unresolved(void *arg, void (*emit)(const xatm_declog_record *, void *),
+                             void *emit_arg)
+{
+    struct owner *ow = arg;
+    ow->calls++;
+    for (size_t i = 0; i < ow->n; i++) {
+        xatm_declog_record r = r_3pc(XATM_DL_ABORT, ow->set[i]);
+        emit(&r, emit_arg);
+    }
+}
+
+static void on_dump_abort(const char *file, uint64_t offset, const xatm_declog_record *rec,
+                          void *arg)
+{
+    (void)file;
+    (void)offset;
+    int *n = arg;
+    if (rec->type == XATM_DL_ABORT) (*n)++;
+}
+
+static void test_abort_record(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    xatm_declog *log;
+
+    /* validation: protocol 3 only, a valid gtrid, valid RM names */
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record bad = r_3pc(XATM_DL_ABORT, "tm1.3.1");
+    bad.protocol = 2;
+    CHECK_INT(xatm_declog_append(log, &bad, true), XATM_EINVAL);
+    bad = r_3pc(XATM_DL_ABORT, "not a gtrid");
+    CHECK_INT(xatm_declog_append(log, &bad, true), XATM_EINVAL);
+    bad = r_3pc(XATM_DL_ABORT, "tm1.3.1");
+    strcpy(bad.branches[0].rm, "bad name!");
+    CHECK_INT(xatm_declog_append(log, &bad, true), XATM_EINVAL);
+    bad = r_3pc(XATM_DL_ABORT, "tm1.3.1");
+    bad.n_branches = XATM_MAX_BRANCHES + 1;
+    CHECK_INT(xatm_declog_append(log, &bad, true), XATM_EINVAL);
+
+    /* round trip: PRECOMMIT, ABORT (superseding it), PRECOMMIT + COMMIT, an ended ABORT */
+    xatm_declog_record recs[] = {
+        r_boot(3),
+        r_3pc(XATM_DL_PRECOMMIT, "tm1.3.1"),
+        r_3pc(XATM_DL_ABORT, "tm1.3.1"),
+        r_3pc(XATM_DL_PRECOMMIT, "tm1.3.2"),
+        r_3pc(XATM_DL_COMMIT, "tm1.3.2"),
+        r_3pc(XATM_DL_PRECOMMIT, "tm1.3.3"),
+        r_3pc(XATM_DL_ABORT, "tm1.3.3"),
+        r_end("tm1.3.3"),
+    };
+    for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++)
+        CHECK_INT(xatm_declog_append(log, &recs[i], recs[i].type != XATM_DL_END), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n, 8);
+    CHECK_INT(c->first[2].type, XATM_DL_ABORT);
+    CHECK_STR(c->first[2].gtrid, "tm1.3.1");
+    CHECK_INT(c->first[2].protocol, 3);
+    CHECK_INT(c->first[2].n_branches, 2);
+    CHECK_STR(c->first[2].branches[1].rm, "my");
+    CHECK_INT(c->first[2].branches[1].session_id, 42);
+    CHECK_INT(c->n_unresolved, 2); /* tm1.3.1 (aborted, not ended) and tm1.3.2 */
+    CHECK(set_find(c->unresolved, c->n_unresolved, "tm1.3.3") < 0);
+    collect_free(c);
+
+    /* describe and dump */
+    char line[256];
+    xatm_declog_record d = r_3pc(XATM_DL_ABORT, "tm1.3.1");
+    d.lsn = 9;
+    xatm_declog_describe(&d, line, sizeof line);
+    CHECK_STR(line, "lsn=9 ABORT gtrid=tm1.3.1 protocol=3pc branches=[pg,my(session 42)]");
+    xatm_declog_close(log);
+    int n_abort = 0;
+    CHECK_INT(xatm_declog_dump(dir, on_dump_abort, &n_abort, err, sizeof err), 0);
+    CHECK_INT(n_abort, 2);
+    rm_rf(dir);
+    free(dir);
+
+    /* a CHECKPOINT carries an unresolved ABORT, and replay delivers it from there */
+    dir = t_tmpdir("declog");
+    struct owner *ow = calloc(1, sizeof *ow);
+    xatm_declog_options o = {.segment_size = 1024, .unresolved = abort_unresolved,
+                             .unresolved_arg = ow};
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record p = r_3pc(XATM_DL_PRECOMMIT, "tm1.4.1");
+    xatm_declog_record a = r_3pc(XATM_DL_ABORT, "tm1.4.1");
+    CHECK_INT(xatm_declog_append(log, &p, true), 0);
+    CHECK_INT(xatm_declog_append(log, &a, true), 0);
+    set_add(ow->set, &ow->n, "tm1.4.1");
+    char g[XATM_GTRID_MAX + 1];
+    for (unsigned i = 1; i <= 40; i++) { /* enough to rotate more than once */
+        gt(g, i);
+        xatm_declog_record r = r_commit(g, 2), e = r_end(g);
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        CHECK_INT(xatm_declog_append(log, &e, false), 0);
+        CHECK_INT(xatm_declog_flush(log), 0);
+    }
+    CHECK(ow->calls >= 2);
+    xatm_declog_close(log);
+    CHECK_INT(count_segments(dir), 1); /* the segment with the original records is gone */
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n_unresolved, 1);
+    CHECK_STR(c->unresolved[0], "tm1.4.1");
+    bool carried = false;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].type == XATM_DL_ABORT && !strcmp(c->v[i].gtrid, "tm1.4.1") &&
+            c->v[i].n_branches == 2)
+            carried = true;
+    CHECK(carried);
+    xatm_declog_close(log);
+    collect_free(c);
+    free(ow);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     test_crc32c();
+    test_abort_record();
     test_describe();
     test_fresh_and_roundtrip();
     test_append_validation();

@@ -3,7 +3,9 @@
  * its errors, and each action firing in a forked child (exit -> status 99, kill -> SIGKILL,
  * stop -> stopped then resumable, @n -> only the n-th hit), with the stderr line checked;
  * io points: enospc / torn only there, handed back by xatm_fault_io_hit on the n-th hit,
- * and xatm_fault_armed_action. (tests/unit/test_faultio.c tests the layer that acts.)
+ * and xatm_fault_armed_action; the 3PC action "partition", accepted only at
+ * tm.after_precommit_sent and handed back by xatm_fault_hit_cut on the n-th hit.
+ * (tests/unit/test_faultio.c tests the layer that acts.)
  */
 #include <signal.h>
 #include <stdio.h>
@@ -22,9 +24,12 @@ static const char *const expected_points[] = {
     "tm.after_decision_sent", "tm.before_end", "tm.recovery_before_commit",
     "tm.recovery_between_branches", "tm.recovery_after_commit", "tm.recovery_before_rollback",
     "tm.after_precommit_force", "tm.before_log_write", "tm.log_write",
+    "tm.before_precommit_force", "tm.after_precommit_sent", "tm.before_abort_force",
+    "tm.after_abort_force",
     "ap.after_begin", "ap.after_start", "ap.before_prepare", "ap.between_prepares",
     "ap.after_prepare", "ap.after_vote_sent", "ap.after_decision", "ap.between_commits",
-    "ap.after_commits",
+    "ap.after_commits", "ap.after_cancommit_checks", "ap.after_cancommit_sent",
+    "ap.after_precommit", "ap.participant_timeout",
 };
 #define N_EXPECTED (sizeof expected_points / sizeof expected_points[0])
 
@@ -60,6 +65,8 @@ static void test_parse(void)
         "tm.after_begin", "tm.after_begin@3", "tm.after_begin:exit", "tm.after_begin@2:stop",
         "ap.after_commits:kill", "tm.before_log_write@1000000000", "tm.log_write:enospc",
         "tm.log_write@7:torn", "tm.log_write@1000000000:enospc", "", NULL,
+        "tm.after_precommit_sent:partition", "tm.after_precommit_sent@3:partition",
+        "tm.after_precommit_sent", "tm.after_precommit_sent:stop",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         int rc = xatm_fault_arm(good[i], err, sizeof err);
@@ -78,6 +85,10 @@ static void test_parse(void)
         "tm.after_begin:enospc", "ap.after_prepare@2:torn", "tm.log_write", "tm.log_write@3",
         "tm.log_write:kill", "tm.log_write@2:stop", "tm.log_write:exit", "tm.log_write:ENOSPC",
         "tm.log_write:tornx",
+        /* partition only at tm.after_precommit_sent */
+        "tm.after_begin:partition", "tm.after_precommit_force:partition",
+        "ap.participant_timeout:partition", "tm.log_write:partition",
+        "tm.after_precommit_sent:PARTITION", "tm.after_precommit_sent:partitio",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
@@ -90,7 +101,12 @@ static void test_parse(void)
     CHECK_CONTAINS(err, "unknown fault point");
     CHECK_CONTAINS(err, "tm.nope");
     CHECK_INT(xatm_fault_arm("tm.after_begin:boom", err, sizeof err), XATM_EINVAL);
-    CHECK_CONTAINS(err, "kill, stop, exit, enospc or torn");
+    CHECK_CONTAINS(err, "kill, stop, exit, enospc, torn or partition");
+    CHECK_INT(xatm_fault_arm("tm.after_precommit_force:partition", err, sizeof err), XATM_EINVAL);
+    CHECK_CONTAINS(err, "partition is an action of tm.after_precommit_sent only");
+    CHECK_INT(xatm_fault_arm("tm.log_write:partition", err, sizeof err), XATM_EINVAL);
+    CHECK_INT(xatm_fault_arm("tm.after_precommit_sent@2:partition", err, sizeof err), 0);
+    CHECK_INT(xatm_fault_armed_action("tm.after_precommit_sent"), XATM_FAULT_PARTITION);
     CHECK_INT(xatm_fault_arm("tm.after_begin:torn", err, sizeof err), XATM_EINVAL);
     CHECK_CONTAINS(err, "io points only");
     CHECK_INT(xatm_fault_arm("tm.log_write", err, sizeof err), XATM_EINVAL);
@@ -239,6 +255,30 @@ static void child_bad_rearm_keeps_old(void)
     _exit(0);
 }
 
+static void child_partition(void)
+{
+    if (xatm_fault_arm("tm.after_precommit_sent@2:partition", NULL, 0)) _exit(2);
+    xatm_fault_hit("tm.after_precommit_force"); /* another point: no effect */
+    if (xatm_fault_hit_cut("tm.after_precommit_sent")) _exit(3); /* hit 1: not yet */
+    if (!xatm_fault_hit_cut("tm.after_precommit_sent")) _exit(4); /* hit 2: fires */
+    if (xatm_fault_hit_cut("tm.after_precommit_sent")) _exit(5); /* later hits pass */
+    _exit(0);
+}
+
+static void child_cut_point_other_action(void)
+{
+    /* a cut point armed with kill acts as usual through xatm_fault_hit_cut */
+    if (xatm_fault_arm("tm.after_precommit_sent:exit", NULL, 0)) _exit(2);
+    (void)xatm_fault_hit_cut("tm.after_precommit_sent");
+    _exit(0);
+}
+
+static void child_cut_unarmed(void)
+{
+    if (xatm_fault_arm(NULL, NULL, 0)) _exit(2);
+    _exit(xatm_fault_hit_cut("tm.after_precommit_sent") ? 3 : 0);
+}
+
 static void child_typo_at_call_site(void)
 {
     if (xatm_fault_arm("ap.after_begin:exit", NULL, 0)) _exit(2);
@@ -329,6 +369,18 @@ static void test_firing(void)
     run_child(child_step_point_as_io, &c, false, NULL);
     CHECK(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT);
     CHECK_CONTAINS(c.err_text, "not an io point");
+
+    run_child(child_partition, &c, false, NULL);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK_CONTAINS(c.err_text, "xatm fault: tm.after_precommit_sent hit 2: partition");
+
+    run_child(child_cut_point_other_action, &c, false, NULL);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 99);
+    CHECK_CONTAINS(c.err_text, "tm.after_precommit_sent hit 1: exit");
+
+    run_child(child_cut_unarmed, &c, false, NULL);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK_STR(c.err_text, "");
 
     run_child(child_typo_at_call_site, &c, false, NULL);
     CHECK(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT);

@@ -356,13 +356,13 @@ static void test_rollback(void)
 {
     gtx_table *t = new_table();
     gtx_info g = begin2(t, 1);
-    CHECK_INT(gtx_rollback(t, 2, g.gtrid), XATM_ESTATE); /* not the owner */
-    CHECK_INT(gtx_rollback(t, 1, g.gtrid), 0);
+    CHECK_INT(gtx_rollback(t, 2, g.gtrid, NULL), XATM_ESTATE); /* not the owner */
+    CHECK_INT(gtx_rollback(t, 1, g.gtrid, NULL), 0);
     CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
-    CHECK_INT(gtx_rollback(t, 1, g.gtrid), XATM_ENOTFOUND);
+    CHECK_INT(gtx_rollback(t, 1, g.gtrid, NULL), XATM_ENOTFOUND);
     /* a decided commit is never rolled back */
     g = committing2(t, 1);
-    CHECK_INT(gtx_rollback(t, 1, g.gtrid), XATM_ESTATE);
+    CHECK_INT(gtx_rollback(t, 1, g.gtrid, NULL), XATM_ESTATE);
     CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
     CHECK_INT(g.state, GTX_COMMITTING);
     gtx_table_free(t);
@@ -425,7 +425,7 @@ static void test_timeouts(void)
     CHECK_INT(gtx_begin(t, 1, 0, 2, 1000, 1000, &b), 0); /* deadline 2000 */
     CHECK_INT(gtx_begin(t, 1, 0, 2, 500, 1000, &c), 0);  /* deadline 1500 */
     CHECK_INT(gtx_next_deadline(t), 1500);
-    CHECK_INT(gtx_rollback(t, 1, c.gtrid), 0);        /* its heap entry goes stale */
+    CHECK_INT(gtx_rollback(t, 1, c.gtrid, NULL), 0);        /* its heap entry goes stale */
     CHECK_INT(gtx_next_deadline(t), 2000);
     expired e = {0, ""};
     CHECK_INT(gtx_expire(t, 1999, on_expired, &e), 0);
@@ -475,7 +475,7 @@ static void test_many(void)
     char gtrid[64];
     for (int i = 1; i <= N; i += 2) {
         snprintf(gtrid, sizeof gtrid, "tm1.5.%d", i);
-        ok = ok && gtx_rollback(t, 1, gtrid) == 0;
+        ok = ok && gtx_rollback(t, 1, gtrid, NULL) == 0;
     }
     CHECK(ok);
     for (int i = 0; i < 3000; i++) ok = ok && gtx_begin(t, 2, 0, 2, 100000, 0, &g) == 0;
@@ -649,7 +649,7 @@ static void test_recent_aborts(void)
     /* an abort without sessions is remembered (its cause), but not held */
     gtx_info nos;
     CHECK_INT(gtx_begin(t, 2, 0, 2, 1000, 0, &nos), 0);
-    CHECK_INT(gtx_rollback(t, 2, nos.gtrid), 0);
+    CHECK_INT(gtx_rollback(t, 2, nos.gtrid, NULL), 0);
     CHECK_INT(gtx_recent_abort(t, nos.gtrid, &a), 0);
     CHECK_INT(a.cause, GTX_ABORT_ROLLBACK);
     CHECK_INT(a.n_branches, 0);
@@ -660,7 +660,7 @@ static void test_recent_aborts(void)
     gtx_info first;
     CHECK_INT(gtx_begin(t, 3, 0, 2, 1000, 0, &first), 0);
     CHECK_INT(gtx_enlist(t, 3, first.gtrid, "my", 5), 0);
-    CHECK_INT(gtx_rollback(t, 3, first.gtrid), 0);
+    CHECK_INT(gtx_rollback(t, 3, first.gtrid, NULL), 0);
     CHECK_INT(gtx_recent_abort(t, first.gtrid, &a), 0);
     CHECK_INT(a.cause, GTX_ABORT_ROLLBACK);
     uint64_t mark = gtx_abort_mark(t);
@@ -668,7 +668,7 @@ static void test_recent_aborts(void)
     for (unsigned i = 0; i < GTX_ABORT_MEMORY + 100; i++) {
         ok = ok && gtx_begin(t, 4, 0, 2, 1000, 0, &g) == 0;
         ok = ok && gtx_enlist(t, 4, g.gtrid, "my", 6) == 0;
-        ok = ok && gtx_rollback(t, 4, g.gtrid) == 0;
+        ok = ok && gtx_rollback(t, 4, g.gtrid, NULL) == 0;
     }
     CHECK(ok);
     CHECK_INT(held(t), GTX_ABORT_MEMORY + 102);
@@ -911,7 +911,7 @@ static void test_vote_answers(void)
 
     /* aborted here, but an operator forced a commit: the forced outcome answers */
     g = begin2(t, 2);
-    CHECK_INT(gtx_rollback(t, 2, g.gtrid), 0);
+    CHECK_INT(gtx_rollback(t, 2, g.gtrid, NULL), 0);
     CHECK_INT(tm_decisions_force(d, g.gtrid, XATM_OUTCOME_COMMIT, "op", "why", NULL, 100), 0);
     CHECK_INT(gtx_vote(t, 2, g.gtrid, v, 2, &r), 0);
     CHECK_INT(r.unknown, GTX_UNK_ABORTED);
@@ -1269,6 +1269,563 @@ static void test_flush_after_fatal(void)
     pthread_mutex_destroy(&ctx.log_mu);
 }
 
+
+/* ------------------------------------------------------------------ 3PC */
+
+/* BEGIN (protocol 3) + ENLIST pg and my (sessions 11, 22) by owner at now 1000, timeout 5000. */
+static gtx_info begin3(gtx_table *t, uint64_t owner)
+{
+    gtx_info g;
+    CHECK_INT(gtx_begin(t, owner, 77, 3, 5000, 1000, &g), 0);
+    CHECK_INT(gtx_enlist(t, owner, g.gtrid, "pg", 11), 0);
+    CHECK_INT(gtx_enlist(t, owner, g.gtrid, "my", 22), 0);
+    return g;
+}
+
+/* Drives a 3PC transaction to PRECOMMITTED (flush at 1500, ack timeout 500: ack deadline
+ * 2000). */
+static gtx_info precommitted3(gtx_table *t, uint64_t owner)
+{
+    gtx_info g = begin3(t, owner);
+    xatm_msg_vote_entry v[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22)};
+    gtx_vote_result r;
+    CHECK_INT(gtx_cancommit(t, owner, g.gtrid, v, 2, &r), 0);
+    CHECK(r.must_log);
+    CHECK_INT(gtx_precommit_durable(t, g.seq, 1500, 500), 0);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    return g;
+}
+
+static const char *abort_cause_of(gtx_table *t, const char *gtrid)
+{
+    gtx_abort_info a;
+    if (gtx_recent_abort(t, gtrid, &a) != 0) return "none";
+    return gtx_abort_cause_name(a.cause);
+}
+
+static void test_3pc_cancommit(void)
+{
+    gtx_table *t = new_table();
+    gtx_vote_result r;
+    xatm_msg_vote_entry yes[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22)};
+
+    /* a 2PC transaction cannot CANCOMMIT: abort, nothing logged */
+    gtx_info g = begin2(t, 1);
+    CHECK_INT(gtx_cancommit(t, 1, g.gtrid, yes, 2, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK(!r.must_log);
+    CHECK_CONTAINS(r.reason, "CANCOMMIT on a 2PC transaction");
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
+    CHECK_STR(abort_cause_of(t, g.gtrid), "aborted at its vote");
+
+    /* a 3PC transaction cannot VOTE before CANCOMMIT */
+    g = begin3(t, 1);
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, yes, 2, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK(!r.must_log);
+    CHECK_CONTAINS(r.reason, "VOTE without CanCommit");
+
+    /* no / missing / read-only / invalid answers, an unknown RM: abort, nothing logged */
+    struct {
+        xatm_msg_vote_entry e[2];
+        size_t n;
+        const char *why;
+    } bad[] = {
+        {{ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_NO, 22)}, 2,
+         "branch my answered no to CanCommit"},
+        {{ve("pg", XATM_VOTE_YES, 11), ve("my", 0, 22)}, 1, "branch my did not answer CanCommit"},
+        {{ve("pg", XATM_VOTE_READONLY, 11), ve("my", XATM_VOTE_YES, 22)}, 2,
+         "branch pg sent an invalid CanCommit answer"},
+        {{ve("pg", 9, 11), ve("my", XATM_VOTE_YES, 22)}, 2,
+         "branch pg sent an invalid CanCommit answer"},
+        {{ve("pg", XATM_VOTE_YES, 11), ve("nosuch", XATM_VOTE_YES, 22)}, 2,
+         "branch nosuch names an RM that is not configured"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        g = begin3(t, 1);
+        CHECK_INT(gtx_cancommit(t, 1, g.gtrid, bad[i].e, bad[i].n, &r), 0);
+        CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+        CHECK(!r.must_log);
+        CHECK_STR(r.reason, bad[i].why);
+        CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
+    }
+    /* no branch at all: nothing to commit */
+    CHECK_INT(gtx_begin(t, 1, 0, 3, 5000, 1000, &g), 0);
+    CHECK_INT(gtx_cancommit(t, 1, g.gtrid, NULL, 0, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
+    CHECK(!r.must_log);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
+
+    /* all yes: PRECOMMIT_PENDING, the PRECOMMIT names every branch with its session */
+    g = begin3(t, 1);
+    CHECK_INT(gtx_cancommit(t, 2, g.gtrid, yes, 2, &r), XATM_ESTATE); /* not the owner */
+    xatm_msg_vote_entry yes2[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 23)};
+    CHECK_INT(gtx_cancommit(t, 1, g.gtrid, yes2, 2, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_PRECOMMIT);
+    CHECK(r.must_log);
+    CHECK_INT(r.protocol, 3);
+    CHECK_INT(r.rec.type, XATM_DL_PRECOMMIT);
+    CHECK_INT(r.rec.protocol, 3);
+    CHECK_INT(r.rec.n_branches, 2);
+    CHECK_STR(r.rec.branches[1].rm, "my");
+    CHECK_INT(r.rec.branches[1].session_id, 23);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.state, GTX_PRECOMMIT_PENDING);
+    CHECK_STR(gtx_state_name(g.state), "precommit-pending");
+    xatm_declog_record u;
+    CHECK(gtx_unresolved_record(&g, &u));
+    CHECK_INT(u.type, XATM_DL_PRECOMMIT);
+    /* rejections while the PRECOMMIT is being flushed */
+    CHECK_INT(gtx_cancommit(t, 1, g.gtrid, yes, 2, &r), XATM_ESTATE);
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, yes, 2, &r), XATM_ESTATE);
+    xatm_declog_record ar;
+    CHECK_INT(gtx_rollback(t, 1, g.gtrid, &ar), XATM_ESTATE);
+    gtx_done_result d;
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_ABORT, NULL, 0, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_IGNORED);
+    CHECK_CONTAINS(d.note, "before the decision was sent");
+    CHECK_INT(gtx_recovery_verdict(t, g.gtrid, 99999, NULL), GTX_V_LIVE);
+    CHECK_INT(gtx_commit_durable(t, g.seq, 1500), XATM_ESTATE);
+    CHECK_INT(gtx_abort_durable(t, g.seq, NULL, NULL), XATM_ESTATE);
+    gtx_counts c;
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.precommit_pending, 1);
+
+    /* the flush returned: PRECOMMITTED with an ack deadline */
+    CHECK_INT(gtx_precommit_durable(t, 9999, 1500, 500), XATM_ENOTFOUND);
+    CHECK_INT(gtx_precommit_durable(t, g.seq, 1500, 500), 0);
+    CHECK_INT(gtx_precommit_durable(t, g.seq, 1500, 500), XATM_ESTATE);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.state, GTX_PRECOMMITTED);
+    CHECK_STR(gtx_state_name(g.state), "precommitted");
+    CHECK_INT(g.ack_deadline_ms, 2000);
+    CHECK_INT(g.deadline_ms, 6000); /* the transaction's deadline stays */
+    CHECK_INT(gtx_next_deadline(t), 2000);
+    CHECK_INT(gtx_recovery_verdict(t, g.gtrid, 99999, NULL), GTX_V_LIVE);
+    CHECK_INT(gtx_cancommit(t, 1, g.gtrid, yes, 2, &r), XATM_ESTATE);
+    CHECK_INT(gtx_vote(t, 2, g.gtrid, yes, 2, &r), XATM_ESTATE); /* not the owner */
+    /* its ACTIVE heap entry is stale: gtx_expire never aborts it */
+    CHECK_INT(gtx_expire(t, 7000, NULL, NULL), 0);
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.precommitted, 1);
+    CHECK_INT(c.precommit_pending, 0);
+    gtx_table_free(t);
+}
+
+/* gtx_abort_durable / gtx_expire_precommits receivers. */
+typedef struct abort_seen {
+    int n;                      /* calls */
+    gtx_info last;              /* the last transaction */
+    xatm_declog_record rec;     /* the last record (expire) */
+} abort_seen;
+
+static void abort_seen_cb(const gtx_info *g, void *arg)
+{
+    abort_seen *a = arg;
+    a->n++;
+    a->last = *g;
+}
+
+static void expire_seen_cb(const gtx_info *g, const xatm_declog_record *rec, void *arg)
+{
+    abort_seen *a = arg;
+    a->n++;
+    a->last = *g;
+    a->rec = *rec;
+}
+
+static int take3_cb(const gtx_info *g, void *arg)
+{
+    abort_seen *a = arg;
+    a->n++;
+    a->last = *g;
+    return 0;
+}
+
+static void test_3pc_ack(void)
+{
+    gtx_table *t = new_table();
+    gtx_vote_result r;
+    gtx_info g, x;
+    gtx_counts c;
+
+    /* every branch acknowledges: COMMIT_PENDING -> COMMITTING -> DONE -> END */
+    g = precommitted3(t, 1);
+    xatm_msg_vote_entry ack[2] = {ve("my", XATM_VOTE_YES, 0), ve("pg", XATM_VOTE_YES, 11)};
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, ack, 2, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
+    CHECK(r.must_log);
+    CHECK_INT(r.rec.type, XATM_DL_COMMIT);
+    CHECK_INT(r.rec.protocol, 3);
+    CHECK_INT(r.rec.n_branches, 2);
+    CHECK_INT(r.rec.branches[1].session_id, 22); /* a 0 in the ack keeps the session */
+    CHECK_INT(gtx_lookup(t, g.gtrid, &x), 0);
+    CHECK_INT(x.state, GTX_COMMIT_PENDING);
+    CHECK_INT(gtx_commit_durable(t, g.seq, 1800), 0);
+    xatm_msg_done_entry done[2] = {de("pg", XATM_XA_OK), de("my", XATM_XA_OK)};
+    gtx_done_result d;
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT, done, 2, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_ENDED);
+    CHECK_INT(d.protocol, 3);
+
+    /* a NO acknowledgement: ABORT_PENDING with the ABORT record; removed once durable */
+    g = precommitted3(t, 1);
+    xatm_msg_vote_entry no[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_NO, 22)};
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, no, 2, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK(r.must_log);
+    CHECK_STR(r.reason, "branch my could not prepare after PreCommit");
+    CHECK_INT(r.rec.type, XATM_DL_ABORT);
+    CHECK_INT(r.rec.protocol, 3);
+    CHECK_INT(r.rec.n_branches, 2);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &x), 0);
+    CHECK_INT(x.state, GTX_ABORT_PENDING);
+    CHECK_STR(gtx_state_name(x.state), "abort-pending");
+    CHECK_STR(x.abort_reason, "branch my could not prepare after PreCommit");
+    xatm_declog_record u;
+    CHECK(gtx_unresolved_record(&x, &u));
+    CHECK_INT(u.type, XATM_DL_ABORT);
+    CHECK_INT(gtx_recovery_verdict(t, g.gtrid, 99999, NULL), GTX_V_LIVE);
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, ack, 2, &r), XATM_ESTATE);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_ABORT, NULL, 0, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_IGNORED);
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.abort_pending, 1);
+    uint64_t aborted_before = c.aborted;
+    abort_seen seen = {0};
+    CHECK_INT(gtx_abort_durable(t, 9999, abort_seen_cb, &seen), XATM_ENOTFOUND);
+    CHECK_INT(gtx_abort_durable(t, g.seq, abort_seen_cb, &seen), 0);
+    CHECK_INT(seen.n, 1);
+    CHECK_STR(seen.last.gtrid, g.gtrid);
+    CHECK_INT(seen.last.state, GTX_ABORT_PENDING);
+    CHECK_INT(gtx_abort_durable(t, g.seq, abort_seen_cb, &seen), XATM_ENOTFOUND);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &x), XATM_ENOTFOUND);
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.aborted, aborted_before + 1);
+    gtx_abort_info a;
+    CHECK_INT(gtx_recent_abort(t, g.gtrid, &a), 0);
+    CHECK_INT(a.cause, GTX_ABORT_VOTE);
+    CHECK_INT(a.n_branches, 2); /* held: recovery waits for / fences its sessions */
+    CHECK_INT(a.deadline_ms, 6000); /* the later of deadline (6000) and ack deadline (2000) */
+    /* a late VOTE hears abort from the abort memory */
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, ack, 2, &r), 0);
+    CHECK_INT(r.unknown, GTX_UNK_ABORTED);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+
+    /* an ack naming a branch the PRECOMMIT does not have, or missing one */
+    g = precommitted3(t, 1);
+    xatm_msg_vote_entry extra[3] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22),
+                                    ve("my2", XATM_VOTE_YES, 33)};
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, extra, 3, &r), 0);
+    CHECK_INT(r.rec.type, XATM_DL_ABORT);
+    CHECK_STR(r.reason, "branch my2 was not part of the PreCommit");
+    CHECK_INT(r.rec.n_branches, 2); /* the PreCommit's branches only */
+    g = precommitted3(t, 1);
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, ack, 1, &r), 0);
+    CHECK_STR(r.reason, "branch pg did not acknowledge PreCommit");
+    g = precommitted3(t, 1);
+    xatm_msg_vote_entry inval[2] = {ve("pg", 7, 11), ve("my", XATM_VOTE_YES, 22)};
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, inval, 2, &r), 0);
+    CHECK_STR(r.reason, "branch pg sent an invalid PreCommit acknowledgement");
+
+    /* every branch read-only at the ack: committed, the caller appends END */
+    g = precommitted3(t, 1);
+    xatm_msg_vote_entry ro[2] = {ve("pg", XATM_VOTE_READONLY, 11),
+                                 ve("my", XATM_VOTE_READONLY, 22)};
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, ro, 2, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_COMMIT);
+    CHECK(!r.must_log);
+    CHECK(r.must_end);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &x), XATM_ENOTFOUND);
+
+    /* ROLLBACK after PreCommit: ABORT_PENDING (only when the caller takes the record) */
+    g = precommitted3(t, 1);
+    xatm_declog_record ar;
+    CHECK_INT(gtx_rollback(t, 1, g.gtrid, NULL), XATM_ESTATE);
+    CHECK_INT(gtx_rollback(t, 2, g.gtrid, &ar), XATM_ESTATE); /* not the owner */
+    CHECK_INT(ar.type, 0);
+    CHECK_INT(gtx_rollback(t, 1, g.gtrid, &ar), 0);
+    CHECK_INT(ar.type, XATM_DL_ABORT);
+    CHECK_INT(gtx_abort_durable(t, g.seq, NULL, NULL), 0);
+    CHECK_STR(abort_cause_of(t, g.gtrid), "rolled back by its AP");
+    /* a ROLLBACK of an ACTIVE transaction still logs nothing */
+    g = begin3(t, 1);
+    CHECK_INT(gtx_rollback(t, 1, g.gtrid, &ar), 0);
+    CHECK_INT(ar.type, 0);
+
+    /* DONE after PreCommit: abort -> ABORT_PENDING; commit -> ignored */
+    g = precommitted3(t, 1);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT, NULL, 0, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_IGNORED);
+    CHECK_CONTAINS(d.note, "before DoCommit");
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_ABORT, NULL, 0, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_ABORT_LOG);
+    CHECK_INT(d.rec.type, XATM_DL_ABORT);
+    CHECK_INT(d.seq, g.seq);
+    CHECK_INT(gtx_abort_durable(t, g.seq, NULL, NULL), 0);
+
+    /* the ack deadline passes: ABORT_PENDING (cause: not acknowledged), the record to cb */
+    g = precommitted3(t, 1);
+    seen.n = 0;
+    CHECK_INT(gtx_expire_precommits(t, 1999, expire_seen_cb, &seen), 0);
+    CHECK_INT(gtx_expire_precommits(t, 2000, expire_seen_cb, &seen), 1);
+    CHECK_INT(seen.n, 1);
+    CHECK_INT(seen.rec.type, XATM_DL_ABORT);
+    CHECK_STR(seen.rec.gtrid, g.gtrid);
+    CHECK_INT(seen.last.state, GTX_ABORT_PENDING);
+    CHECK_CONTAINS(seen.last.abort_reason, "PreCommit not acknowledged");
+    CHECK_INT(gtx_expire_precommits(t, 9000, expire_seen_cb, &seen), 0); /* once */
+    CHECK_INT(gtx_abort_durable(t, g.seq, NULL, NULL), 0);
+    CHECK_INT(gtx_recent_abort(t, g.gtrid, &a), 0);
+    CHECK_INT(a.cause, GTX_ABORT_ACK_TIMEOUT);
+    CHECK_STR(gtx_abort_cause_name(a.cause), "PreCommit not acknowledged in time");
+    /* held until its deadline even after two clean scans (its AP may still act) */
+    uint64_t mark = gtx_abort_mark(t);
+    for (int scan = 0; scan < 2; scan++) { /* (releases the earlier aborts, not this one) */
+        gtx_aborts_scanned(t, "pg", mark, 3000, listed_if, NULL);
+        gtx_aborts_scanned(t, "my", mark, 3000, listed_if, NULL);
+    }
+    CHECK_INT(gtx_recent_abort(t, g.gtrid, &a), 0);
+    CHECK_INT(a.n_branches, 2);
+    gtx_aborts_scanned(t, "pg", mark, 6000, listed_if, NULL);
+    gtx_aborts_scanned(t, "my", mark, 6000, listed_if, NULL);
+    CHECK_INT(gtx_recent_abort(t, g.gtrid, &a), 0);
+    CHECK_INT(a.n_branches, 0); /* released from the held set; the ring remembers */
+
+    /* the AP disconnects while PRECOMMITTED: orphaned, never expired here, adopted by
+     * recovery; and while PRECOMMIT_PENDING: orphaned once durable */
+    g = precommitted3(t, 5);
+    gtx_info pend = begin3(t, 5);
+    xatm_msg_vote_entry yes[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22)};
+    CHECK_INT(gtx_cancommit(t, 5, pend.gtrid, yes, 2, &r), 0);
+    size_t orphaned = 0;
+    CHECK_INT(gtx_conn_lost(t, 5, &orphaned), 0);
+    CHECK_INT(orphaned, 2);
+    CHECK_INT(gtx_expire_precommits(t, 99999, expire_seen_cb, &seen), 0);
+    CHECK_INT(gtx_precommit_durable(t, pend.seq, 1600, 500), 0);
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.orphaned, 2);
+    abort_seen taken = {0};
+    CHECK_INT(gtx_take_orphans(t, take3_cb, &taken), 2);
+    CHECK_INT(taken.last.state, GTX_PRECOMMITTED);
+    CHECK_INT(taken.last.owner, 0);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &x), XATM_ENOTFOUND);
+    CHECK_INT(gtx_lookup(t, pend.gtrid, &x), XATM_ENOTFOUND);
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.orphaned, 0);
+    CHECK_INT(c.precommitted, 0);
+    CHECK_INT(c.abort_pending, 3); /* the extra / missing / invalid acks above */
+    /* a connected PRECOMMITTED one past its ack deadline is not adopted (the loop aborts it) */
+    g = precommitted3(t, 6);
+    CHECK_INT(gtx_take_overdue(t, 99999, take3_cb, &taken), 0);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &x), 0);
+    gtx_table_free(t);
+}
+
+static void test_3pc_registry(void)
+{
+    tm_decisions *d = tm_decisions_new(rms, 3);
+    gtx_table *t = new_table();
+    tm_decision_info e;
+
+    /* replay: ABORT supersedes PRECOMMIT; PRECOMMIT then COMMIT is a commit */
+    xatm_declog_record pre = commit_rec("tm1.3.1", 2), ab, co;
+    pre.type = XATM_DL_PRECOMMIT;
+    pre.protocol = 3;
+    ab = pre;
+    ab.type = XATM_DL_ABORT;
+    CHECK_INT(tm_decisions_replay(d, &pre, 0), 0);
+    CHECK_INT(tm_decisions_kind(d, "tm1.3.1"), TM_DEC_PRECOMMIT);
+    CHECK_INT(tm_decisions_replay(d, &ab, 0), 0);
+    CHECK_INT(tm_decisions_get(d, "tm1.3.1", &e), TM_DEC_ABORT);
+    CHECK(e.has_abort && e.has_precommit && !e.has_commit);
+    CHECK_INT(e.n_branches, 2);
+    CHECK_STR(tm_decision_kind_name(TM_DEC_ABORT), "abort");
+    CHECK_INT(tm_decisions_replay(d, &ab, 0), 0); /* delivered twice: idempotent */
+    CHECK_INT(tm_decisions_count(d), 1);
+    xatm_declog_record end;
+    memset(&end, 0, sizeof end);
+    end.type = XATM_DL_END;
+    snprintf(end.gtrid, sizeof end.gtrid, "tm1.3.1");
+    CHECK_INT(tm_decisions_replay(d, &end, 0), 0);
+    CHECK_INT(tm_decisions_kind(d, "tm1.3.1"), TM_DEC_NONE);
+    snprintf(pre.gtrid, sizeof pre.gtrid, "tm1.3.2");
+    co = pre;
+    co.type = XATM_DL_COMMIT;
+    CHECK_INT(tm_decisions_replay(d, &pre, 0), 0);
+    CHECK_INT(tm_decisions_replay(d, &co, 0), 0);
+    CHECK_INT(tm_decisions_kind(d, "tm1.3.2"), TM_DEC_COMMIT);
+
+    /* a VOTE for an aborted 3PC transaction hears abort */
+    gtx_vote_result v;
+    memset(&v, 0, sizeof v);
+    v.unknown = GTX_UNK_EARLIER_EPOCH;
+    v.error = XATM_EUNKNOWN;
+    snprintf(pre.gtrid, sizeof pre.gtrid, "tm1.3.3");
+    ab = pre;
+    ab.type = XATM_DL_ABORT;
+    CHECK_INT(tm_decisions_replay(d, &ab, 0), 0);
+    tm_decisions_answer_vote(d, "tm1.3.3", &v);
+    CHECK_INT(v.error, 0);
+    CHECK_INT(v.outcome, XATM_OUTCOME_ABORT);
+    CHECK_CONTAINS(v.reason, "after PreCommit");
+
+    /* adopt an orphaned PRECOMMITTED transaction: PRECOMMIT, deadline = ack deadline */
+    gtx_info g = precommitted3(t, 1);
+    CHECK_INT(tm_decisions_adopt(d, &g, 1700), 0);
+    CHECK_INT(tm_decisions_get(d, g.gtrid, &e), TM_DEC_PRECOMMIT);
+    CHECK_INT(e.deadline_ms, 2000);
+    CHECK_INT(e.ap_pid, 77);
+    CHECK_INT(e.n_branches, 2);
+    CHECK_INT(e.branches[1].session_id, 22);
+    /* the termination rule's steps */
+    CHECK_INT(tm_decisions_term_step(d, g.gtrid, TM_TERM_WAIT_DEADLINE, 3), 0);
+    CHECK_INT(tm_decisions_term_step(d, g.gtrid, TM_TERM_WAIT_SCANS, 4), 4);
+    CHECK_INT(tm_decisions_term_step(d, g.gtrid, TM_TERM_WAIT_SCANS, 5), 4); /* first stays */
+    CHECK_INT(tm_decisions_term_step(d, g.gtrid, TM_TERM_WAIT_MARKERS, 6), 4);
+    CHECK_INT(tm_decisions_term_step(d, g.gtrid, TM_TERM_WAIT_SESSIONS, 7), 0); /* cleared */
+    CHECK_INT(tm_decisions_term_step(d, "tm1.9.9", TM_TERM_WAIT_SCANS, 7), 0);
+    /* its decision: commit with a mixed outcome */
+    CHECK_INT(tm_decisions_decide(d, g.gtrid, XATM_DL_COMMIT, "committed: pg; lost: my"), 0);
+    CHECK_INT(tm_decisions_get(d, g.gtrid, &e), TM_DEC_COMMIT);
+    CHECK(e.heuristic_mixed);
+    CHECK_STR(e.mixed, "committed: pg; lost: my");
+    CHECK_INT(e.term, TM_TERM_NONE);
+    CHECK_INT(tm_decisions_count_mixed(d), 1);
+    CHECK_INT(tm_decisions_decide(d, "tm1.9.9", XATM_DL_ABORT, NULL), XATM_ENOTFOUND);
+    CHECK(!tm_decisions_set_mixed(d, g.gtrid, "again")); /* already mixed */
+    CHECK(tm_decisions_set_mixed(d, "tm1.3.3", "committed: my; rolled back: pg"));
+    CHECK_INT(tm_decisions_count_mixed(d), 2);
+    CHECK(!tm_decisions_set_mixed(d, "tm1.9.9", "x"));
+
+    /* adopt the ABORT of an aborted-after-PreCommit transaction */
+    g = precommitted3(t, 1);
+    gtx_vote_result r;
+    xatm_msg_vote_entry no[2] = {ve("pg", XATM_VOTE_NO, 11), ve("my", XATM_VOTE_YES, 22)};
+    CHECK_INT(gtx_vote(t, 1, g.gtrid, no, 2, &r), 0);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(tm_decisions_adopt_abort(d, &g, 1800), 0);
+    CHECK_INT(tm_decisions_get(d, g.gtrid, &e), TM_DEC_ABORT);
+    CHECK_INT(e.deadline_ms, 6000);
+    CHECK_INT(e.protocol, 3);
+    CHECK_INT(e.n_branches, 2);
+
+    /* the rotation callback carries the latest decision of each */
+    struct tm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.decisions = d;
+    ctx.gtx = t; /* holds g (ABORT_PENDING): its ABORT too */
+    gtx_info q = precommitted3(t, 2); /* PRECOMMITTED: its PRECOMMIT */
+    sink s;
+    memset(&s, 0, sizeof s);
+    recovery_emit_unresolved(&ctx, sink_emit, &s);
+    CHECK_INT(s.by_type[XATM_DL_COMMIT], 2);  /* tm1.3.2, the mixed commit */
+    CHECK_INT(s.by_type[XATM_DL_ABORT], 3);   /* tm1.3.3, g (registry and table) */
+    CHECK_INT(s.by_type[XATM_DL_PRECOMMIT], 2); /* q, and the first g (adopted above
+                                                   without leaving this test's table) */
+    char want[80];
+    snprintf(want, sizeof want, "%s ", q.gtrid);
+    CHECK_CONTAINS(s.gtrids, want);
+    gtx_table_free(t);
+    tm_decisions_free(d);
+}
+
+
+/* The admin JSON of 3PC states and decisions, and forced outcomes on them. */
+static void test_3pc_admin(void)
+{
+    xatm_rm_config rmc[2];
+    memset(rmc, 0, sizeof rmc);
+    rmc[0].name = (char *)(uintptr_t)"pg";
+    rmc[0].type = XATM_RM_POSTGRESQL;
+    rmc[1].name = (char *)(uintptr_t)"my";
+    rmc[1].type = XATM_RM_MYSQL;
+    xatm_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.tm_id = (char *)(uintptr_t)"tm1";
+    cfg.log_dir = (char *)(uintptr_t)"/tmp";
+    cfg.rms = rmc;
+    cfg.n_rms = 2;
+    struct tm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.cfg = &cfg;
+    ctx.epoch = 5;
+    pthread_mutex_init(&ctx.log_mu, NULL);
+    ctx.gtx = new_table();
+    ctx.decisions = tm_decisions_new(rms, 3);
+    char *logdir = t_tmpdir("admin3-log");
+    char err[256];
+    CHECK_INT(xatm_declog_open(logdir, NULL, NULL, NULL, &ctx.log, err, sizeof err), 0);
+
+    gtx_info g = precommitted3(ctx.gtx, 1); /* tm1.5.1: PRECOMMITTED */
+    gtx_info p2 = begin3(ctx.gtx, 1);       /* tm1.5.2: PRECOMMIT_PENDING */
+    xatm_msg_vote_entry yes[2] = {ve("pg", XATM_VOTE_YES, 11), ve("my", XATM_VOTE_YES, 22)};
+    gtx_vote_result r;
+    CHECK_INT(gtx_cancommit(ctx.gtx, 1, p2.gtrid, yes, 2, &r), 0);
+    /* registry: a replayed PRECOMMIT, an ABORT marked mixed */
+    xatm_declog_record pre = commit_rec("tm1.2.1", 2), ab;
+    pre.type = XATM_DL_PRECOMMIT;
+    pre.protocol = 3;
+    CHECK_INT(tm_decisions_replay(ctx.decisions, &pre, tm_now_ms()), 0);
+    ab = pre;
+    ab.type = XATM_DL_ABORT;
+    snprintf(ab.gtrid, sizeof ab.gtrid, "tm1.2.2");
+    CHECK_INT(tm_decisions_replay(ctx.decisions, &ab, tm_now_ms()), 0);
+    CHECK(tm_decisions_set_mixed(ctx.decisions, "tm1.2.2", "committed: my; rolled back: pg"));
+
+    int32_t code;
+    char *j = admin_run(&ctx, "status", &code);
+    CHECK_INT(code, 0);
+    CHECK_CONTAINS(j, "\"precommit_pending\":1,\"precommitted\":1,\"abort_pending\":0,"
+                      "\"heuristic_mixed\":1}");
+    free(j);
+    j = admin_run(&ctx, "list", &code);
+    CHECK_CONTAINS(j, "\"gtrid\":\"tm1.5.1\",\"state\":\"precommitted\",\"protocol\":3,");
+    CHECK_CONTAINS(j, "\"gtrid\":\"tm1.5.2\",\"state\":\"precommit-pending\"");
+    CHECK_CONTAINS(j, "\"decision\":\"precommit\"");
+    CHECK_CONTAINS(j, "its PRECOMMIT record is being made durable");
+    CHECK_CONTAINS(j, "\"gtrid\":\"tm1.2.2\",\"state\":\"in-doubt\",\"protocol\":3");
+    CHECK_CONTAINS(j, "\"decision\":\"abort\"");
+    CHECK_CONTAINS(j, "\"heuristic_mixed\":true,\"mixed\":\"committed: my; rolled back: pg\"");
+    CHECK_CONTAINS(j, "\"heuristic_mixed\":false,\"mixed\":null");
+    CHECK_CONTAINS(j, "termination rule (3PC PRECOMMIT without an outcome): waits for its "
+                      "deadline");
+    free(j);
+    char arg[128];
+    snprintf(arg, sizeof arg, "gtrid=%s", g.gtrid);
+    j = admin_run_arg(&ctx, "show", arg, &code);
+    CHECK_CONTAINS(j, "PreCommit");
+    free(j);
+
+    /* forced outcomes: live 3PC states refused; a PRECOMMIT alone needs no force; an
+     * ABORT decision refuses a commit without force */
+    j = admin_run_arg(&ctx, "commit", arg, &code);
+    CHECK_INT(code, XATM_EREFUSED);
+    CHECK_CONTAINS(j, "the transaction is live (precommitted");
+    free(j);
+    j = admin_run_arg(&ctx, "commit", "gtrid=tm1.2.1\nreason=checked by hand", &code);
+    CHECK_INT(code, 0);
+    CHECK_CONTAINS(j, "\"recorded\":true,\"overrides\":null");
+    free(j);
+    CHECK_INT(tm_decisions_kind(ctx.decisions, "tm1.2.1"), TM_DEC_HEUR_COMMIT);
+    j = admin_run_arg(&ctx, "commit", "gtrid=tm1.2.2", &code);
+    CHECK_INT(code, XATM_EREFUSED);
+    CHECK_CONTAINS(j, "3PC abort decision");
+    free(j);
+    j = admin_run_arg(&ctx, "rollback", "gtrid=tm1.2.2\nreason=repaired", &code);
+    CHECK_INT(code, 0);
+    free(j);
+    j = admin_run(&ctx, "status", &code);
+    CHECK_CONTAINS(j, "\"heuristic_mixed\":0}"); /* an operator recorded its outcome */
+    free(j);
+
+    xatm_declog_close(ctx.log);
+    free(logdir);
+    gtx_table_free(ctx.gtx);
+    tm_decisions_free(ctx.decisions);
+    pthread_mutex_destroy(&ctx.log_mu);
+}
+
 int main(void)
 {
     test_create_and_begin();
@@ -1289,5 +1846,9 @@ int main(void)
     test_emit_unresolved();
     test_admin_json();
     test_flush_after_fatal();
+    test_3pc_cancommit();
+    test_3pc_ack();
+    test_3pc_registry();
+    test_3pc_admin();
     return t_finish("gtx");
 }

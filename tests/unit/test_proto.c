@@ -26,6 +26,7 @@ static const uint8_t all_types[] = {
     XATM_MSG_HELLO,    XATM_MSG_BEGIN,    XATM_MSG_ENLIST,   XATM_MSG_VOTE,
     XATM_MSG_DONE,     XATM_MSG_ROLLBACK, XATM_MSG_ADMIN,    XATM_MSG_HELLO_OK,
     XATM_MSG_BEGIN_OK, XATM_MSG_DECISION, XATM_MSG_ERROR,    XATM_MSG_ADMIN_REPLY,
+    XATM_MSG_CANCOMMIT,
 };
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
@@ -75,6 +76,7 @@ static void sample(xatm_msg *m, uint8_t t, bool big)
         m->u.enlist.session_id = big ? UINT64_MAX : 0;
         break;
     case XATM_MSG_VOTE:
+    case XATM_MSG_CANCOMMIT: /* the same body (3PC) */
         strcpy(m->u.vote.gtrid, "tm1.7.42");
         m->u.vote.n = big ? XATM_MAX_BRANCHES : 2;
         for (unsigned i = 0; i < m->u.vote.n; i++) {
@@ -86,7 +88,7 @@ static void sample(xatm_msg *m, uint8_t t, bool big)
         break;
     case XATM_MSG_DECISION:
         strcpy(m->u.decision.gtrid, "tm1.7.42");
-        m->u.decision.outcome = big ? XATM_OUTCOME_ABORT : XATM_OUTCOME_COMMIT;
+        m->u.decision.outcome = big ? XATM_OUTCOME_PRECOMMIT : XATM_OUTCOME_COMMIT;
         if (big) fill(m->u.decision.reason, XATM_REASON_MAX, 'x');
         break;
     case XATM_MSG_DONE:
@@ -147,6 +149,7 @@ static bool msg_equal(const xatm_msg *a, const xatm_msg *b)
                !strcmp(a->u.enlist.rm, b->u.enlist.rm) &&
                a->u.enlist.session_id == b->u.enlist.session_id;
     case XATM_MSG_VOTE:
+    case XATM_MSG_CANCOMMIT:
         if (strcmp(a->u.vote.gtrid, b->u.vote.gtrid) || a->u.vote.n != b->u.vote.n) return false;
         for (unsigned i = 0; i < a->u.vote.n; i++)
             if (strcmp(a->u.vote.e[i].rm, b->u.vote.e[i].rm) ||
@@ -291,6 +294,44 @@ static void test_round_trip(void)
     xatm_buf_free(&b);
 }
 
+/* Protocol 3: CANCOMMIT carries VOTE's body byte for byte (decoded into u.vote), and a
+ * DECISION may carry every outcome 1..3 (precommit only there). */
+static void test_3pc_messages(void)
+{
+    xatm_buf bv = {0}, bc = {0};
+    xatm_msg m, d;
+    sample(&m, XATM_MSG_VOTE, true);
+    CHECK_INT(xatm_msg_encode(&m, 5, &bv), 0);
+    m.type = XATM_MSG_CANCOMMIT;
+    CHECK_INT(xatm_msg_encode(&m, 5, &bc), 0);
+    CHECK(bv.len == bc.len);
+    CHECK(bc.data[5] == XATM_MSG_CANCOMMIT && bv.data[5] == XATM_MSG_VOTE);
+    CHECK(memcmp(bv.data + XATM_FRAME_HEADER_SIZE, bc.data + XATM_FRAME_HEADER_SIZE,
+                 bv.len - XATM_FRAME_HEADER_SIZE) == 0);
+    CHECK(bc.data[4] == 3); /* version 3 */
+    xatm_frame_header h;
+    CHECK_INT(xatm_frame_header_decode(bc.data, XATM_FRAME_MAX_REQUEST, &h), 0);
+    CHECK_INT(xatm_msg_decode(&h, bc.data + XATM_FRAME_HEADER_SIZE, &d), 0);
+    CHECK_INT(d.type, XATM_MSG_CANCOMMIT);
+    CHECK(msg_equal(&m, &d));
+    xatm_buf_free(&bv);
+    xatm_buf_free(&bc);
+
+    for (uint8_t o = XATM_OUTCOME_COMMIT; o <= XATM_OUTCOME_PRECOMMIT; o++) {
+        xatm_buf b = {0};
+        sample(&m, XATM_MSG_DECISION, false);
+        m.u.decision.outcome = o;
+        CHECK_INT(xatm_msg_encode(&m, 9, &b), 0);
+        CHECK_INT(xatm_frame_header_decode(b.data, XATM_FRAME_MAX_REPLY, &h), 0);
+        CHECK_INT(xatm_msg_decode(&h, b.data + XATM_FRAME_HEADER_SIZE, &d), 0);
+        CHECK_INT(d.u.decision.outcome, o);
+        xatm_buf_free(&b);
+    }
+    /* a version 2 frame (the previous protocol) is refused */
+    uint8_t hdr[12] = {0, 0, 0, 0, 2, XATM_MSG_CANCOMMIT, 0, 0, 0, 0, 0, 1};
+    CHECK_INT(xatm_frame_header_decode(hdr, XATM_FRAME_MAX_REQUEST, &h), XATM_EPROTO);
+}
+
 static void test_header(void)
 {
     uint8_t p[12] = {0, 0, 0, 5, XATM_PROTO_VERSION, XATM_MSG_BEGIN, 0, 0, 0, 0, 0, 9};
@@ -376,6 +417,8 @@ static void test_names(void)
     CHECK_STR(xatm_msg_type_name(XATM_MSG_VOTE), "VOTE");
     CHECK_STR(xatm_msg_type_name(XATM_MSG_DONE), "DONE");
     CHECK_STR(xatm_msg_type_name(XATM_MSG_ROLLBACK), "ROLLBACK");
+    CHECK_STR(xatm_msg_type_name(XATM_MSG_CANCOMMIT), "CANCOMMIT");
+    CHECK(xatm_msg_is_request(XATM_MSG_CANCOMMIT));
     CHECK_STR(xatm_msg_type_name(XATM_MSG_ADMIN), "ADMIN");
     CHECK_STR(xatm_msg_type_name(XATM_MSG_HELLO_OK), "HELLO_OK");
     CHECK_STR(xatm_msg_type_name(XATM_MSG_BEGIN_OK), "BEGIN_OK");
@@ -409,8 +452,8 @@ static void test_encode_refusals(void)
     sample(&m, XATM_MSG_BEGIN, false);
     m.type = 0;
     expect_encode_refused(&m, "type 0");
-    m.type = 7;
-    expect_encode_refused(&m, "type 7");
+    m.type = 8;
+    expect_encode_refused(&m, "type 8");
 
     /* every string field one byte over its limit (the array full, no NUL inside it) */
     sample(&m, XATM_MSG_HELLO, false);
@@ -467,11 +510,21 @@ static void test_encode_refusals(void)
     m.u.vote.e[0].vote = 4;
     expect_encode_refused(&m, "vote 4");
     sample(&m, XATM_MSG_DECISION, false);
-    m.u.decision.outcome = 3;
-    expect_encode_refused(&m, "outcome 3");
+    m.u.decision.outcome = 4;
+    expect_encode_refused(&m, "outcome 4");
+    m.u.decision.outcome = 0;
+    expect_encode_refused(&m, "outcome 0");
     sample(&m, XATM_MSG_DONE, false);
     m.u.done.outcome = 0;
     expect_encode_refused(&m, "done outcome 0");
+    m.u.done.outcome = XATM_OUTCOME_PRECOMMIT; /* DECISION only */
+    expect_encode_refused(&m, "done outcome 3");
+    sample(&m, XATM_MSG_CANCOMMIT, false);
+    m.u.vote.e[1].vote = 4;
+    expect_encode_refused(&m, "cancommit vote 4");
+    sample(&m, XATM_MSG_CANCOMMIT, true);
+    m.u.vote.n = XATM_MAX_BRANCHES + 1;
+    expect_encode_refused(&m, "cancommit n 33");
 
     /* counts */
     sample(&m, XATM_MSG_VOTE, true);
@@ -612,8 +665,10 @@ static void test_decode_malformed(void)
         expect_decode(XATM_MSG_HELLO_OK, &x, v == 2 || v == 3 ? 0 : XATM_EPROTO, "default protocol");
         x.n = 0; b_str(&x, "tm1.1.1"); b_u16(&x, 1); b_str(&x, "pg"); b_u8(&x, (uint8_t)v); b_u64(&x, 0);
         expect_decode(XATM_MSG_VOTE, &x, v >= 1 && v <= 3 ? 0 : XATM_EPROTO, "vote");
+        expect_decode(XATM_MSG_CANCOMMIT, &x, v >= 1 && v <= 3 ? 0 : XATM_EPROTO, "cancommit vote");
         x.n = 0; b_str(&x, "tm1.1.1"); b_u8(&x, (uint8_t)v); b_str(&x, "");
-        expect_decode(XATM_MSG_DECISION, &x, v == 1 || v == 2 ? 0 : XATM_EPROTO, "decision outcome");
+        expect_decode(XATM_MSG_DECISION, &x, v >= 1 && v <= 3 ? 0 : XATM_EPROTO,
+                      "decision outcome");
         x.n = 0; b_str(&x, "tm1.1.1"); b_u8(&x, (uint8_t)v); b_u16(&x, 0);
         expect_decode(XATM_MSG_DONE, &x, v == 1 || v == 2 ? 0 : XATM_EPROTO, "done outcome");
     }
@@ -623,6 +678,7 @@ static void test_decode_malformed(void)
         x.n = 0; b_str(&x, "tm1.1.1"); b_u16(&x, n);
         for (uint16_t i = 0; i < n; i++) { b_str(&x, "pg"); b_u8(&x, 1); b_u64(&x, i); }
         expect_decode(XATM_MSG_VOTE, &x, n == 32 ? 0 : XATM_EPROTO, "vote n");
+        expect_decode(XATM_MSG_CANCOMMIT, &x, n == 32 ? 0 : XATM_EPROTO, "cancommit n");
         x.n = 0; b_str(&x, "tm1.1.1"); b_u8(&x, 1); b_u16(&x, n);
         for (uint16_t i = 0; i < n; i++) { b_str(&x, "pg"); b_u32(&x, 0); }
         expect_decode(XATM_MSG_DONE, &x, n == 32 ? 0 : XATM_EPROTO, "done n");
@@ -761,6 +817,7 @@ int main(void)
 {
     test_names();
     test_session_refs();
+    test_3pc_messages();
     test_header();
     test_round_trip();
     test_encode_refusals();

@@ -1,0 +1,594 @@
+/*
+ * test_tm_3pc.c — three-phase commit end to end (docs/protocols.md): a real xatmd, real
+ * PostgreSQL and MariaDB servers, and an application process (xatm-test-ap, linked with
+ * libxatm, protocol 3pc from its config) that the test can kill or stop at an exact
+ * protocol step through XATM_FAULT, as test_tm_2pc.c does for 2PC.
+ *
+ * Every case inserts one row with a unique id into table xatm_it on both RMs and then
+ * checks with plain SQL that the row is on both sides or on neither (except the one case
+ * that shows the divergence 3PC permits), that the outcome is the one docs/protocols.md
+ * states, and that no prepared branch of this TM is left once recovery has run.
+ *
+ * Settings (tm section): precommit_timeout 2s (xatmd's wait for the PreCommit
+ * acknowledgement), participant_timeout 4s (libxatm's wait for DoCommit), request_timeout
+ * 6s, transaction_timeout 10s, recovery every 200 ms. The application's config differs
+ * from xatmd's only where a case says so: participant_timeout_action wait, or the socket
+ * of a partition proxy.
+ *
+ * The cases:
+ *   commit / rollback     the plain paths; the marker rows of a committed transaction are
+ *                         deleted by xatmd afterwards
+ *   no at CanCommit       a failed statement on either RM: rolled back, nothing prepared
+ *   no at PreCommit       the "pg" branch used a temporary table: it passes CanCommit and
+ *                         PostgreSQL refuses PREPARE; rolled back
+ *   AP killed at each ap.* point: before PreCommit nothing was prepared -> neither side;
+ *                         once every branch is prepared (after_prepare on) -> both sides:
+ *                         xatmd's termination rule finds every branch prepared or marked
+ *   xatmd killed at tm.before_precommit_force / after_precommit_force (the AP loses the
+ *                         link before PreCommit: rolls back, EABORTED) and
+ *                         before_commit_force / after_commit_force (every branch prepared:
+ *                         with action commit the AP commits on its own and returns 0; with
+ *                         action wait it returns EUNKNOWN and the restarted xatmd's
+ *                         termination rule commits), then restarted: consistent
+ *   participant timeout   xatmd stopped right after sending PreCommit
+ *                         (tm.after_precommit_sent:stop): action commit commits at the
+ *                         participant timeout while xatmd is still stopped; action wait
+ *                         commits nothing until xatmd resumes and decides
+ *   partition             a proxy between the AP and xatmd swallows the acknowledgement
+ *                         and everything after it, keeping both connections open: with
+ *                         action commit xatmd aborts at its ack deadline (PostgreSQL
+ *                         rolled back) and the AP commits at its participant timeout
+ *                         (MariaDB committed): XATM_EHEURISTIC, the divergence, reported by
+ *                         xatmd as heuristic mixed; with action wait nothing diverges
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "tmproc.h"
+
+static char tm_id[17];
+static char *dir;
+static char *cfg;      /* xatmd's config, and the AP's with action commit */
+static char *cfg_wait; /* the AP's with participant_timeout_action: wait */
+static t_xatmd d;
+
+#define CONVERGE_MS 40000
+#define PARTICIPANT_TIMEOUT_MS 4000
+#define REQUEST_TIMEOUT_MS 6000
+
+/* ---------------------------------------------------------------- helpers */
+
+static void read_file(const char *path, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* Writes a copy of config `base` as dir/name with the text `from` replaced by `to`; its
+ * path (caller frees). */
+static char *variant(const char *base, const char *name, const char *from, const char *to)
+{
+    static char text[1 << 16];
+    char path[700];
+    read_file(base, text, sizeof text);
+    char *at = strstr(text, from);
+    if (!at) {
+        fprintf(stderr, "FAIL: '%s' not in %s\n", from, base);
+        exit(1);
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    fwrite(text, 1, (size_t)(at - text), f);
+    fputs(to, f);
+    fputs(at + strlen(from), f);
+    fclose(f);
+    return strdup(path);
+}
+
+/* Spawns the AP helper (cfg_path, id, action) with XATM_FAULT=fault (NULL: none). */
+static pid_t spawn_ap(const char *cfg_path, const char *id, const char *action,
+                      const char *fault, char *outfile, size_t outlen)
+{
+    char bin[512], cfgbuf[700], idbuf[64], actbuf[64], faultenv[128];
+    snprintf(outfile, outlen, "%s/ap-%s.out", dir, id);
+    snprintf(bin, sizeof bin, "%s", t_env("XATM_TEST_AP"));
+    snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg_path);
+    snprintf(idbuf, sizeof idbuf, "%s", id);
+    snprintf(actbuf, sizeof actbuf, "%s", action);
+    char *argv[] = {bin, cfgbuf, idbuf, actbuf, NULL};
+    char *env[2] = {NULL, NULL};
+    if (fault) {
+        snprintf(faultenv, sizeof faultenv, "XATM_FAULT=%s", fault);
+        env[0] = faultenv;
+    }
+    return t_spawn(argv, env, outfile);
+}
+
+/* Runs the AP helper to its end; its exit code (or 128+signal), output in out. */
+static int run_ap(const char *cfg_path, const char *id, const char *action, const char *fault,
+                  char *out, size_t outlen)
+{
+    char outfile[700];
+    pid_t pid = spawn_ap(cfg_path, id, action, fault, outfile, sizeof outfile);
+    int st = 0;
+    if (pid <= 0 || !t_wait_exit(pid, 120000, &st)) {
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+        }
+        out[0] = '\0';
+        return -1;
+    }
+    read_file(outfile, out, outlen);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+}
+
+/* The gtrid an AP printed ("" if none). */
+static void gtrid_of(const char *out, char *gtrid, size_t size)
+{
+    const char *g = strstr(out, "gtrid=");
+    gtrid[0] = '\0';
+    if (g) snprintf(gtrid, size, "%.*s", (int)strcspn(g + 6, " \n"), g + 6);
+}
+
+static long long rows(bool pg, const char *id)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_it WHERE id = '%s'", id);
+    return pg ? t_pg_scalar(sql) : t_my_scalar(sql);
+}
+
+static void expect_rows(const char *id, long long n)
+{
+    long long p = rows(true, id), m = rows(false, id);
+    if (p != n || m != n) fprintf(stderr, "  id %s: pg=%lld my=%lld expected %lld\n", id, p, m, n);
+    CHECK_INT(p, n);
+    CHECK_INT(m, n);
+}
+
+/* Both sides agree (0 or 1 each, equal); returns the count. */
+static long long expect_consistent(const char *id)
+{
+    long long p = rows(true, id), m = rows(false, id);
+    if (p != m) fprintf(stderr, "  id %s: pg=%lld my=%lld: DIVERGED\n", id, p, m);
+    CHECK_INT(p, m);
+    CHECK(p == 0 || p == 1);
+    return p;
+}
+
+static void expect_converged(void)
+{
+    long long ms = t_wait_no_prepared(tm_id, CONVERGE_MS);
+    CHECK(ms >= 0);
+    printf("  converged in %lld ms\n", ms);
+}
+
+/* Marker rows of gtrid on both servers. */
+static long long markers(const char *gtrid)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_markers WHERE gtrid = '%s'", gtrid);
+    long long p = t_pg_scalar(sql), m = t_my_scalar(sql);
+    return p < 0 || m < 0 ? -1 : p + m;
+}
+
+static bool wait_log(const char *text, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+        if (t_xatmd_log_count(&d, text) > 0) return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+/* Restarts xatmd with fault (NULL: none); resumes it first if it is stopped. */
+static void restart_xatmd(const char *fault)
+{
+    if (d.pid > 0) kill(d.pid, SIGCONT);
+    t_xatmd_stop(&d);
+    CHECK_INT(t_xatmd_start(&d, cfg, fault), 0);
+}
+
+/* ---------------------------------------------------------------- the partition proxy */
+
+/* A Unix-socket relay between the AP and xatmd that can swallow the AP's first VOTE and
+ * everything after it in both directions, without closing either connection: to both
+ * ends it looks like a network partition. One AP connection at a time. */
+struct proxy {
+    char listen_path[700];  /* where the AP connects (its config's tm.socket) */
+    char target_path[700];  /* xatmd's socket */
+    int lfd;                /* listening socket */
+    pthread_t thread;       /* the relay */
+    atomic_bool stop;       /* set to end the relay */
+    atomic_int swallowed;   /* frames dropped from the AP so far */
+};
+
+/* Fills sa with path; false when it does not fit. */
+static bool set_sun_path(struct sockaddr_un *sa, const char *path)
+{
+    size_t n = strlen(path);
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    if (n >= sizeof sa->sun_path) {
+        fprintf(stderr, "socket path too long: %s\n", path);
+        return false;
+    }
+    memcpy(sa->sun_path, path, n + 1);
+    return true;
+}
+
+static bool write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* Relays one AP connection until either side closes (or stop). */
+static void proxy_relay(struct proxy *px, int ap)
+{
+    int tm = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa;
+    if (tm < 0 || !set_sun_path(&sa, px->target_path) || connect(tm, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        if (tm >= 0) close(tm);
+        return;
+    }
+    static unsigned char buf[1 << 16]; /* AP -> TM bytes not yet forwarded */
+    size_t have = 0;
+    bool cut = false;
+    while (!atomic_load(&px->stop)) {
+        struct pollfd p[2] = {{.fd = ap, .events = POLLIN}, {.fd = tm, .events = POLLIN}};
+        int n = poll(p, 2, 100);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) break;
+        if (p[1].revents) {
+            unsigned char tbuf[4096];
+            ssize_t r = read(tm, tbuf, sizeof tbuf);
+            if (r <= 0) break;
+            if (!cut && !write_all(ap, tbuf, (size_t)r)) break;
+        }
+        if (p[0].revents) {
+            ssize_t r = read(ap, buf + have, sizeof buf - have);
+            if (r <= 0) break;
+            have += (size_t)r;
+            /* whole frames: 12-byte header, body_len big-endian at 0, type at 5 */
+            while (have >= 12) {
+                size_t len = 12 + ((size_t)buf[0] << 24 | (size_t)buf[1] << 16 |
+                                   (size_t)buf[2] << 8 | (size_t)buf[3]);
+                if (len > sizeof buf) goto done;
+                if (have < len) break;
+                if (buf[5] == 4 /* XATM_MSG_VOTE */) cut = true;
+                if (cut)
+                    atomic_fetch_add(&px->swallowed, 1);
+                else if (!write_all(tm, buf, len))
+                    goto done;
+                memmove(buf, buf + len, have - len);
+                have -= len;
+            }
+        }
+    }
+done:
+    close(tm);
+}
+
+static void *proxy_main(void *arg)
+{
+    struct proxy *px = arg;
+    while (!atomic_load(&px->stop)) {
+        struct pollfd p = {.fd = px->lfd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0) continue;
+        int ap = accept(px->lfd, NULL, NULL);
+        if (ap < 0) continue;
+        proxy_relay(px, ap);
+        close(ap);
+    }
+    return NULL;
+}
+
+static int proxy_start(struct proxy *px, const char *listen_path, const char *target_path)
+{
+    memset(px, 0, sizeof *px);
+    snprintf(px->listen_path, sizeof px->listen_path, "%s", listen_path);
+    snprintf(px->target_path, sizeof px->target_path, "%s", target_path);
+    unlink(listen_path);
+    px->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa;
+    if (px->lfd < 0 || !set_sun_path(&sa, listen_path) || bind(px->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(px->lfd, 4) != 0) {
+        perror("proxy");
+        return -1;
+    }
+    return pthread_create(&px->thread, NULL, proxy_main, px) == 0 ? 0 : -1;
+}
+
+static void proxy_stop(struct proxy *px)
+{
+    atomic_store(&px->stop, true);
+    pthread_join(px->thread, NULL);
+    close(px->lfd);
+    unlink(px->listen_path);
+}
+
+/* ---------------------------------------------------------------- cases */
+
+/* The first 3PC transaction; false when it did not run at all (xatmd refused 3PC). */
+static bool case_commit(void)
+{
+    char out[4096], gtrid[80];
+    printf("case: commit on both\n");
+    int rc = run_ap(cfg, "c1", "commit", NULL, out, sizeof out);
+    CHECK_INT(rc, 0);
+    if (rc != 0) return false;
+    CHECK_CONTAINS(out, "result=OK");
+    expect_rows("c1", 1);
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+    gtrid_of(out, gtrid, sizeof gtrid);
+    CHECK(gtrid[0] != '\0');
+    /* the markers of an ended transaction are deleted by xatmd's recovery passes */
+    long long m = -1;
+    for (int i = 0; i < 200 && (m = markers(gtrid)) != 0; i++) usleep(50000);
+    CHECK_INT(m, 0);
+    return true;
+}
+
+static void case_rollback(void)
+{
+    char out[4096];
+    printf("case: rollback on both\n");
+    CHECK_INT(run_ap(cfg, "rb1", "rollback", NULL, out, sizeof out), 0);
+    expect_rows("rb1", 0);
+}
+
+static void case_no_cancommit(const char *id, const char *action)
+{
+    char out[4096], gtrid[80];
+    printf("case: NO at CanCommit (%s) aborts both\n", action);
+    CHECK_INT(run_ap(cfg, id, action, NULL, out, sizeof out), 2);
+    CHECK_CONTAINS(out, "result=EABORTED");
+    expect_rows(id, 0);
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+    gtrid_of(out, gtrid, sizeof gtrid);
+    CHECK_INT(markers(gtrid), 0);
+}
+
+static void case_no_prepare(void)
+{
+    char out[4096];
+    printf("case: NO at PreCommit (PostgreSQL refuses PREPARE) aborts both\n");
+    CHECK_INT(run_ap(cfg, "npp", "pg-temp", NULL, out, sizeof out), 2);
+    CHECK_CONTAINS(out, "result=EABORTED");
+    CHECK_CONTAINS(out, "failed to prepare");
+    expect_converged();
+    expect_rows("npp", 0);
+}
+
+static void case_ap_killed(const char *id, const char *fault, long long expect)
+{
+    char out[4096];
+    printf("case: AP killed at %s\n", fault);
+    int rc = run_ap(cfg, id, "commit", fault, out, sizeof out);
+    CHECK_INT(rc, 128 + SIGKILL);
+    if (rc != 128 + SIGKILL) fprintf(stderr, "  AP output: %s\n", out);
+    expect_converged();
+    expect_rows(id, expect);
+}
+
+/* xatmd killed at `fault`; the AP (config ap_cfg) ends with `result`; rows_down is what
+ * the servers hold while xatmd is down (-1: not checked); expect after the restart. */
+static void case_tm_killed(const char *id, const char *fault, const char *ap_cfg,
+                           const char *result, long long rows_down, long long prepared_down,
+                           long long expect)
+{
+    char out[4096];
+    printf("case: xatmd killed at %s (AP action %s)\n", fault,
+           ap_cfg == cfg_wait ? "wait" : "commit");
+    restart_xatmd(fault);
+    int rc = run_ap(ap_cfg, id, "commit", NULL, out, sizeof out);
+    CHECK_CONTAINS(out, result);
+    if (!strstr(out, result)) fprintf(stderr, "  AP rc %d output: %s\n", rc, out);
+    CHECK(t_xatmd_wait_killed(&d, 10000));
+    if (rows_down >= 0) expect_rows(id, rows_down);
+    CHECK_INT(t_pg_prepared(tm_id), prepared_down);
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    expect_converged();
+    expect_rows(id, expect);
+}
+
+/* xatmd stopped right after sending PreCommit; the AP waits for DoCommit. */
+static void case_participant_timeout_commit(void)
+{
+    char out[4096];
+    printf("case: participant timeout, action commit, xatmd stopped after PreCommit\n");
+    restart_xatmd("tm.after_precommit_sent:stop");
+    uint64_t t0 = t_now_ms();
+    int rc = run_ap(cfg, "ptc", "commit", NULL, out, sizeof out);
+    uint64_t took = t_now_ms() - t0;
+    printf("  AP returned after %llu ms: %s", (unsigned long long)took, out);
+    CHECK_INT(rc, 0);
+    CHECK_CONTAINS(out, "result=OK");
+    CHECK_CONTAINS(out, "participant timeout");
+    CHECK(took >= PARTICIPANT_TIMEOUT_MS && took < PARTICIPANT_TIMEOUT_MS + 4000);
+    CHECK(t_wait_stopped(d.pid, 1000)); /* still stopped: the AP committed on its own */
+    expect_rows("ptc", 1);
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+    kill(d.pid, SIGCONT); /* it decides late: nothing is left to undo or redo */
+    expect_converged();
+    expect_rows("ptc", 1);
+    restart_xatmd(NULL);
+}
+
+static void case_participant_timeout_wait(void)
+{
+    char out[4096], outfile[700];
+    printf("case: participant timeout, action wait, xatmd stopped after PreCommit\n");
+    restart_xatmd("tm.after_precommit_sent:stop");
+    pid_t ap = spawn_ap(cfg_wait, "ptw", "commit", NULL, outfile, sizeof outfile);
+    CHECK(ap > 0 && t_wait_stopped(d.pid, 20000));
+    usleep((PARTICIPANT_TIMEOUT_MS + 500) * 1000);
+    /* past the participant timeout: the AP still waits, nothing committed, both prepared */
+    int st = 0;
+    CHECK(!t_wait_exit(ap, 10, &st));
+    expect_rows("ptw", 0);
+    CHECK_INT(t_pg_prepared(tm_id), 1);
+    CHECK_INT(t_my_prepared(tm_id), 1);
+    kill(d.pid, SIGCONT); /* xatmd decides; the AP obeys its decision */
+    CHECK(t_wait_exit(ap, 30000, &st));
+    read_file(outfile, out, sizeof out);
+    printf("  AP: %s", out);
+    expect_converged();
+    long long n = expect_consistent("ptw");
+    if (strstr(out, "result=OK")) CHECK_INT(n, 1);
+    else CHECK_CONTAINS(out, "result=EABORTED");
+    restart_xatmd(NULL);
+}
+
+/* The AP and xatmd cut apart right after PreCommit; ap_cfg's action decides. */
+static void case_partition(const char *id, bool commit_action)
+{
+    char out[4096], listen_path[700], target[700], name[64];
+    printf("case: partition after PreCommit, action %s\n", commit_action ? "commit" : "wait");
+    snprintf(listen_path, sizeof listen_path, "%s/proxy-%s.sock", dir, id);
+    snprintf(target, sizeof target, "%s/xatmd.sock", dir);
+    char from[800], to[800];
+    snprintf(from, sizeof from, "  socket: %s/xatmd.sock\n", dir);
+    snprintf(to, sizeof to, "  socket: %s\n", listen_path);
+    snprintf(name, sizeof name, "xatm-proxy-%s.yaml", id);
+    char *pcfg = variant(commit_action ? cfg : cfg_wait, name, from, to);
+    struct proxy px;
+    CHECK_INT(proxy_start(&px, listen_path, target), 0);
+    int rc = run_ap(pcfg, id, "commit", NULL, out, sizeof out);
+    printf("  AP: %s", out);
+    CHECK(atomic_load(&px.swallowed) >= 1);
+    if (commit_action) {
+        /* xatmd aborted at its ack deadline and rolled PostgreSQL back; the AP committed
+         * at its participant timeout and MariaDB, still attached to it, committed */
+        CHECK_INT(rc, 2);
+        CHECK_CONTAINS(out, "result=EHEURISTIC");
+        CHECK_CONTAINS(out, "branch 'pg' ROLLED BACK");
+        CHECK_INT(rows(true, id), 0);
+        CHECK_INT(rows(false, id), 1);
+        CHECK(wait_log("heuristic mixed", 30000));
+    } else {
+        CHECK_INT(rc, 2);
+        CHECK_CONTAINS(out, "result=EUNKNOWN");
+    }
+    proxy_stop(&px);
+    expect_converged();
+    if (commit_action) {
+        CHECK_INT(rows(true, id), 0);
+        CHECK_INT(rows(false, id), 1);
+    } else {
+        expect_rows(id, 0);
+    }
+    free(pcfg);
+}
+
+int main(void)
+{
+    t_require_servers();
+    snprintf(tm_id, sizeof tm_id, "i3%d", (int)(getpid() % 100000));
+    dir = t_tmpdir("tm3pc");
+    cfg = t_write_config(dir, tm_id,
+                         "  protocol: 3pc\n"
+                         "  transaction_timeout: 10s\n"
+                         "  request_timeout: 6s\n"
+                         "  recovery_interval: 200ms\n"
+                         "  precommit_timeout: 2s\n"
+                         "  participant_timeout: 4s\n"
+                         "  participant_timeout_action: commit\n");
+    cfg_wait = variant(cfg, "xatm-wait.yaml", "participant_timeout_action: commit",
+                       "participant_timeout_action: wait");
+    CHECK_INT(t_pg_exec("CREATE TABLE IF NOT EXISTS xatm_it (id varchar(64) PRIMARY KEY, v int)"), 0);
+    CHECK_INT(t_my_exec("CREATE TABLE IF NOT EXISTS xatm_it (id varchar(64) PRIMARY KEY, v int) ENGINE=InnoDB"), 0);
+    if (t_xatmd_start(&d, cfg, NULL) != 0) {
+        CHECK(!"xatmd starts");
+        return t_finish("tm_3pc");
+    }
+    if (!case_commit()) {
+        printf("FAIL: a plain 3PC commit failed; the other cases would only repeat it\n");
+        t_xatmd_stop(&d);
+        return t_finish("tm_3pc");
+    }
+    case_rollback();
+    case_no_cancommit("ncpg", "fail-pg");
+    case_no_cancommit("ncmy", "fail-my");
+    case_no_cancommit("ncmyd", "fail-my-direct");
+    case_no_prepare();
+
+    /* before PreCommit nothing is prepared: neither side */
+    case_ap_killed("k1", "ap.after_start", 0);
+    case_ap_killed("k2", "ap.before_prepare", 0);
+    case_ap_killed("k3", "ap.after_cancommit_checks", 0);
+    case_ap_killed("k4", "ap.after_cancommit_sent", 0);
+    case_ap_killed("k5", "ap.after_precommit", 0);
+    /* every branch prepared after PreCommit: the termination rule commits */
+    case_ap_killed("k6", "ap.between_prepares", 1);
+    case_ap_killed("k7", "ap.after_prepare", 1);
+    case_ap_killed("k8", "ap.after_vote_sent", 1);
+    case_ap_killed("k9", "ap.after_decision", 1);
+    case_ap_killed("k10", "ap.between_commits", 1);
+    case_ap_killed("k11", "ap.after_commits", 1);
+    {
+        /* killed just before committing on its own: xatmd (stopped at PreCommit) decides
+         * when it resumes, either way, for both */
+        char out[4096];
+        printf("case: AP killed at ap.participant_timeout\n");
+        restart_xatmd("tm.after_precommit_sent:stop");
+        int rc = run_ap(cfg, "k12", "commit", "ap.participant_timeout", out, sizeof out);
+        CHECK_INT(rc, 128 + SIGKILL);
+        CHECK_INT(t_pg_prepared(tm_id), 1); /* nothing committed yet */
+        kill(d.pid, SIGCONT);
+        expect_converged();
+        printf("  outcome: %lld\n", expect_consistent("k12"));
+        restart_xatmd(NULL);
+    }
+
+    case_tm_killed("t1", "tm.before_precommit_force", cfg, "result=EABORTED", 0, 0, 0);
+    case_tm_killed("t2", "tm.after_precommit_force", cfg, "result=EABORTED", 0, 0, 0);
+    case_tm_killed("t3", "tm.before_commit_force", cfg, "result=OK", 1, 0, 1);
+    case_tm_killed("t4", "tm.after_commit_force", cfg, "result=OK", 1, 0, 1);
+    case_tm_killed("t5", "tm.after_precommit_force", cfg_wait, "result=EABORTED", 0, 0, 0);
+    case_tm_killed("t6", "tm.before_commit_force", cfg_wait, "result=EUNKNOWN", 0, 1, 1);
+    case_tm_killed("t7", "tm.after_commit_force", cfg_wait, "result=EUNKNOWN", 0, 1, 1);
+
+    case_participant_timeout_commit();
+    case_participant_timeout_wait();
+    case_partition("pc", true);
+    case_partition("pw", false);
+
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+    free(cfg_wait);
+    free(cfg);
+    free(dir);
+    return t_finish("tm_3pc");
+}
