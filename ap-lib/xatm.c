@@ -49,8 +49,14 @@
  *          xatmd is lost or silent (tm.request_timeout) before DECISION precommit: roll
  *          every branch back, XATM_EABORTED. Nothing is prepared, so xatmd cannot commit
  *          either (its termination rule aborts a transaction not prepared everywhere).
- *        - after precommit, a branch fails to prepare: VOTE with the no, roll every
- *          branch back, XATM_EABORTED, whatever xatmd answers (or if it is gone).
+ *        - after precommit, a branch fails to prepare: VOTE with the no; on xatmd's
+ *          abort, or when every failed branch is known not to be prepared (its RM rolled
+ *          it back), roll every branch back, XATM_EABORTED. A failed branch whose state is
+ *          uncertain (its PREPARE was cut at tm.precommit_timeout or its session broke: it
+ *          may be prepared all the same) with no abort from xatmd (link lost, silent, or
+ *          another answer): the prepared branches are NOT rolled back, since xatmd's
+ *          termination rule may find every branch prepared and commit (leave_uncertain):
+ *          sessions closed, XATM_EUNKNOWN.
  *        - every branch prepared, and no DECISION comes: the link is lost (also while
  *          writing the VOTE) or, with action "commit", tm.participant_timeout passes
  *          after the VOTE. tm.participant_timeout_action says what libxatm does:
@@ -889,6 +895,37 @@ static int participant_commit(xatm_t *h, const char *why)
                 h->gtrid, why, report);
 }
 
+/* 3PC, after PreCommit: true when a branch that did not prepare may be prepared all the
+ * same (build_votes left it LOST: its PREPARE was cut on the wire or its session broke;
+ * or ACTIVE: an unexpected answer). A branch its RM rolled back (FINISHED) is certain. */
+static bool failed_prepare_uncertain(const xatm_t *h)
+{
+    for (size_t k = 0; k < h->n_branches; k++) {
+        const ap_rm *r = &h->rms[h->order[k]];
+        if (r->state == BR_LOST || r->state == BR_ACTIVE) return true;
+    }
+    return false;
+}
+
+/* 3PC, after PreCommit: a branch failed to prepare with an uncertain outcome and xatmd's
+ * abort did not arrive (`why`). Rolling the prepared branches back here could contradict
+ * xatmd: its termination rule (after a restart, or once this AP's link is gone) commits
+ * when it finds every branch prepared, which the uncertain one may be. So every branch
+ * is left to xatmd, as prepared as it is: the link and the sessions are closed (MariaDB
+ * detaches a prepared branch only when its session ends; an unprepared one rolls back). */
+static int leave_uncertain(xatm_t *h, const char *why, const char *no_votes)
+{
+    xatm__tm_close(&h->tm);
+    close_branch_sessions(h);
+    return fail(h, XATM_EUNKNOWN,
+                "outcome of global transaction %s unknown: after PreCommit a branch failed "
+                "to prepare with an uncertain outcome (it may be prepared all the same) and "
+                "no abort came from xatmd (%s); the prepared branches are not rolled back "
+                "(xatmd's termination rule may find every branch prepared and commit): the "
+                "RM sessions are closed and xatmd finishes every branch%s",
+                h->gtrid, why, no_votes);
+}
+
 /* 3PC (docs/protocols.md): CanCommit, PreCommit (prepare + acknowledge), DoCommit. */
 static int commit_three_phase(xatm_t *h)
 {
@@ -912,7 +949,15 @@ static int commit_three_phase(xatm_t *h)
     /* Nothing is prepared: whatever went wrong, rolling back is the only outcome xatmd
      * can reach too (its termination rule aborts a transaction not prepared everywhere). */
     if (any_no) return abort_all(h, "%s", no_votes);
-    if (rc) return abort_all(h, ": no PreCommit from xatmd (%s)", msg);
+    if (rc) {
+        /* xatmd may hold a durable PRECOMMIT whose answer was lost: its termination rule
+         * then waits for these sessions and fences (KILLs) a MariaDB one still connected
+         * at the deadline. Ending them here keeps it from killing whatever this handle
+         * would run on them next; they reopen on next use. */
+        rc = abort_all(h, ": no PreCommit from xatmd (%s)", msg);
+        close_branch_sessions(h);
+        return rc;
+    }
     if (!precommit) {
         if (reply.type == XATM_MSG_DECISION && reply.u.decision.outcome == XATM_OUTCOME_ABORT)
             return abort_all(h, " by xatmd: %s",
@@ -936,8 +981,10 @@ static int commit_three_phase(xatm_t *h)
     any_no = build_votes(h, &m, XATM_MSG_VOTE, BR_PREPARED);
     describe_no_votes(h, "failed to prepare", no_votes, sizeof no_votes);
     rc = xatm__tm_send(&h->tm, &m, &req_id, msg, sizeof msg);
-    if (rc && any_no)
+    if (rc && any_no) {
+        if (failed_prepare_uncertain(h)) return leave_uncertain(h, msg, no_votes);
         return abort_all(h, ": xatmd unreachable after PreCommit (%s)%s", msg, no_votes);
+    }
     if (rc) {
         /* every branch is prepared and xatmd is gone: the participant timeout's case */
         if (h->cfg->participant_timeout_action == XATM_PARTICIPANT_COMMIT)
@@ -956,6 +1003,19 @@ static int commit_three_phase(xatm_t *h)
             return fail(h, XATM_EPROTO, "xatmd decided COMMIT for %s although a branch "
                         "failed to prepare; its prepared branches are left to xatmd (this is "
                         "a bug in xatmd)%s", h->gtrid, no_votes);
+        }
+        bool aborted = rc == 0 && ((reply.type == XATM_MSG_DECISION &&
+                                    reply.u.decision.outcome == XATM_OUTCOME_ABORT) ||
+                                   (reply.type == XATM_MSG_ERROR &&
+                                    reply.u.error.code == XATM_EABORTED));
+        if (!aborted && failed_prepare_uncertain(h)) {
+            if (rc == 0 && reply.type == XATM_MSG_ERROR)
+                snprintf(msg, sizeof msg, "xatmd answered the VOTE with %s: %s",
+                         xatm_errname(reply.u.error.code), reply.u.error.message);
+            else if (rc == 0)
+                snprintf(msg, sizeof msg, "xatmd answered the VOTE with %s",
+                         xatm_msg_type_name(reply.type));
+            return leave_uncertain(h, msg, no_votes);
         }
         return abort_all(h, "%s", no_votes);
     }

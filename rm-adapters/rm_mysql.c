@@ -25,11 +25,16 @@
  * (SHOW SESSION STATUS; exact and current; internal temporary tables count in
  * Handler_tmp_* instead, so the probe itself does not move them), read right after XA
  * START and again at prepare: no change = no row written. An UPDATE that matches a row
- * but changes nothing still moves Handler_update (measured on 10.11.19), so such a branch
- * prepares; InnoDB has little or nothing of it to persist: after a SIGKILL of mariadbd it
- * was gone in 4 of 5 tries (XA COMMIT / XA ROLLBACK then answer XAER_NOTA, "already
- * done", and there was nothing to commit). A branch whose baseline could not be read
- * prepares normally.
+ * but changes nothing may or may not move Handler_update (test_read_only's `SET v = v`
+ * does not and votes read-only; docs/rm-facts.md (g2) saw one that did and prepared):
+ * either way the vote is safe, since no row changed. A branch whose baseline could not
+ * be read prepares normally.
+ * The baseline of a branch is the session's latest reading (the previous branch's probe
+ * at prepare) when there is one, so a branch costs one probe, not two. The counters only
+ * grow, so an older reading can only be lower than the value at XA START: statements run
+ * in between (autocommit work outside a transaction) count as writes of the branch and
+ * make it prepare — the safe direction; it can never make a writing branch look
+ * read-only. Only a session's first branch reads its baseline after XA START.
  * information_schema.innodb_trx.trx_rows_modified is NOT usable: InnoDB serves it from a
  * cache that is refreshed only when nobody has read it for 0.1 s, so under concurrent
  * prepares it shows a stale picture, and a branch with writes would be committed in
@@ -44,8 +49,9 @@
  *   COMMIT_ONE_PHASE  same checks; XA END + XA COMMIT ONE PHASE
  *   CAN_COMMIT        same checks; the 3PC marker insert (INSERT INTO xatm_markers (gtrid,
  *                     rm) VALUES ('gtrid', 'bqual'), escaped with mysql_real_escape_string;
- *                     its failure, e.g. 1146 no such table, is a no vote with a hint),
- *                     the write probe, then XA END as the liveness check: it
+ *                     its failure, e.g. 1146 no such table, is a no vote with a hint; it
+ *                     is a row write, so no probe follows), then XA END as the liveness
+ *                     check: it
  *                     fails (1399 "ROLLBACK ONLY state") when a deadlock or timeout has
  *                     already doomed the branch, which SELECT 1 or a ping would not show
  *                     (a SELECT still succeeds on a doomed branch), and PREPARE then needs
@@ -161,6 +167,9 @@ typedef struct my_conn {
     xatm_xid cur;              /* the branch `xa` refers to (valid unless NONE) */
     bool base_known;           /* base_writes was read after XA START */
     uint64_t base_writes;      /* Handler_write+update+delete right after XA START */
+    bool last_known;           /* last_count holds a reading of this session's counters */
+    uint64_t last_count;       /* the latest write-counter reading on this session: the
+                                  next branch's baseline (see "Read-only detection") */
     bool writes_known;         /* the write probe has run for this branch (it is IDLE) */
     uint64_t writes;           /* ... and counted this many row writes */
     /* the operation in flight */
@@ -421,8 +430,14 @@ static int step_done(my_conn *m, unsigned e)
         if (e) return finish(m, my_err(m, map_errno(e), false, m->sql));
         m->xa = MY_XA_ACTIVE;
         m->cur = m->xid;
-        m->base_known = false;
         m->writes_known = false;
+        if (m->last_known) {
+            /* an older reading is a safe baseline (see "Read-only detection") */
+            m->base_known = true;
+            m->base_writes = m->last_count;
+            return finish(m, XATM_XA_OK);
+        }
+        m->base_known = false;
         return start_step(m, MY_STEP_COUNT);
 
     case MY_STEP_MARKER:
@@ -438,9 +453,14 @@ static int step_done(my_conn *m, unsigned e)
                          : "");
             return undo(m, rc);
         }
-        return start_step(m, MY_STEP_COUNT);
+        /* the marker is a row write: no probe needed, the branch is not read-only */
+        m->writes_known = true;
+        m->writes = 1;
+        return start_step(m, MY_STEP_XA_END);
 
     case MY_STEP_COUNT:
+        m->last_known = !e && m->count_ok;
+        m->last_count = m->count;
         if (m->op == XATM_RM_OP_START) {
             /* the branch is started; without a baseline it will simply prepare */
             m->base_known = !e && m->count_ok;

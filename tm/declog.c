@@ -1299,6 +1299,14 @@ int xatm_declog_flush(xatm_declog *log)
     return rotate_due ? rotate(log) : 0;
 }
 
+int xatm_declog_sync(xatm_declog *log)
+{
+    if (!log) return XATM_EINVAL;
+    if (log->fatal) return log->fatal;
+    log->force = true; /* flush syncs when anything it or an earlier flush wrote is unsynced */
+    return xatm_declog_flush(log);
+}
+
 bool xatm_declog_pending(const xatm_declog *log)
 {
     return log && log->buf.len > 0;

@@ -186,6 +186,13 @@ const char *xatm_declog_errmsg(const xatm_declog *log);
  * rotates if due. 0, XATM_ELOG or XATM_ENOSPC (sticky). */
 int xatm_declog_flush(xatm_declog *log);
 
+/* xatm_declog_flush, and then everything written so far is on disk even when no forced
+ * record was among it: one fdatasync when an unforced record (END) was written since the
+ * last one, none otherwise. For a caller about to act on an END's durability (xatmd
+ * deletes the 3PC marker rows of ended transactions only after this). 0, XATM_ELOG or
+ * XATM_ENOSPC (sticky). */
+int xatm_declog_sync(xatm_declog *log);
+
 /* true when appended records are waiting for a flush. */
 bool xatm_declog_pending(const xatm_declog *log);
 

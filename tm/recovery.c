@@ -1917,6 +1917,21 @@ static void rec_markers_cleanup(struct recovery *r)
         free(batch);
         return;
     }
+    /* An END is not forced, and the marker rows are the only evidence that a 3PC branch
+     * committed once it left the RM's prepared list: deleted before the END is on disk, a
+     * crash would bring the COMMIT back (no END) without them, and recovery would take it
+     * for a heuristic mixed outcome. So the ENDs of this batch are made durable first. */
+    struct tm_ctx *ctx = r->ctx;
+    pthread_mutex_lock(&ctx->log_mu);
+    bool was_fatal = atomic_load(&ctx->fatal);
+    int src = was_fatal ? XATM_ELOG : ctx->log ? xatm_declog_sync(ctx->log) : 0;
+    if (src != 0) atomic_store(&ctx->fatal, true);
+    pthread_mutex_unlock(&ctx->log_mu);
+    if (src != 0) {
+        free(batch);
+        if (!was_fatal) rec_fatal(r, src);
+        return;
+    }
     const char **v = malloc(n * sizeof *v);
     if (!v) {
         free(batch);

@@ -89,7 +89,9 @@
  *      stays, finished), both under log_mu; a failed append leaves it in the registry and
  *      sets ctx->fatal before log_mu is released, so no rotation can checkpoint without it.
  *   5. the marker rows of 3PC transactions whose END was appended since the last pass are
- *      deleted on every reachable RM (recovery_markers_ended; best effort).
+ *      deleted on every reachable RM (recovery_markers_ended; best effort), once those
+ *      ENDs are durable (xatm_declog_sync: END is not forced, and a COMMIT replayed
+ *      without its END needs its markers, or it looks heuristic mixed).
  * Each pass ends with a report (recovery_report): branches committed / rolled back / left,
  * sessions fenced, decisions resolved, RMs unreachable; `xatmctl recover` asks for a pass
  * and waits for its report.

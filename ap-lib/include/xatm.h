@@ -162,7 +162,11 @@ XATM_EXPORT int xatm_branch_failed(xatm_t *h, const char *rm);
  *   XATM_EUNKNOWN     action "wait": every branch prepared and xatmd did not decide within
  *                     tm.request_timeout (or was lost); the sessions are closed and xatmd
  *                     decides. Also, with either action, when xatmd answered the
- *                     acknowledgement with an error.
+ *                     acknowledgement with an error, and when a branch failed to prepare
+ *                     with an uncertain outcome (its PREPARE cut at tm.precommit_timeout or
+ *                     its session lost: it may be prepared all the same) and xatmd's abort
+ *                     did not arrive: libxatm then rolls nothing back, since xatmd's
+ *                     termination rule may find every branch prepared and commit.
  */
 XATM_EXPORT int xatm_commit(xatm_t *h);
 XATM_EXPORT int xatm_rollback(xatm_t *h);

@@ -13,7 +13,8 @@
  * read on "my", then commit: "my" votes read-only, so the COMMIT names only "pg") | pg-temp (the
  * "pg" branch also touches a temporary table, then commit: PostgreSQL refuses to PREPARE
  * such a transaction, while every check before it passes, so in 3PC the branch answers
- * CanCommit yes and fails at PreCommit) | loop:N (N transactions, rows
+ * CanCommit yes and fails at PreCommit) | pg-pg2 (the row on "pg" and on a second
+ * PostgreSQL RM "pg2" instead of "my", then commit) | loop:N (N transactions, rows
  * ID-1..ID-N on both RMs, each committed; stops at the first failure).
  * Prints "gtrid=<gtrid>" once the transaction has begun (flushed, so a test can read it
  * while the process is stopped at a fault point), then "result=<ERRNAME> <detail>", and
@@ -47,7 +48,7 @@ int main(int argc, char **argv)
     if (argc != 4) {
         fprintf(stderr,
                 "usage: %s CONFIG ID commit|rollback|fail-pg|fail-my|fail-my-direct|pg-only|"
-                "my-readonly|pg-temp|loop:N\n",
+                "my-readonly|pg-temp|pg-pg2|loop:N\n",
                 argv[0]);
         return 1;
     }
@@ -82,6 +83,11 @@ int main(int argc, char **argv)
     fflush(stdout);
     snprintf(sql, sizeof sql, "INSERT INTO xatm_it (id, v) VALUES ('%s', 1)", argv[2]);
     if ((rc = xatm_exec(h, "pg", sql, NULL)) != 0) goto report;
+    if (strcmp(action, "pg-pg2") == 0) {
+        if ((rc = xatm_exec(h, "pg2", sql, NULL)) != 0) goto report;
+        rc = xatm_commit(h);
+        goto report;
+    }
     if (strcmp(action, "my-readonly") == 0) {
         if ((rc = xatm_exec(h, "my", "SELECT COUNT(*) FROM xatm_it", NULL)) != 0) goto report;
         rc = xatm_commit(h);

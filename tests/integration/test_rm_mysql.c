@@ -352,6 +352,20 @@ static void test_read_only(void)
     CHECK_INT(row_v(31), -1);
     CHECK_INT(row_v(30), 0);
     CHECK_INT(row_v(29), 0);
+    /* a branch's baseline is the previous branch's reading: after the writing branches
+     * above, a branch that writes nothing is still read-only ... */
+    xatm_xid r = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &r), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &r), XATM_XA_RDONLY);
+    /* ... and a write on the session between two branches (autocommit, outside any
+     * branch) is counted for the next branch: it prepares (safe), never the reverse */
+    CHECK_STR(raw_q(n, "INSERT INTO %s VALUES (9999, 1)", table), "");
+    CHECK_STR(raw_q(n, "DELETE FROM %s WHERE id = 9999", table), "");
+    xatm_xid q = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &q), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &q), XATM_XA_OK);
+    CHECK_INT(prepared_count(&q), 1);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &q), XATM_XA_OK);
     xatm_rm_close(a);
 }
 

@@ -40,6 +40,13 @@
  *                         rolled back) and the AP commits at its participant timeout
  *                         (MariaDB committed): XATM_EHEURISTIC, the divergence, reported by
  *                         xatmd as heuristic mixed; with action wait nothing diverges
+ *   uncertain prepare     (action wait, RMs "pg" and "pg2", a second PostgreSQL database)
+ *                         the PREPARE of "pg2" outlives the AP's precommit_timeout (its
+ *                         backend stopped) and completes after the AP closed the session,
+ *                         while xatmd died after sending PreCommit; the AP, stopped before
+ *                         its VOTE, resumes only once the restarted xatmd's termination
+ *                         rule has decided commit (every branch prepared). The AP must not
+ *                         roll "pg" back on its own (EUNKNOWN, not EABORTED): both commit
  */
 #include <errno.h>
 #include <poll.h>
@@ -53,6 +60,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "testutil.h"
 #include "tmproc.h"
@@ -511,6 +520,140 @@ static void case_partition(const char *id, bool commit_action)
     free(pcfg);
 }
 
+/* ---------------------------------------------------------------- uncertain prepare */
+
+#define PG2_DB "xatm_it2"
+
+/* Runs sql on the second PostgreSQL database; the first column of the first row as an
+ * integer (0 when there is none), or -1 on error. */
+static long long pg2_scalar(const char *sql)
+{
+    const char *keys[] = {"host", "port", "user", "password", "dbname", NULL};
+    const char *vals[] = {t_env("XATM_TEST_PG_HOST"), t_env("XATM_TEST_PG_PORT"),
+                          t_env("XATM_TEST_PG_USER"), t_env("XATM_TEST_PG_PASSWORD"), PG2_DB,
+                          NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 0);
+    long long v = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_TUPLES_OK)
+            v = PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, 0)) : 0;
+        else if (st == PGRES_COMMAND_OK)
+            v = 0;
+        else
+            fprintf(stderr, "pg2: %s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+    } else {
+        fprintf(stderr, "pg2: connect: %s", PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return v;
+}
+
+/* A copy of config base with a third RM "pg2" (the database PG2_DB); caller frees. */
+static char *with_pg2(const char *base, const char *name)
+{
+    static char text[1 << 16];
+    char path[700];
+    read_file(base, text, sizeof text);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    fprintf(f, "%s  - name: pg2\n    type: postgresql\n    host: %s\n    port: %s\n"
+               "    user: %s\n    password: %s\n    database: %s\n",
+            text, t_env("XATM_TEST_PG_HOST"), t_env("XATM_TEST_PG_PORT"),
+            t_env("XATM_TEST_PG_USER"), t_env("XATM_TEST_PG_PASSWORD"), PG2_DB);
+    fclose(f);
+    return strdup(path);
+}
+
+/* A PostgreSQL branch whose PREPARE the AP saw fail (its call outlived precommit_timeout
+ * and was closed on the wire) but which prepared all the same, xatmd gone at the VOTE:
+ * the AP may not roll back the other (prepared) branch, because xatmd's termination rule
+ * may find every branch prepared and commit. The AP is stopped before its VOTE and
+ * resumed once the restarted xatmd has forced that COMMIT and stopped right before its
+ * first phase-2 call; then xatmd goes on. Both branches must end committed. */
+static void case_uncertain_prepare(void)
+{
+    char out[4096], outfile[700], sql[256];
+    const char *id = "up1";
+    printf("case: uncertain PREPARE after PreCommit, xatmd lost (action wait)\n");
+    if (t_pg_scalar("SELECT count(*) FROM pg_database WHERE datname = '" PG2_DB "'") == 0)
+        CHECK_INT(t_pg_exec("CREATE DATABASE " PG2_DB), 0);
+    CHECK(pg2_scalar("CREATE TABLE IF NOT EXISTS xatm_it (id varchar(64) PRIMARY KEY, v int)") == 0);
+    CHECK(pg2_scalar("DELETE FROM xatm_it") == 0);
+    char *cfg2 = with_pg2(cfg, "xatm-pg2.yaml");
+    char *cfg2_wait = with_pg2(cfg_wait, "xatm-pg2-wait.yaml");
+    int rule_before = t_xatmd_log_count(&d, "termination rule: 3PC transaction");
+
+    /* xatmd (knowing pg2: it creates the marker table there) stops once PRECOMMIT is durable */
+    if (d.pid > 0) kill(d.pid, SIGCONT);
+    t_xatmd_stop(&d);
+    CHECK_INT(t_xatmd_start(&d, cfg2, "tm.after_precommit_force:stop"), 0);
+    pid_t ap = spawn_ap(cfg2_wait, id, "pg-pg2", "ap.after_prepare:stop", outfile, sizeof outfile);
+    CHECK(ap > 0 && t_wait_stopped(d.pid, 20000));
+
+    /* stop the AP's pg2 backend (it ran the CanCommit: marker insert, SET CONSTRAINTS) */
+    long long backend = t_pg_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = '" PG2_DB "' AND state = "
+        "'idle in transaction' AND query LIKE 'INSERT INTO xatm_markers%'");
+    CHECK(backend > 0);
+    if (backend > 0) kill((pid_t)backend, SIGSTOP);
+
+    /* xatmd sends PreCommit, then dies before any acknowledgement */
+    kill(d.pid, SIGCONT);
+    usleep(500000);
+    kill(d.pid, SIGKILL);
+    CHECK(t_xatmd_wait_killed(&d, 10000));
+
+    /* pg prepares; pg2's PREPARE outlives precommit_timeout: the AP closes that session
+     * (branch lost: a no) and stops at ap.after_prepare, before its VOTE */
+    CHECK(t_wait_stopped(ap, 20000));
+    if (backend > 0) kill((pid_t)backend, SIGCONT); /* runs the PREPARE it had received */
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'xatm:%%:%s.%%'", tm_id);
+    long long prepared = -1;
+    for (int i = 0; i < 100 && (prepared = t_pg_scalar(sql)) != 2; i++) usleep(50000);
+    CHECK_INT(prepared, 2); /* both branches prepared, pg2 unknown to the AP */
+
+    /* the restarted xatmd: PRECOMMIT without outcome, every branch prepared -> COMMIT;
+     * it stops before its first phase-2 call */
+    CHECK_INT(t_xatmd_start(&d, cfg2, "tm.recovery_before_commit:stop"), 0);
+    CHECK(t_wait_stopped(d.pid, 40000));
+    CHECK(t_xatmd_log_count(&d, "termination rule: 3PC transaction") > rule_before);
+
+    /* the AP resumes: no xatmd to vote to */
+    kill(ap, SIGCONT);
+    int st = 0;
+    CHECK(t_wait_exit(ap, 30000, &st));
+    read_file(outfile, out, sizeof out);
+    printf("  AP: %s", out);
+    CHECK_CONTAINS(out, "result=EUNKNOWN");
+
+    kill(d.pid, SIGCONT);
+    expect_converged();
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_it WHERE id = '%s'", id);
+    long long p = rows(true, id), p2 = pg2_scalar(sql);
+    if (p != p2) fprintf(stderr, "  id %s: pg=%lld pg2=%lld: DIVERGED\n", id, p, p2);
+    CHECK_INT(p, 1);
+    CHECK_INT(p2, 1);
+    /* a few recovery passes: a mixed outcome would be reported by now (the partition
+     * case's stays reported, and is logged again at each restart: only this gtrid counts) */
+    char gtrid[80], mixed[200];
+    gtrid_of(out, gtrid, sizeof gtrid);
+    CHECK(gtrid[0] != '\0');
+    snprintf(mixed, sizeof mixed, "heuristic mixed outcome of 3PC transaction %s:", gtrid);
+    usleep(2000000);
+    CHECK_INT(t_xatmd_log_count(&d, mixed), 0);
+    restart_xatmd(NULL);
+    free(cfg2_wait);
+    free(cfg2);
+}
+
 int main(void)
 {
     t_require_servers();
@@ -528,6 +671,9 @@ int main(void)
                        "participant_timeout_action: wait");
     CHECK_INT(t_pg_exec("CREATE TABLE IF NOT EXISTS xatm_it (id varchar(64) PRIMARY KEY, v int)"), 0);
     CHECK_INT(t_my_exec("CREATE TABLE IF NOT EXISTS xatm_it (id varchar(64) PRIMARY KEY, v int) ENGINE=InnoDB"), 0);
+    /* the ids are fixed: rows of an earlier run on the same servers would collide */
+    CHECK_INT(t_pg_exec("DELETE FROM xatm_it"), 0);
+    CHECK_INT(t_my_exec("DELETE FROM xatm_it"), 0);
     if (t_xatmd_start(&d, cfg, NULL) != 0) {
         CHECK(!"xatmd starts");
         return t_finish("tm_3pc");
@@ -583,6 +729,7 @@ int main(void)
     case_participant_timeout_wait();
     case_partition("pc", true);
     case_partition("pw", false);
+    case_uncertain_prepare();
 
     CHECK_INT(t_xatmd_stop(&d), 0);
     CHECK_INT(t_pg_prepared(tm_id), 0);

@@ -1539,6 +1539,54 @@ static void test_abort_record(void)
     free(dir);
 }
 
+/* xatm_declog_sync: what an unforced END needs before xatmd acts on it (deleting the 3PC
+ * marker rows of an ended transaction): written and fdatasync'd, once, and only when
+ * something written is not on disk yet. */
+static void test_sync(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    struct fio f = {0};
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.io = &io};
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+
+    /* an END flushed as usual is written but not synced; sync then syncs it */
+    xatm_declog_record e = r_end("tm1.3.1");
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    f = (struct fio){0};
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f.pwrites, 1);
+    CHECK_INT(f.fdatasyncs, 0);
+    CHECK_INT(xatm_declog_sync(log), 0);
+    CHECK_INT(f.pwrites, 1);
+    CHECK_INT(f.fdatasyncs, 1);
+    /* nothing unsynced: nothing done */
+    f = (struct fio){0};
+    CHECK_INT(xatm_declog_sync(log), 0);
+    CHECK_INT(f.pwrites + f.fdatasyncs, 0);
+    /* a buffered END: one write and one sync */
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    CHECK_INT(xatm_declog_sync(log), 0);
+    CHECK_INT(f.pwrites, 1);
+    CHECK_INT(f.fdatasyncs, 1);
+    /* the next ordinary flush of an END does not sync (sync does not stick) */
+    f = (struct fio){0};
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f.pwrites, 1);
+    CHECK_INT(f.fdatasyncs, 0);
+    /* a failed sync is sticky, like a failed flush */
+    f = (struct fio){.fail_fdatasync = -EIO};
+    CHECK(xatm_declog_sync(log) != 0);
+    CHECK(xatm_declog_flush(log) != 0);
+    xatm_declog_close(log);
+    CHECK_INT(xatm_declog_sync(NULL), XATM_EINVAL);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     test_crc32c();
@@ -1547,6 +1595,7 @@ int main(void)
     test_fresh_and_roundtrip();
     test_append_validation();
     test_group_commit();
+    test_sync();
     test_torn_truncation();
     test_garbled_records();
     test_valid_crc_bad_content();

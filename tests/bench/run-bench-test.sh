@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# tests/bench/run-bench-test.sh XATM_BENCH DECLOG_BENCH — the meson test `bench_compare`
+# (tests/bench/meson.build says what it asserts). Starts its own xatmd (XATMD from
+# test_env) on the servers named by XATM_TEST_*; exits 77, saying why, without them.
+set -euo pipefail
+XATM_BENCH="$1"
+DECLOG_BENCH="$2"
+
+missing=()
+for v in XATM_TEST_PG_HOST XATM_TEST_PG_PORT XATM_TEST_PG_USER XATM_TEST_PG_PASSWORD \
+         XATM_TEST_PG_DB XATM_TEST_MY_HOST XATM_TEST_MY_PORT XATM_TEST_MY_USER \
+         XATM_TEST_MY_PASSWORD XATM_TEST_MY_DB; do
+    if [ -z "${!v:-}" ]; then missing+=("$v"); fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "SKIPPED bench_compare: no database servers: ${missing[*]} not set." >&2
+    echo "  Run scripts/test.sh, or: scripts/servers.sh start DIR; . DIR/env; meson test ..." >&2
+    exit 77
+fi
+: "${XATMD:?XATMD is not set (it comes from tests/meson.build test_env)}"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/xatm-bench-test.XXXXXX")"
+XATMD_PID=""
+cleanup() {
+    if [ -n "$XATMD_PID" ] && kill -0 "$XATMD_PID" 2>/dev/null; then
+        kill -KILL "$XATMD_PID"; wait "$XATMD_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cat >"$WORK/xatm.yaml" <<YAML
+tm:
+  id: benchci
+  socket: $WORK/xatmd.sock
+  admin_socket: $WORK/xatmd-admin.sock
+  log_dir: $WORK/log
+  transaction_timeout: 30s
+rms:
+  - name: pg
+    type: postgresql
+    host: $XATM_TEST_PG_HOST
+    port: $XATM_TEST_PG_PORT
+    user: $XATM_TEST_PG_USER
+    password: $XATM_TEST_PG_PASSWORD
+    database: $XATM_TEST_PG_DB
+  - name: my
+    type: mysql
+    host: $XATM_TEST_MY_HOST
+    port: $XATM_TEST_MY_PORT
+    user: $XATM_TEST_MY_USER
+    password: $XATM_TEST_MY_PASSWORD
+    database: $XATM_TEST_MY_DB
+YAML
+
+"$XATMD" -c "$WORK/xatm.yaml" >"$WORK/xatmd.log" 2>&1 &
+XATMD_PID=$!
+for _ in $(seq 1 300); do
+    grep -q "xatmd: ready" "$WORK/xatmd.log" && break
+    if ! kill -0 "$XATMD_PID" 2>/dev/null; then cat "$WORK/xatmd.log" >&2; exit 1; fi
+    sleep 0.1
+done
+grep -q "xatmd: ready" "$WORK/xatmd.log" || { echo "xatmd did not start" >&2; cat "$WORK/xatmd.log" >&2; exit 1; }
+
+echo "== xatm-bench --compare (1 round, ~1 s per mode)"
+"$XATM_BENCH" -c "$WORK/xatm.yaml" --compare --rounds 1 --duration 1 --warmup 0.2 \
+    --clients 2 --rows 200 --xatmd-pid "$XATMD_PID" --json >"$WORK/compare.json"
+cat "$WORK/compare.json"
+echo "== xatm-bench --rss-live 20"
+"$XATM_BENCH" -c "$WORK/xatm.yaml" --rss-live 20 --no-setup --xatmd-pid "$XATMD_PID" \
+    --json >"$WORK/rss.json"
+cat "$WORK/rss.json"
+echo "== declog-bench (0.3 s per point)"
+"$DECLOG_BENCH" --dir "$WORK" --writers 1,8 --duration 0.3 --warmup 0.1 --json >"$WORK/declog.json"
+cat "$WORK/declog.json"
+
+python3 - "$WORK/compare.json" "$WORK/rss.json" "$WORK/declog.json" <<'PY'
+import json, numbers, sys
+bad = []
+c = json.load(open(sys.argv[1]))
+for k in ("ratio_xatm_bare_xa", "ratio_xatm_local"):
+    if not isinstance(c.get(k), numbers.Real) or c[k] <= 0:
+        bad.append(f"{k} missing or not a positive number: {c.get(k)!r}")
+if c.get("totals_ok") is not True:
+    bad.append("totals_ok is not true")
+if c.get("totals_checks") != 3:
+    bad.append(f"expected 3 totals checks, got {c.get('totals_checks')!r}")
+for m in ("local", "bare_xa", "xatm"):
+    x = c.get("modes", {}).get(m)
+    if not x or not x.get("transactions", 0) > 0:
+        bad.append(f"mode {m} ran no transaction")
+        continue
+    for k in ("tps", "p50_ms", "p99_ms", "p999_ms", "client_cpu_us_per_txn"):
+        if not isinstance(x.get(k), numbers.Real):
+            bad.append(f"mode {m}: {k} missing")
+if not isinstance(c.get("modes", {}).get("xatm", {}).get("xatmd_cpu_us_per_txn"), numbers.Real):
+    bad.append("xatm: xatmd_cpu_us_per_txn missing")
+r = json.load(open(sys.argv[2]))
+if r.get("live_transactions") != 20 or not r.get("xatmd_rss_kib", 0) > 0:
+    bad.append(f"rss-live: {r!r}")
+d = json.load(open(sys.argv[3]))
+if not d.get("raw_fdatasync_per_s", 0) > 0:
+    bad.append("declog: no raw fdatasync rate")
+pts = d.get("points", [])
+if [p.get("writers") for p in pts] != [1, 8] or not all(p.get("decisions_per_s", 0) > 0 for p in pts):
+    bad.append(f"declog points: {pts!r}")
+for b in bad:
+    print("FAIL:", b)
+sys.exit(1 if bad else 0)
+PY
+
+kill -TERM "$XATMD_PID"
+rc=0
+wait "$XATMD_PID" || rc=$?
+XATMD_PID=""
+if [ "$rc" -ne 0 ]; then echo "xatmd exited $rc at SIGTERM" >&2; cat "$WORK/xatmd.log" >&2; exit 1; fi
+echo "bench_compare: OK"
