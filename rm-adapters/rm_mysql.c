@@ -167,6 +167,11 @@ typedef struct my_conn {
     xatm_xid cur;              /* the branch `xa` refers to (valid unless NONE) */
     bool base_known;           /* base_writes was read after XA START */
     uint64_t base_writes;      /* Handler_write+update+delete right after XA START */
+    uint64_t *snap;            /* session snapshot (my_session_alive): sorted ids listed in
+                                  PROCESSLIST or owning an InnoDB transaction */
+    size_t n_snap;             /* entries in snap */
+    uint64_t snap_max;         /* the highest id in snap */
+    uint64_t snap_at_ms;       /* when it was taken (monotonic); 0 = no snapshot */
     bool last_known;           /* last_count holds a reading of this session's counters */
     uint64_t last_count;       /* the latest write-counter reading on this session: the
                                   next branch's baseline (see "Read-only detection") */
@@ -720,6 +725,7 @@ static int my_recover(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,
     my_conn *m = myc(c);
     MYSQL_RES *r;
     MYSQL_ROW row;
+    m->snap_at_ms = 0; /* a new scan: the next session check takes a new snapshot */
     int rc = run_sql(m, "XA RECOVER", "XA RECOVER", &r, NULL);
     if (rc != XATM_XA_OK) return rc;
     if (!r || mysql_num_fields(r) < 4) {
@@ -751,29 +757,93 @@ static int my_recover(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,
 
 /* session_id is a plain connection id of this server, never this session's (rm.c has
  * unpacked the reference and ruled out other runs of the server and this session). */
-static int my_session_alive(xatm_rm_conn *c, uint64_t session_id)
+/* Is session_id alive right now? One query (PROCESSLIST + INNODB_TRX). A session counts
+ * as alive until it has left the process list AND InnoDB has detached its transaction:
+ * MariaDB 10.11 frees the xid for other sessions before InnoDB detaches it, and an XA
+ * COMMIT landing in between answers OK and does nothing (docs/rm-facts.md, fact b).
+ * INNODB_TRX may lag by up to 0.1 s, which only makes this answer "alive" a little longer. */
+static int my_session_alive_now(my_conn *m, uint64_t session_id)
 {
-    my_conn *m = myc(c);
     char sql[320];
     MYSQL_RES *r;
     MYSQL_ROW row;
-    int rc, alive;
-    /* A session counts as alive until it has left the process list AND InnoDB has
-     * detached its transaction: MariaDB 10.11 frees the xid for other sessions before
-     * InnoDB detaches it, and an XA COMMIT landing in between answers OK and does nothing
-     * (docs/rm-facts.md, fact b). INNODB_TRX may lag by up to 0.1 s, which only makes this
-     * answer "alive" a little longer. */
     snprintf(sql, sizeof sql,
              "SELECT (SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %llu)"
              " + (SELECT COUNT(*) FROM information_schema.INNODB_TRX"
              " WHERE trx_mysql_thread_id = %llu)",
              (unsigned long long)session_id, (unsigned long long)session_id);
-    rc = run_sql(m, sql, "session check (PROCESSLIST, INNODB_TRX)", &r, NULL);
+    int rc = run_sql(m, sql, "session check (PROCESSLIST, INNODB_TRX)", &r, NULL);
     if (rc != XATM_XA_OK) return rc;
     row = r ? mysql_fetch_row(r) : NULL;
-    alive = row && row[0] && strcmp(row[0], "0") != 0;
+    int alive = row && row[0] && strcmp(row[0], "0") != 0;
     if (r) mysql_free_result(r);
     return alive ? 1 : 0;
+}
+
+static uint64_t my_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Takes the session snapshot: every id in PROCESSLIST or owning an InnoDB transaction. */
+static int my_snapshot(my_conn *m)
+{
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+    int rc = run_sql(m,
+                     "SELECT ID FROM information_schema.PROCESSLIST UNION "
+                     "SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX",
+                     "session snapshot (PROCESSLIST, INNODB_TRX)", &r, NULL);
+    if (rc != XATM_XA_OK) return rc;
+    size_t n = r ? (size_t)mysql_num_rows(r) : 0;
+    uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) {
+        if (r) mysql_free_result(r);
+        return xatm_rm__seterr(&m->head, XATM_XAER_RMERR, "session snapshot: out of memory");
+    }
+    size_t k = 0;
+    while (r && k < n && (row = mysql_fetch_row(r)))
+        if (row[0]) ids[k++] = strtoull(row[0], NULL, 10);
+    if (r) mysql_free_result(r);
+    qsort(ids, k, sizeof *ids, u64_cmp);
+    free(m->snap);
+    m->snap = ids;
+    m->n_snap = k;
+    m->snap_max = k ? ids[k - 1] : 0;
+    m->snap_at_ms = my_now_ms();
+    return XATM_XA_OK;
+}
+
+/* Recovery asks this for every MariaDB branch it may finish, so one query per call made
+ * recovery quadratic in the branches in doubt (INNODB_TRX lists every prepared one). It
+ * answers from a snapshot instead, taken at the first call after a scan (XA RECOVER) and
+ * renewed after MY_SNAPSHOT_MS. Safe because a session never comes back: an id that the
+ * snapshot does not list and that is not above its highest id had ended when the snapshot
+ * was taken (connection ids only grow within one run of the server; references to another
+ * run never reach here, rm.c answers them). An id above the highest asks the server. The
+ * snapshot can only be older than the truth, so at worst a session that ended since is
+ * still "alive" until the next one: recovery waits a little longer, never too little.
+ * Renewed no more often than INNODB_TRX's 0.1 s cache, which refreshes only when not read
+ * for that long. fence waits for a detach with direct queries. */
+#define MY_SNAPSHOT_MS 1000u
+static int my_session_alive(xatm_rm_conn *c, uint64_t session_id)
+{
+    my_conn *m = myc(c);
+    uint64_t now = my_now_ms();
+    if (m->snap_at_ms == 0 || now - m->snap_at_ms >= MY_SNAPSHOT_MS) {
+        int rc = my_snapshot(m);
+        if (rc != XATM_XA_OK) return rc;
+    }
+    if (session_id > m->snap_max) return my_session_alive_now(m, session_id);
+    return bsearch(&session_id, m->snap, m->n_snap, sizeof *m->snap, u64_cmp) ? 1 : 0;
 }
 
 static void sleep_ms(unsigned ms)
@@ -794,8 +864,11 @@ static int my_fence(xatm_rm_conn *c, uint64_t session_id)
     /* KILL returns before the victim has disconnected; its prepared branch stays attached
      * until the session is gone from the process list */
     for (unsigned waited = 0;; waited += 120) {
-        rc = my_session_alive(c, session_id);
-        if (rc <= 0) return rc; /* 0: gone; <0: error */
+        rc = my_session_alive_now(m, session_id);
+        if (rc <= 0) {
+            m->snap_at_ms = 0; /* the snapshot still lists the fenced session */
+            return rc;     /* 0: gone; <0: error */
+        }
         if (waited >= MY_FENCE_WAIT_MS) break;
         /* INNODB_TRX (read by the session check) is refreshed only after 0.1 s without
          * readers: poll slower than that or the answer stays stale */
@@ -1025,6 +1098,7 @@ static void my_close(xatm_rm_conn *c)
     my_conn *m = myc(c);
     if (m->res) mysql_free_result(m->res);
     mysql_close(m->my);
+    free(m->snap);
     free(m);
 }
 

@@ -130,7 +130,9 @@ for i in $(seq 1 120); do
 done
 echo "-- totals after the crash:"
 cat "$WORK/check.out"
-echo "-- xatmctl list:"
+# list shows each branch as recovery's latest scan saw it: ask for a fresh pass first
+"$BIN/tm/xatmctl" -c "$CONFIG" recover >/dev/null
+echo "-- xatmctl list (after a fresh recovery pass):"
 "$BIN/tm/xatmctl" -c "$CONFIG" list
 echo "-- what recovery did (xatmd log):"
 grep -E "recovery" "$WORK/xatmd.log" | tail -n 12 || true
