@@ -1345,20 +1345,27 @@ static void rec_unnamed_branch(struct recovery *r, const rec_work *w, const rec_
 }
 
 /* Runs the phase-2 call on one branch. Returns true when the branch is finished. */
-static bool rec_finish_branch(struct recovery *r, const rec_work *w, const rec_plan *p)
+/* Step 3a for one branch: may its phase-2 call run now? Sets *owner (rec_owner). */
+static bool rec_branch_ready(struct recovery *r, const rec_work *w, const rec_plan *p,
+                             enum rec_owner *owner)
 {
     rec_rm *m = &r->rms[w->rm];
     if (!m->conn) return false; /* quarantined earlier in this pass */
-    bool commit = p->act == REC_COMMIT;
-    if (commit && p->named_only && !rec_plan_names(p, w->xid.bqual)) {
+    if (p->act == REC_COMMIT && p->named_only && !rec_plan_names(p, w->xid.bqual)) {
         rec_unnamed_branch(r, w, p);
         return false;
     }
-    enum rec_owner owner = rec_owner(r, w, p);
-    if (owner == REC_OWNER_WAIT) return false;
-    if (!m->conn) return false;
-    xatm_fault_hit(commit ? "tm.recovery_before_commit" : "tm.recovery_before_rollback");
-    int rc = xatm_rm_run(m->conn, commit ? XATM_RM_OP_COMMIT : XATM_RM_OP_ROLLBACK, &w->xid);
+    *owner = rec_owner(r, w, p);
+    if (*owner == REC_OWNER_WAIT) return false;
+    return m->conn != NULL;
+}
+
+/* Step 3b for one branch: what its phase-2 call answered (rc). true when it is finished. */
+static bool rec_branch_result(struct recovery *r, const rec_work *w, const rec_plan *p,
+                              enum rec_owner owner, int rc)
+{
+    rec_rm *m = &r->rms[w->rm];
+    bool commit = p->act == REC_COMMIT;
     if (rc == XATM_XA_OK) {
         if (commit) xatm_fault_hit("tm.recovery_after_commit");
         tm_log(NULL, NULL, "recovery: %s prepared branch %s of %s (%s)",
@@ -1410,6 +1417,63 @@ static bool rec_finish_branch(struct recovery *r, const rec_work *w, const rec_p
     return false;
 }
 
+/* Finishes the n branches (one gtrid, one plan) whose phase-2 calls may run now: the calls
+ * on different RMs run at once (xatm_rm_run_parallel, one session per RM, bounded like
+ * every recovery call), so a transaction costs one RM round trip, not one per branch. Two
+ * branches listed through the same session (several RMs on one MariaDB server list each
+ * other's branches) go in successive rounds. The fault points keep their meaning per
+ * branch: before_commit/before_rollback before each call is issued, between_branches once
+ * the calls of a round have answered and before their results are recorded, after_commit
+ * after each successful commit. Returns how many branches it finished. */
+static size_t rec_finish_gtrid(struct recovery *r, const rec_work *w, size_t n,
+                               const rec_plan *p)
+{
+    bool commit = p->act == REC_COMMIT;
+    enum xatm_rm_op op = commit ? XATM_RM_OP_COMMIT : XATM_RM_OP_ROLLBACK;
+    bool todo[XATM_MAX_BRANCHES * 4];
+    size_t done = 0;
+    if (n > sizeof todo / sizeof todo[0]) n = sizeof todo / sizeof todo[0]; /* rest: next pass */
+    for (size_t j = 0; j < n; j++) todo[j] = true;
+    for (;;) {
+        xatm_rm_conn *conns[XATM_MAX_BRANCHES * 4];
+        enum xatm_rm_op ops[XATM_MAX_BRANCHES * 4];
+        xatm_xid xids[XATM_MAX_BRANCHES * 4];
+        enum rec_owner owners[XATM_MAX_BRANCHES * 4];
+        int rc[XATM_MAX_BRANCHES * 4];
+        size_t ready = 0;
+        for (size_t j = 0; j < n; j++) {
+            conns[j] = NULL;
+            if (!todo[j]) continue;
+            xatm_rm_conn *c = r->rms[w[j].rm].conn;
+            bool busy = false;
+            for (size_t i = 0; i < j && !busy; i++) busy = conns[i] && conns[i] == c;
+            if (busy) continue; /* its session is taken in this round: the next one */
+            todo[j] = false;
+            if (atomic_load(&r->stop) || atomic_load(&r->ctx->fatal)) continue;
+            if (!rec_branch_ready(r, &w[j], p, &owners[j])) continue;
+            conns[j] = r->rms[w[j].rm].conn;
+            ops[j] = op;
+            xids[j] = w[j].xid;
+            rc[j] = XATM_XAER_RMFAIL;
+            ready++;
+        }
+        if (ready) {
+            for (size_t j = 0; j < n; j++)
+                if (conns[j])
+                    xatm_fault_hit(commit ? "tm.recovery_before_commit"
+                                          : "tm.recovery_before_rollback");
+            xatm_rm_run_parallel(conns, ops, xids, rc, n, REC_CALL_TIMEOUT_MS);
+            if (ready > 1) xatm_fault_hit("tm.recovery_between_branches");
+            for (size_t j = 0; j < n; j++)
+                if (conns[j] && rec_branch_result(r, &w[j], p, owners[j], rc[j])) done++;
+        }
+        bool more = false;
+        for (size_t j = 0; j < n; j++) more = more || todo[j];
+        if (!more) break;
+    }
+    return done;
+}
+
 /* Step 3: act on the branches seen by two consecutive scans. */
 static size_t rec_act(struct recovery *r)
 {
@@ -1440,12 +1504,7 @@ static size_t rec_act(struct recovery *r)
         while (end < n && strcmp(w[end].xid.gtrid, w[k].xid.gtrid) == 0) end++;
         rec_plan plan;
         rec_decide(r, w[k].xid.gtrid, &plan);
-        if (plan.act != REC_LEAVE) {
-            for (size_t j = k; j < end; j++) {
-                if (j > k) xatm_fault_hit("tm.recovery_between_branches");
-                if (rec_finish_branch(r, &w[j], &plan)) done++;
-            }
-        }
+        if (plan.act != REC_LEAVE) done += rec_finish_gtrid(r, &w[k], end - k, &plan);
         k = end;
     }
 out_free:

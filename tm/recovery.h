@@ -50,7 +50,8 @@
  *        registry PRECOMMIT without COMMIT / ABORT (3PC)  leave (step 3b decides it)
  *        registry ABORT (3PC)                             roll back
  *        anything else (presumed abort)                   roll back
- *      XAER_NOTA answers "already done" (logged once per branch). A MariaDB branch is only
+ *      The phase-2 calls of one transaction's branches run at once, one per RM session
+      (rec_finish_gtrid); XAER_NOTA answers "already done" (logged once per branch). A MariaDB branch is only
  *      touched once the AP session recorded for it (ENLIST/VOTE session reference, from
  *      the gtx table, the registry or gtx's held aborts) is gone and InnoDB has detached
  *      its transaction (xatm_rm_session_alive == 0; a session of an earlier run of
