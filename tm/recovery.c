@@ -1935,6 +1935,30 @@ static void rec_terminate(struct recovery *r)
     free(c.v);
 }
 
+void recovery_forget_finished(struct recovery *r, const char *gtrid)
+{
+    if (!r || !gtrid) return;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_rms; i++) {
+        rec_rm *m = &r->rms[i];
+        size_t lo = 0, hi = m->n_shown; /* shown is sorted by gtrid, then bqual */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(m->shown[mid].gtrid, gtrid) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        size_t end = lo;
+        while (end < m->n_shown && strcmp(m->shown[end].gtrid, gtrid) == 0) end++;
+        if (end > lo) {
+            memmove(&m->shown[lo], &m->shown[end], (m->n_shown - end) * sizeof *m->shown);
+            m->n_shown -= end - lo;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
 void recovery_markers_ended(struct recovery *r, const char *gtrid)
 {
     if (!r || !gtrid) return;

@@ -388,6 +388,13 @@ bool recovery_last_report(struct recovery *r, recovery_report *out);
  * rows on every RM (best effort; bounded queue). Thread-safe; NULL r accepted. */
 void recovery_markers_ended(struct recovery *r, const char *gtrid);
 
+/* Transaction gtrid has ended (END appended after its AP reported every branch finished):
+ * drops its branches from the published scans, which would otherwise show them
+ * "prepared" (and `xatmctl list` the transaction "in-doubt") until the next scan. Best
+ * effort: a scan taken before the END and published after it still lists them, until
+ * the scan after. Takes recovery's mutex (a leaf). NULL r is accepted. */
+void recovery_forget_finished(struct recovery *r, const char *gtrid);
+
 /* Total AP sessions fenced since start. */
 uint64_t recovery_fenced_total(struct recovery *r);
 

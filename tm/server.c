@@ -822,6 +822,7 @@ static void srv_on_done(struct server *s, conn *c, const xatm_msg *m)
         return;
     }
     if (grc == 0 && d.action == GTX_DONE_ABORT_LOG) srv_fault_before_force(XATM_DL_ABORT);
+    if (grc == 0 && d.action == GTX_DONE_ENDED) recovery_forget_finished(ctx->rec, m->u.done.gtrid);
     if (grc == 0 && d.action == GTX_DONE_ENDED && d.protocol == XATM_PROTOCOL_3PC)
         recovery_markers_ended(ctx->rec, m->u.done.gtrid);
     if (grc == XATM_ESTATE)
