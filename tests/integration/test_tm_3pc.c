@@ -409,17 +409,18 @@ static void case_ap_killed(const char *id, const char *fault, long long expect)
     expect_rows(id, expect);
 }
 
-/* xatmd killed at `fault`; the AP (config ap_cfg) ends with `result`; rows_down is what
- * the servers hold while xatmd is down (-1: not checked); expect after the restart. */
-static void case_tm_killed(const char *id, const char *fault, const char *ap_cfg,
-                           const char *result, long long rows_down, long long prepared_down,
-                           long long expect)
+/* xatmd killed at `fault` while the AP (config ap_cfg) runs `action`; the AP ends with
+ * `result`; rows_down is what the servers hold while xatmd is down (-1: not checked);
+ * expect after the restart. */
+static void case_tm_killed_doing(const char *id, const char *action, const char *fault,
+                                 const char *ap_cfg, const char *result, long long rows_down,
+                                 long long prepared_down, long long expect)
 {
     char out[4096];
-    printf("case: xatmd killed at %s (AP action %s)\n", fault,
+    printf("case: xatmd killed at %s (AP %s, action %s)\n", fault, action,
            ap_cfg == cfg_wait ? "wait" : "commit");
     restart_xatmd(fault);
-    int rc = run_ap(ap_cfg, id, "commit", NULL, out, sizeof out);
+    int rc = run_ap(ap_cfg, id, action, NULL, out, sizeof out);
     CHECK_CONTAINS(out, result);
     if (!strstr(out, result)) fprintf(stderr, "  AP rc %d output: %s\n", rc, out);
     CHECK(t_xatmd_wait_killed(&d, 10000));
@@ -428,6 +429,13 @@ static void case_tm_killed(const char *id, const char *fault, const char *ap_cfg
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
     expect_converged();
     expect_rows(id, expect);
+}
+
+static void case_tm_killed(const char *id, const char *fault, const char *ap_cfg,
+                           const char *result, long long rows_down, long long prepared_down,
+                           long long expect)
+{
+    case_tm_killed_doing(id, "commit", fault, ap_cfg, result, rows_down, prepared_down, expect);
 }
 
 /* xatmd stopped right after sending PreCommit; the AP waits for DoCommit. */
@@ -724,6 +732,13 @@ int main(void)
     case_tm_killed("t5", "tm.after_precommit_force", cfg_wait, "result=EABORTED", 0, 0, 0);
     case_tm_killed("t6", "tm.before_commit_force", cfg_wait, "result=EUNKNOWN", 0, 1, 1);
     case_tm_killed("t7", "tm.after_commit_force", cfg_wait, "result=EUNKNOWN", 0, 1, 1);
+    /* the forced ABORT after PreCommit (PostgreSQL refuses PREPARE: a NO in the
+     * acknowledgement): killed before it is durable (the restarted xatmd's termination
+     * rule finds a branch not prepared: abort) and after (the ABORT decides) */
+    case_tm_killed_doing("t8", "pg-temp", "tm.before_abort_force", cfg, "result=EABORTED", 0,
+                         0, 0);
+    case_tm_killed_doing("t9", "pg-temp", "tm.after_abort_force", cfg, "result=EABORTED", 0, 0,
+                         0);
 
     case_participant_timeout_commit();
     case_participant_timeout_wait();
