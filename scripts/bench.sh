@@ -103,22 +103,7 @@ rms:
 YAML
     for ((k = 1; k <= NRM; k++)); do
         s=""; [ "$k" -gt 1 ] && s="$k"
-        cat <<YAML
-  - name: pg$s
-    type: postgresql
-    host: $XATM_TEST_PG_HOST
-    port: $XATM_TEST_PG_PORT
-    user: $XATM_TEST_PG_USER
-    password: $XATM_TEST_PG_PASSWORD
-    database: $XATM_TEST_PG_DB$s
-  - name: my$s
-    type: mysql
-    host: $XATM_TEST_MY_HOST
-    port: $XATM_TEST_MY_PORT
-    user: $XATM_TEST_MY_USER
-    password: $XATM_TEST_MY_PASSWORD
-    database: $XATM_TEST_MY_DB$s
-YAML
+        xatm_rms_yaml "$s"
     done
 } >"$CONFIG"
 RMARGS=()

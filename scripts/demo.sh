@@ -52,7 +52,8 @@ scripts/servers.sh start "$WORK/servers"
 . "$WORK/servers/env"
 
 CONFIG="$WORK/xatm.yaml"
-cat >"$CONFIG" <<YAML
+{
+    cat <<YAML
 tm:
   id: demo
   socket: $WORK/xatmd.sock
@@ -64,21 +65,9 @@ tm:
   participant_timeout: 4s
   participant_timeout_action: commit
 rms:
-  - name: pg
-    type: postgresql
-    host: $XATM_TEST_PG_HOST
-    port: $XATM_TEST_PG_PORT
-    user: $XATM_TEST_PG_USER
-    password: $XATM_TEST_PG_PASSWORD
-    database: $XATM_TEST_PG_DB
-  - name: my
-    type: mysql
-    host: $XATM_TEST_MY_HOST
-    port: $XATM_TEST_MY_PORT
-    user: $XATM_TEST_MY_USER
-    password: $XATM_TEST_MY_PASSWORD
-    database: $XATM_TEST_MY_DB
 YAML
+    xatm_rms_yaml
+} >"$CONFIG"
 
 start_xatmd() {
     "$BIN/tm/xatmd" -c "$CONFIG" >>"$WORK/xatmd.log" 2>&1 &

@@ -57,3 +57,42 @@ xatm_tmpdir() {
     chmod 755 "$d"
     printf '%s\n' "$d"
 }
+
+# xatm_rms_yaml [SUFFIX]: the `rms:` list items for the throwaway servers named by
+# XATM_TEST_* (scripts/servers.sh's env): RM `pg` (PostgreSQL) and RM `my` (MariaDB).
+# SUFFIX is appended to both RM names and both database names (bench.sh --branches).
+xatm_rms_yaml() {
+    local s="${1:-}"
+    cat <<YAML
+  - name: pg$s
+    type: postgresql
+    host: $XATM_TEST_PG_HOST
+    port: $XATM_TEST_PG_PORT
+    user: $XATM_TEST_PG_USER
+    password: $XATM_TEST_PG_PASSWORD
+    database: $XATM_TEST_PG_DB$s
+  - name: my$s
+    type: mysql
+    host: $XATM_TEST_MY_HOST
+    port: $XATM_TEST_MY_PORT
+    user: $XATM_TEST_MY_USER
+    password: $XATM_TEST_MY_PASSWORD
+    database: $XATM_TEST_MY_DB$s
+YAML
+}
+
+# xatm_require_test_servers TEST: for the meson tests that need the database servers:
+# exits 77 (meson's "skipped"), saying why, when XATM_TEST_* does not name them.
+xatm_require_test_servers() {
+    local missing=() v
+    for v in XATM_TEST_PG_HOST XATM_TEST_PG_PORT XATM_TEST_PG_USER XATM_TEST_PG_PASSWORD \
+             XATM_TEST_PG_DB XATM_TEST_MY_HOST XATM_TEST_MY_PORT XATM_TEST_MY_USER \
+             XATM_TEST_MY_PASSWORD XATM_TEST_MY_DB; do
+        if [ -z "${!v:-}" ]; then missing+=("$v"); fi
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "SKIPPED $1: no database servers: ${missing[*]} not set." >&2
+        echo "  Run scripts/test.sh, or: scripts/servers.sh start DIR; . DIR/env; meson test ..." >&2
+        exit 77
+    fi
+}

@@ -6,17 +6,9 @@ set -euo pipefail
 XATM_BENCH="$1"
 DECLOG_BENCH="$2"
 
-missing=()
-for v in XATM_TEST_PG_HOST XATM_TEST_PG_PORT XATM_TEST_PG_USER XATM_TEST_PG_PASSWORD \
-         XATM_TEST_PG_DB XATM_TEST_MY_HOST XATM_TEST_MY_PORT XATM_TEST_MY_USER \
-         XATM_TEST_MY_PASSWORD XATM_TEST_MY_DB; do
-    if [ -z "${!v:-}" ]; then missing+=("$v"); fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "SKIPPED bench_compare: no database servers: ${missing[*]} not set." >&2
-    echo "  Run scripts/test.sh, or: scripts/servers.sh start DIR; . DIR/env; meson test ..." >&2
-    exit 77
-fi
+# shellcheck disable=SC1091
+. "${XATM_SOURCE_ROOT:?XATM_SOURCE_ROOT is not set (it comes from tests/meson.build test_env)}/scripts/lib.sh"
+xatm_require_test_servers bench_compare
 : "${XATMD:?XATMD is not set (it comes from tests/meson.build test_env)}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/xatm-bench-test.XXXXXX")"
@@ -29,7 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$WORK/xatm.yaml" <<YAML
+{
+    cat <<YAML
 tm:
   id: benchci
   socket: $WORK/xatmd.sock
@@ -37,21 +30,9 @@ tm:
   log_dir: $WORK/log
   transaction_timeout: 30s
 rms:
-  - name: pg
-    type: postgresql
-    host: $XATM_TEST_PG_HOST
-    port: $XATM_TEST_PG_PORT
-    user: $XATM_TEST_PG_USER
-    password: $XATM_TEST_PG_PASSWORD
-    database: $XATM_TEST_PG_DB
-  - name: my
-    type: mysql
-    host: $XATM_TEST_MY_HOST
-    port: $XATM_TEST_MY_PORT
-    user: $XATM_TEST_MY_USER
-    password: $XATM_TEST_MY_PASSWORD
-    database: $XATM_TEST_MY_DB
 YAML
+    xatm_rms_yaml
+} >"$WORK/xatm.yaml"
 
 "$XATMD" -c "$WORK/xatm.yaml" >"$WORK/xatmd.log" 2>&1 &
 XATMD_PID=$!

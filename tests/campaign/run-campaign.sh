@@ -9,17 +9,9 @@
 # is not set.
 set -euo pipefail
 
-missing=()
-for v in XATM_TEST_PG_HOST XATM_TEST_PG_PORT XATM_TEST_PG_USER XATM_TEST_PG_PASSWORD \
-         XATM_TEST_PG_DB XATM_TEST_MY_HOST XATM_TEST_MY_PORT XATM_TEST_MY_USER \
-         XATM_TEST_MY_PASSWORD XATM_TEST_MY_DB; do
-    if [ -z "${!v:-}" ]; then missing+=("$v"); fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "SKIPPED crash_campaign (${1:-2pc}): no database servers: ${missing[*]} not set." >&2
-    echo "  Run scripts/test.sh, or: scripts/servers.sh start DIR; . DIR/env; meson test ..." >&2
-    exit 77
-fi
+# shellcheck disable=SC1091
+. "${XATM_SOURCE_ROOT:?XATM_SOURCE_ROOT is not set (it comes from tests/meson.build test_env)}/scripts/lib.sh"
+xatm_require_test_servers "crash_campaign (${1:-2pc})"
 for v in XATMD XATM_TRANSFER XATM_SOURCE_ROOT; do
     if [ -z "${!v:-}" ]; then
         echo "crash_campaign: $v is not set (it comes from tests/meson.build's test_env)" >&2

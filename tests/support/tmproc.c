@@ -188,21 +188,8 @@ bool t_wait_exit(pid_t pid, int timeout_ms, int *status)
 
 int t_run(char *const argv[], char *const extra_env[], const char *out_path)
 {
-    pid_t pid = fork();
+    pid_t pid = t_spawn(argv, extra_env, out_path);
     if (pid < 0) return -1;
-    if (pid == 0) {
-        if (out_path) {
-            int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-                close(fd);
-            }
-        }
-        for (char *const *e = extra_env; e && *e; e++) putenv(*e);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
