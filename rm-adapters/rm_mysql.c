@@ -35,6 +35,20 @@
  * in between (autocommit work outside a transaction) count as writes of the branch and
  * make it prepare — the safe direction; it can never make a writing branch look
  * read-only. Only a session's first branch reads its baseline after XA START.
+ * No probe at all for a branch known to write: on a session whose MYSQL handle was never
+ * handed out (native()), every statement ran through exec(), which adds up the rows each
+ * one changed (mysql_affected_rows of a statement without a result set). A branch with
+ * changed rows > 0 has written (each changed row is at least one Handler_write, _update or
+ * _delete, so the probe could only have said the same) and prepares without asking the
+ * server. Its writes are then missing from the session's reading, which stays older and
+ * lower than the truth: the next branch, if it writes nothing, sees them as its own and
+ * prepares (safe; its probe is a fresh reading again, so the branch after it is judged
+ * exactly). A statement that changed rows without reporting them (a CALL, a writing
+ * function in a SELECT) leaves the count at 0, and the branch is probed as before. Once
+ * native() handed the handle out, the application may write behind exec's back, so every
+ * branch of that session is probed. The probe is SHOW SESSION STATUS, which makes MariaDB
+ * materialise every status variable (~40 % of mariadbd's CPU in the transfer benchmark
+ * when it ran for every branch, docs/performance.md).
  * information_schema.innodb_trx.trx_rows_modified is NOT usable: InnoDB serves it from a
  * cache that is refreshed only when nobody has read it for 0.1 s, so under concurrent
  * prepares it shows a stale picture, and a branch with writes would be committed in
@@ -44,8 +58,9 @@
  *   START             XA START, then the write-counter baseline
  *   PREPARE           failed mark or the session's last statement failed (mysql_errno)
  *                     -> the undo path (below), vote XA_RB*.  Else, while ACTIVE: the
- *                     write probe, XA END and either XA PREPARE (-> XA_OK) or, when
- *                     nothing was written, XA COMMIT ONE PHASE (-> XA_RDONLY).
+ *                     write probe (none for a branch known to write), XA END and
+ *                     either XA PREPARE (-> XA_OK) or, when nothing was written, XA
+ *                     COMMIT ONE PHASE (-> XA_RDONLY).
  *   COMMIT_ONE_PHASE  same checks; XA END + XA COMMIT ONE PHASE
  *   CAN_COMMIT        same checks; the 3PC marker insert (INSERT INTO xatm_markers (gtrid,
  *                     rm) VALUES ('gtrid', 'bqual'), escaped with mysql_real_escape_string;
@@ -175,6 +190,9 @@ typedef struct my_conn {
     bool last_known;           /* last_count holds a reading of this session's counters */
     uint64_t last_count;       /* the latest write-counter reading on this session: the
                                   next branch's baseline (see "Read-only detection") */
+    bool native_out;           /* native() handed the MYSQL handle to the application:
+                                  exec() no longer sees every statement of a branch */
+    uint64_t changed;          /* rows the current branch's exec() statements changed */
     bool writes_known;         /* the write probe has run for this branch (it is IDLE) */
     uint64_t writes;           /* ... and counted this many row writes */
     /* the operation in flight */
@@ -436,6 +454,7 @@ static int step_done(my_conn *m, unsigned e)
         m->xa = MY_XA_ACTIVE;
         m->cur = m->xid;
         m->writes_known = false;
+        m->changed = 0;
         if (m->last_known) {
             /* an older reading is a safe baseline (see "Read-only detection") */
             m->base_known = true;
@@ -624,6 +643,12 @@ static int my_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
         if (m->xa == MY_XA_ACTIVE) {
             if (op == XATM_RM_OP_COMMIT_ONE_PHASE) return start_step(m, MY_STEP_XA_END);
             if (op == XATM_RM_OP_CAN_COMMIT) return start_step(m, MY_STEP_MARKER);
+            if (!m->native_out && m->changed > 0) {
+                /* known to write (see "Read-only detection"): no probe */
+                m->writes_known = true;
+                m->writes = m->changed;
+                return start_step(m, MY_STEP_XA_END);
+            }
             return start_step(m, MY_STEP_COUNT);
         }
         return after_idle(m); /* IDLE: CAN_COMMIT already ran */
@@ -884,6 +909,10 @@ static int my_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected)
     my_conn *m = myc(c);
     int rc = run_sql(m, sql, "statement", NULL, affected);
     if (rc != XATM_XA_OK && m->xa == MY_XA_ACTIVE) c->failed = true;
+    if (rc == XATM_XA_OK && m->xa == MY_XA_ACTIVE && mysql_field_count(m->my) == 0) {
+        my_ulonglong n = mysql_affected_rows(m->my);
+        if (n != (my_ulonglong)-1) m->changed += (uint64_t)n;
+    }
     return rc;
 }
 
@@ -1104,6 +1133,7 @@ static void my_close(xatm_rm_conn *c)
 
 static void *my_native(xatm_rm_conn *c)
 {
+    myc(c)->native_out = true;
     return myc(c)->my;
 }
 

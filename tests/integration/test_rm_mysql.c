@@ -230,7 +230,12 @@ static void test_two_phase_and_detach(void)
     xatm_rm_conn *c = open_my();
     xatm_xid z = new_xid();
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_START, &z), XATM_XA_OK);
-    CHECK_INT(xatm_rm_run(b, XATM_RM_OP_PREPARE, &z), XATM_XA_RDONLY); /* nothing done */
+    /* nothing done, but the previous branch wrote through exec, unprobed, so the session's
+     * counters moved since its last reading: the empty branch prepares (the safe side) */
+    CHECK_INT(xatm_rm_run(b, XATM_RM_OP_PREPARE, &z), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(b, XATM_RM_OP_ROLLBACK, &z), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(b, XATM_RM_OP_START, &z), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(b, XATM_RM_OP_PREPARE, &z), XATM_XA_RDONLY); /* now: read-only */
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_START, &z), XATM_XA_OK);
     CHECK_INT(rmt_exec(b, "UPDATE %s SET v = 12 WHERE id = 1", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(b, XATM_RM_OP_PREPARE, &z), XATM_XA_OK);
@@ -366,6 +371,54 @@ static void test_read_only(void)
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &q), XATM_XA_OK);
     CHECK_INT(prepared_count(&q), 1);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &q), XATM_XA_OK);
+    xatm_rm_close(a);
+}
+
+/* A session whose handle was never handed out: a branch whose exec() statements changed
+ * rows prepares without the write probe; its writes are then missing from the session's
+ * counter reading, so the next branch, if read-only, prepares (the safe direction) and
+ * reads the counters afresh; the one after it is judged exactly again. A statement that
+ * changes nothing leaves the branch to the probe. */
+static void test_read_only_without_native(void)
+{
+    xatm_rm_conn *a = open_my();
+    raw_q(admin, "INSERT INTO %s VALUES (40, 0)", table);
+    xatm_xid w = new_xid();
+    uint64_t n = 0;
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &w), XATM_XA_OK);
+    CHECK_INT(xatm_rm_exec(a, "SELECT 1", NULL), XATM_XA_OK); /* a result set: no count */
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 7 WHERE id = 40", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &w), XATM_XA_OK);
+    CHECK_INT(prepared_count(&w), 1);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &w), XATM_XA_OK);
+    CHECK_INT(row_v(40), 7);
+    /* read-only right after it: prepares, since the counters moved since the last reading */
+    xatm_xid r1 = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &r1), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = v WHERE id = 40", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &r1), XATM_XA_OK);
+    CHECK_INT(prepared_count(&r1), 1);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &r1), XATM_XA_OK);
+    /* the next read-only branch is read-only again */
+    xatm_xid r2 = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &r2), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = v WHERE id = 40", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &r2), XATM_XA_RDONLY);
+    CHECK_INT(prepared_count(&r2), 0);
+    /* a writing branch whose later statement failed votes no, probe or not */
+    xatm_xid w2 = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &w2), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 9 WHERE id = 40", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_exec(a, "DELETE FROM xatm_no_such_table", &n) != XATM_XA_OK, 1);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &w2), XATM_XA_RBROLLBACK);
+    CHECK_INT(prepared_count(&w2), 0);
+    xatm_xid w3 = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &w3), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 8 WHERE id = 40", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &w3), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &w3), XATM_XA_OK);
+    CHECK_INT(row_v(40), 7);
+    raw_q(admin, "DELETE FROM %s WHERE id = 40", table);
     xatm_rm_close(a);
 }
 
@@ -571,6 +624,12 @@ static void test_parallel(void)
     /* the deadline: a global read lock holds c[0]'s XA PREPARE; it is abandoned with
      * XAER_RMFAIL and its connection closed, c[1] is unaffected */
     MYSQL *locker = raw_connect();
+    /* c[1]'s last branch wrote through exec, unprobed: one empty branch (it prepares)
+     * brings the session's counter reading up to date, so the next one is read-only */
+    xatm_xid fresh = new_xid();
+    CHECK_INT(xatm_rm_run(c[1], XATM_RM_OP_START, &fresh), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(c[1], XATM_RM_OP_PREPARE, &fresh), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(c[1], XATM_RM_OP_COMMIT, &fresh), XATM_XA_OK);
     xatm_xid y[2] = {new_xid(), new_xid()};
     uint64_t id0 = xatm_rm_caps_of(c[0])->session_id;
     for (int i = 0; i < 2; i++) CHECK_INT(xatm_rm_run(c[i], XATM_RM_OP_START, &y[i]), XATM_XA_OK);
@@ -1086,6 +1145,7 @@ int main(void)
     test_two_phase_and_detach();
     test_statement_error_votes_no();
     test_read_only();
+    test_read_only_without_native();
     test_innodb_trx_is_stale();
     test_deadlock();
     test_fence();
