@@ -49,6 +49,7 @@ void xatm__tm_close(xatm__tm *t)
     if (t->fd >= 0) close(t->fd);
     t->fd = -1;
     t->rx.len = 0;
+    t->tx.len = 0;
 }
 
 void xatm__tm_free(xatm__tm *t)
@@ -181,24 +182,54 @@ static int write_all(xatm__tm *t, const uint8_t *p, size_t len, uint64_t deadlin
     return 0;
 }
 
-int xatm__tm_send(xatm__tm *t, const xatm_msg *m, uint32_t *req_id, char *err, size_t errlen)
+/* Appends m's frame to tx (behind the queued ones); its id in *id. */
+static int encode_behind(xatm__tm *t, const xatm_msg *m, uint32_t *id, char *err,
+                         size_t errlen)
 {
     if (t->fd < 0) {
         snprintf(err, errlen, "not connected to xatmd at %s (the connection was lost)", t->path);
         return XATM_ETM;
     }
-    uint32_t id = take_req_id(t);
-    t->tx.len = 0;
-    int rc = xatm_msg_encode(m, id, &t->tx);
+    size_t queued = t->tx.len;
+    *id = take_req_id(t);
+    int rc = xatm_msg_encode(m, *id, &t->tx);
     if (rc) {
+        t->tx.len = queued; /* the queued frames stay as they were */
         snprintf(err, errlen, "cannot encode %s: %s", xatm_msg_type_name(m->type),
                  xatm_strerror(rc));
         return rc;
+    }
+    return 0;
+}
+
+int xatm__tm_queue(xatm__tm *t, const xatm_msg *m, char *err, size_t errlen)
+{
+    uint32_t id;
+    return encode_behind(t, m, &id, err, errlen);
+}
+
+int xatm__tm_flush(xatm__tm *t, char *err, size_t errlen)
+{
+    if (t->tx.len == 0) return 0;
+    if (t->fd < 0) {
+        snprintf(err, errlen, "not connected to xatmd at %s (the connection was lost)", t->path);
+        return XATM_ETM;
     }
     if (write_all(t, t->tx.data, t->tx.len, now_ms() + t->timeout_ms, err, errlen) < 0) {
         xatm__tm_close(t);
         return XATM_ETM;
     }
+    t->tx.len = 0;
+    return 0;
+}
+
+int xatm__tm_send(xatm__tm *t, const xatm_msg *m, uint32_t *req_id, char *err, size_t errlen)
+{
+    uint32_t id;
+    int rc = encode_behind(t, m, &id, err, errlen);
+    if (rc) return rc;
+    rc = xatm__tm_flush(t, err, errlen);
+    if (rc) return rc;
     if (req_id) *req_id = id;
     return 0;
 }

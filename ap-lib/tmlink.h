@@ -14,6 +14,9 @@
  *    and an ERROR for one changes nothing the next reply will not also say.
  *  - The socket is non-blocking; every write and read is bounded by a deadline
  *    (tm.request_timeout), so a hung xatmd can never hang the application.
+ *  - Queued one-way frames go out, in order, in the same write as the next frame sent
+ *    (or at xatm__tm_flush); closing the link drops them (the connection they were meant
+ *    for is gone, and with it whatever xatmd knew of the transaction).
  */
 #ifndef XATM_AP_TMLINK_H
 #define XATM_AP_TMLINK_H
@@ -30,7 +33,8 @@ typedef struct xatm__tm {
     int fd;                /* connected socket, -1 when closed */
     uint32_t next_req_id;  /* id for the next message; never 0 */
     xatm_buf rx;           /* bytes received, not yet decoded */
-    xatm_buf tx;           /* scratch for encoding one frame */
+    xatm_buf tx;           /* frames queued (one-way, xatm__tm_queue) and the frame
+                              being sent: written together by the next send or flush */
     const char *path;      /* socket path (points into the config) */
     uint32_t timeout_ms;   /* tm.request_timeout: bound on every wait */
     uint32_t epoch;        /* xatmd's boot epoch from HELLO_OK */
@@ -54,10 +58,19 @@ void xatm__tm_free(xatm__tm *t);
  * anything unsolicited (a connection-level ERROR before closing). Never blocks. */
 void xatm__tm_check_idle(xatm__tm *t);
 
-/* Writes one whole frame for m. On success 0 and *req_id (if not NULL) is its id.
+/* Writes one whole frame for m, after the queued ones (in the same write). On success 0
+ * and *req_id (if not NULL) is its id.
  * XATM_ETM when the link is (or became) closed or the write did not complete in time
  * (the link is then closed), XATM_EINVAL / XATM_ENOMEM from the encoder. */
 int xatm__tm_send(xatm__tm *t, const xatm_msg *m, uint32_t *req_id, char *err, size_t errlen);
+
+/* Encodes m (a one-way message) behind the frames already queued, without writing it:
+ * it goes out with the next xatm__tm_send or xatm__tm_flush, so several one-way frames
+ * cost one write. 0; XATM_ETM when the link is closed; XATM_EINVAL / XATM_ENOMEM. */
+int xatm__tm_queue(xatm__tm *t, const xatm_msg *m, char *err, size_t errlen);
+
+/* Writes the queued frames, if any. 0, or XATM_ETM with the link closed (as send). */
+int xatm__tm_flush(xatm__tm *t, char *err, size_t errlen);
 
 /* Waits for the frame answering req_id and decodes it into out (which may be an ERROR).
  * 0; XATM_ETM (link lost), XATM_ETIMEDOUT (no answer in time), XATM_EPROTO (malformed or

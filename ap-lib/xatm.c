@@ -77,6 +77,11 @@
  *          anything but a DECISION): XATM_EUNKNOWN, sessions closed, as in 2PC; an answer
  *          is not silence, so the participant timeout does not apply.
  *
+ * ENLIST is one-way and queued (tmlink.h): it goes out in the same write as the next
+ * message (the next ENLISTs wait with it), and at the latest right before phase 1 (2PC:
+ * before the first PREPARE; 3PC: with CANCOMMIT, before anything is prepared; one branch:
+ * with DONE), so xatmd knows every session that holds a prepared branch before there is
+ * one, and a transaction of two branches costs one write for its ENLISTs, not two.
  * ENLIST and VOTE report each branch's session as a session reference
  * (xatm_rm_session_ref: the server's incarnation and the session id, common/proto.h), so
  * xatmd never mistakes it for a connection of a later run of the server.
@@ -87,7 +92,7 @@
  * after_decision, between_commits, after_commits (DoCommit came) or participant_timeout,
  * between_commits, after_commits (action "commit", no DoCommit).
  *   ap.after_begin       BEGIN_OK received, before xatm_begin returns
- *   ap.after_start       a branch was started on its session, before ENLIST is written
+ *   ap.after_start       a branch was started on its session, before ENLIST is queued
  *   ap.before_prepare    commit of 2+ branches called, nothing prepared (3PC: nothing
  *                        checked either)
  *   ap.after_cancommit_checks  3PC: every branch has answered CAN_COMMIT, CANCOMMIT not
@@ -336,7 +341,8 @@ static int rm_use(xatm_t *h, ap_rm *r)
     snprintf(m.u.enlist.rm, sizeof m.u.enlist.rm, "%s", r->cfg->name);
     m.u.enlist.session_id = xatm_rm_session_ref(r->conn);
     char msg[1024];
-    rc = xatm__tm_send(&h->tm, &m, NULL, msg, sizeof msg);
+    /* queued: it goes out with the next message, at the latest just before phase 1 */
+    rc = xatm__tm_queue(&h->tm, &m, msg, sizeof msg);
     if (rc)
         return fail(h, rc, "cannot enlist RM '%s' in %s with xatmd: %s; the transaction can "
                     "only roll back", r->cfg->name, h->gtrid, msg);
@@ -770,6 +776,13 @@ static int leave_to_xatmd(xatm_t *h, int rc, const xatm_msg *reply, const char *
 
 static int commit_two_phase(xatm_t *h)
 {
+    /* The ENLISTs are on their way to xatmd before anything is prepared: a branch
+     * prepared on a session xatmd does not know could not be fenced if this process
+     * hung from here on. */
+    char msg[2048];
+    int rc = xatm__tm_flush(&h->tm, msg, sizeof msg);
+    if (rc) return abort_all(h, ": xatmd unreachable before phase 1 (%s)", msg);
+
     /* Phase 1: every branch votes. */
     xatm_fault_hit("ap.before_prepare");
     run_branches(h, XATM_RM_OP_PREPARE, 1u << BR_ACTIVE, time_left(h));
@@ -782,9 +795,8 @@ static int commit_two_phase(xatm_t *h)
     describe_no_votes(h, "voted no", no_votes, sizeof no_votes);
 
     /* The votes go to xatmd; until they are fully written nothing can be decided. */
-    char msg[2048];
     uint32_t req_id;
-    int rc = xatm__tm_send(&h->tm, &m, &req_id, msg, sizeof msg);
+    rc = xatm__tm_send(&h->tm, &m, &req_id, msg, sizeof msg);
     if (rc)
         return abort_all(h, ": xatmd unreachable before the decision (%s)%s", msg, no_votes);
     xatm_fault_hit("ap.after_vote_sent");

@@ -7,6 +7,16 @@
  *
  * Statements per operation (state = PQtransactionStatus before the operation):
  *   START             BEGIN                                  (state must be IDLE)
+ *                     ... deferred (begin_pending) on a session whose PGconn was never
+ *                     handed out: the first exec() sends "BEGIN; <its SQL>" as one simple
+ *                     query, so a branch costs one round trip less (PostgreSQL parses the
+ *                     whole string first: a syntax error runs neither, the session stays
+ *                     IDLE, the branch is marked failed and BEGIN stays pending). native()
+ *                     runs a pending BEGIN before it hands the PGconn out, and from then
+ *                     on START sends BEGIN itself (the application may use the PGconn at
+ *                     any time). A branch still pending at its vote did nothing: PREPARE
+ *                     answers XA_RDONLY, COMMIT_ONE_PHASE and ROLLBACK XA_OK, all without a
+ *                     statement; CAN_COMMIT prefixes its statements with BEGIN.
  *   PREPARE           PREPARE TRANSACTION 'gid'; yes only with the tag
  *                     "PREPARE TRANSACTION" (a failed transaction answers "ROLLBACK").
  *                     Marked failed or INERROR: ROLLBACK instead, vote XA_RBROLLBACK.
@@ -45,8 +55,10 @@
  * other error (the transaction is over) -> XA_RBROLLBACK, elsewhere -> XAER_RMERR.
  * Messages carry the statement, the SQLSTATE and PostgreSQL's primary message.
  *
- * libpq's default notice processor prints to stderr; a silent one is installed at open
- * (library code never prints). The application may install its own afterwards.
+ * libpq's default notice processor prints to stderr; a silent notice receiver is installed
+ * at open (library code never prints), which only remembers a FATAL the server sent to an
+ * idle session (START's liveness check). The application may install its own afterwards
+ * (its PGconn is then out, and START no longer relies on that check).
  */
 #include <errno.h>
 #include <libpq-fe.h>
@@ -88,6 +100,10 @@ typedef struct pg_conn {
     char gid[XATM_PG_GID_MAX];  /* gid of the operation in flight */
     xatm_xid xid;               /* xid of the operation in flight */
     int vote;                   /* result to return when a PG_STEP_ROLLBACK completes */
+    bool native_out;            /* native() handed the PGconn out: BEGIN is never deferred */
+    bool begin_pending;         /* START of the current branch deferred (see the top) */
+    bool begin_prefixed;        /* the statement in flight starts with that BEGIN */
+    bool server_closing;        /* the server sent FATAL / PANIC (receive_notice) */
     /* the statement's outcome, copied out of the PGresult */
     bool got_result;            /* a result (not only NULL) arrived */
     int n_ok;                   /* successful results before the first error */
@@ -102,10 +118,14 @@ static pg_conn *pgc(xatm_rm_conn *c)
     return (pg_conn *)c;
 }
 
-static void quiet_notices(void *arg, const char *message)
+/* The session's notice receiver: silent (library code never prints), except that it
+ * remembers a FATAL or PANIC the server sent while the session was idle (libpq hands
+ * those to the notice receiver): the server is closing the session, e.g. terminated. */
+static void receive_notice(void *arg, const PGresult *res)
 {
-    (void)arg;
-    (void)message;
+    pg_conn *p = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (sev && (!strcmp(sev, "FATAL") || !strcmp(sev, "PANIC"))) p->server_closing = true;
 }
 
 /* ---------------------------------------------------------------- capability decision */
@@ -205,6 +225,7 @@ static int finish(pg_conn *p, int rc)
 {
     p->step = PG_STEP_NONE;
     p->flushing = false;
+    p->begin_prefixed = false;
     if (!p->head.dead && PQstatus(p->pg) == CONNECTION_OK)
         PQsetnonblocking(p->pg, p->app_nonblocking ? 1 : 0);
     return rc;
@@ -231,9 +252,9 @@ static int send_step(pg_conn *p, enum pg_step step)
             return then_rollback(p, XATM_XA_RBROLLBACK);
         }
         snprintf(sql, sizeof sql,
-                 "INSERT INTO " XATM_MARKER_TABLE " (gtrid, rm) VALUES ('%s', '%s'); "
+                 "%sINSERT INTO " XATM_MARKER_TABLE " (gtrid, rm) VALUES ('%s', '%s'); "
                  "SET CONSTRAINTS ALL IMMEDIATE",
-                 g, b);
+                 p->begin_prefixed ? "BEGIN; " : "", g, b);
         break;
     }
     case PG_STEP_PREPARE:
@@ -304,7 +325,7 @@ static int evaluate(pg_conn *p)
                      "; then ROLLBACK failed: SQLSTATE %s: %s", p->res_state, p->res_msg);
             return finish(p, rc == XATM_XAER_RMFAIL ? rc : XATM_XAER_RMERR);
         }
-        if (p->step == PG_STEP_CAN_COMMIT && p->n_ok == 0)
+        if (p->step == PG_STEP_CAN_COMMIT && p->n_ok == (p->begin_prefixed ? 1 : 0))
             xatm_rm__seterr(&p->head, rc,
                             "branch %s votes no: the 3PC marker insert (INSERT INTO "
                             XATM_MARKER_TABLE ") failed: SQLSTATE %s: %s%s",
@@ -357,6 +378,21 @@ static int evaluate(pg_conn *p)
     }
 }
 
+/* For an idle session: false when the server has closed it (what it sent, FATAL and
+ * end of file, is waiting on the socket). Never blocks. */
+static bool idle_session_ok(pg_conn *p)
+{
+    for (int i = 0; i < 4; i++) {
+        struct pollfd pf = {.fd = PQsocket(p->pg), .events = POLLIN};
+        int n = poll(&pf, 1, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break; /* nothing waiting: as alive as a round trip would have shown */
+        if (!PQconsumeInput(p->pg)) break;
+    }
+    if (p->server_closing) p->head.dead = true; /* its end of file may still be on its way */
+    return !conn_lost(p);
+}
+
 static int pg_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
 {
     pg_conn *p = pgc(c);
@@ -379,15 +415,40 @@ static int pg_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
 
     switch (op) {
     case XATM_RM_OP_START:
-        if (ts != PQTRANS_IDLE)
+        if (ts != PQTRANS_IDLE || p->begin_pending)
             return xatm_rm__seterr(c, XATM_XAER_PROTO,
                                    "START of %s: a transaction is already open on this session",
                                    p->gid);
         c->failed = false;
+        if (!p->native_out) {
+            /* a session the server closed (restart, termination) says so on its socket:
+             * START still fails on it, without a round trip */
+            if (!idle_session_ok(p)) return finish(p, fail_lost(p, "START"));
+            p->begin_pending = true; /* sent with the first statement */
+            return finish(p, XATM_XA_OK);
+        }
         return send_step(p, PG_STEP_BEGIN);
     case XATM_RM_OP_PREPARE:
     case XATM_RM_OP_COMMIT_ONE_PHASE:
     case XATM_RM_OP_CAN_COMMIT:
+        if (p->begin_pending && !in_tx) {
+            /* the branch never reached the server */
+            if (c->failed) {
+                p->begin_pending = false;
+                xatm_rm__seterr(c, XATM_XA_RBROLLBACK,
+                                "branch %s votes no: it was marked failed; nothing of it "
+                                "reached the server",
+                                p->gid);
+                return finish(p, XATM_XA_RBROLLBACK);
+            }
+            if (op == XATM_RM_OP_CAN_COMMIT) {
+                p->begin_pending = false;
+                p->begin_prefixed = true;
+                return send_step(p, PG_STEP_CAN_COMMIT);
+            }
+            p->begin_pending = false;
+            return finish(p, op == XATM_RM_OP_PREPARE ? XATM_XA_RDONLY : XATM_XA_OK);
+        }
         if (!in_tx)
             return xatm_rm__seterr(c, XATM_XAER_PROTO,
                                    "%s of %s: no transaction in progress on this session",
@@ -413,6 +474,11 @@ static int pg_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
                                    p->gid);
         return send_step(p, PG_STEP_COMMIT_PREPARED);
     case XATM_RM_OP_ROLLBACK:
+        if (p->begin_pending && !in_tx) {
+            p->begin_pending = false; /* nothing reached the server */
+            return finish(p, XATM_XA_OK);
+        }
+        p->begin_pending = false;
         if (in_tx) return then_rollback(p, XATM_XA_OK);
         return send_step(p, PG_STEP_ROLLBACK_PREP);
     }
@@ -611,11 +677,30 @@ static int pg_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected)
 {
     pg_conn *p = pgc(c);
     PGresult *r;
-    int rc = exec_sql(p, sql, "statement", &r);
+    int rc;
+    bool prefixed = p->begin_pending;
     if (affected) *affected = 0;
+    if (prefixed) {
+        /* the branch's deferred BEGIN, in the same round trip (see the top) */
+        size_t n = strlen(sql);
+        char *both = malloc(n + sizeof "BEGIN; ");
+        if (!both) {
+            c->failed = true;
+            return xatm_rm__seterr(c, XATM_XAER_RMERR, "statement: out of memory");
+        }
+        memcpy(both, "BEGIN; ", sizeof "BEGIN; " - 1);
+        memcpy(both + sizeof "BEGIN; " - 1, sql, n + 1);
+        rc = exec_sql(p, both, "statement", &r);
+        free(both);
+    } else {
+        rc = exec_sql(p, sql, "statement", &r);
+    }
+    PGTransactionStatusType ts = PQtransactionStatus(p->pg);
+    bool in_tx = ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
+    if (prefixed && (rc == XATM_XA_OK || in_tx)) p->begin_pending = false;
     if (rc != XATM_XA_OK) {
-        PGTransactionStatusType ts = PQtransactionStatus(p->pg);
-        if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) c->failed = true;
+        /* in a branch; or its BEGIN did not run (a syntax error stops the whole string) */
+        if (in_tx || prefixed) c->failed = true;
         return rc;
     }
     if (affected) {
@@ -636,7 +721,7 @@ static int pg_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected)
 static int pg_markers_idle(pg_conn *p, const char *what)
 {
     if (p->head.dead || PQstatus(p->pg) != CONNECTION_OK) return fail_lost(p, what);
-    if (PQtransactionStatus(p->pg) == PQTRANS_IDLE) return XATM_XA_OK;
+    if (PQtransactionStatus(p->pg) == PQTRANS_IDLE && !p->begin_pending) return XATM_XA_OK;
     return xatm_rm__seterr(&p->head, XATM_XAER_PROTO,
                            "%s: a transaction is open on this session", what);
 }
@@ -761,7 +846,7 @@ static int pg_open(const xatm_rm_config *cfg, const xatm_rm_open_options *opts,
         rc = XATM_XAER_RMERR;
         goto free_conn;
     }
-    PQsetNoticeProcessor(p->pg, quiet_notices, NULL);
+    PQsetNoticeReceiver(p->pg, receive_notice, p);
     if (PQstatus(p->pg) != CONNECTION_OK) {
         char msg[768];
         size_t n;
@@ -819,7 +904,18 @@ static void pg_close(xatm_rm_conn *c)
 
 static void *pg_native(xatm_rm_conn *c)
 {
-    return pgc(c)->pg;
+    pg_conn *p = pgc(c);
+    p->native_out = true;
+    if (p->begin_pending) {
+        /* the application may run SQL on the PGconn: the branch must be open first */
+        PGresult *r;
+        p->begin_pending = false;
+        if (exec_sql(p, "BEGIN", "BEGIN", &r) == XATM_XA_OK)
+            PQclear(r);
+        else
+            c->failed = true; /* the branch votes no; errmsg says why */
+    }
+    return p->pg;
 }
 
 static bool pg_alive(xatm_rm_conn *c)

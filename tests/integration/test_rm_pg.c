@@ -593,9 +593,21 @@ static void test_fence(void)
     printf("pg fence: backend gone %llu ms after pg_terminate_backend\n",
            (unsigned long long)(t_now_ms() - t0));
     CHECK_INT(xatm_rm_session_alive(b, pid), 0);
-    /* the fenced session notices at its next operation */
+    /* the fenced session notices at its next operation. START of a session whose PGconn
+     * was never handed out sends nothing (BEGIN waits for the first statement): it looks
+     * at what the server left on the socket, its FATAL and end of file. Those are written
+     * when the backend closes its socket, a moment after it left pg_stat_activity, so the
+     * test gives them up to 5 s to arrive (an application racing this moment gets the
+     * loss at its first statement instead) */
     xatm_xid x = new_xid();
-    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XAER_RMFAIL);
+    int rc = XATM_XA_OK;
+    for (int i = 0; i < 500 && rc == XATM_XA_OK; i++) {
+        rc = xatm_rm_run(a, XATM_RM_OP_START, &x);
+        if (rc != XATM_XA_OK) break;
+        CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &x), XATM_XA_OK); /* nothing sent */
+        poll(NULL, 0, 10);
+    }
+    CHECK_INT(rc, XATM_XAER_RMFAIL);
     CHECK(!xatm_rm_alive(a));
     CHECK_INT(xatm_rm_exec(a, "SELECT 1", NULL), XATM_XAER_RMFAIL);
     /* fencing a session that is already gone is fine */
@@ -631,8 +643,10 @@ static void test_open_failures(void)
 
 static void test_async_api(void)
 {
-    /* the raw async API: begin, wait, continue; misuse is refused */
+    /* the raw async API: begin, wait, continue; misuse is refused (the PGconn is out
+     * first, so START sends its BEGIN at once instead of deferring it) */
     xatm_rm_conn *a = open_pg();
+    CHECK(xatm_rm_native(a) != NULL);
     xatm_xid x = new_xid();
     CHECK_INT(xatm_rm_op_continue(a, POLLIN), XATM_XAER_PROTO);
     int rc = xatm_rm_op_begin(a, XATM_RM_OP_START, &x);
@@ -687,6 +701,89 @@ static void test_call_timeout(void)
     xatm_rm_close(c);
 }
 
+/* The backend's state in pg_stat_activity ("idle", "idle in transaction", ...). */
+static const char *backend_state(xatm_rm_conn *c)
+{
+    return admin_q("SELECT state FROM pg_stat_activity WHERE pid = %llu",
+                   (unsigned long long)xatm_rm_caps_of(c)->session_id);
+}
+
+/* On a session whose PGconn was never handed out, START sends nothing: BEGIN goes with
+ * the branch's first statement ("BEGIN; <sql>", one round trip). */
+static void test_deferred_begin(void)
+{
+    xatm_rm_conn *a = open_pg();
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_STR(backend_state(a), "idle"); /* nothing sent yet */
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (60, 1)", table), XATM_XA_OK);
+    CHECK_STR(backend_state(a), "idle in transaction");
+    CHECK_INT(row_v(60), -1); /* inside the branch, not committed */
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 2 WHERE id = 60", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
+    CHECK_INT(prepared_count(&x), 1);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XA_OK);
+    CHECK_INT(row_v(60), 2);
+
+    /* a branch with no statement never reached the server: read-only, nothing prepared */
+    xatm_xid e = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &e), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &e), XATM_XA_RDONLY);
+    CHECK_INT(prepared_count(&e), 0);
+    xatm_xid e1 = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &e1), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_ONE_PHASE, &e1), XATM_XA_OK);
+    xatm_xid e2 = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &e2), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &e2), XATM_XA_OK);
+    CHECK_STR(backend_state(a), "idle");
+
+    /* a syntax error: PostgreSQL parses the whole string first, so neither BEGIN nor the
+     * statement ran; the branch is failed and votes no, the next one is clean */
+    xatm_xid s = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &s), XATM_XA_OK);
+    CHECK(rmt_exec(a, "UPDAT %s SET v = 3 WHERE id = 60", table) != XATM_XA_OK);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "42601");
+    CHECK_STR(backend_state(a), "idle");
+    /* a later statement of the failed branch runs in it, and is rolled back with it */
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 4 WHERE id = 60", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &s), XATM_XA_RBROLLBACK);
+    CHECK_INT(prepared_count(&s), 0);
+    CHECK_INT(row_v(60), 2);
+    CHECK_STR(backend_state(a), "idle");
+    xatm_xid s2 = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &s2), XATM_XA_OK);
+    CHECK(rmt_exec(a, "UPDAT %s SET v = 3 WHERE id = 60", table) != XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &s2), XATM_XA_RBROLLBACK); /* nothing ran */
+    CHECK_STR(backend_state(a), "idle");
+
+    /* 3PC: CAN_COMMIT of an empty branch opens it with its marker insert */
+    xatm_xid m = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &m), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_CAN_COMMIT, &m), XATM_XA_OK);
+    CHECK_STR(backend_state(a), "idle in transaction");
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &m), XATM_XA_OK);
+    CHECK_INT(prepared_count(&m), 1);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &m), XATM_XA_OK);
+    CHECK_INT(prepared_count(&m), 0);
+
+    /* native() opens a deferred branch before handing the PGconn out; from then on START
+     * sends BEGIN itself */
+    xatm_xid n = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &n), XATM_XA_OK);
+    PGconn *pg = xatm_rm_native(a);
+    CHECK_INT(PQtransactionStatus(pg), PQTRANS_INTRANS);
+    PQclear(PQexec(pg, "UPDATE xatm_no_op_check SET v = 0 WHERE false")); /* fails: no table */
+    CHECK_INT(PQtransactionStatus(pg), PQTRANS_INERROR); /* it ran inside the branch */
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &n), XATM_XA_RBROLLBACK);
+    xatm_xid n2 = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &n2), XATM_XA_OK);
+    CHECK_INT(PQtransactionStatus(pg), PQTRANS_INTRANS);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &n2), XATM_XA_OK);
+    admin_q("DELETE FROM %s WHERE id = 60", table);
+    xatm_rm_close(a);
+}
+
 int main(void)
 {
     rmt_init();
@@ -723,6 +820,7 @@ int main(void)
     test_one_phase();
     test_rollback();
     test_can_commit();
+    test_deferred_begin();
     test_markers();
     test_marker_table_missing();
     test_parallel();
