@@ -1312,6 +1312,16 @@ bool xatm_declog_pending(const xatm_declog *log)
     return log && log->buf.len > 0;
 }
 
+size_t xatm_declog_pending_bytes(const xatm_declog *log)
+{
+    return log ? log->buf.len : 0;
+}
+
+bool xatm_declog_pending_forced(const xatm_declog *log)
+{
+    return log && log->buf.len > 0 && log->force;
+}
+
 uint64_t xatm_declog_disk_bytes(const xatm_declog *log)
 {
     uint64_t total = 0;

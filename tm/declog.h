@@ -196,6 +196,11 @@ int xatm_declog_sync(xatm_declog *log);
 /* true when appended records are waiting for a flush. */
 bool xatm_declog_pending(const xatm_declog *log);
 
+/* Bytes of the appended records waiting for a flush (0 when none), and whether one of
+ * them was appended with force. For a caller that defers flushing unforced records. */
+size_t xatm_declog_pending_bytes(const xatm_declog *log);
+bool xatm_declog_pending_forced(const xatm_declog *log);
+
 /* Bytes of all segment files on disk, and the number of segments. */
 uint64_t xatm_declog_disk_bytes(const xatm_declog *log);
 unsigned xatm_declog_segments(const xatm_declog *log);

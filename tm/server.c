@@ -8,6 +8,11 @@
  * the graveyard, freed only after the whole epoll batch (stale events of the same batch,
  * and parked replies, may still point at it: they check `dead`).
  *
+ * Input buffers: every recv reads into server.rbuf, one buffer for the whole loop, and the
+ * whole frames in it are decoded and dispatched before the next recv; a decoded request
+ * holds copies of its fields (proto.h), so nothing refers to rbuf after its dispatch. A
+ * connection owns only the bytes of one incomplete frame (conn.in), freed once it is whole.
+ *
  * Parked replies: a decision whose record is forced waits in server.parked until the
  * batch's flush returned 0: DECISION commit (COMMIT), DECISION precommit (3PC PRECOMMIT),
  * and a 3PC abort after PreCommit (ABORT: the DECISION abort when a VOTE asked, nothing to
@@ -132,9 +137,12 @@ int tm_log_flush(struct tm_ctx *ctx)
 /* ================================================================== types */
 
 #define SRV_MAX_EVENTS 128
-#define SRV_READ_CHUNK 65536u
+#define SRV_READ_CHUNK 65536u              /* the loop-wide receive buffer; one recv's size */
 #define SRV_READ_BUDGET (1024u * 1024u)    /* bytes read per connection per event */
 #define SRV_OUT_LIMIT (64u * 1024u * 1024u) /* a client that stops reading is dropped */
+#define SRV_OUT_KEEP 4096u                 /* a drained send buffer larger than this is freed */
+#define SRV_LAZY_MS 100u                   /* unforced records wait at most this long... */
+#define SRV_LAZY_BYTES (64u * 1024u)       /* ...or until this many bytes are buffered */
 #define SRV_LISTEN_BACKLOG 512
 #define SRV_LOG_FAILED_TEXT                                                                    \
     "xatmd stopped after a decision log failure; a transaction that voted has an unknown "    \
@@ -159,7 +167,8 @@ typedef struct conn {
     uid_t peer_uid;         /* SO_PEERCRED uid (valid when peer_known) */
     bool peer_known;        /* SO_PEERCRED answered */
     char client_name[XATM_CLIENT_NAME_MAX + 1]; /* from HELLO */
-    xatm_buf in;            /* bytes read, not yet a whole frame */
+    xatm_buf in;            /* the bytes of one incomplete frame (empty, unallocated, when
+                               none); when it holds 12 or more, that header was valid */
     xatm_buf out;           /* encoded replies not yet written */
     struct conn *prev, *next; /* live list, or graveyard (next only) */
 } conn;
@@ -206,6 +215,11 @@ struct server {
     size_t closed_aborted;         /* ...active transactions aborted meanwhile */
     size_t closed_orphaned;        /* ...decided transactions orphaned meanwhile */
     int exit_rc;                   /* 0, or XATM_ELOG after a fatal log failure */
+    uint8_t *rbuf;                 /* SRV_READ_CHUNK bytes: every recv lands here */
+    uint64_t gtx_deadline_ms;      /* gtx_next_deadline before this batch's epoll_wait */
+    bool log_appended;             /* this loop appended records since its last flush check */
+    uint64_t lazy_since_ms;        /* when only unforced records were first seen waiting for
+                                      a flush (monotonic ms); 0 when none wait */
 };
 
 /* ================================================================== sockets */
@@ -325,6 +339,11 @@ int server_open(struct tm_ctx *ctx, struct server **out)
     s->ctx = ctx;
     s->ap_fd = s->admin_fd = s->sig_fd = s->wake_fd = -1;
     s->next_conn_id = 1;
+    s->rbuf = malloc(SRV_READ_CHUNK);
+    if (!s->rbuf) {
+        tm_log(NULL, NULL, "cannot create the event loop: out of memory");
+        goto fail_free_server;
+    }
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0) {
         tm_log(strerror(errno), NULL, "cannot create the event loop (epoll)");
@@ -365,6 +384,7 @@ fail_close_fds:
     server_close(s);
     return rc;
 fail_free_server:
+    free(s->rbuf);
     free(s);
     return rc;
 }
@@ -495,6 +515,7 @@ static void srv_conn_write(struct server *s, conn *c)
         return;
     }
     if (c->dead) return;
+    if (c->out.cap > SRV_OUT_KEEP) xatm_buf_free(&c->out); /* e.g. after a large admin reply */
     srv_set_want_out(s, c, false);
     if (c->close_after_write) srv_conn_kill(s, c, NULL);
 }
@@ -738,6 +759,7 @@ static void srv_on_vote(struct server *s, conn *c, uint32_t req_id, const xatm_m
     else
         rc = gtx_vote(ctx->gtx, c->id, m->u.vote.gtrid, m->u.vote.e, m->u.vote.n, &v);
     int lrc = 0;
+    if (rc == 0 && (v.must_log || v.must_end)) s->log_appended = true;
     if (rc == 0 && v.must_log) lrc = xatm_declog_append(ctx->log, &v.rec, true);
     if (rc == 0 && v.must_end) {
         xatm_declog_record end;
@@ -789,6 +811,7 @@ static void srv_on_vote(struct server *s, conn *c, uint32_t req_id, const xatm_m
 static int srv_append_abort(struct server *s, uint64_t seq, const char *gtrid,
                             const xatm_declog_record *rec, const char *reason)
 {
+    s->log_appended = true;
     int rc = xatm_declog_append(s->ctx->log, rec, true);
     if (rc == 0 && srv_park(s, NULL, 0, seq, gtrid, XATM_DL_ABORT, reason) != 0) rc = XATM_ENOMEM;
     if (rc != 0) atomic_store(&s->ctx->fatal, true);
@@ -812,6 +835,7 @@ static void srv_on_done(struct server *s, conn *c, const xatm_msg *m)
         rec.type = XATM_DL_END;
         snprintf(rec.gtrid, sizeof rec.gtrid, "%s", m->u.done.gtrid);
         xatm_fault_hit("tm.before_end");
+        s->log_appended = true;
         rc = xatm_declog_append(ctx->log, &rec, false);
         if (rc != 0) atomic_store(&ctx->fatal, true); /* before unlocking, as above */
     }
@@ -1003,38 +1027,86 @@ static void srv_header_problem(const uint8_t *p, char *why, size_t size)
         snprintf(why, size, "malformed frame: unknown message type %u", p[5]);
 }
 
-/* Decodes and dispatches every whole frame in c->in. */
-static void srv_process_input(struct server *s, conn *c)
+/* Decodes and dispatches the whole frames at the start of p[0, len) and returns the bytes
+ * they took. Stops at an incomplete frame, or once c died (a malformed frame: logged,
+ * closed), was cut or is closing. A header is checked as soon as its 12 bytes are there,
+ * before its body has arrived. */
+static size_t srv_process_frames(struct server *s, conn *c, const uint8_t *p, size_t len)
 {
     size_t off = 0;
     char why[200];
     while (!c->dead && !c->cut && !c->close_after_write &&
-           c->in.len - off >= XATM_FRAME_HEADER_SIZE) {
-        const uint8_t *p = c->in.data + off;
+           len - off >= XATM_FRAME_HEADER_SIZE) {
         xatm_frame_header h;
-        if (xatm_frame_header_decode(p, XATM_FRAME_MAX_REQUEST, &h) != 0) {
-            srv_header_problem(p, why, sizeof why);
+        if (xatm_frame_header_decode(p + off, XATM_FRAME_MAX_REQUEST, &h) != 0) {
+            srv_header_problem(p + off, why, sizeof why);
             srv_conn_kill(s, c, why);
-            return;
+            return off;
         }
         if (!xatm_msg_is_request(h.type)) {
             snprintf(why, sizeof why, "malformed frame: %s is not a request",
                      xatm_msg_type_name(h.type));
             srv_conn_kill(s, c, why);
-            return;
+            return off;
         }
-        if (c->in.len - off - XATM_FRAME_HEADER_SIZE < h.body_len) break;
+        if (len - off - XATM_FRAME_HEADER_SIZE < h.body_len) break;
         xatm_msg m;
-        if (xatm_msg_decode(&h, p + XATM_FRAME_HEADER_SIZE, &m) != 0) {
+        if (xatm_msg_decode(&h, p + off + XATM_FRAME_HEADER_SIZE, &m) != 0) {
             snprintf(why, sizeof why, "malformed frame: %s body of %u bytes does not decode",
                      xatm_msg_type_name(h.type), h.body_len);
             srv_conn_kill(s, c, why);
-            return;
+            return off;
         }
         off += XATM_FRAME_HEADER_SIZE + h.body_len;
         srv_dispatch(s, c, h.req_id, &m);
     }
-    if (!c->dead) xatm_buf_consume(&c->in, c->cut ? c->in.len : off);
+    return off;
+}
+
+/* The bytes that complete the frame c->in holds (its header first, then its body). */
+static size_t srv_held_need(const conn *c)
+{
+    if (c->in.len < XATM_FRAME_HEADER_SIZE) return XATM_FRAME_HEADER_SIZE - c->in.len;
+    xatm_frame_header h;
+    /* checked when it arrived (conn.in); 0 makes the caller check it again, and close */
+    if (xatm_frame_header_decode(c->in.data, XATM_FRAME_MAX_REQUEST, &h) != 0) return 0;
+    size_t total = XATM_FRAME_HEADER_SIZE + (size_t)h.body_len;
+    return total > c->in.len ? total - c->in.len : 0;
+}
+
+/* Feeds c the n bytes just read (into the loop's buffer): completes and dispatches the
+ * frame c->in holds, if any, dispatches the whole frames that follow straight from data,
+ * and keeps only the bytes of an incomplete last frame, in c->in. A connection that was cut
+ * or is closing after an ERROR discards its input. */
+static void srv_conn_input(struct server *s, conn *c, const uint8_t *data, size_t n)
+{
+    while (c->in.len && n) {
+        size_t take = srv_held_need(c);
+        if (take > n) take = n;
+        if (xatm_buf_append(&c->in, data, take) != 0) {
+            srv_conn_kill(s, c, "out of memory");
+            return;
+        }
+        data += take;
+        n -= take;
+        size_t used = srv_process_frames(s, c, c->in.data, c->in.len);
+        if (c->dead) return;
+        if (c->cut || c->close_after_write) {
+            xatm_buf_free(&c->in);
+            return;
+        }
+        xatm_buf_consume(&c->in, used);
+        if (c->in.len == 0) xatm_buf_free(&c->in); /* idle connections hold no buffer */
+    }
+    if (n == 0) return;
+    size_t used = srv_process_frames(s, c, data, n);
+    if (c->dead) return;
+    if (c->cut || c->close_after_write) {
+        xatm_buf_free(&c->in);
+        return;
+    }
+    if (used < n && xatm_buf_append(&c->in, data + used, n - used) != 0)
+        srv_conn_kill(s, c, "out of memory");
 }
 
 /* A cut connection (fault "partition"): what arrives is read and dropped; at EOF or an
@@ -1058,7 +1130,7 @@ static void srv_cut(struct server *s, conn *c, const char *gtrid)
     srv_conn_write(s, c); /* what was sent before the cut (normally already written) */
     if (c->dead) return;
     c->cut = true;
-    xatm_buf_consume(&c->in, c->in.len);
+    xatm_buf_free(&c->in);
     xatm_buf_consume(&c->out, c->out.len);
     srv_set_want_out(s, c, false);
     tm_log("xatmd discards what the AP sends on it and sends it nothing; the connection "
@@ -1069,6 +1141,12 @@ static void srv_cut(struct server *s, conn *c, const char *gtrid)
            (long)c->peer_pid, gtrid);
 }
 
+/* Reads what c sent (at most SRV_READ_BUDGET bytes per event, so one busy connection
+ * cannot starve the others) and processes it chunk by chunk. Connections are registered
+ * level-triggered (no EPOLLET): a recv that returned fewer bytes than asked has emptied
+ * the socket, and anything that arrives later, or is left over the budget, or an EOF
+ * behind the data, makes the next epoll_wait report c again. So no recv is made only to
+ * hear EAGAIN. */
 static void srv_conn_readable(struct server *s, conn *c)
 {
     if (c->cut) {
@@ -1077,24 +1155,20 @@ static void srv_conn_readable(struct server *s, conn *c)
     }
     size_t budget = SRV_READ_BUDGET;
     while (!c->dead && budget) {
-        if (xatm_buf_reserve(&c->in, SRV_READ_CHUNK) != 0) {
-            srv_conn_kill(s, c, "out of memory");
-            return;
-        }
-        ssize_t n = recv(c->fd, c->in.data + c->in.len, SRV_READ_CHUNK, 0);
+        ssize_t n = recv(c->fd, s->rbuf, SRV_READ_CHUNK, 0);
         if (n > 0) {
-            c->in.len += (size_t)n;
+            srv_conn_input(s, c, s->rbuf, (size_t)n);
+            if ((size_t)n < SRV_READ_CHUNK) return;
             budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        /* EOF or error: process what arrived, then close */
-        srv_process_input(s, c);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        /* EOF or error: every whole frame before it was dispatched; an incomplete one is
+         * dropped with the connection */
         srv_conn_kill(s, c, NULL);
         return;
     }
-    srv_process_input(s, c);
 }
 
 /* ================================================================== loop */
@@ -1139,21 +1213,38 @@ static void srv_abort_adopt(const gtx_info *g, void *arg)
                NULL, "out of memory recording the ABORT decision of %s", g->gtrid);
 }
 
-/* The group-commit point: one flush, then the parked decisions (only if it succeeded). */
-static void srv_group_commit(struct server *s)
+/* The group-commit point: one flush, then the parked decisions (only if it succeeded).
+ * Records that are all unforced (END) are not written on their own at once: they wait for
+ * the next flush of a forced record, for SRV_LAZY_MS after they were first seen waiting
+ * (srv_timeout_ms wakes the loop for that), for SRV_LAZY_BYTES to be buffered, or for
+ * the shutdown (server.h). now: this turn's clock. */
+static void srv_group_commit(struct server *s, uint64_t now)
 {
     struct tm_ctx *ctx = s->ctx;
     if (atomic_load(&ctx->fatal)) return;
+    /* the records other threads append they flush themselves: look at the log only when
+     * this loop appended, or holds back unforced records */
+    if (!s->log_appended && s->lazy_since_ms == 0 && s->n_parked == 0) return;
+    s->log_appended = false;
     pthread_mutex_lock(&ctx->log_mu);
-    bool pending = xatm_declog_pending(ctx->log);
+    size_t bytes = xatm_declog_pending_bytes(ctx->log);
+    bool forced = xatm_declog_pending_forced(ctx->log);
     pthread_mutex_unlock(&ctx->log_mu);
-    if (!pending && s->n_parked == 0) return;
+    if (bytes == 0 && s->n_parked == 0) {
+        s->lazy_since_ms = 0; /* someone else's flush wrote them */
+        return;
+    }
+    if (s->n_parked == 0 && !forced && bytes < SRV_LAZY_BYTES && !s->stopping) {
+        if (s->lazy_since_ms == 0) s->lazy_since_ms = now ? now : 1; /* 0 means none */
+        if (now - s->lazy_since_ms < SRV_LAZY_MS) return;
+    }
+    s->lazy_since_ms = 0;
     int rc = tm_log_flush(ctx);
     if (rc != 0) {
         srv_log_failed(s, rc, "flush");
         return;
     }
-    uint64_t now = tm_now_ms();
+    now = tm_now_ms(); /* the ack deadlines below count from the end of the flush */
     bool wake = false;
     uint32_t ack_ms = ctx->cfg->precommit_timeout_ms ? ctx->cfg->precommit_timeout_ms : 5000;
     for (size_t i = 0; i < s->n_parked; i++) {
@@ -1237,11 +1328,11 @@ static void srv_expire_precommit(const gtx_info *g, const xatm_declog_record *re
 }
 
 /* Aborts the PRECOMMITTED transactions whose acknowledgement is late. */
-static void srv_expire_precommits(struct server *s)
+static void srv_expire_precommits(struct server *s, uint64_t now)
 {
     struct tm_ctx *ctx = s->ctx;
     pthread_mutex_lock(&ctx->log_mu);
-    size_t n = gtx_expire_precommits(ctx->gtx, tm_now_ms(), srv_expire_precommit, s);
+    size_t n = gtx_expire_precommits(ctx->gtx, now, srv_expire_precommit, s);
     pthread_mutex_unlock(&ctx->log_mu);
     if (atomic_load(&ctx->fatal)) {
         srv_log_failed(s, XATM_ELOG, "append of an ABORT record");
@@ -1250,11 +1341,16 @@ static void srv_expire_precommits(struct server *s)
     for (size_t i = 0; i < n; i++) xatm_fault_hit("tm.before_abort_force");
 }
 
+/* epoll_wait's timeout: until the nearest transaction deadline (kept in
+ * s->gtx_deadline_ms: the loop runs the expiry only once it has come), deferred admin
+ * reply deadline, or the write of held-back unforced records; -1 when there is none. */
 static int srv_timeout_ms(struct server *s)
 {
     uint64_t d = gtx_next_deadline(s->ctx->gtx);
+    s->gtx_deadline_ms = d;
     for (size_t i = 0; i < s->n_waiting; i++)
         if (s->waiting[i].deadline_ms < d) d = s->waiting[i].deadline_ms;
+    if (s->lazy_since_ms && s->lazy_since_ms + SRV_LAZY_MS < d) d = s->lazy_since_ms + SRV_LAZY_MS;
     if (d == UINT64_MAX) return -1;
     uint64_t now = tm_now_ms();
     if (d <= now) return 0;
@@ -1323,9 +1419,15 @@ int server_run(struct server *s)
                 if (!c->dead && (evs[i].events & EPOLLOUT)) srv_conn_write(s, c);
             }
         }
-        if (!atomic_load(&ctx->fatal)) gtx_expire(ctx->gtx, tm_now_ms(), srv_log_timeout, NULL);
-        if (!atomic_load(&ctx->fatal)) srv_expire_precommits(s);
-        srv_group_commit(s);
+        uint64_t now = tm_now_ms();
+        /* nothing can expire before gtx_deadline_ms, except a deadline set during this
+         * batch that is even nearer: srv_timeout_ms sees that one before the loop blocks
+         * again (timeout 0 once it has passed), so it expires one turn later at most */
+        if (now >= s->gtx_deadline_ms && !atomic_load(&ctx->fatal)) {
+            gtx_expire(ctx->gtx, now, srv_log_timeout, NULL);
+            if (!atomic_load(&ctx->fatal)) srv_expire_precommits(s, now);
+        }
+        srv_group_commit(s, now);
         srv_answer_waiting(s);
         if (atomic_load(&ctx->fatal)) {
             if (s->exit_rc == 0) s->exit_rc = XATM_ELOG;
@@ -1358,5 +1460,6 @@ void server_close(struct server *s)
     if (s->epfd >= 0) close(s->epfd);
     free(s->parked);
     free(s->waiting);
+    free(s->rbuf);
     free(s);
 }

@@ -7,12 +7,30 @@
  *
  * One iteration of the loop:
  *
- *   epoll_wait (timeout = the nearest ACTIVE deadline)
+ *   epoll_wait (timeout = the nearest transaction deadline, deferred admin reply, or due
+ *               write of held-back END records)
  *     -> for each ready fd: accept / read frames / dispatch / write
- *        (a VOTE that decides commit appends its COMMIT, forced, and parks its DECISION)
- *   -> expire ACTIVE transactions whose deadline passed (aborted)
- *   -> group commit: one xatm_declog_flush for everything appended in this batch
+ *        (a VOTE that decides commit appends its COMMIT, forced, and parks its DECISION;
+ *        a DONE that ends a transaction appends its END, not forced)
+ *   -> once the nearest transaction deadline has come: expire ACTIVE transactions whose
+ *      deadline passed (aborted), and 3PC PRECOMMITTED ones whose ack is late (ABORT)
+ *   -> group commit: one xatm_declog_flush for everything appended, when it holds a forced
+ *      record (see "Unforced records")
  *   -> only if it returned 0: COMMIT_PENDING -> COMMITTING and send the parked DECISIONs
+ *
+ * Unforced records (END) are not written on their own at once: they wait in the log's
+ * memory buffer for the next flush of a forced record, and are flushed without one only
+ * when 100 ms have passed since the loop first saw them waiting (the loop wakes for it),
+ * when 64 KiB are buffered, or in the turn that handles SIGTERM/SIGINT (main's final flush
+ * and xatm_declog_close write anything appended later). So an END can be lost with the
+ * process, not only with the machine; that only makes recovery check its transaction
+ * again after the restart (its COMMIT replays as unresolved; recovery finds no branch of
+ * it prepared and writes the END: docs/durability.md, section 4).
+ *
+ * Input: connections are registered level-triggered. Every recv lands in one loop-wide
+ * 64 KiB buffer and whole frames are dispatched straight from it; a connection keeps only
+ * the bytes of an incomplete frame (an idle one holds no receive buffer). A recv that
+ * returns fewer bytes than asked ends that connection's turn (no recv only to hear EAGAIN).
  *
  * A failed flush is fatal: no parked DECISION is sent (the record may or may not be
  * durable), every AP connection is closed (their applications see "outcome unknown") and
