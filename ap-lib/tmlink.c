@@ -50,6 +50,9 @@ void xatm__tm_close(xatm__tm *t)
     t->fd = -1;
     t->rx.len = 0;
     t->tx.len = 0;
+    t->resv_req = 0;
+    t->resv_deferred = false;
+    t->resv_ok = false;
 }
 
 void xatm__tm_free(xatm__tm *t)
@@ -141,15 +144,88 @@ fail_close:
     return rc;
 }
 
+static int encode_behind(xatm__tm *t, const xatm_msg *m, uint32_t *id, char *err,
+                         size_t errlen);
+
+/* Keeps the answer m to the reserving BEGIN (an ERROR: no reservation). */
+static void keep_reservation(xatm__tm *t, const xatm_msg *m)
+{
+    t->resv_req = 0;
+    if (m->type != XATM_MSG_BEGIN_OK) return;
+    t->resv_ok = true;
+    snprintf(t->resv_gtrid, sizeof t->resv_gtrid, "%s", m->u.begin_ok.gtrid);
+    t->resv_protocol = m->u.begin_ok.protocol;
+    t->resv_timeout_ms = m->u.begin_ok.timeout_ms;
+}
+
 void xatm__tm_check_idle(xatm__tm *t)
 {
     if (t->fd < 0) return;
     struct pollfd p = {.fd = t->fd, .events = POLLIN};
     int n = poll(&p, 1, 0);
     if (n == 0) return;
+    if (t->resv_req && t->tx.len == 0) {
+        /* most likely the reservation's answer: read it (a failure closes the link) */
+        xatm_msg m;
+        char err[256];
+        if (xatm__tm_recv(t, t->resv_req, "BEGIN (reservation)", &m, err, sizeof err) != 0)
+            return;
+        keep_reservation(t, &m);
+        n = t->rx.len ? 1 : poll(&p, 1, 0);
+        if (n == 0) return;
+    }
     /* Readable, hung up or in error while no request is outstanding: xatmd is closing
      * (or went away). Whatever it had to say, this link is finished. */
     xatm__tm_close(t);
+}
+
+int xatm__tm_reserve(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms, bool after_next,
+                     char *err, size_t errlen)
+{
+    t->resv_ok = false;
+    t->resv_asked_protocol = protocol;
+    t->resv_asked_timeout_ms = timeout_ms;
+    if (after_next) {
+        t->resv_req = 0;
+        t->resv_deferred = true;
+        return 0;
+    }
+    t->resv_deferred = false;
+    xatm_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_BEGIN;
+    m.u.begin.protocol = protocol;
+    m.u.begin.timeout_ms = timeout_ms;
+    m.u.begin.flags = XATM_BEGIN_RESERVE;
+    uint32_t id;
+    int rc = encode_behind(t, &m, &id, err, errlen);
+    if (rc) return rc;
+    t->resv_req = id;
+    return 0;
+}
+
+bool xatm__tm_take_reservation(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms,
+                               char *gtrid, uint8_t *granted_protocol,
+                               uint32_t *granted_timeout_ms)
+{
+    if (t->fd < 0) return false;
+    if (t->resv_req) {
+        char err[256];
+        xatm_msg m;
+        if (xatm__tm_flush(t, err, sizeof err) != 0) return false;
+        if (xatm__tm_recv(t, t->resv_req, "BEGIN (reservation)", &m, err, sizeof err) != 0)
+            return false;
+        keep_reservation(t, &m);
+    }
+    bool ok = t->resv_ok && t->resv_asked_protocol == protocol &&
+              t->resv_asked_timeout_ms == timeout_ms && t->resv_protocol == protocol;
+    if (ok) {
+        snprintf(gtrid, XATM_GTRID_MAX + 1, "%s", t->resv_gtrid);
+        *granted_protocol = t->resv_protocol;
+        *granted_timeout_ms = t->resv_timeout_ms;
+    }
+    t->resv_ok = false;
+    return ok;
 }
 
 /* Writes len bytes before the deadline. 0 or -1 with err set. */
@@ -198,6 +274,12 @@ static int encode_behind(xatm__tm *t, const xatm_msg *m, uint32_t *id, char *err
         snprintf(err, errlen, "cannot encode %s: %s", xatm_msg_type_name(m->type),
                  xatm_strerror(rc));
         return rc;
+    }
+    if (t->resv_deferred) {
+        /* the deferred reservation, right behind this frame (xatm__tm_reserve) */
+        char rerr[256];
+        (void)xatm__tm_reserve(t, t->resv_asked_protocol, t->resv_asked_timeout_ms, false,
+                               rerr, sizeof rerr);
     }
     return 0;
 }
@@ -311,6 +393,10 @@ int xatm__tm_recv_within(xatm__tm *t, uint32_t req_id, const char *what, uint32_
         xatm_buf_consume(&t->rx, XATM_FRAME_HEADER_SIZE + (size_t)h.body_len);
 
         if (h.req_id == req_id) return 0;
+        if (t->resv_req && h.req_id == t->resv_req) {
+            keep_reservation(t, out); /* the next transaction's gtrid, kept aside */
+            continue;
+        }
         if (h.req_id == 0 && out->type == XATM_MSG_ERROR) {
             snprintf(err, errlen,
                      "xatmd at %s ended the connection while %s was outstanding: %s: %s", t->path,

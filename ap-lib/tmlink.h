@@ -14,6 +14,9 @@
  *    and an ERROR for one changes nothing the next reply will not also say.
  *  - The socket is non-blocking; every write and read is bounded by a deadline
  *    (tm.request_timeout), so a hung xatmd can never hang the application.
+ *  - At most one reservation (the next transaction's gtrid, xatm__tm_reserve) exists per
+ *    link; its answer may arrive while another is awaited and is then kept aside. Closing
+ *    the link forgets it (xatmd forgets it too when the connection ends).
  *  - Queued one-way frames go out, in order, in the same write as the next frame sent
  *    (or at xatm__tm_flush); closing the link drops them (the connection they were meant
  *    for is gone, and with it whatever xatmd knew of the transaction).
@@ -21,6 +24,7 @@
 #ifndef XATM_AP_TMLINK_H
 #define XATM_AP_TMLINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +42,15 @@ typedef struct xatm__tm {
     const char *path;      /* socket path (points into the config) */
     uint32_t timeout_ms;   /* tm.request_timeout: bound on every wait */
     uint32_t epoch;        /* xatmd's boot epoch from HELLO_OK */
+    /* the reservation of the next transaction's gtrid (xatm__tm_reserve) */
+    uint32_t resv_req;     /* req_id of the reserving BEGIN whose answer is not read; 0 none */
+    bool resv_deferred;    /* the reserving BEGIN is to be queued right after the next frame */
+    uint8_t resv_asked_protocol; /* what that BEGIN asked for */
+    uint32_t resv_asked_timeout_ms;
+    bool resv_ok;          /* an answered reservation, not used yet: */
+    char resv_gtrid[XATM_GTRID_MAX + 1];
+    uint8_t resv_protocol; /* ... as BEGIN_OK granted it */
+    uint32_t resv_timeout_ms;
     uint8_t default_protocol; /* from HELLO_OK */
 } xatm__tm;
 
@@ -55,8 +68,28 @@ void xatm__tm_close(xatm__tm *t);
 void xatm__tm_free(xatm__tm *t);
 
 /* For an idle link (no request outstanding): closes it when xatmd has hung up or sent
- * anything unsolicited (a connection-level ERROR before closing). Never blocks. */
+ * anything unsolicited (a connection-level ERROR before closing). What is waiting may be
+ * the answer to a reservation: it is read (the only case that waits, for the rest of
+ * that answer's frame, bounded like every read). */
 void xatm__tm_check_idle(xatm__tm *t);
+
+/* Queues BEGIN(protocol, timeout_ms, XATM_BEGIN_RESERVE): xatmd reserves the gtrid of the
+ * connection's next transaction, which begins with the first message naming it. Its
+ * BEGIN_OK is read whenever it arrives while another answer is awaited, or by
+ * xatm__tm_take_reservation. A reservation lives as long as the link. With after_next the
+ * BEGIN is queued right behind the next frame queued or sent instead of now: when the
+ * current transaction runs on a reservation itself, its first message must reach xatmd
+ * before the next reservation replaces the current one. 0 or as queue. */
+int xatm__tm_reserve(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms, bool after_next,
+                     char *err, size_t errlen);
+
+/* Hands out the reservation when there is one asked for with exactly protocol and
+ * timeout_ms (waiting for its answer if that is still on its way), and forgets it either
+ * way. true with gtrid (XATM_GTRID_MAX + 1 bytes), the granted protocol and timeout;
+ * false when there is none, or the link failed meanwhile (it is then closed). */
+bool xatm__tm_take_reservation(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms,
+                               char *gtrid, uint8_t *granted_protocol,
+                               uint32_t *granted_timeout_ms);
 
 /* Writes one whole frame for m, after the queued ones (in the same write). On success 0
  * and *req_id (if not NULL) is its id.

@@ -520,19 +520,36 @@ XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts)
 
     /* A link that died while idle (xatmd restarted) is replaced here, once. */
     xatm__tm_check_idle(&h->tm);
-    bool connected_now = false;
-    for (;;) {
-        if (h->tm.fd < 0) {
-            rc = xatm__tm_connect(&h->tm, h->cfg, h->err, sizeof h->err);
-            if (rc) return h->err_code = rc;
-            connected_now = true;
+    /* The gtrid reserved at the previous xatm_begin, when it was asked for with the same
+     * protocol and timeout: no round trip (docs/protocol.md, "Reserved gtrids"). */
+    bool reserved = xatm__tm_take_reservation(&h->tm, m.u.begin.protocol, m.u.begin.timeout_ms,
+                                              reply.u.begin_ok.gtrid,
+                                              &reply.u.begin_ok.protocol,
+                                              &reply.u.begin_ok.timeout_ms);
+    if (reserved) {
+        reply.type = XATM_MSG_BEGIN_OK;
+        rc = 0;
+    } else {
+        bool connected_now = false;
+        for (;;) {
+            if (h->tm.fd < 0) {
+                rc = xatm__tm_connect(&h->tm, h->cfg, h->err, sizeof h->err);
+                if (rc) return h->err_code = rc;
+                connected_now = true;
+            }
+            rc = xatm__tm_call(&h->tm, &m, XATM_MSG_BEGIN_OK, &reply, h->err, sizeof h->err);
+            if (rc == XATM_ETM && !connected_now) continue; /* link was stale: reconnect once */
+            break;
         }
-        rc = xatm__tm_call(&h->tm, &m, XATM_MSG_BEGIN_OK, &reply, h->err, sizeof h->err);
-        if (rc == XATM_ETM && !connected_now) continue; /* link was stale: reconnect once */
-        break;
+        if (rc == XATM_ETIMEDOUT) rc = XATM_ETM;
+        if (rc) return h->err_code = rc;
     }
-    if (rc == XATM_ETIMEDOUT) rc = XATM_ETM;
-    if (rc) return h->err_code = rc;
+    /* the next transaction's gtrid, asked for now: the request goes out with this one's
+     * next message (behind it, when this one runs on a reservation: that message begins
+     * it), its answer is read when it comes (none: the next BEGIN is a call) */
+    char rmsg[256];
+    (void)xatm__tm_reserve(&h->tm, m.u.begin.protocol, m.u.begin.timeout_ms, reserved, rmsg,
+                           sizeof rmsg);
 
     snprintf(h->gtrid, sizeof h->gtrid, "%s", reply.u.begin_ok.gtrid);
     if (reply.u.begin_ok.protocol != protocol) {

@@ -298,6 +298,8 @@ static void walk_body(codec *c, xatm_msg *m)
         f_u8(c, &m->u.begin.protocol);
         check(c, protocol_req_ok(m->u.begin.protocol));
         f_u32(c, &m->u.begin.timeout_ms);
+        f_u8(c, &m->u.begin.flags);
+        check(c, (m->u.begin.flags & ~XATM_BEGIN_RESERVE) == 0);
         break;
     case XATM_MSG_BEGIN_OK:
         f_str(c, m->u.begin_ok.gtrid, XATM_GTRID_MAX);

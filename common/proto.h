@@ -7,7 +7,7 @@
  *
  *   offset size field
  *   0      4    body_len   u32 big-endian, bytes after the header
- *   4      1    version    XATM_PROTO_VERSION (3)
+ *   4      1    version    XATM_PROTO_VERSION (4)
  *   5      1    type       enum xatm_msg_type
  *   6      2    flags      u16, must be 0
  *   8      4    req_id     u32, chosen by the client; a reply echoes its request's id
@@ -27,7 +27,8 @@
  * Bodies (-> client to TM, <- TM to client; "one-way" = no reply is sent):
  *   HELLO      -> u8 role (1 AP, 2 admin), u32 pid, str client_name(<=64)
  *   HELLO_OK   <- str tm_id, u32 epoch, u32 format_id, u8 default_protocol, u32 timeout_ms
- *   BEGIN      -> u8 protocol (0 default, 2, 3), u32 timeout_ms (0 default)
+ *   BEGIN      -> u8 protocol (0 default, 2, 3), u32 timeout_ms (0 default), u8 flags
+ *                 (0, or XATM_BEGIN_RESERVE)
  *   BEGIN_OK   <- str gtrid, u8 protocol, u32 timeout_ms
  *   ENLIST     -> str gtrid, str rm, u64 session_id                      (one-way)
  *   VOTE       -> str gtrid, u16 n, n x { str rm, u8 vote, u64 session_id }
@@ -55,7 +56,9 @@
  * session, never as a live one. xatm_session_ref() and its two accessors below are the
  * only code that packs or unpacks the field.
  *
- * Version 3 (this one) adds three-phase commit (docs/protocols.md): the request CANCOMMIT
+ * Version 4 (this one) adds BEGIN's flags byte: XATM_BEGIN_RESERVE asks for the gtrid of
+ * the connection's NEXT transaction (docs/protocol.md, "Reserved gtrids"). Version 3 added
+ * three-phase commit (docs/protocols.md): the request CANCOMMIT
  * and the DECISION outcome 3 (precommit). Version 2 changed from version 1: session_id is
  * a session reference (above); VOTE may be answered ERROR XATM_EUNKNOWN.
  *
@@ -63,7 +66,7 @@
  *   - a str holds no NUL byte; limits without a number above are the struct's: gtrid
  *     <= XATM_GTRID_MAX, rm <= XATM_RM_NAME_MAX, tm_id <= XATM_TM_ID_MAX. The codec checks
  *     only lengths; whether a gtrid or RM name is well formed (xid.h) is the receiver's call.
- *   - role 1..2; vote 1..3; DONE outcome 1..2, DECISION outcome 1..3; BEGIN protocol 0, 2 or 3; BEGIN_OK protocol and
+ *   - role 1..2; vote 1..3; DONE outcome 1..2, DECISION outcome 1..3; BEGIN protocol 0, 2 or 3; BEGIN flags 0 or 1; BEGIN_OK protocol and
  *     HELLO_OK default_protocol 2 or 3 (the TM answers with the protocol it resolved);
  *   - VOTE and DONE: n <= XATM_MAX_BRANCHES (0 is well formed);
  *   - ERROR code < 0 (any negative value: codes are append-only); ADMIN_REPLY code <= 0;
@@ -80,10 +83,11 @@
 #include "buf.h"
 #include "xid.h"
 
-#define XATM_PROTO_VERSION 3
+#define XATM_PROTO_VERSION 4
 #define XATM_FRAME_HEADER_SIZE 12
 #define XATM_FRAME_MAX_REQUEST (64u * 1024u)
 #define XATM_FRAME_MAX_REPLY (16u * 1024u * 1024u)
+#define XATM_BEGIN_RESERVE 0x01u /* BEGIN flags: reserve the gtrid, start nothing yet */
 #define XATM_MAX_BRANCHES 32 /* branches (RMs) per global transaction */
 #define XATM_REASON_MAX 512
 #define XATM_ERRMSG_MAX 1024
@@ -145,7 +149,7 @@ typedef struct xatm_msg {
             uint8_t default_protocol;
             uint32_t timeout_ms;
         } hello_ok;
-        struct { uint8_t protocol; uint32_t timeout_ms; } begin;
+        struct { uint8_t protocol; uint32_t timeout_ms; uint8_t flags; } begin;
         struct { char gtrid[XATM_GTRID_MAX + 1]; uint8_t protocol; uint32_t timeout_ms; } begin_ok;
         struct {
             char gtrid[XATM_GTRID_MAX + 1];

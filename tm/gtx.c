@@ -58,6 +58,12 @@ typedef struct gtx_held {
     gtx_held_branch branches[];    /* its branches with a recorded session */
 } gtx_held;
 
+/* A seq handed to a connection for its next transaction (gtx_reserve), not begun yet. */
+typedef struct gtx_reservation {
+    uint64_t seq;   /* the reserved seq (< next_seq) */
+    uint64_t owner; /* the connection it belongs to */
+} gtx_reservation;
+
 /* One deadline heap entry. */
 typedef struct gtx_deadline {
     uint64_t deadline_ms; /* when the transaction expires */
@@ -91,6 +97,9 @@ struct gtx_table {
     size_t n_held_buckets;               /* bucket count */
     size_t n_held;                       /* held aborts */
     gtx_counts totals;                   /* begun/committed/aborted/... (state counts unused) */
+    gtx_reservation *resv;               /* reserved seqs not begun yet: at most one per
+                                            owner (gtx_reserve) */
+    size_t n_resv, cap_resv;             /* used / allocated */
 };
 
 /* ------------------------------------------------------------------ transitions */
@@ -472,9 +481,77 @@ void gtx_table_free(gtx_table *t)
     free(t->buckets);
     free(t->heap.v);
     free(t->ack_heap.v);
+    free(t->resv);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
+
+/* The index of owner's reservation, or n_resv. */
+static size_t gtx_resv_of_owner(const gtx_table *t, uint64_t owner)
+{
+    size_t i = 0;
+    while (i < t->n_resv && t->resv[i].owner != owner) i++;
+    return i;
+}
+
+/* The index of the reservation of seq, or n_resv. */
+static size_t gtx_resv_of_seq(const gtx_table *t, uint64_t seq)
+{
+    size_t i = 0;
+    while (i < t->n_resv && t->resv[i].seq != seq) i++;
+    return i;
+}
+
+static void gtx_resv_drop(gtx_table *t, size_t i)
+{
+    t->resv[i] = t->resv[--t->n_resv];
+}
+
+int gtx_reserve(gtx_table *t, uint64_t owner, char *gtrid, size_t gtrid_size)
+{
+    if (owner == 0) return XATM_EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    if (xatm_gtrid_format(gtrid, gtrid_size, t->tm_id, t->epoch, t->next_seq) != 0) {
+        rc = XATM_EINVAL;
+        goto out_unlock;
+    }
+    size_t i = gtx_resv_of_owner(t, owner);
+    if (i == t->n_resv) {
+        if (t->n_resv == t->cap_resv) {
+            size_t cap = t->cap_resv ? t->cap_resv * 2 : 16;
+            gtx_reservation *v = realloc(t->resv, cap * sizeof *v);
+            if (!v) {
+                rc = XATM_ENOMEM;
+                goto out_unlock;
+            }
+            t->resv = v;
+            t->cap_resv = cap;
+        }
+        t->n_resv++;
+    }
+    /* an unused earlier reservation of this owner is simply replaced: nothing of it can
+     * exist, since a reserved transaction begins with the first message naming it */
+    t->resv[i].seq = t->next_seq++;
+    t->resv[i].owner = owner;
+out_unlock:
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+bool gtx_is_reserved(gtx_table *t, uint64_t owner, const char *gtrid)
+{
+    pthread_mutex_lock(&t->mu);
+    uint64_t seq = gtx_seq_of(t, gtrid);
+    size_t i = seq ? gtx_resv_of_seq(t, seq) : t->n_resv;
+    bool yes = i < t->n_resv && t->resv[i].owner == owner;
+    pthread_mutex_unlock(&t->mu);
+    return yes;
+}
+
+/* Creates ACTIVE transaction seq (mutex held). */
+static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pid,
+                      uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out);
 
 int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
               uint32_t timeout_ms, uint64_t now_ms, gtx_info *out)
@@ -482,19 +559,45 @@ int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
     if (owner == 0 || (protocol != XATM_PROTOCOL_2PC && protocol != XATM_PROTOCOL_3PC) ||
         timeout_ms == 0)
         return XATM_EINVAL;
-    int rc = 0;
     pthread_mutex_lock(&t->mu);
+    int rc = gtx_create(t, t->next_seq, owner, ap_pid, protocol, timeout_ms, now_ms, out);
+    if (rc == 0) t->next_seq++;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+int gtx_begin_reserved(gtx_table *t, uint64_t owner, uint32_t ap_pid, const char *gtrid,
+                       uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out)
+{
+    if (owner == 0 || (protocol != XATM_PROTOCOL_2PC && protocol != XATM_PROTOCOL_3PC) ||
+        timeout_ms == 0)
+        return XATM_EINVAL;
+    pthread_mutex_lock(&t->mu);
+    uint64_t seq = gtx_seq_of(t, gtrid);
+    size_t i = seq ? gtx_resv_of_seq(t, seq) : t->n_resv;
+    int rc = XATM_ENOTFOUND;
+    if (i < t->n_resv && t->resv[i].owner == owner) {
+        gtx_resv_drop(t, i); /* begun, or (out of memory, limit) never: either way used */
+        rc = gtx_create(t, seq, owner, ap_pid, protocol, timeout_ms, now_ms, out);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pid,
+                      uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out)
+{
+    int rc = 0;
     if (t->count >= GTX_MAX_LIVE) {
         rc = XATM_ELIMIT;
-        goto out_unlock;
+        goto out;
     }
-    if (t->count >= t->n_buckets && (rc = gtx_grow(t)) != 0) goto out_unlock;
+    if (t->count >= t->n_buckets && (rc = gtx_grow(t)) != 0) goto out;
     gtx_node *g = calloc(1, sizeof *g);
     if (!g) {
         rc = XATM_ENOMEM;
-        goto out_unlock;
+        goto out;
     }
-    uint64_t seq = t->next_seq;
     if (xatm_gtrid_format(g->info.gtrid, sizeof g->info.gtrid, t->tm_id, t->epoch, seq) != 0) {
         rc = XATM_EINVAL;
         goto fail_free_node;
@@ -514,15 +617,13 @@ int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
     t->buckets[b] = g;
     t->count++;
     t->n_state[GTX_ACTIVE]++;
-    t->next_seq++;
     t->totals.begun++;
     if (out) *out = g->info;
-    goto out_unlock;
+    return 0;
 
 fail_free_node:
     free(g);
-out_unlock:
-    pthread_mutex_unlock(&t->mu);
+out:
     return rc;
 }
 
@@ -1079,6 +1180,8 @@ size_t gtx_conn_lost(gtx_table *t, uint64_t owner, size_t *orphaned)
     size_t aborted = 0, orph = 0;
     if (owner == 0) goto out;
     pthread_mutex_lock(&t->mu);
+    size_t r = gtx_resv_of_owner(t, owner);
+    if (r < t->n_resv) gtx_resv_drop(t, r); /* never begun: nothing of it exists */
     for (size_t i = 0; i < t->n_buckets; i++) {
         gtx_node *g = t->buckets[i];
         while (g) {
@@ -1159,7 +1262,13 @@ enum gtx_verdict gtx_recovery_verdict(gtx_table *t, const char *gtrid, uint64_t 
     enum gtx_verdict v = GTX_V_UNKNOWN;
     pthread_mutex_lock(&t->mu);
     gtx_node *g = gtx_find(t, gtrid);
-    if (!g) goto out_unlock;
+    if (!g) {
+        /* reserved by a connected AP and not begun as far as xatmd has read: the AP may
+         * have written the ENLIST that begins it, and prepared, before xatmd read it */
+        uint64_t seq = gtx_seq_of(t, gtrid);
+        if (seq && gtx_resv_of_seq(t, seq) < t->n_resv) v = GTX_V_LIVE;
+        goto out_unlock;
+    }
     if (out) *out = g->info;
     switch (g->info.state) {
     case GTX_ACTIVE:

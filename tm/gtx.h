@@ -303,6 +303,23 @@ gtx_table *gtx_table_new(const char *tm_id, uint32_t epoch, const char *const *r
                          size_t n_rms);
 void gtx_table_free(gtx_table *t);
 
+/* BEGIN with XATM_BEGIN_RESERVE: hands connection `owner` (!= 0) the next seq for a later
+ * transaction, its gtrid into gtrid (gtrid_size bytes), and creates nothing. A connection
+ * holds at most one reservation: a new one replaces an unused one. The reservation ends
+ * when gtx_begin_reserved begins it or the connection is lost (gtx_conn_lost). While it
+ * lasts, recovery's verdict on its gtrid is LIVE: the AP's message that begins it may be
+ * on its way while a branch of it is already prepared. 0, XATM_EINVAL or XATM_ENOMEM. */
+int gtx_reserve(gtx_table *t, uint64_t owner, char *gtrid, size_t gtrid_size);
+
+/* true when gtrid is reserved by owner and not begun. */
+bool gtx_is_reserved(gtx_table *t, uint64_t owner, const char *gtrid);
+
+/* Begins owner's reserved gtrid as a new ACTIVE transaction (deadline now + timeout), as
+ * gtx_begin would; the reservation is used up whatever the result. 0 and *out;
+ * XATM_ENOTFOUND (not reserved by owner), XATM_EINVAL, XATM_ELIMIT, XATM_ENOMEM. */
+int gtx_begin_reserved(gtx_table *t, uint64_t owner, uint32_t ap_pid, const char *gtrid,
+                       uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out);
+
 /* BEGIN: a new ACTIVE transaction owned by connection `owner` (!= 0), whose AP process is
  * ap_pid (0 unknown). protocol 2 or 3, timeout_ms > 0. 0 and *out, XATM_EINVAL or
  * XATM_ELIMIT (too many live transactions). */

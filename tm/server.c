@@ -170,6 +170,10 @@ typedef struct conn {
     xatm_buf in;            /* the bytes of one incomplete frame (empty, unallocated, when
                                none); when it holds 12 or more, that header was valid */
     xatm_buf out;           /* encoded replies not yet written */
+    bool has_resv;          /* a reserved gtrid (BEGIN with XATM_BEGIN_RESERVE) not begun */
+    char resv_gtrid[XATM_GTRID_MAX + 1]; /* ... that gtrid */
+    uint8_t resv_protocol;  /* ... and the protocol and timeout its BEGIN_OK granted */
+    uint32_t resv_timeout_ms;
     struct conn *prev, *next; /* live list, or graveyard (next only) */
 } conn;
 
@@ -664,8 +668,21 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
     uint32_t timeout = m->u.begin.timeout_ms ? m->u.begin.timeout_ms : cfg->transaction_timeout_ms;
     if (timeout == 0) timeout = 60000;
     gtx_info g;
-    int rc = gtx_begin(s->ctx->gtx, c->id, (uint32_t)c->peer_pid, protocol, timeout,
+    int rc;
+    if (m->u.begin.flags & XATM_BEGIN_RESERVE) {
+        /* the gtrid of this connection's next transaction; it begins with the first
+         * message that names it (srv_begin_reserved) */
+        rc = gtx_reserve(s->ctx->gtx, c->id, g.gtrid, sizeof g.gtrid);
+        if (rc == 0) {
+            c->has_resv = true;
+            snprintf(c->resv_gtrid, sizeof c->resv_gtrid, "%s", g.gtrid);
+            c->resv_protocol = protocol;
+            c->resv_timeout_ms = timeout;
+        }
+    } else {
+        rc = gtx_begin(s->ctx->gtx, c->id, (uint32_t)c->peer_pid, protocol, timeout,
                        tm_now_ms(), &g);
+    }
     if (rc != 0) {
         char text[160];
         snprintf(text, sizeof text, "cannot begin a transaction: %s", xatm_strerror(rc));
@@ -680,6 +697,22 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
     r.u.begin_ok.timeout_ms = timeout;
     xatm_fault_hit("tm.after_begin");
     srv_send(s, c, &r, req_id);
+}
+
+/* Begins the connection's reserved transaction when gtrid names it: the first ENLIST,
+ * VOTE, CANCOMMIT, DONE or ROLLBACK of a transaction whose gtrid was reserved. Its
+ * deadline counts from here. Failing that (too many live transactions), the message finds
+ * the transaction unknown, which aborts it (presumed abort). */
+static void srv_begin_reserved(struct server *s, conn *c, const char *gtrid)
+{
+    if (!c->has_resv || strcmp(gtrid, c->resv_gtrid) != 0) return;
+    c->has_resv = false;
+    int rc = gtx_begin_reserved(s->ctx->gtx, c->id, (uint32_t)c->peer_pid, gtrid,
+                                c->resv_protocol, c->resv_timeout_ms, tm_now_ms(), NULL);
+    if (rc != 0)
+        tm_log("Its messages are refused as those of an unknown transaction: it aborts.",
+               NULL, "cannot begin reserved transaction %s of pid %ld: %s", gtrid,
+               (long)c->peer_pid, xatm_strerror(rc));
 }
 
 static void srv_on_enlist(struct server *s, conn *c, const xatm_msg *m)
@@ -987,18 +1020,23 @@ static void srv_dispatch(struct server *s, conn *c, uint32_t req_id, const xatm_
             srv_on_begin(s, c, req_id, m);
             return;
         case XATM_MSG_ENLIST:
+            srv_begin_reserved(s, c, m->u.enlist.gtrid);
             srv_on_enlist(s, c, m);
             return;
         case XATM_MSG_VOTE:
+            srv_begin_reserved(s, c, m->u.vote.gtrid);
             srv_on_vote(s, c, req_id, m, false);
             return;
         case XATM_MSG_CANCOMMIT:
+            srv_begin_reserved(s, c, m->u.vote.gtrid);
             srv_on_vote(s, c, req_id, m, true);
             return;
         case XATM_MSG_DONE:
+            srv_begin_reserved(s, c, m->u.done.gtrid);
             srv_on_done(s, c, m);
             return;
         case XATM_MSG_ROLLBACK:
+            srv_begin_reserved(s, c, m->u.rollback.gtrid);
             srv_on_rollback(s, c, m);
             return;
         default:

@@ -15,7 +15,9 @@
  * such a transaction, while every check before it passes, so in 3PC the branch answers
  * CanCommit yes and fails at PreCommit) | pg-pg2 (the row on "pg" and on a second
  * PostgreSQL RM "pg2" instead of "my", then commit) | loop:N (N transactions, rows
- * ID-1..ID-N on both RMs, each committed; stops at the first failure).
+ * ID-1..ID-N on both RMs, each committed; stops at the first failure) | idle:MS (rows ID-1
+ * committed, then MS milliseconds without a transaction, then ID-2: the link to xatmd
+ * stays open and idle, holding the reserved gtrid of the second transaction).
  * Prints "gtrid=<gtrid>" once the transaction has begun (flushed, so a test can read it
  * while the process is stopped at a fault point), then "result=<ERRNAME> <detail>", and
  * exits 0 when the call returned 0, 2 otherwise (1 for usage/setup errors).
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mysql.h>
 
@@ -48,7 +51,7 @@ int main(int argc, char **argv)
     if (argc != 4) {
         fprintf(stderr,
                 "usage: %s CONFIG ID commit|rollback|fail-pg|fail-my|fail-my-direct|pg-only|"
-                "my-readonly|pg-temp|pg-pg2|loop:N\n",
+                "my-readonly|pg-temp|pg-pg2|loop:N|idle:MS\n",
                 argv[0]);
         return 1;
     }
@@ -68,6 +71,20 @@ int main(int argc, char **argv)
         char id[128];
         for (long i = 1; i <= n && rc == 0; i++) {
             snprintf(id, sizeof id, "%s-%ld", argv[2], i);
+            rc = one_commit(h, &opts, id, false);
+        }
+        goto report;
+    }
+    if (strncmp(action, "idle:", 5) == 0) {
+        long ms = strtol(action + 5, NULL, 10);
+        char id[128];
+        snprintf(id, sizeof id, "%s-1", argv[2]);
+        rc = one_commit(h, &opts, id, false);
+        if (rc == 0) {
+            struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) != 0) {
+            }
+            snprintf(id, sizeof id, "%s-2", argv[2]);
             rc = one_commit(h, &opts, id, false);
         }
         goto report;

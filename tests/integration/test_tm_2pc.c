@@ -107,6 +107,29 @@ static void case_commit(void)
     CHECK_INT(t_my_prepared(tm_id), 0);
 }
 
+/* An application idle between two transactions, longer than the transaction timeout:
+ * it holds the reserved gtrid of its next transaction, which is no transaction at xatmd
+ * (nothing times out); the next transaction begins with it, no BEGIN round trip. */
+static void case_idle_reservation(void)
+{
+    printf("case: idle application holding a reserved gtrid\n");
+    char outfile[600], bin[512], cfgbuf[600], id[] = "idle1", act[] = "idle:1500";
+    char tenv[] = "XATM_TEST_AP_TIMEOUT_MS=500";
+    snprintf(outfile, sizeof outfile, "%s/ap-idle1.out", dir);
+    snprintf(bin, sizeof bin, "%s", t_env("XATM_TEST_AP"));
+    snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg);
+    char *argv[] = {bin, cfgbuf, id, act, NULL};
+    char *env[] = {tenv, NULL};
+    int timed_out = t_xatmd_log_count(&d, "timed out");
+    int begun = t_xatmd_log_count(&d, "cannot begin reserved");
+    int st = t_run(argv, env, outfile);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_rows("idle1-1", 1);
+    expect_rows("idle1-2", 1);
+    CHECK_INT(t_xatmd_log_count(&d, "timed out"), timed_out);
+    CHECK_INT(t_xatmd_log_count(&d, "cannot begin reserved"), begun);
+}
+
 static void case_rollback(void)
 {
     char out[2048];
@@ -441,6 +464,7 @@ int main(void)
         return t_finish("tm_2pc");
     }
     case_commit();
+    case_idle_reservation();
     case_rollback();
     case_no_vote("nopg", "fail-pg");
     case_no_vote("nomy", "fail-my");

@@ -1826,6 +1826,60 @@ static void test_3pc_admin(void)
     pthread_mutex_destroy(&ctx.log_mu);
 }
 
+/* Reserved gtrids (BEGIN with XATM_BEGIN_RESERVE): a seq handed out, nothing created;
+ * recovery treats it as live; the first message naming it begins it; one per connection;
+ * gone with the connection. */
+static void test_reservations(void)
+{
+    gtx_table *t = new_table();
+    char r1[XATM_GTRID_MAX + 1], r2[XATM_GTRID_MAX + 1], r3[XATM_GTRID_MAX + 1];
+    gtx_info g, a;
+    CHECK_INT(gtx_reserve(t, 0, r1, sizeof r1), XATM_EINVAL);
+    CHECK_INT(gtx_reserve(t, 7, r1, sizeof r1), 0);
+    CHECK_STR(r1, "tm1.5.1");
+    CHECK(gtx_is_reserved(t, 7, r1));
+    CHECK(!gtx_is_reserved(t, 8, r1)); /* another connection's */
+    CHECK_INT(gtx_begin(t, 8, 0, 2, 5000, 1000, &a), 0); /* seqs are not reused */
+    CHECK_STR(a.gtrid, "tm1.5.2");
+    gtx_counts c;
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.active, 1); /* the reservation is not a transaction */
+    /* recovery: a branch of a reserved gtrid may be prepared before xatmd read the
+     * message that begins it: live */
+    CHECK_INT(gtx_recovery_verdict(t, r1, 2000, NULL), GTX_V_LIVE);
+    /* only its owner begins it, once; the deadline counts from then */
+    CHECK_INT(gtx_begin_reserved(t, 8, 0, r1, 2, 5000, 3000, &g), XATM_ENOTFOUND);
+    CHECK_INT(gtx_begin_reserved(t, 7, 42, r1, 2, 5000, 3000, &g), 0);
+    CHECK_STR(g.gtrid, r1);
+    CHECK_INT(g.state, GTX_ACTIVE);
+    CHECK_INT(g.deadline_ms, 8000);
+    CHECK_INT(g.ap_pid, 42);
+    CHECK(!gtx_is_reserved(t, 7, r1));
+    CHECK_INT(gtx_begin_reserved(t, 7, 0, r1, 2, 5000, 3000, &g), XATM_ENOTFOUND);
+    CHECK_INT(gtx_enlist(t, 7, r1, "pg", 11), 0);
+    CHECK_INT(gtx_recovery_verdict(t, r1, 4000, NULL), GTX_V_LIVE);
+    /* a second reservation replaces an unused first one */
+    CHECK_INT(gtx_reserve(t, 7, r2, sizeof r2), 0);
+    CHECK_INT(gtx_reserve(t, 7, r3, sizeof r3), 0);
+    CHECK(!gtx_is_reserved(t, 7, r2));
+    CHECK(gtx_is_reserved(t, 7, r3));
+    CHECK_INT(gtx_recovery_verdict(t, r2, 4000, NULL), GTX_V_UNKNOWN);
+    CHECK_INT(gtx_begin_reserved(t, 7, 0, r2, 2, 5000, 3000, &g), XATM_ENOTFOUND);
+    /* the connection goes: the reservation with it (its ACTIVE transaction aborts) */
+    size_t orph = 0;
+    CHECK_INT(gtx_conn_lost(t, 7, &orph), 1);
+    CHECK(!gtx_is_reserved(t, 7, r3));
+    CHECK_INT(gtx_recovery_verdict(t, r3, 4000, NULL), GTX_V_UNKNOWN);
+    CHECK_INT(gtx_begin_reserved(t, 7, 0, r3, 2, 5000, 3000, &g), XATM_ENOTFOUND);
+    /* many connections, each with one */
+    for (uint64_t o = 100; o < 140; o++) CHECK_INT(gtx_reserve(t, o, r1, sizeof r1), 0);
+    CHECK_INT(gtx_begin_reserved(t, 120, 0, r1, 3, 5000, 3000, &g), XATM_ENOTFOUND);
+    CHECK(gtx_is_reserved(t, 139, r1));
+    CHECK_INT(gtx_begin_reserved(t, 139, 0, r1, 3, 5000, 3000, &g), 0);
+    CHECK_INT(g.protocol, 3);
+    gtx_table_free(t);
+}
+
 int main(void)
 {
     test_create_and_begin();
@@ -1848,6 +1902,7 @@ int main(void)
     test_flush_after_fatal();
     test_3pc_cancommit();
     test_3pc_ack();
+    test_reservations();
     test_3pc_registry();
     test_3pc_admin();
     return t_finish("gtx");

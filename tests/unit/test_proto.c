@@ -62,6 +62,7 @@ static void sample(xatm_msg *m, uint8_t t, bool big)
     case XATM_MSG_BEGIN:
         m->u.begin.protocol = big ? 3 : 0;
         m->u.begin.timeout_ms = big ? UINT32_MAX : 0;
+        m->u.begin.flags = big ? XATM_BEGIN_RESERVE : 0;
         break;
     case XATM_MSG_BEGIN_OK:
         if (big) fill(m->u.begin_ok.gtrid, XATM_GTRID_MAX, 'g');
@@ -139,7 +140,8 @@ static bool msg_equal(const xatm_msg *a, const xatm_msg *b)
                a->u.hello_ok.timeout_ms == b->u.hello_ok.timeout_ms;
     case XATM_MSG_BEGIN:
         return a->u.begin.protocol == b->u.begin.protocol &&
-               a->u.begin.timeout_ms == b->u.begin.timeout_ms;
+               a->u.begin.timeout_ms == b->u.begin.timeout_ms &&
+               a->u.begin.flags == b->u.begin.flags;
     case XATM_MSG_BEGIN_OK:
         return !strcmp(a->u.begin_ok.gtrid, b->u.begin_ok.gtrid) &&
                a->u.begin_ok.protocol == b->u.begin_ok.protocol &&
@@ -308,7 +310,7 @@ static void test_3pc_messages(void)
     CHECK(bc.data[5] == XATM_MSG_CANCOMMIT && bv.data[5] == XATM_MSG_VOTE);
     CHECK(memcmp(bv.data + XATM_FRAME_HEADER_SIZE, bc.data + XATM_FRAME_HEADER_SIZE,
                  bv.len - XATM_FRAME_HEADER_SIZE) == 0);
-    CHECK(bc.data[4] == 3); /* version 3 */
+    CHECK(bc.data[4] == 4); /* version 4 */
     xatm_frame_header h;
     CHECK_INT(xatm_frame_header_decode(bc.data, XATM_FRAME_MAX_REQUEST, &h), 0);
     CHECK_INT(xatm_msg_decode(&h, bc.data + XATM_FRAME_HEADER_SIZE, &d), 0);
@@ -327,8 +329,10 @@ static void test_3pc_messages(void)
         CHECK_INT(d.u.decision.outcome, o);
         xatm_buf_free(&b);
     }
-    /* a version 2 frame (the previous protocol) is refused */
+    /* version 2 and 3 frames (the previous protocols) are refused */
     uint8_t hdr[12] = {0, 0, 0, 0, 2, XATM_MSG_CANCOMMIT, 0, 0, 0, 0, 0, 1};
+    CHECK_INT(xatm_frame_header_decode(hdr, XATM_FRAME_MAX_REQUEST, &h), XATM_EPROTO);
+    hdr[4] = 3;
     CHECK_INT(xatm_frame_header_decode(hdr, XATM_FRAME_MAX_REQUEST, &h), XATM_EPROTO);
 }
 
@@ -391,8 +395,8 @@ static void test_header(void)
 
     /* decode re-checks what it is given */
     xatm_msg m;
-    uint8_t body[5] = {0};
-    xatm_frame_header bh = {.body_len = 5, .version = XATM_PROTO_VERSION, .type = 99};
+    uint8_t body[6] = {0};
+    xatm_frame_header bh = {.body_len = 6, .version = XATM_PROTO_VERSION, .type = 99};
     CHECK_INT(xatm_msg_decode(&bh, body, &m), XATM_EPROTO);
     bh.type = XATM_MSG_BEGIN;
     bh.version = 1; /* version 1 peers are refused: session ids changed meaning in 2 */
@@ -403,7 +407,7 @@ static void test_header(void)
     bh.flags = 0;
     bh.body_len = XATM_FRAME_MAX_REQUEST + 1; /* request over its direction's limit */
     CHECK_INT(xatm_msg_decode(&bh, body, &m), XATM_EPROTO);
-    bh.body_len = 5;
+    bh.body_len = 6;
     CHECK_INT(xatm_msg_decode(&bh, body, &m), 0);
     CHECK_INT(xatm_msg_decode(NULL, body, &m), XATM_EPROTO);
     CHECK_INT(xatm_msg_decode(&bh, NULL, &m), XATM_EPROTO);
@@ -657,8 +661,10 @@ static void test_decode_malformed(void)
     for (int v = 0; v < 256; v++) {
         x.n = 0; b_u8(&x, (uint8_t)v); b_u32(&x, 1); b_str(&x, "c");
         expect_decode(XATM_MSG_HELLO, &x, v == 1 || v == 2 ? 0 : XATM_EPROTO, "role");
-        x.n = 0; b_u8(&x, (uint8_t)v); b_u32(&x, 0);
+        x.n = 0; b_u8(&x, (uint8_t)v); b_u32(&x, 0); b_u8(&x, 0);
         expect_decode(XATM_MSG_BEGIN, &x, v == 0 || v == 2 || v == 3 ? 0 : XATM_EPROTO, "begin protocol");
+        x.n = 0; b_u8(&x, 2); b_u32(&x, 0); b_u8(&x, (uint8_t)v);
+        expect_decode(XATM_MSG_BEGIN, &x, v == 0 || v == 1 ? 0 : XATM_EPROTO, "begin flags");
         x.n = 0; b_str(&x, "tm1.1.1"); b_u8(&x, (uint8_t)v); b_u32(&x, 0);
         expect_decode(XATM_MSG_BEGIN_OK, &x, v == 2 || v == 3 ? 0 : XATM_EPROTO, "begin_ok protocol");
         x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, (uint8_t)v); b_u32(&x, 0);
