@@ -618,11 +618,24 @@ void tm_decisions_answer_vote(tm_decisions *d, const char *gtrid, gtx_vote_resul
                                lasting condition is logged once, not at every pass */
 #define REC_ENDED_MAX 100000u /* 3PC gtrids waiting for their markers' deletion; beyond,
                                  the markers stay (best effort, docs/protocols.md) */
+#define REC_POOL_SESSIONS 16u /* phase-2 sessions per RM at most (its scan session
+                                 included): the calls of up to this many transactions are
+                                 in flight at once, so each RM group-commits them instead of
+                                 one fsync per call (docs/performance.md, "Recovery time") */
+#define REC_POOL_PER_SESSION 16u /* a pass opens one extra session on an RM per this many of
+                                    its branches to act on (none below it) */
+#define REC_BATCH_CALLS (XATM_MAX_BRANCHES * 4u) /* phase-2 calls of one batch, at most */
 
 /* One configured RM as recovery sees it. */
 typedef struct rec_rm {
     const xatm_rm_config *cfg; /* its config entry */
     xatm_rm_conn *conn;        /* recovery's own session; NULL when closed */
+    xatm_rm_conn *extra[REC_POOL_SESSIONS - 1]; /* more phase-2 sessions (rec_pool_open),
+                                  open only during a busy rec_act and never without conn;
+                                  the first n_extra are open */
+    size_t n_extra;            /* open entries of extra */
+    bool pool_warned;          /* a failed open of an extra session was logged (once until
+                                  the pool is complete again) */
     /* guarded by recovery.mu (read by the event loop for status and list): */
     bool quarantined;          /* unreachable: in back-off */
     char last_error[512];      /* the failure that quarantined it, "" when healthy */
@@ -630,7 +643,11 @@ typedef struct rec_rm {
     uint32_t backoff_ms;       /* current back-off (0 when healthy) */
     uint64_t retry_at_ms;      /* no reconnect before this (monotonic ms) */
     xatm_xid *shown;           /* copy of the latest successful scan, sorted */
-    size_t n_shown;            /* entries in shown */
+    unsigned char *shown_gone; /* per shown entry: finished since (rec_unshow,
+                                  recovery_forget_finished); kept in place, so that
+                                  dropping a branch costs a lookup, not a memmove */
+    size_t n_shown;            /* entries in shown (finished ones included) */
+    size_t n_shown_gone;       /* entries marked in shown_gone */
     bool shown_valid;          /* shown is a scan of this RM (false before one, or on OOM) */
     /* pass-thread only: */
     xatm_xid *prev;            /* the previous successful scan, sorted */
@@ -771,11 +788,19 @@ fail_free_recovery:
     return NULL;
 }
 
-/* Quarantines RM i after a failure described by msg: closes its session, forgets its
+/* Closes RM m's extra phase-2 sessions. */
+static void rec_pool_close(rec_rm *m)
+{
+    for (size_t k = 0; k < m->n_extra; k++) xatm_rm_close(m->extra[k]);
+    m->n_extra = 0;
+}
+
+/* Quarantines RM i after a failure described by msg: closes its sessions, forgets its
  * scans, schedules the reconnect. Logged once per outage. */
 static void rec_rm_fail(struct recovery *r, size_t i, const char *msg)
 {
     rec_rm *m = &r->rms[i];
+    rec_pool_close(m);
     if (m->conn) {
         xatm_rm_close(m->conn);
         m->conn = NULL;
@@ -900,16 +925,30 @@ static void rec_publish_scan(struct recovery *r, rec_rm *m)
     pthread_mutex_lock(&r->mu);
     m->last_scan_ms = tm_now_ms();
     xatm_xid *copy = m->n_cur ? malloc(m->n_cur * sizeof *copy) : NULL;
-    if (m->n_cur && !copy) {
+    unsigned char *gone = m->n_cur ? calloc(m->n_cur, 1) : NULL;
+    if (m->n_cur && (!copy || !gone)) {
+        free(copy);
+        free(gone);
         m->shown_valid = false; /* shown as "unknown" rather than wrong */
     } else {
         if (m->n_cur) memcpy(copy, m->cur, m->n_cur * sizeof *copy);
         free(m->shown);
+        free(m->shown_gone);
         m->shown = copy;
+        m->shown_gone = gone;
         m->n_shown = m->n_cur;
+        m->n_shown_gone = 0;
         m->shown_valid = true;
     }
     pthread_mutex_unlock(&r->mu);
+}
+
+/* Marks entry k of RM m's published scan finished (recovery.mu held). */
+static void rec_shown_drop(rec_rm *m, size_t k)
+{
+    if (m->shown_gone[k]) return;
+    m->shown_gone[k] = 1;
+    m->n_shown_gone++;
 }
 
 /* Branch x of RM m is finished: drop it from the published scan, which would otherwise
@@ -918,11 +957,7 @@ static void rec_unshow(struct recovery *r, rec_rm *m, const xatm_xid *x)
 {
     pthread_mutex_lock(&r->mu);
     xatm_xid *hit = m->n_shown ? bsearch(x, m->shown, m->n_shown, sizeof *x, xid_cmp) : NULL;
-    if (hit) {
-        size_t k = (size_t)(hit - m->shown);
-        memmove(hit, hit + 1, (m->n_shown - k - 1) * sizeof *hit);
-        m->n_shown--;
-    }
+    if (hit) rec_shown_drop(m, (size_t)(hit - m->shown));
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -1344,7 +1379,6 @@ static void rec_unnamed_branch(struct recovery *r, const rec_work *w, const rec_
            w->xid.bqual, w->xid.gtrid, w->xid.bqual);
 }
 
-/* Runs the phase-2 call on one branch. Returns true when the branch is finished. */
 /* Step 3a for one branch: may its phase-2 call run now? Sets *owner (rec_owner). */
 static bool rec_branch_ready(struct recovery *r, const rec_work *w, const rec_plan *p,
                              enum rec_owner *owner)
@@ -1360,9 +1394,11 @@ static bool rec_branch_ready(struct recovery *r, const rec_work *w, const rec_pl
     return m->conn != NULL;
 }
 
-/* Step 3b for one branch: what its phase-2 call answered (rc). true when it is finished. */
+/* Step 3b for one branch: what its phase-2 call, made on session c, answered (rc). true
+ * when it is finished. c is NULL when the branch's RM was quarantined after the call
+ * answered (by an earlier result of the same batch): a failure is then not reported. */
 static bool rec_branch_result(struct recovery *r, const rec_work *w, const rec_plan *p,
-                              enum rec_owner owner, int rc)
+                              enum rec_owner owner, int rc, xatm_rm_conn *c)
 {
     rec_rm *m = &r->rms[w->rm];
     bool commit = p->act == REC_COMMIT;
@@ -1404,10 +1440,11 @@ static bool rec_branch_result(struct recovery *r, const rec_work *w, const rec_p
         rec_unshow(r, m, &w->xid);
         return true;
     }
+    if (!c) return false; /* its RM is quarantined: retried once it is reachable again */
     char msg[900];
     snprintf(msg, sizeof msg, "%s failed (%s): %s", commit ? "XA COMMIT" : "XA ROLLBACK",
-             xatm_xa_rc_name(rc), xatm_rm_errmsg(m->conn));
-    if (rc == XATM_XAER_RMFAIL || !xatm_rm_alive(m->conn)) {
+             xatm_xa_rc_name(rc), xatm_rm_errmsg(c));
+    if (rc == XATM_XAER_RMFAIL || !xatm_rm_alive(c)) {
         rec_rm_fail(r, w->rm, msg);
     } else {
         tm_log("The branch stays prepared; recovery retries it at its next pass.", NULL,
@@ -1417,55 +1454,121 @@ static bool rec_branch_result(struct recovery *r, const rec_work *w, const rec_p
     return false;
 }
 
-/* Finishes the n branches (one gtrid, one plan) whose phase-2 calls may run now: the calls
- * on different RMs run at once (xatm_rm_run_parallel, one session per RM, bounded like
- * every recovery call), so a transaction costs one RM round trip, not one per branch. Two
- * branches listed through the same session (several RMs on one MariaDB server list each
- * other's branches) go in successive rounds. The fault points keep their meaning per
- * branch: before_commit/before_rollback before each call is issued, between_branches once
- * the calls of a round have answered and before their results are recorded, after_commit
- * after each successful commit. Returns how many branches it finished. */
-static size_t rec_finish_gtrid(struct recovery *r, const rec_work *w, size_t n,
-                               const rec_plan *p)
+/* Opens extra phase-2 sessions on RM i until it has `want` (at most REC_POOL_SESSIONS - 1),
+ * bounded like its scan session. A failure is no outage (the scan session has just
+ * answered): recovery goes on with the sessions it has, logs it once, and tries again at
+ * the next busy pass. */
+static void rec_pool_open(struct recovery *r, size_t i, size_t want)
 {
-    bool commit = p->act == REC_COMMIT;
-    enum xatm_rm_op op = commit ? XATM_RM_OP_COMMIT : XATM_RM_OP_ROLLBACK;
-    bool todo[XATM_MAX_BRANCHES * 4];
-    size_t done = 0;
-    if (n > sizeof todo / sizeof todo[0]) n = sizeof todo / sizeof todo[0]; /* rest: next pass */
-    for (size_t j = 0; j < n; j++) todo[j] = true;
+    rec_rm *m = &r->rms[i];
+    if (want > REC_POOL_SESSIONS - 1) want = REC_POOL_SESSIONS - 1;
+    while (m->conn && m->n_extra < want) {
+        char err[1024] = "";
+        xatm_rm_open_options opts = {.call_timeout_ms = REC_CALL_TIMEOUT_MS};
+        xatm_rm_conn *c = NULL;
+        int rc = xatm_rm_open_ex(m->cfg, &opts, &c, err, sizeof err);
+        if (rc != XATM_XA_OK || !c) {
+            if (!err[0]) snprintf(err, sizeof err, "connect failed (%s)", xatm_xa_rc_name(rc));
+            if (!m->pool_warned)
+                tm_log("Recovery finishes the branches on the sessions it has, more slowly.",
+                       "Check the server's connection limit (PostgreSQL, MariaDB: "
+                       "max_connections).",
+                       "recovery: RM %s: cannot open another phase-2 session (%zu open): %s",
+                       m->cfg->name, m->n_extra + 1, err);
+            m->pool_warned = true;
+            return;
+        }
+        m->extra[m->n_extra++] = c;
+    }
+    if (m->conn) m->pool_warned = false;
+}
+
+/* Phase-2 session k of RM m: 0 is its scan session, then the extra ones; NULL beyond. */
+static xatm_rm_conn *rec_session(const rec_rm *m, size_t k)
+{
+    if (k == 0) return m->conn;
+    return m->conn && k - 1 < m->n_extra ? m->extra[k - 1] : NULL;
+}
+
+/* One transaction of a batch (rec_finish_batch). */
+typedef struct rec_group {
+    const rec_work *w; /* its branches (consecutive in rec_act's sorted list) */
+    size_t n;          /* how many */
+    const rec_plan *p; /* what to do with them */
+} rec_group;
+
+/* Finishes the branches of ng transactions (each with its plan; REC_BATCH_CALLS branches
+ * at most in all) whose phase-2 calls may run now. The calls run at once
+ * (xatm_rm_run_parallel, bounded like every recovery call), each on its own session of its
+ * RM (rec_session: the scan session, then the pool's), so a batch costs about one RM
+ * round trip and the RMs group-commit it; a branch whose RM has no free session left in
+ * a round goes in the next round. An RM quarantined by a session check loses the calls
+ * given out on it in that round (retried at a later pass); one quarantined by a result
+ * keeps the results of the calls already made on it. The fault points keep their meaning
+ * per branch: before_commit/before_rollback before each call is issued, between_branches
+ * once per transaction with more than one call in the round, once the calls have answered
+ * and before their results are recorded, after_commit after each successful commit.
+ * Returns how many branches it finished. */
+static size_t rec_finish_batch(struct recovery *r, const rec_group *g, size_t ng)
+{
+    const rec_work *w[REC_BATCH_CALLS];
+    size_t grp[REC_BATCH_CALLS];
+    bool todo[REC_BATCH_CALLS];
+    size_t n = 0, done = 0;
+    if (ng > REC_POOL_SESSIONS) ng = REC_POOL_SESSIONS; /* rec_act's batches are never larger */
+    for (size_t k = 0; k < ng; k++)
+        for (size_t j = 0; j < g[k].n && n < REC_BATCH_CALLS; j++) {
+            w[n] = &g[k].w[j];
+            grp[n] = k;
+            todo[n++] = true;
+        }
     for (;;) {
-        xatm_rm_conn *conns[XATM_MAX_BRANCHES * 4];
-        enum xatm_rm_op ops[XATM_MAX_BRANCHES * 4];
-        xatm_xid xids[XATM_MAX_BRANCHES * 4];
-        enum rec_owner owners[XATM_MAX_BRANCHES * 4];
-        int rc[XATM_MAX_BRANCHES * 4];
+        xatm_rm_conn *conns[REC_BATCH_CALLS];
+        enum xatm_rm_op ops[REC_BATCH_CALLS];
+        xatm_xid xids[REC_BATCH_CALLS];
+        enum rec_owner owners[REC_BATCH_CALLS];
+        int rc[REC_BATCH_CALLS];
         size_t ready = 0;
         for (size_t j = 0; j < n; j++) {
             conns[j] = NULL;
             if (!todo[j]) continue;
-            xatm_rm_conn *c = r->rms[w[j].rm].conn;
-            bool busy = false;
-            for (size_t i = 0; i < j && !busy; i++) busy = conns[i] && conns[i] == c;
-            if (busy) continue; /* its session is taken in this round: the next one */
+            size_t taken = 0; /* sessions of its RM given out in this round */
+            for (size_t i = 0; i < j; i++) taken += conns[i] && w[i]->rm == w[j]->rm;
+            if (r->rms[w[j]->rm].conn && !rec_session(&r->rms[w[j]->rm], taken))
+                continue; /* every session of its RM is taken in this round: the next one */
             todo[j] = false;
             if (atomic_load(&r->stop) || atomic_load(&r->ctx->fatal)) continue;
-            if (!rec_branch_ready(r, &w[j], p, &owners[j])) continue;
-            conns[j] = r->rms[w[j].rm].conn;
-            ops[j] = op;
-            xids[j] = w[j].xid;
+            if (!rec_branch_ready(r, w[j], g[grp[j]].p, &owners[j])) continue;
+            conns[j] = rec_session(&r->rms[w[j]->rm], taken);
+            ops[j] = g[grp[j]].p->act == REC_COMMIT ? XATM_RM_OP_COMMIT : XATM_RM_OP_ROLLBACK;
+            xids[j] = w[j]->xid;
             rc[j] = XATM_XAER_RMFAIL;
+        }
+        /* a session check that quarantined an RM closed the sessions given out before it */
+        size_t calls[REC_POOL_SESSIONS] = {0};
+        for (size_t j = 0; j < n; j++) {
+            if (!conns[j]) continue;
+            if (!r->rms[w[j]->rm].conn) {
+                conns[j] = NULL;
+                continue;
+            }
+            calls[grp[j]]++;
             ready++;
         }
         if (ready) {
             for (size_t j = 0; j < n; j++)
                 if (conns[j])
-                    xatm_fault_hit(commit ? "tm.recovery_before_commit"
-                                          : "tm.recovery_before_rollback");
+                    xatm_fault_hit(ops[j] == XATM_RM_OP_COMMIT ? "tm.recovery_before_commit"
+                                                               : "tm.recovery_before_rollback");
             xatm_rm_run_parallel(conns, ops, xids, rc, n, REC_CALL_TIMEOUT_MS);
-            if (ready > 1) xatm_fault_hit("tm.recovery_between_branches");
-            for (size_t j = 0; j < n; j++)
-                if (conns[j] && rec_branch_result(r, &w[j], p, owners[j], rc[j])) done++;
+            for (size_t k = 0; k < ng; k++)
+                if (calls[k] > 1) xatm_fault_hit("tm.recovery_between_branches");
+            for (size_t j = 0; j < n; j++) {
+                if (!conns[j]) continue;
+                /* an earlier result may have quarantined the RM, closing this session */
+                xatm_rm_conn *c = r->rms[w[j]->rm].conn ? conns[j] : NULL;
+                if (rec_branch_result(r, w[j], g[grp[j]].p, owners[j], rc[j], c)) done++;
+            }
         }
         bool more = false;
         for (size_t j = 0; j < n; j++) more = more || todo[j];
@@ -1474,15 +1577,21 @@ static size_t rec_finish_gtrid(struct recovery *r, const rec_work *w, size_t n,
     return done;
 }
 
-/* Step 3: act on the branches seen by two consecutive scans. */
+/* Step 3: act on the branches seen by two consecutive scans, in batches of up to
+ * REC_POOL_SESSIONS transactions (rec_finish_batch). An RM gets one extra phase-2 session
+ * per REC_POOL_PER_SESSION of them it lists (up to REC_POOL_SESSIONS - 1), for this step
+ * only: they are closed at its end, so no server connection is held between passes. On
+ * an RM with fewer, the calls go in turn on its scan session. */
 static size_t rec_act(struct recovery *r)
 {
     size_t n = 0, cap = 0, done = 0, seen = 0;
     rec_work *w = NULL;
+    rec_plan *plans = NULL;
     for (size_t i = 0; i < r->n_rms; i++) {
         rec_rm *m = &r->rms[i];
         if (!m->scanned) continue;
         seen += m->n_cur;
+        size_t mine = 0;
         for (size_t k = 0; k < m->n_cur; k++) {
             if (!xid_in(m->prev, m->n_prev, &m->cur[k])) continue;
             if (n == cap) {
@@ -1496,18 +1605,36 @@ static size_t rec_act(struct recovery *r)
             w[n].rm = i;
             w[n].first_ms = m->cur_first ? m->cur_first[k] : tm_now_ms();
             n++;
+            mine++;
         }
+        if (mine >= REC_POOL_PER_SESSION) rec_pool_open(r, i, mine / REC_POOL_PER_SESSION);
     }
-    if (n) qsort(w, n, sizeof *w, work_cmp);
+    if (!n) goto out_free;
+    plans = malloc(REC_POOL_SESSIONS * sizeof *plans);
+    if (!plans) goto out_free; /* retried at the next pass */
+    qsort(w, n, sizeof *w, work_cmp);
     for (size_t k = 0; k < n && !atomic_load(&r->stop) && !atomic_load(&r->ctx->fatal);) {
-        size_t end = k + 1;
-        while (end < n && strcmp(w[end].xid.gtrid, w[k].xid.gtrid) == 0) end++;
-        rec_plan plan;
-        rec_decide(r, w[k].xid.gtrid, &plan);
-        if (plan.act != REC_LEAVE) done += rec_finish_gtrid(r, &w[k], end - k, &plan);
-        k = end;
+        rec_group g[REC_POOL_SESSIONS];
+        size_t ng = 0, calls = 0;
+        while (k < n && ng < REC_POOL_SESSIONS && !atomic_load(&r->stop)) {
+            size_t end = k + 1;
+            while (end < n && strcmp(w[end].xid.gtrid, w[k].xid.gtrid) == 0) end++;
+            /* a transaction's branches beyond REC_BATCH_CALLS: the next pass */
+            size_t cnt = end - k < REC_BATCH_CALLS ? end - k : REC_BATCH_CALLS;
+            if (ng && calls + cnt > REC_BATCH_CALLS) break; /* it opens the next batch */
+            rec_decide(r, w[k].xid.gtrid, &plans[ng]);
+            if (plans[ng].act != REC_LEAVE) {
+                g[ng] = (rec_group){.w = &w[k], .n = cnt, .p = &plans[ng]};
+                ng++;
+                calls += cnt;
+            }
+            k = end;
+        }
+        if (ng) done += rec_finish_batch(r, g, ng);
     }
 out_free:
+    for (size_t i = 0; i < r->n_rms; i++) rec_pool_close(&r->rms[i]);
+    free(plans);
     free(w);
     r->cur_rep.left = seen > done ? (unsigned)(seen - done) : 0;
     return done;
@@ -1949,12 +2076,8 @@ void recovery_forget_finished(struct recovery *r, const char *gtrid)
             else
                 hi = mid;
         }
-        size_t end = lo;
-        while (end < m->n_shown && strcmp(m->shown[end].gtrid, gtrid) == 0) end++;
-        if (end > lo) {
-            memmove(&m->shown[lo], &m->shown[end], (m->n_shown - end) * sizeof *m->shown);
-            m->n_shown -= end - lo;
-        }
+        for (size_t k = lo; k < m->n_shown && strcmp(m->shown[k].gtrid, gtrid) == 0; k++)
+            rec_shown_drop(m, k);
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -2304,12 +2427,14 @@ void recovery_free(struct recovery *r)
     if (!r) return;
     recovery_stop(r);
     for (size_t i = 0; i < r->n_rms; i++) {
+        rec_pool_close(&r->rms[i]);
         if (r->rms[i].conn) xatm_rm_close(r->rms[i].conn);
         free(r->rms[i].prev);
         free(r->rms[i].prev_first);
         free(r->rms[i].cur);
         free(r->rms[i].cur_first);
         free(r->rms[i].shown);
+        free(r->rms[i].shown_gone);
     }
     free(r->rms);
     free(r->waits);
@@ -2339,7 +2464,8 @@ void recovery_rm_statuses(struct recovery *r, recovery_rm_status *out, size_t n)
         s->retry_in_ms = m->quarantined && m->retry_at_ms > now
                              ? (uint32_t)(m->retry_at_ms - now)
                              : 0;
-        s->prepared = m->shown_valid && !m->quarantined ? (int64_t)m->n_shown : -1;
+        s->prepared =
+            m->shown_valid && !m->quarantined ? (int64_t)(m->n_shown - m->n_shown_gone) : -1;
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -2360,8 +2486,12 @@ enum recovery_branch_state recovery_branch_state(struct recovery *r, const char 
         st = REC_BRANCH_UNKNOWN_UNREACHABLE;
     else if (!m->shown_valid)
         st = REC_BRANCH_UNKNOWN_UNSCANNED;
-    else
-        st = xid_in(m->shown, m->n_shown, &x) ? REC_BRANCH_PREPARED : REC_BRANCH_NOT_PREPARED;
+    else {
+        const xatm_xid *hit =
+            m->n_shown ? bsearch(&x, m->shown, m->n_shown, sizeof x, xid_cmp) : NULL;
+        st = hit && !m->shown_gone[hit - m->shown] ? REC_BRANCH_PREPARED
+                                                   : REC_BRANCH_NOT_PREPARED;
+    }
     pthread_mutex_unlock(&r->mu);
     return st;
 }
@@ -2401,7 +2531,8 @@ int recovery_foreach_prepared(struct recovery *r,
     size_t n = 0;
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->n_rms; i++)
-        if (!r->rms[i].quarantined && r->rms[i].shown_valid) n += r->rms[i].n_shown;
+        if (!r->rms[i].quarantined && r->rms[i].shown_valid)
+            n += r->rms[i].n_shown - r->rms[i].n_shown_gone;
     xatm_xid *all = n ? malloc(n * sizeof *all) : NULL;
     if (n && !all) {
         pthread_mutex_unlock(&r->mu);
@@ -2410,9 +2541,9 @@ int recovery_foreach_prepared(struct recovery *r,
     size_t k = 0;
     for (size_t i = 0; i < r->n_rms; i++) {
         const rec_rm *m = &r->rms[i];
-        if (m->quarantined || !m->shown_valid || !m->n_shown) continue;
-        memcpy(all + k, m->shown, m->n_shown * sizeof *all);
-        k += m->n_shown;
+        if (m->quarantined || !m->shown_valid) continue;
+        for (size_t j = 0; j < m->n_shown; j++)
+            if (!m->shown_gone[j]) all[k++] = m->shown[j];
     }
     pthread_mutex_unlock(&r->mu);
     for (size_t i = 0; i < k; i++) cb(all[i].gtrid, all[i].bqual, arg);

@@ -50,8 +50,10 @@
  *        registry PRECOMMIT without COMMIT / ABORT (3PC)  leave (step 3b decides it)
  *        registry ABORT (3PC)                             roll back
  *        anything else (presumed abort)                   roll back
- *      The phase-2 calls of one transaction's branches run at once, one per RM session
-      (rec_finish_gtrid); XAER_NOTA answers "already done" (logged once per branch). A MariaDB branch is only
+ *      Phase-2 calls run in batches: those of up to 16 transactions at once, each call on
+ *      a session of its own (rec_finish_batch; an RM gets an extra phase-2 session per 16
+ *      branches it lists to act on, up to 15), so that the RMs group-commit them;
+ *      XAER_NOTA answers "already done" (logged once per branch). A MariaDB branch is only
  *      touched once the AP session recorded for it (ENLIST/VOTE session reference, from
  *      the gtx table, the registry or gtx's held aborts) is gone and InnoDB has detached
  *      its transaction (xatm_rm_session_alive == 0; a session of an earlier run of
@@ -110,11 +112,17 @@
  * commands: the state of a branch "as the RM reports it" (recovery_branch_state) and the
  * prepared branches no live transaction or decision explains (recovery_foreach_prepared).
  *
- * Recovery uses its own RM sessions (xatm_rm_open_ex per configured RM, blocking calls),
- * never an AP's. Each call on them is bounded (10 s, xatm_rm_open_options.call_timeout_ms):
- * an RM that hangs without closing its connections (SIGSTOP, a frozen host) is quarantined
- * like an unreachable one instead of holding up the pass, and so the other RMs. Its mutex is a leaf: nothing else is locked while it is held, so the
- * admin code may call the accessors below from inside gtx / registry callbacks.
+ * Recovery uses its own RM sessions (xatm_rm_open_ex, blocking calls), never an AP's: one
+ * per configured RM for everything (scans, session checks, fences, markers, phase 2), and
+ * up to 15 more per RM for phase-2 calls only, opened by a pass with 16 or more branches of
+ * that RM to act on (one per 16) and closed once its phase-2 calls are made, or with the
+ * others when the RM is quarantined (a failed open is logged once; recovery goes on with
+ * the sessions it has). Each call on them is bounded (10 s,
+ * xatm_rm_open_options.call_timeout_ms): an RM that hangs without closing its connections
+ * (SIGSTOP, a frozen host) is quarantined like an unreachable one instead of holding up
+ * the pass, and so the other RMs. Its mutex is a leaf: nothing else is locked while it is
+ * held, so the admin code may call the accessors below from inside gtx / registry
+ * callbacks.
  */
 #ifndef XATM_RECOVERY_H
 #define XATM_RECOVERY_H
