@@ -577,7 +577,12 @@ static void *rm_native(xatm_t *h, const char *rm, enum xatm_rm_type type)
     ap_rm *r;
     if (rm_slot(h, rm, type, &r)) return NULL;
     if (rm_use(h, r)) return NULL;
-    return xatm_rm_native(r->conn);
+    void *n = xatm_rm_native(r->conn);
+    if (!n)
+        fail(h, XATM_ERMERR, "cannot hand out the session of RM '%s' in %s: %s; the "
+             "transaction can only roll back", r->cfg->name, h->in_txn ? h->gtrid : "-",
+             xatm_rm_errmsg(r->conn));
+    return n;
 }
 
 XATM_EXPORT struct pg_conn *xatm_pg_conn(xatm_t *h, const char *rm)

@@ -34,7 +34,9 @@ static const char *const fault_point_names[] = {
     "tm.after_decision_sent",        /* DECISION written to the AP's socket */
     "tm.before_end",                 /* all branches acknowledged, END not yet appended */
     "tm.recovery_before_commit",     /* recovery decided to commit a branch, call not made */
-    "tm.recovery_between_branches",  /* recovery finished one branch, before the next */
+    "tm.recovery_between_branches",  /* recovery's phase-2 calls of one round (a batch of
+                                        transactions, every branch in flight at once) have
+                                        all answered, before their results are recorded */
     "tm.recovery_after_commit",      /* recovery committed a branch, before it records that */
     "tm.recovery_before_rollback",   /* recovery decided to roll back a branch, call not made */
     "tm.before_precommit_force",     /* 3PC: PRECOMMIT appended to the log, before the flush */

@@ -12,11 +12,16 @@
  *                     query, so a branch costs one round trip less (PostgreSQL parses the
  *                     whole string first: a syntax error runs neither, the session stays
  *                     IDLE, the branch is marked failed and BEGIN stays pending). native()
- *                     runs a pending BEGIN before it hands the PGconn out, and from then
+ *                     runs a pending BEGIN before it hands the PGconn out (NULL, the branch
+ *                     failed, when that BEGIN fails), and from then
  *                     on START sends BEGIN itself (the application may use the PGconn at
  *                     any time). A branch still pending at its vote did nothing: PREPARE
  *                     answers XA_RDONLY, COMMIT_ONE_PHASE and ROLLBACK XA_OK, all without a
  *                     statement; CAN_COMMIT prefixes its statements with BEGIN.
+ *                     What START no longer sees: a session whose server vanished without
+ *                     a word (no FIN: a network cut, a host gone) looks alive until the
+ *                     first statement, which then fails the branch (XAER_RMFAIL), where a
+ *                     BEGIN at START used to let libxatm reopen the session silently.
  *   PREPARE           PREPARE TRANSACTION 'gid'; yes only with the tag
  *                     "PREPARE TRANSACTION" (a failed transaction answers "ROLLBACK").
  *                     Marked failed or INERROR: ROLLBACK instead, vote XA_RBROLLBACK.
@@ -910,10 +915,13 @@ static void *pg_native(xatm_rm_conn *c)
         /* the application may run SQL on the PGconn: the branch must be open first */
         PGresult *r;
         p->begin_pending = false;
-        if (exec_sql(p, "BEGIN", "BEGIN", &r) == XATM_XA_OK)
-            PQclear(r);
-        else
-            c->failed = true; /* the branch votes no; errmsg says why */
+        if (exec_sql(p, "BEGIN", "BEGIN", &r) != XATM_XA_OK) {
+            /* no transaction is open: the application must not get a session whose
+             * statements would autocommit; the branch votes no, errmsg says why */
+            c->failed = true;
+            return NULL;
+        }
+        PQclear(r);
     }
     return p->pg;
 }

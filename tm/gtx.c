@@ -512,6 +512,13 @@ int gtx_reserve(gtx_table *t, uint64_t owner, char *gtrid, size_t gtrid_size)
     if (owner == 0) return XATM_EINVAL;
     int rc = 0;
     pthread_mutex_lock(&t->mu);
+    size_t mine = gtx_resv_of_owner(t, owner) < t->n_resv ? 1 : 0;
+    if (t->count + t->n_resv - mine >= GTX_MAX_LIVE) {
+        /* counted with the live ones, so that beginning a reservation never meets the
+         * limit: the application hears ELIMIT at xatm_begin, before any work */
+        rc = XATM_ELIMIT;
+        goto out_unlock;
+    }
     if (xatm_gtrid_format(gtrid, gtrid_size, t->tm_id, t->epoch, t->next_seq) != 0) {
         rc = XATM_EINVAL;
         goto out_unlock;
@@ -588,7 +595,7 @@ static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pi
                       uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out)
 {
     int rc = 0;
-    if (t->count >= GTX_MAX_LIVE) {
+    if (t->count + t->n_resv >= GTX_MAX_LIVE) { /* reservations count (gtx_reserve) */
         rc = XATM_ELIMIT;
         goto out;
     }
@@ -1266,7 +1273,16 @@ enum gtx_verdict gtx_recovery_verdict(gtx_table *t, const char *gtrid, uint64_t 
         /* reserved by a connected AP and not begun as far as xatmd has read: the AP may
          * have written the ENLIST that begins it, and prepared, before xatmd read it */
         uint64_t seq = gtx_seq_of(t, gtrid);
-        if (seq && gtx_resv_of_seq(t, seq) < t->n_resv) v = GTX_V_LIVE;
+        if (seq && gtx_resv_of_seq(t, seq) < t->n_resv) {
+            v = GTX_V_LIVE;
+            if (out) {
+                /* nothing is known of it yet: no branch, no session, no deadline */
+                memset(out, 0, sizeof *out);
+                snprintf(out->gtrid, sizeof out->gtrid, "%s", gtrid);
+                out->seq = seq;
+                out->state = GTX_ACTIVE;
+            }
+        }
         goto out_unlock;
     }
     if (out) *out = g->info;

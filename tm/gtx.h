@@ -307,8 +307,11 @@ void gtx_table_free(gtx_table *t);
  * transaction, its gtrid into gtrid (gtrid_size bytes), and creates nothing. A connection
  * holds at most one reservation: a new one replaces an unused one. The reservation ends
  * when gtx_begin_reserved begins it or the connection is lost (gtx_conn_lost). While it
- * lasts, recovery's verdict on its gtrid is LIVE: the AP's message that begins it may be
- * on its way while a branch of it is already prepared. 0, XATM_EINVAL or XATM_ENOMEM. */
+ * lasts, recovery's verdict on its gtrid is LIVE (with *out zeroed but for gtrid, seq and
+ * state ACTIVE): the AP's message that begins it may be on its way while a branch of it
+ * is already prepared. Reservations count against GTX_MAX_LIVE with the live
+ * transactions, so beginning one fails only on ENOMEM. 0, XATM_EINVAL, XATM_ELIMIT or
+ * XATM_ENOMEM. */
 int gtx_reserve(gtx_table *t, uint64_t owner, char *gtrid, size_t gtrid_size);
 
 /* true when gtrid is reserved by owner and not begun. */

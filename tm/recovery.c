@@ -1149,6 +1149,7 @@ static void rec_decide(struct recovery *r, const char *gtrid, rec_plan *p)
     }
 
     gtx_info g;
+    memset(&g, 0, sizeof g);
     enum gtx_verdict v = ctx->gtx ? gtx_recovery_verdict(ctx->gtx, gtrid, now, &g) : GTX_V_UNKNOWN;
     if (v != GTX_V_UNKNOWN) {
         for (unsigned i = 0; i < g.n_branches; i++)

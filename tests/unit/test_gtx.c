@@ -1847,6 +1847,12 @@ static void test_reservations(void)
     /* recovery: a branch of a reserved gtrid may be prepared before xatmd read the
      * message that begins it: live */
     CHECK_INT(gtx_recovery_verdict(t, r1, 2000, NULL), GTX_V_LIVE);
+    gtx_info rv;
+    memset(&rv, 0xab, sizeof rv);
+    CHECK_INT(gtx_recovery_verdict(t, r1, 2000, &rv), GTX_V_LIVE);
+    CHECK_INT(rv.n_branches, 0); /* nothing known yet, and nothing left uninitialised */
+    CHECK_INT(rv.ap_pid, 0);
+    CHECK_STR(rv.gtrid, r1);
     /* only its owner begins it, once; the deadline counts from then */
     CHECK_INT(gtx_begin_reserved(t, 8, 0, r1, 2, 5000, 3000, &g), XATM_ENOTFOUND);
     CHECK_INT(gtx_begin_reserved(t, 7, 42, r1, 2, 5000, 3000, &g), 0);
