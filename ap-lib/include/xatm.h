@@ -113,7 +113,11 @@ XATM_EXPORT int xatm_open(const char *config_path, xatm_t **out);
 /* Rolls back a transaction still open, closes every session. NULL is accepted. */
 XATM_EXPORT void xatm_close(xatm_t *h);
 
-/* Starts a global transaction. XATM_ESTATE if one is already open on this handle. */
+/* Starts a global transaction. XATM_ESTATE if one is already open on this handle. Only a
+ * connection's first transaction (and one with other options than the previous one) asks
+ * xatmd and waits for it; the others start on the gtrid the previous transaction reserved
+ * (docs/protocol.md, "Reserved gtrids"), so xatmd's timeout counts from the transaction's
+ * first message to xatmd. */
 XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts);
 
 /* The session of RM `rm` (a name from the config), opened if needed. Inside a global
@@ -124,7 +128,10 @@ XATM_EXPORT struct pg_conn *xatm_pg_conn(xatm_t *h, const char *rm);
 XATM_EXPORT struct st_mysql *xatm_mysql_conn(xatm_t *h, const char *rm);
 
 /* Runs one statement on RM `rm`'s branch (enlisting it), discarding any rows. On failure
- * the branch is marked failed (it will vote NO). `affected` may be NULL. */
+ * the branch is marked failed (it will vote NO). `affected` may be NULL. Cheaper than the
+ * same statement on the session from xatm_pg_conn / xatm_mysql_conn: on a session never
+ * handed out, PostgreSQL's BEGIN goes with the branch's first statement, and a MariaDB
+ * branch whose statements changed rows needs no read-only check at prepare. */
 XATM_EXPORT int xatm_exec(xatm_t *h, const char *rm, const char *sql, uint64_t *affected);
 
 /* Marks RM `rm`'s branch failed: it will vote NO, so the transaction will roll back. */
