@@ -3,7 +3,9 @@
  * connection rules), plus tm.h's message and log helpers.
  *
  * Ownership and lifetime of a connection: created at accept, linked in server.conns;
- * when it dies (EOF, I/O error, malformed frame, protocol violation, shutdown) its fd is
+ * a failed send does not end it: replies are dropped from then on (write_dead), and the
+ * frames the peer wrote before it went are still acted on until its end of file;
+ * when it dies (EOF, read error, malformed frame, protocol violation, shutdown) its fd is
  * closed at once, its transactions are handed to gtx_conn_lost, and the struct moves to
  * the graveyard, freed only after the whole epoll batch (stale events of the same batch,
  * and parked replies, may still point at it: they check `dead`).
@@ -163,6 +165,8 @@ typedef struct conn {
     bool close_after_write; /* close once out is drained (after an ERROR reply) */
     bool want_out;          /* EPOLLOUT is registered */
     bool cut;               /* fault "partition": input discarded, nothing sent, not closed */
+    bool write_dead;        /* a send failed (the peer is gone): replies are dropped, what
+                               it sent before is still processed, until its end of file */
     pid_t peer_pid;         /* SO_PEERCRED pid (0 if unavailable) */
     uid_t peer_uid;         /* SO_PEERCRED uid (valid when peer_known) */
     bool peer_known;        /* SO_PEERCRED answered */
@@ -504,6 +508,10 @@ static void srv_set_want_out(struct server *s, conn *c, bool want)
 static void srv_conn_write(struct server *s, conn *c)
 {
     if (c->cut) return;
+    if (c->write_dead) {
+        xatm_buf_consume(&c->out, c->out.len);
+        return;
+    }
     while (!c->dead && c->out.len) {
         ssize_t w = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
         if (w > 0) {
@@ -515,7 +523,13 @@ static void srv_conn_write(struct server *s, conn *c)
             srv_set_want_out(s, c, true);
             return;
         }
-        srv_conn_kill(s, c, NULL); /* the peer went away; EOF handling says nothing either */
+        /* the peer went away (EPIPE, ECONNRESET): nothing more can be sent, but what it
+         * wrote before it went is still read and acted on, e.g. the ROLLBACK or DONE that
+         * followed a frame whose reply failed here; its end of file ends the connection */
+        c->write_dead = true;
+        xatm_buf_consume(&c->out, c->out.len);
+        srv_set_want_out(s, c, false);
+        if (c->close_after_write) srv_conn_kill(s, c, NULL);
         return;
     }
     if (c->dead) return;

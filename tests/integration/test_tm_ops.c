@@ -40,6 +40,7 @@
  *
  * A MariaDB this test killed is always restarted, also when a check fails (atexit).
  */
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -517,6 +518,57 @@ static void case_recover(void)
     free(out);
 }
 
+/* An application that writes its last frames and closes at once: xatmd's reply to an
+ * earlier frame of the same write (here the reservation's BEGIN_OK) fails with EPIPE, and
+ * the ROLLBACK behind it must still be acted on. xatmd is stopped while the application
+ * writes and leaves, so the order is certain. */
+static void case_reply_to_a_gone_peer(void)
+{
+    printf("case: frames written just before the application left are still acted on\n");
+    uint8_t *body = NULL;
+    char gtrid[XATM_GTRID_MAX + 1] = "";
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/xatmd.sock", dir);
+    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    xatm_msg m, r;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_HELLO;
+    m.u.hello.role = XATM_ROLE_AP;
+    m.u.hello.pid = (uint32_t)getpid();
+    snprintf(m.u.hello.client_name, sizeof m.u.hello.client_name, "test-gone-peer");
+    CHECK(raw_call(fd, &m, 1, &r, &body) && r.type == XATM_MSG_HELLO_OK);
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_BEGIN;
+    CHECK(raw_call(fd, &m, 2, &r, &body) && r.type == XATM_MSG_BEGIN_OK);
+    snprintf(gtrid, sizeof gtrid, "%s", r.u.begin_ok.gtrid);
+    xatm_buf b = {0};
+    m.u.begin.flags = XATM_BEGIN_RESERVE; /* answered: the reply that will fail */
+    CHECK_INT(xatm_msg_encode(&m, 3, &b), 0);
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_ROLLBACK;
+    snprintf(m.u.rollback.gtrid, sizeof m.u.rollback.gtrid, "%s", gtrid);
+    CHECK_INT(xatm_msg_encode(&m, 4, &b), 0);
+    CHECK(kill(d.pid, SIGSTOP) == 0);
+    CHECK(t_wait_stopped(d.pid, 10000));
+    CHECK(write_all(fd, b.data, b.len));
+    close(fd);
+    CHECK(kill(d.pid, SIGCONT) == 0);
+    xatm_buf_free(&b);
+    free(body);
+    char *out = NULL, want[] = "\"abort_cause\":\"rolled back by its AP\"";
+    bool seen = false;
+    for (int i = 0; i < 100 && !seen; i++) {
+        free(out);
+        out = NULL;
+        CHECK_INT(ctl(&out, "--json", "show", gtrid, NULL, NULL, NULL), 0);
+        seen = out && strstr(out, want) != NULL;
+        if (!seen) poll(NULL, 0, 20); /* xatmd acts on it right after SIGCONT */
+    }
+    CHECK_CONTAINS(out, want);
+    free(out);
+}
+
 static void case_presumed_abort(void)
 {
     printf("case: a forced commit of a presumed-aborted gtrid is refused\n");
@@ -741,6 +793,7 @@ int main(void)
     case_hung_ap_phase2();
     case_recover();
     case_presumed_abort();
+    case_reply_to_a_gone_peer();
     case_one_branch_timeout();
     case_unknown_owner();
     case_rm_outage();
