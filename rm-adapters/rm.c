@@ -260,10 +260,16 @@ int xatm_rm_run(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
     return rc;
 }
 
+#define RM_PARALLEL_STACK 64
+
 void xatm_rm_run_parallel(xatm_rm_conn **conns, const enum xatm_rm_op *ops, const xatm_xid *xids,
                           int *rc, size_t n, uint32_t timeout_ms)
 {
     uint64_t deadline = timeout_ms ? now_ms() + timeout_ms : 0;
+    /* a transaction's branches (at most XATM_MAX_BRANCHES) and recovery's batches fit on
+     * the stack: no allocation per phase; more than that (a caller's choice) is allocated */
+    struct pollfd pfds_stack[RM_PARALLEL_STACK];
+    size_t idx_stack[RM_PARALLEL_STACK];
     struct pollfd *pfds = NULL;
     size_t *idx = NULL;
     size_t pending = 0;
@@ -275,8 +281,13 @@ void xatm_rm_run_parallel(xatm_rm_conn **conns, const enum xatm_rm_op *ops, cons
     }
     if (pending == 0) return;
 
-    pfds = calloc(n, sizeof *pfds);
-    idx = calloc(n, sizeof *idx);
+    if (n <= RM_PARALLEL_STACK) {
+        pfds = pfds_stack;
+        idx = idx_stack;
+    } else {
+        pfds = calloc(n, sizeof *pfds);
+        idx = calloc(n, sizeof *idx);
+    }
     if (!pfds || !idx) {
         for (size_t i = 0; i < n; i++) {
             if (!conns[i] || rc[i] != XATM_RM_PENDING) continue;
@@ -335,8 +346,8 @@ void xatm_rm_run_parallel(xatm_rm_conn **conns, const enum xatm_rm_op *ops, cons
     }
 
 free_arrays:
-    free(idx);
-    free(pfds);
+    if (idx != idx_stack) free(idx);
+    if (pfds != pfds_stack) free(pfds);
 }
 
 int xatm_rm_recover(xatm_rm_conn *c, uint32_t format_id, const char *tm_id,

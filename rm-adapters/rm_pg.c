@@ -687,8 +687,9 @@ static int pg_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected)
     if (affected) *affected = 0;
     if (prefixed) {
         /* the branch's deferred BEGIN, in the same round trip (see the top) */
+        char small[1024]; /* a usual statement: no allocation */
         size_t n = strlen(sql);
-        char *both = malloc(n + sizeof "BEGIN; ");
+        char *both = n + sizeof "BEGIN; " <= sizeof small ? small : malloc(n + sizeof "BEGIN; ");
         if (!both) {
             c->failed = true;
             return xatm_rm__seterr(c, XATM_XAER_RMERR, "statement: out of memory");
@@ -696,7 +697,7 @@ static int pg_exec(xatm_rm_conn *c, const char *sql, uint64_t *affected)
         memcpy(both, "BEGIN; ", sizeof "BEGIN; " - 1);
         memcpy(both + sizeof "BEGIN; " - 1, sql, n + 1);
         rc = exec_sql(p, both, "statement", &r);
-        free(both);
+        if (both != small) free(both);
     } else {
         rc = exec_sql(p, sql, "statement", &r);
     }

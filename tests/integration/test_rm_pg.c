@@ -721,6 +721,21 @@ static void test_deferred_begin(void)
     CHECK_INT(row_v(60), -1); /* inside the branch, not committed */
     CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 2 WHERE id = 60", table), XATM_XA_OK);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XA_OK);
+    /* a first statement longer than the adapter's stack buffer for "BEGIN; <sql>" */
+    char *big = malloc(3000);
+    CHECK(big != NULL);
+    if (big) {
+        int k = snprintf(big, 3000, "UPDATE %s SET v = 2 WHERE id = 60 /* ", table);
+        memset(big + k, 'x', 2900 - (size_t)k);
+        memcpy(big + 2900, " */", 4);
+        x = new_xid();
+        CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+        CHECK_INT(xatm_rm_exec(a, big, NULL), XATM_XA_OK);
+        CHECK_STR(backend_state(a), "idle in transaction");
+        free(big);
+    }
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_PREPARE, &x), XATM_XA_OK);
     CHECK_INT(prepared_count(&x), 1);
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT, &x), XATM_XA_OK);
     CHECK_INT(row_v(60), 2);
