@@ -192,6 +192,23 @@ static void case_ap_killed(const char *id, const char *fault, long long expect)
     expect_rows(id, expect);
 }
 
+/* The same on a reserved transaction: the AP's second one, which began on the gtrid its
+ * first one reserved (no BEGIN round trip), killed at its n-th hit of fault (n = 2). The
+ * first transaction is committed; the second one's rows are where expect says. */
+static void case_ap_killed_reserved(const char *id, const char *fault, long long expect)
+{
+    char out[2048], armed[128], first[80], second[80];
+    printf("case: AP killed at %s of a transaction on a reserved gtrid\n", fault);
+    snprintf(armed, sizeof armed, "%s@2", fault);
+    int rc = run_ap(cfg, id, "loop:2", armed, out, sizeof out);
+    CHECK_INT(rc, 128 + SIGKILL);
+    expect_converged();
+    snprintf(first, sizeof first, "%s-1", id);
+    snprintf(second, sizeof second, "%s-2", id);
+    expect_rows(first, 1);
+    expect_rows(second, expect);
+}
+
 static void case_tm_killed(const char *id, const char *fault, long long expect)
 {
     char out[2048];
@@ -475,6 +492,9 @@ int main(void)
     case_ap_killed("apk3", "ap.after_vote_sent", 1);
     case_ap_killed("apk4", "ap.after_decision", 1);
     case_ap_killed("apk5", "ap.after_commits", 1);
+    case_ap_killed_reserved("apr1", "ap.after_begin", 0);
+    case_ap_killed_reserved("apr2", "ap.after_prepare", 0);
+    case_ap_killed_reserved("apr3", "ap.after_vote_sent", 1);
     case_tm_killed("tmk1", "tm.before_commit_force", 0);
     case_tm_killed("tmk2", "tm.after_commit_force", 1);
     case_unnamed_branch();

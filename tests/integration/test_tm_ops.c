@@ -296,6 +296,28 @@ static bool raw_call(int fd, const xatm_msg *m, uint32_t req_id, xatm_msg *out, 
            h.req_id == req_id;
 }
 
+/* A raw AP connection to xatmd, greeted (HELLO answered by HELLO_OK) as `name`; -1 on
+ * failure. *body is raw_call's reply buffer (the caller frees it). */
+static int raw_connect_ap(const char *name, uint8_t **body)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/xatmd.sock", dir);
+    if (fd < 0) return -1;
+    xatm_msg m, r;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_HELLO;
+    m.u.hello.role = XATM_ROLE_AP;
+    m.u.hello.pid = (uint32_t)getpid();
+    snprintf(m.u.hello.client_name, sizeof m.u.hello.client_name, "%s", name);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || !raw_call(fd, &m, 1, &r, body) ||
+        r.type != XATM_MSG_HELLO_OK) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* A VOTE (no entries) for gtrid on a connection of its own, as an application that sends
  * its vote again would. Returns the reply's type (0 on failure); *code and text get the
  * DECISION's outcome and reason, or the ERROR's code and message. */
@@ -303,17 +325,9 @@ static int raw_vote(const char *gtrid, int *code, char *text, size_t size)
 {
     int type = 0;
     uint8_t *body = NULL;
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/xatmd.sock", dir);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) goto out_close;
+    int fd = raw_connect_ap("test-raw-vote", &body);
+    if (fd < 0) goto out_close;
     xatm_msg m, r;
-    memset(&m, 0, sizeof m);
-    m.type = XATM_MSG_HELLO;
-    m.u.hello.role = XATM_ROLE_AP;
-    m.u.hello.pid = (uint32_t)getpid();
-    snprintf(m.u.hello.client_name, sizeof m.u.hello.client_name, "test-raw-vote");
-    if (!raw_call(fd, &m, 1, &r, &body) || r.type != XATM_MSG_HELLO_OK) goto out_close;
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_VOTE;
     snprintf(m.u.vote.gtrid, sizeof m.u.vote.gtrid, "%s", gtrid);
@@ -527,17 +541,9 @@ static void case_reply_to_a_gone_peer(void)
     printf("case: frames written just before the application left are still acted on\n");
     uint8_t *body = NULL;
     char gtrid[XATM_GTRID_MAX + 1] = "";
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/xatmd.sock", dir);
-    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    int fd = raw_connect_ap("test-gone-peer", &body);
+    CHECK(fd >= 0);
     xatm_msg m, r;
-    memset(&m, 0, sizeof m);
-    m.type = XATM_MSG_HELLO;
-    m.u.hello.role = XATM_ROLE_AP;
-    m.u.hello.pid = (uint32_t)getpid();
-    snprintf(m.u.hello.client_name, sizeof m.u.hello.client_name, "test-gone-peer");
-    CHECK(raw_call(fd, &m, 1, &r, &body) && r.type == XATM_MSG_HELLO_OK);
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_BEGIN;
     CHECK(raw_call(fd, &m, 2, &r, &body) && r.type == XATM_MSG_BEGIN_OK);
