@@ -179,29 +179,29 @@ void xatm__tm_check_idle(xatm__tm *t)
     xatm__tm_close(t);
 }
 
-int xatm__tm_reserve(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms, bool after_next,
-                     char *err, size_t errlen)
+void xatm__tm_reserve(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms)
 {
     t->resv_ok = false;
+    t->resv_req = 0;
     t->resv_asked_protocol = protocol;
     t->resv_asked_timeout_ms = timeout_ms;
-    if (after_next) {
-        t->resv_req = 0;
-        t->resv_deferred = true;
-        return 0;
-    }
+    t->resv_deferred = t->fd >= 0;
+}
+
+/* Encodes the deferred reserving BEGIN behind the frames in tx (xatm__tm_reserve). A
+ * failure to encode leaves no reservation: the next xatm_begin is a call. */
+static void encode_reservation(xatm__tm *t)
+{
     t->resv_deferred = false;
     xatm_msg m;
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_BEGIN;
-    m.u.begin.protocol = protocol;
-    m.u.begin.timeout_ms = timeout_ms;
+    m.u.begin.protocol = t->resv_asked_protocol;
+    m.u.begin.timeout_ms = t->resv_asked_timeout_ms;
     m.u.begin.flags = XATM_BEGIN_RESERVE;
     uint32_t id;
-    int rc = encode_behind(t, &m, &id, err, errlen);
-    if (rc) return rc;
-    t->resv_req = id;
-    return 0;
+    char err[256];
+    if (encode_behind(t, &m, &id, err, sizeof err) == 0) t->resv_req = id;
 }
 
 bool xatm__tm_take_reservation(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms,
@@ -209,6 +209,9 @@ bool xatm__tm_take_reservation(xatm__tm *t, uint8_t protocol, uint32_t timeout_m
                                uint32_t *granted_timeout_ms)
 {
     if (t->fd < 0) return false;
+    /* asked for, never sent (the transaction ended without writing to xatmd): none; the
+     * next reservation replaces whatever xatmd holds for this connection */
+    t->resv_deferred = false;
     if (t->resv_req) {
         char err[256];
         xatm_msg m;
@@ -275,12 +278,6 @@ static int encode_behind(xatm__tm *t, const xatm_msg *m, uint32_t *id, char *err
                  xatm_strerror(rc));
         return rc;
     }
-    if (t->resv_deferred) {
-        /* the deferred reservation, right behind this frame (xatm__tm_reserve) */
-        char rerr[256];
-        (void)xatm__tm_reserve(t, t->resv_asked_protocol, t->resv_asked_timeout_ms, false,
-                               rerr, sizeof rerr);
-    }
     return 0;
 }
 
@@ -310,6 +307,7 @@ int xatm__tm_send(xatm__tm *t, const xatm_msg *m, uint32_t *req_id, char *err, s
     uint32_t id;
     int rc = encode_behind(t, m, &id, err, errlen);
     if (rc) return rc;
+    if (t->resv_deferred) encode_reservation(t);
     rc = xatm__tm_flush(t, err, errlen);
     if (rc) return rc;
     if (req_id) *req_id = id;

@@ -44,7 +44,7 @@ typedef struct xatm__tm {
     uint32_t epoch;        /* xatmd's boot epoch from HELLO_OK */
     /* the reservation of the next transaction's gtrid (xatm__tm_reserve) */
     uint32_t resv_req;     /* req_id of the reserving BEGIN whose answer is not read; 0 none */
-    bool resv_deferred;    /* the reserving BEGIN is to be queued right after the next frame */
+    bool resv_deferred;    /* the reserving BEGIN goes right behind the next xatm__tm_send */
     uint8_t resv_asked_protocol; /* what that BEGIN asked for */
     uint32_t resv_asked_timeout_ms;
     bool resv_ok;          /* an answered reservation, not used yet: */
@@ -73,15 +73,15 @@ void xatm__tm_free(xatm__tm *t);
  * that answer's frame, bounded like every read). */
 void xatm__tm_check_idle(xatm__tm *t);
 
-/* Queues BEGIN(protocol, timeout_ms, XATM_BEGIN_RESERVE): xatmd reserves the gtrid of the
- * connection's next transaction, which begins with the first message naming it. Its
- * BEGIN_OK is read whenever it arrives while another answer is awaited, or by
- * xatm__tm_take_reservation. A reservation lives as long as the link. With after_next the
- * BEGIN is queued right behind the next frame queued or sent instead of now: when the
- * current transaction runs on a reservation itself, its first message must reach xatmd
- * before the next reservation replaces the current one. 0 or as queue. */
-int xatm__tm_reserve(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms, bool after_next,
-                     char *err, size_t errlen);
+/* Asks xatmd for the gtrid of the connection's next transaction: BEGIN(protocol,
+ * timeout_ms, XATM_BEGIN_RESERVE) is encoded right behind the next frame written with
+ * xatm__tm_send (not behind queued one-way frames, nor at xatm__tm_flush). That frame is
+ * the transaction's VOTE, CANCOMMIT, DONE or ROLLBACK: it reaches xatmd before the new
+ * reservation can replace one the current transaction runs on, and xatmd answers the
+ * reservation in the same write as the DECISION that VOTE waits for (docs/protocol.md,
+ * "Reserved gtrids"). The BEGIN_OK is read whenever it arrives while another answer is
+ * awaited, or by xatm__tm_take_reservation. A reservation lives as long as the link. */
+void xatm__tm_reserve(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms);
 
 /* Hands out the reservation when there is one asked for with exactly protocol and
  * timeout_ms (waiting for its answer if that is still on its way), and forgets it either

@@ -544,12 +544,10 @@ XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts)
         if (rc == XATM_ETIMEDOUT) rc = XATM_ETM;
         if (rc) return h->err_code = rc;
     }
-    /* the next transaction's gtrid, asked for now: the request goes out with this one's
-     * next message (behind it, when this one runs on a reservation: that message begins
-     * it), its answer is read when it comes (none: the next BEGIN is a call) */
-    char rmsg[256];
-    (void)xatm__tm_reserve(&h->tm, m.u.begin.protocol, m.u.begin.timeout_ms, reserved, rmsg,
-                           sizeof rmsg);
+    /* the next transaction's gtrid, asked for now: the request goes out behind this one's
+     * VOTE, CANCOMMIT, DONE or ROLLBACK, and its answer comes with the answer to that (or
+     * is read when the next xatm_begin takes it) */
+    xatm__tm_reserve(&h->tm, m.u.begin.protocol, m.u.begin.timeout_ms);
 
     snprintf(h->gtrid, sizeof h->gtrid, "%s", reply.u.begin_ok.gtrid);
     if (reply.u.begin_ok.protocol != protocol) {
@@ -574,7 +572,7 @@ XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts)
 static void *rm_native(xatm_t *h, const char *rm, enum xatm_rm_type type)
 {
     if (!h || enter(h)) return NULL;
-    ap_rm *r;
+    ap_rm *r = NULL;
     if (rm_slot(h, rm, type, &r)) return NULL;
     if (rm_use(h, r)) return NULL;
     void *n = xatm_rm_native(r->conn);
@@ -601,7 +599,7 @@ XATM_EXPORT int xatm_exec(xatm_t *h, const char *rm, const char *sql, uint64_t *
     int rc = enter(h);
     if (rc) return rc;
     if (!sql) return fail(h, XATM_EINVAL, "SQL text is NULL");
-    ap_rm *r;
+    ap_rm *r = NULL;
     rc = rm_slot(h, rm, 0, &r);
     if (rc) return rc;
     rc = rm_use(h, r);
@@ -621,7 +619,7 @@ XATM_EXPORT int xatm_branch_failed(xatm_t *h, const char *rm)
     int rc = enter(h);
     if (rc) return rc;
     if (!h->in_txn) return fail(h, XATM_ESTATE, "no global transaction is open");
-    ap_rm *r;
+    ap_rm *r = NULL;
     rc = rm_slot(h, rm, 0, &r);
     if (rc) return rc;
     if (!r->enlisted)

@@ -25,6 +25,12 @@
  * to); recovery is woken right after the flush for it (the wake-up at the disconnect came
  * while the transaction was still *_PENDING, which recovery leaves alone as live).
  *
+ * Held replies: the BEGIN_OK of a reservation (which libxatm writes behind its VOTE) is
+ * encoded into conn.out without a write and the connection put on server.held; the
+ * DECISION sent after the batch's flush writes both in one send, and whatever is still
+ * held at the end of the pass is written then, before the graveyard is emptied (so the
+ * list never points at a freed connection).
+ *
  * The fault action "partition" (common/fault.h), armed at tm.after_precommit_sent, cuts
  * the connection the PreCommit was just sent on: from then on xatmd discards what it
  * reads from it, sends it nothing and never closes it (until shutdown); its transaction's
@@ -178,6 +184,9 @@ typedef struct conn {
     char resv_gtrid[XATM_GTRID_MAX + 1]; /* ... that gtrid */
     uint8_t resv_protocol;  /* ... and the protocol and timeout its BEGIN_OK granted */
     uint32_t resv_timeout_ms;
+    bool held;              /* on the server's held list: out holds a reply written at the
+                               end of this pass, or with the next reply sent sooner */
+    struct conn *held_next; /* that list */
     struct conn *prev, *next; /* live list, or graveyard (next only) */
 } conn;
 
@@ -212,6 +221,7 @@ struct server {
     bool listeners_paused;         /* out of fds: listeners off until a connection closes */
     conn *conns;                   /* live connections (doubly linked) */
     conn *graveyard;               /* dead connections of this batch (singly linked) */
+    conn *held;                    /* connections with a held reply (srv_send_held) */
     size_t n_conns;                /* live connections */
     uint64_t next_conn_id;         /* id for the next accept */
     parked *parked;                /* DECISIONs waiting for the flush */
@@ -538,8 +548,12 @@ static void srv_conn_write(struct server *s, conn *c)
     if (c->close_after_write) srv_conn_kill(s, c, NULL);
 }
 
-/* Queues one message to c and writes it now (so a fault point after it sees it sent). */
-static void srv_send(struct server *s, conn *c, const xatm_msg *m, uint32_t req_id)
+/* Queues one message to c and, with `now`, writes it at once (so a fault point after it
+ * sees it sent); otherwise it is held: it goes out with the next reply written to c in
+ * this pass (a DECISION after the batch's flush), or at the end of the pass
+ * (srv_write_held). Held: the answers nobody waits for at once (a reservation's BEGIN_OK). */
+static void srv_queue_reply(struct server *s, conn *c, const xatm_msg *m, uint32_t req_id,
+                            bool now)
 {
     if (c->dead || c->cut) return;
     int rc = xatm_msg_encode(m, req_id, &c->out);
@@ -554,7 +568,30 @@ static void srv_send(struct server *s, conn *c, const xatm_msg *m, uint32_t req_
         srv_conn_kill(s, c, "it does not read its replies");
         return;
     }
-    srv_conn_write(s, c);
+    if (now) {
+        srv_conn_write(s, c);
+    } else if (!c->held) {
+        c->held = true;
+        c->held_next = s->held;
+        s->held = c;
+    }
+}
+
+static void srv_send(struct server *s, conn *c, const xatm_msg *m, uint32_t req_id)
+{
+    srv_queue_reply(s, c, m, req_id, true);
+}
+
+/* Writes the held replies (end of a pass, before the graveyard is emptied). */
+static void srv_write_held(struct server *s)
+{
+    while (s->held) {
+        conn *c = s->held;
+        s->held = c->held_next;
+        c->held = false;
+        c->held_next = NULL;
+        if (!c->dead) srv_conn_write(s, c);
+    }
 }
 
 static void srv_send_error(struct server *s, conn *c, uint32_t req_id, int code,
@@ -710,7 +747,8 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
     r.u.begin_ok.protocol = protocol;
     r.u.begin_ok.timeout_ms = timeout;
     xatm_fault_hit("tm.after_begin");
-    srv_send(s, c, &r, req_id);
+    /* a reservation's answer rides with the DECISION of the VOTE before it */
+    srv_queue_reply(s, c, &r, req_id, !(m->u.begin.flags & XATM_BEGIN_RESERVE));
 }
 
 /* Begins the connection's reserved transaction when gtrid names it: the first ENLIST,
@@ -1486,6 +1524,7 @@ int server_run(struct server *s)
             s->n_parked = 0; /* never sent: the outcome is for recovery to settle */
             srv_close_conns(s, true, XATM_ELOG, SRV_LOG_FAILED_TEXT);
         }
+        srv_write_held(s);
         srv_bury(s);
     }
     if (s->exit_rc == 0)

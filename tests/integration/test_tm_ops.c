@@ -318,6 +318,23 @@ static int raw_connect_ap(const char *name, uint8_t **body)
     return fd;
 }
 
+/* A raw AP connection (as raw_connect_ap) with a transaction begun by BEGIN (req_id 2);
+ * its gtrid in gtrid (XATM_GTRID_MAX + 1 bytes). -1 on failure. */
+static int raw_connect_begun(const char *name, uint8_t **body, char *gtrid)
+{
+    int fd = raw_connect_ap(name, body);
+    if (fd < 0) return -1;
+    xatm_msg m, r;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_BEGIN;
+    if (!raw_call(fd, &m, 2, &r, body) || r.type != XATM_MSG_BEGIN_OK) {
+        close(fd);
+        return -1;
+    }
+    snprintf(gtrid, XATM_GTRID_MAX + 1, "%s", r.u.begin_ok.gtrid);
+    return fd;
+}
+
 /* A VOTE (no entries) for gtrid on a connection of its own, as an application that sends
  * its vote again would. Returns the reply's type (0 on failure); *code and text get the
  * DECISION's outcome and reason, or the ERROR's code and message. */
@@ -533,7 +550,7 @@ static void case_recover(void)
 }
 
 /* An application that writes its last frames and closes at once: xatmd's reply to an
- * earlier frame of the same write (here the reservation's BEGIN_OK) fails with EPIPE, and
+ * earlier frame of the same write (here a BEGIN_OK) fails with EPIPE, and
  * the ROLLBACK behind it must still be acted on. xatmd is stopped while the application
  * writes and leaves, so the order is certain. */
 static void case_reply_to_a_gone_peer(void)
@@ -541,15 +558,14 @@ static void case_reply_to_a_gone_peer(void)
     printf("case: frames written just before the application left are still acted on\n");
     uint8_t *body = NULL;
     char gtrid[XATM_GTRID_MAX + 1] = "";
-    int fd = raw_connect_ap("test-gone-peer", &body);
+    int fd = raw_connect_begun("test-gone-peer", &body, gtrid);
     CHECK(fd >= 0);
-    xatm_msg m, r;
+    xatm_msg m;
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_BEGIN;
-    CHECK(raw_call(fd, &m, 2, &r, &body) && r.type == XATM_MSG_BEGIN_OK);
-    snprintf(gtrid, sizeof gtrid, "%s", r.u.begin_ok.gtrid);
     xatm_buf b = {0};
-    m.u.begin.flags = XATM_BEGIN_RESERVE; /* answered: the reply that will fail */
+    /* a second BEGIN, answered at once: the reply that will fail (a reservation's answer
+     * would be held to the end of the turn, after the ROLLBACK is read) */
     CHECK_INT(xatm_msg_encode(&m, 3, &b), 0);
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_ROLLBACK;
@@ -573,6 +589,79 @@ static void case_reply_to_a_gone_peer(void)
     }
     CHECK_CONTAINS(out, want);
     free(out);
+}
+
+/* Splits the frames in p[0..n) into out[] (at most max); returns how many whole frames. */
+static int raw_frames(const uint8_t *p, size_t n, xatm_frame_header *h, xatm_msg *out, int max)
+{
+    int k = 0;
+    while (k < max && n >= XATM_FRAME_HEADER_SIZE &&
+           xatm_frame_header_decode(p, XATM_FRAME_MAX_REPLY, &h[k]) == 0 &&
+           n >= XATM_FRAME_HEADER_SIZE + (size_t)h[k].body_len &&
+           xatm_msg_decode(&h[k], p + XATM_FRAME_HEADER_SIZE, &out[k]) == 0) {
+        p += XATM_FRAME_HEADER_SIZE + h[k].body_len;
+        n -= XATM_FRAME_HEADER_SIZE + h[k].body_len;
+        k++;
+    }
+    return n == 0 ? k : -1;
+}
+
+static void case_reservation_rides_with_decision(void)
+{
+    printf("case: a reservation written behind a VOTE is answered in the DECISION's write\n");
+    uint8_t *body = NULL;
+    char gtrid[XATM_GTRID_MAX + 1] = "";
+    int fd = raw_connect_begun("test-resv-decision", &body, gtrid);
+    CHECK(fd >= 0);
+    xatm_msg m;
+    /* VOTE (both branches yes: a forced COMMIT, answered after the flush) and the
+     * reservation behind it, in one write, as libxatm writes them */
+    xatm_buf b = {0};
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_VOTE;
+    snprintf(m.u.vote.gtrid, sizeof m.u.vote.gtrid, "%s", gtrid);
+    m.u.vote.n = 2;
+    snprintf(m.u.vote.e[0].rm, sizeof m.u.vote.e[0].rm, "pg");
+    snprintf(m.u.vote.e[1].rm, sizeof m.u.vote.e[1].rm, "my");
+    m.u.vote.e[0].vote = m.u.vote.e[1].vote = XATM_VOTE_YES;
+    CHECK_INT(xatm_msg_encode(&m, 3, &b), 0);
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_BEGIN;
+    m.u.begin.flags = XATM_BEGIN_RESERVE;
+    CHECK_INT(xatm_msg_encode(&m, 4, &b), 0);
+    CHECK(write_all(fd, b.data, b.len));
+    /* both answers arrive in one read: xatmd wrote them with one send */
+    uint8_t in[4096];
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    CHECK_INT(poll(&pf, 1, 10000), 1);
+    ssize_t got = read(fd, in, sizeof in);
+    xatm_frame_header h[3];
+    xatm_msg f[3];
+    int k = got > 0 ? raw_frames(in, (size_t)got, h, f, 3) : -1;
+    CHECK_INT(k, 2);
+    if (k == 2) {
+        CHECK_INT(f[0].type, XATM_MSG_BEGIN_OK);
+        CHECK_INT((int)h[0].req_id, 4);
+        CHECK_INT(f[1].type, XATM_MSG_DECISION);
+        CHECK_INT((int)h[1].req_id, 3);
+        CHECK_INT(f[1].u.decision.outcome, XATM_OUTCOME_COMMIT);
+        CHECK(strcmp(f[0].u.begin_ok.gtrid, gtrid) != 0);
+    }
+    /* the branches do not exist at the RMs: DONE reports them committed all the same */
+    b.len = 0;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_DONE;
+    snprintf(m.u.done.gtrid, sizeof m.u.done.gtrid, "%s", gtrid);
+    m.u.done.outcome = XATM_OUTCOME_COMMIT;
+    m.u.done.n = 2;
+    snprintf(m.u.done.e[0].rm, sizeof m.u.done.e[0].rm, "pg");
+    snprintf(m.u.done.e[1].rm, sizeof m.u.done.e[1].rm, "my");
+    CHECK_INT(xatm_msg_encode(&m, 5, &b), 0);
+    CHECK(write_all(fd, b.data, b.len));
+    xatm_buf_free(&b);
+    close(fd); /* the reservation dies with the connection */
+    free(body);
+    CHECK(wait_list_empty(10000) >= 0);
 }
 
 static void case_presumed_abort(void)
@@ -800,6 +889,7 @@ int main(void)
     case_recover();
     case_presumed_abort();
     case_reply_to_a_gone_peer();
+    case_reservation_rides_with_decision();
     case_one_branch_timeout();
     case_unknown_owner();
     case_rm_outage();
