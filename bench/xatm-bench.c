@@ -32,6 +32,11 @@
  *            the other, as the application's statements do in xatm mode.
  *   local    the same UPDATEs, each committed on its own (autocommit), one after the other:
  *            not atomic, the floor of the work itself.
+ *   bare-lr  (not in --compare's default list) the protocol of "Beyond bare XA" by hand:
+ *            as bare-xa, but branch 0 (PostgreSQL) is not prepared: once every other
+ *            branch is prepared, "INSERT INTO xbench_decisions VALUES ('<gtrid>'); COMMIT"
+ *            commits it in one phase with the decision row, then the others are committed;
+ *            the rows are deleted in batches of 64 per client. The floor of that protocol.
  * --compare runs the modes interleaved (--rounds rounds; the order rotates every round),
  * checks the totals after every round (and stops with exit 1 if money appeared or
  * vanished), and reports per mode: throughput, p50/p99/p99.9 latency, xatmd's CPU per
@@ -97,9 +102,11 @@
 #define MAX_CLIENTS 1024
 #define BALANCE 1000
 
-enum mode { MODE_LOCAL = 0, MODE_BARE, MODE_XATM, N_MODES };
-static const char *const mode_names[N_MODES] = {"local", "bare-xa", "xatm"};
-static const char *const mode_keys[N_MODES] = {"local", "bare_xa", "xatm"};
+enum mode { MODE_LOCAL = 0, MODE_BARE, MODE_XATM, MODE_BARE_LR, N_MODES };
+static const char *const mode_names[N_MODES] = {"local", "bare-xa", "xatm", "bare-lr"};
+static const char *const mode_keys[N_MODES] = {"local", "bare_xa", "xatm", "bare_lr"};
+#define DECISION_TABLE "xbench_decisions" /* bare-lr's decision rows (on branch 0's RM) */
+#define LR_GC_EVERY 64                      /* bare-lr deletes its rows in batches of this */
 
 enum phase { PHASE_WARMUP = 0, PHASE_MEASURE, PHASE_STOP };
 
@@ -173,6 +180,8 @@ struct client {
     PGconn *pg[MAX_BRANCHES];       /* bare-xa, local */
     MYSQL *my[MAX_BRANCHES];
     uint64_t txn_no;
+    int round;                      /* the round it runs in (0-based) */
+    uint64_t lr_collected;          /* bare-lr: decision rows up to this txn_no deleted */
     uint32_t *lat;                  /* latencies of counted commits, microseconds */
     size_t nlat, caplat;
     long commits, aborts, errors;   /* counted (completed inside the window) */
@@ -575,7 +584,27 @@ static enum txn_result txn_xatm(struct client *c)
 /* Where a bare-XA branch stands, for the rollback after a failure. */
 enum bare_state { BS_NONE, BS_ACTIVE, BS_IDLE, BS_PREPARED };
 
-static enum txn_result txn_bare(struct client *c)
+/* Deletes bare-lr's decision rows of this client's transactions after the last batch, up
+ * to txn_no, in one statement (the garbage collection a TM would do after phase 2). */
+static int lr_collect(struct client *c, char *err, size_t errlen)
+{
+    struct bench *b = c->run->b;
+    struct sbuf s = {0};
+    sb_printf(&s, "DELETE FROM " DECISION_TABLE " WHERE g IN (");
+    for (uint64_t t = c->lr_collected + 1; t <= c->txn_no; t++)
+        sb_printf(&s, "%s'b%u.%d.%d.%" PRIu64 "'", t == c->lr_collected + 1 ? "" : ",",
+                  b->nonce, c->round, c->no, t);
+    sb_printf(&s, ")");
+    int rc = s.p ? pg_run(c->pg[0], s.p, NULL, NULL, err, errlen) : -1;
+    free(s.p);
+    if (rc == 0) c->lr_collected = c->txn_no;
+    return rc;
+}
+
+/* bare-xa, and with lr bare-lr: the decision is a row inserted in branch 0's (PostgreSQL)
+ * own transaction, which commits in one phase after every other branch is prepared and
+ * before any is committed (docs/performance.md, "Beyond bare XA"). */
+static enum txn_result txn_bare_mode(struct client *c, bool lr)
 {
     struct bench *b = c->run->b;
     char sql[MAX_BRANCHES][160], xid[MAX_BRANCHES][96];
@@ -584,6 +613,7 @@ static enum txn_result txn_bare(struct client *c)
     struct astmt a[MAX_BRANCHES];
     char err[512];
     int n = b->nbr;
+    int first = lr ? 1 : 0; /* branches from here on go through the two phases */
     make_updates(c, sql);
     c->txn_no++;
 
@@ -619,8 +649,8 @@ static enum txn_result txn_bare(struct client *c)
         }
     }
     /* phase 1, in parallel */
-    if (astmt_run(a, n, 60) != 0) {
-        for (int k = 0; k < n; k++) {
+    if (astmt_run(a + first, n - first, 60) != 0) {
+        for (int k = first; k < n; k++) {
             if (a[k].failed) bfmt(err, sizeof err, "phase 1: %s", a[k].err);
             /* a PG branch whose PREPARE failed is gone; a prepared one needs ROLLBACK PREPARED */
             if (b->br[k].pg) st[k] = a[k].failed ? BS_ACTIVE : BS_PREPARED;
@@ -628,21 +658,35 @@ static enum txn_result txn_bare(struct client *c)
         }
         goto fail;
     }
+    for (int k = first; k < n; k++) st[k] = BS_PREPARED;
+    if (lr) {
+        /* the decision: its row and branch 0's work commit together, in one phase */
+        char q[256];
+        bfmt(q, sizeof q, "INSERT INTO " DECISION_TABLE " VALUES ('b%u.%d.%d.%" PRIu64 "'); COMMIT",
+             b->nonce, c->round, c->no, c->txn_no);
+        if (pg_run(c->pg[0], q, "COMMIT", NULL, err, sizeof err)) {
+            st[0] = BS_NONE; /* rolled back by the failed COMMIT */
+            goto fail;
+        }
+        if (c->txn_no - c->lr_collected >= LR_GC_EVERY && lr_collect(c, err, sizeof err)) {
+            client_error(c, "bare-lr: %s", err);
+            return TXN_ERROR;
+        }
+    }
     /* phase 2, in parallel */
-    for (int k = 0; k < n; k++) {
-        st[k] = BS_PREPARED;
+    for (int k = first; k < n; k++) {
         a[k] = (struct astmt){.pg = b->br[k].pg ? c->pg[k] : NULL,
                               .my = b->br[k].pg ? NULL : c->my[k], .sql = {p2[k]}, .n = 1};
     }
-    if (astmt_run(a, n, 60) != 0) {
-        for (int k = 0; k < n; k++)
+    if (astmt_run(a + first, n - first, 60) != 0) {
+        for (int k = first; k < n; k++)
             if (a[k].failed) client_error(c, "phase 2: %s", a[k].err);
         return TXN_ERROR; /* committed or not: the totals check will tell */
     }
     return TXN_COMMIT;
 
 fail:
-    client_error(c, "bare-xa: %s", err);
+    client_error(c, "%s: %s", lr ? "bare-lr" : "bare-xa", err);
     for (int k = 0; k < n; k++) {
         char q[160], e2[256];
         if (st[k] == BS_NONE) continue;
@@ -744,7 +788,8 @@ static void *client_main(void *arg)
     while (ok && atomic_load(&r->phase) != PHASE_STOP) {
         double t0 = now_s();
         enum txn_result res = r->mode == MODE_XATM   ? txn_xatm(c)
-                              : r->mode == MODE_BARE ? txn_bare(c)
+                              : r->mode == MODE_BARE ? txn_bare_mode(c, false)
+                              : r->mode == MODE_BARE_LR ? txn_bare_mode(c, true)
                                                      : txn_local(c);
         double t1 = now_s();
         bool counted = atomic_load(&r->phase) == PHASE_MEASURE;
@@ -887,6 +932,13 @@ static int setup_tables(struct bench *b)
 {
     char err[1024], sql[256];
     long rows = b->o.rows;
+    if (b->o.modes[MODE_BARE_LR] &&
+        (pg_run(b->check_pg[0], "SET client_min_messages = warning", NULL, NULL, err, sizeof err) ||
+         pg_run(b->check_pg[0], "DROP TABLE IF EXISTS " DECISION_TABLE, NULL, NULL, err,
+                sizeof err) ||
+         pg_run(b->check_pg[0], "CREATE TABLE " DECISION_TABLE " (g varchar(64) PRIMARY KEY)",
+                NULL, NULL, err, sizeof err)))
+        goto fail;
     for (int k = 0; k < b->nbr; k++) {
         const char *t = b->br[k].table;
         if (b->br[k].pg) {
@@ -1010,6 +1062,7 @@ static int run_round(struct bench *b, enum mode m, int round_no, struct mode_sta
     for (int i = 0; i < n; i++) {
         cs[i].run = &r;
         cs[i].no = i;
+        cs[i].round = round_no;
         cs[i].rng = b->o.seed ^ ((uint64_t)(round_no * 7919 + (int)m) << 32) ^ (uint64_t)i * 0x9e37u;
         if (pthread_create(&cs[i].thread, NULL, client_main, &cs[i]) != 0) {
             /* the others wait at a barrier that counts every client: nothing to recover */
@@ -1202,6 +1255,8 @@ static void report(struct bench *b, struct mode_stats *st, int checks)
                x->client_cpu_s * 1e6 / c, x->machine_cpu_s * 1e6 / c, rounds);
     }
     if (rb >= 0) printf("ratio xatm/bare-xa: %.3f\n", rb);
+    if (o->modes[MODE_BARE_LR] && o->modes[MODE_BARE] && tps_of(&st[MODE_BARE]) > 0)
+        printf("ratio bare-lr/bare-xa: %.3f\n", tps_of(&st[MODE_BARE_LR]) / tps_of(&st[MODE_BARE]));
     if (rl >= 0) printf("ratio xatm/local:   %.3f\n", rl);
     if (o->modes[MODE_XATM] && st[MODE_XATM].xatmd_rss_kb > 0)
         printf("xatmd memory: VmRSS %ld KiB, VmHWM %ld KiB\n", st[MODE_XATM].xatmd_rss_kb,
@@ -1643,7 +1698,7 @@ static void usage(FILE *f)
             "  --duration S           measured seconds per round and mode (default 5)\n"
             "  --warmup S             seconds run before measuring (default 1)\n"
             "  --protocol 2pc|3pc     xatm mode's protocol (default 2pc)\n"
-            "  --mode xatm|bare-xa|local   run one mode (default xatm)\n"
+            "  --mode xatm|bare-xa|local|bare-lr   run one mode (default xatm)\n"
             "  --compare              run the modes interleaved, --rounds each (default 3)\n"
             "  --modes LIST           modes of --compare (default local,bare-xa,xatm)\n"
             "  --json                 one JSON object on stdout\n"
@@ -1866,11 +1921,11 @@ int main(int argc, char **argv)
         return 2;
     }
     if (mode_list && parse_modes(mode_list, o->modes) != 0) {
-        say("bad mode list '%s' (modes: xatm, bare-xa, local)", mode_list);
+        say("bad mode list '%s' (modes: xatm, bare-xa, local, bare-lr)", mode_list);
         return 2;
     }
     if (o->compare && !mode_list) {
-        for (int m = 0; m < N_MODES; m++) o->modes[m] = true;
+        for (int m = 0; m < N_MODES; m++) o->modes[m] = m != MODE_BARE_LR;
     }
     if (!o->compare) o->rounds = 1;
     if (isatty(STDERR_FILENO)) o->progress = o->progress_tty = true;
@@ -1907,6 +1962,10 @@ int main(int argc, char **argv)
             say("%s", err);
             goto out;
         }
+    }
+    if (o->modes[MODE_BARE_LR] && !b.br[0].pg) {
+        say("bare-lr commits its decision in branch 0, which must be a PostgreSQL RM (--pg)");
+        goto out;
     }
     if (o->setup || o->recovery) {
         if (setup_tables(&b) != 0) goto out;

@@ -47,6 +47,10 @@ echo "== xatm-bench --compare (1 round, ~1 s per mode)"
 "$XATM_BENCH" -c "$WORK/xatm.yaml" --compare --rounds 1 --duration 1 --warmup 0.2 \
     --clients 2 --rows 200 --xatmd-pid "$XATMD_PID" --json >"$WORK/compare.json"
 cat "$WORK/compare.json"
+echo "== xatm-bench --mode bare-lr (~1 s: the decision-in-a-branch protocol by hand)"
+"$XATM_BENCH" -c "$WORK/xatm.yaml" --mode bare-lr --duration 1 --warmup 0.2 \
+    --clients 2 --rows 200 --xatmd-pid "$XATMD_PID" --json >"$WORK/lr.json"
+cat "$WORK/lr.json"
 echo "== xatm-bench --rss-live 20"
 "$XATM_BENCH" -c "$WORK/xatm.yaml" --rss-live 20 --no-setup --xatmd-pid "$XATMD_PID" \
     --json >"$WORK/rss.json"
@@ -55,9 +59,12 @@ echo "== declog-bench (0.3 s per point)"
 "$DECLOG_BENCH" --dir "$WORK" --writers 1,8 --duration 0.3 --warmup 0.1 --json >"$WORK/declog.json"
 cat "$WORK/declog.json"
 
-python3 - "$WORK/compare.json" "$WORK/rss.json" "$WORK/declog.json" <<'PY'
+python3 - "$WORK/compare.json" "$WORK/rss.json" "$WORK/declog.json" "$WORK/lr.json" <<'PY'
 import json, numbers, sys
 bad = []
+lr = json.load(open(sys.argv[4]))
+if lr.get("totals_ok") is not True or not lr.get("modes", {}).get("bare_lr", {}).get("transactions", 0) > 0:
+    bad.append(f"bare-lr: no transaction or totals not conserved: {lr!r}")
 c = json.load(open(sys.argv[1]))
 for k in ("ratio_xatm_bare_xa", "ratio_xatm_local"):
     if not isinstance(c.get(k), numbers.Real) or c[k] <= 0:
