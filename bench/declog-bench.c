@@ -20,8 +20,13 @@
  * the log does in it), p50 / p99 / max over the measured flushes. Two kinds of flush are
  * also counted apart, told from the outside: a rotating flush (its lsns advanced by more
  * than the records handed in: it wrote a CHECKPOINT) and a flush that prepared part of the
- * next segment (the log's disk bytes grew: it zero-filled a piece of "xatm-log.next").
+ * next segment (it made more than one pwrite: it zero-filled a piece of "xatm-log.next"),
+ * counted through the log's io table (plain POSIX calls plus counters).
  * --segment-size (default: the log's 16 MiB) makes rotations happen within a short run.
+ *
+ * CPU: the process's user + system time (getrusage) over the measured interval, per flush
+ * (each forced flush is one fdatasync) and per decision; the writer threads' hand-offs are
+ * in it too, so compare it between builds rather than read it as the log's own cost.
  *
  * raw fdatasync: one thread appends 64 bytes to a file in DIR and fdatasyncs, again and
  * again: what one synchronous writer with no group commit gets from this disk. "overwrite"
@@ -41,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +57,40 @@
 #define MAX_WRITERS 4096
 #define MAX_POINTS 16
 #define RAW_FILE_SIZE (16 * 1024 * 1024) /* the zero-filled file of the raw overwrite rate */
+
+/* The log's io table: POSIX pwrite and fdatasync, counted (flusher thread only). */
+struct io_count {
+    long pwrites;    /* pwrite calls */
+    long fdatasyncs; /* fdatasync calls */
+};
+
+static ssize_t count_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
+{
+    struct io_count *c = ctx;
+    c->pwrites++;
+    ssize_t w;
+    do w = pwrite(fd, buf, n, off);
+    while (w < 0 && errno == EINTR);
+    return w < 0 ? -errno : w;
+}
+
+static int count_fdatasync(void *ctx, int fd)
+{
+    struct io_count *c = ctx;
+    c->fdatasyncs++;
+    int rc;
+    do rc = fdatasync(fd);
+    while (rc < 0 && errno == EINTR);
+    return rc < 0 ? -errno : 0;
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
 
 static double now_s(void)
 {
@@ -74,6 +114,8 @@ struct group {
     atomic_long counted;      /* decisions made durable while measuring */
     atomic_long counted_flushes;
     /* flusher thread only: */
+    struct io_count io;       /* calls through the log's io table */
+    long counted_fdatasyncs;  /* fdatasyncs of the measured flushes */
     double *lat;              /* latency of each measured flush, seconds */
     size_t n_lat, cap_lat;
     long rotations;           /* measured flushes that rotated */
@@ -89,6 +131,8 @@ struct lat_stats {
     long rotations, preps;        /* see struct group */
     double rot_mean, rot_max;     /* rotating flushes */
     double prep_mean, prep_max;   /* flushes that prepared part of the next segment */
+    double cpu;                   /* process CPU seconds over the measured interval */
+    long fdatasyncs;              /* fdatasyncs made by the measured flushes */
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -157,12 +201,14 @@ static void *flusher_main(void *arg)
          * new ones queue up meanwhile */
         int rc = g->flush_rc;
         for (size_t i = 0; i < n && rc == 0; i++) rc = xatm_declog_append(g->log, batch[i], true);
-        uint64_t lsn0 = xatm_declog_last_lsn(g->log), bytes0 = xatm_declog_disk_bytes(g->log);
+        uint64_t lsn0 = xatm_declog_last_lsn(g->log);
+        long pw0 = g->io.pwrites, fs0 = g->io.fdatasyncs;
         double t0 = now_s();
         if (rc == 0) rc = xatm_declog_flush(g->log);
         double dt = now_s() - t0;
         if (atomic_load(&g->measuring)) {
             atomic_fetch_add(&g->counted_flushes, 1);
+            g->counted_fdatasyncs += g->io.fdatasyncs - fs0;
             if (g->n_lat == g->cap_lat) {
                 size_t cap = g->cap_lat ? g->cap_lat * 2 : 4096;
                 double *p = realloc(g->lat, cap * sizeof *p);
@@ -176,8 +222,8 @@ static void *flusher_main(void *arg)
                 g->rotations++;
                 g->rot_sum += dt;
                 if (dt > g->rot_max) g->rot_max = dt;
-            } else if (xatm_declog_disk_bytes(g->log) > bytes0 + 64 * 1024) {
-                g->preps++; /* grew by a zero-filled piece of the next segment */
+            } else if (g->io.pwrites - pw0 > 1) {
+                g->preps++; /* also zero-filled a piece of the next segment */
                 g->prep_sum += dt;
                 if (dt > g->prep_max) g->prep_max = dt;
             }
@@ -204,7 +250,8 @@ static int run_point(const char *dir, int writers, uint64_t segment_size, double
     if (!g || !ws) return -1;
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->work, NULL);
-    xatm_declog_options opts = {.segment_size = segment_size};
+    xatm_declog_io io = {.pwrite = count_pwrite, .fdatasync = count_fdatasync, .ctx = &g->io};
+    xatm_declog_options opts = {.segment_size = segment_size, .io = &io};
     double t_open = now_s();
     int rc = xatm_declog_open(dir, &opts, NULL, NULL, &g->log, err, sizeof err);
     t_open = now_s() - t_open;
@@ -227,12 +274,12 @@ static int run_point(const char *dir, int writers, uint64_t segment_size, double
     }
     struct timespec ts = {(time_t)warmup, (long)((warmup - (double)(time_t)warmup) * 1e9)};
     nanosleep(&ts, NULL);
-    double t0 = now_s();
+    double t0 = now_s(), cpu0 = cpu_s();
     atomic_store(&g->measuring, true);
     ts = (struct timespec){(time_t)duration, (long)((duration - (double)(time_t)duration) * 1e9)};
     nanosleep(&ts, NULL);
     atomic_store(&g->measuring, false);
-    double t1 = now_s();
+    double t1 = now_s(), cpu1 = cpu_s();
     pthread_mutex_lock(&g->mu);
     g->stop = true;
     pthread_cond_broadcast(&g->work);
@@ -244,6 +291,8 @@ static int run_point(const char *dir, int writers, uint64_t segment_size, double
     *fps = (double)atomic_load(&g->counted_flushes) / (t1 - t0);
     memset(ls, 0, sizeof *ls);
     ls->open = t_open;
+    ls->cpu = cpu1 - cpu0;
+    ls->fdatasyncs = g->counted_fdatasyncs;
     if (g->n_lat) {
         qsort(g->lat, g->n_lat, sizeof *g->lat, cmp_double);
         ls->p50 = g->lat[g->n_lat / 2];
@@ -410,23 +459,28 @@ int main(int argc, char **argv)
                    "\"open_ms\":%.1f,\"flush_p50_us\":%.0f,\"flush_p99_us\":%.0f,"
                    "\"flush_max_us\":%.0f,\"rotations\":%ld,\"rotation_mean_us\":%.0f,"
                    "\"rotation_max_us\":%.0f,\"prepare_flushes\":%ld,\"prepare_mean_us\":%.0f,"
-                   "\"prepare_max_us\":%.0f}",
+                   "\"prepare_max_us\":%.0f,\"fdatasyncs\":%ld,\"cpu_us_per_flush\":%.1f,"
+                   "\"cpu_us_per_decision\":%.2f}",
                    i ? "," : "", writers[i], dps[i], fps[i], fps[i] > 0 ? dps[i] / fps[i] : 0,
                    single > 0 ? dps[i] / single : 0, raw > 0 ? dps[i] / raw : 0,
                    ls[i].open * 1e3, ls[i].p50 * 1e6, ls[i].p99 * 1e6, ls[i].max * 1e6,
                    ls[i].rotations, ls[i].rot_mean * 1e6, ls[i].rot_max * 1e6, ls[i].preps,
-                   ls[i].prep_mean * 1e6, ls[i].prep_max * 1e6);
+                   ls[i].prep_mean * 1e6, ls[i].prep_max * 1e6, ls[i].fdatasyncs,
+                   fps[i] > 0 ? ls[i].cpu * 1e6 / (fps[i] * duration) : 0,
+                   dps[i] > 0 ? ls[i].cpu * 1e6 / (dps[i] * duration) : 0);
         printf("]}\n");
     } else {
         printf("declog-bench: %.1f s per point; raw fdatasync (64-byte writes, one writer): "
                "appending %.0f/s before, %.0f/s after; overwriting a zero-filled file %.0f/s "
                "before, %.0f/s after\n", duration, raw, raw_after, raw_ow, raw_ow_after);
-        printf("%8s %12s %13s %13s %11s %7s\n", "writers", "decisions/s", "fdatasyncs/s",
-               "records/sync", "x 1 writer", "x raw");
+        printf("%8s %12s %13s %13s %11s %7s %10s %10s\n", "writers", "decisions/s",
+               "flushes/s", "records/sync", "x 1 writer", "x raw", "cpu us/fl", "cpu us/dec");
         for (int i = 0; i < np; i++)
-            printf("%8d %12.0f %13.0f %13.2f %11.2f %7.2f\n", writers[i], dps[i], fps[i],
-                   fps[i] > 0 ? dps[i] / fps[i] : 0, single > 0 ? dps[i] / single : 0,
-                   raw > 0 ? dps[i] / raw : 0);
+            printf("%8d %12.0f %13.0f %13.2f %11.2f %7.2f %10.1f %10.2f\n", writers[i], dps[i],
+                   fps[i], fps[i] > 0 ? dps[i] / fps[i] : 0, single > 0 ? dps[i] / single : 0,
+                   raw > 0 ? dps[i] / raw : 0,
+                   fps[i] > 0 ? ls[i].cpu * 1e6 / (fps[i] * duration) : 0,
+                   dps[i] > 0 ? ls[i].cpu * 1e6 / (dps[i] * duration) : 0);
         printf("flush latency in us (rotating flushes, and flushes that prepared part of the next "
                "segment, apart); open = opening a new log, ms\n");
         printf("%8s %8s %7s %7s %8s %6s %8s %8s %6s %8s %8s\n", "writers", "open ms", "p50",

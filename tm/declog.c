@@ -17,6 +17,8 @@
  *     other segment is complete and fdatasync'd.
  *   - spare_fd, when >= 0, is SPARE_NAME, zero-filled over [0, spare_len) (durably once
  *     spare_ready); nothing of the log is in it until the rotation renames it into place.
+ *     It may be a recycled older segment (renamed, not unlinked, by a rotation): its bytes
+ *     from spare_len on are old records until the zero fill reaches them.
  *   - buf holds the records appended since the last flush, lsns next_lsn - k .. next_lsn - 1;
  *     `force` is set when one of them was appended with force.
  *   - fatal != 0 makes every later append/flush return it (sticky); errmsg says why.
@@ -98,7 +100,13 @@ struct xatm_declog {
     uint64_t sync_first_lsn;     /* lsn of the first record at sync_off, 0 if none yet */
     int spare_fd;                /* SPARE_NAME, the next segment being zero-filled, or -1 */
     uint64_t spare_len;          /* bytes of it zero-filled so far */
+    uint64_t spare_size;         /* bytes its file holds (a recycled segment: seg_full from
+                                    the start, old records not yet zeroed included) */
     bool spare_ready;            /* zero-filled to seg_full and fdatasync'd */
+    bool spare_short;            /* preparing it ran out of disk space: retried by every
+                                    flush, fatal only at the rotation that needs it */
+    bool warn_new;               /* warn holds a warning not yet taken by the caller */
+    char warn[PATH_MAX + 200];   /* the last non-fatal problem, "" if none */
     uint8_t *zeros;              /* ZERO_CHUNK zero bytes, never written to */
     struct seg *segs;            /* segments on disk, oldest first; last = current */
     size_t n_segs;               /* entries in segs */
@@ -566,9 +574,9 @@ enum rec_status {
     REC_BAD,  /* CRC matches but the content is wrong: written that way, never torn */
 };
 
-/* Checks the framing and CRC of the record at off. */
+/* Checks the framing and CRC of the record at off (the CRC only with check_crc). */
 static enum rec_status frame_at(const uint8_t *data, uint64_t len, uint64_t off,
-                                struct rec_view *v, char *why, size_t whylen)
+                                struct rec_view *v, bool check_crc, char *why, size_t whylen)
 {
     uint64_t left = len - off;
     if (left < REC_HDR) {
@@ -596,7 +604,7 @@ static enum rec_status frame_at(const uint8_t *data, uint64_t len, uint64_t off,
         msg(why, whylen, "reserved bytes are not zero");
         return REC_TORN;
     }
-    uint32_t stored = get_le32(p + 4), computed = xatm_crc32c(0, p + 8, v->total - 8);
+    uint32_t stored = get_le32(p + 4), computed = check_crc ? xatm_crc32c(0, p + 8, v->total - 8) : stored;
     if (stored != computed) {
         msg(why, whylen, "CRC mismatch (stored %08lx, computed %08lx)", (unsigned long)stored,
             (unsigned long)computed);
@@ -672,13 +680,17 @@ static bool payload_walk(const struct rec_view *v, deliver_fn fn, void *ctx, uin
 /* Result of scanning the records of one segment image. */
 struct scan {
     bool v2;            /* in: a version 2 segment (every flush ends with a FLUSH record) */
+    bool trusted;       /* in: the bytes scanned were found valid by an earlier scan of the
+                           same image: no CRC is computed again (the delivering scans) */
     uint64_t end;       /* offset just past the last valid record (= the bad one's offset,
                            or where the zero-filled rest of the segment starts); in a
                            version 2 segment, unless the stop is certain, just past the last
                            FLUSH record that checks out */
     uint64_t last_lsn;  /* in: previous segment's last lsn (0 = none); out: this one's */
     uint32_t max_epoch; /* in/out: highest BOOT / CHECKPOINT epoch */
-    uint64_t first_len; /* length of the first record when it is a CHECKPOINT, else 0 */
+    uint64_t first_len; /* length of the first record when it is a CHECKPOINT, else 0; in
+                           a version 2 segment only once a FLUSH record that checks out
+                           closes it (a CHECKPOINT whose flush is torn is not kept) */
     bool bad;           /* stopped at an invalid record */
     bool certain;       /* its CRC matched: corrupt wherever it is */
     char why[300];      /* what is wrong with it */
@@ -691,8 +703,8 @@ struct scan {
  * bytes must match. REC_TORN only for that last check: the covered bytes are not what was
  * written. */
 static enum rec_status flush_check(const uint8_t *data, uint64_t off, const struct rec_view *v,
-                                   uint64_t prev_lsn, uint64_t flush_start, char *why,
-                                   size_t whylen)
+                                   uint64_t prev_lsn, uint64_t flush_start, bool trusted,
+                                   char *why, size_t whylen)
 {
     if (v->payload_len != FLUSH_PAYLOAD) {
         msg(why, whylen, "FLUSH record with a payload of %lu bytes", (unsigned long)v->payload_len);
@@ -710,6 +722,7 @@ static enum rec_status flush_check(const uint8_t *data, uint64_t off, const stru
             (unsigned long long)v->lsn, (unsigned long long)covered, (unsigned long long)first);
         return REC_BAD;
     }
+    if (trusted) return REC_OK;
     uint32_t computed = xatm_crc32c(0, data + off - covered, (size_t)covered);
     if (computed != stored) {
         msg(why, whylen,
@@ -731,7 +744,7 @@ static enum rec_status flush_check(const uint8_t *data, uint64_t off, const stru
 static void scan_records(const uint8_t *data, uint64_t len, struct scan *s, deliver_fn fn,
                          void *ctx)
 {
-    uint64_t off = SEG_HDR, good = SEG_HDR, good_lsn = s->last_lsn;
+    uint64_t off = SEG_HDR, good = SEG_HDR, good_lsn = s->last_lsn, first_len = 0;
     uint32_t good_epoch = s->max_epoch;
     char why[sizeof s->why - 48];
     while (off < len) {
@@ -748,15 +761,16 @@ static void scan_records(const uint8_t *data, uint64_t len, struct scan *s, deli
                 (unsigned long long)nz);
             st = REC_TORN;
         } else {
-            st = frame_at(data, len, off, &v, why, sizeof why);
+            st = frame_at(data, len, off, &v, !s->trusted, why, sizeof why);
         }
         if (st == REC_OK && s->v2 && v.type == XATM_DL_FLUSH) {
-            st = flush_check(data, off, &v, s->last_lsn, good, why, sizeof why);
+            st = flush_check(data, off, &v, s->last_lsn, good, s->trusted, why, sizeof why);
             if (st == REC_OK) {
                 off += v.total;
                 good = off;
                 good_lsn = s->last_lsn;
                 good_epoch = s->max_epoch;
+                s->first_len = first_len;
                 continue;
             }
         } else {
@@ -787,7 +801,10 @@ static void scan_records(const uint8_t *data, uint64_t len, struct scan *s, deli
         }
         if (fn) payload_walk(&v, fn, ctx, off, &epoch, why, sizeof why);
         if (epoch > s->max_epoch) s->max_epoch = epoch;
-        if (off == SEG_HDR && v.type == XATM_DL_CHECKPOINT) s->first_len = v.total;
+        if (off == SEG_HDR && v.type == XATM_DL_CHECKPOINT) {
+            first_len = v.total;
+            if (!s->v2) s->first_len = first_len;
+        }
         s->last_lsn = v.lsn;
         off += v.total;
     }
@@ -819,7 +836,7 @@ static bool flush_after(const uint8_t *data, uint64_t len, uint64_t from)
             p[17] || p[18] || p[19])
             continue;
         struct rec_view v;
-        if (frame_at(data, len, o, &v, why, sizeof why) != REC_OK) continue;
+        if (frame_at(data, len, o, &v, true, why, sizeof why) != REC_OK) continue;
         uint64_t covered = get_le64(v.payload + 8);
         if (covered == 0 || covered > o - SEG_HDR) continue;
         if (xatm_crc32c(0, data + o - covered, (size_t)covered) == get_le32(v.payload + 16))
@@ -842,7 +859,7 @@ static bool valid_record_after(const uint8_t *data, uint64_t len, uint64_t from)
         if (total < REC_HDR || total > REC_MAX || total > len - o) continue;
         if (get_le32(p + 20) != total - REC_HDR || p[17] || p[18] || p[19]) continue;
         struct rec_view v;
-        if (frame_at(data, len, o, &v, why, sizeof why) != REC_TORN) return true;
+        if (frame_at(data, len, o, &v, true, why, sizeof why) != REC_TORN) return true;
     }
     return false;
 }
@@ -964,11 +981,23 @@ out_close_dir:
     return rc;
 }
 
-/* Reads a whole file through io->pread. 0, XATM_EIO (err set) or XATM_ENOMEM. */
+/* Reads a whole file through io->pread into one buffer sized by fstat (one byte more, so
+ * that the read that finds the end needs no growth; a file that grew meanwhile, which only
+ * a dump reading a live log can see, makes the buffer double). 0, XATM_EIO (err set) or
+ * XATM_ENOMEM. */
 static int read_file(const xatm_declog_io *io, int fd, const char *path, uint8_t **data_out,
                      uint64_t *len_out, char *err, size_t errlen)
 {
-    size_t cap = 64 * 1024, len = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        msg(err, errlen, "%s: fstat: %s", path, strerror(errno));
+        return XATM_EIO;
+    }
+    if (st.st_size < 0 || (uint64_t)st.st_size >= SIZE_MAX / 2) {
+        msg(err, errlen, "%s: file too large to read", path);
+        return XATM_EIO;
+    }
+    size_t cap = (size_t)st.st_size + 1, len = 0;
     uint8_t *data = malloc(cap);
     if (!data) return XATM_ENOMEM;
     for (;;) {
@@ -1111,8 +1140,8 @@ static void spare_drop(xatm_declog *log)
     char path[PATH_MAX];
     if (log->spare_fd >= 0) log->io.close(log->io.ctx, log->spare_fd);
     log->spare_fd = -1;
-    log->spare_len = 0;
-    log->spare_ready = false;
+    log->spare_len = log->spare_size = 0;
+    log->spare_ready = log->spare_short = false;
     spare_path(path, sizeof path, log->dir);
     (void)log->io.unlink(log->io.ctx, path);
 }
@@ -1131,33 +1160,72 @@ static void start_writeback(int fd, uint64_t off, uint64_t len)
 #endif
 }
 
+/* A piece of the spare did not fit on the disk while it was prepared ahead: remembered,
+ * warned about once (until it fits again), retried by the next flush. Returns 0. */
+static int spare_out_of_space(xatm_declog *log, const char *path, const char *what,
+                              uint64_t at, int neg_errno)
+{
+    if (!log->spare_short) {
+        log->spare_short = true;
+        msg(log->warn, sizeof log->warn,
+            "%s: preparing the next segment: %s at offset %llu: %s; retried by every flush; "
+            "the log fails with it at the rotation that needs the segment, after about %llu "
+            "more bytes of records, unless space is freed on its disk before",
+            path, what, (unsigned long long)at, strerror(-neg_errno),
+            (unsigned long long)(log->seg_base + log->segment_size > log->seg_off
+                                     ? log->seg_base + log->segment_size - log->seg_off
+                                     : 0));
+        log->warn_new = true;
+    }
+    return 0;
+}
+
 /* Zero-fills the spare (creating it first when there is none) up to `to` (at most
  * seg_full); with sync, fdatasyncs it once it is complete. 0, or the sticky error: a
- * full disk is found here, before the rotation that needs the space. */
-static int spare_fill(xatm_declog *log, uint64_t to, bool sync)
+ * full disk is found here. With ahead (a flush preparing the next segment before it is
+ * needed), running out of space (ENOSPC, EDQUOT) is not an error yet: the spare keeps what
+ * it has, spare_short is set, a warning is left for the caller, 0 is returned, and the next
+ * flush tries again; the rotation's call (ahead false) makes it sticky. */
+static int spare_fill(xatm_declog *log, uint64_t to, bool sync, bool ahead)
 {
     char path[PATH_MAX];
     uint64_t at = 0;
     spare_path(path, sizeof path, log->dir);
     if (log->spare_fd < 0) {
         int fd = log->io.open(log->io.ctx, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 && ahead && write_error_code(fd) == XATM_ENOSPC)
+            return spare_out_of_space(log, path, "create", 0, fd);
         if (fd < 0)
             return set_fatal(log, write_error_code(fd), "%s: preparing the next segment: create: %s",
                              path, strerror(-fd));
         log->spare_fd = fd;
-        log->spare_len = 0;
+        log->spare_len = log->spare_size = 0;
     }
     if (to > log->seg_full) to = log->seg_full;
     if (to > log->spare_len) {
-        int e = zero_range(log, log->spare_fd, log->spare_len, to, &at);
+        uint64_t from = log->spare_len;
+        int e = zero_range(log, log->spare_fd, from, to, &at);
+        if (e < 0 && ahead && write_error_code(e) == XATM_ENOSPC) {
+            log->spare_len = at; /* [0, at) is zero; the failed piece is written again */
+            if (at > log->spare_size) log->spare_size = at;
+            return spare_out_of_space(log, path, "write", at, e);
+        }
         if (e < 0) {
             spare_drop(log);
             return set_fatal(log, write_error_code(e),
                              "%s: preparing the next segment: write at offset %llu: %s", path,
                              (unsigned long long)at, strerror(-e));
         }
-        start_writeback(log->spare_fd, log->spare_len, to - log->spare_len);
+        start_writeback(log->spare_fd, from, to - from);
         log->spare_len = to;
+        if (to > log->spare_size) log->spare_size = to;
+        if (log->spare_short) {
+            log->spare_short = false;
+            msg(log->warn, sizeof log->warn,
+                "%s: preparing the next segment: resumed at offset %llu (there is space again)",
+                path, (unsigned long long)from);
+            log->warn_new = true;
+        }
     }
     if (sync && !log->spare_ready && log->spare_len == log->seg_full) {
         int e = log->io.fdatasync(log->io.ctx, log->spare_fd);
@@ -1180,7 +1248,7 @@ static int spare_step(xatm_declog *log, uint64_t n)
     if (log->seg_full <= ZERO_CHUNK || log->spare_ready) return 0;
     if (log->seg_off - log->seg_base < log->segment_size / 2) return 0;
     uint64_t budget = n > ZERO_CHUNK / 4 ? 4 * n : ZERO_CHUNK;
-    return spare_fill(log, log->spare_len + budget, true);
+    return spare_fill(log, log->spare_len + budget, true, true);
 }
 
 /* Turns the spare into segment `num`: completes its zero fill if needed, writes the image
@@ -1191,7 +1259,7 @@ static int spare_install(xatm_declog *log, uint64_t num, int *fd_out)
     char spare[PATH_MAX], path[PATH_MAX];
     spare_path(spare, sizeof spare, log->dir);
     seg_path(path, sizeof path, log->dir, num);
-    int rc = spare_fill(log, log->seg_full, false);
+    int rc = spare_fill(log, log->seg_full, false, false);
     if (rc) return rc;
     const char *what = "write";
     int e = write_all(&log->io, log->spare_fd, log->buf.data, log->buf.len, 0);
@@ -1211,7 +1279,7 @@ static int spare_install(xatm_declog *log, uint64_t num, int *fd_out)
     }
     int fd = log->spare_fd;
     log->spare_fd = -1;
-    log->spare_len = 0;
+    log->spare_len = log->spare_size = 0;
     log->spare_ready = false;
     e = fsync_dir(&log->io, log->dir);
     if (e < 0) {
@@ -1420,7 +1488,7 @@ static int open_existing(xatm_declog *log, const uint64_t *nums, size_t n,
         struct replay_ctx rctx = {replay, arg};
         for (size_t i = 0; i < n; i++) {
             if (header_torn && i == n - 1) break;
-            struct scan s = {.v2 = img[i].v2};
+            struct scan s = {.v2 = img[i].v2, .trusted = true}; /* validated by pass 1 */
             scan_records(img[i].data, i == n - 1 ? keep : img[i].len, &s, deliver_replay, &rctx);
         }
     }
@@ -1630,6 +1698,38 @@ static void ckpt_emit(const xatm_declog_record *rec, void *arg)
     if (buffer_record(log, rec) != 0) b->err = XATM_ENOMEM;
 }
 
+/* Instead of unlinking an older segment of `size` bytes at path (unlinking a 16 MiB file
+ * costs ms: its blocks are freed), renames it to SPARE_NAME to be the next spare: its
+ * blocks are reused, and the zero fill overwrites its old records before anything of the
+ * log goes in (the rotation renames a spare into place only once it is zero-filled to
+ * seg_full and fdatasync'd, as for a new one). Only for segments prepared ahead (seg_full
+ * > ZERO_CHUNK), when there is no spare and the file is at least seg_full long (cut back
+ * to it). true when the file is gone from its segment name: recycled, or (a failure after
+ * the rename) removed. A crash at any point leaves either the segment under its name (an
+ * older segment, as after a failed unlink) or a leftover SPARE_NAME (removed at open). */
+static bool spare_recycle(xatm_declog *log, const char *path, uint64_t size)
+{
+    char spare[PATH_MAX];
+    if (log->seg_full <= ZERO_CHUNK || log->spare_fd >= 0 || size < log->seg_full) return false;
+    spare_path(spare, sizeof spare, log->dir);
+    if (log->io.rename(log->io.ctx, path, spare) < 0) return false;
+    int fd = log->io.open(log->io.ctx, spare, O_RDWR | O_CLOEXEC, 0);
+    if (fd >= 0 && size > log->seg_full &&
+        log->io.ftruncate(log->io.ctx, fd, (off_t)log->seg_full) < 0) {
+        log->io.close(log->io.ctx, fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        (void)log->io.unlink(log->io.ctx, spare); /* what the unlink would have done */
+        return true;
+    }
+    log->spare_fd = fd;
+    log->spare_len = 0;
+    log->spare_size = log->seg_full;
+    log->spare_ready = log->spare_short = false;
+    return true;
+}
+
 /* Starts the next segment: header + CHECKPOINT of the caller's unresolved decisions over a
  * zero-filled file (the spare prepared ahead, renamed into place, or for segments of at
  * most ZERO_CHUNK bytes a file created and written in one go), made durable with its
@@ -1699,10 +1799,14 @@ static int rotate(xatm_declog *log)
 
     /* The new segment is durable: older ones are no longer needed. Oldest first, so the
      * survivors of a crash or a failed unlink stay consecutive; a failed unlink is retried
-     * by the next rotation. */
+     * by the next rotation. The oldest becomes the next spare when it can (recycled). */
     size_t deleted = 0;
     while (deleted < log->n_segs - 1) {
         seg_path(path, sizeof path, log->dir, log->segs[deleted].num);
+        if (deleted == 0 && spare_recycle(log, path, log->segs[0].size)) {
+            deleted++;
+            continue;
+        }
         int e = log->io.unlink(log->io.ctx, path);
         if (e < 0 && e != -ENOENT) break;
         deleted++;
@@ -1791,7 +1895,7 @@ bool xatm_declog_pending_forced(const xatm_declog *log)
 
 uint64_t xatm_declog_disk_bytes(const xatm_declog *log)
 {
-    uint64_t total = log ? log->spare_len : 0;
+    uint64_t total = log ? log->spare_size : 0;
     for (size_t i = 0; log && i < log->n_segs; i++) total += log->segs[i].size;
     return total;
 }
@@ -1809,6 +1913,13 @@ uint64_t xatm_declog_last_lsn(const xatm_declog *log)
 const char *xatm_declog_errmsg(const xatm_declog *log)
 {
     return log ? log->errmsg : "";
+}
+
+const char *xatm_declog_take_warning(xatm_declog *log)
+{
+    if (!log || !log->warn_new) return NULL;
+    log->warn_new = false;
+    return log->warn;
 }
 
 void xatm_declog_close(xatm_declog *log)
@@ -1905,7 +2016,7 @@ int xatm_declog_dump(const char *dir, void (*fn)(const char *file, uint64_t offs
         struct dump_ctx d = {fn, arg, path};
         struct scan s = {.v2 = version == SEG_VERSION, .last_lsn = last_lsn};
         scan_records(data, len, &s, NULL, NULL);
-        struct scan shown = {.v2 = s.v2};
+        struct scan shown = {.v2 = s.v2, .trusted = true}; /* [0, s.end) checked above */
         scan_records(data, s.end, &shown, deliver_dump, &d);
         if (s.bad) {
             bool later = s.v2 ? flush_after(data, len, s.end) : valid_record_after(data, len, s.end);

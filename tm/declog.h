@@ -22,9 +22,15 @@
  * flush that wrote records zero-fills another piece of it (256 KiB, or 4x what that flush
  * wrote if more) and starts the kernel's writeback of that piece
  * (sync_file_range(SYNC_FILE_RANGE_WRITE), a hint outside the io table); the flush that
- * completes it fdatasyncs it. The rotation then writes the header and CHECKPOINT over its
+ * completes it fdatasyncs it. Such a flush thus makes one more pwrite (and the completing
+ * one one more fdatasync) after its own, before it returns: whoever waits on it waits for
+ * them too. The rotation then writes the header and CHECKPOINT over its
  * first zeros, fdatasyncs it, renames it to its segment name and fsyncs the directory (a
- * rotation that finds it incomplete completes it first). Opening the log removes a leftover
+ * rotation that finds it incomplete completes it first). Recycling: the rotation renames
+ * the oldest older segment to "xatm-log.next" instead of deleting it (when segments are
+ * prepared ahead, none exists yet and the file is at least segment_size long; cut back to
+ * segment_size), and the preparation zero-fills it like a new file, so its old records are
+ * zeros again before it is renamed into place. Opening the log removes a leftover
  * "xatm-log.next". The first segment is created whole when the log directory is new.
  *
  * Segment header (32 bytes): magic "XATMLOG1" (8), u32 version, u32 reserved (0),
@@ -98,19 +104,24 @@
  * be sent before the flush that contains it returns 0.
  *
  * A failed write or fdatasync is fatal and sticky: every later call returns XATM_ELOG
- * (or XATM_ENOSPC for a full disk) and the TM must stop deciding commits. Records overwrite
- * zeros, so a full disk is found when a segment is zero-filled: creating the first one
- * (open fails with XATM_ENOSPC), extending one at open (same), or preparing the next one
- * (the flush that zero-fills the piece that does not fit fails, sticky, with XATM_ENOSPC
- * and "<dir>/xatm-log.next: preparing the next segment: write at offset <n>: No space left
- * on device"; the partial file is removed). A flush that fails while rotating or preparing
- * has already written and fdatasync'd its own records: they are durable, like those of a
- * process that died right after its fdatasync.
+ * (or XATM_ENOSPC for a full disk) and the TM must stop deciding commits. A flush that
+ * fails while rotating or preparing has already written and fdatasync'd its own records:
+ * they are durable, like those of a process that died right after its fdatasync.
+ *
+ * Full disk: records overwrite zeros, so the space is needed where a file grows: creating
+ * the first segment or extending one at open (open fails with XATM_ENOSPC); preparing the
+ * next segment (a piece that does not fit is NOT an error: the flush returns 0, the part
+ * zero-filled is kept, xatm_declog_take_warning() returns "<dir>/xatm-log.next: preparing
+ * the next segment: write at offset <n>: No space left on device; retried by every
+ * flush; ...", and every later flush tries the piece again); the last flush of a segment,
+ * which always writes past its zero-filled length (XATM_ENOSPC, sticky, "<file>: write at
+ * offset <n>: ..."; its records are not durable); and the rotation completing the next
+ * segment (XATM_ENOSPC, sticky, the "preparing" message; the partial file is removed).
  *
  * Rotation: when the current segment exceeds segment_size, the next flush starts a new
  * (zero-filled) segment whose first record is a CHECKPOINT of every unresolved decision
  * (supplied by the caller's callback), fsyncs it and the directory, and then deletes older
- * segments.
+ * segments (the oldest recycled as "xatm-log.next", above).
  *
  * Details this implementation guarantees (docs/durability.md explains why):
  *   - Segment numbers start at 1 and the segments on disk are always consecutive (older
@@ -136,7 +147,9 @@
  *     so every segment but the newest is complete on disk.
  *   - Rotation is due at the end of a flush when the bytes written to the current segment
  *     after its header and its leading CHECKPOINT reach segment_size (so a checkpoint
- *     larger than segment_size cannot make every flush rotate).
+ *     larger than segment_size cannot make every flush rotate). A CHECKPOINT leads only
+ *     when a FLUSH record that checks out closes it: after a torn one, the segment starts
+ *     empty and the threshold counts from its header.
  *   - A CHECKPOINT holds as many carried decisions as fit in one 64 KiB record; the rest
  *     follow it as ordinary COMMIT / PRECOMMIT / ABORT / HEURISTIC records in the new
  *     segment.
@@ -259,6 +272,12 @@ uint64_t xatm_declog_last_lsn(const xatm_declog *log);
 /* The detail of the sticky failure ("<file>: fdatasync: Input/output error"), "" if none. */
 const char *xatm_declog_errmsg(const xatm_declog *log);
 
+/* A problem that is not (yet) a failure, once: NULL when nothing new happened since the
+ * last call, else a message the caller should log, valid until the next call into the log.
+ * Today: the next segment could not be prepared for lack of disk space (and later, that it
+ * is being prepared again); see "Full disk" above. */
+const char *xatm_declog_take_warning(xatm_declog *log);
+
 /* Writes everything buffered (one write), fdatasyncs if a forced record is in it, and
  * rotates if due. 0, XATM_ELOG or XATM_ENOSPC (sticky). */
 int xatm_declog_flush(xatm_declog *log);
@@ -279,8 +298,8 @@ size_t xatm_declog_pending_bytes(const xatm_declog *log);
 bool xatm_declog_pending_forced(const xatm_declog *log);
 
 /* Bytes of all segment files on disk (each at least its zero-filled full length, whatever
- * it holds; plus the part of "xatm-log.next" written so far), and the number of segments
- * ("xatm-log.next" not counted). */
+ * it holds; plus "xatm-log.next": the part written so far, or all of a recycled one), and
+ * the number of segments ("xatm-log.next" not counted). */
 uint64_t xatm_declog_disk_bytes(const xatm_declog *log);
 unsigned xatm_declog_segments(const xatm_declog *log);
 

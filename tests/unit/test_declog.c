@@ -53,6 +53,8 @@ struct fio {
     int renames;        /* rename calls */
     int fail_rename;    /* -errno returned by rename when nonzero */
     bool no_sync;       /* count syncs but skip the syscall (speed) */
+    bool disk_full;     /* a full disk: a pwrite that would extend its file fails with
+                           ENOSPC (one over bytes the file has passes, as on ext4) */
 };
 
 static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
@@ -63,6 +65,8 @@ static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
         return f->fail_pwrite;
     }
     f->pwrites++;
+    struct stat st;
+    if (f->disk_full && (fstat(fd, &st) != 0 || off + (off_t)n > st.st_size)) return -ENOSPC;
     ssize_t w = pwrite(fd, buf, n, off);
     return w < 0 ? -errno : w;
 }
@@ -681,6 +685,74 @@ static void test_group_commit(void)
     free(dir);
 }
 
+static void spit_zeros(const char *path, const uint8_t *d, size_t len, size_t full);
+
+/* make_three's segment: its image (full bytes), where its records end (len) and the
+ * offset of the third record (third). */
+static uint8_t *three_image(const char *dir, size_t *full, size_t *len, size_t *third)
+{
+    char err[512];
+    make_three(dir);
+    struct offs o = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &o, err, sizeof err), 0);
+    CHECK_INT(o.n, 3);
+    uint8_t *orig = slurp(seg_file(dir, 1), full);
+    *len = log_end(orig, *full);
+    *third = (size_t)o.off[2];
+    CHECK(*third > 32 && *third < *len);
+    return orig;
+}
+
+/* For every cut inside the third record of three_image's segment (the file ending there,
+ * or zeros after it up to 64 KiB with into_zeros), opening with 64 KiB segments must keep
+ * two records and say "torn tail truncated" at an offset, leaving the file zero from the
+ * third record to its full 64 KiB. The number of cuts for which it did not. */
+static int torn_cut_failures(const char *dir, const uint8_t *orig, size_t third, size_t len,
+                             bool into_zeros)
+{
+    char err[512];
+    xatm_declog_options small = {.segment_size = 65536};
+    int bad = 0;
+    for (size_t cut = third + 1; cut < len; cut++) {
+        if (into_zeros)
+            spit_zeros(seg_file(dir, 1), orig, cut, 65536);
+        else
+            spit(seg_file(dir, 1), orig, cut);
+        struct collect *c = collect_new();
+        xatm_declog *log = NULL;
+        int rc = open_log(dir, &small, c, &log, err, sizeof err);
+        if (rc != 0 || c->n != 2 || !strstr(err, "torn tail truncated") || !strstr(err, "offset ") ||
+            file_size(seg_file(dir, 1)) != 65536 || !file_zero(seg_file(dir, 1), (long long)third, 65536)) {
+            fprintf(stderr, "torn cut %zu%s: rc=%d n=%zu err=%s\n", cut,
+                    into_zeros ? " into zeros" : "", rc, c->n, err);
+            bad++;
+        }
+        if (rc == 0) xatm_declog_close(log);
+        collect_free(c);
+    }
+    return bad;
+}
+
+/* log holds make_three's first two records (lsn 2 last): a COMMIT appended gets lsn 3,
+ * survives a reopen with opts, and is replayed third. Closes log. */
+static void append_survives(const char *dir, const xatm_declog_options *opts, xatm_declog *log)
+{
+    char err[512];
+    CHECK_INT(xatm_declog_last_lsn(log), 2);
+    xatm_declog_record r = r_commit("tm1.1.2", 2);
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_last_lsn(log), 3);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, opts, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n, 3);
+    CHECK(c->n == 3 && c->v[2].lsn == 3 && !strcmp(c->v[2].gtrid, "tm1.1.2"));
+    xatm_declog_close(log);
+    collect_free(c);
+}
+
 /* Writes records, then for every cut length inside the last record checks that open
  * truncates to the first two records and appending continues at lsn 3. The cut files end
  * where they are cut, as a segment written before segments were zero-filled (or one whose
@@ -690,39 +762,10 @@ static void test_torn_truncation(void)
 {
     char *dir = t_tmpdir("declog");
     char err[512];
-    xatm_declog_options small = {.segment_size = 65536};
-    make_three(dir);
-    struct offs o = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &o, err, sizeof err), 0);
-    CHECK_INT(o.n, 3);
-    size_t full;
-    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    size_t full, len, third;
+    uint8_t *orig = three_image(dir, &full, &len, &third);
     CHECK_INT(full, SEG_FULL);
-    size_t len = log_end(orig, full); /* the records; zeros follow */
-    uint64_t third = o.off[2];
-    CHECK(third > 32 && third < len);
-
-    int bad_open = 0, bad_count = 0, bad_size = 0, bad_msg = 0;
-    for (size_t cut = (size_t)third + 1; cut < len; cut++) {
-        spit(seg_file(dir, 1), orig, cut);
-        struct collect *c = collect_new();
-        xatm_declog *log;
-        if (open_log(dir, &small, c, &log, err, sizeof err) != 0) {
-            bad_open++;
-            collect_free(c);
-            continue;
-        }
-        if (c->n != 2) bad_count++;
-        if (file_size(seg_file(dir, 1)) != 65536 || !file_zero(seg_file(dir, 1), (long long)third, 65536))
-            bad_size++;
-        if (!strstr(err, "torn tail truncated") || !strstr(err, "offset ")) bad_msg++;
-        xatm_declog_close(log);
-        collect_free(c);
-    }
-    CHECK_INT(bad_open, 0);
-    CHECK_INT(bad_count, 0);
-    CHECK_INT(bad_size, 0);
-    CHECK_INT(bad_msg, 0);
+    CHECK_INT(torn_cut_failures(dir, orig, third, len, false), 0);
 
     /* after the last truncation, new appends continue the sequence and survive a reopen */
     xatm_declog *log;
@@ -730,18 +773,7 @@ static void test_torn_truncation(void)
     CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
     CHECK_STR(err, ""); /* nothing left to truncate */
     CHECK_INT(c->n, 2);
-    CHECK_INT(xatm_declog_last_lsn(log), 2);
-    xatm_declog_record r = r_commit("tm1.1.2", 2);
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_last_lsn(log), 3);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    collect_free(c);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n, 3);
-    CHECK(c->n == 3 && c->v[2].lsn == 3 && !strcmp(c->v[2].gtrid, "tm1.1.2"));
-    xatm_declog_close(log);
+    append_survives(dir, NULL, log);
     collect_free(c);
 
     /* a cut inside the header of the last record, and a zero-filled tail: the zeros are
@@ -1148,6 +1180,67 @@ static void test_rotation(void)
 }
 
 /* More unresolved decisions than one 64 KiB CHECKPOINT holds: the rest follow as records. */
+/* A power loss while a rotation created a small segment (one write: header, CHECKPOINT,
+ * FLUSH record, zeros) kept its header and CHECKPOINT but not its FLUSH record: that flush
+ * is torn, so the segment starts empty, and its CHECKPOINT must not count as the
+ * segment's leading record either (it once did: the rotation threshold was then measured
+ * from past the end of the records, an unsigned underflow, and the first flush after the
+ * restart rotated at once). */
+static void test_torn_checkpoint_flush(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512], g[XATM_GTRID_MAX + 1];
+    struct owner *ow = calloc(1, sizeof *ow);
+    ow->branches = 2;
+    xatm_declog_options o = {.segment_size = 4096, .unresolved = owner_unresolved,
+                             .unresolved_arg = ow};
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    unsigned i = 0;
+    while (access(seg_file(dir, 2), F_OK) != 0) {
+        gt(g, ++i);
+        xatm_declog_record r = r_commit(g, 2);
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        if (i <= 3) set_add(ow->set, &ow->n, g); /* carried by the CHECKPOINT */
+        CHECK_INT(xatm_declog_flush(log), 0);
+    }
+    xatm_declog_close(log);
+    CHECK(access(seg_file(dir, 1), F_OK) != 0);
+
+    /* segment 2: header, CHECKPOINT (3 decisions), FLUSH record; garble the FLUSH's CRC */
+    size_t len;
+    uint8_t *d = slurp(seg_file(dir, 2), &len);
+    CHECK(d != NULL && len == 4096);
+    uint32_t ck = (uint32_t)d[32] | (uint32_t)d[33] << 8 | (uint32_t)d[34] << 16 |
+                  (uint32_t)d[35] << 24;
+    CHECK(d[32 + 16] == XATM_DL_CHECKPOINT && ck > 64);
+    CHECK(d[32 + ck + 16] == 8 && log_end(d, len) == 32 + ck + FLUSH_REC);
+    d[32 + ck + 4] ^= 0x01;
+    spit(seg_file(dir, 2), d, len);
+    free(d);
+
+    struct fio f = {0};
+    xatm_declog_io io = fio_table(&f);
+    o.io = &io;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "xatm-log.0000000000000002: offset 32: torn tail truncated");
+    CHECK(file_zero(seg_file(dir, 2), 32, 4096));
+    /* the first flush after it writes one record and syncs once: no rotation */
+    int syncs = f.fdatasyncs, renames = f.renames;
+    gt(g, ++i);
+    xatm_declog_record r = r_commit(g, 2);
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f.fdatasyncs - syncs, 1);
+    CHECK_INT(f.renames - renames, 0);
+    CHECK(access(seg_file(dir, 3), F_OK) != 0);
+    CHECK_INT(xatm_declog_segments(log), 1);
+    xatm_declog_close(log);
+    free(ow);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_checkpoint_overflow(void)
 {
     char *dir = t_tmpdir("declog");
@@ -1234,31 +1327,45 @@ static void test_bad_callback(void)
 
 /* unlink failing keeps old segments (retried next rotation); an older segment is checked
  * strictly: damage there is corruption even at its end. */
-static void test_older_segments(void)
+/* Three segments in a new dir, every older one kept: segment_size 1 (32-byte segments,
+ * every flush rotates) and an unlink that fails (not fatal). BOOT + COMMIT tm1.1.1, then an
+ * END of another gtrid; ow carries tm1.1.1 into each CHECKPOINT. o (with f, io and ow) is
+ * the caller's, to reopen with. */
+static void make_three_segments(const char *dir, struct owner *ow, struct fio *f,
+                                xatm_declog_io *io, xatm_declog_options *o)
 {
-    char *dir = t_tmpdir("declog");
     char err[512];
-    struct owner *ow = calloc(1, sizeof *ow);
     ow->branches = 2;
     set_add(ow->set, &ow->n, "tm1.1.1");
-    struct fio f = {.fail_unlink = -EACCES};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.segment_size = 1, .io = &io, .unresolved = owner_unresolved,
-                             .unresolved_arg = ow};
+    *f = (struct fio){.fail_unlink = -EACCES};
+    *io = fio_table(f);
+    *o = (xatm_declog_options){.segment_size = 1, .io = io, .unresolved = owner_unresolved,
+                               .unresolved_arg = ow};
     xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    xatm_declog_record b = r_boot(1), cm = r_commit("tm1.1.1", 2);
+    CHECK_INT(open_log(dir, o, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record b = r_boot(1), cm = r_commit("tm1.1.1", 2), e = r_end("tm1.1.9");
     CHECK_INT(xatm_declog_append(log, &b, true), 0);
     CHECK_INT(xatm_declog_append(log, &cm, true), 0);
     CHECK_INT(xatm_declog_flush(log), 0); /* rotates; unlink fails: not fatal */
     CHECK_INT(xatm_declog_segments(log), 2);
     CHECK_STR(xatm_declog_errmsg(log), "");
-    xatm_declog_record e = r_end("tm1.1.9");
     CHECK_INT(xatm_declog_append(log, &e, false), 0);
     CHECK_INT(xatm_declog_flush(log), 0); /* rotates again */
     CHECK_INT(xatm_declog_segments(log), 3);
     xatm_declog_close(log);
     CHECK_INT(count_segments(dir), 3);
+}
+
+static void test_older_segments(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    struct owner *ow = calloc(1, sizeof *ow);
+    struct fio f;
+    xatm_declog_io io;
+    xatm_declog_options o;
+    xatm_declog *log;
+    make_three_segments(dir, ow, &f, &io, &o);
 
     /* replay over all three: the decision appears in each, applied idempotently */
     struct collect *c = collect_new();
@@ -1301,6 +1408,7 @@ static void test_older_segments(void)
     f.fail_unlink = 0;
     o.segment_size = 1;
     CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record e = r_end("tm1.1.9");
     CHECK_INT(xatm_declog_append(log, &e, false), 0);
     CHECK_INT(xatm_declog_flush(log), 0);
     CHECK_INT(xatm_declog_segments(log), 1);
@@ -1762,30 +1870,9 @@ static void test_torn_into_zeros(void)
     char *dir = t_tmpdir("declog");
     char err[512];
     xatm_declog_options small = {.segment_size = 65536};
-    make_three(dir);
-    struct offs o = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &o, err, sizeof err), 0);
-    CHECK_INT(o.n, 3);
-    size_t full;
-    uint8_t *orig = slurp(seg_file(dir, 1), &full);
-    size_t len = log_end(orig, full);
-    size_t third = (size_t)o.off[2];
-
-    int bad = 0;
-    for (size_t cut = third + 1; cut < len; cut++) {
-        spit_zeros(seg_file(dir, 1), orig, cut, 65536);
-        struct collect *c = collect_new();
-        xatm_declog *log = NULL;
-        int rc = open_log(dir, &small, c, &log, err, sizeof err);
-        if (rc != 0 || c->n != 2 || !strstr(err, "torn tail truncated") ||
-            file_size(seg_file(dir, 1)) != 65536 || !file_zero(seg_file(dir, 1), (long long)third, 65536)) {
-            fprintf(stderr, "torn into zeros, cut %zu: rc=%d n=%zu err=%s\n", cut, rc, c->n, err);
-            bad++;
-        }
-        if (rc == 0) xatm_declog_close(log);
-        collect_free(c);
-    }
-    CHECK_INT(bad, 0);
+    size_t full, len, third;
+    uint8_t *orig = three_image(dir, &full, &len, &third);
+    CHECK_INT(torn_cut_failures(dir, orig, third, len, true), 0);
 
     /* the record's first bytes never reached the disk, its last ones did */
     uint8_t *work = calloc(1, 65536);
@@ -1799,18 +1886,7 @@ static void test_torn_into_zeros(void)
     CHECK_CONTAINS(err, "record length 0 (the end of the log) but non-zero bytes follow");
     CHECK_INT(c->n, 2);
     CHECK(file_zero(seg_file(dir, 1), (long long)third, 65536));
-    /* appends land on the zeros and survive a reopen */
-    xatm_declog_record r = r_commit("tm1.1.2", 2);
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    collect_free(c);
-    c = collect_new();
-    CHECK_INT(open_log(dir, &small, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 3);
-    CHECK(c->n == 3 && c->v[2].lsn == 3 && !strcmp(c->v[2].gtrid, "tm1.1.2"));
-    xatm_declog_close(log);
+    append_survives(dir, &small, log); /* appends land on the zeros */
     collect_free(c);
     free(work);
     free(orig);
@@ -2050,7 +2126,9 @@ static void test_zero_fill_failures(void)
 /* Segments larger than one zero-fill write are prepared ahead: from the flush that finds the
  * current segment half full, each flush zero-fills 256 KiB of "xatm-log.next" and the one
  * that completes it fdatasyncs it; the rotating flush then only writes the header and the
- * CHECKPOINT over its zeros, renames it into place, and deletes the old segment. */
+ * CHECKPOINT over its zeros, renames it into place, and renames the old segment to
+ * "xatm-log.next" instead of deleting it (recycled: the next preparation writes zeros over
+ * its old records before the next rotation puts it into place). */
 static void test_prepare_ahead(void)
 {
     char *dir = t_tmpdir("declog");
@@ -2081,12 +2159,12 @@ static void test_prepare_ahead(void)
             rotated = true;
             /* the rotating flush: the records, then only the new segment's header and
              * checkpoint; the old one synced, the new one synced, renamed, the directory
-             * synced after the rename and after the delete */
+             * synced after the rename and after the old one was renamed to be recycled */
             CHECK_INT(f.pwrites - before.pwrites, 2);
             CHECK_INT(f.fdatasyncs - before.fdatasyncs, 2);
             CHECK_INT(f.fsyncs - before.fsyncs, 2);
-            CHECK_INT(f.renames - before.renames, 1);
-            CHECK_INT(f.unlinks - before.unlinks, 1);
+            CHECK_INT(f.renames - before.renames, 2);
+            CHECK_INT(f.unlinks - before.unlinks, 0);
             CHECK(written >= MIB + 32);
             break;
         }
@@ -2110,11 +2188,47 @@ static void test_prepare_ahead(void)
     CHECK_INT(steps, 4);
     CHECK_INT(completed_syncs, 1);
     CHECK_INT(bad_disk, 0);
-    CHECK(access(spare_file(dir), F_OK) != 0);
+    /* segment 1 is the next spare, cut back to its full length, its records still in it */
     CHECK(access(seg_file(dir, 1), F_OK) != 0);
+    CHECK_INT(file_size(spare_file(dir)), MIB);
+    CHECK(!file_zero(spare_file(dir), 32, 4096));
     CHECK_INT(file_size(seg_file(dir, 2)), MIB);
     CHECK_INT(xatm_declog_segments(log), 1);
-    CHECK_INT(xatm_declog_disk_bytes(log), MIB);
+    CHECK_INT(xatm_declog_disk_bytes(log), 2 * MIB);
+
+    /* the next cycle zero-fills the recycled file (no new file: no create) and puts it into
+     * place as segment 3: zeros after its records, nothing of segment 1 left in it */
+    rotated = false;
+    int recycled_steps = 0;
+    for (unsigned i = 2001; i <= 4000 && !rotated; i++) {
+        gt(g, i);
+        xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        struct fio before = f;
+        CHECK_INT(xatm_declog_flush(log), 0);
+        if (access(seg_file(dir, 3), F_OK) == 0) {
+            rotated = true;
+            CHECK_INT(f.renames - before.renames, 2);
+            CHECK_INT(f.unlinks - before.unlinks, 0);
+            break;
+        }
+        if (f.pwrites - before.pwrites == 2) recycled_steps++; /* records + a zero piece */
+        CHECK_INT(file_size(spare_file(dir)), MIB);
+        /* the last flushes before the rotation extend segment 2 past its full length */
+        CHECK(xatm_declog_disk_bytes(log) >= 2 * MIB &&
+              xatm_declog_disk_bytes(log) < 2 * MIB + 16384);
+    }
+    CHECK(rotated);
+    CHECK_INT(recycled_steps, 4);
+    CHECK_INT(file_size(seg_file(dir, 3)), MIB);
+    {
+        size_t len;
+        uint8_t *d = slurp(seg_file(dir, 3), &len);
+        size_t end = log_end(d, len);
+        CHECK(end > 32 && end < MIB / 2); /* the CHECKPOINT and what overflowed it */
+        CHECK(file_zero(seg_file(dir, 3), (long long)end, MIB));
+        free(d);
+    }
     uint64_t last = xatm_declog_last_lsn(log);
     xatm_declog_close(log);
 
@@ -2125,6 +2239,7 @@ static void test_prepare_ahead(void)
     CHECK_INT(c->n_unresolved, ow->n);
     CHECK(c->n > 0 && c->v[0].type == XATM_DL_CHECKPOINT);
     CHECK_INT(xatm_declog_last_lsn(log), last);
+    CHECK(access(spare_file(dir), F_OK) != 0); /* the leftover recycled spare: removed */
     xatm_declog_close(log);
     collect_free(c);
     rm_rf(dir);
@@ -2141,10 +2256,10 @@ static void test_prepare_ahead(void)
         CHECK_INT(xatm_declog_append(log, &r, true), 0);
     }
     CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f.renames, 1);
+    CHECK_INT(f.renames, 2);
     CHECK(access(seg_file(dir, 2), F_OK) == 0);
     CHECK(access(seg_file(dir, 1), F_OK) != 0);
-    CHECK(access(spare_file(dir), F_OK) != 0);
+    CHECK_INT(file_size(spare_file(dir)), MIB); /* segment 1, recycled, cut back */
     CHECK_INT(file_size(seg_file(dir, 2)), MIB);
     xatm_declog_close(log);
     c = collect_new();
@@ -2159,52 +2274,90 @@ static void test_prepare_ahead(void)
     free(dir);
 }
 
-/* Preparing the next segment fails: a full disk is found there (XATM_ENOSPC, sticky, the
- * half-written file removed), as are a failing fdatasync of it and a failing rename at the
- * rotation (XATM_ELOG). The records of the failing flush are durable, and a restart finds
- * every flushed record in the old segment. */
+/* Preparing the next segment fails. A full disk (a write that would extend a file fails,
+ * one over a file's bytes passes) found by a piece of it is only a warning, once: records
+ * keep landing on the current segment's zeros until the flush that runs past its full
+ * length, whose write fails (XATM_ENOSPC, sticky; its records are not durable); space freed
+ * before that: the preparation resumes (a second warning) and the rotation works. A failing
+ * fdatasync of it and a failing rename at the rotation are XATM_ELOG at once (the file
+ * removed), and the records of the failing flush are durable. A restart finds every
+ * flushed record in the old segment. */
 static void test_prepare_failures(void)
 {
     char *dir = t_tmpdir("declog");
     char err[512], g[XATM_GTRID_MAX + 1];
-    for (int which = 0; which < 3; which++) {
+    for (int which = 0; which < 4; which++) {
         struct fio f = {.no_sync = true};
         xatm_declog_io io = fio_table(&f);
         xatm_declog_options o = {.segment_size = MIB, .io = &io};
         xatm_declog *log;
         CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
         if (which == 2) f.fail_rename = -EIO;
-        unsigned flushed = 0;
-        int rc = 0;
+        unsigned flushed = 0, full_at = 0;
+        int rc = 0, warnings = 0;
+        long long seg_bytes = 32;
+        const char *warning = NULL;
         for (unsigned i = 1; i <= 2000 && rc == 0; i++) {
             gt(g, i);
             xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
             CHECK_INT(xatm_declog_append(log, &r, true), 0);
             long long spare = file_size(spare_file(dir));
-            if (which == 0 && spare == 256 * 1024) {
-                f.fail_pwrite = -ENOSPC; /* the records' write passes, the next piece fails */
-                f.pwrite_ok = f.pwrites + 1;
+            size_t bytes = xatm_declog_pending_bytes(log) + FLUSH_REC;
+            if ((which == 0 || which == 3) && spare == 256 * 1024 && !full_at) {
+                f.disk_full = true; /* the records land on zeros, the next piece does not fit */
+                full_at = i;
             }
+            if (which == 3 && full_at && i == full_at + 50) f.disk_full = false; /* freed */
             if (which == 1 && spare == 3 * 256 * 1024) {
                 f.fail_fdatasync = -EIO; /* the records' sync passes, the spare's fails */
                 f.fdatasync_ok = f.fdatasyncs + 1;
             }
             rc = xatm_declog_flush(log);
-            flushed = i; /* durable even when the flush fails after the records' sync */
+            const char *w = xatm_declog_take_warning(log);
+            if (w) {
+                warnings++;
+                warning = w;
+                if (which == 0 || which == 3)
+                    CHECK_CONTAINS(w, "xatm-log.next: preparing the next segment: ");
+                if (warnings == 1) {
+                    CHECK_INT(i, full_at); /* at once, and only once */
+                    CHECK_CONTAINS(w, "write at offset 262144: No space left on device; retried by every flush");
+                }
+            }
+            /* durable even when the flush fails after the records' sync; with a full disk
+             * the write that fails is that of the records */
+            if (rc == 0 || which == 1 || which == 2) flushed = i;
+            if (rc == 0) seg_bytes += (long long)bytes;
+            if (which == 3 && rc == 0 && access(seg_file(dir, 2), F_OK) == 0) break;
         }
         const char *msg = xatm_declog_errmsg(log);
         if (which == 0) {
+            /* a full disk fails the log only when it needs new space: the flush that runs
+             * past the current segment's zero-filled length, where the rotation is due */
             CHECK_INT(rc, XATM_ENOSPC);
-            CHECK_CONTAINS(msg, "xatm-log.next: preparing the next segment: write at offset 262144: No space left on device");
+            CHECK_INT(warnings, 1);
+            CHECK(seg_bytes < MIB && seg_bytes > MIB - 2 * 1300);
+            CHECK_CONTAINS(msg, "xatm-log.0000000000000001: write at offset ");
+            CHECK_CONTAINS(msg, ": No space left on device");
+            CHECK_INT(file_size(spare_file(dir)), 256 * 1024); /* kept: the log needs it */
         } else if (which == 1) {
             CHECK_INT(rc, XATM_ELOG);
             CHECK_CONTAINS(msg, "xatm-log.next: preparing the next segment: fdatasync: Input/output error");
-        } else {
+        } else if (which == 2) {
             CHECK_INT(rc, XATM_ELOG);
             CHECK_CONTAINS(msg, "xatm-log.next: rename to ");
             CHECK_CONTAINS(msg, "xatm-log.0000000000000002: Input/output error");
+        } else {
+            /* space freed before the rotation: the preparation resumes, the rotation works */
+            CHECK_INT(rc, 0);
+            CHECK_INT(warnings, 2);
+            CHECK_CONTAINS(warning, "preparing the next segment: resumed at offset 262144");
+            CHECK(access(seg_file(dir, 2), F_OK) == 0);
+            xatm_declog_close(log);
+            rm_rf(dir);
+            continue;
         }
-        CHECK(access(spare_file(dir), F_OK) != 0); /* given back */
+        if (which != 0) CHECK(access(spare_file(dir), F_OK) != 0); /* given back */
         CHECK(access(seg_file(dir, 2), F_OK) != 0);
         xatm_declog_record e = r_end("tm1.3.1");
         CHECK_INT(xatm_declog_append(log, &e, false), rc); /* sticky */
@@ -2265,23 +2418,11 @@ static void test_old_format(void)
     char *dir = t_tmpdir("declog");
     char err[512];
     struct owner *ow = calloc(1, sizeof *ow);
-    ow->branches = 2;
-    set_add(ow->set, &ow->n, "tm1.1.1");
-    /* segment_size 1: 32-byte segments, every flush rotates; unlink fails to keep three */
-    struct fio f = {.fail_unlink = -EACCES};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.segment_size = 1, .io = &io, .unresolved = owner_unresolved,
-                             .unresolved_arg = ow};
+    struct fio f;
+    xatm_declog_io io;
+    xatm_declog_options o;
     xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    xatm_declog_record b = r_boot(1), cm = r_commit("tm1.1.1", 2), e = r_end("tm1.1.9");
-    CHECK_INT(xatm_declog_append(log, &b, true), 0);
-    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    CHECK_INT(count_segments(dir), 3);
+    make_three_segments(dir, ow, &f, &io, &o);
     size_t n;
     uint8_t *saved[4];
     size_t saved_len[4];
@@ -2576,6 +2717,7 @@ int main(void)
     test_valid_crc_bad_content();
     test_segment_headers();
     test_rotation();
+    test_torn_checkpoint_flush();
     test_checkpoint_overflow();
     test_bad_callback();
     test_older_segments();

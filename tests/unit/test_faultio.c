@@ -8,6 +8,8 @@
  *     every write index from the segment's creation to the 8th write;
  *   - enospc fails that write and every later one (and file creation), the declog turns it
  *     into its sticky XATM_ENOSPC, and a reopen finds exactly the records flushed before;
+ *     at a write that prepares the next segment (1 MiB segments) it is only a warning, and
+ *     the next flush's own write makes it the sticky XATM_ENOSPC;
  *   - a torn write over bytes already in the file stores a prefix of its buffer and leaves
  *     the rest of those bytes as they were.
  * The logs use 64 KiB segments: the declog creates such a segment (header and zero fill)
@@ -239,6 +241,113 @@ static void test_enospc(void)
     free(dir);
 }
 
+/* Counts the writes through a faultio table and notes the index of the first one into
+ * "xatm-log.next" (found through /proc/self/fd). */
+struct counting {
+    xatm_declog_io io;          /* the table handed to the declog; ctx = this */
+    const xatm_declog_io *in;   /* the faultio table underneath */
+    unsigned writes;            /* pwrite calls so far */
+    unsigned first_spare;       /* index (1-based) of the first write into the spare, 0 none */
+};
+
+static ssize_t counting_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
+{
+    struct counting *c = ctx;
+    c->writes++;
+    if (!c->first_spare) {
+        char link[64], target[1024];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(link, target, sizeof target - 1);
+        if (k > 0) {
+            target[k] = '\0';
+            if (strstr(target, "/xatm-log.next")) c->first_spare = c->writes;
+        }
+    }
+    return c->in->pwrite(c->in->ctx, fd, buf, n, off);
+}
+
+static int counting_fdatasync(void *ctx, int fd)
+{
+    struct counting *c = ctx;
+    return c->in->fdatasync(c->in->ctx, fd);
+}
+
+static int counting_open(void *ctx, const char *path, int flags, int mode)
+{
+    struct counting *c = ctx;
+    return c->in->open(c->in->ctx, path, flags, mode);
+}
+
+/* Segments of 1 MiB are prepared ahead: enospc at the first write into "xatm-log.next"
+ * (from half-way through segment 1) does not fail the flush that makes it (its records
+ * were written and synced before; the log warns and retries); this layer keeps every later
+ * write failing, so the next flush's own write fails and the log stops with XATM_ENOSPC.
+ * A reopen replays every record flushed before it, the warning flush's included. (On a
+ * real disk, records keep landing on the current segment's zeros until the flush that runs
+ * past its full length: test_declog's test_prepare_failures.) */
+static void test_enospc_preparing(void)
+{
+    char *dir = t_tmpdir("faultio");
+    char sub[600], err[512];
+    snprintf(sub, sizeof sub, "%s/log", dir);
+    unsigned k = 0;
+    for (int armed = 0; armed < 2; armed++) {
+        if (armed) {
+            char spec[64];
+            snprintf(spec, sizeof spec, "tm.log_write@%u:enospc", k);
+            CHECK_INT(xatm_fault_arm(spec, err, sizeof err), 0);
+        }
+        tm_faultio *f = tm_faultio_new(1);
+        struct counting c = {.in = tm_faultio_io(f)};
+        c.io = (xatm_declog_io){.open = counting_open, .pwrite = counting_pwrite,
+                                .fdatasync = counting_fdatasync, .ctx = &c};
+        xatm_declog_options o = {.segment_size = 1024 * 1024, .io = &c.io};
+        xatm_declog *log = NULL;
+        CHECK_INT(xatm_declog_open(sub, &o, NULL, NULL, &log, err, sizeof err), 0);
+        unsigned flushed = 0, warned_at = 0;
+        int rc = 0;
+        for (unsigned i = 0; i < 2000 && rc == 0; i++) {
+            xatm_declog_record r = r_commit(i);
+            r.n_branches = 32; /* ~1.3 KiB: half a segment in ~400 flushes */
+            for (unsigned b = 0; b < 32; b++) snprintf(r.branches[b].rm, sizeof r.branches[b].rm, "rm%u", b);
+            CHECK_INT(xatm_declog_append(log, &r, true), 0);
+            rc = xatm_declog_flush(log);
+            if (rc == 0) flushed = i + 1;
+            const char *w = xatm_declog_take_warning(log);
+            if (w) {
+                warned_at = i + 1;
+                CHECK_CONTAINS(w, "xatm-log.next: preparing the next segment: write at offset 0: No space left on device");
+            }
+            if (!armed && c.first_spare) break;
+        }
+        if (!armed) {
+            k = c.first_spare;
+            CHECK(k > 200);
+            CHECK_INT(rc, 0);
+        } else {
+            CHECK_INT(rc, XATM_ENOSPC);
+            CHECK(warned_at > 0 && flushed == warned_at); /* the next flush failed */
+            CHECK_CONTAINS(xatm_declog_errmsg(log), "xatm-log.0000000000000001: write at offset");
+        }
+        xatm_declog_close(log);
+        tm_faultio_free(f);
+        if (armed) {
+            CHECK_INT(xatm_fault_arm(NULL, err, sizeof err), 0);
+            struct seen s = {0};
+            log = NULL;
+            o.io = NULL; /* the layer is freed */
+            CHECK_INT(xatm_declog_open(sub, &o, collect, &s, &log, err, sizeof err), 0);
+            CHECK_STR(err, "");
+            CHECK_INT(s.n, flushed);
+            CHECK(!s.out_of_order);
+            xatm_declog_close(log);
+        }
+        rm_rf(sub);
+    }
+    rm_rf(dir);
+    free(dir);
+}
+
 /* Child: 100 bytes 'a' at 0, fdatasync, then 200 bytes 'b' at 40 torn with `seed`. */
 static void synced_child(const char *path, uint64_t seed)
 {
@@ -296,6 +405,7 @@ int main(void)
     test_torn_length();
     test_torn_writes();
     test_enospc();
+    test_enospc_preparing();
     test_never_cuts_synced();
     return t_finish("faultio");
 }
