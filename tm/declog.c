@@ -1704,9 +1704,10 @@ static void ckpt_emit(const xatm_declog_record *rec, void *arg)
  * log goes in (the rotation renames a spare into place only once it is zero-filled to
  * seg_full and fdatasync'd, as for a new one). Only for segments prepared ahead (seg_full
  * > ZERO_CHUNK), when there is no spare and the file is at least seg_full long (cut back
- * to it). true when the file is gone from its segment name: recycled, or (a failure after
- * the rename) removed. A crash at any point leaves either the segment under its name (an
- * older segment, as after a failed unlink) or a leftover SPARE_NAME (removed at open). */
+ * to it by spare_cut, once the rename is durable). true when the file is gone from its
+ * segment name: recycled, or (a failure after the rename) removed. A crash at any point
+ * leaves either the segment under its name, unchanged (an older segment, as after a failed
+ * unlink) or a leftover SPARE_NAME (removed at open). */
 static bool spare_recycle(xatm_declog *log, const char *path, uint64_t size)
 {
     char spare[PATH_MAX];
@@ -1714,20 +1715,29 @@ static bool spare_recycle(xatm_declog *log, const char *path, uint64_t size)
     spare_path(spare, sizeof spare, log->dir);
     if (log->io.rename(log->io.ctx, path, spare) < 0) return false;
     int fd = log->io.open(log->io.ctx, spare, O_RDWR | O_CLOEXEC, 0);
-    if (fd >= 0 && size > log->seg_full &&
-        log->io.ftruncate(log->io.ctx, fd, (off_t)log->seg_full) < 0) {
-        log->io.close(log->io.ctx, fd);
-        fd = -1;
-    }
     if (fd < 0) {
         (void)log->io.unlink(log->io.ctx, spare); /* what the unlink would have done */
         return true;
     }
     log->spare_fd = fd;
     log->spare_len = 0;
-    log->spare_size = log->seg_full;
+    log->spare_size = size;
     log->spare_ready = log->spare_short = false;
     return true;
+}
+
+/* Cuts a spare recycled by this rotation back to seg_full. Called only after the directory
+ * fsync that made its rename durable: cut before, a crash could bring the file back under
+ * its segment name, shorter than it was (an older segment ending torn: CORRUPT). A failure
+ * gives the spare up (removed, as the unlink would have). */
+static void spare_cut(xatm_declog *log)
+{
+    if (log->spare_fd < 0 || log->spare_size <= log->seg_full) return;
+    if (log->io.ftruncate(log->io.ctx, log->spare_fd, (off_t)log->seg_full) < 0) {
+        spare_drop(log);
+        return;
+    }
+    log->spare_size = log->seg_full;
 }
 
 /* Starts the next segment: header + CHECKPOINT of the caller's unresolved decisions over a
@@ -1818,6 +1828,7 @@ static int rotate(xatm_declog *log)
         if (e < 0)
             return set_fatal(log, XATM_ELOG, "%s: fsync of the directory after deleting segments: %s",
                              log->dir, strerror(-e));
+        spare_cut(log);
     }
     return 0;
 }

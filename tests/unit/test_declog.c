@@ -55,6 +55,10 @@ struct fio {
     bool no_sync;       /* count syncs but skip the syscall (speed) */
     bool disk_full;     /* a full disk: a pwrite that would extend its file fails with
                            ENOSPC (one over bytes the file has passes, as on ext4) */
+    int ftruncates;     /* ftruncate calls */
+    bool renamed_unsynced; /* a segment was renamed to "xatm-log.next" and no directory
+                              fsync has followed yet */
+    int early_cuts;     /* ftruncate calls made while renamed_unsynced */
 };
 
 static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
@@ -87,6 +91,7 @@ static int f_fsync(void *ctx, int fd)
 {
     struct fio *f = ctx;
     f->fsyncs++;
+    f->renamed_unsynced = false; /* only directories are fsync'd */
     if (f->no_sync) return 0;
     return fsync(fd) < 0 ? -errno : 0;
 }
@@ -104,14 +109,26 @@ static int f_rename(void *ctx, const char *from, const char *to)
     struct fio *f = ctx;
     f->renames++;
     if (f->fail_rename) return f->fail_rename;
-    return rename(from, to) < 0 ? -errno : 0;
+    if (rename(from, to) < 0) return -errno;
+    size_t n = strlen(to);
+    if (n >= 14 && strcmp(to + n - 14, "/xatm-log.next") == 0) f->renamed_unsynced = true;
+    return 0;
 }
 
-/* An io table over f: open/ftruncate/close/pread stay NULL (= POSIX defaults). */
+static int f_ftruncate(void *ctx, int fd, off_t len)
+{
+    struct fio *f = ctx;
+    f->ftruncates++;
+    if (f->renamed_unsynced) f->early_cuts++;
+    return ftruncate(fd, len) < 0 ? -errno : 0;
+}
+
+/* An io table over f: open/close/pread stay NULL (= POSIX defaults). */
 static xatm_declog_io fio_table(struct fio *f)
 {
     xatm_declog_io io = {.pwrite = f_pwrite, .fdatasync = f_fdatasync, .ctx = f,
-                         .fsync = f_fsync, .unlink = f_unlink, .rename = f_rename};
+                         .fsync = f_fsync, .unlink = f_unlink, .rename = f_rename,
+                         .ftruncate = f_ftruncate};
     return io;
 }
 
@@ -2274,6 +2291,35 @@ static void test_prepare_ahead(void)
     free(dir);
 }
 
+/* A recycled segment is cut back to its full length only once the directory fsync has made
+ * its rename durable: before, a crash could bring it back under its segment name, cut short
+ * (the last flush of a segment extends it past its full length), and an older segment that
+ * ends torn makes the next start-up fail as CORRUPT. */
+static void test_recycle_cut_after_rename(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512], g[XATM_GTRID_MAX + 1];
+    struct fio f = {.no_sync = true};
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.segment_size = MIB, .io = &io};
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    for (unsigned i = 1; i <= 2000 && access(seg_file(dir, 2), F_OK) != 0; i++) {
+        gt(g, i);
+        xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        CHECK_INT(xatm_declog_flush(log), 0);
+    }
+    CHECK(access(seg_file(dir, 2), F_OK) == 0);
+    CHECK(access(seg_file(dir, 1), F_OK) != 0);
+    CHECK_INT(file_size(spare_file(dir)), MIB); /* segment 1, recycled and cut back... */
+    CHECK_INT(f.ftruncates, 1);
+    CHECK_INT(f.early_cuts, 0);                 /* ...after its rename was made durable */
+    xatm_declog_close(log);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* Preparing the next segment fails. A full disk (a write that would extend a file fails,
  * one over a file's bytes passes) found by a piece of it is only a warning, once: records
  * keep landing on the current segment's zeros until the flush that runs past its full
@@ -2730,6 +2776,7 @@ int main(void)
     test_zero_fill_crash();
     test_zero_fill_failures();
     test_prepare_ahead();
+    test_recycle_cut_after_rename();
     test_prepare_failures();
     test_old_format();
     test_flush_boundaries();
