@@ -3,19 +3,28 @@
  * group-commit flushing and rotation. docs/durability.md is the prose version.
  *
  * Byte layouts (declog.h is authoritative; all little-endian):
- *   segment header  "XATMLOG1" | u32 version=1 | u32 0 | u64 segment no | u32 crc32c(0..23) | u32 0
+ *   segment header  "XATMLOG1" | u32 version=2 (1: no FLUSH records) | u32 0 | u64 segment no | u32 crc32c(0..23) | u32 0
  *   record          u32 total_len | u32 crc32c[8,total) | u64 lsn | u8 type | 3 x 0 |
  *                   u32 payload_len | payload
+ *   FLUSH record    a record of type FLUSH whose lsn is the previous record's, payload
+ *                   u64 first_lsn | u64 covered | u32 crc32c of the covered bytes
  *
  * State and invariants of an open log:
  *   - segs[] lists the segment files on disk, oldest first, consecutive numbers; the last
- *     one is the current segment, open as fd, holding seg_off bytes (the next write's
- *     offset); every other one is complete and fdatasync'd.
+ *     one is the current segment, open as fd, whose records end at seg_off (the next
+ *     write's offset); every byte of it from seg_off to its size (at least seg_full) is
+ *     zero, durably, except for records written since the last fdatasync (dirty); every
+ *     other segment is complete and fdatasync'd.
+ *   - spare_fd, when >= 0, is SPARE_NAME, zero-filled over [0, spare_len) (durably once
+ *     spare_ready); nothing of the log is in it until the rotation renames it into place.
+ *     It may be a recycled older segment (renamed, not unlinked, by a rotation): its bytes
+ *     from spare_len on are old records until the zero fill reaches them.
  *   - buf holds the records appended since the last flush, lsns next_lsn - k .. next_lsn - 1;
  *     `force` is set when one of them was appended with force.
  *   - fatal != 0 makes every later append/flush return it (sticky); errmsg says why.
  *   - append makes no syscall; a flush makes one pwrite (more only if the kernel writes
- *     short) and at most one fdatasync, plus the rotation's own when one is due.
+ *     short) and at most one fdatasync, plus the rotation's own when one is due, or the
+ *     zero fill of one piece of the spare (and its fdatasync once complete).
  *
  * Open validates every segment completely before delivering the first record, so a log that
  * turns out corrupt never feeds the caller half a history.
@@ -39,13 +48,19 @@
 #include "xatm.h"
 
 #define SEG_MAGIC "XATMLOG1"
-#define SEG_VERSION 1u
+#define SEG_VERSION_OLD 1u                   /* records only, no FLUSH records */
+#define SEG_VERSION 2u                       /* every flush ends with a FLUSH record */
+#define FLUSH_PAYLOAD 20u                    /* u64 first_lsn | u64 covered | u32 crc32c */
+#define FLUSH_LEN (REC_HDR + FLUSH_PAYLOAD)  /* a whole FLUSH record */
 #define SEG_HDR 32u                          /* segment header bytes */
 #define REC_HDR 24u                          /* record header bytes */
 #define REC_MAX (64u * 1024u)                /* largest total_len */
 #define SEG_PREFIX "xatm-log."
 #define SEG_NAME_LEN (sizeof SEG_PREFIX - 1 + 16)
 #define DEFAULT_SEGMENT_SIZE (16ull * 1024 * 1024)
+#define ZERO_CHUNK (256u * 1024u)            /* largest single write of a zero fill */
+#define PREALLOC_MAX (1ull << 30)            /* segment files are zero-filled to at most this */
+#define SPARE_NAME "xatm-log.next"           /* the next segment while it is being prepared */
 #define MEMBER_SIZE(type, member) sizeof(((type *)0)->member)
 #define WHO_MAX (MEMBER_SIZE(xatm_declog_record, who) - 1)
 #define WHY_MAX (MEMBER_SIZE(xatm_declog_record, why) - 1)
@@ -62,13 +77,15 @@ _Static_assert(REC_HDR + 8 + 1 + DECISION_PAYLOAD_MAX <= REC_MAX,
 /* One segment file on disk. */
 struct seg {
     uint64_t num;  /* segment number (file name) */
-    uint64_t size; /* bytes in the file */
+    uint64_t size; /* bytes in the file (its zero-filled length, or more) */
 };
 
 struct xatm_declog {
     char *dir;                   /* the log directory */
     xatm_declog_io io;           /* file layer, every member set */
     uint64_t segment_size;       /* rotation threshold (bytes after header + checkpoint) */
+    uint64_t seg_full;           /* length new segments are zero-filled to (segment_size,
+                                    at least SEG_HDR, at most PREALLOC_MAX) */
     void (*unresolved)(void *arg, void (*emit)(const xatm_declog_record *rec, void *emit_arg),
                        void *emit_arg); /* lists decisions to carry forward at rotation */
     void *unresolved_arg;        /* its argument */
@@ -77,6 +94,20 @@ struct xatm_declog {
     uint64_t seg_off;            /* bytes in the current segment = offset of the next write */
     uint64_t seg_base;           /* its header + leading checkpoint, not counted for rotation */
     bool dirty;                  /* bytes written to the current segment since its fdatasync */
+    uint64_t sync_off;           /* where the next FLUSH record's coverage starts: the end of
+                                    the last flush known durable (SEG_HDR at worst) */
+    uint32_t sync_crc;           /* crc32c of [sync_off, seg_off) */
+    uint64_t sync_first_lsn;     /* lsn of the first record at sync_off, 0 if none yet */
+    int spare_fd;                /* SPARE_NAME, the next segment being zero-filled, or -1 */
+    uint64_t spare_len;          /* bytes of it zero-filled so far */
+    uint64_t spare_size;         /* bytes its file holds (a recycled segment: seg_full from
+                                    the start, old records not yet zeroed included) */
+    bool spare_ready;            /* zero-filled to seg_full and fdatasync'd */
+    bool spare_short;            /* preparing it ran out of disk space: retried by every
+                                    flush, fatal only at the rotation that needs it */
+    bool warn_new;               /* warn holds a warning not yet taken by the caller */
+    char warn[PATH_MAX + 200];   /* the last non-fatal problem, "" if none */
+    uint8_t *zeros;              /* ZERO_CHUNK zero bytes, never written to */
     struct seg *segs;            /* segments on disk, oldest first; last = current */
     size_t n_segs;               /* entries in segs */
     size_t cap_segs;             /* allocated entries */
@@ -148,6 +179,11 @@ static int px_unlink(void *ctx, const char *path)
     return unlink(path) < 0 ? -errno : 0;
 }
 
+static int px_rename(void *ctx, const char *from, const char *to)
+{
+    return rename(from, to) < 0 ? -errno : 0;
+}
+
 /* The io table with every NULL member replaced by its POSIX default. */
 static xatm_declog_io io_complete(const xatm_declog_io *in)
 {
@@ -161,6 +197,7 @@ static xatm_declog_io io_complete(const xatm_declog_io *in)
     if (!io.pread) io.pread = px_pread;
     if (!io.fsync) io.fsync = px_fsync;
     if (!io.unlink) io.unlink = px_unlink;
+    if (!io.rename) io.rename = px_rename;
     return io;
 }
 
@@ -206,6 +243,11 @@ static void seg_path(char *out, size_t size, const char *dir, uint64_t num)
     snprintf(out, size, "%s/" SEG_PREFIX "%016llx", dir, (unsigned long long)num);
 }
 
+static void spare_path(char *out, size_t size, const char *dir)
+{
+    snprintf(out, size, "%s/" SPARE_NAME, dir);
+}
+
 /* Makes the log fail for good: every later append/flush returns rc. */
 static int __attribute__((format(printf, 3, 4))) set_fatal(xatm_declog *log, int rc, const char *fmt, ...)
 {
@@ -240,6 +282,41 @@ static int write_all(const xatm_declog_io *io, int fd, const uint8_t *p, size_t 
         off += (uint64_t)w;
     }
     return 0;
+}
+
+/* Writes zeros over [from, to) of fd, in writes of at most ZERO_CHUNK bytes. 0 or -errno,
+ * and then *at is the offset of the write that failed. */
+static int zero_range(const xatm_declog *log, int fd, uint64_t from, uint64_t to, uint64_t *at)
+{
+    while (from < to) {
+        size_t n = to - from < ZERO_CHUNK ? (size_t)(to - from) : ZERO_CHUNK;
+        int e = write_all(&log->io, fd, log->zeros, n, from);
+        if (e < 0) {
+            *at = from;
+            return e;
+        }
+        from += n;
+    }
+    return 0;
+}
+
+/* true when the n bytes at p are all zero */
+static bool all_zero(const uint8_t *p, uint64_t n)
+{
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, (size_t)(n - 1)) == 0);
+}
+
+/* The offset just past the last non-zero byte in [from, len), or from when there is none. */
+static uint64_t nonzero_end(const uint8_t *data, uint64_t from, uint64_t len)
+{
+    uint64_t end = len;
+    while (end > from) {
+        uint64_t blk = end - from < 4096 ? end - from : 4096;
+        if (!all_zero(data + end - blk, blk)) break;
+        end -= blk;
+    }
+    while (end > from && data[end - 1] == 0) end--;
+    return end;
 }
 
 /* ---- record codec ---- */
@@ -443,10 +520,12 @@ static void seal_record(uint8_t *p, uint8_t type, uint64_t lsn, uint32_t payload
     put_le32(p + 4, xatm_crc32c(0, p + 8, total - 8));
 }
 
-/* Appends a valid non-CHECKPOINT record to log->buf with the next lsn. 0 or XATM_ENOMEM. */
+/* Appends a valid non-CHECKPOINT record to log->buf with the next lsn, leaving room for the
+ * FLUSH record the flush adds. 0 or XATM_ENOMEM. */
 static int buffer_record(xatm_declog *log, const xatm_declog_record *rec)
 {
-    if (xatm_buf_reserve(&log->buf, REC_HDR + DECISION_PAYLOAD_MAX) != 0) return XATM_ENOMEM;
+    if (xatm_buf_reserve(&log->buf, REC_HDR + DECISION_PAYLOAD_MAX + FLUSH_LEN) != 0)
+        return XATM_ENOMEM;
     uint8_t *p = log->buf.data + log->buf.len;
     wr w = {p + REC_HDR, 0};
     encode_payload(&w, rec);
@@ -454,6 +533,28 @@ static int buffer_record(xatm_declog *log, const xatm_declog_record *rec)
     log->buf.len += REC_HDR + w.len;
     log->next_lsn++;
     return 0;
+}
+
+/* Ends the bytes buf[from, buf->len), about to be written at file offset `at`, with a FLUSH
+ * record (buf has room for it: FLUSH_LEN bytes reserved). It covers every byte from
+ * sync_off (the end of the last flush known durable; sync_crc is the crc32c of
+ * [sync_off, at), first_lsn the lsn of the record at sync_off or 0 when that is the first
+ * record in buf) up to itself, and carries the lsn of the last record before it.
+ * *crc_out: the crc32c of [sync_off, end of the FLUSH record), *first_out: first_lsn used. */
+static void put_flush(xatm_buf *buf, size_t from, uint64_t at, uint64_t sync_off,
+                      uint32_t sync_crc, uint64_t first_lsn, uint64_t last_lsn,
+                      uint32_t *crc_out, uint64_t *first_out)
+{
+    uint8_t *p = buf->data + buf->len;
+    if (!first_lsn) first_lsn = get_le64(buf->data + from + 8);
+    uint32_t crc = xatm_crc32c(sync_crc, buf->data + from, buf->len - from);
+    put_le64(p + REC_HDR, first_lsn);
+    put_le64(p + REC_HDR + 8, at + (buf->len - from) - sync_off);
+    put_le32(p + REC_HDR + 16, crc);
+    seal_record(p, XATM_DL_FLUSH, last_lsn, FLUSH_PAYLOAD);
+    buf->len += FLUSH_LEN;
+    *crc_out = xatm_crc32c(crc, p, FLUSH_LEN);
+    *first_out = first_lsn;
 }
 
 /* ---- parsing records out of a segment image ---- */
@@ -473,9 +574,9 @@ enum rec_status {
     REC_BAD,  /* CRC matches but the content is wrong: written that way, never torn */
 };
 
-/* Checks the framing and CRC of the record at off. */
+/* Checks the framing and CRC of the record at off (the CRC only with check_crc). */
 static enum rec_status frame_at(const uint8_t *data, uint64_t len, uint64_t off,
-                                struct rec_view *v, char *why, size_t whylen)
+                                struct rec_view *v, bool check_crc, char *why, size_t whylen)
 {
     uint64_t left = len - off;
     if (left < REC_HDR) {
@@ -503,7 +604,7 @@ static enum rec_status frame_at(const uint8_t *data, uint64_t len, uint64_t off,
         msg(why, whylen, "reserved bytes are not zero");
         return REC_TORN;
     }
-    uint32_t stored = get_le32(p + 4), computed = xatm_crc32c(0, p + 8, v->total - 8);
+    uint32_t stored = get_le32(p + 4), computed = check_crc ? xatm_crc32c(0, p + 8, v->total - 8) : stored;
     if (stored != computed) {
         msg(why, whylen, "CRC mismatch (stored %08lx, computed %08lx)", (unsigned long)stored,
             (unsigned long)computed);
@@ -578,59 +679,187 @@ static bool payload_walk(const struct rec_view *v, deliver_fn fn, void *ctx, uin
 
 /* Result of scanning the records of one segment image. */
 struct scan {
-    uint64_t end;       /* offset just past the last valid record (= the bad one's offset) */
+    bool v2;            /* in: a version 2 segment (every flush ends with a FLUSH record) */
+    bool trusted;       /* in: the bytes scanned were found valid by an earlier scan of the
+                           same image: no CRC is computed again (the delivering scans) */
+    uint64_t end;       /* offset just past the last valid record (= the bad one's offset,
+                           or where the zero-filled rest of the segment starts); in a
+                           version 2 segment, unless the stop is certain, just past the last
+                           FLUSH record that checks out */
     uint64_t last_lsn;  /* in: previous segment's last lsn (0 = none); out: this one's */
     uint32_t max_epoch; /* in/out: highest BOOT / CHECKPOINT epoch */
-    uint64_t first_len; /* length of the first record when it is a CHECKPOINT, else 0 */
+    uint64_t first_len; /* length of the first record when it is a CHECKPOINT, else 0; in
+                           a version 2 segment only once a FLUSH record that checks out
+                           closes it (a CHECKPOINT whose flush is torn is not kept) */
     bool bad;           /* stopped at an invalid record */
     bool certain;       /* its CRC matched: corrupt wherever it is */
-    char why[200];      /* what is wrong with it */
+    char why[300];      /* what is wrong with it */
 };
 
-/* Walks records from SEG_HDR to len, stopping at the first invalid one. */
+/* Checks the FLUSH record v at off (framing and CRC already good) of a version 2 segment:
+ * it must close a flush (the lsn of the record before it, at least one record since the
+ * last FLUSH, which ended at flush_start), cover bytes from a flush boundary at or before
+ * flush_start up to itself (the record there has first_lsn), and the crc32c of the covered
+ * bytes must match. REC_TORN only for that last check: the covered bytes are not what was
+ * written. */
+static enum rec_status flush_check(const uint8_t *data, uint64_t off, const struct rec_view *v,
+                                   uint64_t prev_lsn, uint64_t flush_start, bool trusted,
+                                   char *why, size_t whylen)
+{
+    if (v->payload_len != FLUSH_PAYLOAD) {
+        msg(why, whylen, "FLUSH record with a payload of %lu bytes", (unsigned long)v->payload_len);
+        return REC_BAD;
+    }
+    uint64_t first = get_le64(v->payload), covered = get_le64(v->payload + 8);
+    uint32_t stored = get_le32(v->payload + 16);
+    if (off == flush_start || v->lsn != prev_lsn) {
+        msg(why, whylen, "FLUSH record (lsn %llu) does not close a flush", (unsigned long long)v->lsn);
+        return REC_BAD;
+    }
+    if (covered < off - flush_start || covered > off - SEG_HDR ||
+        get_le64(data + off - covered + 8) != first) {
+        msg(why, whylen, "FLUSH record (lsn %llu) covers %llu bytes from lsn %llu: not a flush boundary",
+            (unsigned long long)v->lsn, (unsigned long long)covered, (unsigned long long)first);
+        return REC_BAD;
+    }
+    if (trusted) return REC_OK;
+    uint32_t computed = xatm_crc32c(0, data + off - covered, (size_t)covered);
+    if (computed != stored) {
+        msg(why, whylen,
+            "FLUSH record at offset %llu: CRC of the %llu bytes it covers mismatch (stored %08lx, computed %08lx)",
+            (unsigned long long)off, (unsigned long long)covered, (unsigned long)stored,
+            (unsigned long)computed);
+        return REC_TORN;
+    }
+    return REC_OK;
+}
+
+/* Walks records from SEG_HDR to len, stopping at the first invalid one, or where only
+ * zeros are left (the end of the log: a segment is zero-filled ahead of its records).
+ * In a version 2 segment the records accepted end with the last FLUSH record that checks
+ * out: an invalid record that is not certain, a FLUSH whose covered bytes do not check out,
+ * or records without a FLUSH after them make s->end the end of the last good flush (the
+ * reason names where the flush after it went wrong); fn sees records as they are read, so
+ * callers give it only [0, end) of a scan without fn. */
 static void scan_records(const uint8_t *data, uint64_t len, struct scan *s, deliver_fn fn,
                          void *ctx)
 {
-    uint64_t off = SEG_HDR;
+    uint64_t off = SEG_HDR, good = SEG_HDR, good_lsn = s->last_lsn, first_len = 0;
+    uint32_t good_epoch = s->max_epoch;
+    char why[sizeof s->why - 48];
     while (off < len) {
         struct rec_view v;
         uint32_t epoch = 0;
-        enum rec_status st = frame_at(data, len, off, &v, s->why, sizeof s->why);
-        if (st == REC_OK && s->last_lsn && v.lsn != s->last_lsn + 1) {
-            msg(s->why, sizeof s->why, "lsn %llu does not follow lsn %llu",
-                (unsigned long long)v.lsn, (unsigned long long)s->last_lsn);
-            st = REC_BAD;
+        uint64_t left = len - off;
+        enum rec_status st;
+        if (all_zero(data + off, left < 4 ? left : 4)) {
+            /* total_len 0: the end of the log, if nothing but zeros follows */
+            uint64_t nz = nonzero_end(data, off, len);
+            if (nz == off) break;
+            msg(why, sizeof why,
+                "record length 0 (the end of the log) but non-zero bytes follow, up to offset %llu",
+                (unsigned long long)nz);
+            st = REC_TORN;
+        } else {
+            st = frame_at(data, len, off, &v, !s->trusted, why, sizeof why);
         }
-        if (st == REC_OK && !payload_walk(&v, NULL, NULL, off, &epoch, s->why, sizeof s->why))
-            st = REC_BAD;
+        if (st == REC_OK && s->v2 && v.type == XATM_DL_FLUSH) {
+            st = flush_check(data, off, &v, s->last_lsn, good, s->trusted, why, sizeof why);
+            if (st == REC_OK) {
+                off += v.total;
+                good = off;
+                good_lsn = s->last_lsn;
+                good_epoch = s->max_epoch;
+                s->first_len = first_len;
+                continue;
+            }
+        } else {
+            if (st == REC_OK && s->last_lsn && v.lsn != s->last_lsn + 1) {
+                msg(why, sizeof why, "lsn %llu does not follow lsn %llu",
+                    (unsigned long long)v.lsn, (unsigned long long)s->last_lsn);
+                st = REC_BAD;
+            }
+            if (st == REC_OK && !payload_walk(&v, NULL, NULL, off, &epoch, why, sizeof why))
+                st = REC_BAD;
+        }
         if (st != REC_OK) {
             s->bad = true;
             s->certain = st == REC_BAD;
             s->end = off;
+            if (s->v2 && !s->certain && off != good) {
+                msg(s->why, sizeof s->why, "incomplete flush: offset %llu: %s",
+                    (unsigned long long)off, why);
+                s->end = good;
+            } else {
+                msg(s->why, sizeof s->why, "%s", why);
+            }
+            if (s->v2 && !s->certain) {
+                s->last_lsn = good_lsn;
+                s->max_epoch = good_epoch;
+            }
             return;
         }
-        if (fn) payload_walk(&v, fn, ctx, off, &epoch, s->why, sizeof s->why);
+        if (fn) payload_walk(&v, fn, ctx, off, &epoch, why, sizeof why);
         if (epoch > s->max_epoch) s->max_epoch = epoch;
-        if (off == SEG_HDR && v.type == XATM_DL_CHECKPOINT) s->first_len = v.total;
+        if (off == SEG_HDR && v.type == XATM_DL_CHECKPOINT) {
+            first_len = v.total;
+            if (!s->v2) s->first_len = first_len;
+        }
         s->last_lsn = v.lsn;
         off += v.total;
     }
     s->end = off;
+    if (s->v2 && off != good) {
+        /* records that no FLUSH record closes: a flush cut short */
+        msg(s->why, sizeof s->why, "incomplete flush: no FLUSH record after the records at offsets %llu..%llu",
+            (unsigned long long)good, (unsigned long long)off);
+        s->bad = true;
+        s->certain = false;
+        s->end = good;
+        s->last_lsn = good_lsn;
+        s->max_epoch = good_epoch;
+    }
+}
+
+/* true when a FLUSH record that checks out (framing, CRC, and the crc32c of the bytes it
+ * says it covers) starts anywhere at or after offset `from` of a version 2 segment: a flush
+ * after `from` was complete, and since a FLUSH record covers every byte back to the last
+ * completed fdatasync, whatever is wrong before what it covers had been made durable. */
+static bool flush_after(const uint8_t *data, uint64_t len, uint64_t from)
+{
+    char why[8];
+    uint64_t nz = nonzero_end(data, from, len);
+    for (uint64_t o = from > SEG_HDR ? from : SEG_HDR; o < nz && o + FLUSH_LEN <= len; o++) {
+        const uint8_t *p = data + o;
+        /* cheap filters before the CRCs */
+        if (get_le32(p) != FLUSH_LEN || p[16] != XATM_DL_FLUSH || get_le32(p + 20) != FLUSH_PAYLOAD ||
+            p[17] || p[18] || p[19])
+            continue;
+        struct rec_view v;
+        if (frame_at(data, len, o, &v, true, why, sizeof why) != REC_OK) continue;
+        uint64_t covered = get_le64(v.payload + 8);
+        if (covered == 0 || covered > o - SEG_HDR) continue;
+        if (xatm_crc32c(0, data + o - covered, (size_t)covered) == get_le32(v.payload + 16))
+            return true;
+    }
+    return false;
 }
 
 /* true when a record whose framing and CRC check out starts anywhere after offset `from`:
- * then the invalid data at `from` is not a torn tail but damage in the middle. */
+ * then the invalid data at `from` is not a torn tail but damage in the middle. (None can
+ * start in the zeros after the last non-zero byte: its length would be 0.) */
 static bool valid_record_after(const uint8_t *data, uint64_t len, uint64_t from)
 {
     char why[8];
-    for (uint64_t o = from + 1; o + REC_HDR <= len; o++) {
+    uint64_t nz = nonzero_end(data, from, len);
+    for (uint64_t o = from + 1; o < nz && o + REC_HDR <= len; o++) {
         const uint8_t *p = data + o;
         uint32_t total = get_le32(p);
         /* cheap filters before the CRC */
         if (total < REC_HDR || total > REC_MAX || total > len - o) continue;
         if (get_le32(p + 20) != total - REC_HDR || p[17] || p[18] || p[19]) continue;
         struct rec_view v;
-        if (frame_at(data, len, o, &v, why, sizeof why) != REC_TORN) return true;
+        if (frame_at(data, len, o, &v, true, why, sizeof why) != REC_TORN) return true;
     }
     return false;
 }
@@ -646,8 +875,9 @@ static void seg_header_build(uint8_t p[SEG_HDR], uint64_t num)
     put_le32(p + 24, xatm_crc32c(0, p, 24));
 }
 
-static bool seg_header_check(const uint8_t *data, uint64_t len, uint64_t num, char *why,
-                             size_t whylen)
+/* Checks a segment header; *version gets its version (SEG_VERSION_OLD or SEG_VERSION). */
+static bool seg_header_check(const uint8_t *data, uint64_t len, uint64_t num, uint32_t *version,
+                             char *why, size_t whylen)
 {
     if (len < SEG_HDR) {
         msg(why, whylen, "segment header incomplete (%llu of %u bytes)",
@@ -664,9 +894,10 @@ static bool seg_header_check(const uint8_t *data, uint64_t len, uint64_t num, ch
             (unsigned long)stored, (unsigned long)computed);
         return false;
     }
-    if (get_le32(data + 8) != SEG_VERSION) {
-        msg(why, whylen, "segment version %lu (this xatmd reads version %u)",
-            (unsigned long)get_le32(data + 8), SEG_VERSION);
+    *version = get_le32(data + 8);
+    if (*version != SEG_VERSION_OLD && *version != SEG_VERSION) {
+        msg(why, whylen, "segment version %lu (this xatmd reads versions %u and %u)",
+            (unsigned long)*version, SEG_VERSION_OLD, SEG_VERSION);
         return false;
     }
     if (get_le32(data + 12) || get_le32(data + 28)) {
@@ -750,11 +981,23 @@ out_close_dir:
     return rc;
 }
 
-/* Reads a whole file through io->pread. 0, XATM_EIO (err set) or XATM_ENOMEM. */
+/* Reads a whole file through io->pread into one buffer sized by fstat (one byte more, so
+ * that the read that finds the end needs no growth; a file that grew meanwhile, which only
+ * a dump reading a live log can see, makes the buffer double). 0, XATM_EIO (err set) or
+ * XATM_ENOMEM. */
 static int read_file(const xatm_declog_io *io, int fd, const char *path, uint8_t **data_out,
                      uint64_t *len_out, char *err, size_t errlen)
 {
-    size_t cap = 64 * 1024, len = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        msg(err, errlen, "%s: fstat: %s", path, strerror(errno));
+        return XATM_EIO;
+    }
+    if (st.st_size < 0 || (uint64_t)st.st_size >= SIZE_MAX / 2) {
+        msg(err, errlen, "%s: file too large to read", path);
+        return XATM_EIO;
+    }
+    size_t cap = (size_t)st.st_size + 1, len = 0;
     uint8_t *data = malloc(cap);
     if (!data) return XATM_ENOMEM;
     for (;;) {
@@ -841,19 +1084,33 @@ static int segs_push(xatm_declog *log, uint64_t num, uint64_t size)
     return 0;
 }
 
-/* Creates segment `num` holding `image` (header + records), makes it and its directory
- * entry durable, and returns its fd. -errno on failure (what failed goes to what). */
-static int create_segment(const xatm_declog *log, uint64_t num, const uint8_t *image,
-                          size_t len, const char **what)
+/* The first write of a new segment: its image (log->buf) padded with zeros to the full
+ * segment length or ZERO_CHUNK bytes, whichever is less (never shorter than the image). */
+static size_t first_piece(const xatm_declog *log)
+{
+    size_t piece = log->seg_full < ZERO_CHUNK ? (size_t)log->seg_full : ZERO_CHUNK;
+    return piece > log->buf.len ? piece : log->buf.len;
+}
+
+/* Creates segment `num` under its final name holding the image in log->buf (header and
+ * records) followed by zeros up to seg_full, makes it and its directory entry durable, and
+ * returns its fd. The caller has reserved first_piece() bytes in log->buf: the image and
+ * its padding go out in one write, so a segment of at most ZERO_CHUNK bytes takes one
+ * write. -errno on failure (what failed goes to what). */
+static int create_segment(xatm_declog *log, uint64_t num, const char **what)
 {
     char path[PATH_MAX];
+    size_t len = log->buf.len, piece = first_piece(log);
+    uint64_t at = 0;
     seg_path(path, sizeof path, log->dir, num);
     int fd = log->io.open(log->io.ctx, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         *what = "create";
         return fd;
     }
-    int rc = write_all(&log->io, fd, image, len, 0);
+    memset(log->buf.data + len, 0, piece - len);
+    int rc = write_all(&log->io, fd, log->buf.data, piece, 0);
+    if (rc == 0) rc = zero_range(log, fd, piece, log->seg_full, &at);
     if (rc < 0) {
         *what = "write";
         goto fail_close;
@@ -874,6 +1131,166 @@ fail_close:
     return rc;
 }
 
+/* ---- the next segment, prepared ahead ---- */
+
+/* Gives the spare up after a failure: closes it and removes its file (best effort: it holds
+ * nothing yet, and its blocks may be what a full disk is missing). */
+static void spare_drop(xatm_declog *log)
+{
+    char path[PATH_MAX];
+    if (log->spare_fd >= 0) log->io.close(log->io.ctx, log->spare_fd);
+    log->spare_fd = -1;
+    log->spare_len = log->spare_size = 0;
+    log->spare_ready = log->spare_short = false;
+    spare_path(path, sizeof path, log->dir);
+    (void)log->io.unlink(log->io.ctx, path);
+}
+
+/* Asks the kernel to start writing [off, off + len) of fd back now, so that the fdatasync
+ * that completes the spare finds little left to write. A hint: it changes no data, is not
+ * part of the io table and its failure is ignored. */
+static void start_writeback(int fd, uint64_t off, uint64_t len)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+    (void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd;
+    (void)off;
+    (void)len;
+#endif
+}
+
+/* A piece of the spare did not fit on the disk while it was prepared ahead: remembered,
+ * warned about once (until it fits again), retried by the next flush. Returns 0. */
+static int spare_out_of_space(xatm_declog *log, const char *path, const char *what,
+                              uint64_t at, int neg_errno)
+{
+    if (!log->spare_short) {
+        log->spare_short = true;
+        msg(log->warn, sizeof log->warn,
+            "%s: preparing the next segment: %s at offset %llu: %s; retried by every flush; "
+            "the log fails with it at the rotation that needs the segment, after about %llu "
+            "more bytes of records, unless space is freed on its disk before",
+            path, what, (unsigned long long)at, strerror(-neg_errno),
+            (unsigned long long)(log->seg_base + log->segment_size > log->seg_off
+                                     ? log->seg_base + log->segment_size - log->seg_off
+                                     : 0));
+        log->warn_new = true;
+    }
+    return 0;
+}
+
+/* Zero-fills the spare (creating it first when there is none) up to `to` (at most
+ * seg_full); with sync, fdatasyncs it once it is complete. 0, or the sticky error: a
+ * full disk is found here. With ahead (a flush preparing the next segment before it is
+ * needed), running out of space (ENOSPC, EDQUOT) is not an error yet: the spare keeps what
+ * it has, spare_short is set, a warning is left for the caller, 0 is returned, and the next
+ * flush tries again; the rotation's call (ahead false) makes it sticky. */
+static int spare_fill(xatm_declog *log, uint64_t to, bool sync, bool ahead)
+{
+    char path[PATH_MAX];
+    uint64_t at = 0;
+    spare_path(path, sizeof path, log->dir);
+    if (log->spare_fd < 0) {
+        int fd = log->io.open(log->io.ctx, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 && ahead && write_error_code(fd) == XATM_ENOSPC)
+            return spare_out_of_space(log, path, "create", 0, fd);
+        if (fd < 0)
+            return set_fatal(log, write_error_code(fd), "%s: preparing the next segment: create: %s",
+                             path, strerror(-fd));
+        log->spare_fd = fd;
+        log->spare_len = log->spare_size = 0;
+    }
+    if (to > log->seg_full) to = log->seg_full;
+    if (to > log->spare_len) {
+        uint64_t from = log->spare_len;
+        int e = zero_range(log, log->spare_fd, from, to, &at);
+        if (e < 0 && ahead && write_error_code(e) == XATM_ENOSPC) {
+            log->spare_len = at; /* [0, at) is zero; the failed piece is written again */
+            if (at > log->spare_size) log->spare_size = at;
+            return spare_out_of_space(log, path, "write", at, e);
+        }
+        if (e < 0) {
+            spare_drop(log);
+            return set_fatal(log, write_error_code(e),
+                             "%s: preparing the next segment: write at offset %llu: %s", path,
+                             (unsigned long long)at, strerror(-e));
+        }
+        start_writeback(log->spare_fd, from, to - from);
+        log->spare_len = to;
+        if (to > log->spare_size) log->spare_size = to;
+        if (log->spare_short) {
+            log->spare_short = false;
+            msg(log->warn, sizeof log->warn,
+                "%s: preparing the next segment: resumed at offset %llu (there is space again)",
+                path, (unsigned long long)from);
+            log->warn_new = true;
+        }
+    }
+    if (sync && !log->spare_ready && log->spare_len == log->seg_full) {
+        int e = log->io.fdatasync(log->io.ctx, log->spare_fd);
+        if (e < 0) {
+            spare_drop(log);
+            return set_fatal(log, write_error_code(e),
+                             "%s: preparing the next segment: fdatasync: %s", path, strerror(-e));
+        }
+        log->spare_ready = true;
+    }
+    return 0;
+}
+
+/* After a flush that wrote n bytes to the current segment: once that segment is half full,
+ * zero-fill the next one a piece at a time (at least ZERO_CHUNK bytes, and 4 n, so that it
+ * is complete well before the rotation even when flushes are large). Segments of at most
+ * ZERO_CHUNK bytes are not prepared ahead: the rotation writes them in one go. */
+static int spare_step(xatm_declog *log, uint64_t n)
+{
+    if (log->seg_full <= ZERO_CHUNK || log->spare_ready) return 0;
+    if (log->seg_off - log->seg_base < log->segment_size / 2) return 0;
+    uint64_t budget = n > ZERO_CHUNK / 4 ? 4 * n : ZERO_CHUNK;
+    return spare_fill(log, log->spare_len + budget, true, true);
+}
+
+/* Turns the spare into segment `num`: completes its zero fill if needed, writes the image
+ * in log->buf at its start, fdatasyncs it, renames it into place and fsyncs the directory.
+ * 0 with its fd in *fd_out, or the sticky error. */
+static int spare_install(xatm_declog *log, uint64_t num, int *fd_out)
+{
+    char spare[PATH_MAX], path[PATH_MAX];
+    spare_path(spare, sizeof spare, log->dir);
+    seg_path(path, sizeof path, log->dir, num);
+    int rc = spare_fill(log, log->seg_full, false, false);
+    if (rc) return rc;
+    const char *what = "write";
+    int e = write_all(&log->io, log->spare_fd, log->buf.data, log->buf.len, 0);
+    if (e == 0) {
+        what = "fdatasync";
+        e = log->io.fdatasync(log->io.ctx, log->spare_fd);
+    }
+    if (e < 0) {
+        spare_drop(log);
+        return set_fatal(log, write_error_code(e), "%s: %s: %s", spare, what, strerror(-e));
+    }
+    e = log->io.rename(log->io.ctx, spare, path);
+    if (e < 0) {
+        spare_drop(log);
+        return set_fatal(log, write_error_code(e), "%s: rename to %s: %s", spare, path,
+                         strerror(-e));
+    }
+    int fd = log->spare_fd;
+    log->spare_fd = -1;
+    log->spare_len = log->spare_size = 0;
+    log->spare_ready = false;
+    e = fsync_dir(&log->io, log->dir);
+    if (e < 0) {
+        log->io.close(log->io.ctx, fd);
+        return set_fatal(log, write_error_code(e), "%s: fsync of the directory: %s", path,
+                         strerror(-e));
+    }
+    *fd_out = fd;
+    return 0;
+}
+
 /* ---- open and replay ---- */
 
 /* One segment file read at open. */
@@ -881,6 +1298,7 @@ struct seg_image {
     uint64_t num;  /* segment number */
     uint8_t *data; /* whole file */
     uint64_t len;  /* its length */
+    bool v2;       /* a version 2 segment (with FLUSH records) */
 };
 
 /* Adapter from deliver_fn to the caller's replay callback. */
@@ -943,37 +1361,43 @@ static int open_existing(xatm_declog *log, const uint64_t *nums, size_t n,
 
     /* Pass 1: validate everything and find where the newest segment really ends. */
     uint64_t last_lsn = 0, keep = 0;
-    uint32_t epoch = 0;
+    uint32_t epoch = 0, version = SEG_VERSION;
     bool header_torn = false, tail_torn = false;
     char why[200];
     for (size_t i = 0; i < n; i++) {
         bool newest = i == n - 1;
         seg_path(path, sizeof path, log->dir, nums[i]);
-        if (!seg_header_check(img[i].data, img[i].len, nums[i], why, sizeof why)) {
+        if (!seg_header_check(img[i].data, img[i].len, nums[i], &version, why, sizeof why)) {
             if (newest && !valid_record_after(img[i].data, img[i].len, 0)) {
                 header_torn = true;
+                version = SEG_VERSION; /* rewritten as an empty segment of this version */
                 keep = 0;
                 msg(err, errlen, "%s: offset 0: torn segment header rewritten (%llu bytes dropped): %s",
-                    path, (unsigned long long)img[i].len, why);
+                    path, (unsigned long long)nonzero_end(img[i].data, 0, img[i].len), why);
                 break;
             }
             msg(err, errlen, "%s: offset 0: %s", path, why);
             rc = XATM_ECORRUPT;
             goto out_free_images;
         }
-        struct scan s = {.last_lsn = last_lsn, .max_epoch = epoch};
+        img[i].v2 = version == SEG_VERSION;
+        struct scan s = {.v2 = img[i].v2, .last_lsn = last_lsn, .max_epoch = epoch};
         scan_records(img[i].data, img[i].len, &s, NULL, NULL);
         if (s.bad) {
-            if (newest && !s.certain && !valid_record_after(img[i].data, img[i].len, s.end)) {
+            bool later = s.v2 ? flush_after(img[i].data, img[i].len, s.end)
+                              : valid_record_after(img[i].data, img[i].len, s.end);
+            if (newest && !s.certain && !later) {
                 tail_torn = true;
                 msg(err, errlen, "%s: offset %llu: torn tail truncated (%llu bytes dropped): %s",
-                    path, (unsigned long long)s.end, (unsigned long long)(img[i].len - s.end),
+                    path, (unsigned long long)s.end,
+                    (unsigned long long)(nonzero_end(img[i].data, s.end, img[i].len) - s.end),
                     s.why);
             } else {
                 msg(err, errlen, "%s: offset %llu: %s%s", path, (unsigned long long)s.end, s.why,
                     s.certain ? "; its CRC matches, so it was written this way, not torn"
-                    : newest  ? "; valid records follow it, so it is not a torn tail"
-                              : "; only the newest segment may end torn");
+                    : !newest ? "; only the newest segment may end torn"
+                    : s.v2    ? "; a complete flush (FLUSH record) follows it, so it is not a torn tail"
+                              : "; valid records follow it, so it is not a torn tail");
                 rc = XATM_ECORRUPT;
                 goto out_free_images;
             }
@@ -984,52 +1408,108 @@ static int open_existing(xatm_declog *log, const uint64_t *nums, size_t n,
         if (newest) log->seg_base = SEG_HDR + s.first_len;
     }
 
-    /* Repair: make the newest segment end at its last valid record, durably. */
+    /* Repair the newest segment: it must end at its last valid record with only zeros after
+     * it, up to at least the full segment length, durably. A torn header is rewritten and a
+     * torn tail zeroed (that is what "truncated" means here: the next writes land on zeros);
+     * a file shorter than seg_full (cut short by a crash while it was being zero-filled) is
+     * extended with zeros. A version 1 newest segment (written before FLUSH records) gets
+     * no more records: its torn tail is zeroed, it is fdatasync'd as it is (it becomes an
+     * older segment) and an empty version 2 segment is created after it. */
+    bool old_newest = version == SEG_VERSION_OLD;
     seg_path(path, sizeof path, log->dir, nums[n - 1]);
+    const uint8_t *data = img[n - 1].data;
+    uint64_t len = img[n - 1].len, size = len, at = 0;
+    const char *doing = "";
+    int e = 0;
     if (header_torn) {
         uint8_t hdr[SEG_HDR];
         seg_header_build(hdr, nums[n - 1]);
-        int e = log->io.ftruncate(log->io.ctx, log->fd, 0);
-        if (e == 0) e = write_all(&log->io, log->fd, hdr, sizeof hdr, 0);
-        if (e == 0) e = log->io.fdatasync(log->io.ctx, log->fd);
-        if (e < 0) {
-            msg(err, errlen, "%s: rewriting the torn segment header: %s", path, strerror(-e));
-            rc = write_error_code(e) == XATM_ENOSPC ? XATM_ENOSPC : XATM_EIO;
-            goto out_free_images;
-        }
+        doing = "rewriting the torn segment header";
+        e = write_all(&log->io, log->fd, hdr, sizeof hdr, 0);
         keep = SEG_HDR;
         log->seg_base = SEG_HDR;
-    } else if (tail_torn) {
-        int e = log->io.ftruncate(log->io.ctx, log->fd, (off_t)keep);
-        if (e == 0) e = log->io.fdatasync(log->io.ctx, log->fd);
-        if (e < 0) {
-            msg(err, errlen, "%s: truncating the torn tail at offset %llu: %s", path,
-                (unsigned long long)keep, strerror(-e));
-            rc = XATM_EIO;
+        if (size < SEG_HDR) size = SEG_HDR;
+    }
+    if (e == 0 && (header_torn || tail_torn) && len > keep) {
+        if (tail_torn) doing = "zeroing the torn tail";
+        e = zero_range(log, log->fd, keep, nonzero_end(data, keep, len), &at);
+    }
+    if (e == 0 && size < log->seg_full && !old_newest) {
+        doing = "extending the segment with zeros to its full length";
+        e = zero_range(log, log->fd, size, log->seg_full, &at);
+        size = log->seg_full;
+    }
+    bool repaired = header_torn || tail_torn || size != len;
+    if (e == 0 && (repaired || old_newest)) {
+        doing = "fdatasync after repairing the segment";
+        e = log->io.fdatasync(log->io.ctx, log->fd);
+    }
+    if (e < 0) {
+        msg(err, errlen, "%s: %s: %s", path, doing, strerror(-e));
+        rc = write_error_code(e) == XATM_ENOSPC ? XATM_ENOSPC : XATM_EIO;
+        goto out_free_images;
+    }
+    if (old_newest) {
+        /* one segment more: reserve its entry now, so nothing fails after it exists */
+        for (size_t i = 0; i <= n; i++) {
+            rc = segs_reserve(log);
+            if (rc) goto out_free_images;
+            log->n_segs++;
+        }
+        log->n_segs = 0;
+        if (xatm_buf_reserve(&log->buf, first_piece(log)) != 0) {
+            rc = XATM_ENOMEM;
             goto out_free_images;
         }
+        seg_header_build(log->buf.data, nums[n - 1] + 1);
+        log->buf.len = SEG_HDR;
+        const char *what = "";
+        int fd = create_segment(log, nums[n - 1] + 1, &what);
+        log->buf.len = 0;
+        if (fd < 0) {
+            seg_path(path, sizeof path, log->dir, nums[n - 1] + 1);
+            msg(err, errlen, "%s: %s (a new segment after one written before FLUSH records): %s",
+                path, what, strerror(-fd));
+            rc = write_error_code(fd) == XATM_ENOSPC ? XATM_ENOSPC : XATM_EIO;
+            goto out_free_images;
+        }
+        log->io.close(log->io.ctx, log->fd);
+        log->fd = fd;
     }
 
     for (size_t i = 0; i < n; i++) {
-        rc = segs_push(log, nums[i], i == n - 1 ? keep : img[i].len);
+        rc = segs_push(log, nums[i], i == n - 1 ? size : img[i].len);
         if (rc) goto out_free_images;
     }
+    if (old_newest) (void)segs_push(log, nums[n - 1] + 1, log->seg_full); /* reserved above */
 
     /* Pass 2: deliver, now that nothing can fail any more. */
     if (replay) {
         struct replay_ctx rctx = {replay, arg};
         for (size_t i = 0; i < n; i++) {
             if (header_torn && i == n - 1) break;
-            struct scan s = {.last_lsn = 0};
+            struct scan s = {.v2 = img[i].v2, .trusted = true}; /* validated by pass 1 */
             scan_records(img[i].data, i == n - 1 ? keep : img[i].len, &s, deliver_replay, &rctx);
         }
     }
-    log->seg_off = keep;
-    /* A previous process may have written unforced records it never synced: unless the
-     * repair just synced the file, the next rotation must sync it before it is "older". */
-    log->dirty = !(header_torn || tail_torn);
     log->next_lsn = last_lsn + 1;
     log->epoch = epoch;
+    if (old_newest) {
+        log->seg_off = log->seg_base = log->sync_off = SEG_HDR;
+        log->dirty = false;
+    } else {
+        log->seg_off = keep;
+        /* A previous process may have written unforced records it never synced: unless the
+         * repair just synced the file, the next rotation must sync it before it is "older",
+         * and the next FLUSH record covers the segment from its first record (a power loss
+         * before the next fdatasync may lose any of it). */
+        log->dirty = !repaired;
+        log->sync_off = repaired ? keep : SEG_HDR;
+        if (!repaired && keep > SEG_HDR) {
+            log->sync_crc = xatm_crc32c(0, data + SEG_HDR, (size_t)(keep - SEG_HDR));
+            log->sync_first_lsn = get_le64(data + SEG_HDR + 8);
+        }
+    }
 out_free_images:
     free_images(img, n);
     return rc;
@@ -1087,13 +1567,18 @@ int xatm_declog_open(const char *dir, const xatm_declog_options *opts,
     if (!log) return XATM_ENOMEM;
     log->fd = -1;
     log->lock_fd = -1;
+    log->spare_fd = -1;
     log->dir = strdup(dir);
-    if (!log->dir) {
+    log->zeros = calloc(1, ZERO_CHUNK);
+    if (!log->dir || !log->zeros) {
         rc = XATM_ENOMEM;
         goto fail_log;
     }
     log->io = io_complete(opts ? opts->io : NULL);
     log->segment_size = opts && opts->segment_size ? opts->segment_size : DEFAULT_SEGMENT_SIZE;
+    log->seg_full = log->segment_size < SEG_HDR       ? SEG_HDR
+                    : log->segment_size > PREALLOC_MAX ? PREALLOC_MAX
+                                                       : log->segment_size;
     log->unresolved = opts ? opts->unresolved : NULL;
     log->unresolved_arg = opts ? opts->unresolved_arg : NULL;
 
@@ -1106,10 +1591,15 @@ int xatm_declog_open(const char *dir, const xatm_declog_options *opts,
     if (rc) goto fail_log;
 
     if (n == 0) {
-        uint8_t hdr[SEG_HDR];
         const char *what = "";
-        seg_header_build(hdr, 1);
-        int fd = create_segment(log, 1, hdr, sizeof hdr, &what);
+        if (xatm_buf_reserve(&log->buf, first_piece(log)) != 0) {
+            rc = XATM_ENOMEM;
+            goto fail_nums;
+        }
+        seg_header_build(log->buf.data, 1);
+        log->buf.len = SEG_HDR;
+        int fd = create_segment(log, 1, &what);
+        log->buf.len = 0;
         if (fd < 0) {
             char path[PATH_MAX];
             seg_path(path, sizeof path, dir, 1);
@@ -1118,15 +1608,20 @@ int xatm_declog_open(const char *dir, const xatm_declog_options *opts,
             goto fail_nums;
         }
         log->fd = fd;
-        log->seg_off = log->seg_base = SEG_HDR;
+        log->seg_off = log->seg_base = log->sync_off = SEG_HDR;
         log->next_lsn = 1;
-        rc = segs_push(log, 1, SEG_HDR);
+        rc = segs_push(log, 1, log->seg_full);
         if (rc) goto fail_nums;
     } else {
         rc = open_existing(log, nums, n, replay, arg, err, errlen);
         if (rc) goto fail_nums;
     }
     free(nums);
+    /* A next segment left half prepared (or prepared and never used) by an earlier process
+     * holds nothing of the log: remove it; it is prepared again when needed. */
+    char spare[PATH_MAX];
+    spare_path(spare, sizeof spare, dir);
+    (void)log->io.unlink(log->io.ctx, spare);
     *out = log;
     return 0;
 
@@ -1135,6 +1630,8 @@ fail_nums:
 fail_log:
     if (log->fd >= 0) log->io.close(log->io.ctx, log->fd);
     if (log->lock_fd >= 0) close(log->lock_fd);
+    xatm_buf_free(&log->buf);
+    free(log->zeros);
     free(log->segs);
     free(log->dir);
     free(log);
@@ -1201,9 +1698,53 @@ static void ckpt_emit(const xatm_declog_record *rec, void *arg)
     if (buffer_record(log, rec) != 0) b->err = XATM_ENOMEM;
 }
 
-/* Starts the next segment: header + CHECKPOINT of the caller's unresolved decisions, made
- * durable with its directory entry, then deletes every older segment. The current segment
- * has been fdatasync'd by the caller. */
+/* Instead of unlinking an older segment of `size` bytes at path (unlinking a 16 MiB file
+ * costs ms: its blocks are freed), renames it to SPARE_NAME to be the next spare: its
+ * blocks are reused, and the zero fill overwrites its old records before anything of the
+ * log goes in (the rotation renames a spare into place only once it is zero-filled to
+ * seg_full and fdatasync'd, as for a new one). Only for segments prepared ahead (seg_full
+ * > ZERO_CHUNK), when there is no spare and the file is at least seg_full long (cut back
+ * to it by spare_cut, once the rename is durable). true when the file is gone from its
+ * segment name: recycled, or (a failure after the rename) removed. A crash at any point
+ * leaves either the segment under its name, unchanged (an older segment, as after a failed
+ * unlink) or a leftover SPARE_NAME (removed at open). */
+static bool spare_recycle(xatm_declog *log, const char *path, uint64_t size)
+{
+    char spare[PATH_MAX];
+    if (log->seg_full <= ZERO_CHUNK || log->spare_fd >= 0 || size < log->seg_full) return false;
+    spare_path(spare, sizeof spare, log->dir);
+    if (log->io.rename(log->io.ctx, path, spare) < 0) return false;
+    int fd = log->io.open(log->io.ctx, spare, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) {
+        (void)log->io.unlink(log->io.ctx, spare); /* what the unlink would have done */
+        return true;
+    }
+    log->spare_fd = fd;
+    log->spare_len = 0;
+    log->spare_size = size;
+    log->spare_ready = log->spare_short = false;
+    return true;
+}
+
+/* Cuts a spare recycled by this rotation back to seg_full. Called only after the directory
+ * fsync that made its rename durable: cut before, a crash could bring the file back under
+ * its segment name, shorter than it was (an older segment ending torn: CORRUPT). A failure
+ * gives the spare up (removed, as the unlink would have). */
+static void spare_cut(xatm_declog *log)
+{
+    if (log->spare_fd < 0 || log->spare_size <= log->seg_full) return;
+    if (log->io.ftruncate(log->io.ctx, log->spare_fd, (off_t)log->seg_full) < 0) {
+        spare_drop(log);
+        return;
+    }
+    log->spare_size = log->seg_full;
+}
+
+/* Starts the next segment: header + CHECKPOINT of the caller's unresolved decisions over a
+ * zero-filled file (the spare prepared ahead, renamed into place, or for segments of at
+ * most ZERO_CHUNK bytes a file created and written in one go), made durable with its
+ * directory entry, then deletes every older segment. The current segment has been
+ * fdatasync'd by the caller. */
 static int rotate(xatm_declog *log)
 {
     uint64_t num = log->segs[log->n_segs - 1].num + 1;
@@ -1224,32 +1765,58 @@ static int rotate(xatm_declog *log)
     struct ckpt_build b = {.log = log, .rec_start = SEG_HDR};
     if (log->unresolved) log->unresolved(log->unresolved_arg, ckpt_emit, &b);
     if (!b.err && !b.sealed) ckpt_seal(&b);
+    if (!b.err && xatm_buf_reserve(&log->buf, FLUSH_LEN) != 0) b.err = XATM_ENOMEM;
+    if (!b.err) {
+        /* the new segment's first flush: everything after its header */
+        uint32_t crc;
+        uint64_t first;
+        put_flush(&log->buf, SEG_HDR, SEG_HDR, SEG_HDR, 0, 0, log->next_lsn - 1, &crc, &first);
+    }
+    if (!b.err && log->seg_full <= ZERO_CHUNK &&
+        xatm_buf_reserve(&log->buf, first_piece(log) - log->buf.len) != 0)
+        b.err = XATM_ENOMEM; /* room for create_segment's padding */
     if (b.err) {
         log->buf.len = 0;
         log->next_lsn = lsn_before;
         return b.err;
     }
 
-    const char *what = "";
-    int fd = create_segment(log, num, log->buf.data, log->buf.len, &what);
-    if (fd < 0) {
-        seg_path(path, sizeof path, log->dir, num);
-        log->buf.len = 0;
-        return set_fatal(log, write_error_code(fd), "%s: %s: %s", path, what, strerror(-fd));
+    int fd = -1;
+    if (log->seg_full > ZERO_CHUNK) {
+        int rc = spare_install(log, num, &fd);
+        if (rc) {
+            log->buf.len = 0;
+            return rc;
+        }
+    } else {
+        const char *what = "";
+        fd = create_segment(log, num, &what);
+        if (fd < 0) {
+            seg_path(path, sizeof path, log->dir, num);
+            log->buf.len = 0;
+            return set_fatal(log, write_error_code(fd), "%s: %s: %s", path, what, strerror(-fd));
+        }
     }
     log->io.close(log->io.ctx, log->fd);
     log->fd = fd;
-    log->seg_off = log->seg_base = log->buf.len;
+    log->seg_off = log->seg_base = log->sync_off = log->buf.len;
+    log->sync_crc = 0;
+    log->sync_first_lsn = 0;
     log->dirty = false;
     log->buf.len = 0;
-    segs_push(log, num, log->seg_off); /* cannot fail: reserved above */
+    /* cannot fail: reserved above */
+    segs_push(log, num, log->seg_off > log->seg_full ? log->seg_off : log->seg_full);
 
     /* The new segment is durable: older ones are no longer needed. Oldest first, so the
      * survivors of a crash or a failed unlink stay consecutive; a failed unlink is retried
-     * by the next rotation. */
+     * by the next rotation. The oldest becomes the next spare when it can (recycled). */
     size_t deleted = 0;
     while (deleted < log->n_segs - 1) {
         seg_path(path, sizeof path, log->dir, log->segs[deleted].num);
+        if (deleted == 0 && spare_recycle(log, path, log->segs[0].size)) {
+            deleted++;
+            continue;
+        }
         int e = log->io.unlink(log->io.ctx, path);
         if (e < 0 && e != -ENOENT) break;
         deleted++;
@@ -1261,6 +1828,7 @@ static int rotate(xatm_declog *log)
         if (e < 0)
             return set_fatal(log, XATM_ELOG, "%s: fsync of the directory after deleting segments: %s",
                              log->dir, strerror(-e));
+        spare_cut(log);
     }
     return 0;
 }
@@ -1272,7 +1840,15 @@ int xatm_declog_flush(xatm_declog *log)
     char path[PATH_MAX];
     struct seg *cur = &log->segs[log->n_segs - 1];
     bool wrote = log->buf.len > 0;
+    uint32_t crc = 0;
+    uint64_t first = 0;
 
+    if (wrote) {
+        /* room reserved by buffer_record */
+        put_flush(&log->buf, 0, log->seg_off, log->sync_off, log->sync_crc, log->sync_first_lsn,
+                  log->next_lsn - 1, &crc, &first);
+    }
+    uint64_t written = log->buf.len;
     if (wrote) {
         xatm_fault_hit("tm.before_log_write");
         int e = write_all(&log->io, log->fd, log->buf.data, log->buf.len, log->seg_off);
@@ -1282,9 +1858,11 @@ int xatm_declog_flush(xatm_declog *log)
                              (unsigned long long)log->seg_off, strerror(-e));
         }
         log->seg_off += log->buf.len;
-        cur->size = log->seg_off;
+        if (cur->size < log->seg_off) cur->size = log->seg_off; /* past the zero fill */
         log->buf.len = 0;
         log->dirty = true;
+        log->sync_crc = crc;
+        log->sync_first_lsn = first;
     }
     bool rotate_due = log->seg_off - log->seg_base >= log->segment_size;
     if (log->dirty && (log->force || rotate_due)) {
@@ -1294,9 +1872,13 @@ int xatm_declog_flush(xatm_declog *log)
             return set_fatal(log, write_error_code(e), "%s: fdatasync: %s", path, strerror(-e));
         }
         log->dirty = false;
+        log->sync_off = log->seg_off; /* the next FLUSH record covers from here */
+        log->sync_crc = 0;
+        log->sync_first_lsn = 0;
     }
     log->force = false;
-    return rotate_due ? rotate(log) : 0;
+    if (rotate_due) return rotate(log);
+    return wrote ? spare_step(log, written) : 0;
 }
 
 int xatm_declog_sync(xatm_declog *log)
@@ -1324,7 +1906,7 @@ bool xatm_declog_pending_forced(const xatm_declog *log)
 
 uint64_t xatm_declog_disk_bytes(const xatm_declog *log)
 {
-    uint64_t total = 0;
+    uint64_t total = log ? log->spare_size : 0;
     for (size_t i = 0; log && i < log->n_segs; i++) total += log->segs[i].size;
     return total;
 }
@@ -1344,16 +1926,29 @@ const char *xatm_declog_errmsg(const xatm_declog *log)
     return log ? log->errmsg : "";
 }
 
+const char *xatm_declog_take_warning(xatm_declog *log)
+{
+    if (!log || !log->warn_new) return NULL;
+    log->warn_new = false;
+    return log->warn;
+}
+
 void xatm_declog_close(xatm_declog *log)
 {
     if (!log) return;
     if (!log->fatal && log->buf.len) {
         /* Unforced: nothing that depends on these records can have been sent yet. */
+        uint32_t crc;
+        uint64_t first;
+        put_flush(&log->buf, 0, log->seg_off, log->sync_off, log->sync_crc, log->sync_first_lsn,
+                  log->next_lsn - 1, &crc, &first);
         (void)write_all(&log->io, log->fd, log->buf.data, log->buf.len, log->seg_off);
     }
     if (log->fd >= 0) log->io.close(log->io.ctx, log->fd);
+    if (log->spare_fd >= 0) log->io.close(log->io.ctx, log->spare_fd); /* the next open removes it */
     if (log->lock_fd >= 0) close(log->lock_fd); /* releases the directory */
     xatm_buf_free(&log->buf);
+    free(log->zeros);
     free(log->segs);
     free(log->dir);
     free(log);
@@ -1415,7 +2010,8 @@ int xatm_declog_dump(const char *dir, void (*fn)(const char *file, uint64_t offs
         io.close(io.ctx, fd);
         if (rc) break;
 
-        if (!seg_header_check(data, len, nums[i], why, sizeof why)) {
+        uint32_t version = 0;
+        if (!seg_header_check(data, len, nums[i], &version, why, sizeof why)) {
             if (newest && !valid_record_after(data, len, 0)) {
                 msg(err, errlen, "%s: offset 0: torn segment header (xatmd would rewrite it): %s",
                     path, why);
@@ -1426,11 +2022,16 @@ int xatm_declog_dump(const char *dir, void (*fn)(const char *file, uint64_t offs
             free(data);
             break;
         }
+        /* find where the records end first, then show those (in a version 2 segment the
+         * records of an incomplete flush are not shown) */
         struct dump_ctx d = {fn, arg, path};
-        struct scan s = {.last_lsn = last_lsn};
-        scan_records(data, len, &s, deliver_dump, &d);
+        struct scan s = {.v2 = version == SEG_VERSION, .last_lsn = last_lsn};
+        scan_records(data, len, &s, NULL, NULL);
+        struct scan shown = {.v2 = s.v2, .trusted = true}; /* [0, s.end) checked above */
+        scan_records(data, s.end, &shown, deliver_dump, &d);
         if (s.bad) {
-            if (newest && !s.certain && !valid_record_after(data, len, s.end)) {
+            bool later = s.v2 ? flush_after(data, len, s.end) : valid_record_after(data, len, s.end);
+            if (newest && !s.certain && !later) {
                 msg(err, errlen, "%s: offset %llu: torn tail (xatmd would truncate it): %s", path,
                     (unsigned long long)s.end, s.why);
             } else {

@@ -3,12 +3,42 @@
  * files, the record codec, replay at start-up, group-commit flushing and rotation.
  * docs/durability.md states the write/fsync/message order this module guarantees.
  *
- * Directory: segment files "xatm-log.<16 hex digits>" (the segment number), written
- * append-only. Only the newest segment is ever appended to. The file "LOCK" is held with
- * flock(LOCK_EX) for as long as the log is open: a second opener gets XATM_EBUSY.
+ * Directory: segment files "xatm-log.<16 hex digits>" (the segment number). Only the newest
+ * segment is ever written to, each write right after the previous one. The file "LOCK" is
+ * held with flock(LOCK_EX) for as long as the log is open: a second opener gets XATM_EBUSY.
+ * "xatm-log.next" is the next segment while it is being prepared (below); it is not part of
+ * the log.
  *
- * Segment header (32 bytes): magic "XATMLOG1" (8), u32 version (1), u32 reserved (0),
- * u64 segment number, u32 crc32c of bytes 0..23, u32 reserved (0).
+ * Zero-filled segments: a segment file is given its full length (segment_size, at least 32
+ * bytes, at most 1 GiB) by writing zeros, and fdatasync'd, before records go into it; the
+ * records then overwrite zeros, so the fdatasync of a forced flush has no file size or block
+ * allocation to commit. (Not fallocate: its unwritten extents still need a metadata update
+ * at the first write; not ftruncate: sparse.) The last flush of a segment may run past the
+ * full length (rotation is due only once segment_size bytes follow the leading CHECKPOINT)
+ * and then simply extends the file. Zero fills are written in pieces of at most 256 KiB,
+ * each one pwrite through the io table. A segment of at most 256 KiB is created whole by the
+ * rotation (its header, CHECKPOINT and zeros in one pwrite). A larger one is prepared ahead
+ * as "xatm-log.next": from the flush that finds the current segment half full on, every
+ * flush that wrote records zero-fills another piece of it (256 KiB, or 4x what that flush
+ * wrote if more) and starts the kernel's writeback of that piece
+ * (sync_file_range(SYNC_FILE_RANGE_WRITE), a hint outside the io table); the flush that
+ * completes it fdatasyncs it. Such a flush thus makes one more pwrite (and the completing
+ * one one more fdatasync) after its own, before it returns: whoever waits on it waits for
+ * them too. The rotation then writes the header and CHECKPOINT over its
+ * first zeros, fdatasyncs it, renames it to its segment name and fsyncs the directory (a
+ * rotation that finds it incomplete completes it first). Recycling: the rotation renames
+ * the oldest older segment to "xatm-log.next" instead of deleting it (when segments are
+ * prepared ahead, none exists yet and the file is at least segment_size long; cut back to
+ * segment_size), and the preparation zero-fills it like a new file, so its old records are
+ * zeros again before it is renamed into place. Opening the log removes a leftover
+ * "xatm-log.next". The first segment is created whole when the log directory is new.
+ *
+ * Segment header (32 bytes): magic "XATMLOG1" (8), u32 version, u32 reserved (0),
+ * u64 segment number, u32 crc32c of bytes 0..23, u32 reserved (0). Version 2 (every segment
+ * this code creates): every flush ends with a FLUSH record. Version 1: written before FLUSH
+ * records (append-only, no FLUSH records); read by the old rules below, never written to:
+ * when the newest segment is version 1, open fdatasyncs it (after zeroing a torn tail; it
+ * is not extended) and creates an empty version 2 segment after it.
  *
  * Record (all integers little-endian):
  *   offset size field
@@ -20,12 +50,41 @@
  *   20     4    payload_len total_len - 24
  *   24     ...  payload     per type, see below
  *
+ * FLUSH record (type 8, version 2 segments only): the last record of every flush's write
+ * (and of a rotation's header + CHECKPOINT write), 44 bytes; its lsn is that of the record
+ * before it (it takes no lsn of its own), payload u64 first_lsn, u64 covered, u32 crc32c:
+ * it covers the `covered` bytes before it, which start at the first record (lsn first_lsn)
+ * after the last flush that was fdatasync'd when it was written (or after the header): its
+ * own flush, plus any unsynced flushes before it; crc32c is over those bytes.
+ *
  * A record is valid when its total_len is in range, fits in the file, payload_len agrees,
  * reserved bytes are 0, its CRC matches, its lsn follows the previous one and its payload
- * decodes. At start-up the first invalid record of the newest segment is a TORN TAIL, and
- * the file is truncated there (fsync'd), only when no valid record can be found anywhere
- * after it; otherwise, and for any invalid record in an older segment, the log is CORRUPT
- * and opening fails with the file, offset and reason.
+ * decodes; a FLUSH record when, besides, it follows a record of its flush with that
+ * record's lsn, its covered bytes start at or before the end of the previous FLUSH record
+ * with the record of lsn first_lsn, and their crc32c matches. The log of a segment ENDS
+ * where its file ends, or where a record would start with total_len 0 and every byte from
+ * there to the end of the file is zero (the zero-filled rest). A total_len of 0 with any
+ * non-zero byte after it is an invalid record like any other.
+ *
+ * Version 2 segments: the records of a segment are those up to its last valid FLUSH record
+ * reached by reading from the header. At start-up, in the NEWEST segment, everything after
+ * that FLUSH record (an invalid record, a FLUSH record whose covered bytes do not check out,
+ * records no FLUSH record closes, garbage after the zeros) is the TORN TAIL — a flush that
+ * did not complete — unless a FLUSH record whose own CRC and covered bytes check out starts
+ * anywhere after it: since it covers every byte back to the last completed fdatasync, the
+ * damage lies in bytes that had been made durable, and the log is CORRUPT. A record whose
+ * CRC matches but whose lsn, type or payload (or a FLUSH record's lsn, first_lsn or range)
+ * is wrong is CORRUPT wherever it is.
+ * Version 1 segments (the old rule): the first invalid record of the newest segment is a
+ * TORN TAIL only when no record with a valid length and CRC starts anywhere after it.
+ * Both: a torn tail is "truncated", which means every non-zero byte from it on is
+ * overwritten with zeros, a version 2 file is extended with zeros to its full length if
+ * shorter, and it is fdatasync'd, so the next records land on zeros. Any invalid record in
+ * an older segment (zeros to the end of an older segment are fine, anything after them is
+ * not; in version 2 also records after its last FLUSH record), and anything else, makes the
+ * log CORRUPT: opening fails with the file, offset and reason, changing nothing on disk. A
+ * version 2 newest segment shorter than its full length (cut short by a crash during its
+ * zero fill) is extended with zeros and fdatasync'd at open; older ones are read as they are.
  *
  * Payloads (strings are u8 length + bytes):
  *   BOOT        u32 epoch                              forced at every start
@@ -40,34 +99,57 @@
  *               u8 type first): the unresolved decisions carried into a new segment   forced
  *
  * Group commit: callers append records (buffered in memory, no syscall) and then call
- * xatm_declog_flush(), which writes everything buffered with one write() and, if any
- * forced record is among it, one fdatasync(). Nothing that depends on a forced record may
+ * xatm_declog_flush(), which writes everything buffered, ended by its FLUSH record, with
+ * one write() and, if any forced record is among it, one fdatasync(). Nothing that depends on a forced record may
  * be sent before the flush that contains it returns 0.
  *
  * A failed write or fdatasync is fatal and sticky: every later call returns XATM_ELOG
- * (or XATM_ENOSPC for a full disk) and the TM must stop deciding commits.
+ * (or XATM_ENOSPC for a full disk) and the TM must stop deciding commits. A flush that
+ * fails while rotating or preparing has already written and fdatasync'd its own records:
+ * they are durable, like those of a process that died right after its fdatasync.
+ *
+ * Full disk: records overwrite zeros, so the space is needed where a file grows: creating
+ * the first segment or extending one at open (open fails with XATM_ENOSPC); preparing the
+ * next segment (a piece that does not fit is NOT an error: the flush returns 0, the part
+ * zero-filled is kept, xatm_declog_take_warning() returns "<dir>/xatm-log.next: preparing
+ * the next segment: write at offset <n>: No space left on device; retried by every
+ * flush; ...", and every later flush tries the piece again); the last flush of a segment,
+ * which always writes past its zero-filled length (XATM_ENOSPC, sticky, "<file>: write at
+ * offset <n>: ..."; its records are not durable); and the rotation completing the next
+ * segment (XATM_ENOSPC, sticky, the "preparing" message; the partial file is removed).
  *
  * Rotation: when the current segment exceeds segment_size, the next flush starts a new
- * segment whose first record is a CHECKPOINT of every unresolved decision (supplied by the
- * caller's callback), fsyncs it and the directory, and then deletes older segments.
+ * (zero-filled) segment whose first record is a CHECKPOINT of every unresolved decision
+ * (supplied by the caller's callback), fsyncs it and the directory, and then deletes older
+ * segments (the oldest recycled as "xatm-log.next", above).
  *
  * Details this implementation guarantees (docs/durability.md explains why):
  *   - Segment numbers start at 1 and the segments on disk are always consecutive (older
  *     ones are deleted oldest first); a gap is CORRUPT. Files not named exactly
  *     "xatm-log." + 16 lowercase hex digits are ignored.
- *   - lsn continuity: each record's lsn is the previous record's + 1, across segments; the
- *     oldest record on disk may start anywhere >= 1.
+ *   - lsn continuity: each record's lsn is the previous record's + 1, across segments
+ *     (FLUSH records excepted: they repeat the previous lsn); the oldest record on disk may
+ *     start anywhere >= 1.
+ *   - After open without a repair, the first flush's FLUSH record covers the newest segment
+ *     from its first record (what the previous process wrote may not have been synced).
  *   - A record whose CRC matches but whose lsn, type or payload is wrong was written that
  *     way, not torn: it is CORRUPT wherever it is. Only records failing the length, reserved
- *     or CRC checks can be a torn tail. The search for "a valid record after it" tries every
- *     byte offset after the bad record.
- *   - The newest segment's header may itself be torn (a crash while rotating): when nothing
- *     valid follows it, the header is rewritten and the segment starts empty.
+ *     or CRC checks (and FLUSH records whose covered bytes fail theirs) can be a torn tail.
+ *     The search for "a valid record after it" (version 1) or "a FLUSH record that checks
+ *     out after it" (version 2) tries every byte offset after the last good record or flush,
+ *     and stops at the last non-zero byte of the file.
+ *   - The newest segment's header may itself be torn (a crash while rotating, or while the
+ *     first or a small segment was being created under its own name): when nothing valid
+ *     follows it, the header is rewritten, every other non-zero byte zeroed, and the
+ *     segment starts empty. A segment that was prepared as "xatm-log.next" is renamed into
+ *     place only once its header and CHECKPOINT are on disk.
  *   - Before rotating, the current segment is fdatasync'd even when nothing forced is in it,
  *     so every segment but the newest is complete on disk.
  *   - Rotation is due at the end of a flush when the bytes written to the current segment
  *     after its header and its leading CHECKPOINT reach segment_size (so a checkpoint
- *     larger than segment_size cannot make every flush rotate).
+ *     larger than segment_size cannot make every flush rotate). A CHECKPOINT leads only
+ *     when a FLUSH record that checks out closes it: after a torn one, the segment starts
+ *     empty and the threshold counts from its header.
  *   - A CHECKPOINT holds as many carried decisions as fit in one 64 KiB record; the rest
  *     follow it as ordinary COMMIT / PRECOMMIT / ABORT / HEURISTIC records in the new
  *     segment.
@@ -101,6 +183,8 @@ enum xatm_declog_type {
     XATM_DL_HEURISTIC = 5,
     XATM_DL_CHECKPOINT = 6,
     XATM_DL_ABORT = 7, /* 3PC: a PRECOMMIT'd transaction was aborted (docs/protocols.md) */
+    XATM_DL_FLUSH = 8, /* framing only (version 2 segments): ends every flush; never
+                          appended by callers, never delivered by replay or dump */
 };
 
 /* One branch named in a decision. */
@@ -126,7 +210,8 @@ typedef struct xatm_declog_record {
 } xatm_declog_record;
 
 /* The file layer, so tests can drop or garble unsynced writes and fill the disk.
- * The default (NULL in options) is plain POSIX. Each returns 0 or -errno. */
+ * The default (NULL in options) is plain POSIX. Each returns 0 or -errno. ftruncate is no
+ * longer called (segments are repaired by writing zeros), kept for the table's layout. */
 typedef struct xatm_declog_io {
     int (*open)(void *ctx, const char *path, int flags, int mode);   /* returns fd or -errno */
     ssize_t (*pwrite)(void *ctx, int fd, const void *buf, size_t n, off_t off);
@@ -138,10 +223,13 @@ typedef struct xatm_declog_io {
     ssize_t (*pread)(void *ctx, int fd, void *buf, size_t n, off_t off); /* replay reads */
     int (*fsync)(void *ctx, int fd);                  /* the directory, after create/delete */
     int (*unlink)(void *ctx, const char *path);       /* deleting old segments */
+    /* Added with zero-filled segments: the prepared next segment is renamed into place. */
+    int (*rename)(void *ctx, const char *from, const char *to);
 } xatm_declog_io;
 
 typedef struct xatm_declog_options {
-    uint64_t segment_size;       /* rotate after this many bytes; 0 = 16 MiB */
+    uint64_t segment_size;       /* rotate after this many bytes, and the length segment
+                                    files are zero-filled to (32 B..1 GiB); 0 = 16 MiB */
     const xatm_declog_io *io;    /* NULL = POSIX; in a table, NULL members = POSIX */
     /* Called during rotation to list the unresolved decisions to carry forward: calls
      * emit(rec, emit_arg) once per decision. May be NULL (nothing carried). It must emit
@@ -158,8 +246,10 @@ typedef struct xatm_declog_options {
 typedef struct xatm_declog xatm_declog; /* opaque */
 
 /* Opens (creating dir and first segment if absent) and replays the whole log, calling
- * replay(rec, arg) for every valid record in order. Truncates a torn tail. On a corrupt
- * log returns XATM_ECORRUPT and err holds "<file>: offset <n>: <reason>".
+ * replay(rec, arg) for every valid record in order. Truncates (zeroes) a torn tail and
+ * extends a newest segment shorter than its full length with zeros; removes a leftover
+ * "xatm-log.next". On a corrupt log returns XATM_ECORRUPT and err holds
+ * "<file>: offset <n>: <reason>".
  * replay may be NULL; it is called only once the whole log has been validated (and a torn
  * tail truncated), so a failed open never delivered anything. On success err is "" or a
  * warning the caller must log (a torn tail or header was truncated: which file, offset,
@@ -182,6 +272,12 @@ uint64_t xatm_declog_last_lsn(const xatm_declog *log);
 /* The detail of the sticky failure ("<file>: fdatasync: Input/output error"), "" if none. */
 const char *xatm_declog_errmsg(const xatm_declog *log);
 
+/* A problem that is not (yet) a failure, once: NULL when nothing new happened since the
+ * last call, else a message the caller should log, valid until the next call into the log.
+ * Today: the next segment could not be prepared for lack of disk space (and later, that it
+ * is being prepared again); see "Full disk" above. */
+const char *xatm_declog_take_warning(xatm_declog *log);
+
 /* Writes everything buffered (one write), fdatasyncs if a forced record is in it, and
  * rotates if due. 0, XATM_ELOG or XATM_ENOSPC (sticky). */
 int xatm_declog_flush(xatm_declog *log);
@@ -201,7 +297,9 @@ bool xatm_declog_pending(const xatm_declog *log);
 size_t xatm_declog_pending_bytes(const xatm_declog *log);
 bool xatm_declog_pending_forced(const xatm_declog *log);
 
-/* Bytes of all segment files on disk, and the number of segments. */
+/* Bytes of all segment files on disk (each at least its zero-filled full length, whatever
+ * it holds; plus "xatm-log.next": the part written so far, or all of a recycled one), and
+ * the number of segments ("xatm-log.next" not counted). */
 uint64_t xatm_declog_disk_bytes(const xatm_declog *log);
 unsigned xatm_declog_segments(const xatm_declog *log);
 

@@ -2,8 +2,7 @@
  * faultio.c — the fault-injecting decision-log file layer of faultio.h: POSIX calls, plus
  * the "tm.log_write" io fault point (ENOSPC from then on, or a torn write and SIGKILL).
  *
- * State per layer: the seed, the sticky "disk full" flag, and for every open fd the file
- * size its last successful sync covered (the bytes a torn write must never cut).
+ * State per layer: the seed and the sticky "disk full" flag.
  */
 #include "faultio.h"
 
@@ -14,25 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/fault.h"
 
 #define FIO_POINT "tm.log_write"
-#define FIO_MAX_FDS 64 /* the declog has at most a segment and a directory open at once */
-
-/* One open fd and how much of its file is known durable. */
-struct fio_fd {
-    int fd;          /* the descriptor, -1 for a free slot */
-    uint64_t synced; /* file size at the last successful fdatasync/fsync (or at open) */
-};
 
 struct tm_faultio {
-    xatm_declog_io io;                /* the table handed to the declog; ctx = this */
-    uint64_t seed;                    /* picks the torn prefix length */
-    bool full;                        /* enospc fired: every write / create fails */
-    struct fio_fd fds[FIO_MAX_FDS];   /* open fds we track */
+    xatm_declog_io io; /* the table handed to the declog; ctx = this */
+    uint64_t seed;     /* picks the torn prefix length */
+    bool full;         /* enospc fired: every write / create fails */
 };
 
 /* Writes one line to stderr with write(2) (the process may be about to die). */
@@ -40,30 +30,6 @@ static void fio_say(const char *line)
 {
     ssize_t w = write(STDERR_FILENO, line, strlen(line));
     (void)w;
-}
-
-static struct fio_fd *fio_slot(struct tm_faultio *f, int fd)
-{
-    for (size_t i = 0; i < FIO_MAX_FDS; i++)
-        if (f->fds[i].fd == fd) return &f->fds[i];
-    return NULL;
-}
-
-static uint64_t fio_size(int fd)
-{
-    struct stat st;
-    return fstat(fd, &st) == 0 && st.st_size > 0 ? (uint64_t)st.st_size : 0;
-}
-
-/* Records the durable size of fd (a new fd takes a free slot; none left: not tracked,
- * which only makes a later torn write of that fd tear from its start offset). */
-static void fio_mark_synced(struct tm_faultio *f, int fd)
-{
-    struct fio_fd *s = fio_slot(f, fd);
-    if (!s) s = fio_slot(f, -1);
-    if (!s) return;
-    s->fd = fd;
-    s->synced = fio_size(fd);
 }
 
 uint64_t tm_faultio_torn_length(uint64_t seed, uint64_t n)
@@ -83,9 +49,7 @@ static int fio_open(void *ctx, const char *path, int flags, int mode)
     int fd;
     do fd = open(path, flags, mode);
     while (fd < 0 && errno == EINTR);
-    if (fd < 0) return -errno;
-    fio_mark_synced(f, fd); /* what is there already was written by someone else: keep it */
-    return fd;
+    return fd < 0 ? -errno : fd;
 }
 
 /* Stores buf[0, n) at off, looping on short writes. 0 or -errno. */
@@ -112,14 +76,9 @@ static ssize_t fio_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t of
         return -ENOSPC;
     }
     if (action == XATM_FAULT_TORN) {
+        /* a prefix of the buffer; every other byte of the file stays as it was (for the
+         * declog's zero-filled segments: the zeros a sync already covered) */
         uint64_t keep = tm_faultio_torn_length(f->seed, n);
-        const struct fio_fd *s = fio_slot(f, fd);
-        uint64_t start = (uint64_t)off;
-        if (s && start < s->synced) {
-            /* never cut what a sync already covered */
-            uint64_t must = (s->synced < start + n ? s->synced : start + n) - start;
-            if (keep < must) keep = must;
-        }
         char line[200];
         snprintf(line, sizeof line,
                  "xatm fault: torn write: %llu of %zu bytes stored at offset %lld, then SIGKILL\n",
@@ -140,9 +99,7 @@ static int fio_fdatasync(void *ctx, int fd)
     int rc;
     do rc = fdatasync(fd);
     while (rc < 0 && errno == EINTR);
-    if (rc < 0) return -errno;
-    fio_mark_synced(ctx, fd);
-    return 0;
+    return rc < 0 ? -errno : 0;
 }
 
 static int fio_fsync(void *ctx, int fd)
@@ -150,27 +107,19 @@ static int fio_fsync(void *ctx, int fd)
     int rc;
     do rc = fsync(fd);
     while (rc < 0 && errno == EINTR);
-    if (rc < 0) return -errno;
-    fio_mark_synced(ctx, fd);
-    return 0;
+    return rc < 0 ? -errno : 0;
 }
 
 static int fio_ftruncate(void *ctx, int fd, off_t len)
 {
-    struct tm_faultio *f = ctx;
     int rc;
     do rc = ftruncate(fd, len);
     while (rc < 0 && errno == EINTR);
-    if (rc < 0) return -errno;
-    struct fio_fd *s = fio_slot(f, fd);
-    if (s && s->synced > (uint64_t)len) s->synced = (uint64_t)len;
-    return 0;
+    return rc < 0 ? -errno : 0;
 }
 
 static int fio_close(void *ctx, int fd)
 {
-    struct fio_fd *s = fio_slot(ctx, fd);
-    if (s) s->fd = -1;
     return close(fd) < 0 ? -errno : 0;
 }
 
@@ -178,7 +127,6 @@ tm_faultio *tm_faultio_new(uint64_t seed)
 {
     struct tm_faultio *f = calloc(1, sizeof *f);
     if (!f) return NULL;
-    for (size_t i = 0; i < FIO_MAX_FDS; i++) f->fds[i].fd = -1;
     f->seed = seed;
     f->io.open = fio_open;
     f->io.pwrite = fio_pwrite;
@@ -187,7 +135,7 @@ tm_faultio *tm_faultio_new(uint64_t seed)
     f->io.close = fio_close;
     f->io.fsync = fio_fsync;
     f->io.ctx = f;
-    /* pread and unlink stay NULL: the declog's POSIX defaults */
+    /* pread, unlink and rename stay NULL: the declog's POSIX defaults */
     return f;
 }
 

@@ -5,22 +5,22 @@
  * exists for crash tests (scripts/crash-campaign.sh, tests/unit/test_faultio.c); tm/main.c
  * installs it only when XATM_FAULT arms "tm.log_write", so a normal xatmd never runs it.
  *
- * Every pwrite of the log (records, segment headers and checkpoints alike) is one hit of
- * "tm.log_write"; with XATM_FAULT=tm.log_write@<n>:<action> the n-th write does:
+ * Every pwrite of the log (records, segment headers and checkpoints, and each write of at
+ * most 256 KiB that zero-fills a segment) is one hit of "tm.log_write"; with
+ * XATM_FAULT=tm.log_write@<n>:<action> the n-th write does:
  *
  *   enospc  the write fails with ENOSPC before storing anything, and from then on every
  *           write, and every open that could create a file, fails with ENOSPC too, as on a
  *           full disk. The declog turns that into its sticky XATM_ENOSPC and xatmd stops.
  *   torn    the write stores only a prefix of its buffer — a length in [0, n) picked by a
  *           seeded generator — and then the process raises SIGKILL: a crash in the middle of
- *           a write that was never fdatasync'd. The kernel keeps the prefix, so the next
- *           start sees a torn tail (docs/durability.md, section 5).
+ *           a write that was never fdatasync'd. The kernel keeps the prefix, and the rest of
+ *           the range keeps what the file held (the zeros of a zero-filled segment), so the
+ *           next start sees a torn tail (docs/durability.md, section 5).
  *
  * Invariants:
- *   - a torn write never cuts data that an fdatasync/fsync through this layer already
- *     covered: per fd the layer remembers the file size at its last sync, and a torn write
- *     that starts below it still stores everything up to that size (the declog only appends,
- *     so in practice the prefix is always of fresh, unsynced bytes);
+ *   - a torn write never cuts data that is already in the file: it stores a prefix of its
+ *     buffer and leaves every other byte as it was;
  *   - before the point fires, every call is the plain POSIX call (EINTR retried, short
  *     writes returned as they are), so the declog's own behaviour is unchanged;
  *   - the prefix length is a pure function of the seed and the buffer length: the same

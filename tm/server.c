@@ -138,6 +138,9 @@ int tm_log_flush(struct tm_ctx *ctx)
      * checkpoint of what the tables hold, which a failure may have left incomplete) */
     int rc = atomic_load(&ctx->fatal) ? XATM_ELOG : xatm_declog_flush(ctx->log);
     if (rc != 0) atomic_store(&ctx->fatal, true);
+    const char *warning = xatm_declog_take_warning(ctx->log);
+    if (warning)
+        tm_log(warning, NULL, "decision log: the disk of the log directory is full or was");
     pthread_mutex_unlock(&ctx->log_mu);
     return rc;
 }

@@ -8,7 +8,12 @@
  * in an older segment, lsn gaps and bad types with valid CRCs, missing segments -> CORRUPT
  * with file and offset; rotation carrying unresolved decisions forward (also past one 64 KiB
  * CHECKPOINT) with disk use bounded; sticky fdatasync failure; ENOSPC; BOOT epochs; dump
- * and describe.
+ * and describe. Zero-filled segments: zeros after the records are the end of the log; a
+ * torn record followed by zeros is a torn tail (zeroed); non-zero bytes after the zeros are
+ * a torn tail or corruption by the same rules; a crash during a zero fill (short file, torn
+ * or missing header, leftover "xatm-log.next"); write / fdatasync / rename failures of the
+ * zero fill and of the next segment prepared ahead (ENOSPC found there); the prepared
+ * segment's syscalls at rotation; a log written before segments were zero-filled.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -45,7 +50,15 @@ struct fio {
     int fail_fdatasync; /* -errno returned by fdatasync when nonzero... */
     int fdatasync_ok;   /* ...once this many fdatasync calls have succeeded */
     int fail_unlink;    /* -errno returned by unlink when nonzero */
+    int renames;        /* rename calls */
+    int fail_rename;    /* -errno returned by rename when nonzero */
     bool no_sync;       /* count syncs but skip the syscall (speed) */
+    bool disk_full;     /* a full disk: a pwrite that would extend its file fails with
+                           ENOSPC (one over bytes the file has passes, as on ext4) */
+    int ftruncates;     /* ftruncate calls */
+    bool renamed_unsynced; /* a segment was renamed to "xatm-log.next" and no directory
+                              fsync has followed yet */
+    int early_cuts;     /* ftruncate calls made while renamed_unsynced */
 };
 
 static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
@@ -56,6 +69,8 @@ static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
         return f->fail_pwrite;
     }
     f->pwrites++;
+    struct stat st;
+    if (f->disk_full && (fstat(fd, &st) != 0 || off + (off_t)n > st.st_size)) return -ENOSPC;
     ssize_t w = pwrite(fd, buf, n, off);
     return w < 0 ? -errno : w;
 }
@@ -76,6 +91,7 @@ static int f_fsync(void *ctx, int fd)
 {
     struct fio *f = ctx;
     f->fsyncs++;
+    f->renamed_unsynced = false; /* only directories are fsync'd */
     if (f->no_sync) return 0;
     return fsync(fd) < 0 ? -errno : 0;
 }
@@ -88,11 +104,31 @@ static int f_unlink(void *ctx, const char *path)
     return unlink(path) < 0 ? -errno : 0;
 }
 
-/* An io table over f: open/ftruncate/close/pread stay NULL (= POSIX defaults). */
+static int f_rename(void *ctx, const char *from, const char *to)
+{
+    struct fio *f = ctx;
+    f->renames++;
+    if (f->fail_rename) return f->fail_rename;
+    if (rename(from, to) < 0) return -errno;
+    size_t n = strlen(to);
+    if (n >= 14 && strcmp(to + n - 14, "/xatm-log.next") == 0) f->renamed_unsynced = true;
+    return 0;
+}
+
+static int f_ftruncate(void *ctx, int fd, off_t len)
+{
+    struct fio *f = ctx;
+    f->ftruncates++;
+    if (f->renamed_unsynced) f->early_cuts++;
+    return ftruncate(fd, len) < 0 ? -errno : 0;
+}
+
+/* An io table over f: open/close/pread stay NULL (= POSIX defaults). */
 static xatm_declog_io fio_table(struct fio *f)
 {
     xatm_declog_io io = {.pwrite = f_pwrite, .fdatasync = f_fdatasync, .ctx = f,
-                         .fsync = f_fsync, .unlink = f_unlink};
+                         .fsync = f_fsync, .unlink = f_unlink, .rename = f_rename,
+                         .ftruncate = f_ftruncate};
     return io;
 }
 
@@ -290,6 +326,42 @@ static void spit(const char *path, const uint8_t *d, size_t len)
     fclose(f);
 }
 
+/* Bytes of the FLUSH record that ends every flush (header 24 + payload 20). */
+#define FLUSH_REC 44
+
+/* The default segment length: every segment file is zero-filled to it when created. */
+#define SEG_FULL (16ll * 1024 * 1024)
+
+/* Where the records of a segment image end: the first zero record length, or the end. */
+static size_t log_end(const uint8_t *d, size_t len)
+{
+    size_t off = 32;
+    while (off + 4 <= len) {
+        uint32_t total = (uint32_t)d[off] | (uint32_t)d[off + 1] << 8 |
+                         (uint32_t)d[off + 2] << 16 | (uint32_t)d[off + 3] << 24;
+        if (total == 0 || total > len - off) break;
+        off += total;
+    }
+    return off;
+}
+
+/* true when bytes [from, to) of the file at path are all zero (and the file is that long) */
+static bool file_zero(const char *path, long long from, long long to)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    static uint8_t buf[65536];
+    bool ok = fseek(f, (long)from, SEEK_SET) == 0;
+    while (ok && from < to) {
+        size_t want = to - from < (long long)sizeof buf ? (size_t)(to - from) : sizeof buf;
+        ok = fread(buf, 1, want, f) == want;
+        for (size_t i = 0; ok && i < want; i++) ok = buf[i] == 0;
+        from += (long long)want;
+    }
+    fclose(f);
+    return ok;
+}
+
 /* Offsets of records via dump. */
 struct offs {
     size_t n;          /* records seen */
@@ -315,7 +387,8 @@ static int open_log(const char *dir, const xatm_declog_options *opts, struct col
     return xatm_declog_open(dir, opts, c ? on_replay : NULL, c, log, err, errlen);
 }
 
-/* Writes three records (BOOT, COMMIT, END) into a fresh log and closes it. */
+/* Writes three records (BOOT, COMMIT, END) into a fresh log, one flush each (so each is
+ * followed by its FLUSH record; the END's flush is not synced), and closes it. */
 static void make_three(const char *dir)
 {
     xatm_declog *log;
@@ -323,7 +396,9 @@ static void make_three(const char *dir)
     xatm_declog_record a = r_boot(1), b = r_commit("tm1.1.1", 2), c = r_end("tm1.1.1");
     CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
     CHECK_INT(xatm_declog_append(log, &a, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
     CHECK_INT(xatm_declog_append(log, &b, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
     CHECK_INT(xatm_declog_append(log, &c, false), 0);
     CHECK_INT(xatm_declog_flush(log), 0);
     xatm_declog_close(log);
@@ -386,9 +461,9 @@ static void test_fresh_and_roundtrip(void)
         CHECK_CONTAINS(err2, "in use by another process");
     }
     CHECK_INT(xatm_declog_segments(log), 1);
-    CHECK_INT(xatm_declog_disk_bytes(log), 32);
+    CHECK_INT(xatm_declog_disk_bytes(log), SEG_FULL); /* zero-filled to its full length */
     CHECK_INT(xatm_declog_last_lsn(log), 0);
-    CHECK_INT(file_size(seg_file(sub, 1)), 32);
+    CHECK_INT(file_size(seg_file(sub, 1)), SEG_FULL);
     CHECK(!xatm_declog_pending(log));
 
     xatm_declog_record recs[6];
@@ -410,7 +485,7 @@ static void test_fresh_and_roundtrip(void)
     CHECK(!xatm_declog_pending(log));
     CHECK_STR(xatm_declog_errmsg(log), "");
     uint64_t bytes = xatm_declog_disk_bytes(log);
-    CHECK(bytes > 32);
+    CHECK_INT(bytes, SEG_FULL); /* the records went into the zero-filled file */
     xatm_declog_close(log);
     CHECK_INT(file_size(seg_file(sub, 1)), (long long)bytes);
 
@@ -627,41 +702,87 @@ static void test_group_commit(void)
     free(dir);
 }
 
-/* Writes records, then for every cut length inside the last record checks that open
- * truncates to the first two records and appending continues at lsn 3. */
-static void test_torn_truncation(void)
+static void spit_zeros(const char *path, const uint8_t *d, size_t len, size_t full);
+
+/* make_three's segment: its image (full bytes), where its records end (len) and the
+ * offset of the third record (third). */
+static uint8_t *three_image(const char *dir, size_t *full, size_t *len, size_t *third)
 {
-    char *dir = t_tmpdir("declog");
     char err[512];
     make_three(dir);
     struct offs o = {0};
     CHECK_INT(xatm_declog_dump(dir, on_dump, &o, err, sizeof err), 0);
     CHECK_INT(o.n, 3);
-    size_t len;
-    uint8_t *orig = slurp(seg_file(dir, 1), &len);
-    uint64_t third = o.off[2];
-    CHECK(third > 32 && third < len);
+    uint8_t *orig = slurp(seg_file(dir, 1), full);
+    *len = log_end(orig, *full);
+    *third = (size_t)o.off[2];
+    CHECK(*third > 32 && *third < *len);
+    return orig;
+}
 
-    int bad_open = 0, bad_count = 0, bad_size = 0, bad_msg = 0;
-    for (size_t cut = (size_t)third + 1; cut < len; cut++) {
-        spit(seg_file(dir, 1), orig, cut);
+/* For every cut inside the third record of three_image's segment (the file ending there,
+ * or zeros after it up to 64 KiB with into_zeros), opening with 64 KiB segments must keep
+ * two records and say "torn tail truncated" at an offset, leaving the file zero from the
+ * third record to its full 64 KiB. The number of cuts for which it did not. */
+static int torn_cut_failures(const char *dir, const uint8_t *orig, size_t third, size_t len,
+                             bool into_zeros)
+{
+    char err[512];
+    xatm_declog_options small = {.segment_size = 65536};
+    int bad = 0;
+    for (size_t cut = third + 1; cut < len; cut++) {
+        if (into_zeros)
+            spit_zeros(seg_file(dir, 1), orig, cut, 65536);
+        else
+            spit(seg_file(dir, 1), orig, cut);
         struct collect *c = collect_new();
-        xatm_declog *log;
-        if (open_log(dir, NULL, c, &log, err, sizeof err) != 0) {
-            bad_open++;
-            collect_free(c);
-            continue;
+        xatm_declog *log = NULL;
+        int rc = open_log(dir, &small, c, &log, err, sizeof err);
+        if (rc != 0 || c->n != 2 || !strstr(err, "torn tail truncated") || !strstr(err, "offset ") ||
+            file_size(seg_file(dir, 1)) != 65536 || !file_zero(seg_file(dir, 1), (long long)third, 65536)) {
+            fprintf(stderr, "torn cut %zu%s: rc=%d n=%zu err=%s\n", cut,
+                    into_zeros ? " into zeros" : "", rc, c->n, err);
+            bad++;
         }
-        if (c->n != 2) bad_count++;
-        if (file_size(seg_file(dir, 1)) != (long long)third) bad_size++;
-        if (!strstr(err, "torn tail truncated") || !strstr(err, "offset ")) bad_msg++;
-        xatm_declog_close(log);
+        if (rc == 0) xatm_declog_close(log);
         collect_free(c);
     }
-    CHECK_INT(bad_open, 0);
-    CHECK_INT(bad_count, 0);
-    CHECK_INT(bad_size, 0);
-    CHECK_INT(bad_msg, 0);
+    return bad;
+}
+
+/* log holds make_three's first two records (lsn 2 last): a COMMIT appended gets lsn 3,
+ * survives a reopen with opts, and is replayed third. Closes log. */
+static void append_survives(const char *dir, const xatm_declog_options *opts, xatm_declog *log)
+{
+    char err[512];
+    CHECK_INT(xatm_declog_last_lsn(log), 2);
+    xatm_declog_record r = r_commit("tm1.1.2", 2);
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_last_lsn(log), 3);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, opts, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n, 3);
+    CHECK(c->n == 3 && c->v[2].lsn == 3 && !strcmp(c->v[2].gtrid, "tm1.1.2"));
+    xatm_declog_close(log);
+    collect_free(c);
+}
+
+/* Writes records, then for every cut length inside the last record checks that open
+ * truncates to the first two records and appending continues at lsn 3. The cut files end
+ * where they are cut, as a segment written before segments were zero-filled (or one whose
+ * zero fill a crash interrupted) does: "truncated" zeroes the torn bytes and extends the file
+ * with zeros to its full length. test_zero_fill covers torn records followed by zeros. */
+static void test_torn_truncation(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    size_t full, len, third;
+    uint8_t *orig = three_image(dir, &full, &len, &third);
+    CHECK_INT(full, SEG_FULL);
+    CHECK_INT(torn_cut_failures(dir, orig, third, len, false), 0);
 
     /* after the last truncation, new appends continue the sequence and survive a reopen */
     xatm_declog *log;
@@ -669,21 +790,11 @@ static void test_torn_truncation(void)
     CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
     CHECK_STR(err, ""); /* nothing left to truncate */
     CHECK_INT(c->n, 2);
-    CHECK_INT(xatm_declog_last_lsn(log), 2);
-    xatm_declog_record r = r_commit("tm1.1.2", 2);
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_last_lsn(log), 3);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    collect_free(c);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n, 3);
-    CHECK(c->n == 3 && c->v[2].lsn == 3 && !strcmp(c->v[2].gtrid, "tm1.1.2"));
-    xatm_declog_close(log);
+    append_survives(dir, NULL, log);
     collect_free(c);
 
-    /* a cut inside the header of the last record, and a zero-filled tail */
+    /* a cut inside the header of the last record, and a zero-filled tail: the zeros are
+     * where the log ends, nothing is torn */
     spit(seg_file(dir, 1), orig, (size_t)third + 10);
     c = collect_new();
     CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
@@ -691,44 +802,46 @@ static void test_torn_truncation(void)
     CHECK_INT(c->n, 2);
     xatm_declog_close(log);
     collect_free(c);
-    uint8_t *zeros = calloc(1, len + 4096);
-    memcpy(zeros, orig, len);
-    spit(seg_file(dir, 1), zeros, len + 4096);
+    spit(seg_file(dir, 1), orig, len + 4096);
     c = collect_new();
     CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_CONTAINS(err, "torn tail truncated (4096 bytes dropped)");
+    CHECK_STR(err, "");
     CHECK_INT(c->n, 3);
-    CHECK_INT(file_size(seg_file(dir, 1)), (long long)len);
+    CHECK_INT(file_size(seg_file(dir, 1)), SEG_FULL); /* extended to its full length */
     xatm_declog_close(log);
     collect_free(c);
-    free(zeros);
     free(orig);
     rm_rf(dir);
     free(dir);
 }
 
 /* Every single-byte change in the last record is a torn tail; in the middle record it is
- * corruption reported with that record's offset, and nothing is replayed or changed. */
+ * corruption reported with that record's offset, and nothing is replayed or changed. The
+ * records are followed by zeros, as in a zero-filled segment (4 KiB of them, not 16 MiB, to
+ * keep the test fast; opening with 64 KiB segments extends the file to that). */
 static void test_garbled_records(void)
 {
     char *dir = t_tmpdir("declog");
     char err[512], want[64];
+    xatm_declog_options small = {.segment_size = 65536};
     make_three(dir);
     struct offs o = {0};
     CHECK_INT(xatm_declog_dump(dir, on_dump, &o, err, sizeof err), 0);
-    size_t len;
-    uint8_t *orig = slurp(seg_file(dir, 1), &len);
+    size_t full;
+    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    size_t data = log_end(orig, full), len = data + 4096;
     uint8_t *work = malloc(len);
 
     int last_bad = 0;
-    for (size_t pos = (size_t)o.off[2]; pos < len; pos++) {
+    for (size_t pos = (size_t)o.off[2]; pos < data; pos++) {
         memcpy(work, orig, len);
         work[pos] ^= (uint8_t)(1u << (pos % 8));
         spit(seg_file(dir, 1), work, len);
         struct collect *c = collect_new();
         xatm_declog *log;
-        int rc = open_log(dir, NULL, c, &log, err, sizeof err);
-        if (rc != 0 || c->n != 2 || file_size(seg_file(dir, 1)) != (long long)o.off[2]) {
+        int rc = open_log(dir, &small, c, &log, err, sizeof err);
+        if (rc != 0 || c->n != 2 || file_size(seg_file(dir, 1)) != 65536 ||
+            !file_zero(seg_file(dir, 1), (long long)o.off[2], 65536)) {
             fprintf(stderr, "last record, byte %zu: rc=%d n=%zu err=%s\n", pos, rc, c->n, err);
             last_bad++;
         }
@@ -745,7 +858,7 @@ static void test_garbled_records(void)
         spit(seg_file(dir, 1), work, len);
         struct collect *c = collect_new();
         xatm_declog *log = NULL;
-        int rc = open_log(dir, NULL, c, &log, err, sizeof err);
+        int rc = open_log(dir, &small, c, &log, err, sizeof err);
         if (rc != XATM_ECORRUPT || c->n != 0 || !strstr(err, want) ||
             !strstr(err, "xatm-log.0000000000000001") || file_size(seg_file(dir, 1)) != (long long)len ||
             log != NULL) {
@@ -797,10 +910,12 @@ static void test_valid_crc_bad_content(void)
 {
     char *dir = t_tmpdir("declog");
     char err[512];
-    size_t len;
+    size_t full;
     make_three(dir);
-    uint8_t *orig = slurp(seg_file(dir, 1), &len);
-    uint8_t *work = malloc(len + 256);
+    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    size_t len = log_end(orig, full); /* the raw record goes right after the records... */
+    const size_t zeros = 4096;         /* ...and zeros after it, as in a zero-filled segment */
+    uint8_t *work = calloc(1, len + 256 + zeros);
     xatm_declog *log;
     uint8_t boot[4] = {5, 0, 0, 0};
 
@@ -818,23 +933,44 @@ static void test_valid_crc_bad_content(void)
         {4, XATM_DL_END, (const uint8_t *)"\x05tm1.1", 6, "payload does not decode"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memset(work, 0, len + 256 + zeros);
         memcpy(work, orig, len);
         size_t n = raw_record(work + len, cases[i].lsn, cases[i].type, cases[i].pl, cases[i].n);
-        spit(seg_file(dir, 1), work, len + n);
+        spit(seg_file(dir, 1), work, len + n + zeros);
         struct collect *c = collect_new();
         CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), XATM_ECORRUPT);
         CHECK_CONTAINS(err, cases[i].why);
         CHECK_CONTAINS(err, "its CRC matches, so it was written this way, not torn");
         CHECK_INT(c->n, 0);
-        CHECK_INT(file_size(seg_file(dir, 1)), (long long)(len + n));
+        CHECK_INT(file_size(seg_file(dir, 1)), (long long)(len + n + zeros));
         collect_free(c);
     }
     /* the correct next record by hand is accepted: the layout is what declog.h says */
+    memset(work, 0, len + 256 + zeros);
     memcpy(work, orig, len);
     size_t n = raw_record(work + len, 4, XATM_DL_BOOT, boot, 4);
-    spit(seg_file(dir, 1), work, len + n);
+    /* alone it is an incomplete flush (the torn tail); with its FLUSH record it is a flush */
+    spit(seg_file(dir, 1), work, len + n + zeros);
     struct collect *c = collect_new();
     CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "torn tail truncated");
+    CHECK_CONTAINS(err, "incomplete flush");
+    CHECK_INT(c->n, 3);
+    xatm_declog_close(log);
+    collect_free(c);
+    memset(work, 0, len + 256 + zeros);
+    memcpy(work, orig, len);
+    n = raw_record(work + len, 4, XATM_DL_BOOT, boot, 4);
+    uint8_t fl[20];
+    uint32_t fcrc = xatm_crc32c(0, work + len, n);
+    for (int i = 0; i < 8; i++) fl[i] = (uint8_t)((uint64_t)4 >> (8 * i)); /* first lsn */
+    for (int i = 0; i < 8; i++) fl[8 + i] = (uint8_t)((uint64_t)n >> (8 * i)); /* covered */
+    for (int i = 0; i < 4; i++) fl[16 + i] = (uint8_t)(fcrc >> (8 * i));
+    n += raw_record(work + len + n, 4, XATM_DL_FLUSH, fl, 20);
+    spit(seg_file(dir, 1), work, len + n + zeros);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
     CHECK_INT(c->n, 4);
     CHECK_INT(c->max_epoch, 5);
     xatm_declog_close(log);
@@ -860,7 +996,8 @@ static void test_segment_headers(void)
     CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
     CHECK_CONTAINS(err, "torn segment header rewritten");
     CHECK_INT(c->n, 0);
-    CHECK_INT(file_size(seg_file(dir, 1)), 32);
+    CHECK_INT(file_size(seg_file(dir, 1)), SEG_FULL); /* header, then zeros to full length */
+    CHECK(file_zero(seg_file(dir, 1), 32, SEG_FULL));
     xatm_declog_record r = r_boot(2);
     CHECK_INT(xatm_declog_append(log, &r, true), 0);
     CHECK_INT(xatm_declog_flush(log), 0);
@@ -895,12 +1032,12 @@ static void test_segment_headers(void)
     CHECK_CONTAINS(err, "header says segment 0000000000000002");
     /* an unknown version */
     memcpy(work, orig, len);
-    work[8] = 2;
+    work[8] = 3; /* 1 (no FLUSH records) and 2 are known */
     crc = xatm_crc32c(0, work, 24);
     for (int i = 0; i < 4; i++) work[24 + i] = (uint8_t)(crc >> (8 * i));
     spit(seg_file(dir, 1), work, len);
     CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
-    CHECK_CONTAINS(err, "segment version 2");
+    CHECK_CONTAINS(err, "segment version 3");
 
     /* files that are not segments are ignored */
     spit(seg_file(dir, 1), orig, len);
@@ -1060,6 +1197,67 @@ static void test_rotation(void)
 }
 
 /* More unresolved decisions than one 64 KiB CHECKPOINT holds: the rest follow as records. */
+/* A power loss while a rotation created a small segment (one write: header, CHECKPOINT,
+ * FLUSH record, zeros) kept its header and CHECKPOINT but not its FLUSH record: that flush
+ * is torn, so the segment starts empty, and its CHECKPOINT must not count as the
+ * segment's leading record either (it once did: the rotation threshold was then measured
+ * from past the end of the records, an unsigned underflow, and the first flush after the
+ * restart rotated at once). */
+static void test_torn_checkpoint_flush(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512], g[XATM_GTRID_MAX + 1];
+    struct owner *ow = calloc(1, sizeof *ow);
+    ow->branches = 2;
+    xatm_declog_options o = {.segment_size = 4096, .unresolved = owner_unresolved,
+                             .unresolved_arg = ow};
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    unsigned i = 0;
+    while (access(seg_file(dir, 2), F_OK) != 0) {
+        gt(g, ++i);
+        xatm_declog_record r = r_commit(g, 2);
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        if (i <= 3) set_add(ow->set, &ow->n, g); /* carried by the CHECKPOINT */
+        CHECK_INT(xatm_declog_flush(log), 0);
+    }
+    xatm_declog_close(log);
+    CHECK(access(seg_file(dir, 1), F_OK) != 0);
+
+    /* segment 2: header, CHECKPOINT (3 decisions), FLUSH record; garble the FLUSH's CRC */
+    size_t len;
+    uint8_t *d = slurp(seg_file(dir, 2), &len);
+    CHECK(d != NULL && len == 4096);
+    uint32_t ck = (uint32_t)d[32] | (uint32_t)d[33] << 8 | (uint32_t)d[34] << 16 |
+                  (uint32_t)d[35] << 24;
+    CHECK(d[32 + 16] == XATM_DL_CHECKPOINT && ck > 64);
+    CHECK(d[32 + ck + 16] == 8 && log_end(d, len) == 32 + ck + FLUSH_REC);
+    d[32 + ck + 4] ^= 0x01;
+    spit(seg_file(dir, 2), d, len);
+    free(d);
+
+    struct fio f = {0};
+    xatm_declog_io io = fio_table(&f);
+    o.io = &io;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "xatm-log.0000000000000002: offset 32: torn tail truncated");
+    CHECK(file_zero(seg_file(dir, 2), 32, 4096));
+    /* the first flush after it writes one record and syncs once: no rotation */
+    int syncs = f.fdatasyncs, renames = f.renames;
+    gt(g, ++i);
+    xatm_declog_record r = r_commit(g, 2);
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f.fdatasyncs - syncs, 1);
+    CHECK_INT(f.renames - renames, 0);
+    CHECK(access(seg_file(dir, 3), F_OK) != 0);
+    CHECK_INT(xatm_declog_segments(log), 1);
+    xatm_declog_close(log);
+    free(ow);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_checkpoint_overflow(void)
 {
     char *dir = t_tmpdir("declog");
@@ -1146,31 +1344,45 @@ static void test_bad_callback(void)
 
 /* unlink failing keeps old segments (retried next rotation); an older segment is checked
  * strictly: damage there is corruption even at its end. */
-static void test_older_segments(void)
+/* Three segments in a new dir, every older one kept: segment_size 1 (32-byte segments,
+ * every flush rotates) and an unlink that fails (not fatal). BOOT + COMMIT tm1.1.1, then an
+ * END of another gtrid; ow carries tm1.1.1 into each CHECKPOINT. o (with f, io and ow) is
+ * the caller's, to reopen with. */
+static void make_three_segments(const char *dir, struct owner *ow, struct fio *f,
+                                xatm_declog_io *io, xatm_declog_options *o)
 {
-    char *dir = t_tmpdir("declog");
     char err[512];
-    struct owner *ow = calloc(1, sizeof *ow);
     ow->branches = 2;
     set_add(ow->set, &ow->n, "tm1.1.1");
-    struct fio f = {.fail_unlink = -EACCES};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.segment_size = 1, .io = &io, .unresolved = owner_unresolved,
-                             .unresolved_arg = ow};
+    *f = (struct fio){.fail_unlink = -EACCES};
+    *io = fio_table(f);
+    *o = (xatm_declog_options){.segment_size = 1, .io = io, .unresolved = owner_unresolved,
+                               .unresolved_arg = ow};
     xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    xatm_declog_record b = r_boot(1), cm = r_commit("tm1.1.1", 2);
+    CHECK_INT(open_log(dir, o, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record b = r_boot(1), cm = r_commit("tm1.1.1", 2), e = r_end("tm1.1.9");
     CHECK_INT(xatm_declog_append(log, &b, true), 0);
     CHECK_INT(xatm_declog_append(log, &cm, true), 0);
     CHECK_INT(xatm_declog_flush(log), 0); /* rotates; unlink fails: not fatal */
     CHECK_INT(xatm_declog_segments(log), 2);
     CHECK_STR(xatm_declog_errmsg(log), "");
-    xatm_declog_record e = r_end("tm1.1.9");
     CHECK_INT(xatm_declog_append(log, &e, false), 0);
     CHECK_INT(xatm_declog_flush(log), 0); /* rotates again */
     CHECK_INT(xatm_declog_segments(log), 3);
     xatm_declog_close(log);
     CHECK_INT(count_segments(dir), 3);
+}
+
+static void test_older_segments(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    struct owner *ow = calloc(1, sizeof *ow);
+    struct fio f;
+    xatm_declog_io io;
+    xatm_declog_options o;
+    xatm_declog *log;
+    make_three_segments(dir, ow, &f, &io, &o);
 
     /* replay over all three: the decision appears in each, applied idempotently */
     struct collect *c = collect_new();
@@ -1213,6 +1425,7 @@ static void test_older_segments(void)
     f.fail_unlink = 0;
     o.segment_size = 1;
     CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record e = r_end("tm1.1.9");
     CHECK_INT(xatm_declog_append(log, &e, false), 0);
     CHECK_INT(xatm_declog_flush(log), 0);
     CHECK_INT(xatm_declog_segments(log), 1);
@@ -1388,8 +1601,9 @@ static void test_dump(void)
     CHECK_CONTAINS(d.file[0], "xatm-log.0000000000000001");
 
     /* a torn tail is reported, not repaired */
-    size_t len;
-    uint8_t *orig = slurp(seg_file(dir, 1), &len);
+    size_t full;
+    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    size_t len = log_end(orig, full);
     spit(seg_file(dir, 1), orig, len - 3);
     struct offs t = {0};
     CHECK_INT(xatm_declog_dump(dir, on_dump, &t, err, sizeof err), 0);
@@ -1587,6 +1801,954 @@ static void test_sync(void)
     free(dir);
 }
 
+/* ---- zero-filled segments (issue 5) ---- */
+
+static const char *spare_file(const char *dir)
+{
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/xatm-log.next", dir);
+    return path;
+}
+
+/* Writes d[0, len) and then zeros up to `full` bytes in all into path. */
+static void spit_zeros(const char *path, const uint8_t *d, size_t len, size_t full)
+{
+    size_t n = full > len ? full : len;
+    uint8_t *w = calloc(1, n);
+    memcpy(w, d, len);
+    spit(path, w, n);
+    free(w);
+}
+
+/* true when the file at path holds exactly d[0, len) */
+static bool file_is(const char *path, const uint8_t *d, size_t len)
+{
+    size_t n;
+    uint8_t *got = slurp(path, &n);
+    bool same = got && n == len && memcmp(got, d, len) == 0;
+    free(got);
+    return same;
+}
+
+/* A new segment is zero-filled to its full length, and reading stops at the zeros: they
+ * are where the log ends, not a torn record; opening writes and syncs nothing. */
+static void test_zero_tail(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    make_three(dir);
+    size_t full;
+    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    CHECK_INT(full, SEG_FULL);
+    size_t len = log_end(orig, full);
+    CHECK(len > 32 && len < 4096);
+    CHECK(file_zero(seg_file(dir, 1), (long long)len, SEG_FULL));
+
+    struct fio f = {0};
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.io = &io};
+    struct collect *c = collect_new();
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n, 3);
+    CHECK_INT(f.pwrites + f.fdatasyncs + f.fsyncs, 0); /* nothing to repair */
+    CHECK_INT(xatm_declog_disk_bytes(log), SEG_FULL);
+    xatm_declog_record r = r_commit("tm1.1.2", 2);
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f.pwrites, 1);
+    CHECK_INT(f.fdatasyncs, 1);
+    xatm_declog_close(log);
+    collect_free(c);
+    CHECK_INT(file_size(seg_file(dir, 1)), SEG_FULL); /* written over the zeros */
+
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n, 4);
+    CHECK(c->n == 4 && c->v[3].lsn == 4 && !strcmp(c->v[3].gtrid, "tm1.1.2"));
+    xatm_declog_close(log);
+    collect_free(c);
+    struct offs d = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(d.n, 4);
+    free(orig);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A torn write of the last record into the zero-filled area (a prefix of it, then zeros;
+ * or its first bytes lost and the rest there) is a torn tail: zeroed, durably, and the log
+ * goes on after it. */
+static void test_torn_into_zeros(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    xatm_declog_options small = {.segment_size = 65536};
+    size_t full, len, third;
+    uint8_t *orig = three_image(dir, &full, &len, &third);
+    CHECK_INT(torn_cut_failures(dir, orig, third, len, true), 0);
+
+    /* the record's first bytes never reached the disk, its last ones did */
+    uint8_t *work = calloc(1, 65536);
+    memcpy(work, orig, len);
+    memset(work + third, 0, 8);
+    spit(seg_file(dir, 1), work, 65536);
+    struct collect *c = collect_new();
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &small, c, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "torn tail truncated");
+    CHECK_CONTAINS(err, "record length 0 (the end of the log) but non-zero bytes follow");
+    CHECK_INT(c->n, 2);
+    CHECK(file_zero(seg_file(dir, 1), (long long)third, 65536));
+    append_survives(dir, &small, log); /* appends land on the zeros */
+    collect_free(c);
+    free(work);
+    free(orig);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Non-zero bytes after the zeros that end the log: in the newest segment a torn tail when
+ * nothing valid is among them (zeroed), corruption when a valid record is; in an older
+ * segment always corruption. */
+static void test_garbage_after_zeros(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    xatm_declog_options small = {.segment_size = 65536};
+    xatm_declog *log = NULL;
+    make_three(dir);
+    struct offs o = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &o, err, sizeof err), 0);
+    size_t full;
+    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    size_t len = log_end(orig, full);
+    uint8_t *work = calloc(1, 65536);
+
+    /* junk that is no record, 8 KiB into the zeros */
+    memcpy(work, orig, len);
+    memset(work + len + 8192, 0xa5, 16);
+    spit(seg_file(dir, 1), work, 65536);
+    struct offs d = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), 0); /* reported, not repaired */
+    CHECK_INT(d.n, 3);
+    CHECK_CONTAINS(err, "torn tail");
+    CHECK(file_is(seg_file(dir, 1), work, 65536));
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, &small, c, &log, err, sizeof err), 0);
+    char want[128];
+    snprintf(want, sizeof want, "offset %zu: torn tail truncated (%d bytes dropped)", len, 8192 + 16);
+    CHECK_CONTAINS(err, want);
+    CHECK_CONTAINS(err, "non-zero bytes follow");
+    CHECK_INT(c->n, 3);
+    CHECK(file_zero(seg_file(dir, 1), (long long)len, 65536));
+    xatm_declog_close(log);
+    collect_free(c);
+
+    /* a valid record 8 KiB into the zeros: damage in the middle (a lost write), not a tail */
+    memset(work, 0, 65536);
+    memcpy(work, orig, len);
+    memcpy(work + len + 8192, orig + o.off[1], (size_t)(o.off[2] - o.off[1]));
+    spit(seg_file(dir, 1), work, 65536);
+    c = collect_new();
+    log = NULL;
+    CHECK_INT(open_log(dir, &small, c, &log, err, sizeof err), XATM_ECORRUPT);
+    snprintf(want, sizeof want, "xatm-log.0000000000000001: offset %zu: record length 0", len);
+    CHECK_CONTAINS(err, want);
+    CHECK_CONTAINS(err, "a complete flush (FLUSH record) follows it, so it is not a torn tail");
+    CHECK_INT(c->n, 0);
+    CHECK(log == NULL);
+    CHECK(file_is(seg_file(dir, 1), work, 65536)); /* nothing changed */
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), XATM_ECORRUPT);
+    collect_free(c);
+
+    /* an older segment: ending in zeros is complete; junk after its zeros is corruption */
+    rm_rf(dir);
+    struct fio f = {.fail_unlink = -EACCES}; /* keep segment 1 when rotating */
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o2 = {.segment_size = 65536, .io = &io};
+    CHECK_INT(open_log(dir, &o2, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record b = r_boot(1), cm = r_commit("tm1.1.1", 2);
+    CHECK_INT(xatm_declog_append(log, &b, true), 0);
+    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+    o2.segment_size = 1; /* the next flush rotates */
+    CHECK_INT(open_log(dir, &o2, NULL, &log, err, sizeof err), 0);
+    xatm_declog_record e = r_end("tm1.1.1");
+    CHECK_INT(xatm_declog_append(log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(xatm_declog_segments(log), 2);
+    xatm_declog_close(log);
+    CHECK_INT(file_size(seg_file(dir, 1)), 65536);
+    c = collect_new();
+    CHECK_INT(open_log(dir, &small, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n, 4); /* BOOT, COMMIT, END, CHECKPOINT */
+    xatm_declog_close(log);
+    collect_free(c);
+    size_t n1;
+    uint8_t *seg1 = slurp(seg_file(dir, 1), &n1);
+    CHECK_INT(n1, 65536);
+    size_t end1 = log_end(seg1, n1);
+    seg1[end1 + 100] = 0x01;
+    spit(seg_file(dir, 1), seg1, n1);
+    CHECK_INT(open_log(dir, &small, NULL, &log, err, sizeof err), XATM_ECORRUPT);
+    snprintf(want, sizeof want, "xatm-log.0000000000000001: offset %zu: record length 0", end1);
+    CHECK_CONTAINS(err, want);
+    CHECK_CONTAINS(err, "only the newest segment may end torn");
+    CHECK(file_is(seg_file(dir, 1), seg1, n1));
+    free(seg1);
+    free(work);
+    free(orig);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A crash while a segment was being zero-filled (the first one, or one a rotation created
+ * under its own name): a file shorter than its full length is extended, a torn or missing
+ * header is rewritten; a half-prepared next segment ("xatm-log.next") is not part of the
+ * log: ignored by dump, removed at open. */
+static void test_zero_fill_crash(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    xatm_declog *log;
+    make_three(dir);
+    size_t full;
+    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    size_t len = log_end(orig, full);
+
+    /* the records made it, the zero fill stopped 100000 bytes in */
+    spit_zeros(seg_file(dir, 1), orig, len, 100000);
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n, 3);
+    CHECK_INT(xatm_declog_disk_bytes(log), SEG_FULL);
+    xatm_declog_close(log);
+    collect_free(c);
+    CHECK_INT(file_size(seg_file(dir, 1)), SEG_FULL);
+    CHECK(file_zero(seg_file(dir, 1), (long long)len, SEG_FULL));
+
+    /* a newest segment whose header is torn, or was never written, over zeros of any
+     * length: rewritten, and the log is what the older segment holds */
+    for (int k = 0; k < 3; k++) {
+        uint8_t hdr[32];
+        memcpy(hdr, orig, 32);
+        hdr[16] = 2; /* segment 2's header... */
+        uint32_t crc = xatm_crc32c(0, hdr, 24);
+        for (int i = 0; i < 4; i++) hdr[24 + i] = (uint8_t)(crc >> (8 * i));
+        size_t keep = k == 0 ? 20 : k == 1 ? 0 : 24; /* ...of which this much made it */
+        spit(seg_file(dir, 1), orig, len);
+        spit_zeros(seg_file(dir, 2), hdr, keep, k == 2 ? 5000 : 65536);
+        c = collect_new();
+        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+        CHECK_CONTAINS(err, "xatm-log.0000000000000002: offset 0: torn segment header rewritten");
+        CHECK_INT(c->n, 3);
+        CHECK_INT(xatm_declog_segments(log), 2);
+        xatm_declog_record r = r_end("tm1.1.1");
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        CHECK_INT(xatm_declog_flush(log), 0);
+        xatm_declog_close(log);
+        collect_free(c);
+        CHECK_INT(file_size(seg_file(dir, 2)), SEG_FULL);
+        c = collect_new();
+        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+        CHECK_STR(err, "");
+        CHECK_INT(c->n, 4);
+        CHECK_INT(xatm_declog_last_lsn(log), 4);
+        xatm_declog_close(log);
+        collect_free(c);
+        unlink(seg_file(dir, 2));
+    }
+
+    /* a leftover next segment, half zero-filled or holding an unrenamed checkpoint */
+    spit(seg_file(dir, 1), orig, len);
+    spit_zeros(spare_file(dir), orig, len, 300000);
+    struct offs d = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(d.n, 3);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n, 3);
+    CHECK_INT(xatm_declog_segments(log), 1);
+    CHECK(access(spare_file(dir), F_OK) != 0);
+    xatm_declog_close(log);
+    collect_free(c);
+    free(orig);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A failing write or fdatasync while a segment is zero-filled at open: the open fails with
+ * the file, what failed and why (XATM_ENOSPC for a full disk), and a later open works. */
+static void test_zero_fill_failures(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    xatm_declog *log = NULL;
+    struct fio f = {.fail_pwrite = -ENOSPC, .pwrite_ok = 2}; /* the third 256 KiB write */
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.io = &io};
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_ENOSPC);
+    CHECK(log == NULL);
+    CHECK_CONTAINS(err, "xatm-log.0000000000000001: write: No space left on device");
+    f = (struct fio){.fail_fdatasync = -EIO};
+    rm_rf(dir);
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_EIO);
+    CHECK_CONTAINS(err, "xatm-log.0000000000000001: fdatasync: Input/output error");
+    /* what the failed open left is a segment cut short in its zero fill: it opens */
+    f = (struct fio){0};
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n, 0);
+    xatm_declog_close(log);
+    collect_free(c);
+    rm_rf(dir);
+
+    /* extending a short segment, and zeroing a torn tail, on a full or failing disk */
+    make_three(dir);
+    size_t full;
+    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    size_t len = log_end(orig, full);
+    spit(seg_file(dir, 1), orig, len);
+    f = (struct fio){.fail_pwrite = -ENOSPC};
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_ENOSPC);
+    CHECK_CONTAINS(err, "extending the segment with zeros to its full length: No space left on device");
+    spit(seg_file(dir, 1), orig, len - 2);
+    f = (struct fio){.fail_pwrite = -EIO};
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_EIO);
+    CHECK_CONTAINS(err, "zeroing the torn tail: Input/output error");
+    f = (struct fio){.fail_fdatasync = -EIO};
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_EIO);
+    CHECK_CONTAINS(err, "fdatasync after repairing the segment: Input/output error");
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_INT(c->n, 2);
+    xatm_declog_close(log);
+    collect_free(c);
+    free(orig);
+    rm_rf(dir);
+    free(dir);
+}
+
+#define MIB (1024 * 1024)
+
+/* Segments larger than one zero-fill write are prepared ahead: from the flush that finds the
+ * current segment half full, each flush zero-fills 256 KiB of "xatm-log.next" and the one
+ * that completes it fdatasyncs it; the rotating flush then only writes the header and the
+ * CHECKPOINT over its zeros, renames it into place, and renames the old segment to
+ * "xatm-log.next" instead of deleting it (recycled: the next preparation writes zeros over
+ * its old records before the next rotation puts it into place). */
+static void test_prepare_ahead(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512], g[XATM_GTRID_MAX + 1];
+    struct owner *ow = calloc(1, sizeof *ow);
+    ow->branches = 2;
+    struct fio f = {.no_sync = true};
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.segment_size = MIB, .io = &io, .unresolved = owner_unresolved,
+                             .unresolved_arg = ow};
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(file_size(seg_file(dir, 1)), MIB);
+
+    bool rotated = false;
+    int bad_before_half = 0, bad_step = 0, bad_disk = 0, steps = 0, completed_syncs = 0;
+    long long written = 32, last_spare = 0;
+    for (unsigned i = 1; i <= 2000 && !rotated; i++) {
+        gt(g, i);
+        xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES); /* ~1.2 KiB */
+        if (i % 3 == 0) set_add(ow->set, &ow->n, g);            /* some stay unresolved */
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        size_t rec = xatm_declog_pending_bytes(log) + FLUSH_REC; /* the flush adds its FLUSH */
+        struct fio before = f;
+        CHECK_INT(xatm_declog_flush(log), 0);
+        written += (long long)rec;
+        if (access(seg_file(dir, 2), F_OK) == 0) {
+            rotated = true;
+            /* the rotating flush: the records, then only the new segment's header and
+             * checkpoint; the old one synced, the new one synced, renamed, the directory
+             * synced after the rename and after the old one was renamed to be recycled */
+            CHECK_INT(f.pwrites - before.pwrites, 2);
+            CHECK_INT(f.fdatasyncs - before.fdatasyncs, 2);
+            CHECK_INT(f.fsyncs - before.fsyncs, 2);
+            CHECK_INT(f.renames - before.renames, 2);
+            CHECK_INT(f.unlinks - before.unlinks, 0);
+            CHECK(written >= MIB + 32);
+            break;
+        }
+        long long spare = file_size(spare_file(dir));
+        if (written - 32 < MIB / 2) {
+            if (spare >= 0) bad_before_half++;
+        } else {
+            if (spare < 0) spare = 0;
+            if (last_spare < MIB && spare != last_spare + 256 * 1024) bad_step++;
+            if (last_spare == MIB && spare != MIB) bad_step++;
+            if (spare > last_spare) steps++;
+            if (spare == MIB && last_spare < MIB)
+                completed_syncs += f.fdatasyncs - before.fdatasyncs == 2; /* records + spare */
+            last_spare = spare;
+        }
+        if (xatm_declog_disk_bytes(log) != (uint64_t)(MIB + (spare > 0 ? spare : 0))) bad_disk++;
+    }
+    CHECK(rotated);
+    CHECK_INT(bad_before_half, 0);
+    CHECK_INT(bad_step, 0);
+    CHECK_INT(steps, 4);
+    CHECK_INT(completed_syncs, 1);
+    CHECK_INT(bad_disk, 0);
+    /* segment 1 is the next spare, cut back to its full length, its records still in it */
+    CHECK(access(seg_file(dir, 1), F_OK) != 0);
+    CHECK_INT(file_size(spare_file(dir)), MIB);
+    CHECK(!file_zero(spare_file(dir), 32, 4096));
+    CHECK_INT(file_size(seg_file(dir, 2)), MIB);
+    CHECK_INT(xatm_declog_segments(log), 1);
+    CHECK_INT(xatm_declog_disk_bytes(log), 2 * MIB);
+
+    /* the next cycle zero-fills the recycled file (no new file: no create) and puts it into
+     * place as segment 3: zeros after its records, nothing of segment 1 left in it */
+    rotated = false;
+    int recycled_steps = 0;
+    for (unsigned i = 2001; i <= 4000 && !rotated; i++) {
+        gt(g, i);
+        xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        struct fio before = f;
+        CHECK_INT(xatm_declog_flush(log), 0);
+        if (access(seg_file(dir, 3), F_OK) == 0) {
+            rotated = true;
+            CHECK_INT(f.renames - before.renames, 2);
+            CHECK_INT(f.unlinks - before.unlinks, 0);
+            break;
+        }
+        if (f.pwrites - before.pwrites == 2) recycled_steps++; /* records + a zero piece */
+        CHECK_INT(file_size(spare_file(dir)), MIB);
+        /* the last flushes before the rotation extend segment 2 past its full length */
+        CHECK(xatm_declog_disk_bytes(log) >= 2 * MIB &&
+              xatm_declog_disk_bytes(log) < 2 * MIB + 16384);
+    }
+    CHECK(rotated);
+    CHECK_INT(recycled_steps, 4);
+    CHECK_INT(file_size(seg_file(dir, 3)), MIB);
+    {
+        size_t len;
+        uint8_t *d = slurp(seg_file(dir, 3), &len);
+        size_t end = log_end(d, len);
+        CHECK(end > 32 && end < MIB / 2); /* the CHECKPOINT and what overflowed it */
+        CHECK(file_zero(seg_file(dir, 3), (long long)end, MIB));
+        free(d);
+    }
+    uint64_t last = xatm_declog_last_lsn(log);
+    xatm_declog_close(log);
+
+    struct collect *c = collect_new();
+    o.io = NULL;
+    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n_unresolved, ow->n);
+    CHECK(c->n > 0 && c->v[0].type == XATM_DL_CHECKPOINT);
+    CHECK_INT(xatm_declog_last_lsn(log), last);
+    CHECK(access(spare_file(dir), F_OK) != 0); /* the leftover recycled spare: removed */
+    xatm_declog_close(log);
+    collect_free(c);
+    rm_rf(dir);
+
+    /* one flush larger than the segment: the rotation finds no spare and makes the whole
+     * next segment itself (and the records past the zero fill simply extend the file) */
+    f = (struct fio){.no_sync = true};
+    o.io = &io;
+    ow->n = 0;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    for (unsigned i = 1; i <= 1000; i++) {
+        gt(g, i);
+        xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    }
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f.renames, 2);
+    CHECK(access(seg_file(dir, 2), F_OK) == 0);
+    CHECK(access(seg_file(dir, 1), F_OK) != 0);
+    CHECK_INT(file_size(spare_file(dir)), MIB); /* segment 1, recycled, cut back */
+    CHECK_INT(file_size(seg_file(dir, 2)), MIB);
+    xatm_declog_close(log);
+    c = collect_new();
+    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n, 1); /* the CHECKPOINT: every decision was resolved (none in ow) */
+    CHECK_INT(xatm_declog_last_lsn(log), 1001);
+    xatm_declog_close(log);
+    collect_free(c);
+    free(ow);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A recycled segment is cut back to its full length only once the directory fsync has made
+ * its rename durable: before, a crash could bring it back under its segment name, cut short
+ * (the last flush of a segment extends it past its full length), and an older segment that
+ * ends torn makes the next start-up fail as CORRUPT. */
+static void test_recycle_cut_after_rename(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512], g[XATM_GTRID_MAX + 1];
+    struct fio f = {.no_sync = true};
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.segment_size = MIB, .io = &io};
+    xatm_declog *log;
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    for (unsigned i = 1; i <= 2000 && access(seg_file(dir, 2), F_OK) != 0; i++) {
+        gt(g, i);
+        xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        CHECK_INT(xatm_declog_flush(log), 0);
+    }
+    CHECK(access(seg_file(dir, 2), F_OK) == 0);
+    CHECK(access(seg_file(dir, 1), F_OK) != 0);
+    CHECK_INT(file_size(spare_file(dir)), MIB); /* segment 1, recycled and cut back... */
+    CHECK_INT(f.ftruncates, 1);
+    CHECK_INT(f.early_cuts, 0);                 /* ...after its rename was made durable */
+    xatm_declog_close(log);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Preparing the next segment fails. A full disk (a write that would extend a file fails,
+ * one over a file's bytes passes) found by a piece of it is only a warning, once: records
+ * keep landing on the current segment's zeros until the flush that runs past its full
+ * length, whose write fails (XATM_ENOSPC, sticky; its records are not durable); space freed
+ * before that: the preparation resumes (a second warning) and the rotation works. A failing
+ * fdatasync of it and a failing rename at the rotation are XATM_ELOG at once (the file
+ * removed), and the records of the failing flush are durable. A restart finds every
+ * flushed record in the old segment. */
+static void test_prepare_failures(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512], g[XATM_GTRID_MAX + 1];
+    for (int which = 0; which < 4; which++) {
+        struct fio f = {.no_sync = true};
+        xatm_declog_io io = fio_table(&f);
+        xatm_declog_options o = {.segment_size = MIB, .io = &io};
+        xatm_declog *log;
+        CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+        if (which == 2) f.fail_rename = -EIO;
+        unsigned flushed = 0, full_at = 0;
+        int rc = 0, warnings = 0;
+        long long seg_bytes = 32;
+        const char *warning = NULL;
+        for (unsigned i = 1; i <= 2000 && rc == 0; i++) {
+            gt(g, i);
+            xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
+            CHECK_INT(xatm_declog_append(log, &r, true), 0);
+            long long spare = file_size(spare_file(dir));
+            size_t bytes = xatm_declog_pending_bytes(log) + FLUSH_REC;
+            if ((which == 0 || which == 3) && spare == 256 * 1024 && !full_at) {
+                f.disk_full = true; /* the records land on zeros, the next piece does not fit */
+                full_at = i;
+            }
+            if (which == 3 && full_at && i == full_at + 50) f.disk_full = false; /* freed */
+            if (which == 1 && spare == 3 * 256 * 1024) {
+                f.fail_fdatasync = -EIO; /* the records' sync passes, the spare's fails */
+                f.fdatasync_ok = f.fdatasyncs + 1;
+            }
+            rc = xatm_declog_flush(log);
+            const char *w = xatm_declog_take_warning(log);
+            if (w) {
+                warnings++;
+                warning = w;
+                if (which == 0 || which == 3)
+                    CHECK_CONTAINS(w, "xatm-log.next: preparing the next segment: ");
+                if (warnings == 1) {
+                    CHECK_INT(i, full_at); /* at once, and only once */
+                    CHECK_CONTAINS(w, "write at offset 262144: No space left on device; retried by every flush");
+                }
+            }
+            /* durable even when the flush fails after the records' sync; with a full disk
+             * the write that fails is that of the records */
+            if (rc == 0 || which == 1 || which == 2) flushed = i;
+            if (rc == 0) seg_bytes += (long long)bytes;
+            if (which == 3 && rc == 0 && access(seg_file(dir, 2), F_OK) == 0) break;
+        }
+        const char *msg = xatm_declog_errmsg(log);
+        if (which == 0) {
+            /* a full disk fails the log only when it needs new space: the flush that runs
+             * past the current segment's zero-filled length, where the rotation is due */
+            CHECK_INT(rc, XATM_ENOSPC);
+            CHECK_INT(warnings, 1);
+            CHECK(seg_bytes < MIB && seg_bytes > MIB - 2 * 1300);
+            CHECK_CONTAINS(msg, "xatm-log.0000000000000001: write at offset ");
+            CHECK_CONTAINS(msg, ": No space left on device");
+            CHECK_INT(file_size(spare_file(dir)), 256 * 1024); /* kept: the log needs it */
+        } else if (which == 1) {
+            CHECK_INT(rc, XATM_ELOG);
+            CHECK_CONTAINS(msg, "xatm-log.next: preparing the next segment: fdatasync: Input/output error");
+        } else if (which == 2) {
+            CHECK_INT(rc, XATM_ELOG);
+            CHECK_CONTAINS(msg, "xatm-log.next: rename to ");
+            CHECK_CONTAINS(msg, "xatm-log.0000000000000002: Input/output error");
+        } else {
+            /* space freed before the rotation: the preparation resumes, the rotation works */
+            CHECK_INT(rc, 0);
+            CHECK_INT(warnings, 2);
+            CHECK_CONTAINS(warning, "preparing the next segment: resumed at offset 262144");
+            CHECK(access(seg_file(dir, 2), F_OK) == 0);
+            xatm_declog_close(log);
+            rm_rf(dir);
+            continue;
+        }
+        if (which != 0) CHECK(access(spare_file(dir), F_OK) != 0); /* given back */
+        CHECK(access(seg_file(dir, 2), F_OK) != 0);
+        xatm_declog_record e = r_end("tm1.3.1");
+        CHECK_INT(xatm_declog_append(log, &e, false), rc); /* sticky */
+        CHECK_INT(xatm_declog_flush(log), rc);
+        xatm_declog_close(log);
+
+        struct collect *c = collect_new();
+        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+        CHECK_STR(err, "");
+        CHECK_INT(c->n, flushed);
+        CHECK_INT(c->n_unresolved, flushed);
+        xatm_declog_close(log);
+        collect_free(c);
+        rm_rf(dir);
+    }
+    free(dir);
+}
+
+/* A log directory written before segments were zero-filled: every segment file ends right
+ * after its last record (the record and segment formats are unchanged). It opens and
+ * replays; the newest segment is extended with zeros to its full length, the older ones are
+ * left as they are; appends go on; a torn tail in such a file is truncated as before. */
+/* Rewrites a segment file as one written before FLUSH records (version 1, append-only):
+ * the FLUSH records dropped, the header's version set to 1, the file ending right after
+ * its last record, minus `cut` bytes. Returns the new length. */
+static size_t make_v1(const char *path, size_t cut)
+{
+    size_t n;
+    uint8_t *d = slurp(path, &n);
+    size_t end = log_end(d, n), out = 32;
+    uint8_t *v1 = malloc(end);
+    memcpy(v1, d, 32);
+    v1[8] = 1;
+    uint32_t crc = xatm_crc32c(0, v1, 24);
+    for (int i = 0; i < 4; i++) v1[24 + i] = (uint8_t)(crc >> (8 * i));
+    for (size_t off = 32; off < end;) {
+        uint32_t total = (uint32_t)d[off] | (uint32_t)d[off + 1] << 8 |
+                         (uint32_t)d[off + 2] << 16 | (uint32_t)d[off + 3] << 24;
+        if (d[off + 16] != XATM_DL_FLUSH) {
+            memcpy(v1 + out, d + off, total);
+            out += total;
+        }
+        off += total;
+    }
+    out -= cut;
+    spit(path, v1, out);
+    free(v1);
+    free(d);
+    return out;
+}
+
+/* Segments written before FLUSH records (version 1: append-only, no FLUSH records, files
+ * ending at their last record) open and replay by the old rules; the newest one gets no
+ * more records: a new version 2 segment follows it, and the log is then old segments
+ * followed by new ones until rotation deletes the old ones. */
+static void test_old_format(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512];
+    struct owner *ow = calloc(1, sizeof *ow);
+    struct fio f;
+    xatm_declog_io io;
+    xatm_declog_options o;
+    xatm_declog *log;
+    make_three_segments(dir, ow, &f, &io, &o);
+    size_t n;
+    uint8_t *saved[4];
+    size_t saved_len[4];
+    for (int i = 1; i <= 3; i++) saved[i] = slurp(seg_file(dir, (uint64_t)i), &saved_len[i]);
+    long long sizes[4];
+    for (int i = 1; i <= 3; i++) sizes[i] = (long long)make_v1(seg_file(dir, (uint64_t)i), 0);
+
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n_unresolved, 1);
+    CHECK_INT(c->max_epoch, 1);
+    CHECK_INT(xatm_declog_segments(log), 4); /* a new segment after the old newest one */
+    CHECK_INT(file_size(seg_file(dir, 1)), sizes[1]); /* old ones untouched */
+    CHECK_INT(file_size(seg_file(dir, 2)), sizes[2]);
+    CHECK_INT(file_size(seg_file(dir, 3)), sizes[3]);
+    CHECK_INT(file_size(seg_file(dir, 4)), SEG_FULL);
+    CHECK_INT(xatm_declog_disk_bytes(log), (uint64_t)(sizes[1] + sizes[2] + sizes[3] + SEG_FULL));
+    uint64_t last = xatm_declog_last_lsn(log);
+    xatm_declog_record r = r_commit("tm1.1.2", 2);
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+    uint8_t *d = slurp(seg_file(dir, 4), &n);
+    CHECK(n > 40 && d[8] == 2); /* version 2 */
+    free(d);
+    collect_free(c);
+    /* mixed: three old segments, then a new one */
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n_unresolved, 2);
+    CHECK_INT(xatm_declog_last_lsn(log), last + 1);
+    CHECK_INT(xatm_declog_segments(log), 4);
+    xatm_declog_close(log);
+    collect_free(c);
+    /* ... whose new segment ends torn (an incomplete flush) */
+    d = slurp(seg_file(dir, 4), &n);
+    size_t end = log_end(d, n);
+    spit(seg_file(dir, 4), d, end - 5);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "xatm-log.0000000000000004: offset 32: torn tail truncated");
+    CHECK_INT(c->n_unresolved, 1);
+    CHECK_INT(xatm_declog_last_lsn(log), last);
+    xatm_declog_close(log);
+    collect_free(c);
+    free(d);
+    /* an old segment that is not the newest must be complete */
+    d = slurp(seg_file(dir, 2), &n);
+    spit(seg_file(dir, 2), d, n - 3);
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
+    CHECK_CONTAINS(err, "xatm-log.0000000000000002");
+    CHECK_CONTAINS(err, "only the newest segment may end torn");
+    free(d);
+
+    /* an old newest segment with a torn tail: truncated by the old rule (its file keeps its
+     * length, the torn bytes zeroed), then a new segment follows it */
+    unlink(seg_file(dir, 4));
+    for (int i = 1; i <= 3; i++) spit(seg_file(dir, (uint64_t)i), saved[i], saved_len[i]);
+    for (int i = 1; i <= 3; i++) sizes[i] = (long long)make_v1(seg_file(dir, (uint64_t)i), i == 3 ? 5 : 0);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "torn tail truncated");
+    CHECK_INT(c->n_unresolved, 1); /* segment 3's checkpoint was torn, not segment 2's */
+    CHECK_INT(file_size(seg_file(dir, 3)), sizes[3]);
+    CHECK(file_zero(seg_file(dir, 3), 32, sizes[3]));
+    CHECK_INT(xatm_declog_segments(log), 4);
+    r = r_commit("tm1.1.3", 2);
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+    collect_free(c);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n_unresolved, 2);
+    xatm_declog_close(log);
+    collect_free(c);
+
+    /* failures while starting the new segment after an old newest one fail the open,
+     * delivering nothing; the next open succeeds */
+    unlink(seg_file(dir, 4));
+    for (int i = 1; i <= 3; i++) spit(seg_file(dir, (uint64_t)i), saved[i], saved_len[i]);
+    for (int i = 1; i <= 3; i++) make_v1(seg_file(dir, (uint64_t)i), 0);
+    struct fio ff = {.fail_fdatasync = -EIO};
+    xatm_declog_io fio = fio_table(&ff);
+    xatm_declog_options fo = {.io = &fio};
+    c = collect_new();
+    CHECK_INT(open_log(dir, &fo, c, &log, err, sizeof err), XATM_EIO);
+    CHECK_CONTAINS(err, "xatm-log.0000000000000003: fdatasync");
+    CHECK_INT(c->n, 0);
+    CHECK(access(seg_file(dir, 4), F_OK) != 0);
+    ff = (struct fio){.fail_pwrite = -ENOSPC};
+    CHECK_INT(open_log(dir, &fo, c, &log, err, sizeof err), XATM_ENOSPC);
+    CHECK_CONTAINS(err, "xatm-log.0000000000000004: write (a new segment after one written before FLUSH records)");
+    CHECK_INT(c->n, 0);
+    /* segment 4 was created but holds nothing: a torn header over nothing, rewritten */
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "xatm-log.0000000000000004: offset 0: torn segment header rewritten");
+    CHECK_INT(c->n_unresolved, 1);
+    CHECK_INT(xatm_declog_segments(log), 4);
+    xatm_declog_close(log);
+    collect_free(c);
+    for (int i = 1; i <= 3; i++) free(saved[i]);
+    free(ow);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* FLUSH records: a flush spanning several pages whose middle page did not reach the disk
+ * (a power failure during its fdatasync) while its last page, with valid records and its
+ * FLUSH record, did: the FLUSH record's CRC over the flush does not match, so the whole
+ * flush is the torn tail and the log opens with the flushes before it. The same damage with
+ * a later complete flush after it is corruption: that flush's FLUSH record covers every byte
+ * since the last completed fdatasync, so the damaged flush had been synced. */
+static void test_flush_boundaries(void)
+{
+    char *dir = t_tmpdir("declog");
+    char err[512], g[XATM_GTRID_MAX + 1], want[160];
+    xatm_declog *log;
+    xatm_declog_record boot = r_boot(1);
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0); /* flush 1: BOOT, synced */
+    size_t f2 = 32 + 28 + FLUSH_REC;      /* where flush 2 starts */
+    for (unsigned i = 1; i <= 12; i++) {  /* flush 2: 12 x ~1.2 KiB, four pages */
+        gt(g, i);
+        xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
+        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    }
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+    size_t full;
+    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    size_t end = log_end(orig, full);
+    CHECK(end > f2 + 3 * 4096);
+    uint8_t *work = malloc(full);
+
+    /* the page at 8 KiB garbage (or never written: zeros), the last page intact */
+    for (int zeros = 0; zeros <= 1; zeros++) {
+        memcpy(work, orig, full);
+        memset(work + 8192, zeros ? 0 : 0xa5, 4096);
+        spit(seg_file(dir, 1), work, full);
+        struct offs dd = {0};
+        CHECK_INT(xatm_declog_dump(dir, on_dump, &dd, err, sizeof err), 0);
+        CHECK_CONTAINS(err, "torn tail (xatmd would truncate it)");
+        CHECK_INT(dd.n, 1); /* only the BOOT */
+        struct collect *c = collect_new();
+        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+        snprintf(want, sizeof want, "offset %zu: torn tail truncated (%zu bytes dropped): incomplete flush", f2,
+                 end - f2);
+        CHECK_CONTAINS(err, want);
+        CHECK_INT(c->n, 1);
+        CHECK_INT(xatm_declog_last_lsn(log), 1);
+        CHECK(file_zero(seg_file(dir, 1), (long long)f2, SEG_FULL));
+        xatm_declog_close(log);
+        collect_free(c);
+    }
+
+    /* every record of a flush valid, but its FLUSH record's covered bytes changed (a CRC
+     * that still matches per record is beyond a torn write; the FLUSH CRC catches it) */
+    memcpy(work, orig, full);
+    uint32_t total = (uint32_t)work[f2] | (uint32_t)work[f2 + 1] << 8 | (uint32_t)work[f2 + 2] << 16;
+    work[f2 + total - 1] ^= 0x40; /* the first COMMIT's last session id byte... */
+    uint32_t crc = xatm_crc32c(0, work + f2 + 8, total - 8); /* ...with a CRC to match */
+    for (int i = 0; i < 4; i++) work[f2 + 4 + i] = (uint8_t)(crc >> (8 * i));
+    spit(seg_file(dir, 1), work, full);
+    struct collect *c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    snprintf(want, sizeof want, "offset %zu: torn tail truncated", f2);
+    CHECK_CONTAINS(err, want);
+    CHECK_CONTAINS(err, "CRC of the");
+    CHECK_INT(c->n, 1);
+    xatm_declog_close(log);
+    collect_free(c);
+
+    /* the same damage in a synced flush followed by a later complete flush: CORRUPT */
+    rm_rf(dir);
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    for (unsigned i = 1; i <= 12; i++) {
+        gt(g, i);
+        xatm_declog_record rr = r_commit(g, XATM_MAX_BRANCHES);
+        CHECK_INT(xatm_declog_append(log, &rr, true), 0);
+    }
+    CHECK_INT(xatm_declog_flush(log), 0); /* flush 2, synced */
+    xatm_declog_record r = r_commit("tm1.1.99", 2);
+    CHECK_INT(xatm_declog_append(log, &r, false), 0);
+    CHECK_INT(xatm_declog_flush(log), 0); /* flush 3, not synced: covers only itself */
+    xatm_declog_close(log);
+    uint8_t *three = slurp(seg_file(dir, 1), &full);
+    memcpy(work, three, full);
+    memset(work + 8192, 0, 4096);
+    spit(seg_file(dir, 1), work, full);
+    c = collect_new();
+    log = NULL;
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), XATM_ECORRUPT);
+    snprintf(want, sizeof want, "xatm-log.0000000000000001: offset %zu: incomplete flush: offset ", f2);
+    CHECK_CONTAINS(err, want);
+    CHECK_CONTAINS(err, "a complete flush (FLUSH record) follows it, so it is not a torn tail");
+    CHECK_INT(c->n, 0);
+    CHECK(log == NULL);
+    CHECK(file_is(seg_file(dir, 1), work, full)); /* nothing changed */
+    struct offs dd = {0};
+    CHECK_INT(xatm_declog_dump(dir, on_dump, &dd, err, sizeof err), XATM_ECORRUPT);
+    CHECK_INT(dd.n, 1);
+    collect_free(c);
+    free(three);
+
+    /* ... but when the damaged flush was never synced, a later flush covers it too: the
+     * later flush's CRC fails as well, and both are the torn tail */
+    rm_rf(dir);
+    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    for (unsigned i = 1; i <= 12; i++) {
+        gt(g, i);
+        xatm_declog_record rr = r_commit(g, XATM_MAX_BRANCHES);
+        CHECK_INT(xatm_declog_append(log, &rr, false), 0); /* unforced: no fdatasync */
+    }
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0); /* forced: its FLUSH covers flush 2 as well */
+    xatm_declog_close(log);
+    three = slurp(seg_file(dir, 1), &full);
+    size_t end3 = log_end(three, full);
+    memcpy(work, three, full);
+    memset(work + 8192, 0, 4096);
+    spit(seg_file(dir, 1), work, full);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    snprintf(want, sizeof want, "offset %zu: torn tail truncated (%zu bytes dropped)", f2, end3 - f2);
+    CHECK_CONTAINS(err, want);
+    CHECK_INT(c->n, 1);
+    /* and the log goes on after it */
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(log), 0);
+    xatm_declog_close(log);
+    collect_free(c);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n, 2);
+    CHECK_INT(xatm_declog_last_lsn(log), 2);
+    xatm_declog_close(log);
+    collect_free(c);
+    free(three);
+
+    /* the write that carries a flush and its FLUSH record fails: sticky, and nothing of
+     * that flush is on disk; one pwrite and one fdatasync per flush, FLUSH included */
+    rm_rf(dir);
+    struct fio f = {0};
+    xatm_declog_io io = fio_table(&f);
+    xatm_declog_options o = {.io = &io};
+    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
+    struct fio before = f;
+    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(f.pwrites - before.pwrites, 1);
+    CHECK_INT(f.fdatasyncs - before.fdatasyncs, 1);
+    f.fail_pwrite = -ENOSPC;
+    f.pwrite_ok = f.pwrites;
+    CHECK_INT(xatm_declog_append(log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
+    CHECK_CONTAINS(xatm_declog_errmsg(log), "write at offset 104");
+    xatm_declog_close(log);
+    c = collect_new();
+    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(c->n, 1);
+    xatm_declog_close(log);
+    collect_free(c);
+    free(work);
+    free(orig);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     test_crc32c();
@@ -1601,11 +2763,22 @@ int main(void)
     test_valid_crc_bad_content();
     test_segment_headers();
     test_rotation();
+    test_torn_checkpoint_flush();
     test_checkpoint_overflow();
     test_bad_callback();
     test_older_segments();
     test_sticky_failures();
     test_boot_epochs();
     test_dump();
+    test_zero_tail();
+    test_torn_into_zeros();
+    test_garbage_after_zeros();
+    test_zero_fill_crash();
+    test_zero_fill_failures();
+    test_prepare_ahead();
+    test_recycle_cut_after_rename();
+    test_prepare_failures();
+    test_old_format();
+    test_flush_boundaries();
     return t_finish("declog");
 }
