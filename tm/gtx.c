@@ -105,7 +105,7 @@ struct gtx_table {
 /* ------------------------------------------------------------------ transitions */
 
 /* The allowed transitions; "0" stands for "removed". */
-static bool gtx_transition_allowed(enum gtx_state from, int to)
+static bool __attribute__((unused)) gtx_transition_allowed(enum gtx_state from, int to)
 {
     switch (from) {
     case GTX_ACTIVE:

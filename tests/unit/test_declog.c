@@ -2431,7 +2431,7 @@ static void test_prepare_failures(void)
  * its last record, minus `cut` bytes. Returns the new length. */
 static size_t make_v1(const char *path, size_t cut)
 {
-    size_t n;
+    size_t n = 0;
     uint8_t *d = slurp(path, &n);
     size_t end = log_end(d, n), out = 32;
     uint8_t *v1 = malloc(end);
