@@ -16,8 +16,17 @@
  * at the first write; not ftruncate: sparse.) The last flush of a segment may run past the
  * full length (rotation is due only once segment_size bytes follow the leading CHECKPOINT)
  * and then simply extends the file. Zero fills are written in pieces of at most 256 KiB,
- * each one pwrite through the io table. A segment of at most 256 KiB is created whole by the
- * rotation (its header, CHECKPOINT and zeros in one pwrite). A larger one is prepared ahead
+ * each one pwrite through the io table.
+ * Every segment (the first, the one after a version 1 segment, each rotation's) is made as
+ * "xatm-log.next" and appears under its name only once its header and first records are
+ * on disk: zeros to its full length and the header (and CHECKPOINT) at its start are
+ * written, it is fdatasync'd, renamed to its segment name, and the directory is fsync'd.
+ * A crash before the rename leaves a leftover "xatm-log.next" and no new segment. When
+ * nothing was prepared ahead (a new log directory, a segment of at most 256 KiB, a
+ * rotation after a restart or a failed preparation), "xatm-log.next" is created at that
+ * point and its first pwrite carries the header, CHECKPOINT and the first zeros (a segment
+ * of at most 256 KiB: all of it in one pwrite, unless its CHECKPOINT and records are longer).
+ * A larger segment is prepared ahead
  * as "xatm-log.next": from the flush that finds the current segment half full on, every
  * flush that wrote records zero-fills another piece of it (256 KiB, or 4x what that flush
  * wrote if more) and starts the kernel's writeback of that piece
@@ -31,7 +40,7 @@
  * prepared ahead, none exists yet and the file is at least segment_size long; cut back to
  * segment_size), and the preparation zero-fills it like a new file, so its old records are
  * zeros again before it is renamed into place. Opening the log removes a leftover
- * "xatm-log.next". The first segment is created whole when the log directory is new.
+ * "xatm-log.next" (after making any segment it needs).
  *
  * Segment header (32 bytes): magic "XATMLOG1" (8), u32 version, u32 reserved (0),
  * u64 segment number, u32 crc32c of bytes 0..23, u32 reserved (0). Version 2 (every segment
@@ -138,11 +147,12 @@
  *     The search for "a valid record after it" (version 1) or "a FLUSH record that checks
  *     out after it" (version 2) tries every byte offset after the last good record or flush,
  *     and stops at the last non-zero byte of the file.
- *   - The newest segment's header may itself be torn (a crash while rotating, or while the
- *     first or a small segment was being created under its own name): when nothing valid
- *     follows it, the header is rewritten, every other non-zero byte zeroed, and the
- *     segment starts empty. A segment that was prepared as "xatm-log.next" is renamed into
- *     place only once its header and CHECKPOINT are on disk.
+ *   - The newest segment's header may itself be torn in a log written by an earlier xatmd
+ *     (which created the first segment, and segments of at most 256 KiB, under their own
+ *     names) or by a crash while open rewrote it: when nothing valid follows it, the
+ *     header is rewritten, every other non-zero byte zeroed, and the segment starts
+ *     empty. This xatmd renames a segment into place only once its header and CHECKPOINT
+ *     are on disk, so a crash while it makes one never tears a segment's header.
  *   - Before rotating, the current segment is fdatasync'd even when nothing forced is in it,
  *     so every segment but the newest is complete on disk.
  *   - Rotation is due at the end of a flush when the bytes written to the current segment
