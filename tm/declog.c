@@ -16,7 +16,7 @@
  *     zero, durably, except for records written since the last fdatasync (dirty); every
  *     other segment is complete and fdatasync'd.
  *   - spare_fd, when >= 0, is SPARE_NAME, zero-filled over [0, spare_len) (durably once
- *     spare_ready); nothing of the log is in it until the rotation renames it into place.
+ *     spare_ready); nothing of the log is in it until spare_install renames it into place.
  *     It may be a recycled older segment (renamed, not unlinked, by a rotation): its bytes
  *     from spare_len on are old records until the zero fill reaches them.
  *   - buf holds the records appended since the last flush, lsns next_lsn - k .. next_lsn - 1;
@@ -1084,54 +1084,16 @@ static int segs_push(xatm_declog *log, uint64_t num, uint64_t size)
     return 0;
 }
 
-/* The first write of a new segment: its image (log->buf) padded with zeros to the full
- * segment length or ZERO_CHUNK bytes, whichever is less (never shorter than the image). */
+/* ---- the next segment, prepared ahead ---- */
+
+/* The first write of a segment made with no spare prepared: its image (log->buf) padded
+ * with zeros to the full segment length or ZERO_CHUNK bytes, whichever is less (never
+ * shorter than the image). */
 static size_t first_piece(const xatm_declog *log)
 {
     size_t piece = log->seg_full < ZERO_CHUNK ? (size_t)log->seg_full : ZERO_CHUNK;
     return piece > log->buf.len ? piece : log->buf.len;
 }
-
-/* Creates segment `num` under its final name holding the image in log->buf (header and
- * records) followed by zeros up to seg_full, makes it and its directory entry durable, and
- * returns its fd. The caller has reserved first_piece() bytes in log->buf: the image and
- * its padding go out in one write, so a segment of at most ZERO_CHUNK bytes takes one
- * write. -errno on failure (what failed goes to what). */
-static int create_segment(xatm_declog *log, uint64_t num, const char **what)
-{
-    char path[PATH_MAX];
-    size_t len = log->buf.len, piece = first_piece(log);
-    uint64_t at = 0;
-    seg_path(path, sizeof path, log->dir, num);
-    int fd = log->io.open(log->io.ctx, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        *what = "create";
-        return fd;
-    }
-    memset(log->buf.data + len, 0, piece - len);
-    int rc = write_all(&log->io, fd, log->buf.data, piece, 0);
-    if (rc == 0) rc = zero_range(log, fd, piece, log->seg_full, &at);
-    if (rc < 0) {
-        *what = "write";
-        goto fail_close;
-    }
-    rc = log->io.fdatasync(log->io.ctx, fd);
-    if (rc < 0) {
-        *what = "fdatasync";
-        goto fail_close;
-    }
-    rc = fsync_dir(&log->io, log->dir);
-    if (rc < 0) {
-        *what = "fsync of the directory";
-        goto fail_close;
-    }
-    return fd;
-fail_close:
-    log->io.close(log->io.ctx, fd);
-    return rc;
-}
-
-/* ---- the next segment, prepared ahead ---- */
 
 /* Gives the spare up after a failure: closes it and removes its file (best effort: it holds
  * nothing yet, and its blocks may be what a full disk is missing). */
@@ -1251,18 +1213,40 @@ static int spare_step(xatm_declog *log, uint64_t n)
     return spare_fill(log, log->spare_len + budget, true, true);
 }
 
-/* Turns the spare into segment `num`: completes its zero fill if needed, writes the image
- * in log->buf at its start, fdatasyncs it, renames it into place and fsyncs the directory.
- * 0 with its fd in *fd_out, or the sticky error. */
+/* Creates segment `num` holding the image in log->buf (header, and the records of its first
+ * flush) over zeros up to seg_full; the one way every segment comes into being (the first
+ * one, the one after a version 1 segment, each rotation's): the spare (created here when
+ * there is none; segments of at most ZERO_CHUNK bytes are never prepared ahead) is
+ * zero-filled to seg_full if it is not yet, the image is written at its start, it is
+ * fdatasync'd, renamed to the segment's name, and the directory is fsync'd. So a segment
+ * appears under its name only once its header and first records are on disk: a crash
+ * before leaves a leftover SPARE_NAME (removed at open), never a torn new segment.
+ * A spare created here gets the image and its first zeros in one write (first_piece():
+ * the caller has reserved that many bytes in log->buf), so a segment of at most
+ * ZERO_CHUNK bytes takes one write, as many as its zero fill otherwise.
+ * 0 with its fd in *fd_out, or the sticky error (the spare removed, unless only the
+ * directory fsync failed). */
 static int spare_install(xatm_declog *log, uint64_t num, int *fd_out)
 {
     char spare[PATH_MAX], path[PATH_MAX];
     spare_path(spare, sizeof spare, log->dir);
     seg_path(path, sizeof path, log->dir, num);
-    int rc = spare_fill(log, log->seg_full, false, false);
+    bool fresh = log->spare_fd < 0;
+    int rc = fresh ? spare_fill(log, 0, false, false) : 0; /* creates it, writes nothing */
     if (rc) return rc;
     const char *what = "write";
-    int e = write_all(&log->io, log->spare_fd, log->buf.data, log->buf.len, 0);
+    int e = 0;
+    if (fresh) {
+        size_t len = log->buf.len, piece = first_piece(log);
+        memset(log->buf.data + len, 0, piece - len);
+        e = write_all(&log->io, log->spare_fd, log->buf.data, piece, 0);
+        log->spare_len = log->spare_size = piece;
+    }
+    if (e == 0) {
+        rc = spare_fill(log, log->seg_full, false, false);
+        if (rc) return rc;
+    }
+    if (e == 0 && !fresh) e = write_all(&log->io, log->spare_fd, log->buf.data, log->buf.len, 0);
     if (e == 0) {
         what = "fdatasync";
         e = log->io.fdatasync(log->io.ctx, log->spare_fd);
@@ -1288,6 +1272,32 @@ static int spare_install(xatm_declog *log, uint64_t num, int *fd_out)
                          strerror(-e));
     }
     *fd_out = fd;
+    return 0;
+}
+
+/* At open: creates segment `num`, empty (its header only), with spare_install, and makes it
+ * the current one (log->fd). On failure fails the open: err says which segment, `note`
+ * (appended to its name) and what failed; XATM_ENOSPC for a full disk, XATM_ENOMEM, else
+ * XATM_EIO. */
+static int open_new_segment(xatm_declog *log, uint64_t num, const char *note, char *err,
+                            size_t errlen)
+{
+    char path[PATH_MAX];
+    int fd = -1;
+    log->buf.len = 0;
+    if (xatm_buf_reserve(&log->buf, SEG_HDR) != 0) return XATM_ENOMEM;
+    seg_header_build(log->buf.data, num);
+    log->buf.len = SEG_HDR;
+    if (xatm_buf_reserve(&log->buf, first_piece(log) - SEG_HDR) != 0) return XATM_ENOMEM;
+    int rc = spare_install(log, num, &fd);
+    log->buf.len = 0;
+    if (rc) {
+        seg_path(path, sizeof path, log->dir, num);
+        msg(err, errlen, "%s: creating the segment%s: %s", path, note, log->errmsg);
+        return rc == XATM_ENOSPC ? XATM_ENOSPC : XATM_EIO;
+    }
+    if (log->fd >= 0) log->io.close(log->io.ctx, log->fd);
+    log->fd = fd;
     return 0;
 }
 
@@ -1457,24 +1467,10 @@ static int open_existing(xatm_declog *log, const uint64_t *nums, size_t n,
             log->n_segs++;
         }
         log->n_segs = 0;
-        if (xatm_buf_reserve(&log->buf, first_piece(log)) != 0) {
-            rc = XATM_ENOMEM;
-            goto out_free_images;
-        }
-        seg_header_build(log->buf.data, nums[n - 1] + 1);
-        log->buf.len = SEG_HDR;
-        const char *what = "";
-        int fd = create_segment(log, nums[n - 1] + 1, &what);
-        log->buf.len = 0;
-        if (fd < 0) {
-            seg_path(path, sizeof path, log->dir, nums[n - 1] + 1);
-            msg(err, errlen, "%s: %s (a new segment after one written before FLUSH records): %s",
-                path, what, strerror(-fd));
-            rc = write_error_code(fd) == XATM_ENOSPC ? XATM_ENOSPC : XATM_EIO;
-            goto out_free_images;
-        }
-        log->io.close(log->io.ctx, log->fd);
-        log->fd = fd;
+        rc = open_new_segment(log, nums[n - 1] + 1,
+                              " (a new segment after one written before FLUSH records)", err,
+                              errlen);
+        if (rc) goto out_free_images;
     }
 
     for (size_t i = 0; i < n; i++) {
@@ -1591,23 +1587,8 @@ int xatm_declog_open(const char *dir, const xatm_declog_options *opts,
     if (rc) goto fail_log;
 
     if (n == 0) {
-        const char *what = "";
-        if (xatm_buf_reserve(&log->buf, first_piece(log)) != 0) {
-            rc = XATM_ENOMEM;
-            goto fail_nums;
-        }
-        seg_header_build(log->buf.data, 1);
-        log->buf.len = SEG_HDR;
-        int fd = create_segment(log, 1, &what);
-        log->buf.len = 0;
-        if (fd < 0) {
-            char path[PATH_MAX];
-            seg_path(path, sizeof path, dir, 1);
-            msg(err, errlen, "%s: %s: %s", path, what, strerror(-fd));
-            rc = write_error_code(fd) == XATM_ENOSPC ? XATM_ENOSPC : XATM_EIO;
-            goto fail_nums;
-        }
-        log->fd = fd;
+        rc = open_new_segment(log, 1, "", err, errlen);
+        if (rc) goto fail_nums;
         log->seg_off = log->seg_base = log->sync_off = SEG_HDR;
         log->next_lsn = 1;
         rc = segs_push(log, 1, log->seg_full);
@@ -1741,9 +1722,9 @@ static void spare_cut(xatm_declog *log)
 }
 
 /* Starts the next segment: header + CHECKPOINT of the caller's unresolved decisions over a
- * zero-filled file (the spare prepared ahead, renamed into place, or for segments of at
- * most ZERO_CHUNK bytes a file created and written in one go), made durable with its
- * directory entry, then deletes every older segment. The current segment has been
+ * zero-filled file (spare_install: the spare prepared ahead, or for segments of at most
+ * ZERO_CHUNK bytes one created and zero-filled now), renamed into place once durable,
+ * then deletes every older segment. The current segment has been
  * fdatasync'd by the caller. */
 static int rotate(xatm_declog *log)
 {
@@ -1772,9 +1753,9 @@ static int rotate(xatm_declog *log)
         uint64_t first;
         put_flush(&log->buf, SEG_HDR, SEG_HDR, SEG_HDR, 0, 0, log->next_lsn - 1, &crc, &first);
     }
-    if (!b.err && log->seg_full <= ZERO_CHUNK &&
+    if (!b.err && log->spare_fd < 0 &&
         xatm_buf_reserve(&log->buf, first_piece(log) - log->buf.len) != 0)
-        b.err = XATM_ENOMEM; /* room for create_segment's padding */
+        b.err = XATM_ENOMEM; /* room for spare_install's first write */
     if (b.err) {
         log->buf.len = 0;
         log->next_lsn = lsn_before;
@@ -1782,20 +1763,10 @@ static int rotate(xatm_declog *log)
     }
 
     int fd = -1;
-    if (log->seg_full > ZERO_CHUNK) {
-        int rc = spare_install(log, num, &fd);
-        if (rc) {
-            log->buf.len = 0;
-            return rc;
-        }
-    } else {
-        const char *what = "";
-        fd = create_segment(log, num, &what);
-        if (fd < 0) {
-            seg_path(path, sizeof path, log->dir, num);
-            log->buf.len = 0;
-            return set_fatal(log, write_error_code(fd), "%s: %s: %s", path, what, strerror(-fd));
-        }
+    int rc = spare_install(log, num, &fd);
+    if (rc) {
+        log->buf.len = 0;
+        return rc;
     }
     log->io.close(log->io.ctx, log->fd);
     log->fd = fd;

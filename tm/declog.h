@@ -16,8 +16,19 @@
  * at the first write; not ftruncate: sparse.) The last flush of a segment may run past the
  * full length (rotation is due only once segment_size bytes follow the leading CHECKPOINT)
  * and then simply extends the file. Zero fills are written in pieces of at most 256 KiB,
- * each one pwrite through the io table. A segment of at most 256 KiB is created whole by the
- * rotation (its header, CHECKPOINT and zeros in one pwrite). A larger one is prepared ahead
+ * each one pwrite through the io table; the one exception is the first write of a segment
+ * made with nothing prepared (below): its header and records padded with zeros to 256 KiB
+ * or the segment's length, whichever is less, and longer only by records past that.
+ * Every segment (the first, the one after a version 1 segment, each rotation's) is made as
+ * "xatm-log.next" and appears under its name only once its header and first records are
+ * on disk: zeros to its full length and the header (and CHECKPOINT) at its start are
+ * written, it is fdatasync'd, renamed to its segment name, and the directory is fsync'd.
+ * A crash before the rename leaves a leftover "xatm-log.next" and no new segment. When
+ * nothing was prepared ahead (a new log directory, a segment of at most 256 KiB, a
+ * rotation after a restart or a failed preparation), "xatm-log.next" is created at that
+ * point and its first pwrite carries the header, CHECKPOINT and the first zeros (a segment
+ * of at most 256 KiB: all of it in one pwrite, unless its CHECKPOINT and records are longer).
+ * A larger segment is prepared ahead
  * as "xatm-log.next": from the flush that finds the current segment half full on, every
  * flush that wrote records zero-fills another piece of it (256 KiB, or 4x what that flush
  * wrote if more) and starts the kernel's writeback of that piece
@@ -28,10 +39,10 @@
  * first zeros, fdatasyncs it, renames it to its segment name and fsyncs the directory (a
  * rotation that finds it incomplete completes it first). Recycling: the rotation renames
  * the oldest older segment to "xatm-log.next" instead of deleting it (when segments are
- * prepared ahead, none exists yet and the file is at least segment_size long; cut back to
- * segment_size), and the preparation zero-fills it like a new file, so its old records are
+ * prepared ahead, none exists yet and the file is at least its zero-filled length long,
+ * i.e. segment_size clamped to 1 GiB; cut back to that length), and the preparation zero-fills it like a new file, so its old records are
  * zeros again before it is renamed into place. Opening the log removes a leftover
- * "xatm-log.next". The first segment is created whole when the log directory is new.
+ * "xatm-log.next" (after making any segment it needs).
  *
  * Segment header (32 bytes): magic "XATMLOG1" (8), u32 version, u32 reserved (0),
  * u64 segment number, u32 crc32c of bytes 0..23, u32 reserved (0). Version 2 (every segment
@@ -105,8 +116,12 @@
  *
  * A failed write or fdatasync is fatal and sticky: every later call returns XATM_ELOG
  * (or XATM_ENOSPC for a full disk) and the TM must stop deciding commits. A flush that
- * fails while rotating or preparing has already written and fdatasync'd its own records:
- * they are durable, like those of a process that died right after its fdatasync.
+ * fails while rotating has already written and fdatasync'd its own records (a rotating
+ * flush syncs the segment first, forced or not): they are durable, like those of a process
+ * that died right after its fdatasync. One that fails while preparing the next segment has
+ * written its records, and fdatasync'd them only if one was forced: an unforced (END-only)
+ * flush leaves them written and not synced, like a process that died right after its
+ * write (they may or may not survive a power failure).
  *
  * Full disk: records overwrite zeros, so the space is needed where a file grows: creating
  * the first segment or extending one at open (open fails with XATM_ENOSPC); preparing the
@@ -118,8 +133,9 @@
  * offset <n>: ..."; its records are not durable); and the rotation completing the next
  * segment (XATM_ENOSPC, sticky, the "preparing" message; the partial file is removed).
  *
- * Rotation: when the current segment exceeds segment_size, the next flush starts a new
- * (zero-filled) segment whose first record is a CHECKPOINT of every unresolved decision
+ * Rotation: the flush that brings the current segment to segment_size bytes or more
+ * after its header and leading CHECKPOINT (below) fdatasyncs it and then, in the same call,
+ * starts a new (zero-filled) segment whose first record is a CHECKPOINT of every unresolved decision
  * (supplied by the caller's callback), fsyncs it and the directory, and then deletes older
  * segments (the oldest recycled as "xatm-log.next", above).
  *
@@ -138,18 +154,22 @@
  *     The search for "a valid record after it" (version 1) or "a FLUSH record that checks
  *     out after it" (version 2) tries every byte offset after the last good record or flush,
  *     and stops at the last non-zero byte of the file.
- *   - The newest segment's header may itself be torn (a crash while rotating, or while the
- *     first or a small segment was being created under its own name): when nothing valid
- *     follows it, the header is rewritten, every other non-zero byte zeroed, and the
- *     segment starts empty. A segment that was prepared as "xatm-log.next" is renamed into
- *     place only once its header and CHECKPOINT are on disk.
+ *   - The newest segment's header may itself be torn in a log written by an earlier xatmd
+ *     (which created the first segment, and segments of at most 256 KiB, under their own
+ *     names) or by a crash while open rewrote it: when nothing valid follows it, the
+ *     header is rewritten, every other non-zero byte zeroed, and the segment starts
+ *     empty. This xatmd renames a segment into place only once its header and CHECKPOINT
+ *     are on disk, so a crash while it makes one never tears a segment's header.
  *   - Before rotating, the current segment is fdatasync'd even when nothing forced is in it,
  *     so every segment but the newest is complete on disk.
  *   - Rotation is due at the end of a flush when the bytes written to the current segment
  *     after its header and its leading CHECKPOINT reach segment_size (so a checkpoint
- *     larger than segment_size cannot make every flush rotate). A CHECKPOINT leads only
- *     when a FLUSH record that checks out closes it: after a torn one, the segment starts
- *     empty and the threshold counts from its header.
+ *     larger than segment_size cannot make every flush rotate). While running, that base
+ *     is the whole rotation's flush (header, CHECKPOINT, the overflow records after it and
+ *     its FLUSH record); after a restart it is the header and CHECKPOINT only, so the
+ *     first rotation after a restart may come that many bytes (overflow records + 44)
+ *     early. A CHECKPOINT leads only when a FLUSH record that checks out closes it: after
+ *     a torn one, the segment starts empty and the threshold counts from its header.
  *   - A CHECKPOINT holds as many carried decisions as fit in one 64 KiB record; the rest
  *     follow it as ordinary COMMIT / PRECOMMIT / ABORT / HEURISTIC records in the new
  *     segment.
@@ -279,14 +299,17 @@ const char *xatm_declog_errmsg(const xatm_declog *log);
 const char *xatm_declog_take_warning(xatm_declog *log);
 
 /* Writes everything buffered (one write), fdatasyncs if a forced record is in it, and
- * rotates if due. 0, XATM_ELOG or XATM_ENOSPC (sticky). */
+ * rotates if due (in this call). 0, XATM_ELOG or XATM_ENOSPC (sticky); or, not sticky
+ * (the flush's records were written and fdatasync'd, and the next flush retries the
+ * rotation): XATM_ENOMEM (no memory to build the rotation's CHECKPOINT) or XATM_EINVAL
+ * (the unresolved callback emitted a bad record); XATM_EINVAL for a NULL log. */
 int xatm_declog_flush(xatm_declog *log);
 
 /* xatm_declog_flush, and then everything written so far is on disk even when no forced
  * record was among it: one fdatasync when an unforced record (END) was written since the
  * last one, none otherwise. For a caller about to act on an END's durability (xatmd
- * deletes the 3PC marker rows of ended transactions only after this). 0, XATM_ELOG or
- * XATM_ENOSPC (sticky). */
+ * deletes the 3PC marker rows of ended transactions only after this). Returns what
+ * xatm_declog_flush returns. */
 int xatm_declog_sync(xatm_declog *log);
 
 /* true when appended records are waiting for a flush. */

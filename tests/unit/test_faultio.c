@@ -242,19 +242,22 @@ static void test_enospc(void)
 }
 
 /* Counts the writes through a faultio table and notes the index of the first one into
- * "xatm-log.next" (found through /proc/self/fd). */
+ * "xatm-log.next" (found through /proc/self/fd) once the log is open (the open creates the
+ * first segment as "xatm-log.next" too). */
 struct counting {
     xatm_declog_io io;          /* the table handed to the declog; ctx = this */
     const xatm_declog_io *in;   /* the faultio table underneath */
     unsigned writes;            /* pwrite calls so far */
-    unsigned first_spare;       /* index (1-based) of the first write into the spare, 0 none */
+    unsigned first_spare;       /* index (1-based) of the first write into the spare after
+                                   the open, 0 none */
+    bool opened;                /* the log is open: writes into the spare count */
 };
 
 static ssize_t counting_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
 {
     struct counting *c = ctx;
     c->writes++;
-    if (!c->first_spare) {
+    if (c->opened && !c->first_spare) {
         char link[64], target[1024];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
         ssize_t k = readlink(link, target, sizeof target - 1);
@@ -304,6 +307,7 @@ static void test_enospc_preparing(void)
         xatm_declog_options o = {.segment_size = 1024 * 1024, .io = &c.io};
         xatm_declog *log = NULL;
         CHECK_INT(xatm_declog_open(sub, &o, NULL, NULL, &log, err, sizeof err), 0);
+        c.opened = true;
         unsigned flushed = 0, warned_at = 0;
         int rc = 0;
         for (unsigned i = 0; i < 2000 && rc == 0; i++) {
