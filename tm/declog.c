@@ -694,6 +694,12 @@ struct scan {
     bool bad;           /* stopped at an invalid record */
     bool certain;       /* its CRC matched: corrupt wherever it is */
     char why[300];      /* what is wrong with it */
+    /* the crc32c of bytes [crc_from, crc_to) of this segment, as the last FLUSH record
+     * checked computed it (crc_to 0: none yet): the next FLUSH record covering from the
+     * same boundary (no fdatasync between them) continues it, so each byte is summed once
+     * per synced flush instead of once per FLUSH record after it */
+    uint64_t crc_from, crc_to;
+    uint32_t crc;
 };
 
 /* Checks the FLUSH record v at off (framing and CRC already good) of a version 2 segment:
@@ -703,7 +709,7 @@ struct scan {
  * bytes must match. REC_TORN only for that last check: the covered bytes are not what was
  * written. */
 static enum rec_status flush_check(const uint8_t *data, uint64_t off, const struct rec_view *v,
-                                   uint64_t prev_lsn, uint64_t flush_start, bool trusted,
+                                   uint64_t prev_lsn, uint64_t flush_start, struct scan *s,
                                    char *why, size_t whylen)
 {
     if (v->payload_len != FLUSH_PAYLOAD) {
@@ -722,8 +728,16 @@ static enum rec_status flush_check(const uint8_t *data, uint64_t off, const stru
             (unsigned long long)v->lsn, (unsigned long long)covered, (unsigned long long)first);
         return REC_BAD;
     }
-    if (trusted) return REC_OK;
-    uint32_t computed = xatm_crc32c(0, data + off - covered, (size_t)covered);
+    if (s->trusted) return REC_OK;
+    uint64_t from = off - covered;
+    uint32_t computed;
+    if (s->crc_to && s->crc_from == from && s->crc_to <= off)
+        computed = xatm_crc32c(s->crc, data + s->crc_to, (size_t)(off - s->crc_to));
+    else
+        computed = xatm_crc32c(0, data + from, (size_t)covered);
+    s->crc_from = from;
+    s->crc_to = off;
+    s->crc = computed;
     if (computed != stored) {
         msg(why, whylen,
             "FLUSH record at offset %llu: CRC of the %llu bytes it covers mismatch (stored %08lx, computed %08lx)",
@@ -764,7 +778,7 @@ static void scan_records(const uint8_t *data, uint64_t len, struct scan *s, deli
             st = frame_at(data, len, off, &v, !s->trusted, why, sizeof why);
         }
         if (st == REC_OK && s->v2 && v.type == XATM_DL_FLUSH) {
-            st = flush_check(data, off, &v, s->last_lsn, good, s->trusted, why, sizeof why);
+            st = flush_check(data, off, &v, s->last_lsn, good, s, why, sizeof why);
             if (st == REC_OK) {
                 off += v.total;
                 good = off;
