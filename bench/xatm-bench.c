@@ -668,10 +668,6 @@ static enum txn_result txn_bare_mode(struct client *c, bool lr)
             st[0] = BS_NONE; /* rolled back by the failed COMMIT */
             goto fail;
         }
-        if (c->txn_no - c->lr_collected >= LR_GC_EVERY && lr_collect(c, err, sizeof err)) {
-            client_error(c, "bare-lr: %s", err);
-            return TXN_ERROR;
-        }
     }
     /* phase 2, in parallel */
     for (int k = first; k < n; k++) {
@@ -683,6 +679,10 @@ static enum txn_result txn_bare_mode(struct client *c, bool lr)
             if (a[k].failed) client_error(c, "phase 2: %s", a[k].err);
         return TXN_ERROR; /* committed or not: the totals check will tell */
     }
+    /* rows go only once every branch of theirs is committed (a deleted row would let a
+     * recovery's abort row win for a transaction still in doubt) */
+    if (lr && c->txn_no - c->lr_collected >= LR_GC_EVERY && lr_collect(c, err, sizeof err))
+        client_error(c, "bare-lr: deleting decision rows: %s", err); /* committed all the same */
     return TXN_COMMIT;
 
 fail:

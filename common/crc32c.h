@@ -1,6 +1,7 @@
 /*
  * crc32c.h — CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every
- * decision-log record and segment header. Pure function, no state.
+ * decision-log record and segment header. A pure function of its arguments; its lookup
+ * tables are built once, on first use (pthread_once: safe from any thread).
  *
  * Convention (the same as zlib's crc32()): start with crc = 0 and feed the bytes in any
  * number of calls; the pre- and post-inversion happen inside, so

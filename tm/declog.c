@@ -1192,7 +1192,7 @@ static int spare_fill(xatm_declog *log, uint64_t to, bool sync, bool ahead)
                              "%s: preparing the next segment: write at offset %llu: %s", path,
                              (unsigned long long)at, strerror(-e));
         }
-        start_writeback(log->spare_fd, from, to - from);
+        if (ahead) start_writeback(log->spare_fd, from, to - from); /* else synced now */
         log->spare_len = to;
         if (to > log->spare_size) log->spare_size = to;
         if (log->spare_short) {

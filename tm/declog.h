@@ -33,8 +33,8 @@
  * flush that wrote records zero-fills another piece of it (256 KiB, or 4x what that flush
  * wrote if more) and starts the kernel's writeback of that piece
  * (sync_file_range(SYNC_FILE_RANGE_WRITE), a hint outside the io table); the flush that
- * completes it fdatasyncs it. Such a flush thus makes one more pwrite (and the completing
- * one one more fdatasync) after its own, before it returns: whoever waits on it waits for
+ * completes it fdatasyncs it. Such a flush thus makes one more pwrite per 256 KiB it fills
+ * (and the completing one one more fdatasync) after its own, before it returns: whoever waits on it waits for
  * them too. The rotation then writes the header and CHECKPOINT over its
  * first zeros, fdatasyncs it, renames it to its segment name and fsyncs the directory (a
  * rotation that finds it incomplete completes it first). Recycling: the rotation renames
@@ -230,8 +230,9 @@ typedef struct xatm_declog_record {
 } xatm_declog_record;
 
 /* The file layer, so tests can drop or garble unsynced writes and fill the disk.
- * The default (NULL in options) is plain POSIX. Each returns 0 or -errno. ftruncate is no
- * longer called (segments are repaired by writing zeros), kept for the table's layout. */
+ * The default (NULL in options) is plain POSIX. Each returns 0 or -errno. ftruncate is
+ * called only to cut a recycled segment back to its full length (segments are repaired by
+ * writing zeros). */
 typedef struct xatm_declog_io {
     int (*open)(void *ctx, const char *path, int flags, int mode);   /* returns fd or -errno */
     ssize_t (*pwrite)(void *ctx, int fd, const void *buf, size_t n, off_t off);

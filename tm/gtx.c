@@ -512,7 +512,8 @@ int gtx_reserve(gtx_table *t, uint64_t owner, char *gtrid, size_t gtrid_size)
     if (owner == 0) return XATM_EINVAL;
     int rc = 0;
     pthread_mutex_lock(&t->mu);
-    size_t mine = gtx_resv_of_owner(t, owner) < t->n_resv ? 1 : 0;
+    size_t i = gtx_resv_of_owner(t, owner); /* n_resv: none yet */
+    size_t mine = i < t->n_resv ? 1 : 0;
     if (t->count + t->n_resv - mine >= GTX_MAX_LIVE) {
         /* counted with the live ones, so that beginning a reservation never meets the
          * limit: the application hears ELIMIT at xatm_begin, before any work */
@@ -523,7 +524,6 @@ int gtx_reserve(gtx_table *t, uint64_t owner, char *gtrid, size_t gtrid_size)
         rc = XATM_EINVAL;
         goto out_unlock;
     }
-    size_t i = gtx_resv_of_owner(t, owner);
     if (i == t->n_resv) {
         if (t->n_resv == t->cap_resv) {
             size_t cap = t->cap_resv ? t->cap_resv * 2 : 16;
@@ -546,11 +546,18 @@ out_unlock:
     return rc;
 }
 
+/* The reservation of gtrid (its seq in *seq), or n_resv when it is none (mutex held). */
+static size_t gtx_resv_of_gtrid(gtx_table *t, const char *gtrid, uint64_t *seq)
+{
+    *seq = gtx_seq_of(t, gtrid);
+    return *seq ? gtx_resv_of_seq(t, *seq) : t->n_resv;
+}
+
 bool gtx_is_reserved(gtx_table *t, uint64_t owner, const char *gtrid)
 {
     pthread_mutex_lock(&t->mu);
-    uint64_t seq = gtx_seq_of(t, gtrid);
-    size_t i = seq ? gtx_resv_of_seq(t, seq) : t->n_resv;
+    uint64_t seq;
+    size_t i = gtx_resv_of_gtrid(t, gtrid, &seq);
     bool yes = i < t->n_resv && t->resv[i].owner == owner;
     pthread_mutex_unlock(&t->mu);
     return yes;
@@ -580,8 +587,8 @@ int gtx_begin_reserved(gtx_table *t, uint64_t owner, uint32_t ap_pid, const char
         timeout_ms == 0)
         return XATM_EINVAL;
     pthread_mutex_lock(&t->mu);
-    uint64_t seq = gtx_seq_of(t, gtrid);
-    size_t i = seq ? gtx_resv_of_seq(t, seq) : t->n_resv;
+    uint64_t seq;
+    size_t i = gtx_resv_of_gtrid(t, gtrid, &seq);
     int rc = XATM_ENOTFOUND;
     if (i < t->n_resv && t->resv[i].owner == owner) {
         gtx_resv_drop(t, i); /* begun, or (out of memory, limit) never: either way used */
@@ -1272,8 +1279,8 @@ enum gtx_verdict gtx_recovery_verdict(gtx_table *t, const char *gtrid, uint64_t 
     if (!g) {
         /* reserved by a connected AP and not begun as far as xatmd has read: the AP may
          * have written the ENLIST that begins it, and prepared, before xatmd read it */
-        uint64_t seq = gtx_seq_of(t, gtrid);
-        if (seq && gtx_resv_of_seq(t, seq) < t->n_resv) {
+        uint64_t seq;
+        if (gtx_resv_of_gtrid(t, gtrid, &seq) < t->n_resv) {
             v = GTX_V_LIVE;
             if (out) {
                 /* nothing is known of it yet: no branch, no session, no deadline */

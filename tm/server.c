@@ -756,8 +756,9 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
 
 /* Begins the connection's reserved transaction when gtrid names it: the first ENLIST,
  * VOTE, CANCOMMIT, DONE or ROLLBACK of a transaction whose gtrid was reserved. Its
- * deadline counts from here. Failing that (too many live transactions), the message finds
- * the transaction unknown, which aborts it (presumed abort). */
+ * deadline counts from here. Failing that (out of memory: reservations already count
+ * against the live limit), the message finds the transaction unknown, which aborts it
+ * (presumed abort). */
 static void srv_begin_reserved(struct server *s, conn *c, const char *gtrid)
 {
     if (!c->has_resv || strcmp(gtrid, c->resv_gtrid) != 0) return;

@@ -209,13 +209,19 @@ static void case_ap_killed_reserved(const char *id, const char *fault, long long
     expect_rows(second, expect);
 }
 
-static void case_tm_killed(const char *id, const char *fault, long long expect)
+/* xatmd killed at fault during the AP's transaction, or with `reserved` during its second
+ * one, which began on the gtrid the first one reserved (its reservation rode behind the
+ * first one's VOTE and was answered with its DECISION): fault@2, the first committed. */
+static void case_tm_killed_at(const char *id, const char *fault, long long expect,
+                              bool reserved)
 {
-    char out[2048];
-    printf("case: xatmd killed at %s\n", fault);
+    char out[2048], armed[128], second[80];
+    printf("case: xatmd killed at %s%s\n", fault,
+           reserved ? " of a transaction on a reserved gtrid" : "");
+    snprintf(armed, sizeof armed, "%s%s", fault, reserved ? "@2" : "");
     CHECK_INT(t_xatmd_stop(&d), 0);
-    CHECK_INT(t_xatmd_start(&d, cfg, fault), 0);
-    int rc = run_ap(cfg, id, "commit", NULL, out, sizeof out);
+    CHECK_INT(t_xatmd_start(&d, cfg, armed), 0);
+    int rc = run_ap(cfg, id, reserved ? "loop:2" : "commit", NULL, out, sizeof out);
     CHECK_INT(rc, 2);
     CHECK_CONTAINS(out, "result=EUNKNOWN");
     CHECK(t_xatmd_wait_killed(&d, 10000));
@@ -223,7 +229,17 @@ static void case_tm_killed(const char *id, const char *fault, long long expect)
     CHECK_INT(t_pg_prepared(tm_id), 1);
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
     expect_converged();
-    expect_rows(id, expect);
+    if (reserved) {
+        snprintf(second, sizeof second, "%s-1", id);
+        expect_rows(second, 1);
+        snprintf(second, sizeof second, "%s-2", id);
+    }
+    expect_rows(reserved ? second : id, expect);
+}
+
+static void case_tm_killed(const char *id, const char *fault, long long expect)
+{
+    case_tm_killed_at(id, fault, expect, false);
 }
 
 static void case_malformed_frame(void)
@@ -497,6 +513,8 @@ int main(void)
     case_ap_killed_reserved("apr3", "ap.after_vote_sent", 1);
     case_tm_killed("tmk1", "tm.before_commit_force", 0);
     case_tm_killed("tmk2", "tm.after_commit_force", 1);
+    case_tm_killed_at("tmr1", "tm.before_commit_force", 0, true);
+    case_tm_killed_at("tmr2", "tm.after_commit_force", 1, true);
     case_unnamed_branch();
     case_epoch_and_orphan();
     case_malformed_frame();
