@@ -58,7 +58,11 @@
  * without a COMMIT record (presumed abort; xatm rolls back such MariaDB branches of an
  * earlier incarnation only after tm.transaction_timeout, docs/architecture.md). Then it
  * starts xatmd and measures start -> "ready" and start -> no prepared branch of that
- * incarnation left on either server, and checks the totals.
+ * incarnation left on either server, checks the totals, and checks every transaction's
+ * own rows: committed on both servers when it had a COMMIT record, untouched on both when
+ * it had none. --recovery-kill FAULT first starts xatmd with XATM_FAULT=FAULT (e.g.
+ * tm.recovery_before_commit@40: killed inside a phase-2 batch), requires that the fault
+ * fired and killed it, then measures the restart that follows as above.
  *
  * --rss-live N opens N libxatm handles, begins a global transaction on each (N live
  * transactions at xatmd, no branch enlisted) and reports xatmd's resident memory.
@@ -135,6 +139,7 @@ struct options {
     int recovery_abort_pct;  /* --recovery-abort-percent */
     int recovery_threads;    /* --recovery-threads */
     double recovery_timeout; /* --recovery-timeout seconds */
+    const char *recovery_kill; /* --recovery-kill FAULT: the first recovering xatmd's XATM_FAULT */
     long rss_live;           /* --rss-live N */
     uint64_t seed;           /* --seed */
 };
@@ -1304,8 +1309,9 @@ static int cmd_rss_live(struct bench *b)
 
 /* ---------------------------------------------------------------- --recovery */
 
-/* Starts xatmd with its output appended to logpath. */
-static pid_t start_xatmd(const struct options *o, const char *logpath)
+/* Starts xatmd with its output appended to logpath, armed with XATM_FAULT=fault when
+ * fault is not NULL (disarmed otherwise). */
+static pid_t start_xatmd(const struct options *o, const char *logpath, const char *fault)
 {
     pid_t pid = fork();
     if (pid == 0) {
@@ -1315,23 +1321,30 @@ static pid_t start_xatmd(const struct options *o, const char *logpath)
             dup2(fd, 2);
             close(fd);
         }
+        if (fault) setenv("XATM_FAULT", fault, 1);
+        else unsetenv("XATM_FAULT");
         execl(o->xatmd, "xatmd", "-c", o->config, (char *)NULL);
         _exit(127);
     }
     return pid;
 }
 
-/* Bytes of logpath from offset `from`; true when it contains "xatmd: ready". */
-static bool log_says_ready(const char *logpath, long from)
+/* Bytes of logpath from offset `from`; true when a line contains `needle`. */
+static bool log_has(const char *logpath, long from, const char *needle)
 {
     FILE *f = fopen(logpath, "r");
     if (!f) return false;
     fseek(f, from, SEEK_SET);
     char line[4096];
-    bool ready = false;
-    while (!ready && fgets(line, sizeof line, f)) ready = strstr(line, "xatmd: ready") != NULL;
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) found = strstr(line, needle) != NULL;
     fclose(f);
-    return ready;
+    return found;
+}
+
+static bool log_says_ready(const char *logpath, long from)
+{
+    return log_has(logpath, from, "xatmd: ready");
 }
 
 static long file_size(const char *path)
@@ -1459,6 +1472,37 @@ out:
     return NULL;
 }
 
+/* Every in-doubt transaction's own rows after recovery: transaction i (row i + 1 on both
+ * servers) moved 1 + i % 97 from PostgreSQL to MariaDB when it had a COMMIT record
+ * (i * 100 / n >= pct, as cmd_recovery writes them) and left both rows at BALANCE when it
+ * had none; rows beyond n stay at BALANCE. 0 when every row agrees; -1 (said) otherwise. */
+static int check_outcomes(struct bench *b, long n, int pct)
+{
+    char sql[512], err[1024];
+    long long bad_pg = 0, bad_my = 0;
+    bfmt(sql, sizeof sql,
+         "SELECT count(*) FROM %s WHERE balance <> %d - CASE WHEN id > %ld OR "
+         "((id - 1) * 100) / %ld < %d THEN 0 ELSE 1 + (id - 1) %% 97 END",
+         b->br[0].table, BALANCE, n, n, pct);
+    if (pg_int(b->check_pg[0], sql, &bad_pg, err, sizeof err)) {
+        say("%s", err);
+        return -1;
+    }
+    bfmt(sql, sizeof sql,
+         "SELECT count(*) FROM %s WHERE balance <> %d + CASE WHEN id > %ld OR "
+         "((id - 1) * 100) DIV %ld < %d THEN 0 ELSE 1 + (id - 1) %% 97 END",
+         b->br[1].table, BALANCE, n, n, pct);
+    if (my_int(b->check_my[1], sql, &bad_my, err, sizeof err)) {
+        say("%s", err);
+        return -1;
+    }
+    if (bad_pg == 0 && bad_my == 0) return 0;
+    say("OUTCOMES WRONG after recovery: %lld PostgreSQL and %lld MariaDB rows differ from "
+        "their transaction's decision (commit with a COMMIT record, rollback without)",
+        bad_pg, bad_my);
+    return -1;
+}
+
 /* Prepared branches of epoch `epoch` still on the servers. */
 static int count_in_doubt(struct bench *b, uint32_t epoch, long long *pgn, long long *myn)
 {
@@ -1520,7 +1564,7 @@ static int cmd_recovery(struct bench *b)
     /* 1. a genuine boot of xatmd, then a crash */
     long off = file_size(logpath);
     double t0 = now_s();
-    pid_t pid = start_xatmd(o, logpath);
+    pid_t pid = start_xatmd(o, logpath, NULL);
     if (pid < 0 || wait_ready(pid, logpath, off, t0, 60) < 0) {
         say("xatmd did not start; see %s", logpath);
         if (pid > 0) kill(pid, SIGKILL);
@@ -1624,10 +1668,39 @@ static int cmd_recovery(struct bench *b)
         return 2;
     }
 
-    /* 5. restart xatmd: from its start to no branch of that incarnation in doubt */
+    /* 5. (--recovery-kill) a recovering xatmd killed by its armed fault */
+    double t_kill = -1;
+    long long kill_pg = -1, kill_my = -1;
+    if (o->recovery_kill) {
+        off = file_size(logpath);
+        t0 = now_s();
+        pid = start_xatmd(o, logpath, o->recovery_kill);
+        int status = 0;
+        pid_t w = 0;
+        while ((w = waitpid(pid, &status, WNOHANG)) == 0 && now_s() - t0 < o->recovery_timeout)
+            sleep_s(0.02);
+        if (w != pid) {
+            say("--recovery-kill %s: xatmd still runs after %.0f s: the fault never fired "
+                "(see %s)", o->recovery_kill, now_s() - t0, logpath);
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            return 1;
+        }
+        bool killed = (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
+                      (WIFEXITED(status) && WEXITSTATUS(status) == 99);
+        if (!killed || !log_has(logpath, off, "xatm fault: ")) {
+            say("--recovery-kill %s: xatmd ended without its fault firing (status 0x%x); "
+                "see %s", o->recovery_kill, (unsigned)status, logpath);
+            return 1;
+        }
+        t_kill = now_s() - t0;
+        if (count_in_doubt(b, epoch, &kill_pg, &kill_my)) return 2;
+    }
+
+    /* 6. restart xatmd: from its start to no branch of that incarnation in doubt */
     off = file_size(logpath);
     t0 = now_s();
-    pid = start_xatmd(o, logpath);
+    pid = start_xatmd(o, logpath, NULL);
     double t_ready = -1, t_zero = -1, t_half = -1;
     while (now_s() - t0 < o->recovery_timeout) {
         if (t_ready < 0 && log_says_ready(logpath, off)) t_ready = now_s() - t0;
@@ -1657,7 +1730,8 @@ static int cmd_recovery(struct bench *b)
         say("RECOVERY INCOMPLETE after %.1f s: in doubt pg=%lld my=%lld; see %s",
             now_s() - t0, pgn, myn, logpath);
         status_rc = 1;
-    } else if (check_totals(b, "recovery") != 0) {
+    } else if (check_totals(b, "recovery") != 0 ||
+               check_outcomes(b, n, o->recovery_abort_pct) != 0) {
         status_rc = 1;
     }
     if (pid > 0) {
@@ -1666,17 +1740,24 @@ static int cmd_recovery(struct bench *b)
     }
     if (o->json)
         printf("{\"recovery_in_doubt\":%ld,\"decided_commit\":%ld,\"presumed_abort\":%ld,"
-               "\"rms\":2,\"prepare_s\":%.3f,\"xatmd_ready_s\":%.3f,\"half_s\":%.3f,"
+               "\"rms\":2,\"prepare_s\":%.3f,\"killed_after_s\":%.3f,"
+               "\"in_doubt_at_kill\":%lld,\"xatmd_ready_s\":%.3f,\"half_s\":%.3f,"
                "\"zero_in_doubt_s\":%.3f,\"totals_ok\":%s}\n",
-               n, decided, n - decided, tprep, t_ready, t_half, t_zero,
+               n, decided, n - decided, tprep, t_kill,
+               kill_pg < 0 ? -1 : kill_pg + kill_my, t_ready, t_half, t_zero,
                status_rc == 0 ? "true" : "false");
-    else
+    else {
         printf("recovery: %ld in-doubt global transactions (%ld with a COMMIT record, %ld "
-               "presumed abort), %ld prepared branches on each of 2 RMs (built in %.1f s)\n"
-               "  xatmd start -> ready: %.2f s; -> half the branches finished: %.2f s; "
+               "presumed abort), %ld prepared branches on each of 2 RMs (built in %.1f s)\n",
+               n, decided, n - decided, n, tprep);
+        if (o->recovery_kill)
+            printf("  xatmd armed with %s: killed after %.2f s with %lld branches still in "
+                   "doubt\n", o->recovery_kill, t_kill, kill_pg + kill_my);
+        printf("  xatmd start -> ready: %.2f s; -> half the branches finished: %.2f s; "
                "-> zero in doubt: %.2f s%s\n",
-               n, decided, n - decided, n, tprep, t_ready, t_half, t_zero,
-               status_rc == 0 ? "; totals conserved" : "");
+               t_ready, t_half, t_zero,
+               status_rc == 0 ? "; totals conserved, every transaction's rows as decided" : "");
+    }
     free(j.pg_ref);
     free(j.my_ref);
     free(ts);
@@ -1711,6 +1792,8 @@ static void usage(FILE *f)
             "    --xatmd PATH         the xatmd to restart (must not be running)\n"
             "    --recovery-abort-percent P   P %% of them presumed abort (default 0)\n"
             "    --recovery-threads T, --recovery-timeout S\n"
+            "    --recovery-kill FAULT  first run a recovering xatmd with XATM_FAULT=FAULT\n"
+            "                         (it must fire and kill it), then measure the restart\n"
             "  --rss-live N           xatmd's memory with N live transactions\n",
             prog, MAX_BRANCHES);
 }
@@ -1824,7 +1907,8 @@ int main(int argc, char **argv)
     bool mode_given = false;
     enum { O_PG = 256, O_MY, O_BRANCHES, O_ROWS, O_CLIENTS, O_DURATION, O_WARMUP, O_PROTOCOL,
            O_MODE, O_COMPARE, O_MODES, O_ROUNDS, O_JSON, O_PROGRESS, O_PID, O_XATMCTL,
-           O_NOSETUP, O_SEED, O_RECOVERY, O_XATMD, O_RABORT, O_RTHREADS, O_RTIMEOUT, O_RSS };
+           O_NOSETUP, O_SEED, O_RECOVERY, O_XATMD, O_RABORT, O_RTHREADS, O_RTIMEOUT, O_RKILL,
+           O_RSS };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"pg", required_argument, NULL, O_PG},
@@ -1850,6 +1934,7 @@ int main(int argc, char **argv)
         {"recovery-abort-percent", required_argument, NULL, O_RABORT},
         {"recovery-threads", required_argument, NULL, O_RTHREADS},
         {"recovery-timeout", required_argument, NULL, O_RTIMEOUT},
+        {"recovery-kill", required_argument, NULL, O_RKILL},
         {"rss-live", required_argument, NULL, O_RSS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1901,6 +1986,7 @@ int main(int argc, char **argv)
             o->recovery_threads = (int)v;
             break;
         case O_RTIMEOUT: ok = parse_double(optarg, &o->recovery_timeout, 1); break;
+        case O_RKILL: o->recovery_kill = optarg; break;
         case O_RSS: ok = parse_long(optarg, &o->rss_live, 1, 100000); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

@@ -102,4 +102,47 @@ rc=0
 wait "$XATMD_PID" || rc=$?
 XATMD_PID=""
 if [ "$rc" -ne 0 ]; then echo "xatmd exited $rc at SIGTERM" >&2; cat "$WORK/xatmd.log" >&2; exit 1; fi
+
+# Recovery of 120 in-doubt transactions (a quarter presumed abort): enough for recovery's
+# phase-2 session pool (one extra session per 16 branches of an RM), with the first
+# recovering xatmd killed before its 40th COMMIT PREPARED call (inside a batch), then
+# restarted. xatm-bench --recovery starts and stops its own xatmd (another TM id and
+# log). It checks the totals and every transaction's rows (xatm-bench.c, check_outcomes).
+echo "== xatm-bench --recovery 120 --recovery-kill tm.recovery_before_commit@40"
+mkdir -p "$WORK/rec"
+{
+    cat <<YAML
+tm:
+  id: benchrec
+  socket: $WORK/rec/xatmd.sock
+  log_dir: $WORK/rec/log
+  transaction_timeout: 3s
+rms:
+YAML
+    xatm_rms_yaml
+} >"$WORK/rec/xatm.yaml"
+rec_rc=0
+"$XATM_BENCH" -c "$WORK/rec/xatm.yaml" --recovery 120 --recovery-abort-percent 25 \
+    --recovery-kill tm.recovery_before_commit@40 --xatmd "$XATMD" --recovery-timeout 120 \
+    --json >"$WORK/rec.json" || rec_rc=$?
+cat "$WORK/rec.json"
+if [ "$rec_rc" -ne 0 ]; then
+    echo "FAIL: xatm-bench --recovery exited $rec_rc; its xatmd's log:" >&2
+    tail -50 "$WORK/rec/log/xatmd-bench-recovery.log" >&2
+    exit 1
+fi
+python3 - "$WORK/rec.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+bad = []
+if r.get("totals_ok") is not True:
+    bad.append("recovery: totals or rows wrong")
+if not 0 < r.get("in_doubt_at_kill", -1) < 240:
+    bad.append(f"recovery: the kill did not land inside recovery: {r.get('in_doubt_at_kill')!r} of 240 branches in doubt")
+if not r.get("zero_in_doubt_s", -1) > 0:
+    bad.append("recovery: branches still in doubt")
+for b in bad:
+    print("FAIL:", b)
+sys.exit(1 if bad else 0)
+PY
 echo "bench_compare: OK"
