@@ -409,6 +409,25 @@ static void case_ap_killed(const char *id, const char *fault, long long expect)
     expect_rows(id, expect);
 }
 
+/* The same on a reserved transaction: the AP's second one, which began on the gtrid its
+ * first one reserved behind its CanCommit request (no BEGIN round trip), killed at its
+ * second hit of fault. The first transaction is committed; the second's rows are where
+ * expect says. */
+static void case_ap_killed_reserved(const char *id, const char *fault, long long expect)
+{
+    char out[4096], armed[128], first[80], second[80];
+    printf("case: AP killed at %s of a transaction on a reserved gtrid\n", fault);
+    snprintf(armed, sizeof armed, "%s@2", fault);
+    int rc = run_ap(cfg, id, "loop:2", armed, out, sizeof out);
+    CHECK_INT(rc, 128 + SIGKILL);
+    if (rc != 128 + SIGKILL) fprintf(stderr, "  AP output: %s\n", out);
+    expect_converged();
+    snprintf(first, sizeof first, "%s-1", id);
+    snprintf(second, sizeof second, "%s-2", id);
+    expect_rows(first, 1);
+    expect_rows(second, expect);
+}
+
 /* xatmd killed at `fault` while the AP (config ap_cfg) runs `action`; the AP ends with
  * `result`; rows_down is what the servers hold while xatmd is down (-1: not checked);
  * expect after the restart. */
@@ -436,6 +455,29 @@ static void case_tm_killed(const char *id, const char *fault, const char *ap_cfg
                            long long expect)
 {
     case_tm_killed_doing(id, "commit", fault, ap_cfg, result, rows_down, prepared_down, expect);
+}
+
+/* xatmd killed at the second hit of `fault`: during the AP's second transaction, begun
+ * on the gtrid its first one reserved (the reservation rode behind the first one's
+ * CanCommit request; the first committed). The AP ends with `result`; after the restart
+ * the second transaction's rows are where expect says. */
+static void case_tm_killed_reserved(const char *id, const char *fault, const char *result,
+                                    long long expect)
+{
+    char out[4096], armed[128], first[80], second[80];
+    printf("case: xatmd killed at %s of a transaction on a reserved gtrid\n", fault);
+    snprintf(armed, sizeof armed, "%s@2", fault);
+    restart_xatmd(armed);
+    int rc = run_ap(cfg, id, "loop:2", NULL, out, sizeof out);
+    CHECK_CONTAINS(out, result);
+    if (!strstr(out, result)) fprintf(stderr, "  AP rc %d output: %s\n", rc, out);
+    CHECK(t_xatmd_wait_killed(&d, 10000));
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    expect_converged();
+    snprintf(first, sizeof first, "%s-1", id);
+    snprintf(second, sizeof second, "%s-2", id);
+    expect_rows(first, 1);
+    expect_rows(second, expect);
 }
 
 /* xatmd stopped right after sending PreCommit; the AP waits for DoCommit. */
@@ -739,6 +781,13 @@ int main(void)
                          0, 0);
     case_tm_killed_doing("t9", "pg-temp", "tm.after_abort_force", cfg, "result=EABORTED", 0, 0,
                          0);
+
+    /* the same on a transaction begun on a reserved gtrid */
+    case_ap_killed_reserved("kr1", "ap.after_cancommit_sent", 0);
+    case_ap_killed_reserved("kr2", "ap.after_precommit", 0);
+    case_ap_killed_reserved("kr3", "ap.after_vote_sent", 1);
+    case_tm_killed_reserved("tr1", "tm.after_precommit_force", "result=EABORTED", 0);
+    case_tm_killed_reserved("tr2", "tm.after_commit_force", "result=OK", 1);
 
     case_participant_timeout_commit();
     case_participant_timeout_wait();
