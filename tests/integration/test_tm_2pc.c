@@ -35,6 +35,7 @@
 
 #include <mysql.h>
 
+#include "apcase.h"
 #include "testutil.h"
 #include "tmproc.h"
 
@@ -45,64 +46,13 @@ static t_xatmd d;
 
 #define CONVERGE_MS 30000
 
-/* Runs the AP helper; returns its exit code (or 128+signal) and its output in out. */
-static int run_ap(const char *cfg_path, const char *id, const char *action, const char *fault,
-                  char *out, size_t outlen)
-{
-    char outfile[600], faultenv[128];
-    snprintf(outfile, sizeof outfile, "%s/ap-%s.out", dir, id);
-    char bin[512], cfgbuf[600], idbuf[64], actbuf[64];
-    snprintf(bin, sizeof bin, "%s", t_env("XATM_TEST_AP"));
-    snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg_path);
-    snprintf(idbuf, sizeof idbuf, "%s", id);
-    snprintf(actbuf, sizeof actbuf, "%s", action);
-    char *argv[] = {bin, cfgbuf, idbuf, actbuf, NULL};
-    char *env[2] = {NULL, NULL};
-    if (fault) {
-        snprintf(faultenv, sizeof faultenv, "XATM_FAULT=%s", fault);
-        env[0] = faultenv;
-    }
-    int st = t_run(argv, env, outfile);
-    out[0] = '\0';
-    FILE *f = fopen(outfile, "r");
-    if (f) {
-        size_t n = fread(out, 1, outlen - 1, f);
-        out[n] = '\0';
-        fclose(f);
-    }
-    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-    return WEXITSTATUS(st);
-}
-
-static long long rows(bool pg, const char *id)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_it WHERE id = '%s'", id);
-    return pg ? t_pg_scalar(sql) : t_my_scalar(sql);
-}
-
-static void expect_rows(const char *id, long long n)
-{
-    long long p = rows(true, id), m = rows(false, id);
-    if (p != n || m != n) fprintf(stderr, "  id %s: pg=%lld my=%lld expected %lld\n", id, p, m, n);
-    CHECK_INT(p, n);
-    CHECK_INT(m, n);
-}
-
-static void expect_converged(void)
-{
-    long long ms = t_wait_no_prepared(tm_id, CONVERGE_MS);
-    CHECK(ms >= 0);
-    printf("  converged in %lld ms\n", ms);
-}
-
 static void case_commit(void)
 {
     char out[2048];
     printf("case: commit on both\n");
-    CHECK_INT(run_ap(cfg, "commit1", "commit", NULL, out, sizeof out), 0);
+    CHECK_INT(t_ap_run(cfg, "commit1", "commit", NULL, out, sizeof out), 0);
     CHECK_CONTAINS(out, "result=OK");
-    expect_rows("commit1", 1);
+    t_expect_rows("commit1", 1);
     CHECK_INT(t_pg_prepared(tm_id), 0);
     CHECK_INT(t_my_prepared(tm_id), 0);
 }
@@ -124,8 +74,8 @@ static void case_idle_reservation(void)
     int begun = t_xatmd_log_count(&d, "cannot begin reserved");
     int st = t_run(argv, env, outfile);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    expect_rows("idle1-1", 1);
-    expect_rows("idle1-2", 1);
+    t_expect_rows("idle1-1", 1);
+    t_expect_rows("idle1-2", 1);
     CHECK_INT(t_xatmd_log_count(&d, "timed out"), timed_out);
     CHECK_INT(t_xatmd_log_count(&d, "cannot begin reserved"), begun);
 }
@@ -134,17 +84,17 @@ static void case_rollback(void)
 {
     char out[2048];
     printf("case: rollback on both\n");
-    CHECK_INT(run_ap(cfg, "rb1", "rollback", NULL, out, sizeof out), 0);
-    expect_rows("rb1", 0);
+    CHECK_INT(t_ap_run(cfg, "rb1", "rollback", NULL, out, sizeof out), 0);
+    t_expect_rows("rb1", 0);
 }
 
 static void case_no_vote(const char *id, const char *action)
 {
     char out[2048];
     printf("case: a NO vote (%s) aborts both\n", action);
-    CHECK_INT(run_ap(cfg, id, action, NULL, out, sizeof out), 2);
+    CHECK_INT(t_ap_run(cfg, id, action, NULL, out, sizeof out), 2);
     CHECK_CONTAINS(out, "result=EABORTED");
-    expect_rows(id, 0);
+    t_expect_rows(id, 0);
     CHECK_INT(t_pg_prepared(tm_id), 0);
     CHECK_INT(t_my_prepared(tm_id), 0);
 }
@@ -176,20 +126,20 @@ static void case_rm_down(void)
     }
     if (o) fclose(o);
     free(text);
-    CHECK_INT(run_ap(bad, "down1", "commit", NULL, out, sizeof out), 2);
+    CHECK_INT(t_ap_run(bad, "down1", "commit", NULL, out, sizeof out), 2);
     CHECK_CONTAINS(out, "result=ERMUNAVAIL");
     CHECK_CONTAINS(out, "127.0.0.1:1");
-    expect_rows("down1", 0);
+    t_expect_rows("down1", 0);
 }
 
 static void case_ap_killed(const char *id, const char *fault, long long expect)
 {
     char out[2048];
     printf("case: AP killed at %s\n", fault);
-    int rc = run_ap(cfg, id, "commit", fault, out, sizeof out);
+    int rc = t_ap_run(cfg, id, "commit", fault, out, sizeof out);
     CHECK_INT(rc, 128 + SIGKILL);
-    expect_converged();
-    expect_rows(id, expect);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows(id, expect);
 }
 
 /* The same on a reserved transaction: the AP's second one, which began on the gtrid its
@@ -200,13 +150,13 @@ static void case_ap_killed_reserved(const char *id, const char *fault, long long
     char out[2048], armed[128], first[80], second[80];
     printf("case: AP killed at %s of a transaction on a reserved gtrid\n", fault);
     snprintf(armed, sizeof armed, "%s@2", fault);
-    int rc = run_ap(cfg, id, "loop:2", armed, out, sizeof out);
+    int rc = t_ap_run(cfg, id, "loop:2", armed, out, sizeof out);
     CHECK_INT(rc, 128 + SIGKILL);
-    expect_converged();
+    t_expect_converged(CONVERGE_MS);
     snprintf(first, sizeof first, "%s-1", id);
     snprintf(second, sizeof second, "%s-2", id);
-    expect_rows(first, 1);
-    expect_rows(second, expect);
+    t_expect_rows(first, 1);
+    t_expect_rows(second, expect);
 }
 
 /* xatmd killed at fault during the AP's transaction, or with `reserved` during its second
@@ -221,20 +171,20 @@ static void case_tm_killed_at(const char *id, const char *fault, long long expec
     snprintf(armed, sizeof armed, "%s%s", fault, reserved ? "@2" : "");
     CHECK_INT(t_xatmd_stop(&d), 0);
     CHECK_INT(t_xatmd_start(&d, cfg, armed), 0);
-    int rc = run_ap(cfg, id, reserved ? "loop:2" : "commit", NULL, out, sizeof out);
+    int rc = t_ap_run(cfg, id, reserved ? "loop:2" : "commit", NULL, out, sizeof out);
     CHECK_INT(rc, 2);
     CHECK_CONTAINS(out, "result=EUNKNOWN");
     CHECK(t_xatmd_wait_killed(&d, 10000));
     /* the branches are prepared and nobody may finish them but the TM */
     CHECK_INT(t_pg_prepared(tm_id), 1);
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
-    expect_converged();
+    t_expect_converged(CONVERGE_MS);
     if (reserved) {
         snprintf(second, sizeof second, "%s-1", id);
-        expect_rows(second, 1);
+        t_expect_rows(second, 1);
         snprintf(second, sizeof second, "%s-2", id);
     }
-    expect_rows(reserved ? second : id, expect);
+    t_expect_rows(reserved ? second : id, expect);
 }
 
 static void case_tm_killed(const char *id, const char *fault, long long expect)
@@ -257,8 +207,8 @@ static void case_malformed_frame(void)
     CHECK_INT(n, 0);
     close(fd);
     char out[2048];
-    CHECK_INT(run_ap(cfg, "aftermal", "commit", NULL, out, sizeof out), 0);
-    expect_rows("aftermal", 1);
+    CHECK_INT(t_ap_run(cfg, "aftermal", "commit", NULL, out, sizeof out), 0);
+    t_expect_rows("aftermal", 1);
 }
 
 static void case_xatmctl(void)
@@ -342,55 +292,16 @@ static int my_prepare_foreign(const char *gtrid, const char *bqual, const char *
     return rc;
 }
 
-/* Waits up to timeout_ms for `text` in the log of xatmd x. */
-static bool wait_log_of(t_xatmd *x, const char *text, int timeout_ms)
-{
-    for (int waited = 0; waited < timeout_ms; waited += 50) {
-        if (t_xatmd_log_count(x, text) > 0) return true;
-        usleep(50000);
-    }
-    return false;
-}
-
-/* Spawns the AP helper (cfg_path, id, action) with XATM_FAULT=fault; its pid. */
-static pid_t spawn_ap(const char *cfg_path, const char *id, const char *action,
-                      const char *fault, char *outfile, size_t outlen)
-{
-    char bin[512], cfgbuf[600], idbuf[64], actbuf[64], faultenv[128];
-    snprintf(outfile, outlen, "%s/ap-%s.out", dir, id);
-    snprintf(bin, sizeof bin, "%s", t_env("XATM_TEST_AP"));
-    snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg_path);
-    snprintf(idbuf, sizeof idbuf, "%s", id);
-    snprintf(actbuf, sizeof actbuf, "%s", action);
-    snprintf(faultenv, sizeof faultenv, "XATM_FAULT=%s", fault);
-    char *argv[] = {bin, cfgbuf, idbuf, actbuf, NULL};
-    char *env[] = {faultenv, NULL};
-    return t_spawn(argv, env, outfile);
-}
-
-/* The gtrid an AP helper printed into outfile ("" if none yet). */
-static void read_gtrid(const char *outfile, char *gtrid, size_t size)
-{
-    char buf[2048] = "";
-    FILE *f = fopen(outfile, "r");
-    if (f) {
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        buf[n] = '\0';
-        fclose(f);
-    }
-    const char *g = strstr(buf, "gtrid=");
-    gtrid[0] = '\0';
-    if (g) snprintf(gtrid, size, "%.*s", (int)strcspn(g + 6, " \n"), g + 6);
-}
-
 static void case_unnamed_branch(void)
 {
     printf("case: a prepared branch on an RM the commit decision does not name\n");
     char outfile[600], gtrid[80], line[300];
-    pid_t ap = spawn_ap(cfg, "unn1", "my-readonly", "ap.after_decision:stop", outfile,
+    pid_t ap = t_ap_spawn(cfg, "unn1", "my-readonly", "ap.after_decision:stop", outfile,
                         sizeof outfile);
     CHECK(ap > 0 && t_wait_stopped(ap, 20000));
-    read_gtrid(outfile, gtrid, sizeof gtrid);
+    char out[2048];
+    t_read_file(outfile, out, sizeof out);
+    t_ap_gtrid(out, gtrid, sizeof gtrid);
     CHECK(gtrid[0] != '\0');
     /* "my" voted read-only: the COMMIT names "pg" only; a branch of the same gtrid on "my" */
     CHECK_INT(my_prepare_foreign(gtrid, "my", "unn1-other"), 0);
@@ -401,14 +312,14 @@ static void case_unnamed_branch(void)
              "anomaly: prepared branch my of %s not committed: the commit decision does not "
              "name RM my",
              gtrid);
-    CHECK(wait_log_of(&d, line, 10000));
+    CHECK(t_xatmd_wait_log(&d, line, 10000));
     long long pg = -1;
     for (int i = 0; i < 100 && (pg = t_pg_prepared(tm_id)) != 0; i++) usleep(100000);
     CHECK_INT(pg, 0);
-    CHECK_INT(rows(true, "unn1"), 1); /* the decision's branch: committed */
+    CHECK_INT(t_rows(true, "unn1"), 1); /* the decision's branch: committed */
     usleep(1500 * 1000);              /* several passes at 200 ms */
     CHECK_INT(t_my_prepared(tm_id), 1);     /* the other one: left prepared */
-    CHECK_INT(rows(false, "unn1-other"), 0);
+    CHECK_INT(t_rows(false, "unn1-other"), 0);
     CHECK_INT(t_xatmd_log_count(&d, line), 1); /* reported once */
     char resolved[200];
     snprintf(resolved, sizeof resolved, "decision %s resolved", gtrid);
@@ -417,8 +328,8 @@ static void case_unnamed_branch(void)
     char sql[300];
     snprintf(sql, sizeof sql, "XA ROLLBACK '%s','my',%u", gtrid, TEST_FORMAT_ID);
     CHECK_INT(t_my_exec(sql), 0);
-    CHECK(wait_log_of(&d, resolved, 10000));
-    expect_converged();
+    CHECK(t_xatmd_wait_log(&d, resolved, 10000));
+    t_expect_converged(CONVERGE_MS);
 }
 
 static void case_epoch_and_orphan(void)
@@ -456,7 +367,7 @@ static void case_epoch_and_orphan(void)
     snprintf(line, sizeof line, "ready tm=%s epoch=9 ", tm2);
     CHECK_INT(t_xatmd_log_count(&d2, line), 1);
     char outfile[600];
-    pid_t ap = spawn_ap(cfg2, "orph1", "commit", "ap.after_vote_sent:kill", outfile,
+    pid_t ap = t_ap_spawn(cfg2, "orph1", "commit", "ap.after_vote_sent:kill", outfile,
                         sizeof outfile);
     CHECK(ap > 0 && t_wait_stopped(d2.pid, 20000)); /* xatmd stopped at the 2nd ENLIST */
     int st = 0;
@@ -471,8 +382,8 @@ static void case_epoch_and_orphan(void)
         CHECK_INT(t_xatmd_start(&d2, cfg2, NULL), 0);
         CHECK(t_wait_no_prepared(tm2, CONVERGE_MS) >= 0);
     }
-    CHECK_INT(rows(true, "orph1"), 1);
-    CHECK_INT(rows(false, "orph1"), 1);
+    CHECK_INT(t_rows(true, "orph1"), 1);
+    CHECK_INT(t_rows(false, "orph1"), 1);
     CHECK_INT(t_xatmd_stop(&d2), 0);
     free(cfg2);
     free(dir2);
@@ -483,6 +394,7 @@ int main(void)
     t_require_servers();
     snprintf(tm_id, sizeof tm_id, "it%d", (int)(getpid() % 100000));
     dir = t_tmpdir("tm2pc");
+    t_ap_init(dir, tm_id);
     cfg = t_write_config(dir, tm_id,
                          "  transaction_timeout: 10s\n"
                          "  request_timeout: 10s\n"

@@ -63,6 +63,7 @@
 
 #include <libpq-fe.h>
 
+#include "apcase.h"
 #include "testutil.h"
 #include "tmproc.h"
 
@@ -78,120 +79,6 @@ static t_xatmd d;
 
 /* ---------------------------------------------------------------- helpers */
 
-static void read_file(const char *path, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    size_t n = fread(buf, 1, size - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-}
-
-/* Writes a copy of config `base` as dir/name with the text `from` replaced by `to`; its
- * path (caller frees). */
-static char *variant(const char *base, const char *name, const char *from, const char *to)
-{
-    static char text[1 << 16];
-    char path[700];
-    read_file(base, text, sizeof text);
-    char *at = strstr(text, from);
-    if (!at) {
-        fprintf(stderr, "FAIL: '%s' not in %s\n", from, base);
-        exit(1);
-    }
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    fwrite(text, 1, (size_t)(at - text), f);
-    fputs(to, f);
-    fputs(at + strlen(from), f);
-    fclose(f);
-    return strdup(path);
-}
-
-/* Spawns the AP helper (cfg_path, id, action) with XATM_FAULT=fault (NULL: none). */
-static pid_t spawn_ap(const char *cfg_path, const char *id, const char *action,
-                      const char *fault, char *outfile, size_t outlen)
-{
-    char bin[512], cfgbuf[700], idbuf[64], actbuf[64], faultenv[128];
-    snprintf(outfile, outlen, "%s/ap-%s.out", dir, id);
-    snprintf(bin, sizeof bin, "%s", t_env("XATM_TEST_AP"));
-    snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg_path);
-    snprintf(idbuf, sizeof idbuf, "%s", id);
-    snprintf(actbuf, sizeof actbuf, "%s", action);
-    char *argv[] = {bin, cfgbuf, idbuf, actbuf, NULL};
-    char *env[2] = {NULL, NULL};
-    if (fault) {
-        snprintf(faultenv, sizeof faultenv, "XATM_FAULT=%s", fault);
-        env[0] = faultenv;
-    }
-    return t_spawn(argv, env, outfile);
-}
-
-/* Runs the AP helper to its end; its exit code (or 128+signal), output in out. */
-static int run_ap(const char *cfg_path, const char *id, const char *action, const char *fault,
-                  char *out, size_t outlen)
-{
-    char outfile[700];
-    pid_t pid = spawn_ap(cfg_path, id, action, fault, outfile, sizeof outfile);
-    int st = 0;
-    if (pid <= 0 || !t_wait_exit(pid, 120000, &st)) {
-        if (pid > 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-        }
-        out[0] = '\0';
-        return -1;
-    }
-    read_file(outfile, out, outlen);
-    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-    return WEXITSTATUS(st);
-}
-
-/* The gtrid an AP printed ("" if none). */
-static void gtrid_of(const char *out, char *gtrid, size_t size)
-{
-    const char *g = strstr(out, "gtrid=");
-    gtrid[0] = '\0';
-    if (g) snprintf(gtrid, size, "%.*s", (int)strcspn(g + 6, " \n"), g + 6);
-}
-
-static long long rows(bool pg, const char *id)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_it WHERE id = '%s'", id);
-    return pg ? t_pg_scalar(sql) : t_my_scalar(sql);
-}
-
-static void expect_rows(const char *id, long long n)
-{
-    long long p = rows(true, id), m = rows(false, id);
-    if (p != n || m != n) fprintf(stderr, "  id %s: pg=%lld my=%lld expected %lld\n", id, p, m, n);
-    CHECK_INT(p, n);
-    CHECK_INT(m, n);
-}
-
-/* Both sides agree (0 or 1 each, equal); returns the count. */
-static long long expect_consistent(const char *id)
-{
-    long long p = rows(true, id), m = rows(false, id);
-    if (p != m) fprintf(stderr, "  id %s: pg=%lld my=%lld: DIVERGED\n", id, p, m);
-    CHECK_INT(p, m);
-    CHECK(p == 0 || p == 1);
-    return p;
-}
-
-static void expect_converged(void)
-{
-    long long ms = t_wait_no_prepared(tm_id, CONVERGE_MS);
-    CHECK(ms >= 0);
-    printf("  converged in %lld ms\n", ms);
-}
-
 /* Marker rows of gtrid on both servers. */
 static long long markers(const char *gtrid)
 {
@@ -199,15 +86,6 @@ static long long markers(const char *gtrid)
     snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_markers WHERE gtrid = '%s'", gtrid);
     long long p = t_pg_scalar(sql), m = t_my_scalar(sql);
     return p < 0 || m < 0 ? -1 : p + m;
-}
-
-static bool wait_log(const char *text, int timeout_ms)
-{
-    for (int waited = 0; waited < timeout_ms; waited += 50) {
-        if (t_xatmd_log_count(&d, text) > 0) return true;
-        usleep(50000);
-    }
-    return false;
 }
 
 /* Restarts xatmd with fault (NULL: none); resumes it first if it is stopped. */
@@ -350,14 +228,14 @@ static bool case_commit(void)
 {
     char out[4096], gtrid[80];
     printf("case: commit on both\n");
-    int rc = run_ap(cfg, "c1", "commit", NULL, out, sizeof out);
+    int rc = t_ap_run(cfg, "c1", "commit", NULL, out, sizeof out);
     CHECK_INT(rc, 0);
     if (rc != 0) return false;
     CHECK_CONTAINS(out, "result=OK");
-    expect_rows("c1", 1);
+    t_expect_rows("c1", 1);
     CHECK_INT(t_pg_prepared(tm_id), 0);
     CHECK_INT(t_my_prepared(tm_id), 0);
-    gtrid_of(out, gtrid, sizeof gtrid);
+    t_ap_gtrid(out, gtrid, sizeof gtrid);
     CHECK(gtrid[0] != '\0');
     /* the markers of an ended transaction are deleted by xatmd's recovery passes */
     long long m = -1;
@@ -370,20 +248,20 @@ static void case_rollback(void)
 {
     char out[4096];
     printf("case: rollback on both\n");
-    CHECK_INT(run_ap(cfg, "rb1", "rollback", NULL, out, sizeof out), 0);
-    expect_rows("rb1", 0);
+    CHECK_INT(t_ap_run(cfg, "rb1", "rollback", NULL, out, sizeof out), 0);
+    t_expect_rows("rb1", 0);
 }
 
 static void case_no_cancommit(const char *id, const char *action)
 {
     char out[4096], gtrid[80];
     printf("case: NO at CanCommit (%s) aborts both\n", action);
-    CHECK_INT(run_ap(cfg, id, action, NULL, out, sizeof out), 2);
+    CHECK_INT(t_ap_run(cfg, id, action, NULL, out, sizeof out), 2);
     CHECK_CONTAINS(out, "result=EABORTED");
-    expect_rows(id, 0);
+    t_expect_rows(id, 0);
     CHECK_INT(t_pg_prepared(tm_id), 0);
     CHECK_INT(t_my_prepared(tm_id), 0);
-    gtrid_of(out, gtrid, sizeof gtrid);
+    t_ap_gtrid(out, gtrid, sizeof gtrid);
     CHECK_INT(markers(gtrid), 0);
 }
 
@@ -391,22 +269,22 @@ static void case_no_prepare(void)
 {
     char out[4096];
     printf("case: NO at PreCommit (PostgreSQL refuses PREPARE) aborts both\n");
-    CHECK_INT(run_ap(cfg, "npp", "pg-temp", NULL, out, sizeof out), 2);
+    CHECK_INT(t_ap_run(cfg, "npp", "pg-temp", NULL, out, sizeof out), 2);
     CHECK_CONTAINS(out, "result=EABORTED");
     CHECK_CONTAINS(out, "failed to prepare");
-    expect_converged();
-    expect_rows("npp", 0);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows("npp", 0);
 }
 
 static void case_ap_killed(const char *id, const char *fault, long long expect)
 {
     char out[4096];
     printf("case: AP killed at %s\n", fault);
-    int rc = run_ap(cfg, id, "commit", fault, out, sizeof out);
+    int rc = t_ap_run(cfg, id, "commit", fault, out, sizeof out);
     CHECK_INT(rc, 128 + SIGKILL);
     if (rc != 128 + SIGKILL) fprintf(stderr, "  AP output: %s\n", out);
-    expect_converged();
-    expect_rows(id, expect);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows(id, expect);
 }
 
 /* The same on a reserved transaction: the AP's second one, which began on the gtrid its
@@ -418,14 +296,14 @@ static void case_ap_killed_reserved(const char *id, const char *fault, long long
     char out[4096], armed[128], first[80], second[80];
     printf("case: AP killed at %s of a transaction on a reserved gtrid\n", fault);
     snprintf(armed, sizeof armed, "%s@2", fault);
-    int rc = run_ap(cfg, id, "loop:2", armed, out, sizeof out);
+    int rc = t_ap_run(cfg, id, "loop:2", armed, out, sizeof out);
     CHECK_INT(rc, 128 + SIGKILL);
     if (rc != 128 + SIGKILL) fprintf(stderr, "  AP output: %s\n", out);
-    expect_converged();
+    t_expect_converged(CONVERGE_MS);
     snprintf(first, sizeof first, "%s-1", id);
     snprintf(second, sizeof second, "%s-2", id);
-    expect_rows(first, 1);
-    expect_rows(second, expect);
+    t_expect_rows(first, 1);
+    t_expect_rows(second, expect);
 }
 
 /* xatmd killed at `fault` while the AP (config ap_cfg) runs `action`; the AP ends with
@@ -439,15 +317,15 @@ static void case_tm_killed_doing(const char *id, const char *action, const char 
     printf("case: xatmd killed at %s (AP %s, action %s)\n", fault, action,
            ap_cfg == cfg_wait ? "wait" : "commit");
     restart_xatmd(fault);
-    int rc = run_ap(ap_cfg, id, action, NULL, out, sizeof out);
+    int rc = t_ap_run(ap_cfg, id, action, NULL, out, sizeof out);
     CHECK_CONTAINS(out, result);
     if (!strstr(out, result)) fprintf(stderr, "  AP rc %d output: %s\n", rc, out);
     CHECK(t_xatmd_wait_killed(&d, 10000));
-    if (rows_down >= 0) expect_rows(id, rows_down);
+    if (rows_down >= 0) t_expect_rows(id, rows_down);
     CHECK_INT(t_pg_prepared(tm_id), prepared_down);
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
-    expect_converged();
-    expect_rows(id, expect);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows(id, expect);
 }
 
 static void case_tm_killed(const char *id, const char *fault, const char *ap_cfg,
@@ -468,16 +346,16 @@ static void case_tm_killed_reserved(const char *id, const char *fault, const cha
     printf("case: xatmd killed at %s of a transaction on a reserved gtrid\n", fault);
     snprintf(armed, sizeof armed, "%s@2", fault);
     restart_xatmd(armed);
-    int rc = run_ap(cfg, id, "loop:2", NULL, out, sizeof out);
+    int rc = t_ap_run(cfg, id, "loop:2", NULL, out, sizeof out);
     CHECK_CONTAINS(out, result);
     if (!strstr(out, result)) fprintf(stderr, "  AP rc %d output: %s\n", rc, out);
     CHECK(t_xatmd_wait_killed(&d, 10000));
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
-    expect_converged();
+    t_expect_converged(CONVERGE_MS);
     snprintf(first, sizeof first, "%s-1", id);
     snprintf(second, sizeof second, "%s-2", id);
-    expect_rows(first, 1);
-    expect_rows(second, expect);
+    t_expect_rows(first, 1);
+    t_expect_rows(second, expect);
 }
 
 /* xatmd stopped right after sending PreCommit; the AP waits for DoCommit. */
@@ -487,7 +365,7 @@ static void case_participant_timeout_commit(void)
     printf("case: participant timeout, action commit, xatmd stopped after PreCommit\n");
     restart_xatmd("tm.after_precommit_sent:stop");
     uint64_t t0 = t_now_ms();
-    int rc = run_ap(cfg, "ptc", "commit", NULL, out, sizeof out);
+    int rc = t_ap_run(cfg, "ptc", "commit", NULL, out, sizeof out);
     uint64_t took = t_now_ms() - t0;
     printf("  AP returned after %llu ms: %s", (unsigned long long)took, out);
     CHECK_INT(rc, 0);
@@ -495,12 +373,12 @@ static void case_participant_timeout_commit(void)
     CHECK_CONTAINS(out, "participant timeout");
     CHECK(took >= PARTICIPANT_TIMEOUT_MS && took < PARTICIPANT_TIMEOUT_MS + 4000);
     CHECK(t_wait_stopped(d.pid, 1000)); /* still stopped: the AP committed on its own */
-    expect_rows("ptc", 1);
+    t_expect_rows("ptc", 1);
     CHECK_INT(t_pg_prepared(tm_id), 0);
     CHECK_INT(t_my_prepared(tm_id), 0);
     kill(d.pid, SIGCONT); /* it decides late: nothing is left to undo or redo */
-    expect_converged();
-    expect_rows("ptc", 1);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows("ptc", 1);
     restart_xatmd(NULL);
 }
 
@@ -509,21 +387,21 @@ static void case_participant_timeout_wait(void)
     char out[4096], outfile[700];
     printf("case: participant timeout, action wait, xatmd stopped after PreCommit\n");
     restart_xatmd("tm.after_precommit_sent:stop");
-    pid_t ap = spawn_ap(cfg_wait, "ptw", "commit", NULL, outfile, sizeof outfile);
+    pid_t ap = t_ap_spawn(cfg_wait, "ptw", "commit", NULL, outfile, sizeof outfile);
     CHECK(ap > 0 && t_wait_stopped(d.pid, 20000));
     usleep((PARTICIPANT_TIMEOUT_MS + 500) * 1000);
     /* past the participant timeout: the AP still waits, nothing committed, both prepared */
     int st = 0;
     CHECK(!t_wait_exit(ap, 10, &st));
-    expect_rows("ptw", 0);
+    t_expect_rows("ptw", 0);
     CHECK_INT(t_pg_prepared(tm_id), 1);
     CHECK_INT(t_my_prepared(tm_id), 1);
     kill(d.pid, SIGCONT); /* xatmd decides; the AP obeys its decision */
     CHECK(t_wait_exit(ap, 30000, &st));
-    read_file(outfile, out, sizeof out);
+    t_read_file(outfile, out, sizeof out);
     printf("  AP: %s", out);
-    expect_converged();
-    long long n = expect_consistent("ptw");
+    t_expect_converged(CONVERGE_MS);
+    long long n = t_expect_consistent("ptw");
     if (strstr(out, "result=OK")) CHECK_INT(n, 1);
     else CHECK_CONTAINS(out, "result=EABORTED");
     restart_xatmd(NULL);
@@ -540,10 +418,10 @@ static void case_partition(const char *id, bool commit_action)
     snprintf(from, sizeof from, "  socket: %s/xatmd.sock\n", dir);
     snprintf(to, sizeof to, "  socket: %s\n", listen_path);
     snprintf(name, sizeof name, "xatm-proxy-%s.yaml", id);
-    char *pcfg = variant(commit_action ? cfg : cfg_wait, name, from, to);
+    char *pcfg = t_config_variant(commit_action ? cfg : cfg_wait, name, from, to);
     struct proxy px;
     CHECK_INT(proxy_start(&px, listen_path, target), 0);
-    int rc = run_ap(pcfg, id, "commit", NULL, out, sizeof out);
+    int rc = t_ap_run(pcfg, id, "commit", NULL, out, sizeof out);
     printf("  AP: %s", out);
     CHECK(atomic_load(&px.swallowed) >= 1);
     if (commit_action) {
@@ -552,20 +430,20 @@ static void case_partition(const char *id, bool commit_action)
         CHECK_INT(rc, 2);
         CHECK_CONTAINS(out, "result=EHEURISTIC");
         CHECK_CONTAINS(out, "branch 'pg' ROLLED BACK");
-        CHECK_INT(rows(true, id), 0);
-        CHECK_INT(rows(false, id), 1);
-        CHECK(wait_log("heuristic mixed", 30000));
+        CHECK_INT(t_rows(true, id), 0);
+        CHECK_INT(t_rows(false, id), 1);
+        CHECK(t_xatmd_wait_log(&d, "heuristic mixed", 30000));
     } else {
         CHECK_INT(rc, 2);
         CHECK_CONTAINS(out, "result=EUNKNOWN");
     }
     proxy_stop(&px);
-    expect_converged();
+    t_expect_converged(CONVERGE_MS);
     if (commit_action) {
-        CHECK_INT(rows(true, id), 0);
-        CHECK_INT(rows(false, id), 1);
+        CHECK_INT(t_rows(true, id), 0);
+        CHECK_INT(t_rows(false, id), 1);
     } else {
-        expect_rows(id, 0);
+        t_expect_rows(id, 0);
     }
     free(pcfg);
 }
@@ -606,7 +484,7 @@ static char *with_pg2(const char *base, const char *name)
 {
     static char text[1 << 16];
     char path[700];
-    read_file(base, text, sizeof text);
+    t_read_file(base, text, sizeof text);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -644,7 +522,7 @@ static void case_uncertain_prepare(void)
     if (d.pid > 0) kill(d.pid, SIGCONT);
     t_xatmd_stop(&d);
     CHECK_INT(t_xatmd_start(&d, cfg2, "tm.after_precommit_force:stop"), 0);
-    pid_t ap = spawn_ap(cfg2_wait, id, "pg-pg2", "ap.after_prepare:stop", outfile, sizeof outfile);
+    pid_t ap = t_ap_spawn(cfg2_wait, id, "pg-pg2", "ap.after_prepare:stop", outfile, sizeof outfile);
     CHECK(ap > 0 && t_wait_stopped(d.pid, 20000));
 
     /* stop the AP's pg2 backend (it ran the CanCommit: marker insert, SET CONSTRAINTS) */
@@ -680,21 +558,21 @@ static void case_uncertain_prepare(void)
     kill(ap, SIGCONT);
     int st = 0;
     CHECK(t_wait_exit(ap, 30000, &st));
-    read_file(outfile, out, sizeof out);
+    t_read_file(outfile, out, sizeof out);
     printf("  AP: %s", out);
     CHECK_CONTAINS(out, "result=EUNKNOWN");
 
     kill(d.pid, SIGCONT);
-    expect_converged();
+    t_expect_converged(CONVERGE_MS);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_it WHERE id = '%s'", id);
-    long long p = rows(true, id), p2 = pg2_scalar(sql);
+    long long p = t_rows(true, id), p2 = pg2_scalar(sql);
     if (p != p2) fprintf(stderr, "  id %s: pg=%lld pg2=%lld: DIVERGED\n", id, p, p2);
     CHECK_INT(p, 1);
     CHECK_INT(p2, 1);
     /* a few recovery passes: a mixed outcome would be reported by now (the partition
      * case's stays reported, and is logged again at each restart: only this gtrid counts) */
     char gtrid[80], mixed[200];
-    gtrid_of(out, gtrid, sizeof gtrid);
+    t_ap_gtrid(out, gtrid, sizeof gtrid);
     CHECK(gtrid[0] != '\0');
     snprintf(mixed, sizeof mixed, "heuristic mixed outcome of 3PC transaction %s:", gtrid);
     usleep(2000000);
@@ -709,6 +587,7 @@ int main(void)
     t_require_servers();
     snprintf(tm_id, sizeof tm_id, "i3%d", (int)(getpid() % 100000));
     dir = t_tmpdir("tm3pc");
+    t_ap_init(dir, tm_id);
     cfg = t_write_config(dir, tm_id,
                          "  protocol: 3pc\n"
                          "  transaction_timeout: 10s\n"
@@ -717,7 +596,7 @@ int main(void)
                          "  precommit_timeout: 2s\n"
                          "  participant_timeout: 4s\n"
                          "  participant_timeout_action: commit\n");
-    cfg_wait = variant(cfg, "xatm-wait.yaml", "participant_timeout_action: commit",
+    cfg_wait = t_config_variant(cfg, "xatm-wait.yaml", "participant_timeout_action: commit",
                        "participant_timeout_action: wait");
     CHECK_INT(t_pg_exec("CREATE TABLE IF NOT EXISTS xatm_it (id varchar(64) PRIMARY KEY, v int)"), 0);
     CHECK_INT(t_my_exec("CREATE TABLE IF NOT EXISTS xatm_it (id varchar(64) PRIMARY KEY, v int) ENGINE=InnoDB"), 0);
@@ -758,12 +637,12 @@ int main(void)
         char out[4096];
         printf("case: AP killed at ap.participant_timeout\n");
         restart_xatmd("tm.after_precommit_sent:stop");
-        int rc = run_ap(cfg, "k12", "commit", "ap.participant_timeout", out, sizeof out);
+        int rc = t_ap_run(cfg, "k12", "commit", "ap.participant_timeout", out, sizeof out);
         CHECK_INT(rc, 128 + SIGKILL);
         CHECK_INT(t_pg_prepared(tm_id), 1); /* nothing committed yet */
         kill(d.pid, SIGCONT);
-        expect_converged();
-        printf("  outcome: %lld\n", expect_consistent("k12"));
+        t_expect_converged(CONVERGE_MS);
+        printf("  outcome: %lld\n", t_expect_consistent("k12"));
         restart_xatmd(NULL);
     }
 

@@ -60,6 +60,15 @@ int t_xatmd_log_count(const t_xatmd *d, const char *text)
     return n;
 }
 
+bool t_xatmd_wait_log(const t_xatmd *d, const char *text, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+        if (t_xatmd_log_count(d, text) > 0) return true;
+        usleep(50000);
+    }
+    return false;
+}
+
 static void print_log(const t_xatmd *d)
 {
     char *s = slurp(d->log);

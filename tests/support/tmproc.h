@@ -31,6 +31,8 @@ int t_xatmd_stop(t_xatmd *d);
 bool t_xatmd_wait_killed(t_xatmd *d, int timeout_ms);
 /* Counts occurrences of text in the daemon's log so far. */
 int t_xatmd_log_count(const t_xatmd *d, const char *text);
+/* Polls (every 50 ms) up to timeout_ms for text in the daemon's log; true once it is there. */
+bool t_xatmd_wait_log(const t_xatmd *d, const char *text, int timeout_ms);
 
 /* Runs argv with extra environment entries ("NAME=value", NULL-terminated; may be NULL),
  * waits, returns the waitpid status. stdout/stderr go to out_path if not NULL. */
