@@ -878,6 +878,30 @@ static bool valid_record_after(const uint8_t *data, uint64_t len, uint64_t from)
     return false;
 }
 
+/* The rule that tells a crash's leftovers from damage, shared by open (which repairs the
+ * former) and dump (which reports it). A segment header that fails its check is torn only
+ * in the newest segment and only when no valid record follows it. */
+static bool header_torn(const uint8_t *data, uint64_t len, bool newest)
+{
+    return newest && !valid_record_after(data, len, 0);
+}
+
+/* A scan that stopped at bad data (s->bad): NULL when that is a torn tail, else why it is
+ * not, for the message: data whose CRC matches was written that way (s->certain), only the
+ * newest segment may end torn, and a complete flush (version 2: a FLUSH record) or a valid
+ * record (version 1) after it puts it in the middle of the log. */
+static const char *not_torn_because(const uint8_t *data, uint64_t len, const struct scan *s,
+                                    bool newest)
+{
+    if (s->certain) return "its CRC matches, so it was written this way, not torn";
+    if (!newest) return "only the newest segment may end torn";
+    if (s->v2 && flush_after(data, len, s->end))
+        return "a complete flush (FLUSH record) follows it, so it is not a torn tail";
+    if (!s->v2 && valid_record_after(data, len, s->end))
+        return "valid records follow it, so it is not a torn tail";
+    return NULL;
+}
+
 /* ---- segment headers ---- */
 
 static void seg_header_build(uint8_t p[SEG_HDR], uint64_t num)
@@ -1386,14 +1410,14 @@ static int open_existing(xatm_declog *log, const uint64_t *nums, size_t n,
     /* Pass 1: validate everything and find where the newest segment really ends. */
     uint64_t last_lsn = 0, keep = 0;
     uint32_t epoch = 0, version = SEG_VERSION;
-    bool header_torn = false, tail_torn = false;
+    bool torn_header = false, tail_torn = false;
     char why[200];
     for (size_t i = 0; i < n; i++) {
         bool newest = i == n - 1;
         seg_path(path, sizeof path, log->dir, nums[i]);
         if (!seg_header_check(img[i].data, img[i].len, nums[i], &version, why, sizeof why)) {
-            if (newest && !valid_record_after(img[i].data, img[i].len, 0)) {
-                header_torn = true;
+            if (header_torn(img[i].data, img[i].len, newest)) {
+                torn_header = true;
                 version = SEG_VERSION; /* rewritten as an empty segment of this version */
                 keep = 0;
                 msg(err, errlen, "%s: offset 0: torn segment header rewritten (%llu bytes dropped): %s",
@@ -1408,23 +1432,18 @@ static int open_existing(xatm_declog *log, const uint64_t *nums, size_t n,
         struct scan s = {.v2 = img[i].v2, .last_lsn = last_lsn, .max_epoch = epoch};
         scan_records(img[i].data, img[i].len, &s, NULL, NULL);
         if (s.bad) {
-            bool later = s.v2 ? flush_after(img[i].data, img[i].len, s.end)
-                              : valid_record_after(img[i].data, img[i].len, s.end);
-            if (newest && !s.certain && !later) {
-                tail_torn = true;
-                msg(err, errlen, "%s: offset %llu: torn tail truncated (%llu bytes dropped): %s",
-                    path, (unsigned long long)s.end,
-                    (unsigned long long)(nonzero_end(img[i].data, s.end, img[i].len) - s.end),
-                    s.why);
-            } else {
-                msg(err, errlen, "%s: offset %llu: %s%s", path, (unsigned long long)s.end, s.why,
-                    s.certain ? "; its CRC matches, so it was written this way, not torn"
-                    : !newest ? "; only the newest segment may end torn"
-                    : s.v2    ? "; a complete flush (FLUSH record) follows it, so it is not a torn tail"
-                              : "; valid records follow it, so it is not a torn tail");
+            const char *corrupt = not_torn_because(img[i].data, img[i].len, &s, newest);
+            if (corrupt) {
+                msg(err, errlen, "%s: offset %llu: %s; %s", path, (unsigned long long)s.end,
+                    s.why, corrupt);
                 rc = XATM_ECORRUPT;
                 goto out_free_images;
             }
+            tail_torn = true;
+            msg(err, errlen, "%s: offset %llu: torn tail truncated (%llu bytes dropped): %s",
+                path, (unsigned long long)s.end,
+                (unsigned long long)(nonzero_end(img[i].data, s.end, img[i].len) - s.end),
+                s.why);
         }
         last_lsn = s.last_lsn;
         epoch = s.max_epoch;
@@ -1445,7 +1464,7 @@ static int open_existing(xatm_declog *log, const uint64_t *nums, size_t n,
     uint64_t len = img[n - 1].len, size = len, at = 0;
     const char *doing = "";
     int e = 0;
-    if (header_torn) {
+    if (torn_header) {
         uint8_t hdr[SEG_HDR];
         seg_header_build(hdr, nums[n - 1]);
         doing = "rewriting the torn segment header";
@@ -1454,7 +1473,7 @@ static int open_existing(xatm_declog *log, const uint64_t *nums, size_t n,
         log->seg_base = SEG_HDR;
         if (size < SEG_HDR) size = SEG_HDR;
     }
-    if (e == 0 && (header_torn || tail_torn) && len > keep) {
+    if (e == 0 && (torn_header || tail_torn) && len > keep) {
         if (tail_torn) doing = "zeroing the torn tail";
         e = zero_range(log, log->fd, keep, nonzero_end(data, keep, len), &at);
     }
@@ -1463,7 +1482,7 @@ static int open_existing(xatm_declog *log, const uint64_t *nums, size_t n,
         e = zero_range(log, log->fd, size, log->seg_full, &at);
         size = log->seg_full;
     }
-    bool repaired = header_torn || tail_torn || size != len;
+    bool repaired = torn_header || tail_torn || size != len;
     if (e == 0 && (repaired || old_newest)) {
         doing = "fdatasync after repairing the segment";
         e = log->io.fdatasync(log->io.ctx, log->fd);
@@ -1497,7 +1516,7 @@ static int open_existing(xatm_declog *log, const uint64_t *nums, size_t n,
     if (replay) {
         struct replay_ctx rctx = {replay, arg};
         for (size_t i = 0; i < n; i++) {
-            if (header_torn && i == n - 1) break;
+            if (torn_header && i == n - 1) break;
             struct scan s = {.v2 = img[i].v2, .trusted = true}; /* validated by pass 1 */
             scan_records(img[i].data, i == n - 1 ? keep : img[i].len, &s, deliver_replay, &rctx);
         }
@@ -1997,7 +2016,7 @@ int xatm_declog_dump(const char *dir, void (*fn)(const char *file, uint64_t offs
 
         uint32_t version = 0;
         if (!seg_header_check(data, len, nums[i], &version, why, sizeof why)) {
-            if (newest && !valid_record_after(data, len, 0)) {
+            if (header_torn(data, len, newest)) {
                 msg(err, errlen, "%s: offset 0: torn segment header (xatmd would rewrite it): %s",
                     path, why);
             } else {
@@ -2015,13 +2034,14 @@ int xatm_declog_dump(const char *dir, void (*fn)(const char *file, uint64_t offs
         struct scan shown = {.v2 = s.v2, .trusted = true}; /* [0, s.end) checked above */
         scan_records(data, s.end, &shown, deliver_dump, &d);
         if (s.bad) {
-            bool later = s.v2 ? flush_after(data, len, s.end) : valid_record_after(data, len, s.end);
-            if (newest && !s.certain && !later) {
+            const char *corrupt = not_torn_because(data, len, &s, newest);
+            if (corrupt) {
+                msg(err, errlen, "%s: offset %llu: %s; %s", path, (unsigned long long)s.end,
+                    s.why, corrupt);
+                rc = XATM_ECORRUPT;
+            } else {
                 msg(err, errlen, "%s: offset %llu: torn tail (xatmd would truncate it): %s", path,
                     (unsigned long long)s.end, s.why);
-            } else {
-                msg(err, errlen, "%s: offset %llu: %s", path, (unsigned long long)s.end, s.why);
-                rc = XATM_ECORRUPT;
             }
         }
         last_lsn = s.last_lsn;
