@@ -184,8 +184,7 @@ static int px_rename(void *ctx, const char *from, const char *to)
     return rename(from, to) < 0 ? -errno : 0;
 }
 
-/* The io table with every NULL member replaced by its POSIX default. */
-static xatm_declog_io io_complete(const xatm_declog_io *in)
+xatm_declog_io xatm_declog_io_complete(const xatm_declog_io *in)
 {
     xatm_declog_io io = {0};
     if (in) io = *in;
@@ -1603,7 +1602,7 @@ int xatm_declog_open(const char *dir, const xatm_declog_options *opts,
         rc = XATM_ENOMEM;
         goto fail_log;
     }
-    log->io = io_complete(opts ? opts->io : NULL);
+    log->io = xatm_declog_io_complete(opts ? opts->io : NULL);
     log->segment_size = opts && opts->segment_size ? opts->segment_size : DEFAULT_SEGMENT_SIZE;
     log->seg_full = log->segment_size < SEG_HDR       ? SEG_HDR
                     : log->segment_size > PREALLOC_MAX ? PREALLOC_MAX
@@ -1985,7 +1984,7 @@ int xatm_declog_dump(const char *dir, void (*fn)(const char *file, uint64_t offs
     err[0] = '\0';
     if (!dir || !fn || strlen(dir) > PATH_MAX - SEG_NAME_LEN - 2) return XATM_EINVAL;
 
-    xatm_declog_io io = io_complete(NULL);
+    xatm_declog_io io = xatm_declog_io_complete(NULL);
     uint64_t *nums = NULL, last_lsn = 0;
     size_t n = 0;
     int rc = list_segments(dir, &nums, &n, err, errlen);

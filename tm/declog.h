@@ -248,6 +248,11 @@ typedef struct xatm_declog_io {
     int (*rename)(void *ctx, const char *from, const char *to);
 } xatm_declog_io;
 
+/* The table `in` (NULL: none) with every NULL member replaced by its POSIX call: what the
+ * log runs, and a base for a layer that wraps a few calls (tm/faultio.c). The POSIX calls
+ * retry on EINTR (close and unlink/rename excepted) and take no ctx. */
+xatm_declog_io xatm_declog_io_complete(const xatm_declog_io *in);
+
 typedef struct xatm_declog_options {
     uint64_t segment_size;       /* rotate after this many bytes, and the length segment
                                     files are zero-filled to (32 B..1 GiB); 0 = 16 MiB */

@@ -20,7 +20,8 @@
 #define FIO_POINT "tm.log_write"
 
 struct tm_faultio {
-    xatm_declog_io io; /* the table handed to the declog; ctx = this */
+    xatm_declog_io io;    /* the table handed to the declog; ctx = this */
+    xatm_declog_io posix; /* the declog's POSIX calls, which io is otherwise */
     uint64_t seed;     /* picks the torn prefix length */
     bool full;         /* enospc fired: every write / create fails */
 };
@@ -46,10 +47,7 @@ static int fio_open(void *ctx, const char *path, int flags, int mode)
 {
     struct tm_faultio *f = ctx;
     if (f->full && (flags & O_CREAT)) return -ENOSPC;
-    int fd;
-    do fd = open(path, flags, mode);
-    while (fd < 0 && errno == EINTR);
-    return fd < 0 ? -errno : fd;
+    return f->posix.open(f->posix.ctx, path, flags, mode);
 }
 
 /* Stores buf[0, n) at off, looping on short writes. 0 or -errno. */
@@ -88,39 +86,7 @@ static ssize_t fio_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t of
         raise(SIGKILL);
         _exit(99); /* not reached */
     }
-    ssize_t w;
-    do w = pwrite(fd, buf, n, off);
-    while (w < 0 && errno == EINTR);
-    return w < 0 ? -errno : w;
-}
-
-static int fio_fdatasync(void *ctx, int fd)
-{
-    int rc;
-    do rc = fdatasync(fd);
-    while (rc < 0 && errno == EINTR);
-    return rc < 0 ? -errno : 0;
-}
-
-static int fio_fsync(void *ctx, int fd)
-{
-    int rc;
-    do rc = fsync(fd);
-    while (rc < 0 && errno == EINTR);
-    return rc < 0 ? -errno : 0;
-}
-
-static int fio_ftruncate(void *ctx, int fd, off_t len)
-{
-    int rc;
-    do rc = ftruncate(fd, len);
-    while (rc < 0 && errno == EINTR);
-    return rc < 0 ? -errno : 0;
-}
-
-static int fio_close(void *ctx, int fd)
-{
-    return close(fd) < 0 ? -errno : 0;
+    return f->posix.pwrite(f->posix.ctx, fd, buf, n, off);
 }
 
 tm_faultio *tm_faultio_new(uint64_t seed)
@@ -128,14 +94,11 @@ tm_faultio *tm_faultio_new(uint64_t seed)
     struct tm_faultio *f = calloc(1, sizeof *f);
     if (!f) return NULL;
     f->seed = seed;
+    f->posix = xatm_declog_io_complete(NULL);
+    f->io = f->posix;
     f->io.open = fio_open;
     f->io.pwrite = fio_pwrite;
-    f->io.fdatasync = fio_fdatasync;
-    f->io.ftruncate = fio_ftruncate;
-    f->io.close = fio_close;
-    f->io.fsync = fio_fsync;
     f->io.ctx = f;
-    /* pread, unlink and rename stay NULL: the declog's POSIX defaults */
     return f;
 }
 
