@@ -1180,12 +1180,13 @@ static int spare_out_of_space(xatm_declog *log, const char *path, const char *wh
 }
 
 /* Zero-fills the spare (creating it first when there is none) up to `to` (at most
- * seg_full); with sync, fdatasyncs it once it is complete. 0, or the sticky error: a
- * full disk is found here. With ahead (a flush preparing the next segment before it is
- * needed), running out of space (ENOSPC, EDQUOT) is not an error yet: the spare keeps what
- * it has, spare_short is set, a warning is left for the caller, 0 is returned, and the next
- * flush tries again; the rotation's call (ahead false) makes it sticky. */
-static int spare_fill(xatm_declog *log, uint64_t to, bool sync, bool ahead)
+ * seg_full). 0, or the sticky error: a full disk is found here. With ahead (a flush
+ * preparing the next segment before it is needed), writeback of each piece starts at once,
+ * the spare is fdatasync'd once it is complete, and running out of space (ENOSPC, EDQUOT)
+ * is not an error yet: the spare keeps what it has, spare_short is set, a warning is left
+ * for the caller, 0 is returned, and the next flush tries again. Without (the rotation,
+ * which syncs what it writes itself), a full disk is sticky. */
+static int spare_fill(xatm_declog *log, uint64_t to, bool ahead)
 {
     char path[PATH_MAX];
     uint64_t at = 0;
@@ -1226,7 +1227,7 @@ static int spare_fill(xatm_declog *log, uint64_t to, bool sync, bool ahead)
             log->warn_new = true;
         }
     }
-    if (sync && !log->spare_ready && log->spare_len == log->seg_full) {
+    if (ahead && !log->spare_ready && log->spare_len == log->seg_full) {
         int e = log->io.fdatasync(log->io.ctx, log->spare_fd);
         if (e < 0) {
             spare_drop(log);
@@ -1247,7 +1248,7 @@ static int spare_step(xatm_declog *log, uint64_t n)
     if (log->seg_full <= ZERO_CHUNK || log->spare_ready) return 0;
     if (log->seg_off - log->seg_base < log->segment_size / 2) return 0;
     uint64_t budget = n > ZERO_CHUNK / 4 ? 4 * n : ZERO_CHUNK;
-    return spare_fill(log, log->spare_len + budget, true, true);
+    return spare_fill(log, log->spare_len + budget, true);
 }
 
 /* Creates segment `num` holding the image in log->buf (header, and the records of its first
@@ -1269,7 +1270,7 @@ static int spare_install(xatm_declog *log, uint64_t num, int *fd_out)
     spare_path(spare, sizeof spare, log->dir);
     seg_path(path, sizeof path, log->dir, num);
     bool fresh = log->spare_fd < 0;
-    int rc = fresh ? spare_fill(log, 0, false, false) : 0; /* creates it, writes nothing */
+    int rc = fresh ? spare_fill(log, 0, false) : 0; /* creates it, writes nothing */
     if (rc) return rc;
     const char *what = "write";
     int e = 0;
@@ -1280,7 +1281,7 @@ static int spare_install(xatm_declog *log, uint64_t num, int *fd_out)
         log->spare_len = log->spare_size = piece;
     }
     if (e == 0) {
-        rc = spare_fill(log, log->seg_full, false, false);
+        rc = spare_fill(log, log->seg_full, false);
         if (rc) return rc;
     }
     if (e == 0 && !fresh) e = write_all(&log->io, log->spare_fd, log->buf.data, log->buf.len, 0);
