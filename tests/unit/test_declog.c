@@ -13,7 +13,9 @@
  * a torn tail or corruption by the same rules; a crash during a zero fill (short file, torn
  * or missing header, leftover "xatm-log.next"); write / fdatasync / rename failures of the
  * zero fill and of the next segment prepared ahead (ENOSPC found there); the prepared
- * segment's syscalls at rotation; a log written before segments were zero-filled.
+ * segment's syscalls at rotation; a log written before FLUSH records (version 1 segments,
+ * not zero-filled). The tests share a fixture (struct fx): a log directory, its options, a
+ * counting and failing file layer, the caller's unresolved set and the open log.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -412,6 +414,112 @@ static void make_three(const char *dir)
     xatm_declog_close(log);
 }
 
+/* The caller's view of unresolved decisions, given to the log's rotation callback. */
+struct owner {
+    char set[SET_MAX][XATM_GTRID_MAX + 1]; /* gtrids committed and not ended */
+    size_t n;                              /* entries */
+    unsigned branches;                     /* branches per carried COMMIT */
+    bool emit_garbage;                     /* emit an invalid record (caller bug) */
+    int calls;                             /* times the callback ran */
+};
+
+static void owner_unresolved(void *arg, void (*emit)(const xatm_declog_record *, void *), void *emit_arg)
+{
+    struct owner *ow = arg;
+    ow->calls++;
+    for (size_t i = 0; i < ow->n; i++) {
+        xatm_declog_record r = r_commit(ow->set[i], ow->branches);
+        emit(&r, emit_arg);
+    }
+    if (ow->emit_garbage) {
+        xatm_declog_record r = r_end("tm1.1.1"); /* END is not a decision */
+        emit(&r, emit_arg);
+    }
+}
+
+/* ---- the fixture: one log directory and what opens it ---- */
+
+/* A test's log: its directory, the options it is opened with, a counting and failing file
+ * layer (in the options only when the test asks for it), the caller's unresolved set (when
+ * the test has one), the open log and what its last replaying open delivered. io and o
+ * point into the struct: it stays where fx_init put it (the test's stack). */
+struct fx {
+    char *tmp;             /* the test's temporary directory (t_tmpdir) */
+    char dir[512];         /* the log directory: tmp, unless the test names one below it */
+    struct fio f;          /* the file layer's counters and faults */
+    xatm_declog_io io;     /* fio_table(&f) */
+    xatm_declog_options o; /* what fx_open and fx_replay pass; {0} is the same as NULL */
+    struct owner *ow;      /* the unresolved decisions (fx_owner), NULL until then */
+    xatm_declog *log;      /* the open log, NULL when closed or when an open failed */
+    struct collect *c;     /* what the last fx_replay delivered, NULL before one */
+    char err[512];         /* the last open's (or dump's) message */
+};
+
+/* A fresh directory; segment_size into the options, and with f (may be NULL: POSIX) that
+ * file layer. */
+static void fx_init(struct fx *x, uint64_t segment_size, const struct fio *f)
+{
+    memset(x, 0, sizeof *x);
+    x->tmp = t_tmpdir("declog");
+    snprintf(x->dir, sizeof x->dir, "%s", x->tmp);
+    x->io = fio_table(&x->f);
+    x->o.segment_size = segment_size;
+    if (f) {
+        x->f = *f;
+        x->o.io = &x->io;
+    }
+}
+
+/* Gives the log a caller whose unresolved decisions (COMMITs of `branches` branches) each
+ * rotation carries forward. */
+static struct owner *fx_owner(struct fx *x, unsigned branches)
+{
+    x->ow = calloc(1, sizeof *x->ow);
+    x->ow->branches = branches;
+    x->o.unresolved = owner_unresolved;
+    x->o.unresolved_arg = x->ow;
+    return x->ow;
+}
+
+/* Opens x->dir with x->o, without replay. */
+static int fx_open(struct fx *x)
+{
+    return open_log(x->dir, &x->o, NULL, &x->log, x->err, sizeof x->err);
+}
+
+/* Opens x->dir with x->o, collecting what replay delivers into a fresh x->c. */
+static int fx_replay(struct fx *x)
+{
+    collect_free(x->c);
+    x->c = collect_new();
+    return open_log(x->dir, &x->o, x->c, &x->log, x->err, sizeof x->err);
+}
+
+/* Closes the log (which flushes what is buffered, unforced); x->c stays. */
+static void fx_close(struct fx *x)
+{
+    xatm_declog_close(x->log);
+    x->log = NULL;
+}
+
+/* Closes the log and opens it again with replay (fx_replay). */
+static int fx_reopen(struct fx *x)
+{
+    fx_close(x);
+    return fx_replay(x);
+}
+
+/* Closes the log and removes the directory; frees everything. */
+static void fx_done(struct fx *x)
+{
+    fx_close(x);
+    collect_free(x->c);
+    free(x->ow);
+    if (strcmp(x->dir, x->tmp) != 0) rm_rf(x->dir);
+    rm_rf(x->tmp);
+    free(x->tmp);
+}
+
 /* ---- tests ---- */
 
 static uint32_t crc_bitwise(const uint8_t *p, size_t n)
@@ -453,26 +561,25 @@ static void test_crc32c(void)
 
 static void test_fresh_and_roundtrip(void)
 {
-    char *dir = t_tmpdir("declog");
-    char sub[600], err[512];
-    snprintf(sub, sizeof sub, "%s/log", dir); /* open creates the directory */
-    xatm_declog *log = NULL;
+    struct fx x;
+    fx_init(&x, 0, NULL);
+    snprintf(x.dir, sizeof x.dir, "%s/log", x.tmp); /* open creates the directory */
 
-    CHECK_INT(open_log(sub, NULL, NULL, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
+    CHECK_INT(fx_open(&x), 0);
+    CHECK_STR(x.err, "");
     {
         /* one owner per directory: a second opener is refused while the first holds it */
         xatm_declog *second = NULL;
         char err2[512];
-        CHECK_INT(open_log(sub, NULL, NULL, &second, err2, sizeof err2), XATM_EBUSY);
+        CHECK_INT(open_log(x.dir, NULL, NULL, &second, err2, sizeof err2), XATM_EBUSY);
         CHECK(second == NULL);
         CHECK_CONTAINS(err2, "in use by another process");
     }
-    CHECK_INT(xatm_declog_segments(log), 1);
-    CHECK_INT(xatm_declog_disk_bytes(log), SEG_FULL); /* zero-filled to its full length */
-    CHECK_INT(xatm_declog_last_lsn(log), 0);
-    CHECK_INT(file_size(seg_file(sub, 1)), SEG_FULL);
-    CHECK(!xatm_declog_pending(log));
+    CHECK_INT(xatm_declog_segments(x.log), 1);
+    CHECK_INT(xatm_declog_disk_bytes(x.log), SEG_FULL); /* zero-filled to its full length */
+    CHECK_INT(xatm_declog_last_lsn(x.log), 0);
+    CHECK_INT(file_size(seg_file(x.dir, 1)), SEG_FULL);
+    CHECK(!xatm_declog_pending(x.log));
 
     xatm_declog_record recs[6];
     recs[0] = r_boot(3);
@@ -485,24 +592,23 @@ static void test_fresh_and_roundtrip(void)
     recs[5] = r_commit("tm1.3.79", 0);
     recs[5].protocol = 3;
     for (int i = 0; i < 6; i++) {
-        CHECK_INT(xatm_declog_append(log, &recs[i], i % 2 == 0), 0);
-        CHECK_INT(xatm_declog_last_lsn(log), i + 1);
+        CHECK_INT(xatm_declog_append(x.log, &recs[i], i % 2 == 0), 0);
+        CHECK_INT(xatm_declog_last_lsn(x.log), i + 1);
     }
-    CHECK(xatm_declog_pending(log));
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK(!xatm_declog_pending(log));
-    CHECK_STR(xatm_declog_errmsg(log), "");
-    uint64_t bytes = xatm_declog_disk_bytes(log);
+    CHECK(xatm_declog_pending(x.log));
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK(!xatm_declog_pending(x.log));
+    CHECK_STR(xatm_declog_errmsg(x.log), "");
+    uint64_t bytes = xatm_declog_disk_bytes(x.log);
     CHECK_INT(bytes, SEG_FULL); /* the records went into the zero-filled file */
-    xatm_declog_close(log);
-    CHECK_INT(file_size(seg_file(sub, 1)), (long long)bytes);
+    fx_close(&x);
+    CHECK_INT(file_size(seg_file(x.dir, 1)), (long long)bytes);
 
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(sub, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 6);
-    for (size_t i = 0; i < c->n && i < 6; i++) {
-        const xatm_declog_record *g = &c->first[i];
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n, 6);
+    for (size_t i = 0; i < x.c->n && i < 6; i++) {
+        const xatm_declog_record *g = &x.c->first[i];
         CHECK_INT(g->lsn, i + 1);
         CHECK_INT(g->type, recs[i].type);
         CHECK_STR(g->gtrid, recs[i].gtrid);
@@ -517,30 +623,21 @@ static void test_fresh_and_roundtrip(void)
             CHECK(g->branches[k].session_id == recs[i].branches[k].session_id);
         }
     }
-    CHECK_INT(c->max_epoch, 3);
-    CHECK_INT(xatm_declog_last_lsn(log), 6);
+    CHECK_INT(x.c->max_epoch, 3);
+    CHECK_INT(xatm_declog_last_lsn(x.log), 6);
 
     /* appends continue the lsn sequence */
     xatm_declog_record e = r_end("tm1.3.78");
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_last_lsn(log), 7);
-    xatm_declog_close(log); /* close writes the unforced record */
-    collect_free(c);
-
-    c = collect_new();
-    CHECK_INT(open_log(sub, NULL, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n, 7);
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    CHECK_INT(xatm_declog_last_lsn(x.log), 7);
+    CHECK_INT(fx_reopen(&x), 0); /* close writes the unforced record */
+    CHECK_INT(x.c->n, 7);
     int gaps = 0;
-    for (size_t i = 0; i < c->n; i++)
-        if (c->v[i].lsn != i + 1) gaps++;
+    for (size_t i = 0; i < x.c->n; i++)
+        if (x.c->v[i].lsn != i + 1) gaps++;
     CHECK_INT(gaps, 0);
-    CHECK_INT(c->v[6].type, XATM_DL_END);
-    xatm_declog_close(log);
-    collect_free(c);
-
-    rm_rf(sub);
-    rm_rf(dir);
-    free(dir);
+    CHECK_INT(x.c->v[6].type, XATM_DL_END);
+    fx_done(&x);
 }
 
 static void test_describe(void)
@@ -588,126 +685,119 @@ static void test_describe(void)
 
 static void test_append_validation(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
+    struct fx x;
+    fx_init(&x, 0, NULL);
+    CHECK_INT(fx_open(&x), 0);
 
     xatm_declog_record r;
     r = (xatm_declog_record){.type = XATM_DL_CHECKPOINT, .epoch = 1};
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = r_boot(0);
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = r_commit("tm1.3.077", 2);
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = r_commit("", 2);
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = r_commit("tm1.3.77", 2);
     r.protocol = 0;
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r.protocol = 4;
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r.type = XATM_DL_PRECOMMIT;
     r.protocol = 2;
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = r_commit("tm1.3.77", 2);
     r.n_branches = XATM_MAX_BRANCHES + 1;
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = r_commit("tm1.3.77", 2);
     strcpy(r.branches[1].rm, "bad name");
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = r_commit("tm1.3.77", 2);
     memset(r.gtrid, '1', sizeof r.gtrid);
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = r_heur("tm1.3.77", 0, "a", "b");
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = r_heur("tm1.3.77", 1, "a", "b");
     memset(r.why, 'w', sizeof r.why);
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = r_end("tm1.3");
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = (xatm_declog_record){.type = 0};
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
     r = (xatm_declog_record){.type = 7};
-    CHECK_INT(xatm_declog_append(log, &r, true), XATM_EINVAL);
-    CHECK_INT(xatm_declog_append(log, NULL, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, NULL, true), XATM_EINVAL);
     CHECK_INT(xatm_declog_append(NULL, &r, true), XATM_EINVAL);
     /* nothing was buffered and no lsn was used */
-    CHECK(!xatm_declog_pending(log));
-    CHECK_INT(xatm_declog_last_lsn(log), 0);
+    CHECK(!xatm_declog_pending(x.log));
+    CHECK_INT(xatm_declog_last_lsn(x.log), 0);
     r = r_heur("tm1.3.77", 1, "", ""); /* empty who/why are fine */
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_last_lsn(log), 1);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+    CHECK_INT(xatm_declog_last_lsn(x.log), 1);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    fx_close(&x);
 
-    CHECK_INT(xatm_declog_open(NULL, NULL, NULL, NULL, &log, err, sizeof err), XATM_EINVAL);
-    CHECK_INT(xatm_declog_open("", NULL, NULL, NULL, &log, err, sizeof err), XATM_EINVAL);
-    CHECK_INT(xatm_declog_open(dir, NULL, NULL, NULL, NULL, err, sizeof err), XATM_EINVAL);
+    CHECK_INT(xatm_declog_open(NULL, NULL, NULL, NULL, &x.log, x.err, sizeof x.err), XATM_EINVAL);
+    CHECK_INT(xatm_declog_open("", NULL, NULL, NULL, &x.log, x.err, sizeof x.err), XATM_EINVAL);
+    CHECK_INT(xatm_declog_open(x.dir, NULL, NULL, NULL, NULL, x.err, sizeof x.err), XATM_EINVAL);
     xatm_declog_close(NULL);
 
     /* a plain file where the directory should be */
     char file[600];
-    snprintf(file, sizeof file, "%s/plain", dir);
+    snprintf(file, sizeof file, "%s/plain", x.dir);
     spit(file, (const uint8_t *)"x", 1);
-    CHECK_INT(open_log(file, NULL, NULL, &log, err, sizeof err), XATM_EIO);
-    CHECK_CONTAINS(err, "not a directory");
+    CHECK_INT(open_log(file, NULL, NULL, &x.log, x.err, sizeof x.err), XATM_EIO);
+    CHECK_CONTAINS(x.err, "not a directory");
     unlink(file);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 static void test_group_commit(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512], g[XATM_GTRID_MAX + 1];
-    struct fio f = {0};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.io = &io};
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    CHECK_INT(f.fdatasyncs, 1); /* the new segment */
-    CHECK_INT(f.fsyncs, 1);     /* its directory entry */
+    struct fx x;
+    char g[XATM_GTRID_MAX + 1];
+    fx_init(&x, 0, &(struct fio){0});
+    CHECK_INT(fx_open(&x), 0);
+    CHECK_INT(x.f.fdatasyncs, 1); /* the new segment */
+    CHECK_INT(x.f.fsyncs, 1);     /* its directory entry */
 
-    f = (struct fio){0};
+    x.f = (struct fio){0};
     for (unsigned i = 1; i <= 50; i++) {
         gt(g, i);
         xatm_declog_record r = r_commit(g, 2);
-        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
     }
-    CHECK_INT(f.pwrites + f.fdatasyncs + f.fsyncs, 0); /* append makes no syscall */
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f.pwrites, 1);
-    CHECK_INT(f.fdatasyncs, 1);
-    CHECK_INT(f.fsyncs, 0);
+    CHECK_INT(x.f.pwrites + x.f.fdatasyncs + x.f.fsyncs, 0); /* append makes no syscall */
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.pwrites, 1);
+    CHECK_INT(x.f.fdatasyncs, 1);
+    CHECK_INT(x.f.fsyncs, 0);
 
     /* nothing pending: nothing done */
-    f = (struct fio){0};
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f.pwrites + f.fdatasyncs, 0);
+    x.f = (struct fio){0};
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.pwrites + x.f.fdatasyncs, 0);
 
     /* unforced records: written, not synced */
     for (unsigned i = 1; i <= 50; i++) {
         gt(g, i);
         xatm_declog_record r = r_end(g);
-        CHECK_INT(xatm_declog_append(log, &r, false), 0);
+        CHECK_INT(xatm_declog_append(x.log, &r, false), 0);
     }
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f.pwrites, 1);
-    CHECK_INT(f.fdatasyncs, 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.pwrites, 1);
+    CHECK_INT(x.f.fdatasyncs, 0);
 
     /* one forced among unforced: one sync */
-    f = (struct fio){0};
+    x.f = (struct fio){0};
     xatm_declog_record e = r_end("tm1.3.1"), cm = r_commit("tm1.3.900", 3);
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f.pwrites, 1);
-    CHECK_INT(f.fdatasyncs, 1);
-    xatm_declog_close(log);
-    rm_rf(dir);
-    free(dir);
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    CHECK_INT(xatm_declog_append(x.log, &cm, true), 0);
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.pwrites, 1);
+    CHECK_INT(x.f.fdatasyncs, 1);
+    fx_done(&x);
 }
 
 static void spit_zeros(const char *path, const uint8_t *d, size_t len, size_t full);
@@ -758,24 +848,20 @@ static int torn_cut_failures(const char *dir, const uint8_t *orig, size_t third,
     return bad;
 }
 
-/* log holds make_three's first two records (lsn 2 last): a COMMIT appended gets lsn 3,
- * survives a reopen with opts, and is replayed third. Closes log. */
-static void append_survives(const char *dir, const xatm_declog_options *opts, xatm_declog *log)
+/* x->log holds make_three's first two records (lsn 2 last): a COMMIT appended gets lsn 3,
+ * survives a reopen with x->o, and is replayed third. Closes the log. */
+static void append_survives(struct fx *x)
 {
-    char err[512];
-    CHECK_INT(xatm_declog_last_lsn(log), 2);
+    CHECK_INT(xatm_declog_last_lsn(x->log), 2);
     xatm_declog_record r = r_commit("tm1.1.2", 2);
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_last_lsn(log), 3);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, opts, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 3);
-    CHECK(c->n == 3 && c->v[2].lsn == 3 && !strcmp(c->v[2].gtrid, "tm1.1.2"));
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_INT(xatm_declog_append(x->log, &r, true), 0);
+    CHECK_INT(xatm_declog_last_lsn(x->log), 3);
+    CHECK_INT(xatm_declog_flush(x->log), 0);
+    CHECK_INT(fx_reopen(x), 0);
+    CHECK_STR(x->err, "");
+    CHECK_INT(x->c->n, 3);
+    CHECK(x->c->n == 3 && x->c->v[2].lsn == 3 && !strcmp(x->c->v[2].gtrid, "tm1.1.2"));
+    fx_close(x);
 }
 
 /* Writes records, then for every cut length inside the last record checks that open
@@ -785,42 +871,33 @@ static void append_survives(const char *dir, const xatm_declog_options *opts, xa
  * with zeros to its full length. test_zero_fill covers torn records followed by zeros. */
 static void test_torn_truncation(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
+    struct fx x;
+    fx_init(&x, 0, NULL);
     size_t full, len, third;
-    uint8_t *orig = three_image(dir, &full, &len, &third);
+    uint8_t *orig = three_image(x.dir, &full, &len, &third);
     CHECK_INT(full, SEG_FULL);
-    CHECK_INT(torn_cut_failures(dir, orig, third, len, false), 0);
+    CHECK_INT(torn_cut_failures(x.dir, orig, third, len, false), 0);
 
     /* after the last truncation, new appends continue the sequence and survive a reopen */
-    xatm_declog *log;
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, ""); /* nothing left to truncate */
-    CHECK_INT(c->n, 2);
-    append_survives(dir, NULL, log);
-    collect_free(c);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, ""); /* nothing left to truncate */
+    CHECK_INT(x.c->n, 2);
+    append_survives(&x);
 
     /* a cut inside the header of the last record, and a zero-filled tail: the zeros are
      * where the log ends, nothing is torn */
-    spit(seg_file(dir, 1), orig, (size_t)third + 10);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_CONTAINS(err, "incomplete record header");
-    CHECK_INT(c->n, 2);
-    xatm_declog_close(log);
-    collect_free(c);
-    spit(seg_file(dir, 1), orig, len + 4096);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 3);
-    CHECK_INT(file_size(seg_file(dir, 1)), SEG_FULL); /* extended to its full length */
-    xatm_declog_close(log);
-    collect_free(c);
+    spit(seg_file(x.dir, 1), orig, (size_t)third + 10);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_CONTAINS(x.err, "incomplete record header");
+    CHECK_INT(x.c->n, 2);
+    fx_close(&x);
+    spit(seg_file(x.dir, 1), orig, len + 4096);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n, 3);
+    CHECK_INT(file_size(seg_file(x.dir, 1)), SEG_FULL); /* extended to its full length */
     free(orig);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 /* Every single-byte change in the last record is a torn tail; in the middle record it is
@@ -829,14 +906,14 @@ static void test_torn_truncation(void)
  * keep the test fast; opening with 64 KiB segments extends the file to that). */
 static void test_garbled_records(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512], want[64];
-    xatm_declog_options small = {.segment_size = 65536};
-    make_three(dir);
+    struct fx x;
+    char want[64];
+    fx_init(&x, 65536, NULL);
+    make_three(x.dir);
     struct offs o = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &o, err, sizeof err), 0);
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &o, x.err, sizeof x.err), 0);
     size_t full;
-    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    uint8_t *orig = slurp(seg_file(x.dir, 1), &full);
     size_t data = log_end(orig, full), len = data + 4096;
     uint8_t *work = malloc(len);
 
@@ -844,17 +921,14 @@ static void test_garbled_records(void)
     for (size_t pos = (size_t)o.off[2]; pos < data; pos++) {
         memcpy(work, orig, len);
         work[pos] ^= (uint8_t)(1u << (pos % 8));
-        spit(seg_file(dir, 1), work, len);
-        struct collect *c = collect_new();
-        xatm_declog *log;
-        int rc = open_log(dir, &small, c, &log, err, sizeof err);
-        if (rc != 0 || c->n != 2 || file_size(seg_file(dir, 1)) != 65536 ||
-            !file_zero(seg_file(dir, 1), (long long)o.off[2], 65536)) {
-            fprintf(stderr, "last record, byte %zu: rc=%d n=%zu err=%s\n", pos, rc, c->n, err);
+        spit(seg_file(x.dir, 1), work, len);
+        int rc = fx_replay(&x);
+        if (rc != 0 || x.c->n != 2 || file_size(seg_file(x.dir, 1)) != 65536 ||
+            !file_zero(seg_file(x.dir, 1), (long long)o.off[2], 65536)) {
+            fprintf(stderr, "last record, byte %zu: rc=%d n=%zu err=%s\n", pos, rc, x.c->n, x.err);
             last_bad++;
         }
-        if (rc == 0) xatm_declog_close(log);
-        collect_free(c);
+        fx_close(&x);
     }
     CHECK_INT(last_bad, 0);
 
@@ -863,38 +937,35 @@ static void test_garbled_records(void)
     for (size_t pos = (size_t)o.off[1]; pos < o.off[2]; pos++) {
         memcpy(work, orig, len);
         work[pos] ^= (uint8_t)(0x80u >> (pos % 8));
-        spit(seg_file(dir, 1), work, len);
-        struct collect *c = collect_new();
-        xatm_declog *log = NULL;
-        int rc = open_log(dir, &small, c, &log, err, sizeof err);
-        if (rc != XATM_ECORRUPT || c->n != 0 || !strstr(err, want) ||
-            !strstr(err, "xatm-log.0000000000000001") || file_size(seg_file(dir, 1)) != (long long)len ||
-            log != NULL) {
-            fprintf(stderr, "middle record, byte %zu: rc=%d n=%zu err=%s\n", pos, rc, c->n, err);
+        spit(seg_file(x.dir, 1), work, len);
+        int rc = fx_replay(&x);
+        if (rc != XATM_ECORRUPT || x.c->n != 0 || !strstr(x.err, want) ||
+            !strstr(x.err, "xatm-log.0000000000000001") || file_size(seg_file(x.dir, 1)) != (long long)len ||
+            x.log != NULL) {
+            fprintf(stderr, "middle record, byte %zu: rc=%d n=%zu err=%s\n", pos, rc, x.c->n,
+                    x.err);
             mid_bad++;
         }
-        collect_free(c);
     }
     CHECK_INT(mid_bad, 0);
     /* and the message says why */
     memcpy(work, orig, len);
     work[o.off[1] + 30] ^= 1; /* payload byte */
-    spit(seg_file(dir, 1), work, len);
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
-    CHECK_CONTAINS(err, "CRC mismatch");
-    CHECK_CONTAINS(err, "not a torn tail");
+    spit(seg_file(x.dir, 1), work, len);
+    x.o.segment_size = 0;
+    CHECK_INT(fx_open(&x), XATM_ECORRUPT);
+    CHECK_CONTAINS(x.err, "CRC mismatch");
+    CHECK_CONTAINS(x.err, "not a torn tail");
 
     /* dump shows the record before the damage, then reports it */
     struct offs d = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), XATM_ECORRUPT);
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &d, x.err, sizeof x.err), XATM_ECORRUPT);
     CHECK_INT(d.n, 1);
-    CHECK_CONTAINS(err, want);
+    CHECK_CONTAINS(x.err, want);
 
     free(work);
     free(orig);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 /* Builds one raw record with a correct CRC. */
@@ -916,15 +987,14 @@ static size_t raw_record(uint8_t *p, uint64_t lsn, uint8_t type, const uint8_t *
  * corruption, not a torn tail. */
 static void test_valid_crc_bad_content(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
+    struct fx x;
     size_t full;
-    make_three(dir);
-    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    fx_init(&x, 0, NULL);
+    make_three(x.dir);
+    uint8_t *orig = slurp(seg_file(x.dir, 1), &full);
     size_t len = log_end(orig, full); /* the raw record goes right after the records... */
     const size_t zeros = 4096;         /* ...and zeros after it, as in a zero-filled segment */
     uint8_t *work = calloc(1, len + 256 + zeros);
-    xatm_declog *log;
     uint8_t boot[4] = {5, 0, 0, 0};
 
     struct {
@@ -944,28 +1014,24 @@ static void test_valid_crc_bad_content(void)
         memset(work, 0, len + 256 + zeros);
         memcpy(work, orig, len);
         size_t n = raw_record(work + len, cases[i].lsn, cases[i].type, cases[i].pl, cases[i].n);
-        spit(seg_file(dir, 1), work, len + n + zeros);
-        struct collect *c = collect_new();
-        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), XATM_ECORRUPT);
-        CHECK_CONTAINS(err, cases[i].why);
-        CHECK_CONTAINS(err, "its CRC matches, so it was written this way, not torn");
-        CHECK_INT(c->n, 0);
-        CHECK_INT(file_size(seg_file(dir, 1)), (long long)(len + n + zeros));
-        collect_free(c);
+        spit(seg_file(x.dir, 1), work, len + n + zeros);
+        CHECK_INT(fx_replay(&x), XATM_ECORRUPT);
+        CHECK_CONTAINS(x.err, cases[i].why);
+        CHECK_CONTAINS(x.err, "its CRC matches, so it was written this way, not torn");
+        CHECK_INT(x.c->n, 0);
+        CHECK_INT(file_size(seg_file(x.dir, 1)), (long long)(len + n + zeros));
     }
     /* the correct next record by hand is accepted: the layout is what declog.h says */
     memset(work, 0, len + 256 + zeros);
     memcpy(work, orig, len);
     size_t n = raw_record(work + len, 4, XATM_DL_BOOT, boot, 4);
     /* alone it is an incomplete flush (the torn tail); with its FLUSH record it is a flush */
-    spit(seg_file(dir, 1), work, len + n + zeros);
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_CONTAINS(err, "torn tail truncated");
-    CHECK_CONTAINS(err, "incomplete flush");
-    CHECK_INT(c->n, 3);
-    xatm_declog_close(log);
-    collect_free(c);
+    spit(seg_file(x.dir, 1), work, len + n + zeros);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_CONTAINS(x.err, "torn tail truncated");
+    CHECK_CONTAINS(x.err, "incomplete flush");
+    CHECK_INT(x.c->n, 3);
+    fx_close(&x);
     memset(work, 0, len + 256 + zeros);
     memcpy(work, orig, len);
     n = raw_record(work + len, 4, XATM_DL_BOOT, boot, 4);
@@ -975,146 +1041,105 @@ static void test_valid_crc_bad_content(void)
     for (int i = 0; i < 8; i++) fl[8 + i] = (uint8_t)((uint64_t)n >> (8 * i)); /* covered */
     for (int i = 0; i < 4; i++) fl[16 + i] = (uint8_t)(fcrc >> (8 * i));
     n += raw_record(work + len + n, 4, XATM_DL_FLUSH, fl, 20);
-    spit(seg_file(dir, 1), work, len + n + zeros);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 4);
-    CHECK_INT(c->max_epoch, 5);
-    xatm_declog_close(log);
-    collect_free(c);
+    spit(seg_file(x.dir, 1), work, len + n + zeros);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n, 4);
+    CHECK_INT(x.c->max_epoch, 5);
     free(work);
     free(orig);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 static void test_segment_headers(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
+    struct fx x;
     size_t len;
-    xatm_declog *log;
-    make_three(dir);
-    uint8_t *orig = slurp(seg_file(dir, 1), &len);
+    fx_init(&x, 0, NULL);
+    make_three(x.dir);
+    uint8_t *orig = slurp(seg_file(x.dir, 1), &len);
 
     /* a torn header with nothing valid after it (crash while creating the segment) */
-    spit(seg_file(dir, 1), orig, 10);
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_CONTAINS(err, "torn segment header rewritten");
-    CHECK_INT(c->n, 0);
-    CHECK_INT(file_size(seg_file(dir, 1)), SEG_FULL); /* header, then zeros to full length */
-    CHECK(file_zero(seg_file(dir, 1), 32, SEG_FULL));
+    spit(seg_file(x.dir, 1), orig, 10);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_CONTAINS(x.err, "torn segment header rewritten");
+    CHECK_INT(x.c->n, 0);
+    CHECK_INT(file_size(seg_file(x.dir, 1)), SEG_FULL); /* header, then zeros to full length */
+    CHECK(file_zero(seg_file(x.dir, 1), 32, SEG_FULL));
     xatm_declog_record r = r_boot(2);
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    collect_free(c);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n, 1);
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(fx_reopen(&x), 0);
+    CHECK_INT(x.c->n, 1);
+    fx_close(&x);
 
     /* an empty file */
-    spit(seg_file(dir, 1), orig, 0);
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
-    CHECK_CONTAINS(err, "segment header incomplete");
-    xatm_declog_close(log);
+    spit(seg_file(x.dir, 1), orig, 0);
+    CHECK_INT(fx_open(&x), 0);
+    CHECK_CONTAINS(x.err, "segment header incomplete");
+    fx_close(&x);
 
     /* a damaged header with valid records after it is corruption */
     uint8_t *work = malloc(len);
     memcpy(work, orig, len);
     work[3] ^= 0x20;
-    spit(seg_file(dir, 1), work, len);
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
-    CHECK_CONTAINS(err, "offset 0: not a segment header");
+    spit(seg_file(x.dir, 1), work, len);
+    CHECK_INT(fx_open(&x), XATM_ECORRUPT);
+    CHECK_CONTAINS(x.err, "offset 0: not a segment header");
     /* a header naming another segment number */
     memcpy(work, orig, len);
     work[16] = 2;
     uint32_t crc = xatm_crc32c(0, work, 24);
     for (int i = 0; i < 4; i++) work[24 + i] = (uint8_t)(crc >> (8 * i));
-    spit(seg_file(dir, 1), work, len);
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
-    CHECK_CONTAINS(err, "header says segment 0000000000000002");
+    spit(seg_file(x.dir, 1), work, len);
+    CHECK_INT(fx_open(&x), XATM_ECORRUPT);
+    CHECK_CONTAINS(x.err, "header says segment 0000000000000002");
     /* an unknown version */
     memcpy(work, orig, len);
     work[8] = 3; /* 1 (no FLUSH records) and 2 are known */
     crc = xatm_crc32c(0, work, 24);
     for (int i = 0; i < 4; i++) work[24 + i] = (uint8_t)(crc >> (8 * i));
-    spit(seg_file(dir, 1), work, len);
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
-    CHECK_CONTAINS(err, "segment version 3");
+    spit(seg_file(x.dir, 1), work, len);
+    CHECK_INT(fx_open(&x), XATM_ECORRUPT);
+    CHECK_CONTAINS(x.err, "segment version 3");
 
     /* files that are not segments are ignored */
-    spit(seg_file(dir, 1), orig, len);
+    spit(seg_file(x.dir, 1), orig, len);
     char other[700];
-    snprintf(other, sizeof other, "%s/xatm-log.tmp", dir);
+    snprintf(other, sizeof other, "%s/xatm-log.tmp", x.dir);
     spit(other, (const uint8_t *)"junk", 4);
-    snprintf(other, sizeof other, "%s/xatm-log.000000000000000A", dir); /* uppercase */
+    snprintf(other, sizeof other, "%s/xatm-log.000000000000000A", x.dir); /* uppercase */
     spit(other, (const uint8_t *)"junk", 4);
-    snprintf(other, sizeof other, "%s/README", dir);
+    snprintf(other, sizeof other, "%s/README", x.dir);
     spit(other, (const uint8_t *)"junk", 4);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n, 3);
-    CHECK_INT(xatm_declog_segments(log), 1);
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_INT(x.c->n, 3);
+    CHECK_INT(xatm_declog_segments(x.log), 1);
+    fx_close(&x);
 
     /* a missing segment in the middle */
-    spit(seg_file(dir, 3), orig, len);
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
-    CHECK_CONTAINS(err, "segment 0000000000000002 is missing");
+    spit(seg_file(x.dir, 3), orig, len);
+    CHECK_INT(fx_open(&x), XATM_ECORRUPT);
+    CHECK_CONTAINS(x.err, "segment 0000000000000002 is missing");
     struct offs d = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), XATM_ECORRUPT);
-    CHECK_CONTAINS(err, "missing");
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &d, x.err, sizeof x.err), XATM_ECORRUPT);
+    CHECK_CONTAINS(x.err, "missing");
 
     free(work);
     free(orig);
-    rm_rf(dir);
-    free(dir);
-}
-
-/* The caller's view of unresolved decisions, given to the log's rotation callback. */
-struct owner {
-    char set[SET_MAX][XATM_GTRID_MAX + 1]; /* gtrids committed and not ended */
-    size_t n;                              /* entries */
-    unsigned branches;                     /* branches per carried COMMIT */
-    bool emit_garbage;                     /* emit an invalid record (caller bug) */
-    int calls;                             /* times the callback ran */
-};
-
-static void owner_unresolved(void *arg, void (*emit)(const xatm_declog_record *, void *), void *emit_arg)
-{
-    struct owner *ow = arg;
-    ow->calls++;
-    for (size_t i = 0; i < ow->n; i++) {
-        xatm_declog_record r = r_commit(ow->set[i], ow->branches);
-        emit(&r, emit_arg);
-    }
-    if (ow->emit_garbage) {
-        xatm_declog_record r = r_end("tm1.1.1"); /* END is not a decision */
-        emit(&r, emit_arg);
-    }
+    fx_done(&x);
 }
 
 static void test_rotation(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512], g[XATM_GTRID_MAX + 1];
-    struct owner *ow = calloc(1, sizeof *ow);
-    ow->branches = 2;
-    struct fio f = {.no_sync = true};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.segment_size = 4096, .io = &io, .unresolved = owner_unresolved,
-                             .unresolved_arg = ow};
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    struct fx x;
+    char g[XATM_GTRID_MAX + 1];
+    fx_init(&x, 4096, &(struct fio){.no_sync = true});
+    struct owner *ow = fx_owner(&x, 2);
+    CHECK_INT(fx_open(&x), 0);
     xatm_declog_record boot = r_boot(4);
-    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
+    CHECK_INT(xatm_declog_append(x.log, &boot, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
 
     uint64_t max_disk = 0;
     unsigned max_segs = 0;
@@ -1122,89 +1147,81 @@ static void test_rotation(void)
     for (unsigned i = 1; i <= 3000; i++) {
         gt(g, i);
         xatm_declog_record r = r_commit(g, 2);
-        if (xatm_declog_append(log, &r, true) != 0) bad_flush++;
+        if (xatm_declog_append(x.log, &r, true) != 0) bad_flush++;
         set_add(ow->set, &ow->n, g);
-        if (xatm_declog_flush(log) != 0) bad_flush++;
+        if (xatm_declog_flush(x.log) != 0) bad_flush++;
         /* most decisions end soon; every 50th stays unresolved */
         if (i % 50 != 0 && i > 3) {
             gt(g, i - 3);
             xatm_declog_record e = r_end(g);
-            if (xatm_declog_append(log, &e, false) != 0) bad_flush++;
+            if (xatm_declog_append(x.log, &e, false) != 0) bad_flush++;
             set_del(ow->set, &ow->n, g);
         }
-        if (xatm_declog_disk_bytes(log) > max_disk) max_disk = xatm_declog_disk_bytes(log);
-        if (xatm_declog_segments(log) > max_segs) max_segs = xatm_declog_segments(log);
+        if (xatm_declog_disk_bytes(x.log) > max_disk) max_disk = xatm_declog_disk_bytes(x.log);
+        if (xatm_declog_segments(x.log) > max_segs) max_segs = xatm_declog_segments(x.log);
     }
     CHECK_INT(bad_flush, 0);
-    CHECK(ow->calls > 20);            /* it rotated many times */
-    CHECK_INT(max_segs, 1);           /* old segments go as soon as the new one is durable */
-    CHECK(max_disk < 4096 + 4096);    /* bounded: threshold + checkpoint + one flush */
-    CHECK_INT(count_segments(dir), 1);
-    CHECK(f.unlinks >= ow->calls);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    uint64_t last = xatm_declog_last_lsn(log);
-    xatm_declog_close(log);
+    CHECK(ow->calls > 20);         /* it rotated many times */
+    CHECK_INT(max_segs, 1);        /* old segments go as soon as the new one is durable */
+    CHECK(max_disk < 4096 + 4096); /* bounded: threshold + checkpoint + one flush */
+    CHECK_INT(count_segments(x.dir), 1);
+    CHECK(x.f.unlinks >= ow->calls);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    uint64_t last = xatm_declog_last_lsn(x.log);
+    fx_close(&x);
 
     /* replay rebuilds exactly the caller's unresolved set, and the epoch */
-    struct collect *c = collect_new();
-    o.io = NULL;
-    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n_unresolved, ow->n);
+    x.o.io = NULL;
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_INT(x.c->n_unresolved, ow->n);
     int missing = 0;
     for (size_t i = 0; i < ow->n; i++)
-        if (set_find(c->unresolved, c->n_unresolved, ow->set[i]) < 0) missing++;
+        if (set_find(x.c->unresolved, x.c->n_unresolved, ow->set[i]) < 0) missing++;
     CHECK_INT(missing, 0);
-    CHECK_INT(c->max_epoch, 4);
-    CHECK(c->n > 0 && c->v[0].type == XATM_DL_CHECKPOINT);
-    CHECK(c->n > 0 && c->v[0].epoch == 4);
-    CHECK_INT(xatm_declog_last_lsn(log), last);
+    CHECK_INT(x.c->max_epoch, 4);
+    CHECK(x.c->n > 0 && x.c->v[0].type == XATM_DL_CHECKPOINT);
+    CHECK(x.c->n > 0 && x.c->v[0].epoch == 4);
+    CHECK_INT(xatm_declog_last_lsn(x.log), last);
     int gaps = 0; /* carried decisions share their checkpoint's lsn; otherwise +1 */
-    for (size_t i = 1; i < c->n; i++)
-        if (c->v[i].lsn != c->v[i - 1].lsn && c->v[i].lsn != c->v[i - 1].lsn + 1) gaps++;
+    for (size_t i = 1; i < x.c->n; i++)
+        if (x.c->v[i].lsn != x.c->v[i - 1].lsn && x.c->v[i].lsn != x.c->v[i - 1].lsn + 1) gaps++;
     CHECK_INT(gaps, 0);
-    xatm_declog_close(log);
-    collect_free(c);
+    fx_close(&x);
 
     /* a rotating flush: old segment synced even though nothing forced, new one synced,
      * directory synced after create and after delete */
-    struct fio f2 = {0};
-    xatm_declog_io io2 = fio_table(&f2);
-    o.io = &io2;
-    o.segment_size = 1; /* the next flush rotates */
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    f2 = (struct fio){0};
+    x.f = (struct fio){0};
+    x.o.io = &x.io;
+    x.o.segment_size = 1; /* the next flush rotates */
+    CHECK_INT(fx_open(&x), 0);
+    x.f = (struct fio){0};
     xatm_declog_record e = r_end("tm1.3.1");
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f2.fdatasyncs, 2);
-    CHECK_INT(f2.fsyncs, 2);
-    CHECK_INT(f2.unlinks, 1);
-    CHECK_INT(xatm_declog_segments(log), 1);
-    xatm_declog_close(log);
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.fdatasyncs, 2);
+    CHECK_INT(x.f.fsyncs, 2);
+    CHECK_INT(x.f.unlinks, 1);
+    CHECK_INT(xatm_declog_segments(x.log), 1);
+    fx_close(&x);
 
     /* right after a reopen, an empty flush that rotates still syncs the old segment
      * first (a previous process may have left unsynced unforced records in it) */
-    o.segment_size = 0;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    f2 = (struct fio){0};
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    xatm_declog_close(log); /* written by close, never synced */
-    CHECK_INT(f2.pwrites, 1);
-    CHECK_INT(f2.fdatasyncs, 0);
-    o.segment_size = 1;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    f2 = (struct fio){0};
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f2.pwrites, 1);    /* only the new segment */
-    CHECK_INT(f2.fdatasyncs, 2); /* old, then new */
-    xatm_declog_close(log);
-
-    free(ow);
-    rm_rf(dir);
-    free(dir);
+    x.o.segment_size = 0;
+    CHECK_INT(fx_open(&x), 0);
+    x.f = (struct fio){0};
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    fx_close(&x); /* written by close, never synced */
+    CHECK_INT(x.f.pwrites, 1);
+    CHECK_INT(x.f.fdatasyncs, 0);
+    x.o.segment_size = 1;
+    CHECK_INT(fx_open(&x), 0);
+    x.f = (struct fio){0};
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.pwrites, 1);    /* only the new segment */
+    CHECK_INT(x.f.fdatasyncs, 2); /* old, then new */
+    fx_done(&x);
 }
 
-/* More unresolved decisions than one 64 KiB CHECKPOINT holds: the rest follow as records. */
 /* A power loss while a rotation created a small segment (one write: header, CHECKPOINT,
  * FLUSH record, zeros) kept its header and CHECKPOINT but not its FLUSH record: that flush
  * is torn, so the segment starts empty, and its CHECKPOINT must not count as the
@@ -1213,421 +1230,361 @@ static void test_rotation(void)
  * restart rotated at once). */
 static void test_torn_checkpoint_flush(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512], g[XATM_GTRID_MAX + 1];
-    struct owner *ow = calloc(1, sizeof *ow);
-    ow->branches = 2;
-    xatm_declog_options o = {.segment_size = 4096, .unresolved = owner_unresolved,
-                             .unresolved_arg = ow};
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    struct fx x;
+    char g[XATM_GTRID_MAX + 1];
+    fx_init(&x, 4096, NULL);
+    struct owner *ow = fx_owner(&x, 2);
+    CHECK_INT(fx_open(&x), 0);
     unsigned i = 0;
-    while (access(seg_file(dir, 2), F_OK) != 0) {
+    while (access(seg_file(x.dir, 2), F_OK) != 0) {
         gt(g, ++i);
         xatm_declog_record r = r_commit(g, 2);
-        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
         if (i <= 3) set_add(ow->set, &ow->n, g); /* carried by the CHECKPOINT */
-        CHECK_INT(xatm_declog_flush(log), 0);
+        CHECK_INT(xatm_declog_flush(x.log), 0);
     }
-    xatm_declog_close(log);
-    CHECK(access(seg_file(dir, 1), F_OK) != 0);
+    fx_close(&x);
+    CHECK(access(seg_file(x.dir, 1), F_OK) != 0);
 
     /* segment 2: header, CHECKPOINT (3 decisions), FLUSH record; garble the FLUSH's CRC */
     size_t len;
-    uint8_t *d = slurp(seg_file(dir, 2), &len);
+    uint8_t *d = slurp(seg_file(x.dir, 2), &len);
     CHECK(d != NULL && len == 4096);
     uint32_t ck = (uint32_t)d[32] | (uint32_t)d[33] << 8 | (uint32_t)d[34] << 16 |
                   (uint32_t)d[35] << 24;
     CHECK(d[32 + 16] == XATM_DL_CHECKPOINT && ck > 64);
     CHECK(d[32 + ck + 16] == 8 && log_end(d, len) == 32 + ck + FLUSH_REC);
     d[32 + ck + 4] ^= 0x01;
-    spit(seg_file(dir, 2), d, len);
+    spit(seg_file(x.dir, 2), d, len);
     free(d);
 
-    struct fio f = {0};
-    xatm_declog_io io = fio_table(&f);
-    o.io = &io;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    CHECK_CONTAINS(err, "xatm-log.0000000000000002: offset 32: torn tail truncated");
-    CHECK(file_zero(seg_file(dir, 2), 32, 4096));
+    x.o.io = &x.io; /* counted from here */
+    CHECK_INT(fx_open(&x), 0);
+    CHECK_CONTAINS(x.err, "xatm-log.0000000000000002: offset 32: torn tail truncated");
+    CHECK(file_zero(seg_file(x.dir, 2), 32, 4096));
     /* the first flush after it writes one record and syncs once: no rotation */
-    int syncs = f.fdatasyncs, renames = f.renames;
+    int syncs = x.f.fdatasyncs, renames = x.f.renames;
     gt(g, ++i);
     xatm_declog_record r = r_commit(g, 2);
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f.fdatasyncs - syncs, 1);
-    CHECK_INT(f.renames - renames, 0);
-    CHECK(access(seg_file(dir, 3), F_OK) != 0);
-    CHECK_INT(xatm_declog_segments(log), 1);
-    xatm_declog_close(log);
-    free(ow);
-    rm_rf(dir);
-    free(dir);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.fdatasyncs - syncs, 1);
+    CHECK_INT(x.f.renames - renames, 0);
+    CHECK(access(seg_file(x.dir, 3), F_OK) != 0);
+    CHECK_INT(xatm_declog_segments(x.log), 1);
+    fx_done(&x);
 }
 
+/* More unresolved decisions than one 64 KiB CHECKPOINT holds: the rest follow as records. */
 static void test_checkpoint_overflow(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512], g[XATM_GTRID_MAX + 1];
-    struct owner *ow = calloc(1, sizeof *ow);
-    ow->branches = XATM_MAX_BRANCHES; /* ~1.2 KiB each */
+    struct fx x;
+    char g[XATM_GTRID_MAX + 1];
+    fx_init(&x, 1, &(struct fio){.no_sync = true});
+    struct owner *ow = fx_owner(&x, XATM_MAX_BRANCHES); /* ~1.2 KiB each */
     for (unsigned i = 1; i <= 200; i++) {
         gt(g, i);
         set_add(ow->set, &ow->n, g);
     }
-    struct fio f = {.no_sync = true};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.segment_size = 1, .io = &io, .unresolved = owner_unresolved,
-                             .unresolved_arg = ow};
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(fx_open(&x), 0);
     xatm_declog_record boot = r_boot(7);
-    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0); /* rotates: 200 x 1.2 KiB > 64 KiB */
+    CHECK_INT(xatm_declog_append(x.log, &boot, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0); /* rotates: 200 x 1.2 KiB > 64 KiB */
     CHECK_INT(ow->calls, 1);
-    CHECK_INT(xatm_declog_segments(log), 1);
-    CHECK(xatm_declog_disk_bytes(log) > 200 * 1200);
-    xatm_declog_close(log);
+    CHECK_INT(xatm_declog_segments(x.log), 1);
+    CHECK(xatm_declog_disk_bytes(x.log) > 200 * 1200);
+    fx_close(&x);
 
-    struct collect *c = collect_new();
-    o.io = NULL;
-    o.segment_size = 0;
-    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n_unresolved, 200);
-    CHECK_INT(c->max_epoch, 7);
+    x.o.io = NULL;
+    x.o.segment_size = 0;
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_INT(x.c->n_unresolved, 200);
+    CHECK_INT(x.c->max_epoch, 7);
     size_t ckpts = 0, full = 0, plain = 0;
-    for (size_t i = 0; i < c->n; i++) {
-        if (c->v[i].type == XATM_DL_CHECKPOINT) ckpts++;
-        if (c->v[i].type == XATM_DL_COMMIT && c->v[i].n_branches == XATM_MAX_BRANCHES) full++;
-        if (i && c->v[i].lsn != c->v[i - 1].lsn) plain++;
+    for (size_t i = 0; i < x.c->n; i++) {
+        if (x.c->v[i].type == XATM_DL_CHECKPOINT) ckpts++;
+        if (x.c->v[i].type == XATM_DL_COMMIT && x.c->v[i].n_branches == XATM_MAX_BRANCHES) full++;
+        if (i && x.c->v[i].lsn != x.c->v[i - 1].lsn) plain++;
     }
     CHECK_INT(ckpts, 1);
     CHECK_INT(full, 200);
     CHECK(plain > 100); /* many carried as records of their own after the checkpoint */
-    CHECK_INT(xatm_declog_last_lsn(log), c->v[c->n - 1].lsn);
-    xatm_declog_close(log);
-    collect_free(c);
-    free(ow);
-    rm_rf(dir);
-    free(dir);
+    CHECK_INT(xatm_declog_last_lsn(x.log), x.c->v[x.c->n - 1].lsn);
+    fx_done(&x);
 }
 
 /* A callback that emits something invalid makes that flush fail with EINVAL, not stickily. */
 static void test_bad_callback(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    struct owner *ow = calloc(1, sizeof *ow);
-    ow->branches = 1;
+    struct fx x;
+    fx_init(&x, 1, NULL);
+    struct owner *ow = fx_owner(&x, 1);
     ow->emit_garbage = true;
     set_add(ow->set, &ow->n, "tm1.1.1");
-    xatm_declog_options o = {.segment_size = 1, .unresolved = owner_unresolved, .unresolved_arg = ow};
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(fx_open(&x), 0);
     xatm_declog_record r = r_commit("tm1.1.1", 1);
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_flush(log), XATM_EINVAL);
-    CHECK_INT(xatm_declog_segments(log), 1);
-    CHECK_STR(xatm_declog_errmsg(log), "");
-    uint64_t lsn = xatm_declog_last_lsn(log);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), XATM_EINVAL);
+    CHECK_INT(xatm_declog_segments(x.log), 1);
+    CHECK_STR(xatm_declog_errmsg(x.log), "");
+    uint64_t lsn = xatm_declog_last_lsn(x.log);
     CHECK_INT(lsn, 1);
     ow->emit_garbage = false;
     xatm_declog_record e = r_end("tm1.1.2");
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_last_lsn(log), 2); /* no lsn was lost to the failed checkpoint */
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(count_segments(dir), 1);
-    CHECK(access(seg_file(dir, 2), F_OK) == 0);
-    xatm_declog_close(log);
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n_unresolved, 1);
-    xatm_declog_close(log);
-    collect_free(c);
-    free(ow);
-    rm_rf(dir);
-    free(dir);
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    CHECK_INT(xatm_declog_last_lsn(x.log), 2); /* no lsn was lost to the failed checkpoint */
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(count_segments(x.dir), 1);
+    CHECK(access(seg_file(x.dir, 2), F_OK) == 0);
+    x.o = (xatm_declog_options){0}; /* the defaults: no callback */
+    CHECK_INT(fx_reopen(&x), 0);
+    CHECK_INT(x.c->n_unresolved, 1);
+    fx_done(&x);
+}
+
+/* Three segments in x's new dir, every older one kept: segment_size 1 (32-byte segments,
+ * every flush rotates) and an unlink that fails (not fatal). BOOT + COMMIT tm1.1.1, then an
+ * END of another gtrid; x->ow carries tm1.1.1 into each CHECKPOINT. x->o (with x's file
+ * layer and owner) stays, to reopen with. */
+static void make_three_segments(struct fx *x)
+{
+    fx_owner(x, 2);
+    set_add(x->ow->set, &x->ow->n, "tm1.1.1");
+    x->f = (struct fio){.fail_unlink = -EACCES};
+    x->o.segment_size = 1;
+    x->o.io = &x->io;
+    CHECK_INT(fx_open(x), 0);
+    xatm_declog_record b = r_boot(1), cm = r_commit("tm1.1.1", 2), e = r_end("tm1.1.9");
+    CHECK_INT(xatm_declog_append(x->log, &b, true), 0);
+    CHECK_INT(xatm_declog_append(x->log, &cm, true), 0);
+    CHECK_INT(xatm_declog_flush(x->log), 0); /* rotates; unlink fails: not fatal */
+    CHECK_INT(xatm_declog_segments(x->log), 2);
+    CHECK_STR(xatm_declog_errmsg(x->log), "");
+    CHECK_INT(xatm_declog_append(x->log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(x->log), 0); /* rotates again */
+    CHECK_INT(xatm_declog_segments(x->log), 3);
+    fx_close(x);
+    CHECK_INT(count_segments(x->dir), 3);
 }
 
 /* unlink failing keeps old segments (retried next rotation); an older segment is checked
  * strictly: damage there is corruption even at its end. */
-/* Three segments in a new dir, every older one kept: segment_size 1 (32-byte segments,
- * every flush rotates) and an unlink that fails (not fatal). BOOT + COMMIT tm1.1.1, then an
- * END of another gtrid; ow carries tm1.1.1 into each CHECKPOINT. o (with f, io and ow) is
- * the caller's, to reopen with. */
-static void make_three_segments(const char *dir, struct owner *ow, struct fio *f,
-                                xatm_declog_io *io, xatm_declog_options *o)
-{
-    char err[512];
-    ow->branches = 2;
-    set_add(ow->set, &ow->n, "tm1.1.1");
-    *f = (struct fio){.fail_unlink = -EACCES};
-    *io = fio_table(f);
-    *o = (xatm_declog_options){.segment_size = 1, .io = io, .unresolved = owner_unresolved,
-                               .unresolved_arg = ow};
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, o, NULL, &log, err, sizeof err), 0);
-    xatm_declog_record b = r_boot(1), cm = r_commit("tm1.1.1", 2), e = r_end("tm1.1.9");
-    CHECK_INT(xatm_declog_append(log, &b, true), 0);
-    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0); /* rotates; unlink fails: not fatal */
-    CHECK_INT(xatm_declog_segments(log), 2);
-    CHECK_STR(xatm_declog_errmsg(log), "");
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_flush(log), 0); /* rotates again */
-    CHECK_INT(xatm_declog_segments(log), 3);
-    xatm_declog_close(log);
-    CHECK_INT(count_segments(dir), 3);
-}
-
 static void test_older_segments(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    struct owner *ow = calloc(1, sizeof *ow);
-    struct fio f;
-    xatm_declog_io io;
-    xatm_declog_options o;
-    xatm_declog *log;
-    make_three_segments(dir, ow, &f, &io, &o);
+    struct fx x;
+    fx_init(&x, 0, NULL);
+    make_three_segments(&x);
 
     /* replay over all three: the decision appears in each, applied idempotently */
-    struct collect *c = collect_new();
-    o.segment_size = 0; /* no rotation while we look */
-    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n_unresolved, 1);
+    x.o.segment_size = 0; /* no rotation while we look */
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_INT(x.c->n_unresolved, 1);
     size_t ck = 0;
-    for (size_t i = 0; i < c->n; i++) ck += c->v[i].type == XATM_DL_CHECKPOINT;
+    for (size_t i = 0; i < x.c->n; i++) ck += x.c->v[i].type == XATM_DL_CHECKPOINT;
     CHECK_INT(ck, 2);
-    CHECK_INT(xatm_declog_segments(log), 3);
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_INT(xatm_declog_segments(x.log), 3);
+    fx_close(&x);
 
     /* damage at the very end of the oldest segment: corrupt, naming that file */
     size_t len;
-    uint8_t *orig = slurp(seg_file(dir, 1), &len);
-    spit(seg_file(dir, 1), orig, len - 1);
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_ECORRUPT);
-    CHECK_CONTAINS(err, "xatm-log.0000000000000001: offset ");
-    CHECK_CONTAINS(err, "only the newest segment may end torn");
-    CHECK_INT(file_size(seg_file(dir, 1)), (long long)(len - 1)); /* not truncated */
+    uint8_t *orig = slurp(seg_file(x.dir, 1), &len);
+    spit(seg_file(x.dir, 1), orig, len - 1);
+    CHECK_INT(fx_open(&x), XATM_ECORRUPT);
+    CHECK_CONTAINS(x.err, "xatm-log.0000000000000001: offset ");
+    CHECK_CONTAINS(x.err, "only the newest segment may end torn");
+    CHECK_INT(file_size(seg_file(x.dir, 1)), (long long)(len - 1)); /* not truncated */
     /* lsn continuity across segments: a record dropped from the end of the middle one */
-    spit(seg_file(dir, 1), orig, len);
+    spit(seg_file(x.dir, 1), orig, len);
     struct offs d = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), 0);
-    CHECK_STR(err, "");
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &d, x.err, sizeof x.err), 0);
+    CHECK_STR(x.err, "");
     size_t len2;
-    uint8_t *mid = slurp(seg_file(dir, 2), &len2);
+    uint8_t *mid = slurp(seg_file(x.dir, 2), &len2);
     uint64_t last_mid = 0;
     for (size_t i = 0; i < d.n && i < 64; i++)
         if (strstr(d.file[i], "0000000000000002")) last_mid = d.off[i];
     CHECK(last_mid > 32);
-    spit(seg_file(dir, 2), mid, (size_t)last_mid);
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_ECORRUPT);
-    CHECK_CONTAINS(err, "xatm-log.0000000000000003: offset 32: lsn ");
-    CHECK_CONTAINS(err, "does not follow");
-    spit(seg_file(dir, 2), mid, len2);
+    spit(seg_file(x.dir, 2), mid, (size_t)last_mid);
+    CHECK_INT(fx_open(&x), XATM_ECORRUPT);
+    CHECK_CONTAINS(x.err, "xatm-log.0000000000000003: offset 32: lsn ");
+    CHECK_CONTAINS(x.err, "does not follow");
+    spit(seg_file(x.dir, 2), mid, len2);
 
     /* once unlink works, the next rotation removes every older segment */
-    f.fail_unlink = 0;
-    o.segment_size = 1;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    x.f.fail_unlink = 0;
+    x.o.segment_size = 1;
+    CHECK_INT(fx_open(&x), 0);
     xatm_declog_record e = r_end("tm1.1.9");
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(xatm_declog_segments(log), 1);
-    CHECK_INT(count_segments(dir), 1);
-    CHECK(access(seg_file(dir, 4), F_OK) == 0);
-    xatm_declog_close(log);
-
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(xatm_declog_segments(x.log), 1);
+    CHECK_INT(count_segments(x.dir), 1);
+    CHECK(access(seg_file(x.dir, 4), F_OK) == 0);
     free(mid);
     free(orig);
-    free(ow);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 static void test_sticky_failures(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    struct fio f = {0};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.io = &io};
-    xatm_declog *log;
+    struct fx x;
+    fx_init(&x, 0, &(struct fio){0});
     xatm_declog_record cm = r_commit("tm1.1.1", 2), e = r_end("tm1.1.1");
 
     /* fdatasync fails once: fatal from then on, even after the disk "recovers" */
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    f.fail_fdatasync = -EIO;
-    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
-    CHECK_INT(xatm_declog_flush(log), XATM_ELOG);
-    CHECK_CONTAINS(xatm_declog_errmsg(log), "fdatasync");
-    CHECK_CONTAINS(xatm_declog_errmsg(log), "xatm-log.0000000000000001");
-    f.fail_fdatasync = 0;
-    f.fdatasyncs = 0;
-    CHECK_INT(xatm_declog_append(log, &e, false), XATM_ELOG);
-    CHECK_INT(xatm_declog_flush(log), XATM_ELOG);
-    CHECK_INT(xatm_declog_flush(log), XATM_ELOG);
-    CHECK_INT(f.fdatasyncs, 0); /* never retried */
-    xatm_declog_close(log);
-    rm_rf(dir);
+    CHECK_INT(fx_open(&x), 0);
+    x.f.fail_fdatasync = -EIO;
+    CHECK_INT(xatm_declog_append(x.log, &cm, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), XATM_ELOG);
+    CHECK_CONTAINS(xatm_declog_errmsg(x.log), "fdatasync");
+    CHECK_CONTAINS(xatm_declog_errmsg(x.log), "xatm-log.0000000000000001");
+    x.f.fail_fdatasync = 0;
+    x.f.fdatasyncs = 0;
+    CHECK_INT(xatm_declog_append(x.log, &e, false), XATM_ELOG);
+    CHECK_INT(xatm_declog_flush(x.log), XATM_ELOG);
+    CHECK_INT(xatm_declog_flush(x.log), XATM_ELOG);
+    CHECK_INT(x.f.fdatasyncs, 0); /* never retried */
+    fx_close(&x);
+    rm_rf(x.dir);
 
     /* write fails with ENOSPC: XATM_ENOSPC, sticky */
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    f.fail_pwrite = -ENOSPC;
-    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
-    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
-    CHECK_CONTAINS(xatm_declog_errmsg(log), "No space left on device");
-    f.fail_pwrite = 0;
-    CHECK_INT(xatm_declog_append(log, &e, false), XATM_ENOSPC);
-    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
-    xatm_declog_close(log);
-    rm_rf(dir);
+    CHECK_INT(fx_open(&x), 0);
+    x.f.fail_pwrite = -ENOSPC;
+    CHECK_INT(xatm_declog_append(x.log, &cm, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), XATM_ENOSPC);
+    CHECK_CONTAINS(xatm_declog_errmsg(x.log), "No space left on device");
+    x.f.fail_pwrite = 0;
+    CHECK_INT(xatm_declog_append(x.log, &e, false), XATM_ENOSPC);
+    CHECK_INT(xatm_declog_flush(x.log), XATM_ENOSPC);
+    fx_close(&x);
+    rm_rf(x.dir);
 
     /* fdatasync reporting ENOSPC maps the same way; EDQUOT too */
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    f.fail_fdatasync = -ENOSPC;
-    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
-    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
-    f.fail_fdatasync = 0;
-    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
-    xatm_declog_close(log);
-    rm_rf(dir);
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    f.fail_pwrite = -EDQUOT;
-    CHECK_INT(xatm_declog_append(log, &cm, false), 0);
-    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
-    f.fail_pwrite = 0;
-    xatm_declog_close(log);
-    rm_rf(dir);
+    CHECK_INT(fx_open(&x), 0);
+    x.f.fail_fdatasync = -ENOSPC;
+    CHECK_INT(xatm_declog_append(x.log, &cm, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), XATM_ENOSPC);
+    x.f.fail_fdatasync = 0;
+    CHECK_INT(xatm_declog_flush(x.log), XATM_ENOSPC);
+    fx_close(&x);
+    rm_rf(x.dir);
+    CHECK_INT(fx_open(&x), 0);
+    x.f.fail_pwrite = -EDQUOT;
+    CHECK_INT(xatm_declog_append(x.log, &cm, false), 0);
+    CHECK_INT(xatm_declog_flush(x.log), XATM_ENOSPC);
+    x.f.fail_pwrite = 0;
+    fx_close(&x);
+    rm_rf(x.dir);
 
     /* a disk full when creating the first segment */
-    f.fail_pwrite = -ENOSPC;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_ENOSPC);
-    CHECK_CONTAINS(err, "write");
-    f.fail_pwrite = 0;
-    rm_rf(dir);
+    x.f.fail_pwrite = -ENOSPC;
+    CHECK_INT(fx_open(&x), XATM_ENOSPC);
+    CHECK_CONTAINS(x.err, "write");
+    x.f.fail_pwrite = 0;
+    rm_rf(x.dir);
 
     /* a rotation whose new segment cannot be written, or synced: fatal, and a restart
      * finds the old segment intact and no new one (it was still "xatm-log.next",
      * removed) */
-    struct owner *ow = calloc(1, sizeof *ow);
-    ow->branches = 2;
+    struct owner *ow = fx_owner(&x, 2);
     set_add(ow->set, &ow->n, "tm1.1.1");
-    o.unresolved = owner_unresolved;
-    o.unresolved_arg = ow;
     for (int which = 0; which < 2; which++) {
-        f = (struct fio){0};
-        o.segment_size = 1; /* every flush rotates */
-        CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-        CHECK_INT(xatm_declog_append(log, &cm, true), 0);
+        x.f = (struct fio){0};
+        x.o.segment_size = 1; /* every flush rotates */
+        CHECK_INT(fx_open(&x), 0);
+        CHECK_INT(xatm_declog_append(x.log, &cm, true), 0);
         if (which == 0) {
-            f.fail_pwrite = -EIO; /* the data write passes, the new segment's fails */
-            f.pwrite_ok = f.pwrites + 1;
+            x.f.fail_pwrite = -EIO; /* the data write passes, the new segment's fails */
+            x.f.pwrite_ok = x.f.pwrites + 1;
         } else {
-            f.fail_fdatasync = -EIO; /* the data sync passes, the new segment's fails */
-            f.fdatasync_ok = f.fdatasyncs + 1;
+            x.f.fail_fdatasync = -EIO; /* the data sync passes, the new segment's fails */
+            x.f.fdatasync_ok = x.f.fdatasyncs + 1;
         }
-        CHECK_INT(xatm_declog_flush(log), XATM_ELOG);
-        CHECK_CONTAINS(xatm_declog_errmsg(log),
+        CHECK_INT(xatm_declog_flush(x.log), XATM_ELOG);
+        CHECK_CONTAINS(xatm_declog_errmsg(x.log),
                        which == 0 ? "xatm-log.next: write: " : "xatm-log.next: fdatasync: ");
-        CHECK_INT(xatm_declog_append(log, &e, false), XATM_ELOG);
-        xatm_declog_close(log);
-        CHECK_INT(count_segments(dir), 1);
-        CHECK(access(spare_file(dir), F_OK) != 0);
+        CHECK_INT(xatm_declog_append(x.log, &e, false), XATM_ELOG);
+        fx_close(&x);
+        CHECK_INT(count_segments(x.dir), 1);
+        CHECK(access(spare_file(x.dir), F_OK) != 0);
 
-        struct collect *c = collect_new();
-        o.segment_size = 0;
-        o.io = NULL;
-        CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
-        CHECK_STR(err, "");
-        CHECK_INT(c->n_unresolved, 1); /* the durable COMMIT survived */
-        CHECK_INT(xatm_declog_segments(log), 1);
-        xatm_declog_close(log);
-        collect_free(c);
-        o.io = &io;
-        rm_rf(dir);
+        x.o.segment_size = 0;
+        x.o.io = NULL;
+        CHECK_INT(fx_replay(&x), 0);
+        CHECK_STR(x.err, "");
+        CHECK_INT(x.c->n_unresolved, 1); /* the durable COMMIT survived */
+        CHECK_INT(xatm_declog_segments(x.log), 1);
+        fx_close(&x);
+        x.o.io = &x.io;
+        rm_rf(x.dir);
     }
-    free(ow);
-    free(dir);
+    fx_done(&x);
 }
 
 static void test_boot_epochs(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    xatm_declog *log;
+    struct fx x;
+    fx_init(&x, 0, NULL);
     for (uint32_t boot = 1; boot <= 3; boot++) {
-        struct collect *c = collect_new();
-        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-        CHECK_INT(c->max_epoch, boot - 1);  /* the TM takes this + 1 */
-        xatm_declog_record b = r_boot(c->max_epoch + 1);
-        CHECK_INT(xatm_declog_append(log, &b, true), 0);
-        CHECK_INT(xatm_declog_flush(log), 0);
-        xatm_declog_close(log);
-        collect_free(c);
+        CHECK_INT(fx_replay(&x), 0);
+        CHECK_INT(x.c->max_epoch, boot - 1); /* the TM takes this + 1 */
+        xatm_declog_record b = r_boot(x.c->max_epoch + 1);
+        CHECK_INT(xatm_declog_append(x.log, &b, true), 0);
+        CHECK_INT(xatm_declog_flush(x.log), 0);
+        fx_close(&x);
     }
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n, 3);
-    for (size_t i = 0; i < c->n && i < 3; i++) {
-        CHECK_INT(c->v[i].type, XATM_DL_BOOT);
-        CHECK_INT(c->v[i].epoch, i + 1);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_INT(x.c->n, 3);
+    for (size_t i = 0; i < x.c->n && i < 3; i++) {
+        CHECK_INT(x.c->v[i].type, XATM_DL_BOOT);
+        CHECK_INT(x.c->v[i].epoch, i + 1);
     }
-    xatm_declog_close(log);
-    collect_free(c);
+    fx_close(&x);
 
     /* after a rotation the BOOT records are gone; the CHECKPOINT keeps the epoch */
-    xatm_declog_options o = {.segment_size = 1};
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    x.o.segment_size = 1;
+    CHECK_INT(fx_open(&x), 0);
     xatm_declog_record e = r_end("tm1.3.1");
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n, 1);
-    CHECK(c->n == 1 && c->v[0].type == XATM_DL_CHECKPOINT);
-    CHECK_INT(c->max_epoch, 3);
-    CHECK_INT(xatm_declog_last_lsn(log), 5); /* 3 BOOT + END + CHECKPOINT */
-    xatm_declog_close(log);
-    collect_free(c);
-    rm_rf(dir);
-    free(dir);
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    x.o.segment_size = 0;
+    CHECK_INT(fx_reopen(&x), 0);
+    CHECK_INT(x.c->n, 1);
+    CHECK(x.c->n == 1 && x.c->v[0].type == XATM_DL_CHECKPOINT);
+    CHECK_INT(x.c->max_epoch, 3);
+    CHECK_INT(xatm_declog_last_lsn(x.log), 5); /* 3 BOOT + END + CHECKPOINT */
+    fx_done(&x);
 }
 
 static void test_dump(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    make_three(dir);
+    struct fx x;
+    fx_init(&x, 0, NULL);
+    make_three(x.dir);
     struct offs d = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), 0);
-    CHECK_STR(err, "");
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &d, x.err, sizeof x.err), 0);
+    CHECK_STR(x.err, "");
     CHECK_INT(d.n, 3);
     CHECK_INT(d.off[0], 32);
     CHECK_CONTAINS(d.file[0], "xatm-log.0000000000000001");
 
     /* a torn tail is reported, not repaired */
     size_t full;
-    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    uint8_t *orig = slurp(seg_file(x.dir, 1), &full);
     size_t len = log_end(orig, full);
-    spit(seg_file(dir, 1), orig, len - 3);
+    spit(seg_file(x.dir, 1), orig, len - 3);
     struct offs t = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &t, err, sizeof err), 0);
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &t, x.err, sizeof x.err), 0);
     CHECK_INT(t.n, 2);
-    CHECK_CONTAINS(err, "torn tail");
-    CHECK_INT(file_size(seg_file(dir, 1)), (long long)(len - 3));
+    CHECK_CONTAINS(x.err, "torn tail");
+    CHECK_INT(file_size(seg_file(x.dir, 1)), (long long)(len - 3));
 
     char missing[600];
-    snprintf(missing, sizeof missing, "%s/nope", dir);
-    CHECK_INT(xatm_declog_dump(missing, on_dump, &t, err, sizeof err), XATM_ENOTFOUND);
-    CHECK_INT(xatm_declog_dump(dir, NULL, NULL, err, sizeof err), XATM_EINVAL);
+    snprintf(missing, sizeof missing, "%s/nope", x.dir);
+    CHECK_INT(xatm_declog_dump(missing, on_dump, &t, x.err, sizeof x.err), XATM_ENOTFOUND);
+    CHECK_INT(xatm_declog_dump(x.dir, NULL, NULL, x.err, sizeof x.err), XATM_EINVAL);
     free(orig);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 
@@ -1665,23 +1622,22 @@ static void on_dump_abort(const char *file, uint64_t offset, const xatm_declog_r
 
 static void test_abort_record(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    xatm_declog *log;
+    struct fx x;
+    fx_init(&x, 0, NULL);
 
     /* validation: protocol 3 only, a valid gtrid, valid RM names */
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(fx_open(&x), 0);
     xatm_declog_record bad = r_3pc(XATM_DL_ABORT, "tm1.3.1");
     bad.protocol = 2;
-    CHECK_INT(xatm_declog_append(log, &bad, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &bad, true), XATM_EINVAL);
     bad = r_3pc(XATM_DL_ABORT, "not a gtrid");
-    CHECK_INT(xatm_declog_append(log, &bad, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &bad, true), XATM_EINVAL);
     bad = r_3pc(XATM_DL_ABORT, "tm1.3.1");
     strcpy(bad.branches[0].rm, "bad name!");
-    CHECK_INT(xatm_declog_append(log, &bad, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &bad, true), XATM_EINVAL);
     bad = r_3pc(XATM_DL_ABORT, "tm1.3.1");
     bad.n_branches = XATM_MAX_BRANCHES + 1;
-    CHECK_INT(xatm_declog_append(log, &bad, true), XATM_EINVAL);
+    CHECK_INT(xatm_declog_append(x.log, &bad, true), XATM_EINVAL);
 
     /* round trip: PRECOMMIT, ABORT (superseding it), PRECOMMIT + COMMIT, an ended ABORT */
     xatm_declog_record recs[] = {
@@ -1695,21 +1651,18 @@ static void test_abort_record(void)
         r_end("tm1.3.3"),
     };
     for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++)
-        CHECK_INT(xatm_declog_append(log, &recs[i], recs[i].type != XATM_DL_END), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n, 8);
-    CHECK_INT(c->first[2].type, XATM_DL_ABORT);
-    CHECK_STR(c->first[2].gtrid, "tm1.3.1");
-    CHECK_INT(c->first[2].protocol, 3);
-    CHECK_INT(c->first[2].n_branches, 2);
-    CHECK_STR(c->first[2].branches[1].rm, "my");
-    CHECK_INT(c->first[2].branches[1].session_id, 42);
-    CHECK_INT(c->n_unresolved, 2); /* tm1.3.1 (aborted, not ended) and tm1.3.2 */
-    CHECK(set_find(c->unresolved, c->n_unresolved, "tm1.3.3") < 0);
-    collect_free(c);
+        CHECK_INT(xatm_declog_append(x.log, &recs[i], recs[i].type != XATM_DL_END), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(fx_reopen(&x), 0);
+    CHECK_INT(x.c->n, 8);
+    CHECK_INT(x.c->first[2].type, XATM_DL_ABORT);
+    CHECK_STR(x.c->first[2].gtrid, "tm1.3.1");
+    CHECK_INT(x.c->first[2].protocol, 3);
+    CHECK_INT(x.c->first[2].n_branches, 2);
+    CHECK_STR(x.c->first[2].branches[1].rm, "my");
+    CHECK_INT(x.c->first[2].branches[1].session_id, 42);
+    CHECK_INT(x.c->n_unresolved, 2); /* tm1.3.1 (aborted, not ended) and tm1.3.2 */
+    CHECK(set_find(x.c->unresolved, x.c->n_unresolved, "tm1.3.3") < 0);
 
     /* describe and dump */
     char line[256];
@@ -1717,50 +1670,44 @@ static void test_abort_record(void)
     d.lsn = 9;
     xatm_declog_describe(&d, line, sizeof line);
     CHECK_STR(line, "lsn=9 ABORT gtrid=tm1.3.1 protocol=3pc branches=[pg,my(session 42)]");
-    xatm_declog_close(log);
+    fx_close(&x);
     int n_abort = 0;
-    CHECK_INT(xatm_declog_dump(dir, on_dump_abort, &n_abort, err, sizeof err), 0);
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump_abort, &n_abort, x.err, sizeof x.err), 0);
     CHECK_INT(n_abort, 2);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 
     /* a CHECKPOINT carries an unresolved ABORT, and replay delivers it from there */
-    dir = t_tmpdir("declog");
-    struct owner *ow = calloc(1, sizeof *ow);
-    xatm_declog_options o = {.segment_size = 1024, .unresolved = abort_unresolved,
-                             .unresolved_arg = ow};
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    fx_init(&x, 1024, NULL);
+    struct owner *ow = fx_owner(&x, 0);
+    x.o.unresolved = abort_unresolved;
+    CHECK_INT(fx_open(&x), 0);
     xatm_declog_record p = r_3pc(XATM_DL_PRECOMMIT, "tm1.4.1");
     xatm_declog_record a = r_3pc(XATM_DL_ABORT, "tm1.4.1");
-    CHECK_INT(xatm_declog_append(log, &p, true), 0);
-    CHECK_INT(xatm_declog_append(log, &a, true), 0);
+    CHECK_INT(xatm_declog_append(x.log, &p, true), 0);
+    CHECK_INT(xatm_declog_append(x.log, &a, true), 0);
     set_add(ow->set, &ow->n, "tm1.4.1");
     char g[XATM_GTRID_MAX + 1];
     for (unsigned i = 1; i <= 40; i++) { /* enough to rotate more than once */
         gt(g, i);
         xatm_declog_record r = r_commit(g, 2), e = r_end(g);
-        CHECK_INT(xatm_declog_append(log, &r, true), 0);
-        CHECK_INT(xatm_declog_append(log, &e, false), 0);
-        CHECK_INT(xatm_declog_flush(log), 0);
+        CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+        CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+        CHECK_INT(xatm_declog_flush(x.log), 0);
     }
     CHECK(ow->calls >= 2);
-    xatm_declog_close(log);
-    CHECK_INT(count_segments(dir), 1); /* the segment with the original records is gone */
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n_unresolved, 1);
-    CHECK_STR(c->unresolved[0], "tm1.4.1");
+    fx_close(&x);
+    CHECK_INT(count_segments(x.dir), 1); /* the segment with the original records is gone */
+    x.o = (xatm_declog_options){0};
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_INT(x.c->n_unresolved, 1);
+    CHECK_STR(x.c->unresolved[0], "tm1.4.1");
     bool carried = false;
-    for (size_t i = 0; i < c->n; i++)
-        if (c->v[i].type == XATM_DL_ABORT && !strcmp(c->v[i].gtrid, "tm1.4.1") &&
-            c->v[i].n_branches == 2)
+    for (size_t i = 0; i < x.c->n; i++)
+        if (x.c->v[i].type == XATM_DL_ABORT && !strcmp(x.c->v[i].gtrid, "tm1.4.1") &&
+            x.c->v[i].n_branches == 2)
             carried = true;
     CHECK(carried);
-    xatm_declog_close(log);
-    collect_free(c);
-    free(ow);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 /* xatm_declog_sync: what an unforced END needs before xatmd acts on it (deleting the 3PC
@@ -1768,47 +1715,42 @@ static void test_abort_record(void)
  * something written is not on disk yet. */
 static void test_sync(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    struct fio f = {0};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.io = &io};
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    struct fx x;
+    fx_init(&x, 0, &(struct fio){0});
+    CHECK_INT(fx_open(&x), 0);
 
     /* an END flushed as usual is written but not synced; sync then syncs it */
     xatm_declog_record e = r_end("tm1.3.1");
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    f = (struct fio){0};
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f.pwrites, 1);
-    CHECK_INT(f.fdatasyncs, 0);
-    CHECK_INT(xatm_declog_sync(log), 0);
-    CHECK_INT(f.pwrites, 1);
-    CHECK_INT(f.fdatasyncs, 1);
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    x.f = (struct fio){0};
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.pwrites, 1);
+    CHECK_INT(x.f.fdatasyncs, 0);
+    CHECK_INT(xatm_declog_sync(x.log), 0);
+    CHECK_INT(x.f.pwrites, 1);
+    CHECK_INT(x.f.fdatasyncs, 1);
     /* nothing unsynced: nothing done */
-    f = (struct fio){0};
-    CHECK_INT(xatm_declog_sync(log), 0);
-    CHECK_INT(f.pwrites + f.fdatasyncs, 0);
+    x.f = (struct fio){0};
+    CHECK_INT(xatm_declog_sync(x.log), 0);
+    CHECK_INT(x.f.pwrites + x.f.fdatasyncs, 0);
     /* a buffered END: one write and one sync */
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_sync(log), 0);
-    CHECK_INT(f.pwrites, 1);
-    CHECK_INT(f.fdatasyncs, 1);
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    CHECK_INT(xatm_declog_sync(x.log), 0);
+    CHECK_INT(x.f.pwrites, 1);
+    CHECK_INT(x.f.fdatasyncs, 1);
     /* the next ordinary flush of an END does not sync (sync does not stick) */
-    f = (struct fio){0};
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f.pwrites, 1);
-    CHECK_INT(f.fdatasyncs, 0);
+    x.f = (struct fio){0};
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.pwrites, 1);
+    CHECK_INT(x.f.fdatasyncs, 0);
     /* a failed sync is sticky, like a failed flush */
-    f = (struct fio){.fail_fdatasync = -EIO};
-    CHECK(xatm_declog_sync(log) != 0);
-    CHECK(xatm_declog_flush(log) != 0);
-    xatm_declog_close(log);
+    x.f = (struct fio){.fail_fdatasync = -EIO};
+    CHECK(xatm_declog_sync(x.log) != 0);
+    CHECK(xatm_declog_flush(x.log) != 0);
+    fx_close(&x);
     CHECK_INT(xatm_declog_sync(NULL), XATM_EINVAL);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 /* ---- zero-filled segments (issue 5) ---- */
@@ -1837,49 +1779,41 @@ static bool file_is(const char *path, const uint8_t *d, size_t len)
  * are where the log ends, not a torn record; opening writes and syncs nothing. */
 static void test_zero_tail(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    make_three(dir);
+    struct fx x;
+    fx_init(&x, 0, &(struct fio){0});
+    make_three(x.dir);
     size_t full;
-    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    uint8_t *orig = slurp(seg_file(x.dir, 1), &full);
     CHECK_INT(full, SEG_FULL);
     size_t len = log_end(orig, full);
     CHECK(len > 32 && len < 4096);
-    CHECK(file_zero(seg_file(dir, 1), (long long)len, SEG_FULL));
+    CHECK(file_zero(seg_file(x.dir, 1), (long long)len, SEG_FULL));
 
-    struct fio f = {0};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.io = &io};
-    struct collect *c = collect_new();
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 3);
-    CHECK_INT(f.pwrites + f.fdatasyncs + f.fsyncs, 0); /* nothing to repair */
-    CHECK_INT(xatm_declog_disk_bytes(log), SEG_FULL);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n, 3);
+    CHECK_INT(x.f.pwrites + x.f.fdatasyncs + x.f.fsyncs, 0); /* nothing to repair */
+    CHECK_INT(xatm_declog_disk_bytes(x.log), SEG_FULL);
     xatm_declog_record r = r_commit("tm1.1.2", 2);
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f.pwrites, 1);
-    CHECK_INT(f.fdatasyncs, 1);
-    xatm_declog_close(log);
-    collect_free(c);
-    CHECK_INT(file_size(seg_file(dir, 1)), SEG_FULL); /* written over the zeros */
+    CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.pwrites, 1);
+    CHECK_INT(x.f.fdatasyncs, 1);
+    fx_close(&x);
+    CHECK_INT(file_size(seg_file(x.dir, 1)), SEG_FULL); /* written over the zeros */
 
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 4);
-    CHECK(c->n == 4 && c->v[3].lsn == 4 && !strcmp(c->v[3].gtrid, "tm1.1.2"));
-    xatm_declog_close(log);
-    collect_free(c);
+    x.o.io = NULL;
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n, 4);
+    CHECK(x.c->n == 4 && x.c->v[3].lsn == 4 && !strcmp(x.c->v[3].gtrid, "tm1.1.2"));
+    fx_close(&x);
     struct offs d = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), 0);
-    CHECK_STR(err, "");
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &d, x.err, sizeof x.err), 0);
+    CHECK_STR(x.err, "");
     CHECK_INT(d.n, 4);
     free(orig);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 /* A torn write of the last record into the zero-filled area (a prefix of it, then zeros;
@@ -1887,31 +1821,26 @@ static void test_zero_tail(void)
  * goes on after it. */
 static void test_torn_into_zeros(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    xatm_declog_options small = {.segment_size = 65536};
+    struct fx x;
+    fx_init(&x, 65536, NULL);
     size_t full, len, third;
-    uint8_t *orig = three_image(dir, &full, &len, &third);
-    CHECK_INT(torn_cut_failures(dir, orig, third, len, true), 0);
+    uint8_t *orig = three_image(x.dir, &full, &len, &third);
+    CHECK_INT(torn_cut_failures(x.dir, orig, third, len, true), 0);
 
     /* the record's first bytes never reached the disk, its last ones did */
     uint8_t *work = calloc(1, 65536);
     memcpy(work, orig, len);
     memset(work + third, 0, 8);
-    spit(seg_file(dir, 1), work, 65536);
-    struct collect *c = collect_new();
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, &small, c, &log, err, sizeof err), 0);
-    CHECK_CONTAINS(err, "torn tail truncated");
-    CHECK_CONTAINS(err, "record length 0 (the end of the log) but non-zero bytes follow");
-    CHECK_INT(c->n, 2);
-    CHECK(file_zero(seg_file(dir, 1), (long long)third, 65536));
-    append_survives(dir, &small, log); /* appends land on the zeros */
-    collect_free(c);
+    spit(seg_file(x.dir, 1), work, 65536);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_CONTAINS(x.err, "torn tail truncated");
+    CHECK_CONTAINS(x.err, "record length 0 (the end of the log) but non-zero bytes follow");
+    CHECK_INT(x.c->n, 2);
+    CHECK(file_zero(seg_file(x.dir, 1), (long long)third, 65536));
+    append_survives(&x); /* appends land on the zeros */
     free(work);
     free(orig);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 /* Non-zero bytes after the zeros that end the log: in the newest segment a torn tail when
@@ -1919,96 +1848,86 @@ static void test_torn_into_zeros(void)
  * segment always corruption. */
 static void test_garbage_after_zeros(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    xatm_declog_options small = {.segment_size = 65536};
-    xatm_declog *log = NULL;
-    make_three(dir);
+    struct fx x;
+    fx_init(&x, 65536, NULL);
+    make_three(x.dir);
     struct offs o = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &o, err, sizeof err), 0);
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &o, x.err, sizeof x.err), 0);
     size_t full;
-    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    uint8_t *orig = slurp(seg_file(x.dir, 1), &full);
     size_t len = log_end(orig, full);
     uint8_t *work = calloc(1, 65536);
 
     /* junk that is no record, 8 KiB into the zeros */
     memcpy(work, orig, len);
     memset(work + len + 8192, 0xa5, 16);
-    spit(seg_file(dir, 1), work, 65536);
+    spit(seg_file(x.dir, 1), work, 65536);
     struct offs d = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), 0); /* reported, not repaired */
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &d, x.err, sizeof x.err), 0); /* reported, not repaired */
     CHECK_INT(d.n, 3);
-    CHECK_CONTAINS(err, "torn tail");
-    CHECK(file_is(seg_file(dir, 1), work, 65536));
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, &small, c, &log, err, sizeof err), 0);
+    CHECK_CONTAINS(x.err, "torn tail");
+    CHECK(file_is(seg_file(x.dir, 1), work, 65536));
+    CHECK_INT(fx_replay(&x), 0);
     char want[128];
     snprintf(want, sizeof want, "offset %zu: torn tail truncated (%d bytes dropped)", len, 8192 + 16);
-    CHECK_CONTAINS(err, want);
-    CHECK_CONTAINS(err, "non-zero bytes follow");
-    CHECK_INT(c->n, 3);
-    CHECK(file_zero(seg_file(dir, 1), (long long)len, 65536));
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_CONTAINS(x.err, want);
+    CHECK_CONTAINS(x.err, "non-zero bytes follow");
+    CHECK_INT(x.c->n, 3);
+    CHECK(file_zero(seg_file(x.dir, 1), (long long)len, 65536));
+    fx_close(&x);
 
     /* a valid record 8 KiB into the zeros: damage in the middle (a lost write), not a tail */
     memset(work, 0, 65536);
     memcpy(work, orig, len);
     memcpy(work + len + 8192, orig + o.off[1], (size_t)(o.off[2] - o.off[1]));
-    spit(seg_file(dir, 1), work, 65536);
-    c = collect_new();
-    log = NULL;
-    CHECK_INT(open_log(dir, &small, c, &log, err, sizeof err), XATM_ECORRUPT);
+    spit(seg_file(x.dir, 1), work, 65536);
+    CHECK_INT(fx_replay(&x), XATM_ECORRUPT);
     snprintf(want, sizeof want, "xatm-log.0000000000000001: offset %zu: record length 0", len);
-    CHECK_CONTAINS(err, want);
-    CHECK_CONTAINS(err, "a complete flush (FLUSH record) follows it, so it is not a torn tail");
-    CHECK_INT(c->n, 0);
-    CHECK(log == NULL);
-    CHECK(file_is(seg_file(dir, 1), work, 65536)); /* nothing changed */
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), XATM_ECORRUPT);
-    collect_free(c);
+    CHECK_CONTAINS(x.err, want);
+    CHECK_CONTAINS(x.err, "a complete flush (FLUSH record) follows it, so it is not a torn tail");
+    CHECK_INT(x.c->n, 0);
+    CHECK(x.log == NULL);
+    CHECK(file_is(seg_file(x.dir, 1), work, 65536)); /* nothing changed */
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &d, x.err, sizeof x.err), XATM_ECORRUPT);
 
     /* an older segment: ending in zeros is complete; junk after its zeros is corruption */
-    rm_rf(dir);
-    struct fio f = {.fail_unlink = -EACCES}; /* keep segment 1 when rotating */
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o2 = {.segment_size = 65536, .io = &io};
-    CHECK_INT(open_log(dir, &o2, NULL, &log, err, sizeof err), 0);
+    rm_rf(x.dir);
+    x.f = (struct fio){.fail_unlink = -EACCES}; /* keep segment 1 when rotating */
+    x.o.io = &x.io;
+    CHECK_INT(fx_open(&x), 0);
     xatm_declog_record b = r_boot(1), cm = r_commit("tm1.1.1", 2);
-    CHECK_INT(xatm_declog_append(log, &b, true), 0);
-    CHECK_INT(xatm_declog_append(log, &cm, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    o2.segment_size = 1; /* the next flush rotates */
-    CHECK_INT(open_log(dir, &o2, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(xatm_declog_append(x.log, &b, true), 0);
+    CHECK_INT(xatm_declog_append(x.log, &cm, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    fx_close(&x);
+    x.o.segment_size = 1; /* the next flush rotates */
+    CHECK_INT(fx_open(&x), 0);
     xatm_declog_record e = r_end("tm1.1.1");
-    CHECK_INT(xatm_declog_append(log, &e, false), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(xatm_declog_segments(log), 2);
-    xatm_declog_close(log);
-    CHECK_INT(file_size(seg_file(dir, 1)), 65536);
-    c = collect_new();
-    CHECK_INT(open_log(dir, &small, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 4); /* BOOT, COMMIT, END, CHECKPOINT */
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_INT(xatm_declog_append(x.log, &e, false), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(xatm_declog_segments(x.log), 2);
+    fx_close(&x);
+    CHECK_INT(file_size(seg_file(x.dir, 1)), 65536);
+    x.o = (xatm_declog_options){.segment_size = 65536};
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n, 4); /* BOOT, COMMIT, END, CHECKPOINT */
+    fx_close(&x);
     size_t n1;
-    uint8_t *seg1 = slurp(seg_file(dir, 1), &n1);
+    uint8_t *seg1 = slurp(seg_file(x.dir, 1), &n1);
     CHECK_INT(n1, 65536);
     size_t end1 = log_end(seg1, n1);
     seg1[end1 + 100] = 0x01;
-    spit(seg_file(dir, 1), seg1, n1);
-    CHECK_INT(open_log(dir, &small, NULL, &log, err, sizeof err), XATM_ECORRUPT);
+    spit(seg_file(x.dir, 1), seg1, n1);
+    CHECK_INT(fx_open(&x), XATM_ECORRUPT);
     snprintf(want, sizeof want, "xatm-log.0000000000000001: offset %zu: record length 0", end1);
-    CHECK_CONTAINS(err, want);
-    CHECK_CONTAINS(err, "only the newest segment may end torn");
-    CHECK(file_is(seg_file(dir, 1), seg1, n1));
+    CHECK_CONTAINS(x.err, want);
+    CHECK_CONTAINS(x.err, "only the newest segment may end torn");
+    CHECK(file_is(seg_file(x.dir, 1), seg1, n1));
     free(seg1);
     free(work);
     free(orig);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 /* A crash while a segment was being zero-filled (the first one, or one a rotation created
@@ -2017,25 +1936,22 @@ static void test_garbage_after_zeros(void)
  * log: ignored by dump, removed at open. */
 static void test_zero_fill_crash(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    xatm_declog *log;
-    make_three(dir);
+    struct fx x;
+    fx_init(&x, 0, NULL);
+    make_three(x.dir);
     size_t full;
-    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    uint8_t *orig = slurp(seg_file(x.dir, 1), &full);
     size_t len = log_end(orig, full);
 
     /* the records made it, the zero fill stopped 100000 bytes in */
-    spit_zeros(seg_file(dir, 1), orig, len, 100000);
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 3);
-    CHECK_INT(xatm_declog_disk_bytes(log), SEG_FULL);
-    xatm_declog_close(log);
-    collect_free(c);
-    CHECK_INT(file_size(seg_file(dir, 1)), SEG_FULL);
-    CHECK(file_zero(seg_file(dir, 1), (long long)len, SEG_FULL));
+    spit_zeros(seg_file(x.dir, 1), orig, len, 100000);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n, 3);
+    CHECK_INT(xatm_declog_disk_bytes(x.log), SEG_FULL);
+    fx_close(&x);
+    CHECK_INT(file_size(seg_file(x.dir, 1)), SEG_FULL);
+    CHECK(file_zero(seg_file(x.dir, 1), (long long)len, SEG_FULL));
 
     /* a newest segment whose header is torn, or was never written, over zeros of any
      * length: rewritten, and the log is what the older segment holds */
@@ -2046,105 +1962,89 @@ static void test_zero_fill_crash(void)
         uint32_t crc = xatm_crc32c(0, hdr, 24);
         for (int i = 0; i < 4; i++) hdr[24 + i] = (uint8_t)(crc >> (8 * i));
         size_t keep = k == 0 ? 20 : k == 1 ? 0 : 24; /* ...of which this much made it */
-        spit(seg_file(dir, 1), orig, len);
-        spit_zeros(seg_file(dir, 2), hdr, keep, k == 2 ? 5000 : 65536);
-        c = collect_new();
-        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-        CHECK_CONTAINS(err, "xatm-log.0000000000000002: offset 0: torn segment header rewritten");
-        CHECK_INT(c->n, 3);
-        CHECK_INT(xatm_declog_segments(log), 2);
+        spit(seg_file(x.dir, 1), orig, len);
+        spit_zeros(seg_file(x.dir, 2), hdr, keep, k == 2 ? 5000 : 65536);
+        CHECK_INT(fx_replay(&x), 0);
+        CHECK_CONTAINS(x.err, "xatm-log.0000000000000002: offset 0: torn segment header rewritten");
+        CHECK_INT(x.c->n, 3);
+        CHECK_INT(xatm_declog_segments(x.log), 2);
         xatm_declog_record r = r_end("tm1.1.1");
-        CHECK_INT(xatm_declog_append(log, &r, true), 0);
-        CHECK_INT(xatm_declog_flush(log), 0);
-        xatm_declog_close(log);
-        collect_free(c);
-        CHECK_INT(file_size(seg_file(dir, 2)), SEG_FULL);
-        c = collect_new();
-        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-        CHECK_STR(err, "");
-        CHECK_INT(c->n, 4);
-        CHECK_INT(xatm_declog_last_lsn(log), 4);
-        xatm_declog_close(log);
-        collect_free(c);
-        unlink(seg_file(dir, 2));
+        CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+        CHECK_INT(xatm_declog_flush(x.log), 0);
+        fx_close(&x);
+        CHECK_INT(file_size(seg_file(x.dir, 2)), SEG_FULL);
+        CHECK_INT(fx_replay(&x), 0);
+        CHECK_STR(x.err, "");
+        CHECK_INT(x.c->n, 4);
+        CHECK_INT(xatm_declog_last_lsn(x.log), 4);
+        fx_close(&x);
+        unlink(seg_file(x.dir, 2));
     }
 
     /* a leftover next segment, half zero-filled or holding an unrenamed checkpoint */
-    spit(seg_file(dir, 1), orig, len);
-    spit_zeros(spare_file(dir), orig, len, 300000);
+    spit(seg_file(x.dir, 1), orig, len);
+    spit_zeros(spare_file(x.dir), orig, len, 300000);
     struct offs d = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &d, err, sizeof err), 0);
-    CHECK_STR(err, "");
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &d, x.err, sizeof x.err), 0);
+    CHECK_STR(x.err, "");
     CHECK_INT(d.n, 3);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 3);
-    CHECK_INT(xatm_declog_segments(log), 1);
-    CHECK(access(spare_file(dir), F_OK) != 0);
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n, 3);
+    CHECK_INT(xatm_declog_segments(x.log), 1);
+    CHECK(access(spare_file(x.dir), F_OK) != 0);
     free(orig);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 /* A failing write or fdatasync while a segment is zero-filled at open: the open fails with
  * the file, what failed and why (XATM_ENOSPC for a full disk), and a later open works. */
 static void test_zero_fill_failures(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    xatm_declog *log = NULL;
-    struct fio f = {.fail_pwrite = -ENOSPC, .pwrite_ok = 2}; /* the third 256 KiB write */
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.io = &io};
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_ENOSPC);
-    CHECK(log == NULL);
-    CHECK_CONTAINS(err, "xatm-log.0000000000000001: creating the segment: ");
-    CHECK_CONTAINS(err, "xatm-log.next: preparing the next segment: write at offset 524288: "
+    struct fx x;
+    /* the disk is full at the third 256 KiB write */
+    fx_init(&x, 0, &(struct fio){.fail_pwrite = -ENOSPC, .pwrite_ok = 2});
+    CHECK_INT(fx_open(&x), XATM_ENOSPC);
+    CHECK(x.log == NULL);
+    CHECK_CONTAINS(x.err, "xatm-log.0000000000000001: creating the segment: ");
+    CHECK_CONTAINS(x.err, "xatm-log.next: preparing the next segment: write at offset 524288: "
                         "No space left on device");
-    CHECK_INT(count_segments(dir), 0);
-    CHECK(access(spare_file(dir), F_OK) != 0); /* removed: its blocks are given back */
-    f = (struct fio){.fail_fdatasync = -EIO};
-    rm_rf(dir);
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_EIO);
-    CHECK_CONTAINS(err, "xatm-log.0000000000000001: creating the segment: ");
-    CHECK_CONTAINS(err, "xatm-log.next: fdatasync: Input/output error");
-    CHECK_INT(count_segments(dir), 0);
+    CHECK_INT(count_segments(x.dir), 0);
+    CHECK(access(spare_file(x.dir), F_OK) != 0); /* removed: its blocks are given back */
+    x.f = (struct fio){.fail_fdatasync = -EIO};
+    rm_rf(x.dir);
+    CHECK_INT(fx_open(&x), XATM_EIO);
+    CHECK_CONTAINS(x.err, "xatm-log.0000000000000001: creating the segment: ");
+    CHECK_CONTAINS(x.err, "xatm-log.next: fdatasync: Input/output error");
+    CHECK_INT(count_segments(x.dir), 0);
     /* the failed open left no segment: the next one creates it */
-    f = (struct fio){0};
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n, 0);
-    xatm_declog_close(log);
-    collect_free(c);
-    rm_rf(dir);
+    x.f = (struct fio){0};
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_INT(x.c->n, 0);
+    fx_close(&x);
+    rm_rf(x.dir);
 
     /* extending a short segment, and zeroing a torn tail, on a full or failing disk */
-    make_three(dir);
+    make_three(x.dir);
     size_t full;
-    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    uint8_t *orig = slurp(seg_file(x.dir, 1), &full);
     size_t len = log_end(orig, full);
-    spit(seg_file(dir, 1), orig, len);
-    f = (struct fio){.fail_pwrite = -ENOSPC};
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_ENOSPC);
-    CHECK_CONTAINS(err, "extending the segment with zeros to its full length: No space left on device");
-    spit(seg_file(dir, 1), orig, len - 2);
-    f = (struct fio){.fail_pwrite = -EIO};
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_EIO);
-    CHECK_CONTAINS(err, "zeroing the torn tail: Input/output error");
-    f = (struct fio){.fail_fdatasync = -EIO};
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), XATM_EIO);
-    CHECK_CONTAINS(err, "fdatasync after repairing the segment: Input/output error");
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_INT(c->n, 2);
-    xatm_declog_close(log);
-    collect_free(c);
+    spit(seg_file(x.dir, 1), orig, len);
+    x.f = (struct fio){.fail_pwrite = -ENOSPC};
+    CHECK_INT(fx_open(&x), XATM_ENOSPC);
+    CHECK_CONTAINS(x.err, "extending the segment with zeros to its full length: No space left on device");
+    spit(seg_file(x.dir, 1), orig, len - 2);
+    x.f = (struct fio){.fail_pwrite = -EIO};
+    CHECK_INT(fx_open(&x), XATM_EIO);
+    CHECK_CONTAINS(x.err, "zeroing the torn tail: Input/output error");
+    x.f = (struct fio){.fail_fdatasync = -EIO};
+    CHECK_INT(fx_open(&x), XATM_EIO);
+    CHECK_CONTAINS(x.err, "fdatasync after repairing the segment: Input/output error");
+    x.o.io = NULL;
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_INT(x.c->n, 2);
     free(orig);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 #define MIB (1024 * 1024)
@@ -2157,17 +2057,12 @@ static void test_zero_fill_failures(void)
  * its old records before the next rotation puts it into place). */
 static void test_prepare_ahead(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512], g[XATM_GTRID_MAX + 1];
-    struct owner *ow = calloc(1, sizeof *ow);
-    ow->branches = 2;
-    struct fio f = {.no_sync = true};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.segment_size = MIB, .io = &io, .unresolved = owner_unresolved,
-                             .unresolved_arg = ow};
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    CHECK_INT(file_size(seg_file(dir, 1)), MIB);
+    struct fx x;
+    char g[XATM_GTRID_MAX + 1];
+    fx_init(&x, MIB, &(struct fio){.no_sync = true});
+    struct owner *ow = fx_owner(&x, 2);
+    CHECK_INT(fx_open(&x), 0);
+    CHECK_INT(file_size(seg_file(x.dir, 1)), MIB);
 
     bool rotated = false;
     int bad_before_half = 0, bad_step = 0, bad_disk = 0, steps = 0, completed_syncs = 0;
@@ -2176,25 +2071,25 @@ static void test_prepare_ahead(void)
         gt(g, i);
         xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES); /* ~1.2 KiB */
         if (i % 3 == 0) set_add(ow->set, &ow->n, g);            /* some stay unresolved */
-        CHECK_INT(xatm_declog_append(log, &r, true), 0);
-        size_t rec = xatm_declog_pending_bytes(log) + FLUSH_REC; /* the flush adds its FLUSH */
-        struct fio before = f;
-        CHECK_INT(xatm_declog_flush(log), 0);
+        CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+        size_t rec = xatm_declog_pending_bytes(x.log) + FLUSH_REC; /* the flush adds its FLUSH */
+        struct fio before = x.f;
+        CHECK_INT(xatm_declog_flush(x.log), 0);
         written += (long long)rec;
-        if (access(seg_file(dir, 2), F_OK) == 0) {
+        if (access(seg_file(x.dir, 2), F_OK) == 0) {
             rotated = true;
             /* the rotating flush: the records, then only the new segment's header and
              * checkpoint; the old one synced, the new one synced, renamed, the directory
              * synced after the rename and after the old one was renamed to be recycled */
-            CHECK_INT(f.pwrites - before.pwrites, 2);
-            CHECK_INT(f.fdatasyncs - before.fdatasyncs, 2);
-            CHECK_INT(f.fsyncs - before.fsyncs, 2);
-            CHECK_INT(f.renames - before.renames, 2);
-            CHECK_INT(f.unlinks - before.unlinks, 0);
+            CHECK_INT(x.f.pwrites - before.pwrites, 2);
+            CHECK_INT(x.f.fdatasyncs - before.fdatasyncs, 2);
+            CHECK_INT(x.f.fsyncs - before.fsyncs, 2);
+            CHECK_INT(x.f.renames - before.renames, 2);
+            CHECK_INT(x.f.unlinks - before.unlinks, 0);
             CHECK(written >= MIB + 32);
             break;
         }
-        long long spare = file_size(spare_file(dir));
+        long long spare = file_size(spare_file(x.dir));
         if (written - 32 < MIB / 2) {
             if (spare >= 0) bad_before_half++;
         } else {
@@ -2203,10 +2098,10 @@ static void test_prepare_ahead(void)
             if (last_spare == MIB && spare != MIB) bad_step++;
             if (spare > last_spare) steps++;
             if (spare == MIB && last_spare < MIB)
-                completed_syncs += f.fdatasyncs - before.fdatasyncs == 2; /* records + spare */
+                completed_syncs += x.f.fdatasyncs - before.fdatasyncs == 2; /* records + spare */
             last_spare = spare;
         }
-        if (xatm_declog_disk_bytes(log) != (uint64_t)(MIB + (spare > 0 ? spare : 0))) bad_disk++;
+        if (xatm_declog_disk_bytes(x.log) != (uint64_t)(MIB + (spare > 0 ? spare : 0))) bad_disk++;
     }
     CHECK(rotated);
     CHECK_INT(bad_before_half, 0);
@@ -2215,12 +2110,12 @@ static void test_prepare_ahead(void)
     CHECK_INT(completed_syncs, 1);
     CHECK_INT(bad_disk, 0);
     /* segment 1 is the next spare, cut back to its full length, its records still in it */
-    CHECK(access(seg_file(dir, 1), F_OK) != 0);
-    CHECK_INT(file_size(spare_file(dir)), MIB);
-    CHECK(!file_zero(spare_file(dir), 32, 4096));
-    CHECK_INT(file_size(seg_file(dir, 2)), MIB);
-    CHECK_INT(xatm_declog_segments(log), 1);
-    CHECK_INT(xatm_declog_disk_bytes(log), 2 * MIB);
+    CHECK(access(seg_file(x.dir, 1), F_OK) != 0);
+    CHECK_INT(file_size(spare_file(x.dir)), MIB);
+    CHECK(!file_zero(spare_file(x.dir), 32, 4096));
+    CHECK_INT(file_size(seg_file(x.dir, 2)), MIB);
+    CHECK_INT(xatm_declog_segments(x.log), 1);
+    CHECK_INT(xatm_declog_disk_bytes(x.log), 2 * MIB);
 
     /* the next cycle zero-fills the recycled file (no new file: no create) and puts it into
      * place as segment 3: zeros after its records, nothing of segment 1 left in it */
@@ -2229,75 +2124,67 @@ static void test_prepare_ahead(void)
     for (unsigned i = 2001; i <= 4000 && !rotated; i++) {
         gt(g, i);
         xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
-        CHECK_INT(xatm_declog_append(log, &r, true), 0);
-        struct fio before = f;
-        CHECK_INT(xatm_declog_flush(log), 0);
-        if (access(seg_file(dir, 3), F_OK) == 0) {
+        CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+        struct fio before = x.f;
+        CHECK_INT(xatm_declog_flush(x.log), 0);
+        if (access(seg_file(x.dir, 3), F_OK) == 0) {
             rotated = true;
-            CHECK_INT(f.renames - before.renames, 2);
-            CHECK_INT(f.unlinks - before.unlinks, 0);
+            CHECK_INT(x.f.renames - before.renames, 2);
+            CHECK_INT(x.f.unlinks - before.unlinks, 0);
             break;
         }
-        if (f.pwrites - before.pwrites == 2) recycled_steps++; /* records + a zero piece */
-        CHECK_INT(file_size(spare_file(dir)), MIB);
+        if (x.f.pwrites - before.pwrites == 2) recycled_steps++; /* records + a zero piece */
+        CHECK_INT(file_size(spare_file(x.dir)), MIB);
         /* the last flushes before the rotation extend segment 2 past its full length */
-        CHECK(xatm_declog_disk_bytes(log) >= 2 * MIB &&
-              xatm_declog_disk_bytes(log) < 2 * MIB + 16384);
+        CHECK(xatm_declog_disk_bytes(x.log) >= 2 * MIB &&
+              xatm_declog_disk_bytes(x.log) < 2 * MIB + 16384);
     }
     CHECK(rotated);
     CHECK_INT(recycled_steps, 4);
-    CHECK_INT(file_size(seg_file(dir, 3)), MIB);
+    CHECK_INT(file_size(seg_file(x.dir, 3)), MIB);
     {
         size_t len;
-        uint8_t *d = slurp(seg_file(dir, 3), &len);
+        uint8_t *d = slurp(seg_file(x.dir, 3), &len);
         size_t end = log_end(d, len);
         CHECK(end > 32 && end < MIB / 2); /* the CHECKPOINT and what overflowed it */
-        CHECK(file_zero(seg_file(dir, 3), (long long)end, MIB));
+        CHECK(file_zero(seg_file(x.dir, 3), (long long)end, MIB));
         free(d);
     }
-    uint64_t last = xatm_declog_last_lsn(log);
-    xatm_declog_close(log);
+    uint64_t last = xatm_declog_last_lsn(x.log);
+    fx_close(&x);
 
-    struct collect *c = collect_new();
-    o.io = NULL;
-    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n_unresolved, ow->n);
-    CHECK(c->n > 0 && c->v[0].type == XATM_DL_CHECKPOINT);
-    CHECK_INT(xatm_declog_last_lsn(log), last);
-    CHECK(access(spare_file(dir), F_OK) != 0); /* the leftover recycled spare: removed */
-    xatm_declog_close(log);
-    collect_free(c);
-    rm_rf(dir);
+    x.o.io = NULL;
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n_unresolved, ow->n);
+    CHECK(x.c->n > 0 && x.c->v[0].type == XATM_DL_CHECKPOINT);
+    CHECK_INT(xatm_declog_last_lsn(x.log), last);
+    CHECK(access(spare_file(x.dir), F_OK) != 0); /* the leftover recycled spare: removed */
+    fx_close(&x);
+    rm_rf(x.dir);
 
     /* one flush larger than the segment: the rotation finds no spare and makes the whole
      * next segment itself (and the records past the zero fill simply extend the file) */
-    f = (struct fio){.no_sync = true};
-    o.io = &io;
+    x.f = (struct fio){.no_sync = true};
+    x.o.io = &x.io;
     ow->n = 0;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    CHECK_INT(fx_open(&x), 0);
     for (unsigned i = 1; i <= 1000; i++) {
         gt(g, i);
         xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
-        CHECK_INT(xatm_declog_append(log, &r, true), 0);
+        CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
     }
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f.renames, 3); /* segment 1 at open, segment 2, segment 1 recycled */
-    CHECK(access(seg_file(dir, 2), F_OK) == 0);
-    CHECK(access(seg_file(dir, 1), F_OK) != 0);
-    CHECK_INT(file_size(spare_file(dir)), MIB); /* segment 1, recycled, cut back */
-    CHECK_INT(file_size(seg_file(dir, 2)), MIB);
-    xatm_declog_close(log);
-    c = collect_new();
-    CHECK_INT(open_log(dir, &o, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 1); /* the CHECKPOINT: every decision was resolved (none in ow) */
-    CHECK_INT(xatm_declog_last_lsn(log), 1001);
-    xatm_declog_close(log);
-    collect_free(c);
-    free(ow);
-    rm_rf(dir);
-    free(dir);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.renames, 3); /* segment 1 at open, segment 2, segment 1 recycled */
+    CHECK(access(seg_file(x.dir, 2), F_OK) == 0);
+    CHECK(access(seg_file(x.dir, 1), F_OK) != 0);
+    CHECK_INT(file_size(spare_file(x.dir)), MIB); /* segment 1, recycled, cut back */
+    CHECK_INT(file_size(seg_file(x.dir, 2)), MIB);
+    CHECK_INT(fx_reopen(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n, 1); /* the CHECKPOINT: every decision was resolved (none in ow) */
+    CHECK_INT(xatm_declog_last_lsn(x.log), 1001);
+    fx_done(&x);
 }
 
 /* A recycled segment is cut back to its full length only once the directory fsync has made
@@ -2306,27 +2193,22 @@ static void test_prepare_ahead(void)
  * ends torn makes the next start-up fail as CORRUPT. */
 static void test_recycle_cut_after_rename(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512], g[XATM_GTRID_MAX + 1];
-    struct fio f = {.no_sync = true};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.segment_size = MIB, .io = &io};
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    for (unsigned i = 1; i <= 2000 && access(seg_file(dir, 2), F_OK) != 0; i++) {
+    struct fx x;
+    char g[XATM_GTRID_MAX + 1];
+    fx_init(&x, MIB, &(struct fio){.no_sync = true});
+    CHECK_INT(fx_open(&x), 0);
+    for (unsigned i = 1; i <= 2000 && access(seg_file(x.dir, 2), F_OK) != 0; i++) {
         gt(g, i);
         xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
-        CHECK_INT(xatm_declog_append(log, &r, true), 0);
-        CHECK_INT(xatm_declog_flush(log), 0);
+        CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+        CHECK_INT(xatm_declog_flush(x.log), 0);
     }
-    CHECK(access(seg_file(dir, 2), F_OK) == 0);
-    CHECK(access(seg_file(dir, 1), F_OK) != 0);
-    CHECK_INT(file_size(spare_file(dir)), MIB); /* segment 1, recycled and cut back... */
-    CHECK_INT(f.ftruncates, 1);
-    CHECK_INT(f.early_cuts, 0);                 /* ...after its rename was made durable */
-    xatm_declog_close(log);
-    rm_rf(dir);
-    free(dir);
+    CHECK(access(seg_file(x.dir, 2), F_OK) == 0);
+    CHECK(access(seg_file(x.dir, 1), F_OK) != 0);
+    CHECK_INT(file_size(spare_file(x.dir)), MIB); /* segment 1, recycled and cut back... */
+    CHECK_INT(x.f.ftruncates, 1);
+    CHECK_INT(x.f.early_cuts, 0);                 /* ...after its rename was made durable */
+    fx_done(&x);
 }
 
 /* A power loss during the fdatasync that makes a new small segment durable (at most 256 KiB:
@@ -2338,29 +2220,24 @@ static void test_recycle_cut_after_rename(void)
  * (nothing is cleaned up), and the file written has its first page zeroed. */
 static void test_small_rotation_torn_first_page(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512], g[XATM_GTRID_MAX + 1];
-    struct owner *ow = calloc(1, sizeof *ow);
-    ow->branches = 2;
-    struct fio f = {.no_sync = true, .fail_unlink = -EIO};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.segment_size = 65536, .io = &io, .unresolved = owner_unresolved,
-                             .unresolved_arg = ow};
-    xatm_declog *log;
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
+    struct fx x;
+    char g[XATM_GTRID_MAX + 1];
+    fx_init(&x, 65536, &(struct fio){.no_sync = true, .fail_unlink = -EIO});
+    struct owner *ow = fx_owner(&x, 2);
+    CHECK_INT(fx_open(&x), 0);
     int rc = 0;
     for (unsigned i = 1; i <= 5000 && rc == 0; i++) {
         gt(g, i);
         xatm_declog_record r = r_commit(g, 2);
         set_add(ow->set, &ow->n, g); /* all unresolved: a CHECKPOINT of several pages */
-        CHECK_INT(xatm_declog_append(log, &r, true), 0);
-        f.fail_fdatasync = -EIO; /* the flush's own fdatasync passes, a second one fails: */
-        f.fdatasync_ok = f.fdatasyncs + 1; /* the new segment's, at the rotation */
-        rc = xatm_declog_flush(log);
+        CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+        x.f.fail_fdatasync = -EIO; /* the flush's own fdatasync passes, a second one fails: */
+        x.f.fdatasync_ok = x.f.fdatasyncs + 1; /* the new segment's, at the rotation */
+        rc = xatm_declog_flush(x.log);
     }
     CHECK_INT(rc, XATM_ELOG);
-    xatm_declog_close(log);
-    const char *made = access(seg_file(dir, 2), F_OK) == 0 ? seg_file(dir, 2) : spare_file(dir);
+    fx_close(&x);
+    const char *made = access(seg_file(x.dir, 2), F_OK) == 0 ? seg_file(x.dir, 2) : spare_file(x.dir);
     size_t len;
     uint8_t *d = slurp(made, &len);
     CHECK(d && log_end(d, len) > 8192);
@@ -2369,22 +2246,17 @@ static void test_small_rotation_torn_first_page(void)
         spit(made, d, len);
     }
     free(d);
-    struct collect *c = collect_new();
-    o.io = NULL;
-    rc = open_log(dir, &o, c, &log, err, sizeof err);
+    x.o.io = NULL;
+    rc = fx_replay(&x);
     CHECK_INT(rc, 0);
-    if (rc) fprintf(stderr, "  open: %s\n", err);
+    if (rc) fprintf(stderr, "  open: %s\n", x.err);
     else {
-        CHECK_STR(err, "");
-        CHECK_INT(c->n_unresolved, ow->n);
-        CHECK_INT(xatm_declog_segments(log), 1);
-        CHECK(access(spare_file(dir), F_OK) != 0);
-        xatm_declog_close(log);
+        CHECK_STR(x.err, "");
+        CHECK_INT(x.c->n_unresolved, ow->n);
+        CHECK_INT(xatm_declog_segments(x.log), 1);
+        CHECK(access(spare_file(x.dir), F_OK) != 0);
     }
-    collect_free(c);
-    free(ow);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 /* Preparing the next segment fails. A full disk (a write that would extend a file fails,
@@ -2397,15 +2269,14 @@ static void test_small_rotation_torn_first_page(void)
  * flushed record in the old segment. */
 static void test_prepare_failures(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512], g[XATM_GTRID_MAX + 1];
+    struct fx x;
+    char g[XATM_GTRID_MAX + 1];
+    fx_init(&x, 0, NULL);
     for (int which = 0; which < 4; which++) {
-        struct fio f = {.no_sync = true};
-        xatm_declog_io io = fio_table(&f);
-        xatm_declog_options o = {.segment_size = MIB, .io = &io};
-        xatm_declog *log;
-        CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-        if (which == 2) f.fail_rename = -EIO;
+        x.f = (struct fio){.no_sync = true};
+        x.o = (xatm_declog_options){.segment_size = MIB, .io = &x.io};
+        CHECK_INT(fx_open(&x), 0);
+        if (which == 2) x.f.fail_rename = -EIO;
         unsigned flushed = 0, full_at = 0;
         int rc = 0, warnings = 0;
         long long seg_bytes = 32;
@@ -2413,20 +2284,20 @@ static void test_prepare_failures(void)
         for (unsigned i = 1; i <= 2000 && rc == 0; i++) {
             gt(g, i);
             xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
-            CHECK_INT(xatm_declog_append(log, &r, true), 0);
-            long long spare = file_size(spare_file(dir));
-            size_t bytes = xatm_declog_pending_bytes(log) + FLUSH_REC;
+            CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+            long long spare = file_size(spare_file(x.dir));
+            size_t bytes = xatm_declog_pending_bytes(x.log) + FLUSH_REC;
             if ((which == 0 || which == 3) && spare == 256 * 1024 && !full_at) {
-                f.disk_full = true; /* the records land on zeros, the next piece does not fit */
+                x.f.disk_full = true; /* the records land on zeros, the next piece does not fit */
                 full_at = i;
             }
-            if (which == 3 && full_at && i == full_at + 50) f.disk_full = false; /* freed */
+            if (which == 3 && full_at && i == full_at + 50) x.f.disk_full = false; /* freed */
             if (which == 1 && spare == 3 * 256 * 1024) {
-                f.fail_fdatasync = -EIO; /* the records' sync passes, the spare's fails */
-                f.fdatasync_ok = f.fdatasyncs + 1;
+                x.f.fail_fdatasync = -EIO; /* the records' sync passes, the spare's fails */
+                x.f.fdatasync_ok = x.f.fdatasyncs + 1;
             }
-            rc = xatm_declog_flush(log);
-            const char *w = xatm_declog_take_warning(log);
+            rc = xatm_declog_flush(x.log);
+            const char *w = xatm_declog_take_warning(x.log);
             if (w) {
                 warnings++;
                 warning = w;
@@ -2441,9 +2312,9 @@ static void test_prepare_failures(void)
              * the write that fails is that of the records */
             if (rc == 0 || which == 1 || which == 2) flushed = i;
             if (rc == 0) seg_bytes += (long long)bytes;
-            if (which == 3 && rc == 0 && access(seg_file(dir, 2), F_OK) == 0) break;
+            if (which == 3 && rc == 0 && access(seg_file(x.dir, 2), F_OK) == 0) break;
         }
-        const char *msg = xatm_declog_errmsg(log);
+        const char *msg = xatm_declog_errmsg(x.log);
         if (which == 0) {
             /* a full disk fails the log only when it needs new space: the flush that runs
              * past the current segment's zero-filled length, where the rotation is due */
@@ -2452,7 +2323,7 @@ static void test_prepare_failures(void)
             CHECK(seg_bytes < MIB && seg_bytes > MIB - 2 * 1300);
             CHECK_CONTAINS(msg, "xatm-log.0000000000000001: write at offset ");
             CHECK_CONTAINS(msg, ": No space left on device");
-            CHECK_INT(file_size(spare_file(dir)), 256 * 1024); /* kept: the log needs it */
+            CHECK_INT(file_size(spare_file(x.dir)), 256 * 1024); /* kept: the log needs it */
         } else if (which == 1) {
             CHECK_INT(rc, XATM_ELOG);
             CHECK_CONTAINS(msg, "xatm-log.next: preparing the next segment: fdatasync: Input/output error");
@@ -2465,34 +2336,29 @@ static void test_prepare_failures(void)
             CHECK_INT(rc, 0);
             CHECK_INT(warnings, 2);
             CHECK_CONTAINS(warning, "preparing the next segment: resumed at offset 262144");
-            CHECK(access(seg_file(dir, 2), F_OK) == 0);
-            xatm_declog_close(log);
-            rm_rf(dir);
+            CHECK(access(seg_file(x.dir, 2), F_OK) == 0);
+            fx_close(&x);
+            rm_rf(x.dir);
             continue;
         }
-        if (which != 0) CHECK(access(spare_file(dir), F_OK) != 0); /* given back */
-        CHECK(access(seg_file(dir, 2), F_OK) != 0);
+        if (which != 0) CHECK(access(spare_file(x.dir), F_OK) != 0); /* given back */
+        CHECK(access(seg_file(x.dir, 2), F_OK) != 0);
         xatm_declog_record e = r_end("tm1.3.1");
-        CHECK_INT(xatm_declog_append(log, &e, false), rc); /* sticky */
-        CHECK_INT(xatm_declog_flush(log), rc);
-        xatm_declog_close(log);
+        CHECK_INT(xatm_declog_append(x.log, &e, false), rc); /* sticky */
+        CHECK_INT(xatm_declog_flush(x.log), rc);
+        fx_close(&x);
 
-        struct collect *c = collect_new();
-        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-        CHECK_STR(err, "");
-        CHECK_INT(c->n, flushed);
-        CHECK_INT(c->n_unresolved, flushed);
-        xatm_declog_close(log);
-        collect_free(c);
-        rm_rf(dir);
+        x.o = (xatm_declog_options){0};
+        CHECK_INT(fx_replay(&x), 0);
+        CHECK_STR(x.err, "");
+        CHECK_INT(x.c->n, flushed);
+        CHECK_INT(x.c->n_unresolved, flushed);
+        fx_close(&x);
+        rm_rf(x.dir);
     }
-    free(dir);
+    fx_done(&x);
 }
 
-/* A log directory written before segments were zero-filled: every segment file ends right
- * after its last record (the record and segment formats are unchanged). It opens and
- * replays; the newest segment is extended with zeros to its full length, the older ones are
- * left as they are; appends go on; a torn tail in such a file is truncated as before. */
 /* Rewrites a segment file as one written before FLUSH records (version 1, append-only):
  * the FLUSH records dropped, the header's version set to 1, the file ending right after
  * its last record, minus `cut` bytes. Returns the new length. */
@@ -2528,123 +2394,121 @@ static size_t make_v1(const char *path, size_t cut)
  * followed by new ones until rotation deletes the old ones. */
 static void test_old_format(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512];
-    struct owner *ow = calloc(1, sizeof *ow);
-    struct fio f;
-    xatm_declog_io io;
-    xatm_declog_options o;
-    xatm_declog *log;
-    make_three_segments(dir, ow, &f, &io, &o);
+    struct fx x;
+    fx_init(&x, 0, NULL);
+    make_three_segments(&x);
+    x.o = (xatm_declog_options){0}; /* opened with the defaults from here on */
     size_t n;
     uint8_t *saved[4];
     size_t saved_len[4];
-    for (int i = 1; i <= 3; i++) saved[i] = slurp(seg_file(dir, (uint64_t)i), &saved_len[i]);
+    for (int i = 1; i <= 3; i++) saved[i] = slurp(seg_file(x.dir, (uint64_t)i), &saved_len[i]);
     long long sizes[4];
-    for (int i = 1; i <= 3; i++) sizes[i] = (long long)make_v1(seg_file(dir, (uint64_t)i), 0);
+    for (int i = 1; i <= 3; i++) sizes[i] = (long long)make_v1(seg_file(x.dir, (uint64_t)i), 0);
 
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n_unresolved, 1);
-    CHECK_INT(c->max_epoch, 1);
-    CHECK_INT(xatm_declog_segments(log), 4); /* a new segment after the old newest one */
-    CHECK_INT(file_size(seg_file(dir, 1)), sizes[1]); /* old ones untouched */
-    CHECK_INT(file_size(seg_file(dir, 2)), sizes[2]);
-    CHECK_INT(file_size(seg_file(dir, 3)), sizes[3]);
-    CHECK_INT(file_size(seg_file(dir, 4)), SEG_FULL);
-    CHECK_INT(xatm_declog_disk_bytes(log), (uint64_t)(sizes[1] + sizes[2] + sizes[3] + SEG_FULL));
-    uint64_t last = xatm_declog_last_lsn(log);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n_unresolved, 1);
+    CHECK_INT(x.c->max_epoch, 1);
+    CHECK_INT(xatm_declog_segments(x.log), 4); /* a new segment after the old newest one */
+    CHECK_INT(file_size(seg_file(x.dir, 1)), sizes[1]); /* old ones untouched */
+    CHECK_INT(file_size(seg_file(x.dir, 2)), sizes[2]);
+    CHECK_INT(file_size(seg_file(x.dir, 3)), sizes[3]);
+    CHECK_INT(file_size(seg_file(x.dir, 4)), SEG_FULL);
+    CHECK_INT(xatm_declog_disk_bytes(x.log), (uint64_t)(sizes[1] + sizes[2] + sizes[3] + SEG_FULL));
+    uint64_t last = xatm_declog_last_lsn(x.log);
     xatm_declog_record r = r_commit("tm1.1.2", 2);
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    uint8_t *d = slurp(seg_file(dir, 4), &n);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    fx_close(&x);
+    uint8_t *d = slurp(seg_file(x.dir, 4), &n);
     CHECK(n > 40 && d[8] == 2); /* version 2 */
     free(d);
-    collect_free(c);
     /* mixed: three old segments, then a new one */
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n_unresolved, 2);
-    CHECK_INT(xatm_declog_last_lsn(log), last + 1);
-    CHECK_INT(xatm_declog_segments(log), 4);
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n_unresolved, 2);
+    CHECK_INT(xatm_declog_last_lsn(x.log), last + 1);
+    CHECK_INT(xatm_declog_segments(x.log), 4);
+    fx_close(&x);
     /* ... whose new segment ends torn (an incomplete flush) */
-    d = slurp(seg_file(dir, 4), &n);
+    d = slurp(seg_file(x.dir, 4), &n);
     size_t end = log_end(d, n);
-    spit(seg_file(dir, 4), d, end - 5);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_CONTAINS(err, "xatm-log.0000000000000004: offset 32: torn tail truncated");
-    CHECK_INT(c->n_unresolved, 1);
-    CHECK_INT(xatm_declog_last_lsn(log), last);
-    xatm_declog_close(log);
-    collect_free(c);
+    spit(seg_file(x.dir, 4), d, end - 5);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_CONTAINS(x.err, "xatm-log.0000000000000004: offset 32: torn tail truncated");
+    CHECK_INT(x.c->n_unresolved, 1);
+    CHECK_INT(xatm_declog_last_lsn(x.log), last);
+    fx_close(&x);
     free(d);
     /* an old segment that is not the newest must be complete */
-    d = slurp(seg_file(dir, 2), &n);
-    spit(seg_file(dir, 2), d, n - 3);
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), XATM_ECORRUPT);
-    CHECK_CONTAINS(err, "xatm-log.0000000000000002");
-    CHECK_CONTAINS(err, "only the newest segment may end torn");
+    d = slurp(seg_file(x.dir, 2), &n);
+    spit(seg_file(x.dir, 2), d, n - 3);
+    CHECK_INT(fx_open(&x), XATM_ECORRUPT);
+    CHECK_CONTAINS(x.err, "xatm-log.0000000000000002");
+    CHECK_CONTAINS(x.err, "only the newest segment may end torn");
     free(d);
 
     /* an old newest segment with a torn tail: truncated by the old rule (its file keeps its
      * length, the torn bytes zeroed), then a new segment follows it */
-    unlink(seg_file(dir, 4));
-    for (int i = 1; i <= 3; i++) spit(seg_file(dir, (uint64_t)i), saved[i], saved_len[i]);
-    for (int i = 1; i <= 3; i++) sizes[i] = (long long)make_v1(seg_file(dir, (uint64_t)i), i == 3 ? 5 : 0);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_CONTAINS(err, "torn tail truncated");
-    CHECK_INT(c->n_unresolved, 1); /* segment 3's checkpoint was torn, not segment 2's */
-    CHECK_INT(file_size(seg_file(dir, 3)), sizes[3]);
-    CHECK(file_zero(seg_file(dir, 3), 32, sizes[3]));
-    CHECK_INT(xatm_declog_segments(log), 4);
+    unlink(seg_file(x.dir, 4));
+    for (int i = 1; i <= 3; i++) spit(seg_file(x.dir, (uint64_t)i), saved[i], saved_len[i]);
+    for (int i = 1; i <= 3; i++) sizes[i] = (long long)make_v1(seg_file(x.dir, (uint64_t)i), i == 3 ? 5 : 0);
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_CONTAINS(x.err, "torn tail truncated");
+    CHECK_INT(x.c->n_unresolved, 1); /* segment 3's checkpoint was torn, not segment 2's */
+    CHECK_INT(file_size(seg_file(x.dir, 3)), sizes[3]);
+    CHECK(file_zero(seg_file(x.dir, 3), 32, sizes[3]));
+    CHECK_INT(xatm_declog_segments(x.log), 4);
     r = r_commit("tm1.1.3", 2);
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    collect_free(c);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n_unresolved, 2);
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(fx_reopen(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n_unresolved, 2);
+    fx_close(&x);
 
     /* failures while starting the new segment after an old newest one fail the open,
      * delivering nothing; the next open succeeds */
-    unlink(seg_file(dir, 4));
-    for (int i = 1; i <= 3; i++) spit(seg_file(dir, (uint64_t)i), saved[i], saved_len[i]);
-    for (int i = 1; i <= 3; i++) make_v1(seg_file(dir, (uint64_t)i), 0);
-    struct fio ff = {.fail_fdatasync = -EIO};
-    xatm_declog_io fio = fio_table(&ff);
-    xatm_declog_options fo = {.io = &fio};
-    c = collect_new();
-    CHECK_INT(open_log(dir, &fo, c, &log, err, sizeof err), XATM_EIO);
-    CHECK_CONTAINS(err, "xatm-log.0000000000000003: fdatasync");
-    CHECK_INT(c->n, 0);
-    CHECK(access(seg_file(dir, 4), F_OK) != 0);
-    ff = (struct fio){.fail_pwrite = -ENOSPC};
-    CHECK_INT(open_log(dir, &fo, c, &log, err, sizeof err), XATM_ENOSPC);
-    CHECK_CONTAINS(err, "xatm-log.0000000000000004: creating the segment (a new segment after "
+    unlink(seg_file(x.dir, 4));
+    for (int i = 1; i <= 3; i++) spit(seg_file(x.dir, (uint64_t)i), saved[i], saved_len[i]);
+    for (int i = 1; i <= 3; i++) make_v1(seg_file(x.dir, (uint64_t)i), 0);
+    x.f = (struct fio){.fail_fdatasync = -EIO};
+    x.o.io = &x.io;
+    CHECK_INT(fx_replay(&x), XATM_EIO);
+    CHECK_CONTAINS(x.err, "xatm-log.0000000000000003: fdatasync");
+    CHECK_INT(x.c->n, 0);
+    CHECK(access(seg_file(x.dir, 4), F_OK) != 0);
+    x.f = (struct fio){.fail_pwrite = -ENOSPC};
+    CHECK_INT(fx_replay(&x), XATM_ENOSPC);
+    CHECK_CONTAINS(x.err, "xatm-log.0000000000000004: creating the segment (a new segment after "
                         "one written before FLUSH records): ");
-    CHECK_INT(c->n, 0);
-    CHECK(access(seg_file(dir, 4), F_OK) != 0); /* it never appeared under its name */
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n_unresolved, 1);
-    CHECK_INT(xatm_declog_segments(log), 4);
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_INT(x.c->n, 0);
+    CHECK(access(seg_file(x.dir, 4), F_OK) != 0); /* it never appeared under its name */
+    x.o.io = NULL;
+    CHECK_INT(fx_replay(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n_unresolved, 1);
+    CHECK_INT(xatm_declog_segments(x.log), 4);
+    fx_close(&x);
     for (int i = 1; i <= 3; i++) free(saved[i]);
-    free(ow);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
+}
+
+/* Opens x's log and writes flush 1 (a BOOT, forced) and flush 2 (12 COMMITs of ~1.2 KiB,
+ * four pages; forced or not); the log stays open. */
+static void boot_and_big_flush(struct fx *x, bool forced)
+{
+    char g[XATM_GTRID_MAX + 1];
+    xatm_declog_record boot = r_boot(1);
+    CHECK_INT(fx_open(x), 0);
+    CHECK_INT(xatm_declog_append(x->log, &boot, true), 0);
+    CHECK_INT(xatm_declog_flush(x->log), 0);
+    for (unsigned i = 1; i <= 12; i++) {
+        gt(g, i);
+        xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
+        CHECK_INT(xatm_declog_append(x->log, &r, forced), 0);
+    }
+    CHECK_INT(xatm_declog_flush(x->log), 0);
 }
 
 /* FLUSH records: a flush spanning several pages whose middle page did not reach the disk
@@ -2655,23 +2519,14 @@ static void test_old_format(void)
  * since the last completed fdatasync, so the damaged flush had been synced. */
 static void test_flush_boundaries(void)
 {
-    char *dir = t_tmpdir("declog");
-    char err[512], g[XATM_GTRID_MAX + 1], want[160];
-    xatm_declog *log;
-    xatm_declog_record boot = r_boot(1);
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
-    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0); /* flush 1: BOOT, synced */
-    size_t f2 = 32 + 28 + FLUSH_REC;      /* where flush 2 starts */
-    for (unsigned i = 1; i <= 12; i++) {  /* flush 2: 12 x ~1.2 KiB, four pages */
-        gt(g, i);
-        xatm_declog_record r = r_commit(g, XATM_MAX_BRANCHES);
-        CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    }
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
+    struct fx x;
+    char want[160];
+    fx_init(&x, 0, NULL);
+    size_t f2 = 32 + 28 + FLUSH_REC; /* where flush 2 starts */
+    boot_and_big_flush(&x, true);
+    fx_close(&x);
     size_t full;
-    uint8_t *orig = slurp(seg_file(dir, 1), &full);
+    uint8_t *orig = slurp(seg_file(x.dir, 1), &full);
     size_t end = log_end(orig, full);
     CHECK(end > f2 + 3 * 4096);
     uint8_t *work = malloc(full);
@@ -2680,21 +2535,19 @@ static void test_flush_boundaries(void)
     for (int zeros = 0; zeros <= 1; zeros++) {
         memcpy(work, orig, full);
         memset(work + 8192, zeros ? 0 : 0xa5, 4096);
-        spit(seg_file(dir, 1), work, full);
+        spit(seg_file(x.dir, 1), work, full);
         struct offs dd = {0};
-        CHECK_INT(xatm_declog_dump(dir, on_dump, &dd, err, sizeof err), 0);
-        CHECK_CONTAINS(err, "torn tail (xatmd would truncate it)");
+        CHECK_INT(xatm_declog_dump(x.dir, on_dump, &dd, x.err, sizeof x.err), 0);
+        CHECK_CONTAINS(x.err, "torn tail (xatmd would truncate it)");
         CHECK_INT(dd.n, 1); /* only the BOOT */
-        struct collect *c = collect_new();
-        CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+        CHECK_INT(fx_replay(&x), 0);
         snprintf(want, sizeof want, "offset %zu: torn tail truncated (%zu bytes dropped): incomplete flush", f2,
                  end - f2);
-        CHECK_CONTAINS(err, want);
-        CHECK_INT(c->n, 1);
-        CHECK_INT(xatm_declog_last_lsn(log), 1);
-        CHECK(file_zero(seg_file(dir, 1), (long long)f2, SEG_FULL));
-        xatm_declog_close(log);
-        collect_free(c);
+        CHECK_CONTAINS(x.err, want);
+        CHECK_INT(x.c->n, 1);
+        CHECK_INT(xatm_declog_last_lsn(x.log), 1);
+        CHECK(file_zero(seg_file(x.dir, 1), (long long)f2, SEG_FULL));
+        fx_close(&x);
     }
 
     /* every record of a flush valid, but its FLUSH record's covered bytes changed (a CRC
@@ -2704,117 +2557,86 @@ static void test_flush_boundaries(void)
     work[f2 + total - 1] ^= 0x40; /* the first COMMIT's last session id byte... */
     uint32_t crc = xatm_crc32c(0, work + f2 + 8, total - 8); /* ...with a CRC to match */
     for (int i = 0; i < 4; i++) work[f2 + 4 + i] = (uint8_t)(crc >> (8 * i));
-    spit(seg_file(dir, 1), work, full);
-    struct collect *c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    spit(seg_file(x.dir, 1), work, full);
+    CHECK_INT(fx_replay(&x), 0);
     snprintf(want, sizeof want, "offset %zu: torn tail truncated", f2);
-    CHECK_CONTAINS(err, want);
-    CHECK_CONTAINS(err, "CRC of the");
-    CHECK_INT(c->n, 1);
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_CONTAINS(x.err, want);
+    CHECK_CONTAINS(x.err, "CRC of the");
+    CHECK_INT(x.c->n, 1);
+    fx_close(&x);
 
     /* the same damage in a synced flush followed by a later complete flush: CORRUPT */
-    rm_rf(dir);
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
-    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    for (unsigned i = 1; i <= 12; i++) {
-        gt(g, i);
-        xatm_declog_record rr = r_commit(g, XATM_MAX_BRANCHES);
-        CHECK_INT(xatm_declog_append(log, &rr, true), 0);
-    }
-    CHECK_INT(xatm_declog_flush(log), 0); /* flush 2, synced */
+    rm_rf(x.dir);
+    boot_and_big_flush(&x, true); /* flush 2, synced */
     xatm_declog_record r = r_commit("tm1.1.99", 2);
-    CHECK_INT(xatm_declog_append(log, &r, false), 0);
-    CHECK_INT(xatm_declog_flush(log), 0); /* flush 3, not synced: covers only itself */
-    xatm_declog_close(log);
-    uint8_t *three = slurp(seg_file(dir, 1), &full);
+    CHECK_INT(xatm_declog_append(x.log, &r, false), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0); /* flush 3, not synced: covers only itself */
+    fx_close(&x);
+    uint8_t *three = slurp(seg_file(x.dir, 1), &full);
     memcpy(work, three, full);
     memset(work + 8192, 0, 4096);
-    spit(seg_file(dir, 1), work, full);
-    c = collect_new();
-    log = NULL;
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), XATM_ECORRUPT);
+    spit(seg_file(x.dir, 1), work, full);
+    CHECK_INT(fx_replay(&x), XATM_ECORRUPT);
     snprintf(want, sizeof want, "xatm-log.0000000000000001: offset %zu: incomplete flush: offset ", f2);
-    CHECK_CONTAINS(err, want);
-    CHECK_CONTAINS(err, "a complete flush (FLUSH record) follows it, so it is not a torn tail");
-    CHECK_INT(c->n, 0);
-    CHECK(log == NULL);
-    CHECK(file_is(seg_file(dir, 1), work, full)); /* nothing changed */
+    CHECK_CONTAINS(x.err, want);
+    CHECK_CONTAINS(x.err, "a complete flush (FLUSH record) follows it, so it is not a torn tail");
+    CHECK_INT(x.c->n, 0);
+    CHECK(x.log == NULL);
+    CHECK(file_is(seg_file(x.dir, 1), work, full)); /* nothing changed */
     struct offs dd = {0};
-    CHECK_INT(xatm_declog_dump(dir, on_dump, &dd, err, sizeof err), XATM_ECORRUPT);
+    CHECK_INT(xatm_declog_dump(x.dir, on_dump, &dd, x.err, sizeof x.err), XATM_ECORRUPT);
     CHECK_INT(dd.n, 1);
-    collect_free(c);
     free(three);
 
     /* ... but when the damaged flush was never synced, a later flush covers it too: the
      * later flush's CRC fails as well, and both are the torn tail */
-    rm_rf(dir);
-    CHECK_INT(open_log(dir, NULL, NULL, &log, err, sizeof err), 0);
-    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    for (unsigned i = 1; i <= 12; i++) {
-        gt(g, i);
-        xatm_declog_record rr = r_commit(g, XATM_MAX_BRANCHES);
-        CHECK_INT(xatm_declog_append(log, &rr, false), 0); /* unforced: no fdatasync */
-    }
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0); /* forced: its FLUSH covers flush 2 as well */
-    xatm_declog_close(log);
-    three = slurp(seg_file(dir, 1), &full);
+    rm_rf(x.dir);
+    boot_and_big_flush(&x, false); /* flush 2 unforced: no fdatasync */
+    CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0); /* forced: its FLUSH covers flush 2 as well */
+    fx_close(&x);
+    three = slurp(seg_file(x.dir, 1), &full);
     size_t end3 = log_end(three, full);
     memcpy(work, three, full);
     memset(work + 8192, 0, 4096);
-    spit(seg_file(dir, 1), work, full);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
+    spit(seg_file(x.dir, 1), work, full);
+    CHECK_INT(fx_replay(&x), 0);
     snprintf(want, sizeof want, "offset %zu: torn tail truncated (%zu bytes dropped)", f2, end3 - f2);
-    CHECK_CONTAINS(err, want);
-    CHECK_INT(c->n, 1);
+    CHECK_CONTAINS(x.err, want);
+    CHECK_INT(x.c->n, 1);
     /* and the log goes on after it */
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_flush(log), 0);
-    xatm_declog_close(log);
-    collect_free(c);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 2);
-    CHECK_INT(xatm_declog_last_lsn(log), 2);
-    xatm_declog_close(log);
-    collect_free(c);
+    CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(fx_reopen(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n, 2);
+    CHECK_INT(xatm_declog_last_lsn(x.log), 2);
+    fx_close(&x);
     free(three);
 
     /* the write that carries a flush and its FLUSH record fails: sticky, and nothing of
      * that flush is on disk; one pwrite and one fdatasync per flush, FLUSH included */
-    rm_rf(dir);
-    struct fio f = {0};
-    xatm_declog_io io = fio_table(&f);
-    xatm_declog_options o = {.io = &io};
-    CHECK_INT(open_log(dir, &o, NULL, &log, err, sizeof err), 0);
-    CHECK_INT(xatm_declog_append(log, &boot, true), 0);
-    struct fio before = f;
-    CHECK_INT(xatm_declog_flush(log), 0);
-    CHECK_INT(f.pwrites - before.pwrites, 1);
-    CHECK_INT(f.fdatasyncs - before.fdatasyncs, 1);
-    f.fail_pwrite = -ENOSPC;
-    f.pwrite_ok = f.pwrites;
-    CHECK_INT(xatm_declog_append(log, &r, true), 0);
-    CHECK_INT(xatm_declog_flush(log), XATM_ENOSPC);
-    CHECK_CONTAINS(xatm_declog_errmsg(log), "write at offset 104");
-    xatm_declog_close(log);
-    c = collect_new();
-    CHECK_INT(open_log(dir, NULL, c, &log, err, sizeof err), 0);
-    CHECK_STR(err, "");
-    CHECK_INT(c->n, 1);
-    xatm_declog_close(log);
-    collect_free(c);
+    rm_rf(x.dir);
+    x.o.io = &x.io; /* counted from here */
+    CHECK_INT(fx_open(&x), 0);
+    xatm_declog_record boot = r_boot(1);
+    CHECK_INT(xatm_declog_append(x.log, &boot, true), 0);
+    struct fio before = x.f;
+    CHECK_INT(xatm_declog_flush(x.log), 0);
+    CHECK_INT(x.f.pwrites - before.pwrites, 1);
+    CHECK_INT(x.f.fdatasyncs - before.fdatasyncs, 1);
+    x.f.fail_pwrite = -ENOSPC;
+    x.f.pwrite_ok = x.f.pwrites;
+    CHECK_INT(xatm_declog_append(x.log, &r, true), 0);
+    CHECK_INT(xatm_declog_flush(x.log), XATM_ENOSPC);
+    CHECK_CONTAINS(xatm_declog_errmsg(x.log), "write at offset 104");
+    x.o.io = NULL;
+    CHECK_INT(fx_reopen(&x), 0);
+    CHECK_STR(x.err, "");
+    CHECK_INT(x.c->n, 1);
     free(work);
     free(orig);
-    rm_rf(dir);
-    free(dir);
+    fx_done(&x);
 }
 
 int main(void)
