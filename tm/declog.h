@@ -254,8 +254,10 @@ typedef struct xatm_declog_io {
 xatm_declog_io xatm_declog_io_complete(const xatm_declog_io *in);
 
 typedef struct xatm_declog_options {
-    uint64_t segment_size;       /* rotate after this many bytes, and the length segment
-                                    files are zero-filled to (32 B..1 GiB); 0 = 16 MiB */
+    uint64_t segment_size;       /* rotate after this many bytes (any value; 1 rotates
+                                    at every flush), and the length segment files are
+                                    zero-filled to (clamped to 32 B..1 GiB); 0 = 16 MiB.
+                                    xatmd's config refuses less than 64 KiB */
     const xatm_declog_io *io;    /* NULL = POSIX; in a table, NULL members = POSIX */
     /* Called during rotation to list the unresolved decisions to carry forward: calls
      * emit(rec, emit_arg) once per decision. May be NULL (nothing carried). It must emit
