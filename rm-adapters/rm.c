@@ -193,7 +193,7 @@ int xatm_rm_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
 {
     int rc = check_idle(c, "operation begun");
     if (rc != XATM_XA_OK) return rc;
-    if (op < XATM_RM_OP_START || op > XATM_RM_OP_CAN_COMMIT)
+    if (op < XATM_RM_OP_START || op > XATM_RM_OP_COMMIT_DECIDING)
         return xatm_rm__seterr(c, XATM_XAER_INVAL, "unknown operation %d", (int)op);
     if (!xid || !xatm_rm__id_safe(xid->gtrid, XATM_GTRID_MAX) ||
         !xatm_rm__id_safe(xid->bqual, XATM_BQUAL_MAX))
@@ -436,6 +436,19 @@ void xatm_rm_mark_failed(xatm_rm_conn *c)
     if (c) c->ops->mark_failed(c);
 }
 
+/* Checks n gtrids against the xid alphabet. */
+static int check_gtrids(xatm_rm_conn *c, const char *what, const char *const *gtrids, size_t n)
+{
+    if (!gtrids) return xatm_rm__seterr(c, XATM_XAER_INVAL, "%s: no gtrids", what);
+    for (size_t i = 0; i < n; i++)
+        if (!xatm_rm__id_safe(gtrids[i], XATM_GTRID_MAX))
+            return xatm_rm__seterr(c, XATM_XAER_INVAL,
+                                   "%s: gtrid %zu is not 1..64 characters of "
+                                   "[A-Za-z0-9_.:-]; nothing done",
+                                   what, i);
+    return XATM_XA_OK;
+}
+
 int xatm_rm_markers_ensure(xatm_rm_conn *c)
 {
     int rc = check_idle(c, "marker table check");
@@ -461,19 +474,78 @@ int xatm_rm_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
     int rc = check_idle(c, "marker delete");
     if (rc != XATM_XA_OK) return rc;
     if (n == 0) return XATM_XA_OK;
-    if (!gtrids) return xatm_rm__seterr(c, XATM_XAER_INVAL, "marker delete: no gtrids");
-    for (size_t i = 0; i < n; i++)
-        if (!xatm_rm__id_safe(gtrids[i], XATM_GTRID_MAX))
-            return xatm_rm__seterr(c, XATM_XAER_INVAL,
-                                   "marker delete: gtrid %zu is not 1..64 characters of "
-                                   "[A-Za-z0-9_.:-]; nothing deleted",
-                                   i);
+    rc = check_gtrids(c, "marker delete", gtrids, n);
+    if (rc != XATM_XA_OK) return rc;
     for (size_t at = 0; at < n; at += XATM_MARKER_BATCH) {
         size_t k = n - at < XATM_MARKER_BATCH ? n - at : XATM_MARKER_BATCH;
         rc = c->ops->markers_delete(c, gtrids + at, k);
         if (rc != XATM_XA_OK) return rc;
     }
     return XATM_XA_OK;
+}
+
+/* The checks of the blocking decision-row calls: idle, and an RM type that has them. */
+static int check_decisions(xatm_rm_conn *c, const char *what)
+{
+    int rc = check_idle(c, what);
+    if (rc != XATM_XA_OK) return rc;
+    if (!c->ops->decision_resolve)
+        return xatm_rm__seterr(c, XATM_XAER_RMERR,
+                               "%s: %s cannot hold decision rows (a decider must be a "
+                               "postgresql RM)",
+                               what, c->ops->name);
+    return XATM_XA_OK;
+}
+
+int xatm_rm_decisions_ensure(xatm_rm_conn *c)
+{
+    int rc = check_decisions(c, "decision table check");
+    if (rc != XATM_XA_OK) return rc;
+    return c->ops->decisions_ensure(c);
+}
+
+int xatm_rm_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock_timeout_ms,
+                             enum xatm_decision *out)
+{
+    int rc = check_decisions(c, "decision resolve");
+    if (rc != XATM_XA_OK) return rc;
+    if (!out) return xatm_rm__seterr(c, XATM_XAER_INVAL, "decision resolve: no result");
+    rc = check_gtrids(c, "decision resolve", &gtrid, 1);
+    if (rc != XATM_XA_OK) return rc;
+    if (lock_timeout_ms == 0) lock_timeout_ms = 1;
+    return c->ops->decision_resolve(c, gtrid, lock_timeout_ms, out);
+}
+
+int xatm_rm_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
+{
+    int rc = check_decisions(c, "decision delete");
+    if (rc != XATM_XA_OK || n == 0) return rc;
+    rc = check_gtrids(c, "decision delete", gtrids, n);
+    if (rc != XATM_XA_OK) return rc;
+    for (size_t at = 0; at < n; at += XATM_DECISION_BATCH) {
+        size_t k = n - at < XATM_DECISION_BATCH ? n - at : XATM_DECISION_BATCH;
+        rc = c->ops->decisions_delete(c, gtrids + at, k);
+        if (rc != XATM_XA_OK) return rc;
+    }
+    return XATM_XA_OK;
+}
+
+int xatm_rm_decisions_sweep(xatm_rm_conn *c, uint32_t older_than_s, uint64_t *deleted)
+{
+    if (deleted) *deleted = 0;
+    int rc = check_decisions(c, "decision sweep");
+    if (rc != XATM_XA_OK) return rc;
+    return c->ops->decisions_sweep(c, older_than_s, deleted);
+}
+
+const char *xatm_decision_name(enum xatm_decision d)
+{
+    switch (d) {
+    case XATM_DECISION_COMMITTED: return "committed";
+    case XATM_DECISION_ABORTED: return "aborted";
+    case XATM_DECISION_BUSY: return "busy";
+    }
+    return "?";
 }
 
 const char *xatm_xa_rc_name(int rc)

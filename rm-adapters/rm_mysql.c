@@ -663,6 +663,11 @@ static int my_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
             return start_step(m, MY_STEP_XA_END);
         }
         return start_step(m, MY_STEP_XA_ROLLBACK);
+
+    case XATM_RM_OP_COMMIT_DECIDING:
+        /* decision rows are PostgreSQL's only (rm.h); the branch is left as it is */
+        return xatm_rm__seterr(c, XATM_XAER_RMERR,
+                               "COMMIT_DECIDING: a MariaDB/MySQL branch cannot be the decider");
     }
     return xatm_rm__seterr(c, XATM_XAER_INVAL, "unknown operation %d", (int)op);
 }

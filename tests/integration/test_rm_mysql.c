@@ -1138,6 +1138,21 @@ int main(void)
     /* the 3PC marker table, as xatmd creates it at start-up (CAN_COMMIT needs it) */
     xatm_rm_conn *setup = open_my();
     CHECK_INT(xatm_rm_markers_ensure(setup), XATM_XA_OK);
+    {
+        /* a MariaDB RM cannot be a decider (rm.h): the decision calls and the
+         * COMMIT_DECIDING operation refuse, leaving the branch as it was */
+        enum xatm_decision d = 0;
+        const char *g[] = {"t.1.1"};
+        CHECK_INT(xatm_rm_decisions_ensure(setup), XATM_XAER_RMERR);
+        CHECK_CONTAINS(xatm_rm_errmsg(setup), "a decider must be a postgresql RM");
+        CHECK_INT(xatm_rm_decision_resolve(setup, "t.1.1", 100, &d), XATM_XAER_RMERR);
+        CHECK_INT(xatm_rm_decisions_delete(setup, g, 1), XATM_XAER_RMERR);
+        CHECK_INT(xatm_rm_decisions_sweep(setup, 1, NULL), XATM_XAER_RMERR);
+        xatm_xid x = new_xid();
+        CHECK_INT(xatm_rm_run(setup, XATM_RM_OP_START, &x), XATM_XA_OK);
+        CHECK_INT(xatm_rm_run(setup, XATM_RM_OP_COMMIT_DECIDING, &x), XATM_XAER_RMERR);
+        CHECK_INT(xatm_rm_run(setup, XATM_RM_OP_ROLLBACK, &x), XATM_XA_OK);
+    }
     xatm_rm_close(setup);
 
     test_open_caps();
