@@ -944,7 +944,7 @@ static void srv_on_done(struct server *s, conn *c, const xatm_msg *m)
     if (grc == 0 && d.note[0])
         tm_log(NULL, NULL, "DONE from pid %ld for %s: %s", (long)c->peer_pid, m->u.done.gtrid,
                d.note);
-    if (grc == 0 && d.action == GTX_DONE_ORPHANED) recovery_wake(ctx->rec);
+    if (grc == 0 && (d.action == GTX_DONE_ORPHANED || d.wake_recovery)) recovery_wake(ctx->rec);
 }
 
 static void srv_on_rollback(struct server *s, conn *c, const xatm_msg *m)
