@@ -150,7 +150,7 @@ static void test_example(void)
             CHECK_STR(pg->database, "ledger");
             CHECK_STR(pg->password, "pg secret");
             CHECK_INT(pg->connect_timeout_ms, 5000);
-            CHECK_INT(pg->line, 72);
+            CHECK_INT(pg->line, 80);
             CHECK_INT(pg->column, 5);
         }
         const xatm_rm_config *my = xatm_config_rm(cfg, "ledger_my");
@@ -166,7 +166,7 @@ static void test_example(void)
             CHECK_STR(my->database, "ledger");
             CHECK_STR(my->password, "change me");
             CHECK_INT(my->connect_timeout_ms, 5000);
-            CHECK_INT(my->line, 84);
+            CHECK_INT(my->line, 92);
         }
         CHECK(xatm_config_rm(cfg, "nope") == NULL);
         CHECK_INT(xatm_config_rm_index(cfg, "nope"), -1);
