@@ -449,17 +449,25 @@ static void end_txn(xatm_t *h)
 }
 
 /* Deletes the commit rows of the gtrids in h->decided on the decider's session (idle: no
- * branch open), one statement. Best effort: a failure leaves them to xatmd's sweep. */
+ * branch open; reopened when it broke), one statement. Best effort: a failure leaves them
+ * to xatmd's sweep and does not change the handle's last error. */
 static void flush_decided(xatm_t *h)
 {
     const char *g[XATM_DECISION_BATCH];
     ap_rm *d = h->decider;
+    bool fresh;
     if (h->n_decided == 0) return;
-    if (d && d->conn && !d->enlisted && xatm_rm_alive(d->conn)) {
+    int code = h->err_code;
+    char *saved = strdup(h->err); /* the commit's own message stays the last error */
+    /* a session that broke since (a server restart) is replaced: the rows stay otherwise */
+    if (d && !d->enlisted && rm_session(h, d, &fresh) == 0) {
         for (size_t i = 0; i < h->n_decided; i++) g[i] = h->decided[i];
         (void)xatm_rm_decisions_delete(d->conn, g, h->n_decided);
     }
     h->n_decided = 0;
+    h->err_code = code;
+    if (saved) snprintf(h->err, sizeof h->err, "%s", saved);
+    free(saved);
 }
 
 /* gtrid's phase 2 finished everywhere: its commit row may go (with the next batch). */

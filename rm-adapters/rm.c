@@ -530,12 +530,27 @@ int xatm_rm_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_t 
     return XATM_XA_OK;
 }
 
-int xatm_rm_decisions_sweep(xatm_rm_conn *c, uint32_t older_than_s, uint64_t *deleted)
+int xatm_rm_decisions_sweep(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                            uint64_t *deleted)
 {
     if (deleted) *deleted = 0;
     int rc = check_decisions(c, "decision sweep");
     if (rc != XATM_XA_OK) return rc;
-    return c->ops->decisions_sweep(c, older_than_s, deleted);
+    rc = check_gtrids(c, "decision sweep", &prefix, 1);
+    if (rc != XATM_XA_OK) return rc;
+    return c->ops->decisions_sweep(c, prefix, older_than_s, deleted);
+}
+
+int xatm_rm_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                                  unsigned limit, void (*cb)(const char *gtrid, void *arg),
+                                  void *arg)
+{
+    int rc = check_decisions(c, "decision listing");
+    if (rc != XATM_XA_OK) return rc;
+    if (!cb) return xatm_rm__seterr(c, XATM_XAER_INVAL, "decision listing: no callback");
+    rc = check_gtrids(c, "decision listing", &prefix, 1);
+    if (rc != XATM_XA_OK) return rc;
+    return c->ops->decisions_old_commits(c, prefix, older_than_s, limit, cb, arg);
 }
 
 const char *xatm_decision_name(enum xatm_decision d)

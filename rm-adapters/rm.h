@@ -194,7 +194,11 @@ typedef struct xatm_rm_ops {
     int (*decision_resolve)(xatm_rm_conn *c, const char *gtrid, uint32_t lock_timeout_ms,
                             enum xatm_decision *out);
     int (*decisions_delete)(xatm_rm_conn *c, const char *const *gtrids, size_t n);
-    int (*decisions_sweep)(xatm_rm_conn *c, uint32_t older_than_s, uint64_t *deleted);
+    int (*decisions_sweep)(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                           uint64_t *deleted);
+    int (*decisions_old_commits)(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                                 unsigned limit, void (*cb)(const char *gtrid, void *arg),
+                                 void *arg);
 } xatm_rm_ops;
 
 /* The row for type t (never NULL for a valid enum value). */
@@ -276,15 +280,25 @@ int xatm_rm_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
  *            the time it is read: retry).
  *   delete:  deletes the COMMIT rows ('C') of the n gtrids, one statement per batch of
  *            XATM_DECISION_BATCH; abort rows are never deleted by it. XA_OK (n == 0 too).
- *   sweep:   deletes the abort rows ('A') created more than older_than_s seconds ago;
- *            *deleted (may be NULL) gets how many. */
+ *   sweep:   deletes the abort rows ('A') whose gtrid starts with `prefix` (a TM's
+ *            "<tm_id>.": never another TM's rows, whose retention and branches this one
+ *            does not know) created more than older_than_s seconds ago; *deleted (may be
+ *            NULL) gets how many.
+ *   old_commits: calls cb(gtrid) for at most `limit` commit rows ('C') of gtrids starting
+ *            with `prefix`, created more than older_than_s seconds ago (those an AP that
+ *            died after phase 2 left; xatmd deletes the ones whose gtrid no RM lists as
+ *            prepared). prefix: 1..64 characters of the xid alphabet. */
 #define XATM_DECISION_TABLE "xatm_decisions"
 #define XATM_DECISION_BATCH 64
 int xatm_rm_decisions_ensure(xatm_rm_conn *c);
 int xatm_rm_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock_timeout_ms,
                              enum xatm_decision *out);
 int xatm_rm_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n);
-int xatm_rm_decisions_sweep(xatm_rm_conn *c, uint32_t older_than_s, uint64_t *deleted);
+int xatm_rm_decisions_sweep(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                            uint64_t *deleted);
+int xatm_rm_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                                  unsigned limit, void (*cb)(const char *gtrid, void *arg),
+                                  void *arg);
 /* "committed", "aborted", "busy", "?" */
 const char *xatm_decision_name(enum xatm_decision d);
 

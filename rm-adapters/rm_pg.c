@@ -63,7 +63,8 @@
  * resolve = SET lock_timeout, INSERT ... ON CONFLICT DO NOTHING RETURNING (which waits for a
  * transaction holding an uncommitted row of the same key, 55P03 at the limit = BUSY), a
  * SELECT of the existing row on a duplicate, RESET lock_timeout; delete = DELETE of 'C'
- * rows by gtrid; sweep = DELETE of 'A' rows older than the retention.
+ * rows by gtrid; sweep = DELETE of 'A' rows older than the retention; old_commits = a
+ * SELECT of 'C' rows older than it (oldest first, LIMIT).
  *
  * Errors: a lost connection anywhere -> XAER_RMFAIL and the connection is dead for good.
  * SQLSTATE 40P01 -> XA_RBDEADLOCK, 57014 / 55P03 -> XA_RBTIMEOUT, 42704 -> XAER_NOTA,
@@ -957,21 +958,43 @@ static int pg_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_
     return rc;
 }
 
-static int pg_decisions_sweep(xatm_rm_conn *c, uint32_t older_than_s, uint64_t *deleted)
+static int pg_decisions_sweep(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                              uint64_t *deleted)
 {
     pg_conn *p = pgc(c);
-    char sql[256];
+    char sql[PG_SQL_MAX];
     PGresult *r;
     int rc = pg_markers_idle(p, "decision sweep");
     if (rc != XATM_XA_OK) return rc;
+    /* left(): the prefix may hold '_', a LIKE wildcard */
     snprintf(sql, sizeof sql,
-             "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'A' AND created < now() - "
-             "make_interval(secs => %u)",
-             (unsigned)older_than_s);
+             "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'A' AND left(gtrid, %zu) = "
+             "'%s' AND created < now() - make_interval(secs => %u)",
+             strlen(prefix), prefix, (unsigned)older_than_s);
     rc = exec_sql(p, sql, "decision sweep (DELETE FROM " XATM_DECISION_TABLE ")", &r);
     if (rc != XATM_XA_OK) return rc;
     const char *t = PQcmdTuples(r);
     if (deleted && t && *t) *deleted = strtoull(t, NULL, 10);
+    PQclear(r);
+    return XATM_XA_OK;
+}
+
+static int pg_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                                    unsigned limit, void (*cb)(const char *gtrid, void *arg),
+                                    void *arg)
+{
+    pg_conn *p = pgc(c);
+    char sql[PG_SQL_MAX];
+    PGresult *r;
+    int rc = pg_markers_idle(p, "decision listing");
+    if (rc != XATM_XA_OK) return rc;
+    snprintf(sql, sizeof sql,
+             "SELECT gtrid FROM " XATM_DECISION_TABLE " WHERE outcome = 'C' AND left(gtrid, %zu) "
+             "= '%s' AND created < now() - make_interval(secs => %u) ORDER BY created LIMIT %u",
+             strlen(prefix), prefix, (unsigned)older_than_s, limit);
+    rc = exec_sql(p, sql, "decision listing (SELECT FROM " XATM_DECISION_TABLE ")", &r);
+    if (rc != XATM_XA_OK) return rc;
+    for (int i = 0; i < PQntuples(r); i++) cb(PQgetvalue(r, i, 0), arg);
     PQclear(r);
     return XATM_XA_OK;
 }
@@ -1127,4 +1150,5 @@ const xatm_rm_ops xatm_rm__pg_ops = {
     .decision_resolve = pg_decision_resolve,
     .decisions_delete = pg_decisions_delete,
     .decisions_sweep = pg_decisions_sweep,
+    .decisions_old_commits = pg_decisions_old_commits,
 };

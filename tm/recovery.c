@@ -626,7 +626,8 @@ void tm_decisions_answer_vote(tm_decisions *d, const char *gtrid, gtx_vote_resul
                                     its branches to act on (none below it) */
 #define REC_DECIDER_LOCK_MS 500u /* how long a decider resolve waits for an uncommitted
                                     decision row before it answers busy */
-#define REC_SWEEP_MS 60000u /* abort rows are swept at most this often */
+#define REC_SWEEP_MS 60000u /* decision rows are swept at most this often */
+#define REC_SWEEP_BATCH 1000u /* old commit rows looked at per sweep */
 #define REC_BATCH_CALLS (XATM_MAX_BRANCHES * 4u) /* phase-2 calls of one batch, at most */
 
 /* One configured RM as recovery sees it. */
@@ -2381,8 +2382,60 @@ static void rec_pass_end(struct recovery *r, uint64_t started_ms)
     if (r->ctx->srv) server_wake(r->ctx->srv); /* an `xatmctl recover` may be waiting */
 }
 
-/* Deletes the decider's abort rows older than tm.decision_retention, at most once per
- * REC_SWEEP_MS (best effort: a failure is retried at the next sweep). An abort row must
+/* Old commit rows collected by rec_sweep_old_commits. */
+typedef struct rec_old_rows {
+    char (*g)[XATM_GTRID_MAX + 1]; /* the gtrids */
+    size_t n, cap;                 /* used / allocated */
+} rec_old_rows;
+
+static void rec_old_row(const char *gtrid, void *arg)
+{
+    rec_old_rows *o = arg;
+    if (o->n < o->cap) snprintf(o->g[o->n++], sizeof o->g[0], "%s", gtrid);
+}
+
+/* true when the scan of this pass lists a branch of gtrid on any RM. */
+static bool rec_gtrid_prepared(const struct recovery *r, const char *gtrid)
+{
+    for (size_t i = 0; i < r->n_rms; i++)
+        for (size_t k = 0; k < r->rms[i].n_cur; k++)
+            if (strcmp(r->rms[i].cur[k].gtrid, gtrid) == 0) return true;
+    return false;
+}
+
+/* The commit rows of this TM (gtrids starting with prefix) an AP left when it died after
+ * its decider's commit (its batch delete never ran): those older than the retention whose gtrid no RM lists as prepared, in a
+ * pass that scanned every RM, are deleted (at most REC_SWEEP_BATCH per sweep). A row of
+ * a gtrid that still has a prepared branch stays: recovery needs it to commit that branch. */
+static void rec_sweep_old_commits(struct recovery *r, const char *prefix, uint32_t secs)
+{
+    rec_rm *m = &r->rms[r->decider];
+    for (size_t i = 0; i < r->n_rms; i++)
+        if (!r->rms[i].scanned) return; /* not a complete scan: next time */
+    rec_old_rows o = {.cap = REC_SWEEP_BATCH};
+    o.g = malloc(o.cap * sizeof *o.g);
+    if (!o.g) return;
+    int rc = xatm_rm_decisions_old_commits(m->conn, prefix, secs, REC_SWEEP_BATCH, rec_old_row,
+                                           &o);
+    const char **del = rc == XATM_XA_OK && o.n ? malloc(o.n * sizeof *del) : NULL;
+    size_t nd = 0;
+    for (size_t i = 0; del && i < o.n; i++)
+        if (!rec_gtrid_prepared(r, o.g[i])) del[nd++] = o.g[i];
+    if (nd) rc = xatm_rm_decisions_delete(m->conn, del, nd);
+    if (rc != XATM_XA_OK)
+        tm_log(xatm_rm_errmsg(m->conn), NULL, "RM %s: sweeping old commit rows of %s failed (%s)",
+               m->cfg->name, XATM_DECISION_TABLE, xatm_xa_rc_name(rc));
+    else if (nd)
+        tm_log(NULL, NULL, "RM %s: %zu commit row%s older than tm.decision_retention, of "
+               "transactions with no prepared branch left, deleted from %s", m->cfg->name, nd,
+               nd == 1 ? "" : "s", XATM_DECISION_TABLE);
+    free(del);
+    free(o.g);
+}
+
+/* Deletes the decider's abort rows older than tm.decision_retention, and its orphaned old
+ * commit rows (rec_sweep_old_commits), at most once per REC_SWEEP_MS (best effort: a
+ * failure is retried at the next sweep). An abort row must
  * outlive every session that could still insert the commit row of its gtrid; the
  * retention is chosen far beyond any transaction's life. */
 static void rec_decisions_sweep(struct recovery *r)
@@ -2395,7 +2448,9 @@ static void rec_decisions_sweep(struct recovery *r)
     m->swept_ms = now;
     uint64_t n = 0;
     uint32_t secs = (r->ctx->cfg->decision_retention_ms + 999u) / 1000u;
-    int rc = xatm_rm_decisions_sweep(m->conn, secs, &n);
+    char prefix[XATM_TM_ID_MAX + 2];
+    snprintf(prefix, sizeof prefix, "%s.", r->ctx->cfg->tm_id); /* this TM's rows only */
+    int rc = xatm_rm_decisions_sweep(m->conn, prefix, secs, &n);
     if (rc != XATM_XA_OK)
         tm_log(xatm_rm_errmsg(m->conn), NULL, "RM %s: sweeping old abort rows of %s failed (%s)",
                m->cfg->name, XATM_DECISION_TABLE, xatm_xa_rc_name(rc));
@@ -2403,6 +2458,7 @@ static void rec_decisions_sweep(struct recovery *r)
         tm_log(NULL, NULL, "RM %s: %llu abort row%s older than tm.decision_retention deleted "
                "from %s", m->cfg->name, (unsigned long long)n, n == 1 ? "" : "s",
                XATM_DECISION_TABLE);
+    rec_sweep_old_commits(r, prefix, secs);
 }
 
 size_t recovery_pass(struct recovery *r)

@@ -1147,7 +1147,8 @@ int main(void)
         CHECK_CONTAINS(xatm_rm_errmsg(setup), "a decider must be a postgresql RM");
         CHECK_INT(xatm_rm_decision_resolve(setup, "t.1.1", 100, &d), XATM_XAER_RMERR);
         CHECK_INT(xatm_rm_decisions_delete(setup, g, 1), XATM_XAER_RMERR);
-        CHECK_INT(xatm_rm_decisions_sweep(setup, 1, NULL), XATM_XAER_RMERR);
+        CHECK_INT(xatm_rm_decisions_sweep(setup, "t.", 1, NULL), XATM_XAER_RMERR);
+        CHECK_INT(xatm_rm_decisions_old_commits(setup, "t.", 1, 10, NULL, NULL), XATM_XAER_RMERR);
         xatm_xid x = new_xid();
         CHECK_INT(xatm_rm_run(setup, XATM_RM_OP_START, &x), XATM_XA_OK);
         CHECK_INT(xatm_rm_run(setup, XATM_RM_OP_COMMIT_DECIDING, &x), XATM_XAER_RMERR);

@@ -545,6 +545,25 @@ static void resolve_after_wait(xatm_rm_conn *b, const char *gtrid, const char *e
     PQfinish(h);
 }
 
+/* Collects gtrids (xatm_rm_decisions_old_commits). */
+struct seen_rows {
+    char g[64][XATM_GTRID_MAX + 1]; /* the first 64 seen */
+    size_t n;                       /* entries used */
+};
+
+static void seen_row(const char *gtrid, void *arg)
+{
+    struct seen_rows *s = arg;
+    if (s->n < 64) snprintf(s->g[s->n++], sizeof s->g[0], "%s", gtrid);
+}
+
+static bool seen_has(const struct seen_rows *s, const char *gtrid)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->g[i], gtrid)) return true;
+    return false;
+}
+
 /* Decision rows: the decider's commit (COMMIT_DECIDING) and recovery's resolve / delete /
  * sweep, including the race the primary key decides (docs/protocols.md). */
 static void test_decisions(void)
@@ -634,10 +653,29 @@ static void test_decisions(void)
     uint64_t n = 99;
     admin_q("UPDATE xatm_decisions SET created = now() - interval '2 hours' WHERE gtrid = '%s'",
             y.gtrid);
-    CHECK_INT(xatm_rm_decisions_sweep(b, 3600, &n), XATM_XA_OK);
+    char own[32], other[32];
+    snprintf(own, sizeof own, "%s.", rmt_tm_id);
+    snprintf(other, sizeof other, "%s_x.", rmt_tm_id);
+    CHECK_INT(xatm_rm_decisions_sweep(b, other, 3600, &n), XATM_XA_OK); /* another TM's */
+    CHECK_INT(n, 0);
+    CHECK_STR(decision_row(y.gtrid), "A");
+    CHECK_INT(xatm_rm_decisions_sweep(b, own, 3600, &n), XATM_XA_OK);
     CHECK(n >= 1);
     CHECK_STR(decision_row(y.gtrid), "");
     CHECK_STR(decision_row(w2.gtrid), "A"); /* young: kept */
+    /* old commit rows are listed (for xatmd's sweep), young ones and abort rows are not */
+    xatm_xid o1 = new_xid(), o2 = new_xid();
+    admin_q("INSERT INTO xatm_decisions (gtrid, outcome, created) VALUES ('%s', 'C', now() - "
+            "interval '3 hours'), ('%s', 'C', now())", o1.gtrid, o2.gtrid);
+    admin_q("UPDATE xatm_decisions SET created = now() - interval '3 hours' WHERE gtrid = '%s'",
+            w2.gtrid);
+    struct seen_rows sr = {0};
+    CHECK_INT(xatm_rm_decisions_old_commits(b, other, 3600, 1000, seen_row, &sr), XATM_XA_OK);
+    CHECK(!seen_has(&sr, o1.gtrid));
+    CHECK_INT(xatm_rm_decisions_old_commits(b, own, 3600, 1000, seen_row, &sr), XATM_XA_OK);
+    CHECK(seen_has(&sr, o1.gtrid));
+    CHECK(!seen_has(&sr, o2.gtrid));
+    CHECK(!seen_has(&sr, w2.gtrid));
 
     /* blocking calls refuse a session with a branch open */
     xatm_xid v = new_xid();

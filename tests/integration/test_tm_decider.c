@@ -23,6 +23,8 @@
  *   recovery first     the AP stopped before the decider's commit past its deadline: xatmd
  *                      times it out and writes the abort row; resumed, the AP's commit
  *                      answers EABORTED and everything is rolled back
+ *   sweep              xatmd restarted with tm.decision_retention 1s deletes the old abort
+ *                      rows and the commit row an AP killed after its commit left
  *   busy + fence       the decider's COMMIT held open (a deferred trigger sleeps 30 s) and
  *                      the AP stopped: recovery's resolve answers busy, xatmd fences the
  *                      decider session after the deadline, the outcome is abort
@@ -228,6 +230,9 @@ static void case_no_vote(const char *id, const char *action)
 }
 
 /* The AP killed at fault: recovery converges to `expect` (row 'A' or 'C' at the decider). */
+/* gtrids of the AP-killed cases, for the sweep at the end. */
+static char killed_gtrid[2][80];
+
 static void case_ap_killed(const char *id, const char *fault, long long expect, int row)
 {
     char out[4096], gtrid[80];
@@ -237,6 +242,7 @@ static void case_ap_killed(const char *id, const char *fault, long long expect, 
     expect_converged();
     expect_rows(id, expect);
     CHECK_INT(decision_of(gtrid), row);
+    snprintf(killed_gtrid[expect ? 1 : 0], sizeof killed_gtrid[0], "%s", gtrid);
     if (expect) {
         /* recovery adopted the commit as a forced COMMIT record */
         char line[200];
@@ -342,6 +348,32 @@ static void case_busy_fenced(void)
     CHECK_INT(t_pg_scalar("SELECT count(*) FROM xatm_slow WHERE id = 'bz1'"), 0);
 }
 
+/* xatmd restarted with tm.decision_retention: 1s: its first recovery pass deletes the
+ * abort rows older than that, and the commit row the AP killed after its decider's commit
+ * left behind (no branch of it is prepared any more). */
+static void case_sweep(void)
+{
+    printf("case: old decision rows swept (tm.decision_retention: 1s)\n");
+    CHECK_INT(decision_of(killed_gtrid[0]), 'A');
+    CHECK_INT(decision_of(killed_gtrid[1]), 'C');
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    free(cfg);
+    cfg = t_write_config(dir, tm_id,
+                         "  transaction_timeout: 10s\n"
+                         "  request_timeout: 10s\n"
+                         "  recovery_interval: 200ms\n"
+                         "  decision_rm: pg\n"
+                         "  decision_retention: 1s\n");
+    usleep(1100 * 1000); /* every row of this run is older than 1 s */
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    CHECK(wait_decision(killed_gtrid[0], 0, 10000));
+    CHECK(wait_decision(killed_gtrid[1], 0, 10000));
+    CHECK(wait_log("older than tm.decision_retention, of transactions with no prepared branch left", 5000));
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_decisions WHERE gtrid LIKE '%s.%%'", tm_id);
+    CHECK_INT(t_pg_scalar(sql), 0);
+}
+
 int main(void)
 {
     t_require_servers();
@@ -385,6 +417,7 @@ int main(void)
     case_tm_killed("tmk3", "ap.decider.after_commit", true, "result=OK", 1);
     case_recovery_first();
     case_busy_fenced();
+    case_sweep();
     CHECK_INT(t_xatmd_stop(&d), 0);
     CHECK_INT(t_pg_prepared(tm_id), 0);
     CHECK_INT(t_my_prepared(tm_id), 0);
