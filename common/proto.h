@@ -26,7 +26,8 @@
  *
  * Bodies (-> client to TM, <- TM to client; "one-way" = no reply is sent):
  *   HELLO      -> u8 role (1 AP, 2 admin), u32 pid, str client_name(<=64)
- *   HELLO_OK   <- str tm_id, u32 epoch, u32 format_id, u8 default_protocol, u32 timeout_ms
+ *   HELLO_OK   <- str tm_id, u32 epoch, u32 format_id, u8 default_protocol, u32 timeout_ms,
+ *                 str decision_rm (tm.decision_rm, "" when off; since version 5)
  *   BEGIN      -> u8 protocol (0 default, 2, 3), u32 timeout_ms (0 default), u8 flags
  *                 (0, or XATM_BEGIN_RESERVE)
  *   BEGIN_OK   <- str gtrid, u8 protocol, u32 timeout_ms
@@ -153,6 +154,7 @@ typedef struct xatm_msg {
             uint32_t epoch, format_id;
             uint8_t default_protocol;
             uint32_t timeout_ms;
+            char decision_rm[XATM_RM_NAME_MAX + 1]; /* tm.decision_rm, "" when off */
         } hello_ok;
         struct { uint8_t protocol; uint32_t timeout_ms; uint8_t flags; } begin;
         struct { char gtrid[XATM_GTRID_MAX + 1]; uint8_t protocol; uint32_t timeout_ms; } begin_ok;

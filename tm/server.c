@@ -707,6 +707,8 @@ static void srv_on_hello(struct server *s, conn *c, uint32_t req_id, const xatm_
                                         ? XATM_PROTOCOL_3PC
                                         : XATM_PROTOCOL_2PC;
     r.u.hello_ok.timeout_ms = cfg->transaction_timeout_ms;
+    snprintf(r.u.hello_ok.decision_rm, sizeof r.u.hello_ok.decision_rm, "%s",
+             cfg->decision_rm ? cfg->decision_rm : "");
     srv_send(s, c, &r, req_id);
 }
 

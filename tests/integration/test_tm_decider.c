@@ -23,6 +23,8 @@
  *   recovery first     the AP stopped before the decider's commit past its deadline: xatmd
  *                      times it out and writes the abort row; resumed, the AP's commit
  *                      answers EABORTED and everything is rolled back
+ *   mismatch           an application whose config lacks tm.decision_rm is refused at
+ *                      xatm_open (HELLO_OK carries xatmd's decision_rm)
  *   sweep              xatmd restarted with tm.decision_retention 1s deletes the old abort
  *                      rows and the commit row an AP killed after its commit left
  *   busy + fence       the decider's COMMIT held open (a deferred trigger sleeps 30 s) and
@@ -348,6 +350,36 @@ static void case_busy_fenced(void)
     CHECK_INT(t_pg_scalar("SELECT count(*) FROM xatm_slow WHERE id = 'bz1'"), 0);
 }
 
+/* An application whose config has no tm.decision_rm (same TM, same socket) is refused at
+ * xatm_open: its transactions would not be resolved the way xatmd resolves them. */
+static void case_mismatch(void)
+{
+    printf("case: an application without tm.decision_rm is refused\n");
+    char path[700], out[4096], *text = malloc(1 << 16);
+    FILE *f = fopen(cfg, "r");
+    size_t n = f && text ? fread(text, 1, (1 << 16) - 1, f) : 0;
+    if (f) fclose(f);
+    if (!text) return;
+    text[n] = '\0';
+    char *at = strstr(text, "  decision_rm: pg\n");
+    CHECK(at != NULL);
+    if (at) memmove(at, at + strlen("  decision_rm: pg\n"), strlen(at + strlen("  decision_rm: pg\n")) + 1);
+    snprintf(path, sizeof path, "%s/nodecider.yaml", dir);
+    f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    free(text);
+    char *saved = cfg;
+    cfg = path;
+    CHECK_INT(run_ap("mm1", "commit", NULL, out, sizeof out), 2);
+    cfg = saved;
+    CHECK_CONTAINS(out, "result=EPROTO open:");
+    CHECK_CONTAINS(out, "runs with tm.decision_rm 'pg', but");
+    expect_rows("mm1", 0);
+}
+
 /* xatmd restarted with tm.decision_retention: 1s: its first recovery pass deletes the
  * abort rows older than that, and the commit row the AP killed after its decider's commit
  * left behind (no branch of it is prepared any more). */
@@ -417,6 +449,7 @@ int main(void)
     case_tm_killed("tmk3", "ap.decider.after_commit", true, "result=OK", 1);
     case_recovery_first();
     case_busy_fenced();
+    case_mismatch();
     case_sweep();
     CHECK_INT(t_xatmd_stop(&d), 0);
     CHECK_INT(t_pg_prepared(tm_id), 0);
