@@ -34,6 +34,18 @@
  *      phase 2 in parallel, DONE one-way (one entry per branch: the phase-2 result,
  *      XA_RDONLY for a read-only branch, the vote's code for a branch that was already
  *      rolled back).
+ *   2+ 2PC with the decision in a branch (tm.decision_rm set and a branch on that RM,
+ *      the decider D; docs/protocols.md "Decision in a branch"; commit_in_decider): the
+ *      ENLISTs, PREPARE on every branch but D in parallel (any no: roll back, DONE abort);
+ *      past the transaction's deadline: roll back (no commit row after it); then on D's
+ *      session the commit row and COMMIT in one phase (COMMIT_DECIDING; only COMMIT_ONE_
+ *      PHASE when every other branch was read-only), which is the decision: committed ->
+ *      phase 2 of the others, DONE(outcome 4, commit decided), the gtrid queued for the
+ *      batched delete of commit rows (XATM_DECISION_BATCH, on D's idle session, after
+ *      phase 2 finished everywhere; flushed at xatm_close too); a definite no (duplicate
+ *      key: recovery's abort row came first) -> roll back, XATM_EABORTED; answer lost ->
+ *      XATM_EUNKNOWN, nothing rolled back, link and sessions closed so that xatmd
+ *      resolves the gtrid at D. No VOTE, nothing in xatmd's log.
  *   2+ 3PC (docs/protocols.md), three round trips with xatmd:
  *      CanCommit  CAN_COMMIT on every branch in parallel (session alive, no failed
  *                 statement, the branch's marker row inserted, PG deferred constraints
@@ -112,6 +124,9 @@
  *   ap.between_commits   likewise after the parallel phase-2 run returned (every commit
  *                        call has answered), just before ap.after_commits
  *   ap.after_commits     phase 2 finished, DONE not written
+ *   ap.decider.before_commit  decision in a branch: every other branch prepared and the
+ *                        deadline checked, the decider's commit not sent
+ *   ap.decider.after_commit   the decider committed (with its row), phase 2 not begun
  *
  * Timeouts: replies from xatmd wait at most tm.request_timeout (3PC's DoCommit with action
  * "commit": tm.participant_timeout); PREPARE (2PC) and CAN_COMMIT (3PC) get what is left
