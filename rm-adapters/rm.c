@@ -436,6 +436,18 @@ void xatm_rm_mark_failed(xatm_rm_conn *c)
     if (c) c->ops->mark_failed(c);
 }
 
+/* Calls del on the n gtrids in batches of at most `batch` (one implementation call, one
+ * statement each); stops at the first failure. */
+static int in_batches(xatm_rm_conn *c, int (*del)(xatm_rm_conn *, const char *const *, size_t),
+                      const char *const *gtrids, size_t n, size_t batch)
+{
+    for (size_t at = 0; at < n; at += batch) {
+        int rc = del(c, gtrids + at, n - at < batch ? n - at : batch);
+        if (rc != XATM_XA_OK) return rc;
+    }
+    return XATM_XA_OK;
+}
+
 /* Checks n gtrids against the xid alphabet. */
 static int check_gtrids(xatm_rm_conn *c, const char *what, const char *const *gtrids, size_t n)
 {
@@ -476,12 +488,7 @@ int xatm_rm_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
     if (n == 0) return XATM_XA_OK;
     rc = check_gtrids(c, "marker delete", gtrids, n);
     if (rc != XATM_XA_OK) return rc;
-    for (size_t at = 0; at < n; at += XATM_MARKER_BATCH) {
-        size_t k = n - at < XATM_MARKER_BATCH ? n - at : XATM_MARKER_BATCH;
-        rc = c->ops->markers_delete(c, gtrids + at, k);
-        if (rc != XATM_XA_OK) return rc;
-    }
-    return XATM_XA_OK;
+    return in_batches(c, c->ops->markers_delete, gtrids, n, XATM_MARKER_BATCH);
 }
 
 /* The checks of the blocking decision-row calls: idle, and an RM type that has them. */
@@ -522,12 +529,7 @@ int xatm_rm_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_t 
     if (rc != XATM_XA_OK || n == 0) return rc;
     rc = check_gtrids(c, "decision delete", gtrids, n);
     if (rc != XATM_XA_OK) return rc;
-    for (size_t at = 0; at < n; at += XATM_DECISION_BATCH) {
-        size_t k = n - at < XATM_DECISION_BATCH ? n - at : XATM_DECISION_BATCH;
-        rc = c->ops->decisions_delete(c, gtrids + at, k);
-        if (rc != XATM_XA_OK) return rc;
-    }
-    return XATM_XA_OK;
+    return in_batches(c, c->ops->decisions_delete, gtrids, n, XATM_DECISION_BATCH);
 }
 
 int xatm_rm_decisions_sweep(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,

@@ -772,27 +772,32 @@ static int pg_markers_idle(pg_conn *p, const char *what)
                            "%s: a transaction is open on this session", what);
 }
 
-static int pg_markers_ensure(xatm_rm_conn *c)
+/* CREATE TABLE IF NOT EXISTS `sql` (`what` names it in messages), retried once when a
+ * concurrent creator wins the race (23505 / 42P07 from the catalog). */
+static int pg_create_table(pg_conn *p, const char *check, const char *sql, const char *what)
 {
-    pg_conn *p = pgc(c);
     PGresult *r;
-    int rc = pg_markers_idle(p, "marker table check");
+    int rc = pg_markers_idle(p, check);
     if (rc != XATM_XA_OK) return rc;
     for (int attempt = 0; attempt < 2; attempt++) {
-        rc = exec_sql(p,
-                      "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE
-                      " (gtrid varchar(64) NOT NULL, rm varchar(32) NOT NULL,"
-                      " created timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (gtrid, rm))",
-                      "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE, &r);
+        rc = exec_sql(p, sql, what, &r);
         if (rc == XATM_XA_OK) {
             PQclear(r);
             return XATM_XA_OK;
         }
-        /* two creators at once: the loser sees a duplicate in the catalog; once more
-         * finds the table there */
-        if (!strstr(c->errmsg, "SQLSTATE 23505") && !strstr(c->errmsg, "SQLSTATE 42P07")) break;
+        if (!strstr(p->head.errmsg, "SQLSTATE 23505") && !strstr(p->head.errmsg, "SQLSTATE 42P07"))
+            break;
     }
     return rc;
+}
+
+static int pg_markers_ensure(xatm_rm_conn *c)
+{
+    return pg_create_table(pgc(c), "marker table check",
+                           "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE
+                           " (gtrid varchar(64) NOT NULL, rm varchar(32) NOT NULL,"
+                           " created timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (gtrid, rm))",
+                           "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE);
 }
 
 /* Escapes s into a literal body (no quotes) of buf; false on failure (message set). */
@@ -852,25 +857,12 @@ static int pg_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t 
 
 static int pg_decisions_ensure(xatm_rm_conn *c)
 {
-    pg_conn *p = pgc(c);
-    PGresult *r;
-    int rc = pg_markers_idle(p, "decision table check");
-    if (rc != XATM_XA_OK) return rc;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        rc = exec_sql(p,
-                      "CREATE TABLE IF NOT EXISTS " XATM_DECISION_TABLE
-                      " (gtrid varchar(64) PRIMARY KEY, outcome char(1) NOT NULL"
-                      " CHECK (outcome IN ('C', 'A')),"
-                      " created timestamptz NOT NULL DEFAULT now())",
-                      "CREATE TABLE IF NOT EXISTS " XATM_DECISION_TABLE, &r);
-        if (rc == XATM_XA_OK) {
-            PQclear(r);
-            return XATM_XA_OK;
-        }
-        /* two creators at once, as for the marker table */
-        if (!strstr(c->errmsg, "SQLSTATE 23505") && !strstr(c->errmsg, "SQLSTATE 42P07")) break;
-    }
-    return rc;
+    return pg_create_table(pgc(c), "decision table check",
+                           "CREATE TABLE IF NOT EXISTS " XATM_DECISION_TABLE
+                           " (gtrid varchar(64) PRIMARY KEY, outcome char(1) NOT NULL"
+                           " CHECK (outcome IN ('C', 'A')),"
+                           " created timestamptz NOT NULL DEFAULT now())",
+                           "CREATE TABLE IF NOT EXISTS " XATM_DECISION_TABLE);
 }
 
 /* Runs sql on p and returns its first value as outcome ('C' / 'A') in *outcome, or 0 when

@@ -836,64 +836,61 @@ static void rec_rm_fail(struct recovery *r, size_t i, const char *msg)
                "RM %s unreachable: %s; retrying in %u s", m->cfg->name, msg, secs);
 }
 
-/* Creates the 3PC marker table on RM i (once per run of xatmd, at its first connection):
- * a failure is a warning; recovery retries at each reconnect. */
-static void rec_markers_ensure(struct recovery *r, size_t i)
+/* One table xatmd creates on an RM at its first connection (once per run of xatmd): a
+ * failure is a warning, logged once until it works; recovery retries at each reconnect. */
+typedef struct rec_table {
+    const char *what;         /* "the 3PC marker table" */
+    const char *name;         /* its SQL name */
+    const char *consequence;  /* what goes wrong while it is missing, for the DETAIL */
+    int (*ensure)(xatm_rm_conn *c); /* the adapter call that creates it */
+} rec_table;
+
+static void rec_table_ensure(rec_rm *m, const rec_table *t, bool *ready, bool *warned)
 {
-    rec_rm *m = &r->rms[i];
-    if (m->markers_ready || !m->conn) return;
-    int rc = xatm_rm_markers_ensure(m->conn);
+    if (*ready || !m->conn) return;
+    int rc = t->ensure(m->conn);
     if (rc == XATM_XA_OK) {
-        m->markers_ready = true;
-        if (m->markers_warned)
-            tm_log(NULL, NULL, "RM %s: the 3PC marker table %s is now in place", m->cfg->name,
-                   XATM_MARKER_TABLE);
-        m->markers_warned = false;
+        *ready = true;
+        if (*warned)
+            tm_log(NULL, NULL, "RM %s: %s %s is now in place", m->cfg->name, t->what, t->name);
+        *warned = false;
         return;
     }
-    if (m->markers_warned) return;
-    m->markers_warned = true;
+    if (*warned) return;
+    *warned = true;
     char detail[800];
-    snprintf(detail, sizeof detail,
-             "%s (%s). 3PC branches on this RM vote no at CanCommit while the table is "
-             "missing; 2PC is not affected.",
-             xatm_rm_errmsg(m->conn), xatm_xa_rc_name(rc));
+    snprintf(detail, sizeof detail, "%s (%s). %s", xatm_rm_errmsg(m->conn), xatm_xa_rc_name(rc),
+             t->consequence);
     tm_log(detail,
            "Give xatm's RM user the right to create tables in its database, or create the "
            "table by hand (rm-adapters/rm.h shows its layout); xatmd tries again when it "
            "reconnects.",
-           "warning: RM %s: cannot create the 3PC marker table %s", m->cfg->name,
-           XATM_MARKER_TABLE);
+           "warning: RM %s: cannot create %s %s", m->cfg->name, t->what, t->name);
 }
 
-/* Creates the decision table on RM i when it is the decider's (once per run of xatmd, at
- * its first connection); a failure is a warning, retried at each reconnect. */
+/* The 3PC marker table on RM i. */
+static void rec_markers_ensure(struct recovery *r, size_t i)
+{
+    static const rec_table t = {
+        "the 3PC marker table", XATM_MARKER_TABLE,
+        "3PC branches on this RM vote no at CanCommit while the table is missing; 2PC is not "
+        "affected.",
+        xatm_rm_markers_ensure};
+    rec_rm *m = &r->rms[i];
+    rec_table_ensure(m, &t, &m->markers_ready, &m->markers_warned);
+}
+
+/* The decision table on RM i when it is tm.decision_rm's. */
 static void rec_decisions_ensure(struct recovery *r, size_t i)
 {
+    static const rec_table t = {
+        "the decision table (tm.decision_rm)", XATM_DECISION_TABLE,
+        "Transactions with a branch on this RM fail their decider commit while the table is "
+        "missing (they roll back).",
+        xatm_rm_decisions_ensure};
     rec_rm *m = &r->rms[i];
-    if ((long)i != r->decider || m->decisions_ready || !m->conn) return;
-    int rc = xatm_rm_decisions_ensure(m->conn);
-    if (rc == XATM_XA_OK) {
-        m->decisions_ready = true;
-        if (m->decisions_warned)
-            tm_log(NULL, NULL, "RM %s: the decision table %s is now in place", m->cfg->name,
-                   XATM_DECISION_TABLE);
-        m->decisions_warned = false;
-        return;
-    }
-    if (m->decisions_warned) return;
-    m->decisions_warned = true;
-    char detail[800];
-    snprintf(detail, sizeof detail,
-             "%s (%s). Transactions with a branch on this RM fail their decider commit while "
-             "the table is missing (they roll back).",
-             xatm_rm_errmsg(m->conn), xatm_xa_rc_name(rc));
-    tm_log(detail,
-           "Give xatm's RM user the right to create tables in its database, or create the "
-           "table by hand (rm-adapters/rm.h shows its layout); xatmd tries again when it "
-           "reconnects.",
-           "warning: RM %s (tm.decision_rm): cannot create the decision table %s", m->cfg->name,
-           XATM_DECISION_TABLE);
+    if ((long)i != r->decider) return;
+    rec_table_ensure(m, &t, &m->decisions_ready, &m->decisions_warned);
 }
 
 /* Makes sure RM i has a session. false when it is in back-off (unless `now`) or the
