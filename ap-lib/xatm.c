@@ -492,6 +492,7 @@ static void note_decided(xatm_t *h)
         h->decided = calloc(XATM_DECISION_BATCH, sizeof *h->decided);
         if (!h->decided) return; /* the row stays for xatmd's sweep */
     }
+    if (h->n_decided >= XATM_DECISION_BATCH) flush_decided(h); /* xatm_commit flushes first */
     snprintf(h->decided[h->n_decided++], sizeof h->decided[0], "%s", h->gtrid);
 }
 
