@@ -555,6 +555,17 @@ int xatm_rm_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_t 
     return c->ops->decisions_old_commits(c, prefix, older_than_s, limit, cb, arg);
 }
 
+int xatm_rm_decisions_max_epoch(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch)
+{
+    int rc = check_decisions(c, "decision epoch lookup");
+    if (rc != XATM_XA_OK) return rc;
+    if (!max_epoch) return xatm_rm__seterr(c, XATM_XAER_INVAL, "decision epoch lookup: no result");
+    *max_epoch = 0;
+    if (!tm_id || !xatm_tm_id_valid(tm_id))
+        return xatm_rm__seterr(c, XATM_XAER_INVAL, "decision epoch lookup: invalid tm id");
+    return c->ops->decisions_max_epoch(c, tm_id, max_epoch);
+}
+
 const char *xatm_decision_name(enum xatm_decision d)
 {
     switch (d) {

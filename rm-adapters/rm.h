@@ -199,6 +199,7 @@ typedef struct xatm_rm_ops {
     int (*decisions_old_commits)(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
                                  unsigned limit, void (*cb)(const char *gtrid, void *arg),
                                  void *arg);
+    int (*decisions_max_epoch)(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch);
 } xatm_rm_ops;
 
 /* The row for type t (never NULL for a valid enum value). */
@@ -287,7 +288,11 @@ int xatm_rm_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
  *   old_commits: calls cb(gtrid) for at most `limit` commit rows ('C') of gtrids starting
  *            with `prefix`, created more than older_than_s seconds ago (those an AP that
  *            died after phase 2 left; xatmd deletes the ones whose gtrid no RM lists as
- *            prepared). prefix: 1..64 characters of the xid alphabet. */
+ *            prepared). prefix: 1..64 characters of the xid alphabet.
+ *   max_epoch: the highest epoch of a gtrid of TM tm_id ("<tm_id>.<epoch>.<seq>") in the
+ *            table, rows of either outcome, 0 when there is none: xatmd's start-up raises
+ *            its epoch past it, so that a gtrid with a row is never issued again (a stale
+ *            commit row would otherwise decide a new transaction of the same gtrid). */
 #define XATM_DECISION_TABLE "xatm_decisions"
 #define XATM_DECISION_BATCH 64
 int xatm_rm_decisions_ensure(xatm_rm_conn *c);
@@ -299,6 +304,7 @@ int xatm_rm_decisions_sweep(xatm_rm_conn *c, const char *prefix, uint32_t older_
 int xatm_rm_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
                                   unsigned limit, void (*cb)(const char *gtrid, void *arg),
                                   void *arg);
+int xatm_rm_decisions_max_epoch(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch);
 /* "committed", "aborted", "busy", "?" */
 const char *xatm_decision_name(enum xatm_decision d);
 

@@ -2520,7 +2520,36 @@ static int rec_raise_epoch(struct recovery *r)
             at_rm = m->cfg->name;
         }
     }
-    if (!at || max < ctx->epoch) return 0;
+    /* with a decider, a row of xatm_decisions is a gtrid issued too: never reissue it (a
+     * stale commit row would decide the new transaction) */
+    uint32_t dmax = 0;
+    const char *dname = "";
+    if (r->decider >= 0) {
+        rec_rm *m = &r->rms[r->decider];
+        dname = m->cfg->name;
+        int drc = m->conn && m->decisions_ready
+                      ? xatm_rm_decisions_max_epoch(m->conn, ctx->cfg->tm_id, &dmax)
+                      : XATM_XAER_RMFAIL;
+        if (drc != XATM_XA_OK)
+            tm_log(m->conn ? xatm_rm_errmsg(m->conn) : "not connected",
+                   "If the decision log was lost or replaced, start xatmd only once the "
+                   "decider's RM is reachable: a gtrid of an earlier incarnation could be "
+                   "issued again and meet its old decision row.",
+                   "warning: start-up: cannot read the epochs in %s on decider RM %s (%s)",
+                   XATM_DECISION_TABLE, dname, xatm_xa_rc_name(drc));
+    }
+    bool from_rows = dmax >= ctx->epoch && (!at || dmax > max);
+    if (from_rows) max = dmax;
+    if ((!at && !from_rows) || max < ctx->epoch) return 0;
+    if (max == UINT32_MAX && from_rows) {
+        tm_log("A decision row carries the highest possible epoch; the epoch counter cannot "
+               "move past it.",
+               "Delete the old rows of this tm.id from the decision table, or give this TM a "
+               "new tm.id.",
+               "start-up: cannot choose an epoch: %s on RM %s", XATM_DECISION_TABLE, dname);
+        atomic_store(&ctx->fatal, true);
+        return XATM_ELIMIT;
+    }
     if (max == UINT32_MAX) {
         tm_log("A prepared branch carries the highest possible epoch; the epoch counter "
                "cannot move past it.",
@@ -2550,6 +2579,19 @@ static int rec_raise_epoch(struct recovery *r)
     char logged[64] = "no epoch (it is new or empty)";
     if (ctx->max_epoch_seen)
         snprintf(logged, sizeof logged, "epochs up to %u", ctx->max_epoch_seen);
+    if (from_rows) {
+        snprintf(detail, sizeof detail,
+                 "The decision table %s on decider RM %s holds rows of this TM from epoch %u, "
+                 "but the decision log holds %s: the log was lost or replaced, or another "
+                 "xatmd runs with the same tm.id. Reusing that epoch would issue gtrids that "
+                 "already have a decision row. Epoch %u is forced to the log (BOOT).",
+                 XATM_DECISION_TABLE, dname, max, logged, epoch);
+        tm_log(detail, NULL,
+               "start-up: epoch raised from %u to %u: the decision table holds rows of this "
+               "TM from epoch %u",
+               old, epoch, max);
+        return 0;
+    }
     snprintf(detail, sizeof detail,
              "Branch %s of %s is prepared on RM %s, but the decision log holds %s: the log "
              "was lost or replaced, or another xatmd runs with the same tm.id. "

@@ -1149,6 +1149,8 @@ int main(void)
         CHECK_INT(xatm_rm_decisions_delete(setup, g, 1), XATM_XAER_RMERR);
         CHECK_INT(xatm_rm_decisions_sweep(setup, "t.", 1, NULL), XATM_XAER_RMERR);
         CHECK_INT(xatm_rm_decisions_old_commits(setup, "t.", 1, 10, NULL, NULL), XATM_XAER_RMERR);
+        uint32_t ep = 0;
+        CHECK_INT(xatm_rm_decisions_max_epoch(setup, "t", &ep), XATM_XAER_RMERR);
         xatm_xid x = new_xid();
         CHECK_INT(xatm_rm_run(setup, XATM_RM_OP_START, &x), XATM_XA_OK);
         CHECK_INT(xatm_rm_run(setup, XATM_RM_OP_COMMIT_DECIDING, &x), XATM_XAER_RMERR);

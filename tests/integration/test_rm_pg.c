@@ -677,6 +677,20 @@ static void test_decisions(void)
     CHECK(!seen_has(&sr, o2.gtrid));
     CHECK(!seen_has(&sr, w2.gtrid));
 
+    /* the highest epoch of a TM's rows (xatmd's start-up raises its epoch past it) */
+    uint32_t ep = 99;
+    char tmx[32];
+    snprintf(tmx, sizeof tmx, "%sE", rmt_tm_id);
+    CHECK_INT(xatm_rm_decisions_max_epoch(b, tmx, &ep), XATM_XA_OK);
+    CHECK_INT(ep, 0);
+    admin_q("INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('%s.5.1', 'C'), "
+            "('%s.12.3', 'A'), ('%sF.40.1', 'C'), ('%s.x.1', 'C')", tmx, tmx, tmx, tmx);
+    CHECK_INT(xatm_rm_decisions_max_epoch(b, tmx, &ep), XATM_XA_OK);
+    CHECK_INT(ep, 12); /* not another TM's 40, not a malformed one */
+    CHECK_INT(xatm_rm_decisions_max_epoch(b, "bad.id", &ep), XATM_XAER_INVAL);
+    snprintf(sql, sizeof sql, "DELETE FROM xatm_decisions WHERE gtrid LIKE '%s%%'", tmx);
+    admin_q("%s", sql);
+
     /* blocking calls refuse a session with a branch open */
     xatm_xid v = new_xid();
     CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &v), XATM_XA_OK);

@@ -25,6 +25,7 @@
  *                      answers EABORTED and everything is rolled back
  *   mismatch           an application whose config lacks tm.decision_rm is refused at
  *                      xatm_open (HELLO_OK carries xatmd's decision_rm)
+ *   epoch              a fresh xatmd whose tm id has decision rows of epoch 7 starts at 8
  *   sweep              xatmd restarted with tm.decision_retention 1s deletes the old abort
  *                      rows and the commit row an AP killed after its commit left
  *   busy + fence       the decider's COMMIT held open (a deferred trigger sleeps 30 s) and
@@ -406,6 +407,36 @@ static void case_sweep(void)
     CHECK_INT(t_pg_scalar(sql), 0);
 }
 
+/* A second xatmd (its own tm id, a fresh log) starting while the decision table holds a
+ * row of its tm id from epoch 7 (as a lost log leaves it): it raises its epoch to 8, so no
+ * gtrid with a row is issued again (a stale commit row would decide a new transaction). */
+static void case_epoch_rows(void)
+{
+    printf("case: start-up epoch above the decision rows' (fresh log)\n");
+    char tm2[17], *dir2, *cfg2, sql[300], line[200];
+    snprintf(tm2, sizeof tm2, "de%d", (int)(getpid() % 100000));
+    dir2 = t_tmpdir("tmdec-e");
+    cfg2 = t_write_config(dir2, tm2,
+                          "  transaction_timeout: 10s\n"
+                          "  recovery_interval: 30s\n"
+                          "  decision_rm: pg\n");
+    snprintf(sql, sizeof sql, "INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('%s.7.3', 'C')",
+             tm2);
+    CHECK_INT(t_pg_exec(sql), 0);
+    t_xatmd d2;
+    memset(&d2, 0, sizeof d2);
+    CHECK_INT(t_xatmd_start(&d2, cfg2, NULL), 0);
+    CHECK_INT(t_xatmd_log_count(&d2, "start-up: epoch raised from 1 to 8: the decision table "
+                                      "holds rows of this TM from epoch 7"), 1);
+    snprintf(line, sizeof line, "ready tm=%s epoch=8 ", tm2);
+    CHECK_INT(t_xatmd_log_count(&d2, line), 1);
+    CHECK_INT(t_xatmd_stop(&d2), 0);
+    snprintf(sql, sizeof sql, "DELETE FROM xatm_decisions WHERE gtrid LIKE '%s.%%'", tm2);
+    CHECK_INT(t_pg_exec(sql), 0);
+    free(cfg2);
+    free(dir2);
+}
+
 int main(void)
 {
     t_require_servers();
@@ -450,6 +481,7 @@ int main(void)
     case_recovery_first();
     case_busy_fenced();
     case_mismatch();
+    case_epoch_rows();
     case_sweep();
     CHECK_INT(t_xatmd_stop(&d), 0);
     CHECK_INT(t_pg_prepared(tm_id), 0);
