@@ -1511,14 +1511,6 @@ static void load_root(struct loader *l, struct cnode *root, xatm_config *cfg)
         report(l, l->decision_rm_at,
                "tm.decision_rm '%s' names no RM of rms; expected the name of a configured RM",
                shown(l, l->decision_rm_at));
-    else if (l->decision_rm_at && cfg->decision_rm &&
-             xatm_config_rm(cfg, cfg->decision_rm) &&
-             xatm_config_rm(cfg, cfg->decision_rm)->type != XATM_RM_POSTGRESQL)
-        /* the decider's adapter calls exist for PostgreSQL only (rm.h) */
-        report(l, l->decision_rm_at,
-               "tm.decision_rm '%s' is a mysql RM; expected a postgresql RM (a MariaDB "
-               "decider is not implemented)",
-               shown(l, l->decision_rm_at));
 }
 
 static int cmp_errors(const void *a, const void *b)

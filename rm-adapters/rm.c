@@ -498,8 +498,7 @@ static int check_decisions(xatm_rm_conn *c, const char *what)
     if (rc != XATM_XA_OK) return rc;
     if (!c->ops->decision_resolve)
         return xatm_rm__seterr(c, XATM_XAER_RMERR,
-                               "%s: %s cannot hold decision rows (a decider must be a "
-                               "postgresql RM)",
+                               "%s: %s cannot hold decision rows",
                                what, c->ops->name);
     return XATM_XA_OK;
 }

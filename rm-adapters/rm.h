@@ -49,7 +49,8 @@
  *                   COMMIT. XA_OK = committed (the decision is commit); XA_RB* = rolled back
  *                   (a duplicate key: recovery's abort row was there first; a failed
  *                   statement, failed mark or a ROLLBACK tag); XAER_RMFAIL = the answer was
- *                   lost: the outcome is unknown. PostgreSQL only (MariaDB: XAER_RMERR).
+ *                   lost: the outcome is unknown. MySQL: the row insert, XA END, XA COMMIT
+ *                   xid ONE PHASE (a duplicate key or any error: undone, XA_RB*).
  *
  * Decision rows (XATM_DECISION_TABLE, the decider's RM only): gtrid primary key, outcome
  * 'C' (inserted by COMMIT_DECIDING inside the decider's transaction) or 'A' (inserted by
@@ -58,6 +59,8 @@
  * waits for the first's transaction and then sees a duplicate. Layout (PostgreSQL):
  *   gtrid varchar(64) primary key, outcome char(1) not null, created timestamptz not null
  *   default now()
+ * (MariaDB: gtrid varbinary(64) primary key, outcome char(1), created timestamp default
+ * current_timestamp, ENGINE=InnoDB).
  *
  * 3PC marker rows (docs/protocols.md): a row (gtrid, rm) in the table XATM_MARKER_TABLE of
  * the branch's own database, inserted by CAN_COMMIT, visible once the branch commits. So a
@@ -269,13 +272,14 @@ int xatm_rm_markers_find(xatm_rm_conn *c, const char *gtrid,
 int xatm_rm_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n);
 
 /* Decision rows (see the file comment). Blocking, bounded like the other calls, only on a
- * session with no branch open; gtrids as for the markers. PostgreSQL only: another RM
- * type answers XAER_RMERR.
+ * session with no branch open; gtrids as for the markers. An RM type whose row has no
+ * decision calls answers XAER_RMERR (both current types have them).
  *   ensure:  CREATE TABLE IF NOT EXISTS XATM_DECISION_TABLE. XA_OK or an XA error.
  *   resolve: what the decider of gtrid did, making sure it can no longer commit: inserts
  *            (gtrid, 'A') unless a row exists, waiting at most lock_timeout_ms for a
  *            transaction that holds an uncommitted row of gtrid (PG: SET lock_timeout;
- *            INSERT ... ON CONFLICT DO NOTHING RETURNING; on a duplicate a SELECT reads
+ *            INSERT ... ON CONFLICT DO NOTHING RETURNING; MariaDB: innodb_lock_wait_timeout
+ *            in whole seconds, at least 1, and INSERT IGNORE; on a duplicate a SELECT reads
  *            the row). XA_OK with *out COMMITTED / ABORTED / BUSY, or an XA error (e.g.
  *            XAER_RMFAIL, RM unreachable; XAER_RMERR when a duplicate's row is gone by
  *            the time it is read: retry).
