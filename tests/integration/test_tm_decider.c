@@ -23,6 +23,8 @@
  *   recovery first     the AP stopped before the decider's commit past its deadline: xatmd
  *                      times it out and writes the abort row; resumed, the AP's commit
  *                      answers EABORTED and everything is rolled back
+ *   MariaDB decider    tm.decision_rm: my (its own xatmd): commit, NO votes on either side,
+ *                      the AP killed before and after the decider's commit
  *   mismatch           an application whose config lacks tm.decision_rm is refused at
  *                      xatm_open (HELLO_OK carries xatmd's decision_rm)
  *   epoch              a fresh xatmd whose tm id has decision rows of epoch 7 starts at 8
@@ -144,14 +146,17 @@ static void expect_converged(void)
     printf("  converged in %lld ms\n", ms);
 }
 
-/* The decision row of gtrid: 'C', 'A', or 0 when there is none. */
+/* The decider of the running cases: false "pg" (PostgreSQL), true "my" (MariaDB). */
+static bool decider_my;
+
+/* The decision row of gtrid at the decider: 'C', 'A', or 0 when there is none. */
 static int decision_of(const char *gtrid)
 {
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT coalesce((SELECT ascii(outcome) FROM xatm_decisions WHERE gtrid = '%s'), 0)",
              gtrid);
-    return (int)t_pg_scalar(sql);
+    return (int)(decider_my ? t_my_scalar(sql) : t_pg_scalar(sql));
 }
 
 /* Waits up to timeout_ms for gtrid's decision row to be `want`. */
@@ -201,15 +206,15 @@ static bool in_tm_log(const char *gtrid)
     return found;
 }
 
-static void case_commit(void)
+static void case_commit(const char *id)
 {
     char out[4096], gtrid[80];
     printf("case: commit decided in the decider branch\n");
-    CHECK_INT(run_ap("c1", "commit", NULL, out, sizeof out), 0);
+    CHECK_INT(run_ap(id, "commit", NULL, out, sizeof out), 0);
     CHECK_CONTAINS(out, "result=OK");
     gtrid_of(out, gtrid, sizeof gtrid);
     CHECK(gtrid[0] != '\0');
-    expect_rows("c1", 1);
+    expect_rows(id, 1);
     CHECK_INT(t_pg_prepared(tm_id), 0);
     CHECK_INT(t_my_prepared(tm_id), 0);
     /* nothing of it in xatmd's log (no COMMIT, no END), and its commit row is gone (the
@@ -249,7 +254,8 @@ static void case_ap_killed(const char *id, const char *fault, long long expect, 
     if (expect) {
         /* recovery adopted the commit as a forced COMMIT record */
         char line[200];
-        snprintf(line, sizeof line, "transaction %s: decider RM pg committed it", gtrid);
+        snprintf(line, sizeof line, "transaction %s: decider RM %s committed it", gtrid,
+                 decider_my ? "my" : "pg");
         CHECK_INT(t_xatmd_log_count(&d, line), 1);
         CHECK(in_tm_log(gtrid));
     }
@@ -437,6 +443,51 @@ static void case_epoch_rows(void)
     free(dir2);
 }
 
+/* The same protocol with MariaDB as the decider (tm.decision_rm: my; "pg" is the prepared
+ * branch): its own xatmd, tm id and directory; commit, a NO on the prepared side, a failed
+ * statement on the decider, the AP killed before and after the decider's commit. */
+static void cases_mariadb_decider(void)
+{
+    printf("-- MariaDB as the decider\n");
+    char *saved_dir = dir, *saved_cfg = cfg, saved_tm[17];
+    t_xatmd saved_d = d;
+    snprintf(saved_tm, sizeof saved_tm, "%s", tm_id);
+    snprintf(tm_id, sizeof tm_id, "dm%d", (int)(getpid() % 100000));
+    dir = t_tmpdir("tmdec-my");
+    cfg = t_write_config(dir, tm_id,
+                         "  transaction_timeout: 10s\n"
+                         "  request_timeout: 10s\n"
+                         "  recovery_interval: 200ms\n"
+                         "  decision_rm: my\n");
+    decider_my = true;
+    memset(&d, 0, sizeof d);
+    if (t_xatmd_start(&d, cfg, NULL) == 0) {
+        CHECK_INT(t_my_scalar("SELECT count(*) FROM information_schema.tables WHERE "
+                              "table_schema = DATABASE() AND table_name = 'xatm_decisions'"),
+                  1);
+        case_commit("mc1");
+        case_no_vote("mnopg", "fail-pg");
+        case_no_vote("mnomy", "fail-my");
+        case_ap_killed("mapk1", "ap.decider.before_commit", 0, 'A');
+        case_ap_killed("mapk2", "ap.decider.after_commit", 1, 'C');
+        CHECK_INT(t_xatmd_stop(&d), 0);
+    } else {
+        CHECK(!"xatmd (decider my) starts");
+    }
+    char sql[200];
+    snprintf(sql, sizeof sql, "DELETE FROM xatm_decisions WHERE gtrid LIKE '%s.%%'", tm_id);
+    CHECK_INT(t_my_exec(sql), 0);
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+    decider_my = false;
+    free(cfg);
+    free(dir);
+    dir = saved_dir;
+    cfg = saved_cfg;
+    d = saved_d;
+    snprintf(tm_id, sizeof tm_id, "%s", saved_tm);
+}
+
 int main(void)
 {
     t_require_servers();
@@ -470,7 +521,7 @@ int main(void)
     CHECK_INT(t_pg_scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = "
                           "'xatm_decisions'"),
               1);
-    case_commit();
+    case_commit("c1");
     case_no_vote("nomy", "fail-my");
     case_no_vote("nopg", "fail-pg");
     case_ap_killed("apk1", "ap.decider.before_commit", 0, 'A');
@@ -484,6 +535,7 @@ int main(void)
     case_epoch_rows();
     case_sweep();
     CHECK_INT(t_xatmd_stop(&d), 0);
+    cases_mariadb_decider();
     CHECK_INT(t_pg_prepared(tm_id), 0);
     CHECK_INT(t_my_prepared(tm_id), 0);
     free(cfg);
