@@ -3,7 +3,7 @@
 #
 #   scripts/crash-campaign.sh [--trials N] [--seed S] [--replay SEED] [--protocol 2pc|3pc]
 #                             [--no-partition] [--keep-dir DIR] [--transfers T] [--external]
-#                             [--decider]
+#                             [--decider [pg|my]]
 #
 # Each trial runs transfers between PostgreSQL and MariaDB from 3 concurrent
 # `xatm-transfer run` processes (2 workers each), injects ONE fault chosen from the trial's
@@ -18,8 +18,8 @@
 # the faults include every 3PC step) and the campaign ends with two partition trials (the
 # path between an AP and xatmd cut right after PreCommit), whose printed result must match
 # docs/protocols.md: a reported divergence with action commit, none with wait.
-# With --decider every trial runs 2PC with the decision in a branch (tm.decision_rm: pg;
-# the AP's fault points include ap.decider.before_commit and ap.decider.after_commit).
+# With --decider every trial runs 2PC with the decision in a branch (tm.decision_rm: pg, or
+# my; the AP's fault points include ap.decider.before_commit and ap.decider.after_commit).
 # A failing trial names its seed (replay it alone with --replay SEED) and the directory
 # where its xatmd log and outputs are kept. Trial k has seed S + k - 1.
 #

@@ -111,7 +111,7 @@ AP_POINTS_3PC = {
 }
 TM_STOP_POINTS_3PC = ["tm.after_precommit_force", "tm.after_precommit_sent"]
 
-# --decider (tm.decision_rm: pg, docs/protocols.md "Decision in a branch"): the AP's steps
+# --decider [pg|my] (tm.decision_rm, docs/protocols.md "Decision in a branch"): the AP's steps
 # around the decider's commit. xatmd forces no COMMIT for such a transaction, so its
 # commit-force points rarely fire then (a trial whose fault does not fire is a plain one).
 AP_POINTS_DECIDER = {
@@ -497,7 +497,7 @@ class Campaign:
                      "  participant_timeout_action: %s\n" % (pre_s * 1000, part_s * 1000,
                                                               action))
         if self.args.decider:
-            three += "  decision_rm: pg\n"
+            three += "  decision_rm: %s\n" % self.args.decider
         with open(self.config, "w") as f:
             f.write("""# written by scripts/crash_campaign.py
 tm:
@@ -1079,7 +1079,7 @@ tm:
             say("    fault: %s; replay alone: scripts/crash-campaign.sh --replay %d%s"
                 % (t.fault["desc"], t.seed,
                    (" --protocol " + self.args.protocol if self.args.protocol != "2pc" else "")
-                   + (" --decider" if self.args.decider else "")))
+                   + (" --decider " + self.args.decider if self.args.decider else "")))
             say("    kept: %s" % kept)
         else:
             shutil.rmtree(t.tdir, ignore_errors=True)
@@ -1174,9 +1174,9 @@ def parse_args(argv):
     ap.add_argument("--protocol", default="2pc", choices=["2pc", "3pc"],
                     help="commit protocol of every trial; 3pc runs with "
                          "participant_timeout_action wait and ends with the partition trials")
-    ap.add_argument("--decider", action="store_true",
-                    help="2pc with the decision in a branch (tm.decision_rm: pg); adds the "
-                         "AP's decider fault points")
+    ap.add_argument("--decider", nargs="?", const="pg", default=None, choices=["pg", "my"],
+                    help="2pc with the decision in a branch (tm.decision_rm: pg, or the RM "
+                         "named); adds the AP's decider fault points")
     ap.add_argument("--no-partition", action="store_true",
                     help="3pc: leave out the two partition trials at the end")
     ap.add_argument("--work-dir", required=True)
@@ -1224,7 +1224,8 @@ def main(argv):
             return 2
         say("crash campaign: %d trials, seed %d (trial k has seed %d + k - 1), protocol %s%s, "
             "work dir %s" % (args.trials, args.seed, args.seed, args.protocol,
-                             " with the decider pg" if args.decider else "", args.work_dir))
+                             " with the decider " + args.decider if args.decider else "",
+                             args.work_dir))
         say("columns: trial, seed, result, time from the end of the fault to convergence, "
             "whether the fault happened, the fault")
         if not c.servers_dir:

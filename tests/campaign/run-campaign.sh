@@ -6,8 +6,8 @@
 # XATM_CAMPAIGN_SEED (default: from the clock; printed, and each failing trial prints its
 # own seed for a replay). Arguments: [PROTOCOL [TRIALS [decider]]]: 2pc (default) or 3pc
 # (then the campaign also runs its two partition trials), the trials when
-# XATM_CAMPAIGN_TRIALS is not set, and `decider` for 2PC with the decision in a branch
-# (crash-campaign.sh --decider).
+# XATM_CAMPAIGN_TRIALS is not set, and `decider` (or `decider-my`) for 2PC with the
+# decision in a branch at pg (or my) (crash-campaign.sh --decider).
 set -euo pipefail
 
 # shellcheck disable=SC1091
@@ -27,6 +27,9 @@ trials="${XATM_CAMPAIGN_TRIALS:-${2:-24}}"
 seed="${XATM_CAMPAIGN_SEED:-$(( $(date +%s) % 1000000 ))}"
 protocol="${1:-2pc}"
 extra=()
-if [ "${3:-}" = decider ]; then extra=(--decider); fi
+case "${3:-}" in
+    decider) extra=(--decider pg) ;;
+    decider-my) extra=(--decider my) ;;
+esac
 exec "$XATM_SOURCE_ROOT/scripts/crash-campaign.sh" --external --trials "$trials" --seed "$seed" \
     --protocol "$protocol" "${extra[@]}"
