@@ -92,6 +92,33 @@ int xatm_rm__seterr(xatm_rm_conn *c, int rc, const char *fmt, ...)
     return rc;
 }
 
+int xatm_rm__decision_result(xatm_rm_conn *c, const char *gtrid, int rc, bool busy,
+                             char outcome, enum xatm_decision *out)
+{
+    if (busy) {
+        c->errmsg[0] = '\0';
+        *out = XATM_DECISION_BUSY;
+        return XATM_XA_OK;
+    }
+    if (rc != XATM_XA_OK) return rc;
+    if (outcome == 'C') {
+        *out = XATM_DECISION_COMMITTED;
+        return XATM_XA_OK;
+    }
+    if (outcome == 'A') {
+        *out = XATM_DECISION_ABORTED;
+        return XATM_XA_OK;
+    }
+    if (!outcome)
+        return xatm_rm__seterr(c, XATM_XAER_RMERR,
+                               "decision resolve: the row of %s was there and is gone (deleted "
+                               "meanwhile); try again",
+                               gtrid);
+    return xatm_rm__seterr(c, XATM_XAER_RMERR,
+                           "decision resolve: row of %s has outcome '%c', expected 'C' or 'A'",
+                           gtrid, outcome);
+}
+
 bool xatm_rm__id_safe(const char *s, size_t max)
 {
     size_t n = 0;

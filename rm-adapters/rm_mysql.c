@@ -1085,11 +1085,6 @@ static int my_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock
     bool busy = rc != XATM_XA_OK && mysql_errno(m->my) == ER_LOCK_WAIT_TIMEOUT;
     if (rc == XATM_XA_OK && inserted == 0) {
         rc = my_outcome_of(m, gtrid, &outcome);
-        if (rc == XATM_XA_OK && !outcome)
-            rc = xatm_rm__seterr(c, XATM_XAER_RMERR,
-                                 "decision resolve: the row of %s was there and is gone "
-                                 "(deleted meanwhile); try again",
-                                 gtrid);
     } else if (rc == XATM_XA_OK) {
         outcome = 'A';
     }
@@ -1099,18 +1094,7 @@ static int my_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock
                           NULL);
         if (rrc != XATM_XA_OK && (rc == XATM_XA_OK || busy)) return rrc;
     }
-    if (busy) {
-        c->errmsg[0] = '\0';
-        *out = XATM_DECISION_BUSY;
-        return XATM_XA_OK;
-    }
-    if (rc != XATM_XA_OK) return rc;
-    if (outcome == 'C') *out = XATM_DECISION_COMMITTED;
-    else if (outcome == 'A') *out = XATM_DECISION_ABORTED;
-    else
-        return xatm_rm__seterr(c, XATM_XAER_RMERR, "decision resolve: row of %s has outcome "
-                               "'%c', expected 'C' or 'A'", gtrid, outcome);
-    return XATM_XA_OK;
+    return xatm_rm__decision_result(c, gtrid, rc, busy, outcome, out);
 }
 
 /* Runs a DELETE on the decision table under READ COMMITTED (the next statement only): no

@@ -904,11 +904,6 @@ static int pg_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock
                  "SELECT outcome FROM " XATM_DECISION_TABLE " WHERE gtrid = '%s'", gtrid);
         rc = pg_outcome_query(p, sql, "decision resolve (SELECT FROM " XATM_DECISION_TABLE ")",
                               &outcome);
-        if (rc == XATM_XA_OK && !outcome)
-            rc = xatm_rm__seterr(c, XATM_XAER_RMERR,
-                                 "decision resolve: the row of %s was there and is gone "
-                                 "(deleted meanwhile); try again",
-                                 gtrid);
     }
     if (!c->dead) {
         /* the session's other statements (phase 2, scans) never wait on this limit */
@@ -916,18 +911,7 @@ static int pg_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock
         if (rrc == XATM_XA_OK) PQclear(r);
         else if (rc == XATM_XA_OK || busy) return rrc;
     }
-    if (busy) {
-        c->errmsg[0] = '\0';
-        *out = XATM_DECISION_BUSY;
-        return XATM_XA_OK;
-    }
-    if (rc != XATM_XA_OK) return rc;
-    if (outcome == 'C') *out = XATM_DECISION_COMMITTED;
-    else if (outcome == 'A') *out = XATM_DECISION_ABORTED;
-    else
-        return xatm_rm__seterr(c, XATM_XAER_RMERR, "decision resolve: row of %s has outcome "
-                               "'%c', expected 'C' or 'A'", gtrid, outcome);
-    return XATM_XA_OK;
+    return xatm_rm__decision_result(c, gtrid, rc, busy, outcome, out);
 }
 
 static int pg_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
