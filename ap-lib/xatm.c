@@ -463,36 +463,34 @@ static void end_txn(xatm_t *h)
     h->in_txn = false;
 }
 
-/* Deletes the commit rows of the gtrids in h->decided on the decider's session (idle: no
- * branch open; reopened when it broke), one statement. Best effort: a failure leaves them
- * to xatmd's sweep and does not change the handle's last error. */
+/* Deletes the commit rows of the gtrids in h->decided on the decider's session, when it is
+ * alive and has no branch open (one statement; a failure leaves them to xatmd's sweep).
+ * A broken session is not reopened here (that could wait for a connect timeout after a
+ * commit that already succeeded): the rows wait for the next flush, and a full batch that
+ * still cannot go is left to xatmd's sweep. */
 static void flush_decided(xatm_t *h)
 {
     const char *g[XATM_DECISION_BATCH];
     ap_rm *d = h->decider;
-    bool fresh;
     if (h->n_decided == 0) return;
-    int code = h->err_code;
-    char *saved = strdup(h->err); /* the commit's own message stays the last error */
-    /* a session that broke since (a server restart) is replaced: the rows stay otherwise */
-    if (d && !d->enlisted && rm_session(h, d, &fresh) == 0) {
+    if (d && d->conn && !d->enlisted && xatm_rm_alive(d->conn)) {
         for (size_t i = 0; i < h->n_decided; i++) g[i] = h->decided[i];
         (void)xatm_rm_decisions_delete(d->conn, g, h->n_decided);
+        h->n_decided = 0;
+    } else if (h->n_decided >= XATM_DECISION_BATCH) {
+        h->n_decided = 0;
     }
-    h->n_decided = 0;
-    h->err_code = code;
-    if (saved) snprintf(h->err, sizeof h->err, "%s", saved);
-    free(saved);
 }
 
-/* gtrid's phase 2 finished everywhere: its commit row may go (with the next batch). */
+/* gtrid's phase 2 finished everywhere: its commit row may go (with the next batch; when
+ * the batch is full and could not be deleted, the row is left to xatmd's sweep). */
 static void note_decided(xatm_t *h)
 {
     if (!h->decided) {
         h->decided = calloc(XATM_DECISION_BATCH, sizeof *h->decided);
-        if (!h->decided) return; /* the row stays for xatmd's sweep */
+        if (!h->decided) return;
     }
-    if (h->n_decided >= XATM_DECISION_BATCH) flush_decided(h); /* xatm_commit flushes first */
+    if (h->n_decided >= XATM_DECISION_BATCH) return;
     snprintf(h->decided[h->n_decided++], sizeof h->decided[0], "%s", h->gtrid);
 }
 
