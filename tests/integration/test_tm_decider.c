@@ -20,6 +20,8 @@
  *                      phase 2 alone, the restarted xatmd finds nothing to undo: committed;
  *                      restarted before the AP resumes: it finds the commit row and forces
  *                      COMMIT; the AP's own phase 2 (or recovery) commits "my"
+ *   xatmd killed at tm.recovery_after_resolve (commit row found, COMMIT not yet
+ *                      written), the AP dead after the decider's commit: committed
  *   recovery first     the AP stopped before the decider's commit past its deadline: xatmd
  *                      times it out and writes the abort row; resumed, the AP's commit
  *                      answers EABORTED and everything is rolled back
@@ -299,6 +301,24 @@ static void case_tm_killed(const char *id, const char *fault, bool restart_first
     expect_rows(id, expect);
 }
 
+/* xatmd killed in recovery right after it found the decider's commit row, before the COMMIT
+ * record (tm.recovery_after_resolve), for a transaction whose AP died after the decider's
+ * commit: the restarted xatmd resolves it again and commits. */
+static void case_tm_killed_after_resolve(void)
+{
+    char out[4096];
+    printf("case: xatmd killed at tm.recovery_after_resolve\n");
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    CHECK_INT(t_xatmd_start(&d, cfg, "tm.recovery_after_resolve"), 0);
+    CHECK_INT(run_ap("tmr1", "commit", "ap.decider.after_commit", out, sizeof out),
+              128 + SIGKILL);
+    CHECK(t_xatmd_wait_killed(&d, 15000));
+    CHECK_INT(t_my_prepared(tm_id), 1); /* nobody may finish it but xatmd */
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    expect_converged();
+    expect_rows("tmr1", 1);
+}
+
 /* The AP (transaction timeout 1 s) stopped before the decider's commit until xatmd has
  * timed it out and written the abort row: its commit then fails on the duplicate key. */
 static void case_recovery_first(void)
@@ -529,6 +549,7 @@ int main(void)
     case_tm_killed("tmk1", "ap.decider.before_commit", true, "result=EABORTED", 0);
     case_tm_killed("tmk2", "ap.decider.after_commit", false, "result=OK", 1);
     case_tm_killed("tmk3", "ap.decider.after_commit", true, "result=OK", 1);
+    case_tm_killed_after_resolve();
     case_recovery_first();
     case_busy_fenced();
     case_mismatch();
