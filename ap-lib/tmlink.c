@@ -135,6 +135,17 @@ int xatm__tm_connect(xatm__tm *t, const xatm_config *cfg, char *err, size_t errl
         rc = XATM_EPROTO;
         goto fail_close;
     }
+    const char *mine = cfg->decision_rm ? cfg->decision_rm : "";
+    if (strcmp(reply.u.hello_ok.decision_rm, mine) != 0) {
+        /* a transaction decided in a branch that xatmd's recovery does not ask about
+         * would be rolled back by its presumed abort (and the other way round) */
+        snprintf(err, errlen,
+                 "xatmd at %s runs with tm.decision_rm '%s', but %s says '%s': xatmd and "
+                 "every application must use the same decider (docs/configuration.md)",
+                 cfg->socket_path, reply.u.hello_ok.decision_rm, cfg->path, mine);
+        rc = XATM_EPROTO;
+        goto fail_close;
+    }
     t->epoch = reply.u.hello_ok.epoch;
     t->default_protocol = reply.u.hello_ok.default_protocol;
     return 0;

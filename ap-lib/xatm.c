@@ -34,6 +34,18 @@
  *      phase 2 in parallel, DONE one-way (one entry per branch: the phase-2 result,
  *      XA_RDONLY for a read-only branch, the vote's code for a branch that was already
  *      rolled back).
+ *   2+ 2PC with the decision in a branch (tm.decision_rm set and a branch on that RM,
+ *      the decider D; docs/protocols.md "Decision in a branch"; commit_in_decider): the
+ *      ENLISTs, PREPARE on every branch but D in parallel (any no: roll back, DONE abort);
+ *      past the transaction's deadline: roll back (no commit row after it); then on D's
+ *      session the commit row and COMMIT in one phase (COMMIT_DECIDING; only COMMIT_ONE_
+ *      PHASE when every other branch was read-only), which is the decision: committed ->
+ *      phase 2 of the others, DONE(outcome 4, commit decided), the gtrid queued for the
+ *      batched delete of commit rows (XATM_DECISION_BATCH, on D's idle session, after
+ *      phase 2 finished everywhere; flushed at xatm_close too); a definite no (duplicate
+ *      key: recovery's abort row came first) -> roll back, XATM_EABORTED; answer lost ->
+ *      XATM_EUNKNOWN, nothing rolled back, link and sessions closed so that xatmd
+ *      resolves the gtrid at D. No VOTE, nothing in xatmd's log.
  *   2+ 3PC (docs/protocols.md), three round trips with xatmd:
  *      CanCommit  CAN_COMMIT on every branch in parallel (session alive, no failed
  *                 statement, the branch's marker row inserted, PG deferred constraints
@@ -112,6 +124,9 @@
  *   ap.between_commits   likewise after the parallel phase-2 run returned (every commit
  *                        call has answered), just before ap.after_commits
  *   ap.after_commits     phase 2 finished, DONE not written
+ *   ap.decider.before_commit  decision in a branch: every other branch prepared and the
+ *                        deadline checked, the decider's commit not sent
+ *   ap.decider.after_commit   the decider committed (with its row), phase 2 not begun
  *
  * Timeouts: replies from xatmd wait at most tm.request_timeout (3PC's DoCommit with action
  * "commit": tm.participant_timeout); PREPARE (2PC) and CAN_COMMIT (3PC) get what is left
@@ -150,6 +165,7 @@ enum ap_branch_state {
     BR_PREPARED,   /* voted yes: prepared on the RM */
     BR_FINISHED,   /* committed, rolled back, or read-only: nothing left to do */
     BR_LOST,       /* its session broke: the RM or xatmd's recovery finishes it */
+    BR_DECIDER,    /* decision in a branch: the decider, left out of phase 1 */
 };
 
 /* One configured RM as this handle sees it. */
@@ -175,6 +191,11 @@ struct xatm {
     uint64_t txn_deadline_ms;         /* monotonic ms when xatmd times the transaction out */
     size_t order[XATM_MAX_BRANCHES];  /* enlisted slots, in enlistment order */
     size_t n_branches;                /* entries used in order[] */
+    ap_rm *decider;                   /* tm.decision_rm's slot, NULL when the option is off */
+    char (*decided)[XATM_GTRID_MAX + 1]; /* gtrids decided in the decider branch whose phase 2
+                                         finished: their commit rows are deleted in one batch
+                                         (XATM_DECISION_BATCH entries, allocated on first use) */
+    size_t n_decided;                 /* entries used in decided */
     int err_code;                     /* xatm_last_code(): code of the last failure */
     char err[4096];                   /* xatm_last_error(): its message */
 };
@@ -442,6 +463,37 @@ static void end_txn(xatm_t *h)
     h->in_txn = false;
 }
 
+/* Deletes the commit rows of the gtrids in h->decided on the decider's session, when it is
+ * alive and has no branch open (one statement; a failure leaves them to xatmd's sweep).
+ * A broken session is not reopened here (that could wait for a connect timeout after a
+ * commit that already succeeded): the rows wait for the next flush, and a full batch that
+ * still cannot go is left to xatmd's sweep. */
+static void flush_decided(xatm_t *h)
+{
+    const char *g[XATM_DECISION_BATCH];
+    ap_rm *d = h->decider;
+    if (h->n_decided == 0) return;
+    if (d && d->conn && !d->enlisted && xatm_rm_alive(d->conn)) {
+        for (size_t i = 0; i < h->n_decided; i++) g[i] = h->decided[i];
+        (void)xatm_rm_decisions_delete(d->conn, g, h->n_decided);
+        h->n_decided = 0;
+    } else if (h->n_decided >= XATM_DECISION_BATCH) {
+        h->n_decided = 0;
+    }
+}
+
+/* gtrid's phase 2 finished everywhere: its commit row may go (with the next batch; when
+ * the batch is full and could not be deleted, the row is left to xatmd's sweep). */
+static void note_decided(xatm_t *h)
+{
+    if (!h->decided) {
+        h->decided = calloc(XATM_DECISION_BATCH, sizeof *h->decided);
+        if (!h->decided) return;
+    }
+    if (h->n_decided >= XATM_DECISION_BATCH) return;
+    snprintf(h->decided[h->n_decided++], sizeof h->decided[0], "%s", h->gtrid);
+}
+
 /* ---------------------------------------------------------------- open / close */
 
 XATM_EXPORT int xatm_open(const char *config_path, xatm_t **out)
@@ -475,6 +527,7 @@ XATM_EXPORT int xatm_open(const char *config_path, xatm_t **out)
     h->rms = calloc(h->cfg->n_rms ? h->cfg->n_rms : 1, sizeof *h->rms);
     if (!h->rms) return fail(h, XATM_ENOMEM, "out of memory");
     for (size_t i = 0; i < h->cfg->n_rms; i++) h->rms[i].cfg = &h->cfg->rms[i];
+    if (h->cfg->decision_rm) h->decider = &h->rms[xatm_config_rm_index(h->cfg, h->cfg->decision_rm)];
 
     xatm__tm_init(&h->tm, h->cfg);
     rc = xatm__tm_connect(&h->tm, h->cfg, h->err, sizeof h->err);
@@ -487,6 +540,8 @@ XATM_EXPORT void xatm_close(xatm_t *h)
 {
     if (!h) return;
     if (h->usable && h->in_txn) (void)xatm_rollback(h);
+    if (h->usable) flush_decided(h);
+    free(h->decided);
     if (h->rms && h->cfg)
         for (size_t i = 0; i < h->cfg->n_rms; i++) rm_close(&h->rms[i]);
     free(h->rms);
@@ -693,6 +748,30 @@ static uint32_t time_left(const xatm_t *h)
     return h->txn_deadline_ms > now ? (uint32_t)(h->txn_deadline_ms - now) : 1;
 }
 
+/* Moves branch r on after its vote (its latest rc): a yes to `yes_state`, a read-only
+ * branch to FINISHED, a no to FINISHED (the RM rolled it back), LOST (its session is gone:
+ * the RM or xatmd's recovery ends it) or ACTIVE (uncertain: roll back). A branch that was
+ * not run (no session) votes no. Returns the vote. */
+static uint8_t settle_vote(ap_rm *r, enum ap_branch_state yes_state)
+{
+    if (!r->ran) r->rc = XATM_XAER_RMFAIL; /* no session: cannot have prepared */
+    if (r->rc == XATM_XA_OK) {
+        r->state = yes_state;
+        return XATM_VOTE_YES;
+    }
+    if (r->rc == XATM_XA_RDONLY) {
+        r->state = BR_FINISHED;
+        return XATM_VOTE_READONLY;
+    }
+    if (xa_rolled_back(r->rc))
+        r->state = BR_FINISHED;
+    else if (r->rc == XATM_XAER_RMFAIL)
+        r->state = BR_LOST; /* dead or closed at the deadline: RM / recovery end it */
+    else
+        r->state = BR_ACTIVE; /* uncertain: try a rollback */
+    return XATM_VOTE_NO;
+}
+
 /* Fills m as a vote message of `type` (VOTE, or CANCOMMIT with the same body) with one
  * entry per branch from its latest rc, and moves each branch on: a yes to `yes_state`, a
  * read-only branch to FINISHED, a no to FINISHED (the RM rolled it back), LOST (its
@@ -710,23 +789,8 @@ static bool build_votes(xatm_t *h, xatm_msg *m, uint8_t type, enum ap_branch_sta
         xatm_msg_vote_entry *e = &m->u.vote.e[k];
         snprintf(e->rm, sizeof e->rm, "%s", r->cfg->name);
         e->session_id = xatm_rm_session_ref(r->conn);
-        if (!r->ran) r->rc = XATM_XAER_RMFAIL; /* no session: cannot have prepared */
-        if (r->rc == XATM_XA_OK) {
-            e->vote = XATM_VOTE_YES;
-            r->state = yes_state;
-        } else if (r->rc == XATM_XA_RDONLY) {
-            e->vote = XATM_VOTE_READONLY;
-            r->state = BR_FINISHED;
-        } else {
-            e->vote = XATM_VOTE_NO;
-            any_no = true;
-            if (xa_rolled_back(r->rc))
-                r->state = BR_FINISHED;
-            else if (r->rc == XATM_XAER_RMFAIL)
-                r->state = BR_LOST; /* dead or closed at the deadline: RM / recovery end it */
-            else
-                r->state = BR_ACTIVE; /* uncertain: try a rollback */
-        }
+        e->vote = settle_vote(r, yes_state);
+        any_no = any_no || e->vote == XATM_VOTE_NO;
     }
     return any_no;
 }
@@ -734,9 +798,22 @@ static bool build_votes(xatm_t *h, xatm_msg *m, uint8_t type, enum ap_branch_sta
 /* Phase 2 on xatmd's commit decision (2PC, and 3PC's DoCommit): commits every prepared
  * branch in parallel and reports DONE. Always 0: the decision is durable at xatmd, which
  * finishes a branch whose commit failed (its session is closed to let it). */
+static bool phase_two(xatm_t *h);
+
 static int commit_decided(xatm_t *h)
 {
     xatm_fault_hit("ap.after_decision");
+    (void)phase_two(h);
+    send_done(h, XATM_OUTCOME_COMMIT);
+    return 0;
+}
+
+/* Phase 2 once the decision is commit: commits every prepared branch in parallel. A
+ * branch whose commit failed has its session closed (MariaDB then detaches it) and is left
+ * to xatmd; the message says so. true when every prepared branch committed. */
+static bool phase_two(xatm_t *h)
+{
+    bool all = true;
     run_branches(h, XATM_RM_OP_COMMIT, 1u << BR_PREPARED, h->txn_timeout_ms);
     xatm_fault_hit("ap.between_commits");
     xatm_fault_hit("ap.after_commits");
@@ -751,10 +828,10 @@ static int commit_decided(xatm_t *h)
         err_append(h, "; phase-2 commit of branch '%s' failed (%s: %s), xatmd will finish it",
                    r->cfg->name, xatm_xa_rc_name(r->rc), xatm_rm_errmsg(r->conn));
         r->state = BR_LOST;
+        all = false;
         rm_close(r); /* lets MariaDB detach the prepared branch for xatmd */
     }
-    send_done(h, XATM_OUTCOME_COMMIT);
-    return 0;
+    return all;
 }
 
 /* Rolls every branch back, reports DONE(abort) and returns XATM_EABORTED with the
@@ -792,6 +869,87 @@ static int leave_to_xatmd(xatm_t *h, int rc, const xatm_msg *reply, const char *
                 h->gtrid, msg,
                 h->protocol == XATM_PROTOCOL_3PC ? " (its log, or the 3PC termination rule)"
                                                  : " by its log");
+}
+
+/* The decider of the open transaction: tm.decision_rm's branch when the option is on, the
+ * protocol is 2PC and there are at least two branches; else NULL. */
+static ap_rm *decider_of(xatm_t *h)
+{
+    if (!h->decider || h->protocol != XATM_PROTOCOL_2PC || h->n_branches < 2) return NULL;
+    return h->decider->enlisted ? h->decider : NULL;
+}
+
+/* 2PC with the decision in a branch (docs/protocols.md, "Decision in a branch"): every
+ * branch but the decider d prepares; then d inserts the commit row and commits in one
+ * phase, which IS the commit decision; then phase 2 of the others. xatmd logs nothing and
+ * hears DONE(commit-decided). */
+static int commit_in_decider(xatm_t *h, ap_rm *d)
+{
+    char msg[2048], no_votes[2048];
+    /* the ENLISTs first, as in 2PC: fencing needs them before anything is prepared */
+    int rc = xatm__tm_flush(&h->tm, msg, sizeof msg);
+    if (rc) return abort_all(h, ": xatmd unreachable before phase 1 (%s)", msg);
+
+    xatm_fault_hit("ap.before_prepare");
+    d->state = BR_DECIDER;
+    run_branches(h, XATM_RM_OP_PREPARE, 1u << BR_ACTIVE, time_left(h));
+    xatm_fault_hit("ap.between_prepares");
+    xatm_fault_hit("ap.after_prepare");
+    bool any_no = false, any_prepared = false;
+    for (size_t k = 0; k < h->n_branches; k++) {
+        ap_rm *r = &h->rms[h->order[k]];
+        if (r == d) continue;
+        uint8_t v = settle_vote(r, BR_PREPARED);
+        any_no = any_no || v == XATM_VOTE_NO;
+        any_prepared = any_prepared || v == XATM_VOTE_YES;
+    }
+    describe_no_votes(h, "voted no", no_votes, sizeof no_votes);
+    d->state = BR_ACTIVE; /* from here on rolled back with the others, unless it commits */
+    if (any_no) return abort_all(h, "%s", no_votes);
+    if (!xatm_rm_alive(d->conn))
+        return abort_all(h, ": the session of decider RM '%s' broke before its commit, and "
+                         "the RM rolls back an uncommitted transaction when its session ends",
+                         d->cfg->name);
+    /* never a commit row after the deadline: xatmd's recovery may be deciding abort */
+    if (now_ms() >= h->txn_deadline_ms)
+        return abort_all(h, ": the transaction timeout (%u ms) passed before the decider's "
+                         "commit", h->txn_timeout_ms);
+
+    xatm_fault_hit("ap.decider.before_commit");
+    d->state = BR_DECIDER;
+    /* every other branch read-only: nothing is prepared, so no decision row is needed */
+    run_branches(h, any_prepared ? XATM_RM_OP_COMMIT_DECIDING : XATM_RM_OP_COMMIT_ONE_PHASE,
+                 1u << BR_DECIDER, h->txn_timeout_ms);
+    if (d->rc == XATM_XAER_RMFAIL) {
+        /* the answer is lost: d may have committed. Nothing is rolled back; xatmd sees this
+         * AP leave and resolves the gtrid at the decider (its decision row) */
+        snprintf(msg, sizeof msg, "%s", xatm_rm_errmsg(d->conn));
+        d->state = BR_LOST;
+        xatm__tm_close(&h->tm);
+        close_branch_sessions(h);
+        return fail(h, XATM_EUNKNOWN,
+                    "outcome of global transaction %s unknown: the connection to decider RM "
+                    "'%s' broke during its commit (%s); the other branches stay prepared and "
+                    "xatmd's recovery finishes them by the decider's decision row",
+                    h->gtrid, d->cfg->name, msg);
+    }
+    if (d->rc != XATM_XA_OK) {
+        /* a definite no (recovery's abort row came first, a failed statement...): the
+         * decider did not commit, so nothing did */
+        snprintf(msg, sizeof msg, "; decider '%s' did not commit (%s: %s)", d->cfg->name,
+                 xatm_xa_rc_name(d->rc), xatm_rm_errmsg(d->conn));
+        int code = d->rc;
+        d->state = xa_rolled_back(code) ? BR_FINISHED : BR_ACTIVE;
+        rc = abort_all(h, "%s", msg);
+        d->rc = code;
+        return rc;
+    }
+    d->state = BR_FINISHED;
+    xatm_fault_hit("ap.decider.after_commit");
+    bool all = phase_two(h);
+    send_done(h, XATM_OUTCOME_COMMIT_DECIDED);
+    if (all && any_prepared) note_decided(h);
+    return 0;
 }
 
 static int commit_two_phase(xatm_t *h)
@@ -1090,10 +1248,14 @@ XATM_EXPORT int xatm_commit(xatm_t *h)
         rc = commit_one_phase(h);
     } else if (h->protocol == XATM_PROTOCOL_3PC) {
         rc = commit_three_phase(h);
+    } else if (decider_of(h)) {
+        rc = commit_in_decider(h, decider_of(h));
     } else {
         rc = commit_two_phase(h);
     }
     end_txn(h);
+    /* the commit rows of finished transactions go in batches (outside any branch) */
+    if (h->n_decided >= XATM_DECISION_BATCH) flush_decided(h);
     return rc;
 }
 

@@ -6,6 +6,7 @@
  *              [--clients N] [--duration S] [--warmup S] [--protocol 2pc|3pc]
  *              (--mode xatm|bare-xa|local | --compare [--modes LIST] [--rounds R])
  *              [--json] [--progress] [--xatmd-pid PID] [--xatmctl PATH] [--no-setup]
+ *              [--decider RM]
  *   xatm-bench -c CONFIG --recovery N --xatmd PATH [--recovery-abort-percent P] [--json]
  *   xatm-bench -c CONFIG --rss-live N [--xatmd-pid PID] [--json]
  *
@@ -21,7 +22,9 @@
  * Modes (one thread per client; each client has its own sessions, opened before the clock
  * starts and kept for the whole round):
  *   xatm     through xatmd and libxatm: xatm_begin, xatm_exec on every branch, xatm_commit
- *            (one handle per client).
+ *            (one handle per client). With tm.decision_rm in the config (--decider RM
+ *            checks it is RM), libxatm decides in that RM's branch (docs/protocols.md,
+ *            "Decision in a branch"): the JSON's "decider" names it.
  *   bare-xa  the same XA statements issued by hand, no TM and no log. PostgreSQL: BEGIN,
  *            UPDATE, PREPARE TRANSACTION, COMMIT PREPARED; MariaDB: XA START, UPDATE,
  *            XA END, XA PREPARE, XA COMMIT. Like libxatm, the statements of phase 1 (all
@@ -142,6 +145,8 @@ struct options {
     const char *recovery_kill; /* --recovery-kill FAULT: the first recovering xatmd's XATM_FAULT */
     long rss_live;           /* --rss-live N */
     uint64_t seed;           /* --seed */
+    const char *decider;     /* --decider RM: xatm mode decides in RM's branch; the config
+                                must say so (tm.decision_rm: RM), as xatmd reads it too */
 };
 
 /* One branch of the workload. */
@@ -1198,9 +1203,10 @@ static void report(struct bench *b, struct mode_stats *st, int checks)
         struct sbuf s = {0};
         sb_printf(&s, "{\"protocol\":\"%dpc\",\"clients\":%d,\"branches\":%d,\"rows\":%ld,"
                       "\"duration_s\":%.3f,\"warmup_s\":%.3f,\"rounds\":%d,\"xatmd_pid\":%ld,"
-                      "\"nproc\":%ld,\"modes\":{",
+                      "\"nproc\":%ld,\"decider\":%s%s%s,\"modes\":{",
                   o->protocol, o->clients, b->nbr, o->rows, o->duration, o->warmup, o->rounds,
-                  (long)b->xatmd_pid, sysconf(_SC_NPROCESSORS_ONLN));
+                  (long)b->xatmd_pid, sysconf(_SC_NPROCESSORS_ONLN), o->decider ? "\"" : "",
+                  o->decider ? o->decider : "null", o->decider ? "\"" : "");
         bool first = true;
         for (int m = 0; m < N_MODES; m++) {
             if (!o->modes[m]) continue;
@@ -1780,6 +1786,8 @@ static void usage(FILE *f)
             "  --warmup S             seconds run before measuring (default 1)\n"
             "  --protocol 2pc|3pc     xatm mode's protocol (default 2pc)\n"
             "  --mode xatm|bare-xa|local|bare-lr   run one mode (default xatm)\n"
+            "  --decider RM           xatm mode with the decision in RM's branch: the config\n"
+            "                         must set tm.decision_rm: RM (xatmd reads it too)\n"
             "  --compare              run the modes interleaved, --rounds each (default 3)\n"
             "  --modes LIST           modes of --compare (default local,bare-xa,xatm)\n"
             "  --json                 one JSON object on stdout\n"
@@ -1908,7 +1916,7 @@ int main(int argc, char **argv)
     enum { O_PG = 256, O_MY, O_BRANCHES, O_ROWS, O_CLIENTS, O_DURATION, O_WARMUP, O_PROTOCOL,
            O_MODE, O_COMPARE, O_MODES, O_ROUNDS, O_JSON, O_PROGRESS, O_PID, O_XATMCTL,
            O_NOSETUP, O_SEED, O_RECOVERY, O_XATMD, O_RABORT, O_RTHREADS, O_RTIMEOUT, O_RKILL,
-           O_RSS };
+           O_RSS, O_DECIDER };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"pg", required_argument, NULL, O_PG},
@@ -1928,6 +1936,7 @@ int main(int argc, char **argv)
         {"xatmd-pid", required_argument, NULL, O_PID},
         {"xatmctl", required_argument, NULL, O_XATMCTL},
         {"no-setup", no_argument, NULL, O_NOSETUP},
+        {"decider", required_argument, NULL, O_DECIDER},
         {"seed", required_argument, NULL, O_SEED},
         {"recovery", required_argument, NULL, O_RECOVERY},
         {"xatmd", required_argument, NULL, O_XATMD},
@@ -1974,6 +1983,7 @@ int main(int argc, char **argv)
         case O_PID: ok = parse_long(optarg, &o->xatmd_pid, 1, 1L << 30); break;
         case O_XATMCTL: o->xatmctl = optarg; break;
         case O_NOSETUP: o->setup = false; break;
+        case O_DECIDER: o->decider = optarg; break;
         case O_SEED: ok = parse_long(optarg, &v, 0, LONG_MAX); o->seed = (uint64_t)v; break;
         case O_RECOVERY: ok = parse_long(optarg, &o->recovery, 1, 1000000); break;
         case O_XATMD: o->xatmd = optarg; break;
@@ -2037,6 +2047,16 @@ int main(int argc, char **argv)
     }
     free(errors);
     int rc = 2;
+    /* the decider is the config's (libxatm and xatmd both read tm.decision_rm): --decider
+     * only states which run this is, and refuses a config that says otherwise */
+    if (o->decider && (!b.cfg->decision_rm || strcmp(b.cfg->decision_rm, o->decider) != 0)) {
+        say("--decider %s: the config %s must set tm.decision_rm: %s (xatmd must run with "
+            "that config too); it has %s",
+            o->decider, o->config, o->decider,
+            b.cfg->decision_rm ? b.cfg->decision_rm : "no tm.decision_rm");
+        goto out;
+    }
+    if (!o->decider && b.cfg->decision_rm) o->decider = b.cfg->decision_rm;
     if (resolve_branches(&b) != 0) goto out;
     b.nonce = (unsigned)(getpid() ^ (unsigned)time(NULL)) & 0xffffffu;
 

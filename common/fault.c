@@ -65,6 +65,12 @@ static const char *const fault_point_names[] = {
     "ap.participant_timeout",        /* 3PC: PreCommit acknowledged, DoCommit did not come
                                         (timeout or link lost); before the participant acts on
                                         tm.participant_timeout_action */
+    "ap.decider.before_commit",      /* decision in a branch: every other branch prepared, the
+                                        decider's commit (with its decision row) not sent */
+    "ap.decider.after_commit",       /* the decider committed (the decision is commit), phase 2
+                                        of the other branches not begun */
+    "tm.recovery_after_resolve",     /* recovery found the decider committed (commit row), its
+                                        COMMIT record not yet appended */
     NULL,
 };
 

@@ -269,6 +269,7 @@ static bool role_ok(uint8_t v) { return v == XATM_ROLE_AP || v == XATM_ROLE_ADMI
 static bool vote_ok(uint8_t v) { return v >= XATM_VOTE_YES && v <= XATM_VOTE_READONLY; }
 static bool outcome_ok(uint8_t v) { return v == XATM_OUTCOME_COMMIT || v == XATM_OUTCOME_ABORT; }
 static bool decision_outcome_ok(uint8_t v) { return outcome_ok(v) || v == XATM_OUTCOME_PRECOMMIT; }
+static bool done_outcome_ok(uint8_t v) { return outcome_ok(v) || v == XATM_OUTCOME_COMMIT_DECIDED; }
 /* A protocol the client may ask for (0 = the TM's default). */
 static bool protocol_req_ok(uint8_t v) { return v == 0 || v == 2 || v == 3; }
 /* A protocol the TM resolved. */
@@ -293,6 +294,7 @@ static void walk_body(codec *c, xatm_msg *m)
         f_u8(c, &m->u.hello_ok.default_protocol);
         check(c, protocol_ok(m->u.hello_ok.default_protocol));
         f_u32(c, &m->u.hello_ok.timeout_ms);
+        f_str(c, m->u.hello_ok.decision_rm, XATM_RM_NAME_MAX);
         break;
     case XATM_MSG_BEGIN:
         f_u8(c, &m->u.begin.protocol);
@@ -334,7 +336,7 @@ static void walk_body(codec *c, xatm_msg *m)
     case XATM_MSG_DONE:
         f_str(c, m->u.done.gtrid, XATM_GTRID_MAX);
         f_u8(c, &m->u.done.outcome);
-        check(c, outcome_ok(m->u.done.outcome));
+        check(c, done_outcome_ok(m->u.done.outcome));
         f_u16(c, &m->u.done.n);
         check(c, m->u.done.n <= XATM_MAX_BRANCHES);
         for (unsigned i = 0; !c->err && i < m->u.done.n; i++) {

@@ -7,7 +7,7 @@
  *
  *   offset size field
  *   0      4    body_len   u32 big-endian, bytes after the header
- *   4      1    version    XATM_PROTO_VERSION (4)
+ *   4      1    version    XATM_PROTO_VERSION (5)
  *   5      1    type       enum xatm_msg_type
  *   6      2    flags      u16, must be 0
  *   8      4    req_id     u32, chosen by the client; a reply echoes its request's id
@@ -26,7 +26,8 @@
  *
  * Bodies (-> client to TM, <- TM to client; "one-way" = no reply is sent):
  *   HELLO      -> u8 role (1 AP, 2 admin), u32 pid, str client_name(<=64)
- *   HELLO_OK   <- str tm_id, u32 epoch, u32 format_id, u8 default_protocol, u32 timeout_ms
+ *   HELLO_OK   <- str tm_id, u32 epoch, u32 format_id, u8 default_protocol, u32 timeout_ms,
+ *                 str decision_rm (tm.decision_rm, "" when off; since version 5)
  *   BEGIN      -> u8 protocol (0 default, 2, 3), u32 timeout_ms (0 default), u8 flags
  *                 (0, or XATM_BEGIN_RESERVE)
  *   BEGIN_OK   <- str gtrid, u8 protocol, u32 timeout_ms
@@ -56,7 +57,10 @@
  * session, never as a live one. xatm_session_ref() and its two accessors below are the
  * only code that packs or unpacks the field.
  *
- * Version 4 (this one) adds BEGIN's flags byte: XATM_BEGIN_RESERVE asks for the gtrid of
+ * Version 5 (this one) adds the DONE outcome 4, XATM_OUTCOME_COMMIT_DECIDED: the transaction
+ * committed by "decision in a branch" (docs/protocols.md): its decider branch committed in
+ * one phase with the decision row, nothing is in xatmd's log, and DONE may come while the
+ * transaction is ACTIVE at xatmd (no VOTE was sent). Version 4 added BEGIN's flags byte: XATM_BEGIN_RESERVE asks for the gtrid of
  * the connection's NEXT transaction (docs/protocol.md, "Reserved gtrids"). Version 3 added
  * three-phase commit (docs/protocols.md): the request CANCOMMIT
  * and the DECISION outcome 3 (precommit). Version 2 changed from version 1: session_id is
@@ -66,7 +70,7 @@
  *   - a str holds no NUL byte; limits without a number above are the struct's: gtrid
  *     <= XATM_GTRID_MAX, rm <= XATM_RM_NAME_MAX, tm_id <= XATM_TM_ID_MAX. The codec checks
  *     only lengths; whether a gtrid or RM name is well formed (xid.h) is the receiver's call.
- *   - role 1..2; vote 1..3; DONE outcome 1..2, DECISION outcome 1..3; BEGIN protocol 0, 2 or 3; BEGIN flags 0 or 1; BEGIN_OK protocol and
+ *   - role 1..2; vote 1..3; DONE outcome 1, 2 or 4, DECISION outcome 1..3; BEGIN protocol 0, 2 or 3; BEGIN flags 0 or 1; BEGIN_OK protocol and
  *     HELLO_OK default_protocol 2 or 3 (the TM answers with the protocol it resolved);
  *   - VOTE and DONE: n <= XATM_MAX_BRANCHES (0 is well formed);
  *   - ERROR code < 0 (any negative value: codes are append-only); ADMIN_REPLY code <= 0;
@@ -83,7 +87,7 @@
 #include "buf.h"
 #include "xid.h"
 
-#define XATM_PROTO_VERSION 4
+#define XATM_PROTO_VERSION 5
 #define XATM_FRAME_HEADER_SIZE 12
 #define XATM_FRAME_MAX_REQUEST (64u * 1024u)
 #define XATM_FRAME_MAX_REPLY (16u * 1024u * 1024u)
@@ -121,6 +125,8 @@ enum xatm_outcome {
     XATM_OUTCOME_COMMIT = 1,
     XATM_OUTCOME_ABORT = 2,
     XATM_OUTCOME_PRECOMMIT = 3, /* DECISION only: 3PC PreCommit (PRECOMMIT is durable) */
+    XATM_OUTCOME_COMMIT_DECIDED = 4, /* DONE only: committed, decided in the decider branch
+                                        (tm.decision_rm); nothing in xatmd's log */
 };
 
 /* One entry of VOTE. */
@@ -148,6 +154,7 @@ typedef struct xatm_msg {
             uint32_t epoch, format_id;
             uint8_t default_protocol;
             uint32_t timeout_ms;
+            char decision_rm[XATM_RM_NAME_MAX + 1]; /* tm.decision_rm, "" when off */
         } hello_ok;
         struct { uint8_t protocol; uint32_t timeout_ms; uint8_t flags; } begin;
         struct { char gtrid[XATM_GTRID_MAX + 1]; uint8_t protocol; uint32_t timeout_ms; } begin_ok;

@@ -47,6 +47,7 @@
 #define DEFAULT_REQUEST_TIMEOUT_MS 30000u
 #define DEFAULT_PRECOMMIT_TIMEOUT_MS 5000u
 #define DEFAULT_PARTICIPANT_TIMEOUT_MS 10000u
+#define DEFAULT_DECISION_RETENTION_MS (24u * 3600u * 1000u)
 #define DEFAULT_RECOVERY_INTERVAL_MS 10000u
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000u
 #define DEFAULT_ADMIN_SOCKET_NAME "xatmd-admin.sock"
@@ -90,6 +91,7 @@ struct loader {
     size_t n_errs;              /* errors used */
     size_t cap_errs;            /* errors allocated */
     bool oom;                   /* an allocation failed: the load ends with XATM_ENOMEM */
+    struct cnode *decision_rm_at; /* tm.decision_rm's value node, checked after rms */
 };
 
 /* Storage for at least `need` elements of `size` bytes, grown from p (capacity *cap).
@@ -851,6 +853,8 @@ enum tm_key {
     TK_PRECOMMIT_TIMEOUT,
     TK_PARTICIPANT_TIMEOUT,
     TK_PARTICIPANT_TIMEOUT_ACTION,
+    TK_DECISION_RM,
+    TK_DECISION_RETENTION,
     TK_COUNT
 };
 
@@ -869,6 +873,8 @@ static const char *const tm_keys[TK_COUNT] = {
     [TK_PRECOMMIT_TIMEOUT] = "precommit_timeout",
     [TK_PARTICIPANT_TIMEOUT] = "participant_timeout",
     [TK_PARTICIPANT_TIMEOUT_ACTION] = "participant_timeout_action",
+    [TK_DECISION_RM] = "decision_rm",
+    [TK_DECISION_RETENTION] = "decision_retention",
 };
 
 static void load_tm_id(struct loader *l, const struct fld *f, xatm_config *cfg)
@@ -1076,6 +1082,14 @@ static void load_tm(struct loader *l, struct cnode *map, xatm_config *cfg)
             break;
         case TK_PARTICIPANT_TIMEOUT_ACTION:
             load_participant_action(l, &f, cfg);
+            break;
+        case TK_DECISION_RM:
+            /* checked against the RM names once rms is loaded (load_root) */
+            if (get_string(l, &f, "the name of a configured RM", &cfg->decision_rm))
+                l->decision_rm_at = vals[k];
+            break;
+        case TK_DECISION_RETENTION:
+            get_duration(l, &f, &cfg->decision_retention_ms);
             break;
         case TK_COUNT:
             break;
@@ -1492,6 +1506,11 @@ static void load_root(struct loader *l, struct cnode *root, xatm_config *cfg)
         else
             report(l, rms, "rms is %s; expected a sequence of RM entries", kind_name(rms->kind));
     }
+    if (l->decision_rm_at && cfg->decision_rm && vals[TOP_RMS] &&
+        vals[TOP_RMS]->kind == CN_SEQUENCE && xatm_config_rm_index(cfg, cfg->decision_rm) < 0)
+        report(l, l->decision_rm_at,
+               "tm.decision_rm '%s' names no RM of rms; expected the name of a configured RM",
+               shown(l, l->decision_rm_at));
 }
 
 static int cmp_errors(const void *a, const void *b)
@@ -1582,6 +1601,7 @@ static int load_text(const char *name, const char *path, const char *yaml, size_
     cfg->precommit_timeout_ms = DEFAULT_PRECOMMIT_TIMEOUT_MS;
     cfg->participant_timeout_ms = DEFAULT_PARTICIPANT_TIMEOUT_MS;
     cfg->participant_timeout_action = XATM_PARTICIPANT_COMMIT;
+    cfg->decision_retention_ms = DEFAULT_DECISION_RETENTION_MS;
     cfg->path = xstrndup(&l, path ? path : name, strlen(path ? path : name));
 
     if (!build_tree(&l, &root)) return finish(&l, cfg, XATM_ECONFIG, out, errors);
@@ -1652,6 +1672,7 @@ void xatm_config_free(xatm_config *cfg)
     free(cfg->socket_path);
     free(cfg->admin_socket_path);
     free(cfg->log_dir);
+    free(cfg->decision_rm);
     free(cfg);
 }
 

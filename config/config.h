@@ -61,6 +61,11 @@ typedef struct xatm_config {
                                        DoCommit after acknowledging PreCommit; default 10 s */
     uint8_t participant_timeout_action; /* tm.participant_timeout_action (enum
                                        xatm_participant_action): what libxatm does then */
+    char *decision_rm;            /* tm.decision_rm: the RM whose branch decides a 2PC commit
+                                     (docs/protocols.md, "Decision in a branch"); NULL = off.
+                                     Always names a configured RM */
+    uint32_t decision_retention_ms; /* tm.decision_retention: how long xatmd keeps abort rows
+                                     (and orphaned commit rows) of xatm_decisions; default 24 h */
     xatm_rm_config *rms;          /* rms: array of n_rms */
     size_t n_rms;
 } xatm_config;

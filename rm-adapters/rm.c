@@ -92,6 +92,33 @@ int xatm_rm__seterr(xatm_rm_conn *c, int rc, const char *fmt, ...)
     return rc;
 }
 
+int xatm_rm__decision_result(xatm_rm_conn *c, const char *gtrid, int rc, bool busy,
+                             char outcome, enum xatm_decision *out)
+{
+    if (busy) {
+        c->errmsg[0] = '\0';
+        *out = XATM_DECISION_BUSY;
+        return XATM_XA_OK;
+    }
+    if (rc != XATM_XA_OK) return rc;
+    if (outcome == 'C') {
+        *out = XATM_DECISION_COMMITTED;
+        return XATM_XA_OK;
+    }
+    if (outcome == 'A') {
+        *out = XATM_DECISION_ABORTED;
+        return XATM_XA_OK;
+    }
+    if (!outcome)
+        return xatm_rm__seterr(c, XATM_XAER_RMERR,
+                               "decision resolve: the row of %s was there and is gone (deleted "
+                               "meanwhile); try again",
+                               gtrid);
+    return xatm_rm__seterr(c, XATM_XAER_RMERR,
+                           "decision resolve: row of %s has outcome '%c', expected 'C' or 'A'",
+                           gtrid, outcome);
+}
+
 bool xatm_rm__id_safe(const char *s, size_t max)
 {
     size_t n = 0;
@@ -193,7 +220,7 @@ int xatm_rm_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
 {
     int rc = check_idle(c, "operation begun");
     if (rc != XATM_XA_OK) return rc;
-    if (op < XATM_RM_OP_START || op > XATM_RM_OP_CAN_COMMIT)
+    if (op < XATM_RM_OP_START || op > XATM_RM_OP_COMMIT_DECIDING)
         return xatm_rm__seterr(c, XATM_XAER_INVAL, "unknown operation %d", (int)op);
     if (!xid || !xatm_rm__id_safe(xid->gtrid, XATM_GTRID_MAX) ||
         !xatm_rm__id_safe(xid->bqual, XATM_BQUAL_MAX))
@@ -436,6 +463,31 @@ void xatm_rm_mark_failed(xatm_rm_conn *c)
     if (c) c->ops->mark_failed(c);
 }
 
+/* Calls del on the n gtrids in batches of at most `batch` (one implementation call, one
+ * statement each); stops at the first failure. */
+static int in_batches(xatm_rm_conn *c, int (*del)(xatm_rm_conn *, const char *const *, size_t),
+                      const char *const *gtrids, size_t n, size_t batch)
+{
+    for (size_t at = 0; at < n; at += batch) {
+        int rc = del(c, gtrids + at, n - at < batch ? n - at : batch);
+        if (rc != XATM_XA_OK) return rc;
+    }
+    return XATM_XA_OK;
+}
+
+/* Checks n gtrids against the xid alphabet. */
+static int check_gtrids(xatm_rm_conn *c, const char *what, const char *const *gtrids, size_t n)
+{
+    if (!gtrids) return xatm_rm__seterr(c, XATM_XAER_INVAL, "%s: no gtrids", what);
+    for (size_t i = 0; i < n; i++)
+        if (!xatm_rm__id_safe(gtrids[i], XATM_GTRID_MAX))
+            return xatm_rm__seterr(c, XATM_XAER_INVAL,
+                                   "%s: gtrid %zu is not 1..64 characters of "
+                                   "[A-Za-z0-9_.:-]; nothing done",
+                                   what, i);
+    return XATM_XA_OK;
+}
+
 int xatm_rm_markers_ensure(xatm_rm_conn *c)
 {
     int rc = check_idle(c, "marker table check");
@@ -461,19 +513,93 @@ int xatm_rm_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
     int rc = check_idle(c, "marker delete");
     if (rc != XATM_XA_OK) return rc;
     if (n == 0) return XATM_XA_OK;
-    if (!gtrids) return xatm_rm__seterr(c, XATM_XAER_INVAL, "marker delete: no gtrids");
-    for (size_t i = 0; i < n; i++)
-        if (!xatm_rm__id_safe(gtrids[i], XATM_GTRID_MAX))
-            return xatm_rm__seterr(c, XATM_XAER_INVAL,
-                                   "marker delete: gtrid %zu is not 1..64 characters of "
-                                   "[A-Za-z0-9_.:-]; nothing deleted",
-                                   i);
-    for (size_t at = 0; at < n; at += XATM_MARKER_BATCH) {
-        size_t k = n - at < XATM_MARKER_BATCH ? n - at : XATM_MARKER_BATCH;
-        rc = c->ops->markers_delete(c, gtrids + at, k);
-        if (rc != XATM_XA_OK) return rc;
-    }
+    rc = check_gtrids(c, "marker delete", gtrids, n);
+    if (rc != XATM_XA_OK) return rc;
+    return in_batches(c, c->ops->markers_delete, gtrids, n, XATM_MARKER_BATCH);
+}
+
+/* The checks of the blocking decision-row calls: idle, and an RM type that has them. */
+static int check_decisions(xatm_rm_conn *c, const char *what)
+{
+    int rc = check_idle(c, what);
+    if (rc != XATM_XA_OK) return rc;
+    if (!c->ops->decision_resolve)
+        return xatm_rm__seterr(c, XATM_XAER_RMERR,
+                               "%s: %s cannot hold decision rows",
+                               what, c->ops->name);
     return XATM_XA_OK;
+}
+
+int xatm_rm_decisions_ensure(xatm_rm_conn *c)
+{
+    int rc = check_decisions(c, "decision table check");
+    if (rc != XATM_XA_OK) return rc;
+    return c->ops->decisions_ensure(c);
+}
+
+int xatm_rm_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock_timeout_ms,
+                             enum xatm_decision *out)
+{
+    int rc = check_decisions(c, "decision resolve");
+    if (rc != XATM_XA_OK) return rc;
+    if (!out) return xatm_rm__seterr(c, XATM_XAER_INVAL, "decision resolve: no result");
+    rc = check_gtrids(c, "decision resolve", &gtrid, 1);
+    if (rc != XATM_XA_OK) return rc;
+    if (lock_timeout_ms == 0) lock_timeout_ms = 1;
+    return c->ops->decision_resolve(c, gtrid, lock_timeout_ms, out);
+}
+
+int xatm_rm_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
+{
+    int rc = check_decisions(c, "decision delete");
+    if (rc != XATM_XA_OK || n == 0) return rc;
+    rc = check_gtrids(c, "decision delete", gtrids, n);
+    if (rc != XATM_XA_OK) return rc;
+    return in_batches(c, c->ops->decisions_delete, gtrids, n, XATM_DECISION_BATCH);
+}
+
+int xatm_rm_decisions_sweep(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                            uint64_t *deleted)
+{
+    if (deleted) *deleted = 0;
+    int rc = check_decisions(c, "decision sweep");
+    if (rc != XATM_XA_OK) return rc;
+    rc = check_gtrids(c, "decision sweep", &prefix, 1);
+    if (rc != XATM_XA_OK) return rc;
+    return c->ops->decisions_sweep(c, prefix, older_than_s, deleted);
+}
+
+int xatm_rm_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                                  unsigned limit, void (*cb)(const char *gtrid, void *arg),
+                                  void *arg)
+{
+    int rc = check_decisions(c, "decision listing");
+    if (rc != XATM_XA_OK) return rc;
+    if (!cb) return xatm_rm__seterr(c, XATM_XAER_INVAL, "decision listing: no callback");
+    rc = check_gtrids(c, "decision listing", &prefix, 1);
+    if (rc != XATM_XA_OK) return rc;
+    return c->ops->decisions_old_commits(c, prefix, older_than_s, limit, cb, arg);
+}
+
+int xatm_rm_decisions_max_epoch(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch)
+{
+    int rc = check_decisions(c, "decision epoch lookup");
+    if (rc != XATM_XA_OK) return rc;
+    if (!max_epoch) return xatm_rm__seterr(c, XATM_XAER_INVAL, "decision epoch lookup: no result");
+    *max_epoch = 0;
+    if (!tm_id || !xatm_tm_id_valid(tm_id))
+        return xatm_rm__seterr(c, XATM_XAER_INVAL, "decision epoch lookup: invalid tm id");
+    return c->ops->decisions_max_epoch(c, tm_id, max_epoch);
+}
+
+const char *xatm_decision_name(enum xatm_decision d)
+{
+    switch (d) {
+    case XATM_DECISION_COMMITTED: return "committed";
+    case XATM_DECISION_ABORTED: return "aborted";
+    case XATM_DECISION_BUSY: return "busy";
+    }
+    return "?";
 }
 
 const char *xatm_xa_rc_name(int rc)

@@ -42,6 +42,26 @@
  *                   table, says so in the message), or XAER_RMFAIL (session lost). The
  *                   marker is a row write, so a 3PC branch never votes read-only.
  *
+ *   COMMIT_DECIDING the decider's commit (2PC "decision in a branch", docs/protocols.md):
+ *                   on the branch's own, never-prepared transaction, the row (gtrid, 'C') is
+ *                   inserted into XATM_DECISION_TABLE and the transaction committed in one
+ *                   phase. PG: "INSERT ...; COMMIT" in one round trip, the last tag must be
+ *                   COMMIT. XA_OK = committed (the decision is commit); XA_RB* = rolled back
+ *                   (a duplicate key: recovery's abort row was there first; a failed
+ *                   statement, failed mark or a ROLLBACK tag); XAER_RMFAIL = the answer was
+ *                   lost: the outcome is unknown. MySQL: the row insert, XA END, XA COMMIT
+ *                   xid ONE PHASE (a duplicate key or any error: undone, XA_RB*).
+ *
+ * Decision rows (XATM_DECISION_TABLE, the decider's RM only): gtrid primary key, outcome
+ * 'C' (inserted by COMMIT_DECIDING inside the decider's transaction) or 'A' (inserted by
+ * xatmd's recovery, xatm_rm_decision_resolve), created. The primary key decides the race
+ * between the AP's commit and recovery's abort: whoever inserts first wins, the other
+ * waits for the first's transaction and then sees a duplicate. Layout (PostgreSQL):
+ *   gtrid varchar(64) primary key, outcome char(1) not null, created timestamptz not null
+ *   default now()
+ * (MariaDB: gtrid varbinary(64) primary key, outcome char(1), created timestamp default
+ * current_timestamp, ENGINE=InnoDB).
+ *
  * 3PC marker rows (docs/protocols.md): a row (gtrid, rm) in the table XATM_MARKER_TABLE of
  * the branch's own database, inserted by CAN_COMMIT, visible once the branch commits. So a
  * committed marker proves the branch committed after it left the prepared list. Readers do
@@ -88,6 +108,15 @@ enum xatm_rm_op {
     XATM_RM_OP_COMMIT_ONE_PHASE,
     XATM_RM_OP_ROLLBACK,
     XATM_RM_OP_CAN_COMMIT,
+    XATM_RM_OP_COMMIT_DECIDING, /* the decider's commit: decision row + one-phase commit */
+};
+
+/* What xatm_rm_decision_resolve found. */
+enum xatm_decision {
+    XATM_DECISION_COMMITTED = 1, /* a commit row: the decider committed */
+    XATM_DECISION_ABORTED = 2,   /* an abort row (inserted now or earlier): it never will */
+    XATM_DECISION_BUSY = 3,      /* the lock wait timed out: an open transaction (the AP's
+                                    decider) holds an uncommitted row of the gtrid */
 };
 
 /* What an RM reported at open. */
@@ -162,6 +191,18 @@ typedef struct xatm_rm_ops {
     int (*markers_find)(xatm_rm_conn *c, const char *gtrid,
                         void (*cb)(const char *rm, void *arg), void *arg);
     int (*markers_delete)(xatm_rm_conn *c, const char *const *gtrids, size_t n);
+    /* Blocking, decision rows (see xatm_rm_decision* below; rm.c checked the arguments).
+     * NULL in a row whose RM cannot be a decider (rm.c answers XAER_RMERR). */
+    int (*decisions_ensure)(xatm_rm_conn *c);
+    int (*decision_resolve)(xatm_rm_conn *c, const char *gtrid, uint32_t lock_timeout_ms,
+                            enum xatm_decision *out);
+    int (*decisions_delete)(xatm_rm_conn *c, const char *const *gtrids, size_t n);
+    int (*decisions_sweep)(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                           uint64_t *deleted);
+    int (*decisions_old_commits)(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                                 unsigned limit, void (*cb)(const char *gtrid, void *arg),
+                                 void *arg);
+    int (*decisions_max_epoch)(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch);
 } xatm_rm_ops;
 
 /* The row for type t (never NULL for a valid enum value). */
@@ -229,6 +270,47 @@ int xatm_rm_markers_ensure(xatm_rm_conn *c);
 int xatm_rm_markers_find(xatm_rm_conn *c, const char *gtrid,
                          void (*cb)(const char *rm, void *arg), void *arg);
 int xatm_rm_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n);
+
+/* Decision rows (see the file comment). Blocking, bounded like the other calls, only on a
+ * session with no branch open; gtrids as for the markers. An RM type whose row has no
+ * decision calls answers XAER_RMERR (both current types have them).
+ *   ensure:  CREATE TABLE IF NOT EXISTS XATM_DECISION_TABLE. XA_OK or an XA error.
+ *   resolve: what the decider of gtrid did, making sure it can no longer commit: inserts
+ *            (gtrid, 'A') unless a row exists, waiting at most lock_timeout_ms for a
+ *            transaction that holds an uncommitted row of gtrid (PG: SET lock_timeout;
+ *            INSERT ... ON CONFLICT DO NOTHING RETURNING; MariaDB: innodb_lock_wait_timeout
+ *            in whole seconds, at least 1, and INSERT IGNORE; on a duplicate a SELECT reads
+ *            the row). XA_OK with *out COMMITTED / ABORTED / BUSY, or an XA error (e.g.
+ *            XAER_RMFAIL, RM unreachable; XAER_RMERR when a duplicate's row is gone by
+ *            the time it is read: retry).
+ *   delete:  deletes the COMMIT rows ('C') of the n gtrids, one statement per batch of
+ *            XATM_DECISION_BATCH; abort rows are never deleted by it. XA_OK (n == 0 too).
+ *   sweep:   deletes the abort rows ('A') whose gtrid starts with `prefix` (a TM's
+ *            "<tm_id>.": never another TM's rows, whose retention and branches this one
+ *            does not know) created more than older_than_s seconds ago; *deleted (may be
+ *            NULL) gets how many.
+ *   old_commits: calls cb(gtrid) for at most `limit` commit rows ('C') of gtrids starting
+ *            with `prefix`, created more than older_than_s seconds ago (those an AP that
+ *            died after phase 2 left; xatmd deletes the ones whose gtrid no RM lists as
+ *            prepared). prefix: 1..64 characters of the xid alphabet.
+ *   max_epoch: the highest epoch of a gtrid of TM tm_id ("<tm_id>.<epoch>.<seq>") in the
+ *            table, rows of either outcome, 0 when there is none: xatmd's start-up raises
+ *            its epoch past it, so that a gtrid with a row is never issued again (a stale
+ *            commit row would otherwise decide a new transaction of the same gtrid). */
+#define XATM_DECISION_TABLE "xatm_decisions"
+#define XATM_DECISION_BATCH 64
+int xatm_rm_decisions_ensure(xatm_rm_conn *c);
+int xatm_rm_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock_timeout_ms,
+                             enum xatm_decision *out);
+int xatm_rm_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n);
+int xatm_rm_decisions_sweep(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                            uint64_t *deleted);
+int xatm_rm_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                                  unsigned limit, void (*cb)(const char *gtrid, void *arg),
+                                  void *arg);
+int xatm_rm_decisions_max_epoch(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch);
+/* "committed", "aborted", "busy", "?" */
+const char *xatm_decision_name(enum xatm_decision d);
 
 /* "XA_OK", "XAER_NOTA"... */
 const char *xatm_xa_rc_name(int rc);

@@ -72,6 +72,13 @@ void xatm_rm__msg(char *buf, size_t size, const xatm_rm_config *cfg, const char 
 int xatm_rm__seterr(xatm_rm_conn *c, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The end of every adapter's decision_resolve: busy (the lock wait timed out; errmsg is
+ * cleared) -> XA_OK with BUSY; else rc when it is an error; else the outcome letter of the
+ * gtrid's row: 'C' / 'A' -> XA_OK with COMMITTED / ABORTED, 0 (a duplicate whose row was
+ * deleted before it could be read) or anything else -> XAER_RMERR (try again). */
+int xatm_rm__decision_result(xatm_rm_conn *c, const char *gtrid, int rc, bool busy,
+                             char outcome, enum xatm_decision *out);
+
 /* true when s (non-empty, at most max bytes) uses only [A-Za-z0-9_.:-]: the alphabet of
  * every xid xatm issues, so it can be written inside '...' in SQL without escaping. */
 bool xatm_rm__id_safe(const char *s, size_t max);

@@ -72,6 +72,9 @@
  *                     (a SELECT still succeeds on a doomed branch), and PREPARE then needs
  *                     no more than XA PREPARE (or XA COMMIT ONE PHASE): 3PC pays no extra
  *                     round trip for the check.
+ *   COMMIT_DECIDING   same checks; INSERT INTO xatm_decisions (gtrid, outcome) VALUES
+ *                     ('gtrid', 'C') (a duplicate key, 1062, is recovery's abort row: a no
+ *                     vote, like any error of it), XA END, XA COMMIT ONE PHASE
  *   COMMIT            XA COMMIT                       (1397 unknown XID -> XAER_NOTA)
  *   ROLLBACK          XA END (errors ignored) if the branch is ACTIVE here, XA ROLLBACK
  *                     (1397 -> XAER_NOTA)
@@ -89,6 +92,14 @@
  * WHERE gtrid IN (...): READ COMMITTED takes no gap locks, so the delete neither waits for
  * nor blocks the marker insert of a neighbouring gtrid (consecutive gtrids sort next to
  * each other); test_rm_mysql.c checks that with a prepared neighbour.
+ *
+ * Decision calls (rm.h, blocking, autocommit sessions without a branch): ensure = CREATE
+ * TABLE IF NOT EXISTS (InnoDB, VARBINARY gtrid primary key); resolve = SET SESSION
+ * innodb_lock_wait_timeout (whole seconds, at least 1), INSERT IGNORE (waits for a
+ * transaction holding an uncommitted row of the gtrid; 1205 at the limit = busy), on a
+ * duplicate a plain SELECT (autocommit: a fresh read view that sees the committed row), then
+ * the timeout back to DEFAULT; delete and sweep run under READ COMMITTED like the marker
+ * delete; old_commits and max_epoch are plain SELECTs.
  *
  * Errors: 2002/2003/2006/2013/2055 and 1927 (connection killed) / 1053 (server shutdown)
  * -> XAER_RMFAIL, and the connection is dead for good (reconnect is off: a silent
@@ -160,6 +171,7 @@ enum my_step {
     MY_STEP_NONE = 0,
     MY_STEP_XA_START,    /* XA START xid */
     MY_STEP_MARKER,      /* INSERT INTO xatm_markers: the 3PC marker row (CAN_COMMIT) */
+    MY_STEP_DECISION,    /* INSERT INTO xatm_decisions: the commit row (COMMIT_DECIDING) */
     MY_STEP_COUNT,       /* SHOW SESSION STATUS: the row-write counters */
     MY_STEP_XA_END,      /* XA END xid */
     MY_STEP_XA_PREPARE,  /* XA PREPARE xid */
@@ -344,6 +356,12 @@ static void set_sql(my_conn *m, enum my_step step)
                  "INSERT INTO " XATM_MARKER_TABLE " (gtrid, rm) VALUES ('%s', '%s')", g, b);
         break;
     }
+    case MY_STEP_DECISION:
+        /* the gtrid is of the xid alphabet (rm.c checked it): no escaping needed */
+        snprintf(m->sql, sizeof m->sql,
+                 "INSERT INTO " XATM_DECISION_TABLE " (gtrid, outcome) VALUES ('%s', 'C')",
+                 x->gtrid);
+        break;
     case MY_STEP_COUNT:
         snprintf(m->sql, sizeof m->sql,
                  "SHOW SESSION STATUS WHERE Variable_name IN "
@@ -428,7 +446,8 @@ static int undo(my_conn *m, int vote)
 static int after_idle(my_conn *m)
 {
     if (m->op == XATM_RM_OP_CAN_COMMIT) return finish(m, XATM_XA_OK);
-    if (m->op == XATM_RM_OP_COMMIT_ONE_PHASE) return start_step(m, MY_STEP_XA_COMMIT1P);
+    if (m->op == XATM_RM_OP_COMMIT_ONE_PHASE || m->op == XATM_RM_OP_COMMIT_DECIDING)
+        return start_step(m, MY_STEP_XA_COMMIT1P);
     /* PREPARE; without a probe (IDLE before we could ask) prepare: a safe yes */
     if (m->writes_known && m->writes == 0) return start_step(m, MY_STEP_XA_COMMIT1P);
     return start_step(m, MY_STEP_XA_PREPARE);
@@ -479,6 +498,24 @@ static int step_done(my_conn *m, unsigned e)
         }
         /* the marker is a row write: no probe needed, the branch is not read-only */
         m->writes_known = true;
+        m->writes = 1;
+        return start_step(m, MY_STEP_XA_END);
+
+    case MY_STEP_DECISION:
+        if (e) {
+            int rc = my_err(m, rb_of(e), false, m->sql);
+            size_t n = strlen(m->head.errmsg);
+            snprintf(m->head.errmsg + n, sizeof m->head.errmsg - n,
+                     "; decider %s does not commit%s", m->xid.gtrid,
+                     e == ER_DUP_ENTRY ? " (recovery had already decided abort for this "
+                                         "transaction)"
+                     : e == ER_NO_SUCH_TABLE
+                         ? " (hint: xatmd creates the table at start-up when tm.decision_rm "
+                           "names this RM)"
+                         : "");
+            return undo(m, rc);
+        }
+        m->writes_known = true; /* the row is a write */
         m->writes = 1;
         return start_step(m, MY_STEP_XA_END);
 
@@ -614,12 +651,15 @@ static int my_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
     case XATM_RM_OP_PREPARE:
     case XATM_RM_OP_COMMIT_ONE_PHASE:
     case XATM_RM_OP_CAN_COMMIT:
-        if (!ours || (m->xa != MY_XA_ACTIVE && m->xa != MY_XA_IDLE))
+    case XATM_RM_OP_COMMIT_DECIDING:
+        if (!ours || (m->xa != MY_XA_ACTIVE && m->xa != MY_XA_IDLE) ||
+            (op == XATM_RM_OP_COMMIT_DECIDING && m->xa != MY_XA_ACTIVE))
             return xatm_rm__seterr(c, XATM_XAER_PROTO,
                                    "%s: branch %s is not active on this session",
-                                   op == XATM_RM_OP_PREPARE      ? "PREPARE"
-                                   : op == XATM_RM_OP_CAN_COMMIT ? "CAN_COMMIT"
-                                                                 : "COMMIT_ONE_PHASE",
+                                   op == XATM_RM_OP_PREPARE           ? "PREPARE"
+                                   : op == XATM_RM_OP_CAN_COMMIT      ? "CAN_COMMIT"
+                                   : op == XATM_RM_OP_COMMIT_DECIDING ? "COMMIT_DECIDING"
+                                                                      : "COMMIT_ONE_PHASE",
                                    xid->gtrid);
         if (doomed(m, &e)) {
             if (lost_errno(e)) {
@@ -643,6 +683,7 @@ static int my_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
         if (m->xa == MY_XA_ACTIVE) {
             if (op == XATM_RM_OP_COMMIT_ONE_PHASE) return start_step(m, MY_STEP_XA_END);
             if (op == XATM_RM_OP_CAN_COMMIT) return start_step(m, MY_STEP_MARKER);
+            if (op == XATM_RM_OP_COMMIT_DECIDING) return start_step(m, MY_STEP_DECISION);
             if (!m->native_out && m->changed > 0) {
                 /* known to write (see "Read-only detection"): no probe */
                 m->writes_known = true;
@@ -663,6 +704,7 @@ static int my_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
             return start_step(m, MY_STEP_XA_END);
         }
         return start_step(m, MY_STEP_XA_ROLLBACK);
+
     }
     return xatm_rm__seterr(c, XATM_XAER_INVAL, "unknown operation %d", (int)op);
 }
@@ -989,6 +1031,172 @@ static int my_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t 
     return rc;
 }
 
+/* ---------------------------------------------------------------- decision rows */
+
+static int my_decisions_ensure(xatm_rm_conn *c)
+{
+    int rc = my_markers_idle(myc(c), "decision table check");
+    if (rc != XATM_XA_OK) return rc;
+    return run_sql(myc(c),
+                   "CREATE TABLE IF NOT EXISTS " XATM_DECISION_TABLE
+                   " (gtrid VARBINARY(64) NOT NULL PRIMARY KEY, outcome CHAR(1) NOT NULL,"
+                   " created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB",
+                   "CREATE TABLE IF NOT EXISTS " XATM_DECISION_TABLE, NULL, NULL);
+}
+
+/* The outcome letter of gtrid's row ('C' / 'A'), 0 when there is none. */
+static int my_outcome_of(my_conn *m, const char *gtrid, char *outcome)
+{
+    char sql[256];
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+    /* autocommit: a fresh consistent read, which sees the row a waited-for transaction
+     * committed */
+    snprintf(sql, sizeof sql, "SELECT outcome FROM " XATM_DECISION_TABLE " WHERE gtrid = '%s'",
+             gtrid);
+    int rc = run_sql(m, sql, "decision resolve (SELECT FROM " XATM_DECISION_TABLE ")", &r, NULL);
+    if (rc != XATM_XA_OK) return rc;
+    *outcome = 0;
+    if (r && (row = mysql_fetch_row(r)) != NULL && row[0]) *outcome = row[0][0];
+    if (r) mysql_free_result(r);
+    return XATM_XA_OK;
+}
+
+static int my_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock_timeout_ms,
+                               enum xatm_decision *out)
+{
+    my_conn *m = myc(c);
+    char sql[256], outcome = 0;
+    uint64_t inserted = 0;
+    int rc = my_markers_idle(m, "decision resolve");
+    if (rc != XATM_XA_OK) return rc;
+    /* whole seconds, at least 1: InnoDB's unit */
+    snprintf(sql, sizeof sql, "SET SESSION innodb_lock_wait_timeout = %u",
+             (unsigned)((lock_timeout_ms + 999) / 1000));
+    rc = run_sql(m, sql, "decision resolve (SET innodb_lock_wait_timeout)", NULL, NULL);
+    if (rc != XATM_XA_OK) return rc;
+    /* waits for a transaction holding an uncommitted row of gtrid; then 1 row (inserted:
+     * no row was there, or that transaction rolled back) or 0 (a duplicate) */
+    snprintf(sql, sizeof sql,
+             "INSERT IGNORE INTO " XATM_DECISION_TABLE " (gtrid, outcome) VALUES ('%s', 'A')",
+             gtrid);
+    rc = run_sql(m, sql, "decision resolve (INSERT IGNORE INTO " XATM_DECISION_TABLE ")", NULL,
+                 &inserted);
+    bool busy = rc != XATM_XA_OK && mysql_errno(m->my) == ER_LOCK_WAIT_TIMEOUT;
+    if (rc == XATM_XA_OK && inserted == 0) {
+        rc = my_outcome_of(m, gtrid, &outcome);
+    } else if (rc == XATM_XA_OK) {
+        outcome = 'A';
+    }
+    if (!c->dead) {
+        int rrc = run_sql(m, "SET SESSION innodb_lock_wait_timeout = DEFAULT",
+                          "decision resolve (SET innodb_lock_wait_timeout = DEFAULT)", NULL,
+                          NULL);
+        if (rrc != XATM_XA_OK && (rc == XATM_XA_OK || busy)) return rrc;
+    }
+    return xatm_rm__decision_result(c, gtrid, rc, busy, outcome, out);
+}
+
+/* Runs a DELETE on the decision table under READ COMMITTED (the next statement only): no
+ * gap locks, so it never waits for nor blocks an application's insert of a neighbouring
+ * gtrid (consecutive gtrids sort next to each other). */
+static int my_decisions_rc_delete(my_conn *m, const char *sql, const char *what,
+                                  uint64_t *deleted)
+{
+    int rc = run_sql(m, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                     "decision delete (SET TRANSACTION ISOLATION LEVEL READ COMMITTED)", NULL,
+                     NULL);
+    if (rc == XATM_XA_OK) rc = run_sql(m, sql, what, NULL, deleted);
+    return rc;
+}
+
+static int my_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
+{
+    my_conn *m = myc(c);
+    size_t cap = 96 + n * (XATM_GTRID_MAX + 4), len;
+    int rc = my_markers_idle(m, "decision delete");
+    if (rc != XATM_XA_OK) return rc;
+    char *sql = malloc(cap);
+    if (!sql) return xatm_rm__seterr(c, XATM_XAER_RMERR, "decision delete: out of memory");
+    /* only commit rows: an abort row must outlive the decider's session */
+    len = (size_t)snprintf(sql, cap,
+                           "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'C' AND gtrid IN (");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(sql + len, cap - len, "%s'%s'", i ? ", " : "", gtrids[i]);
+    snprintf(sql + len, cap - len, ")");
+    rc = my_decisions_rc_delete(m, sql, "decision delete (DELETE FROM " XATM_DECISION_TABLE ")",
+                                NULL);
+    free(sql);
+    return rc;
+}
+
+static int my_decisions_sweep(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                              uint64_t *deleted)
+{
+    my_conn *m = myc(c);
+    char sql[512];
+    int rc = my_markers_idle(m, "decision sweep");
+    if (rc != XATM_XA_OK) return rc;
+    snprintf(sql, sizeof sql,
+             "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'A' AND LEFT(gtrid, %zu) = "
+             "'%s' AND created < NOW() - INTERVAL %u SECOND",
+             strlen(prefix), prefix, (unsigned)older_than_s);
+    return my_decisions_rc_delete(m, sql, "decision sweep (DELETE FROM " XATM_DECISION_TABLE ")",
+                                  deleted);
+}
+
+static int my_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                                    unsigned limit, void (*cb)(const char *gtrid, void *arg),
+                                    void *arg)
+{
+    my_conn *m = myc(c);
+    char sql[512];
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+    int rc = my_markers_idle(m, "decision listing");
+    if (rc != XATM_XA_OK) return rc;
+    snprintf(sql, sizeof sql,
+             "SELECT gtrid FROM " XATM_DECISION_TABLE " WHERE outcome = 'C' AND LEFT(gtrid, %zu) "
+             "= '%s' AND created < NOW() - INTERVAL %u SECOND ORDER BY created LIMIT %u",
+             strlen(prefix), prefix, (unsigned)older_than_s, limit);
+    rc = run_sql(m, sql, "decision listing (SELECT FROM " XATM_DECISION_TABLE ")", &r, NULL);
+    if (rc != XATM_XA_OK) return rc;
+    while (r && (row = mysql_fetch_row(r)) != NULL) {
+        unsigned long *len = mysql_fetch_lengths(r);
+        char g[XATM_GTRID_MAX + 1];
+        if (!row[0] || !len || len[0] > XATM_GTRID_MAX) continue;
+        memcpy(g, row[0], len[0]);
+        g[len[0]] = '\0';
+        cb(g, arg);
+    }
+    if (r) mysql_free_result(r);
+    return XATM_XA_OK;
+}
+
+static int my_decisions_max_epoch(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch)
+{
+    my_conn *m = myc(c);
+    char sql[640];
+    MYSQL_RES *r;
+    MYSQL_ROW row;
+    int rc = my_markers_idle(m, "decision epoch lookup");
+    if (rc != XATM_XA_OK) return rc;
+    /* tm ids hold no '.', so the epoch is the second part; only well-formed ones count */
+    snprintf(sql, sizeof sql,
+             "SELECT COALESCE(MAX(CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(gtrid, '.', 2), '.', -1) "
+             "AS UNSIGNED)), 0) FROM " XATM_DECISION_TABLE " WHERE LEFT(gtrid, %zu) = '%s.' AND "
+             "CONVERT(SUBSTRING_INDEX(SUBSTRING_INDEX(gtrid, '.', 2), '.', -1) USING latin1) "
+             "REGEXP '^[0-9]{1,10}$'",
+             strlen(tm_id) + 1, tm_id);
+    rc = run_sql(m, sql, "decision epoch lookup (SELECT FROM " XATM_DECISION_TABLE ")", &r, NULL);
+    if (rc != XATM_XA_OK) return rc;
+    unsigned long long v = 0;
+    if (r && (row = mysql_fetch_row(r)) != NULL && row[0]) v = strtoull(row[0], NULL, 10);
+    if (r) mysql_free_result(r);
+    *max_epoch = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    return XATM_XA_OK;
+}
+
 /* ---------------------------------------------------------------- open / close */
 
 static void tune_socket(MYSQL *my)
@@ -1165,4 +1373,10 @@ const xatm_rm_ops xatm_rm__mysql_ops = {
     .markers_ensure = my_markers_ensure,
     .markers_find = my_markers_find,
     .markers_delete = my_markers_delete,
+    .decisions_ensure = my_decisions_ensure,
+    .decision_resolve = my_decision_resolve,
+    .decisions_delete = my_decisions_delete,
+    .decisions_sweep = my_decisions_sweep,
+    .decisions_old_commits = my_decisions_old_commits,
+    .decisions_max_epoch = my_decisions_max_epoch,
 };

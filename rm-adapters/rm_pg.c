@@ -27,6 +27,11 @@
  *                     Marked failed or INERROR: ROLLBACK instead, vote XA_RBROLLBACK.
  *   COMMIT            COMMIT PREPARED 'gid'                  (42704 -> XAER_NOTA)
  *   COMMIT_ONE_PHASE  COMMIT, tag must be "COMMIT"; marked failed / INERROR: ROLLBACK
+ *   COMMIT_DECIDING   INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('gtrid', 'C');
+ *                     COMMIT  in one round trip (prefixed with the deferred BEGIN when the
+ *                     branch did nothing yet); the last tag must be "COMMIT". A duplicate
+ *                     key (23505: recovery's abort row) or any other error ends the
+ *                     transaction: XA_RBROLLBACK. Checks as COMMIT_ONE_PHASE.
  *   ROLLBACK          in a transaction: ROLLBACK; else ROLLBACK PREPARED 'gid' (42704 ->
  *                     XAER_NOTA)
  *   CAN_COMMIT        not marked, not INERROR, then in one round trip
@@ -53,6 +58,14 @@
  * never waits for an uncommitted or prepared marker; delete = DELETE ... WHERE gtrid IN
  * (...), which skips (does not wait for) rows inserted by transactions still in progress or
  * prepared: they are not visible to it.
+ *
+ * Decision rows (rm.h, blocking, idle sessions): ensure = CREATE TABLE IF NOT EXISTS;
+ * resolve = SET lock_timeout, INSERT ... ON CONFLICT DO NOTHING RETURNING (which waits for a
+ * transaction holding an uncommitted row of the same key, 55P03 at the limit = BUSY), a
+ * SELECT of the existing row on a duplicate, RESET lock_timeout; delete = DELETE of 'C'
+ * rows by gtrid; sweep = DELETE of 'A' rows older than the retention; old_commits = a
+ * SELECT of 'C' rows older than it (oldest first, LIMIT); max_epoch = max() over the
+ * epoch part of a TM's gtrids.
  *
  * Errors: a lost connection anywhere -> XAER_RMFAIL and the connection is dead for good.
  * SQLSTATE 40P01 -> XA_RBDEADLOCK, 57014 / 55P03 -> XA_RBTIMEOUT, 42704 -> XAER_NOTA,
@@ -90,6 +103,7 @@ enum pg_step {
     PG_STEP_COMMIT,          /* COMMIT (one phase) */
     PG_STEP_ROLLBACK,        /* ROLLBACK of the session's transaction; ends with `vote` */
     PG_STEP_CAN_COMMIT,      /* marker insert; SET CONSTRAINTS ALL IMMEDIATE */
+    PG_STEP_COMMIT_DECIDING, /* decision row insert; COMMIT */
 };
 
 /* Room for the marker insert with both ids escaped (each at most 2 x 64 bytes). */
@@ -221,6 +235,7 @@ static const char *step_sql_name(enum pg_step s)
     case PG_STEP_COMMIT: return "COMMIT";
     case PG_STEP_ROLLBACK: return "ROLLBACK";
     case PG_STEP_CAN_COMMIT: return "CAN_COMMIT";
+    case PG_STEP_COMMIT_DECIDING: return "COMMIT_DECIDING";
     default: return "?";
     }
 }
@@ -262,6 +277,13 @@ static int send_step(pg_conn *p, enum pg_step step)
                  p->begin_prefixed ? "BEGIN; " : "", g, b);
         break;
     }
+    case PG_STEP_COMMIT_DECIDING:
+        /* the gtrid is of the xid alphabet (rm.c checked it): no escaping needed */
+        snprintf(sql, sizeof sql,
+                 "%sINSERT INTO " XATM_DECISION_TABLE " (gtrid, outcome) VALUES ('%s', 'C'); "
+                 "COMMIT",
+                 p->begin_prefixed ? "BEGIN; " : "", p->xid.gtrid);
+        break;
     case PG_STEP_PREPARE:
         snprintf(sql, sizeof sql, "PREPARE TRANSACTION '%s'", p->gid);
         break;
@@ -314,7 +336,7 @@ static int evaluate(pg_conn *p)
 {
     const char *what = step_sql_name(p->step);
     bool vote = p->step == PG_STEP_PREPARE || p->step == PG_STEP_COMMIT ||
-                p->step == PG_STEP_CAN_COMMIT;
+                p->step == PG_STEP_CAN_COMMIT || p->step == PG_STEP_COMMIT_DECIDING;
 
     if (conn_lost(p)) return finish(p, fail_lost(p, what));
     if (!p->got_result) {
@@ -338,6 +360,19 @@ static int evaluate(pg_conn *p)
                             !strcmp(p->res_state, "42P01")
                                 ? " (hint: xatmd creates the table at start-up; start xatmd "
                                   "once against this database, or see docs/protocols.md)"
+                                : "");
+        else if (p->step == PG_STEP_COMMIT_DECIDING)
+            xatm_rm__seterr(&p->head, rc,
+                            "decider %s did not commit: %s failed: SQLSTATE %s: %s%s", p->gid,
+                            p->n_ok == (p->begin_prefixed ? 1 : 0)
+                                ? "the decision row insert (INSERT INTO " XATM_DECISION_TABLE ")"
+                                : "COMMIT",
+                            p->res_state, p->res_msg,
+                            !strcmp(p->res_state, "23505")
+                                ? " (recovery had already decided abort for this transaction)"
+                            : !strcmp(p->res_state, "42P01")
+                                ? " (hint: xatmd creates the table at start-up when "
+                                  "tm.decision_rm names this RM)"
                                 : "");
         else if (p->step == PG_STEP_CAN_COMMIT)
             xatm_rm__seterr(&p->head, rc,
@@ -366,6 +401,7 @@ static int evaluate(pg_conn *p)
                         p->gid, p->res_tag);
         return vote_failed(p, XATM_XA_RBROLLBACK);
     case PG_STEP_COMMIT:
+    case PG_STEP_COMMIT_DECIDING:
         if (!strcmp(p->res_tag, "COMMIT")) return finish(p, XATM_XA_OK);
         xatm_rm__seterr(&p->head, XATM_XA_RBROLLBACK,
                         "COMMIT answered \"%s\": the transaction had failed and was rolled back",
@@ -436,6 +472,7 @@ static int pg_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
     case XATM_RM_OP_PREPARE:
     case XATM_RM_OP_COMMIT_ONE_PHASE:
     case XATM_RM_OP_CAN_COMMIT:
+    case XATM_RM_OP_COMMIT_DECIDING:
         if (p->begin_pending && !in_tx) {
             /* the branch never reached the server */
             if (c->failed) {
@@ -446,10 +483,12 @@ static int pg_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
                                 p->gid);
                 return finish(p, XATM_XA_RBROLLBACK);
             }
-            if (op == XATM_RM_OP_CAN_COMMIT) {
+            if (op == XATM_RM_OP_CAN_COMMIT || op == XATM_RM_OP_COMMIT_DECIDING) {
+                /* the row is the branch's first write: BEGIN goes with it */
                 p->begin_pending = false;
                 p->begin_prefixed = true;
-                return send_step(p, PG_STEP_CAN_COMMIT);
+                return send_step(p, op == XATM_RM_OP_CAN_COMMIT ? PG_STEP_CAN_COMMIT
+                                                                : PG_STEP_COMMIT_DECIDING);
             }
             p->begin_pending = false;
             return finish(p, op == XATM_RM_OP_PREPARE ? XATM_XA_RDONLY : XATM_XA_OK);
@@ -457,9 +496,10 @@ static int pg_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
         if (!in_tx)
             return xatm_rm__seterr(c, XATM_XAER_PROTO,
                                    "%s of %s: no transaction in progress on this session",
-                                   op == XATM_RM_OP_PREPARE ? "PREPARE"
-                                   : op == XATM_RM_OP_CAN_COMMIT ? "CAN_COMMIT"
-                                                                 : "COMMIT_ONE_PHASE",
+                                   op == XATM_RM_OP_PREPARE         ? "PREPARE"
+                                   : op == XATM_RM_OP_CAN_COMMIT    ? "CAN_COMMIT"
+                                   : op == XATM_RM_OP_COMMIT_DECIDING ? "COMMIT_DECIDING"
+                                                                    : "COMMIT_ONE_PHASE",
                                    p->gid);
         if (c->failed || ts == PQTRANS_INERROR) {
             xatm_rm__seterr(c, XATM_XA_RBROLLBACK, "branch %s votes no: %s; rolled back",
@@ -471,6 +511,7 @@ static int pg_op_begin(xatm_rm_conn *c, enum xatm_rm_op op, const xatm_xid *xid)
         }
         if (op == XATM_RM_OP_PREPARE) return send_step(p, PG_STEP_PREPARE);
         if (op == XATM_RM_OP_CAN_COMMIT) return send_step(p, PG_STEP_CAN_COMMIT);
+        if (op == XATM_RM_OP_COMMIT_DECIDING) return send_step(p, PG_STEP_COMMIT_DECIDING);
         return send_step(p, PG_STEP_COMMIT);
     case XATM_RM_OP_COMMIT:
         if (ts != PQTRANS_IDLE)
@@ -732,27 +773,32 @@ static int pg_markers_idle(pg_conn *p, const char *what)
                            "%s: a transaction is open on this session", what);
 }
 
-static int pg_markers_ensure(xatm_rm_conn *c)
+/* CREATE TABLE IF NOT EXISTS `sql` (`what` names it in messages), retried once when a
+ * concurrent creator wins the race (23505 / 42P07 from the catalog). */
+static int pg_create_table(pg_conn *p, const char *check, const char *sql, const char *what)
 {
-    pg_conn *p = pgc(c);
     PGresult *r;
-    int rc = pg_markers_idle(p, "marker table check");
+    int rc = pg_markers_idle(p, check);
     if (rc != XATM_XA_OK) return rc;
     for (int attempt = 0; attempt < 2; attempt++) {
-        rc = exec_sql(p,
-                      "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE
-                      " (gtrid varchar(64) NOT NULL, rm varchar(32) NOT NULL,"
-                      " created timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (gtrid, rm))",
-                      "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE, &r);
+        rc = exec_sql(p, sql, what, &r);
         if (rc == XATM_XA_OK) {
             PQclear(r);
             return XATM_XA_OK;
         }
-        /* two creators at once: the loser sees a duplicate in the catalog; once more
-         * finds the table there */
-        if (!strstr(c->errmsg, "SQLSTATE 23505") && !strstr(c->errmsg, "SQLSTATE 42P07")) break;
+        if (!strstr(p->head.errmsg, "SQLSTATE 23505") && !strstr(p->head.errmsg, "SQLSTATE 42P07"))
+            break;
     }
     return rc;
+}
+
+static int pg_markers_ensure(xatm_rm_conn *c)
+{
+    return pg_create_table(pgc(c), "marker table check",
+                           "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE
+                           " (gtrid varchar(64) NOT NULL, rm varchar(32) NOT NULL,"
+                           " created timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (gtrid, rm))",
+                           "CREATE TABLE IF NOT EXISTS " XATM_MARKER_TABLE);
 }
 
 /* Escapes s into a literal body (no quotes) of buf; false on failure (message set). */
@@ -806,6 +852,149 @@ static int pg_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t 
     free(sql);
     if (rc == XATM_XA_OK) PQclear(r);
     return rc;
+}
+
+/* ---------------------------------------------------------------- decision rows */
+
+static int pg_decisions_ensure(xatm_rm_conn *c)
+{
+    return pg_create_table(pgc(c), "decision table check",
+                           "CREATE TABLE IF NOT EXISTS " XATM_DECISION_TABLE
+                           " (gtrid varchar(64) PRIMARY KEY, outcome char(1) NOT NULL"
+                           " CHECK (outcome IN ('C', 'A')),"
+                           " created timestamptz NOT NULL DEFAULT now())",
+                           "CREATE TABLE IF NOT EXISTS " XATM_DECISION_TABLE);
+}
+
+/* Runs sql on p and returns its first value as outcome ('C' / 'A') in *outcome, or 0 when
+ * it returned no row. */
+static int pg_outcome_query(pg_conn *p, const char *sql, const char *what, char *outcome)
+{
+    PGresult *r;
+    int rc = exec_sql(p, sql, what, &r);
+    if (rc != XATM_XA_OK) return rc;
+    *outcome = PQntuples(r) > 0 ? PQgetvalue(r, 0, 0)[0] : 0;
+    PQclear(r);
+    return XATM_XA_OK;
+}
+
+static int pg_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock_timeout_ms,
+                               enum xatm_decision *out)
+{
+    pg_conn *p = pgc(c);
+    char sql[PG_SQL_MAX], outcome = 0;
+    PGresult *r;
+    int rc = pg_markers_idle(p, "decision resolve");
+    if (rc != XATM_XA_OK) return rc;
+    snprintf(sql, sizeof sql, "SET lock_timeout = %u", (unsigned)lock_timeout_ms);
+    rc = exec_sql(p, sql, "decision resolve (SET lock_timeout)", &r);
+    if (rc != XATM_XA_OK) return rc;
+    PQclear(r);
+    /* waits for a transaction holding an uncommitted row of gtrid, then: inserted (no
+     * row was there, or that transaction rolled back) or nothing (a duplicate) */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO " XATM_DECISION_TABLE " (gtrid, outcome) VALUES ('%s', 'A') "
+             "ON CONFLICT DO NOTHING RETURNING outcome",
+             gtrid);
+    rc = pg_outcome_query(p, sql, "decision resolve (INSERT INTO " XATM_DECISION_TABLE ")",
+                          &outcome);
+    bool busy = rc == XATM_XAER_RMERR && strstr(c->errmsg, "SQLSTATE 55P03");
+    if (rc == XATM_XA_OK && !outcome) {
+        snprintf(sql, sizeof sql,
+                 "SELECT outcome FROM " XATM_DECISION_TABLE " WHERE gtrid = '%s'", gtrid);
+        rc = pg_outcome_query(p, sql, "decision resolve (SELECT FROM " XATM_DECISION_TABLE ")",
+                              &outcome);
+    }
+    if (!c->dead) {
+        /* the session's other statements (phase 2, scans) never wait on this limit */
+        int rrc = exec_sql(p, "RESET lock_timeout", "decision resolve (RESET lock_timeout)", &r);
+        if (rrc == XATM_XA_OK) PQclear(r);
+        else if (rc == XATM_XA_OK || busy) return rrc;
+    }
+    return xatm_rm__decision_result(c, gtrid, rc, busy, outcome, out);
+}
+
+static int pg_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
+{
+    pg_conn *p = pgc(c);
+    PGresult *r;
+    size_t cap = 96 + n * (XATM_GTRID_MAX + 4), len;
+    int rc = pg_markers_idle(p, "decision delete");
+    if (rc != XATM_XA_OK) return rc;
+    char *sql = malloc(cap);
+    if (!sql) return xatm_rm__seterr(c, XATM_XAER_RMERR, "decision delete: out of memory");
+    /* only commit rows: an abort row must outlive the decider's session (docs/protocols.md) */
+    len = (size_t)snprintf(sql, cap,
+                           "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'C' AND gtrid IN (");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(sql + len, cap - len, "%s'%s'", i ? ", " : "", gtrids[i]);
+    snprintf(sql + len, cap - len, ")");
+    rc = exec_sql(p, sql, "decision delete (DELETE FROM " XATM_DECISION_TABLE ")", &r);
+    free(sql);
+    if (rc == XATM_XA_OK) PQclear(r);
+    return rc;
+}
+
+static int pg_decisions_sweep(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                              uint64_t *deleted)
+{
+    pg_conn *p = pgc(c);
+    char sql[PG_SQL_MAX];
+    PGresult *r;
+    int rc = pg_markers_idle(p, "decision sweep");
+    if (rc != XATM_XA_OK) return rc;
+    /* left(): the prefix may hold '_', a LIKE wildcard */
+    snprintf(sql, sizeof sql,
+             "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'A' AND left(gtrid, %zu) = "
+             "'%s' AND created < now() - make_interval(secs => %u)",
+             strlen(prefix), prefix, (unsigned)older_than_s);
+    rc = exec_sql(p, sql, "decision sweep (DELETE FROM " XATM_DECISION_TABLE ")", &r);
+    if (rc != XATM_XA_OK) return rc;
+    const char *t = PQcmdTuples(r);
+    if (deleted && t && *t) *deleted = strtoull(t, NULL, 10);
+    PQclear(r);
+    return XATM_XA_OK;
+}
+
+static int pg_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
+                                    unsigned limit, void (*cb)(const char *gtrid, void *arg),
+                                    void *arg)
+{
+    pg_conn *p = pgc(c);
+    char sql[PG_SQL_MAX];
+    PGresult *r;
+    int rc = pg_markers_idle(p, "decision listing");
+    if (rc != XATM_XA_OK) return rc;
+    snprintf(sql, sizeof sql,
+             "SELECT gtrid FROM " XATM_DECISION_TABLE " WHERE outcome = 'C' AND left(gtrid, %zu) "
+             "= '%s' AND created < now() - make_interval(secs => %u) ORDER BY created LIMIT %u",
+             strlen(prefix), prefix, (unsigned)older_than_s, limit);
+    rc = exec_sql(p, sql, "decision listing (SELECT FROM " XATM_DECISION_TABLE ")", &r);
+    if (rc != XATM_XA_OK) return rc;
+    for (int i = 0; i < PQntuples(r); i++) cb(PQgetvalue(r, i, 0), arg);
+    PQclear(r);
+    return XATM_XA_OK;
+}
+
+static int pg_decisions_max_epoch(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch)
+{
+    pg_conn *p = pgc(c);
+    char sql[PG_SQL_MAX];
+    PGresult *r;
+    int rc = pg_markers_idle(p, "decision epoch lookup");
+    if (rc != XATM_XA_OK) return rc;
+    /* tm ids hold no '.', so the epoch is the second part; only well-formed ones count */
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(max(split_part(gtrid, '.', 2)::bigint), 0) FROM "
+             XATM_DECISION_TABLE " WHERE left(gtrid, %zu) = '%s.' AND "
+             "split_part(gtrid, '.', 2) ~ '^[0-9]{1,10}$'",
+             strlen(tm_id) + 1, tm_id);
+    rc = exec_sql(p, sql, "decision epoch lookup (SELECT FROM " XATM_DECISION_TABLE ")", &r);
+    if (rc != XATM_XA_OK) return rc;
+    unsigned long long v = PQntuples(r) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    *max_epoch = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    PQclear(r);
+    return XATM_XA_OK;
 }
 
 /* ---------------------------------------------------------------- open / close */
@@ -955,4 +1144,10 @@ const xatm_rm_ops xatm_rm__pg_ops = {
     .markers_ensure = pg_markers_ensure,
     .markers_find = pg_markers_find,
     .markers_delete = pg_markers_delete,
+    .decisions_ensure = pg_decisions_ensure,
+    .decision_resolve = pg_decision_resolve,
+    .decisions_delete = pg_decisions_delete,
+    .decisions_sweep = pg_decisions_sweep,
+    .decisions_old_commits = pg_decisions_old_commits,
+    .decisions_max_epoch = pg_decisions_max_epoch,
 };

@@ -3,6 +3,7 @@
 #
 #   scripts/crash-campaign.sh [--trials N] [--seed S] [--replay SEED] [--protocol 2pc|3pc]
 #                             [--no-partition] [--keep-dir DIR] [--transfers T] [--external]
+#                             [--decider [pg|my]]
 #
 # Each trial runs transfers between PostgreSQL and MariaDB from 3 concurrent
 # `xatm-transfer run` processes (2 workers each), injects ONE fault chosen from the trial's
@@ -17,6 +18,8 @@
 # the faults include every 3PC step) and the campaign ends with two partition trials (the
 # path between an AP and xatmd cut right after PreCommit), whose printed result must match
 # docs/protocols.md: a reported divergence with action commit, none with wait.
+# With --decider every trial runs 2PC with the decision in a branch (tm.decision_rm: pg, or
+# my; the AP's fault points include ap.decider.before_commit and ap.decider.after_commit).
 # A failing trial names its seed (replay it alone with --replay SEED) and the directory
 # where its xatmd log and outputs are kept. Trial k has seed S + k - 1.
 #
@@ -36,7 +39,7 @@ ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --external) EXTERNAL=1; shift ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) ARGS+=("$1"); shift ;;
     esac
 done

@@ -111,6 +111,14 @@ AP_POINTS_3PC = {
 }
 TM_STOP_POINTS_3PC = ["tm.after_precommit_force", "tm.after_precommit_sent"]
 
+# --decider [pg|my] (tm.decision_rm, docs/protocols.md "Decision in a branch"): the AP's steps
+# around the decider's commit. xatmd forces no COMMIT for such a transaction, so its
+# commit-force points rarely fire then (a trial whose fault does not fire is a plain one).
+AP_POINTS_DECIDER = {
+    "ap.decider.before_commit": 300,
+    "ap.decider.after_commit": 300,
+}
+
 # The partition trials (3PC only, docs/protocols.md "Partitions"): one AP, one worker; the
 # path between it and xatmd is cut right after xatmd sent PreCommit for its
 # PARTITION_AT-th transaction (the fault action "partition": xatmd keeps the connection
@@ -384,9 +392,11 @@ class Ap:
 
 # ------------------------------------------------------------------------ faults
 
-def pick_fault(rng, have_servers_dir, protocol="2pc"):
+def pick_fault(rng, have_servers_dir, protocol="2pc", decider=False):
     """The one fault of a trial, as a dict: kind, desc (printed) and its parameters."""
     tm_points, ap_points, tm_stop_points = TM_STEP_POINTS, AP_POINTS, TM_STOP_POINTS
+    if decider:
+        ap_points = dict(AP_POINTS, **AP_POINTS_DECIDER)
     if protocol == "3pc":
         tm_points = dict(TM_STEP_POINTS, **TM_STEP_POINTS_3PC)
         ap_points = dict(AP_POINTS, **AP_POINTS_3PC)
@@ -486,6 +496,8 @@ class Campaign:
             three = ("  precommit_timeout: %dms\n  participant_timeout: %dms\n"
                      "  participant_timeout_action: %s\n" % (pre_s * 1000, part_s * 1000,
                                                               action))
+        if self.args.decider:
+            three += "  decision_rm: %s\n" % self.args.decider
         with open(self.config, "w") as f:
             f.write("""# written by scripts/crash_campaign.py
 tm:
@@ -669,7 +681,7 @@ tm:
 
     def run_trial(self, no, seed):
         rng = random.Random(seed)
-        fault = pick_fault(rng, bool(self.servers_dir), self.args.protocol)
+        fault = pick_fault(rng, bool(self.servers_dir), self.args.protocol, self.args.decider)
         tdir = os.path.join(self.work, "trials", str(no))
         os.makedirs(tdir, exist_ok=True)
         t = Trial(no, seed, fault, tdir)
@@ -1066,7 +1078,8 @@ tm:
                 say("    VIOLATION: %s" % v)
             say("    fault: %s; replay alone: scripts/crash-campaign.sh --replay %d%s"
                 % (t.fault["desc"], t.seed,
-                   " --protocol " + self.args.protocol if self.args.protocol != "2pc" else ""))
+                   (" --protocol " + self.args.protocol if self.args.protocol != "2pc" else "")
+                   + (" --decider " + self.args.decider if self.args.decider else "")))
             say("    kept: %s" % kept)
         else:
             shutil.rmtree(t.tdir, ignore_errors=True)
@@ -1161,6 +1174,9 @@ def parse_args(argv):
     ap.add_argument("--protocol", default="2pc", choices=["2pc", "3pc"],
                     help="commit protocol of every trial; 3pc runs with "
                          "participant_timeout_action wait and ends with the partition trials")
+    ap.add_argument("--decider", nargs="?", const="pg", default=None, choices=["pg", "my"],
+                    help="2pc with the decision in a branch (tm.decision_rm: pg, or the RM "
+                         "named); adds the AP's decider fault points")
     ap.add_argument("--no-partition", action="store_true",
                     help="3pc: leave out the two partition trials at the end")
     ap.add_argument("--work-dir", required=True)
@@ -1206,8 +1222,10 @@ def main(argv):
         if not c.setup():
             c.cleanup()
             return 2
-        say("crash campaign: %d trials, seed %d (trial k has seed %d + k - 1), protocol %s, "
-            "work dir %s" % (args.trials, args.seed, args.seed, args.protocol, args.work_dir))
+        say("crash campaign: %d trials, seed %d (trial k has seed %d + k - 1), protocol %s%s, "
+            "work dir %s" % (args.trials, args.seed, args.seed, args.protocol,
+                             " with the decider " + args.decider if args.decider else "",
+                             args.work_dir))
         say("columns: trial, seed, result, time from the end of the fault to convergence, "
             "whether the fault happened, the fault")
         if not c.servers_dir:

@@ -1105,8 +1105,31 @@ int gtx_done(gtx_table *t, uint64_t owner, const char *gtrid, uint8_t outcome,
     }
     out->protocol = g->info.protocol;
     out->seq = g->info.seq;
+    if (outcome == XATM_OUTCOME_COMMIT_DECIDED &&
+        (g->info.state != GTX_ACTIVE || g->info.protocol != XATM_PROTOCOL_2PC)) {
+        t->totals.rejected_msgs++;
+        out->note = "DONE commit-decided (decision in a branch) for a transaction that is not "
+                    "an active 2PC one: ignored";
+        goto out_unlock;
+    }
     switch (g->info.state) {
     case GTX_ACTIVE:
+        if (outcome == XATM_OUTCOME_COMMIT_DECIDED) {
+            /* the decider committed with its decision row: the decision is in that RM,
+             * nothing is logged here; a branch whose phase 2 did not finish stays
+             * prepared, and recovery finds the commit row when it resolves the gtrid */
+            t->totals.committed++;
+            for (size_t i = 0; i < n; i++)
+                if (!gtx_xa_rc_done(e[i].xa_rc) && e[i].xa_rc != XATM_XA_RDONLY) {
+                    out->note = "committed by its decider branch, and a branch's phase-2 commit "
+                                "did not finish: recovery will complete it (the decider's "
+                                "commit row is the decision)";
+                    out->wake_recovery = true;
+                }
+            gtx_remove(t, g, false);
+            out->action = GTX_DONE_REMOVED;
+            break;
+        }
         if (outcome == XATM_OUTCOME_COMMIT && g->info.n_branches <= 1) {
             t->totals.committed++;
             gtx_remove(t, g, false);

@@ -89,6 +89,8 @@
  *   COMMITTING         DONE commit, all YES branches OK/NOTA  removed (END)      gtx_done
  *   COMMITTING         DONE commit with a failure, DONE abort COMMITTING, own 0  gtx_done
  *   ACTIVE             DONE commit, <= 1 branch               removed (commit)   gtx_done
+ *   ACTIVE (2PC)       DONE commit-decided (decision in a     removed (commit,   gtx_done
+ *                      branch, tm.decision_rm)                nothing logged)
  *   ACTIVE             DONE commit, >= 2 branches (no         removed (abort)    gtx_done
  *                      decision)
  *   ACTIVE             DONE abort, ROLLBACK                   removed (abort)    gtx_done,
@@ -108,7 +110,8 @@
  * ENLIST/DONE/ROLLBACK of an unknown gtrid (XATM_ENOTFOUND, counted); ROLLBACK or DONE
  * abort of a transaction decided commit (never undone), or of one whose PRECOMMIT or
  * ABORT is being flushed; DONE on COMMIT_PENDING, PRECOMMIT_PENDING or ABORT_PENDING (the
- * AP cannot have the decision yet); DONE commit on PRECOMMITTED (no DoCommit was sent).
+ * AP cannot have the decision yet); DONE commit on PRECOMMITTED (no DoCommit was sent);
+ * DONE commit-decided on anything but an ACTIVE 2PC transaction.
  *
  * Liveness for recovery (gtx_recovery_verdict): ACTIVE within its deadline, COMMIT_PENDING
  * (the COMMIT record may already be durable: the force precedes any phase-2 call), and
@@ -265,6 +268,8 @@ typedef struct gtx_done_result {
     uint8_t protocol;            /* the transaction's protocol (0 when not found) */
     uint64_t seq;                /* the transaction's seq (0 when not found) */
     xatm_declog_record rec;      /* GTX_DONE_ABORT_LOG: the ABORT record */
+    bool wake_recovery;          /* DONE commit-decided reported a branch not finished:
+                                    recovery should look at the gtrid now */
 } gtx_done_result;
 
 /* Why an ACTIVE transaction was aborted. */

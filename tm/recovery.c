@@ -624,6 +624,10 @@ void tm_decisions_answer_vote(tm_decisions *d, const char *gtrid, gtx_vote_resul
                                  one fsync per call (docs/performance.md, "Recovery time") */
 #define REC_POOL_PER_SESSION 16u /* a pass opens one extra session on an RM per this many of
                                     its branches to act on (none below it) */
+#define REC_DECIDER_LOCK_MS 500u /* how long a decider resolve waits for an uncommitted
+                                    decision row before it answers busy */
+#define REC_SWEEP_MS 60000u /* decision rows are swept at most this often */
+#define REC_SWEEP_BATCH 1000u /* old commit rows looked at per sweep */
 #define REC_BATCH_CALLS (XATM_MAX_BRANCHES * 4u) /* phase-2 calls of one batch, at most */
 
 /* One configured RM as recovery sees it. */
@@ -668,6 +672,9 @@ typedef struct rec_rm {
     bool markers_ready;        /* xatm_rm_markers_ensure succeeded on this RM */
     bool markers_warned;       /* its failure was logged (once until it succeeds) */
     bool marker_del_warned;    /* a failed marker deletion was logged (once until one works) */
+    bool decisions_ready;      /* (the decider's RM) xatm_rm_decisions_ensure succeeded */
+    bool decisions_warned;     /* its failure was logged (once until it succeeds) */
+    uint64_t swept_ms;         /* (the decider's RM) monotonic ms of the last abort-row sweep */
 } rec_rm;
 
 /* A condition logged by a pass (rec_note): logged again only if the previous pass did not
@@ -683,6 +690,7 @@ enum rec_note_kind {
     REC_NOTE_HELD = 1, /* XAER_NOTA on a branch whose session is unknown: still held */
     REC_NOTE_UNNAMED,  /* a prepared branch on an RM its commit decision does not name */
     REC_NOTE_MARKERS,  /* the marker lookup of a 3PC transaction failed on an RM */
+    REC_NOTE_DECIDER,  /* a gtrid could not be resolved at the decider (unreachable, busy) */
 };
 
 /* A branch left waiting for its AP's session (what `xatmctl show` reports). */
@@ -709,6 +717,7 @@ struct recovery {
     uint64_t passes_done;     /* passes ended since start */
     recovery_report last;     /* the report of pass passes_done */
     uint64_t fenced_total;    /* AP sessions fenced since start */
+    long decider;             /* index of tm.decision_rm's RM, -1 when the option is off */
     rec_wait_entry *waits;    /* branches the last pass left waiting for a session */
     size_t n_waits;           /* entries in waits */
     /* pass-thread only: */
@@ -769,6 +778,7 @@ struct recovery *recovery_new(struct tm_ctx *ctx)
         r->rms[i].format_id = ctx->cfg->format_id;
         r->rms[i].tm_id = ctx->cfg->tm_id;
     }
+    r->decider = ctx->cfg->decision_rm ? xatm_config_rm_index(ctx->cfg, ctx->cfg->decision_rm) : -1;
     if (pthread_mutex_init(&r->mu, NULL) != 0) goto fail_free_rms;
     pthread_condattr_t ca;
     if (pthread_condattr_init(&ca) != 0) goto fail_destroy_mutex;
@@ -826,34 +836,61 @@ static void rec_rm_fail(struct recovery *r, size_t i, const char *msg)
                "RM %s unreachable: %s; retrying in %u s", m->cfg->name, msg, secs);
 }
 
-/* Creates the 3PC marker table on RM i (once per run of xatmd, at its first connection):
- * a failure is a warning; recovery retries at each reconnect. */
-static void rec_markers_ensure(struct recovery *r, size_t i)
+/* One table xatmd creates on an RM at its first connection (once per run of xatmd): a
+ * failure is a warning, logged once until it works; recovery retries at each reconnect. */
+typedef struct rec_table {
+    const char *what;         /* "the 3PC marker table" */
+    const char *name;         /* its SQL name */
+    const char *consequence;  /* what goes wrong while it is missing, for the DETAIL */
+    int (*ensure)(xatm_rm_conn *c); /* the adapter call that creates it */
+} rec_table;
+
+static void rec_table_ensure(rec_rm *m, const rec_table *t, bool *ready, bool *warned)
 {
-    rec_rm *m = &r->rms[i];
-    if (m->markers_ready || !m->conn) return;
-    int rc = xatm_rm_markers_ensure(m->conn);
+    if (*ready || !m->conn) return;
+    int rc = t->ensure(m->conn);
     if (rc == XATM_XA_OK) {
-        m->markers_ready = true;
-        if (m->markers_warned)
-            tm_log(NULL, NULL, "RM %s: the 3PC marker table %s is now in place", m->cfg->name,
-                   XATM_MARKER_TABLE);
-        m->markers_warned = false;
+        *ready = true;
+        if (*warned)
+            tm_log(NULL, NULL, "RM %s: %s %s is now in place", m->cfg->name, t->what, t->name);
+        *warned = false;
         return;
     }
-    if (m->markers_warned) return;
-    m->markers_warned = true;
+    if (*warned) return;
+    *warned = true;
     char detail[800];
-    snprintf(detail, sizeof detail,
-             "%s (%s). 3PC branches on this RM vote no at CanCommit while the table is "
-             "missing; 2PC is not affected.",
-             xatm_rm_errmsg(m->conn), xatm_xa_rc_name(rc));
+    snprintf(detail, sizeof detail, "%s (%s). %s", xatm_rm_errmsg(m->conn), xatm_xa_rc_name(rc),
+             t->consequence);
     tm_log(detail,
            "Give xatm's RM user the right to create tables in its database, or create the "
            "table by hand (rm-adapters/rm.h shows its layout); xatmd tries again when it "
            "reconnects.",
-           "warning: RM %s: cannot create the 3PC marker table %s", m->cfg->name,
-           XATM_MARKER_TABLE);
+           "warning: RM %s: cannot create %s %s", m->cfg->name, t->what, t->name);
+}
+
+/* The 3PC marker table on RM i. */
+static void rec_markers_ensure(struct recovery *r, size_t i)
+{
+    static const rec_table t = {
+        "the 3PC marker table", XATM_MARKER_TABLE,
+        "3PC branches on this RM vote no at CanCommit while the table is missing; 2PC is not "
+        "affected.",
+        xatm_rm_markers_ensure};
+    rec_rm *m = &r->rms[i];
+    rec_table_ensure(m, &t, &m->markers_ready, &m->markers_warned);
+}
+
+/* The decision table on RM i when it is tm.decision_rm's. */
+static void rec_decisions_ensure(struct recovery *r, size_t i)
+{
+    static const rec_table t = {
+        "the decision table (tm.decision_rm)", XATM_DECISION_TABLE,
+        "Transactions with a branch on this RM fail their decider commit while the table is "
+        "missing (they roll back).",
+        xatm_rm_decisions_ensure};
+    rec_rm *m = &r->rms[i];
+    if ((long)i != r->decider) return;
+    rec_table_ensure(m, &t, &m->decisions_ready, &m->decisions_warned);
 }
 
 /* Makes sure RM i has a session. false when it is in back-off (unless `now`) or the
@@ -884,6 +921,7 @@ static bool rec_rm_connect(struct recovery *r, size_t i, bool now)
     pthread_mutex_unlock(&r->mu);
     if (was_quarantined) tm_log(NULL, NULL, "RM %s reachable again", m->cfg->name);
     rec_markers_ensure(r, i);
+    rec_decisions_ensure(r, i);
     return true;
 }
 
@@ -1120,6 +1158,136 @@ static uint64_t rec_entry_deadline(const struct recovery *r, const tm_decision_i
     return e->since_ms + t;
 }
 
+static bool rec_note(struct recovery *r, enum rec_note_kind kind, const char *gtrid,
+                     const char *rm);
+
+/* The decider committed gtrid (its commit row): the COMMIT record naming every configured
+ * RM but the decider (the branches were enlisted there; an RM without one simply never
+ * lists it) is appended and flushed under log_mu and enters the registry, so the rest of
+ * recovery commits the branches as for any COMMIT record. false when it could not be
+ * recorded (another decision came meanwhile, or the log failed): leave the gtrid. */
+static bool rec_adopt_decided(struct recovery *r, const char *gtrid, const rec_plan *p)
+{
+    struct tm_ctx *ctx = r->ctx;
+    xatm_declog_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.type = XATM_DL_COMMIT;
+    rec.protocol = XATM_PROTOCOL_2PC;
+    snprintf(rec.gtrid, sizeof rec.gtrid, "%s", gtrid);
+    for (size_t i = 0; i < r->n_rms && rec.n_branches < XATM_MAX_BRANCHES; i++) {
+        if ((long)i == r->decider) continue;
+        xatm_declog_branch *b = &rec.branches[rec.n_branches++];
+        snprintf(b->rm, sizeof b->rm, "%s", r->rms[i].cfg->name);
+        b->session_id = rec_plan_session_of(p, b->rm);
+    }
+    xatm_fault_hit("tm.recovery_after_resolve");
+    pthread_mutex_lock(&ctx->log_mu);
+    int rc = 0;
+    bool still = tm_decisions_kind(ctx->decisions, gtrid) == TM_DEC_NONE;
+    if (still && !atomic_load(&ctx->fatal)) {
+        rc = xatm_declog_append(ctx->log, &rec, true);
+        if (rc == 0) rc = tm_decisions_replay(ctx->decisions, &rec, tm_now_ms());
+        if (rc == 0) rc = xatm_declog_flush(ctx->log);
+        if (rc != 0) atomic_store(&ctx->fatal, true);
+    }
+    pthread_mutex_unlock(&ctx->log_mu);
+    if (rc != 0) {
+        rec_fatal(r, rc);
+        return false;
+    }
+    return still;
+}
+
+/* With tm.decision_rm, before a presumed abort (or a timeout's rollback) of gtrid: asks the
+ * decider's RM what its branch decided, making sure it can no longer commit
+ * (xatm_rm_decision_resolve: an abort row, unless a row is there):
+ *   committed -> a forced COMMIT record (rec_adopt_decided) and p says commit;
+ *   aborted   -> p stays as it is (roll back);
+ *   busy      -> an open transaction holds the decision row: leave the gtrid; once its
+ *                deadline has passed, fence the decider session recorded at ENLIST
+ *                (PostgreSQL: pg_terminate_backend), so the next pass sees it rolled back;
+ *   an error (RM unreachable) -> leave the gtrid in doubt, logged once, retried.
+ * docs/protocols.md, "Decision in a branch", is the rule in prose. */
+static void rec_decider_gate(struct recovery *r, const char *gtrid, rec_plan *p)
+{
+    if (r->decider < 0) return;
+    rec_rm *m = &r->rms[r->decider];
+    const char *dname = m->cfg->name;
+    char msg[800];
+    enum xatm_decision d = 0;
+    int rc = m->conn ? xatm_rm_decision_resolve(m->conn, gtrid, REC_DECIDER_LOCK_MS, &d)
+                     : XATM_XAER_RMFAIL;
+    if (rc != XATM_XA_OK) {
+        snprintf(msg, sizeof msg, "%s (%s)", m->conn ? xatm_rm_errmsg(m->conn) : "not connected",
+                 xatm_xa_rc_name(rc));
+        if (m->conn && (rc == XATM_XAER_RMFAIL || !xatm_rm_alive(m->conn)))
+            rec_rm_fail(r, (size_t)r->decider, msg);
+        if (rec_note(r, REC_NOTE_DECIDER, gtrid, dname))
+            tm_log(msg,
+                   "The transaction stays in doubt (its prepared branches are neither committed "
+                   "nor rolled back) until the decider's RM answers; recovery retries at every "
+                   "pass.",
+                   "cannot resolve %s at decider RM %s: its outcome is decided there", gtrid,
+                   dname);
+        p->act = REC_LEAVE;
+        return;
+    }
+    if (d == XATM_DECISION_ABORTED) return;
+    if (d == XATM_DECISION_COMMITTED) {
+        if (!rec_adopt_decided(r, gtrid, p)) {
+            p->act = REC_LEAVE;
+            return;
+        }
+        p->act = REC_COMMIT;
+        p->why = "committed by its decider branch (commit row)";
+        p->named_only = true;
+        p->n_named = 0;
+        for (size_t i = 0; i < r->n_rms; i++)
+            if ((long)i != r->decider) rec_plan_name(p, r->rms[i].cfg->name);
+        snprintf(p->fence_why, sizeof p->fence_why,
+                 "committed by its decider branch, phase 2 not finished");
+        tm_log(NULL, NULL, "transaction %s: decider RM %s committed it (commit row); COMMIT "
+               "record forced, committing its prepared branches", gtrid, dname);
+        r->follow_up = true;
+        return;
+    }
+    /* busy: the AP's decider transaction holds the row */
+    p->act = REC_LEAVE;
+    uint64_t sid = rec_plan_session_of(p, dname);
+    uint64_t now = tm_now_ms();
+    if (sid == 0 || p->fence_at_ms == 0 || now < p->fence_at_ms) {
+        if (rec_note(r, REC_NOTE_DECIDER, gtrid, dname))
+            tm_log(sid ? "Recovery waits for it to end, and fences it once the transaction's "
+                         "deadline has passed."
+                       : "No session of the decider branch is known (xatmd restarted?): "
+                         "recovery waits for it to end.",
+                   NULL, "transaction %s: its decision row at decider RM %s is held by an "
+                   "open transaction (session %llu); left in doubt", gtrid, dname,
+                   (unsigned long long)xatm_session_ref_id(sid));
+        return;
+    }
+    char pid[32] = "unknown";
+    if (p->ap_pid) snprintf(pid, sizeof pid, "%u", p->ap_pid);
+    rc = xatm_rm_fence(m->conn, sid);
+    if (rc != XATM_XA_OK) {
+        snprintf(msg, sizeof msg, "%s (%s)", xatm_rm_errmsg(m->conn), xatm_xa_rc_name(rc));
+        if (rc == XATM_XAER_RMFAIL || !xatm_rm_alive(m->conn))
+            rec_rm_fail(r, (size_t)r->decider, msg);
+        else
+            tm_log(msg, "Recovery tries again at its next pass.",
+                   "could not fence session %llu of AP pid %s holding the decision row of %s",
+                   (unsigned long long)xatm_session_ref_id(sid), pid, gtrid);
+        return;
+    }
+    tm_log("Its uncommitted decision row is rolled back with it; the next pass decides the "
+           "transaction (abort).",
+           NULL, "fenced session %llu of AP pid %s on decider RM %s holding the decision row of "
+           "%s: %s", (unsigned long long)xatm_session_ref_id(sid), pid, dname, gtrid,
+           p->fence_why[0] ? p->fence_why : "its deadline passed");
+    r->cur_rep.fenced++;
+    r->follow_up = true;
+}
+
 static void rec_decide(struct recovery *r, const char *gtrid, rec_plan *p)
 {
     struct tm_ctx *ctx = r->ctx;
@@ -1166,8 +1334,10 @@ static void rec_decide(struct recovery *r, const char *gtrid, rec_plan *p)
         p->why = "transaction timed out";
         snprintf(p->fence_why, sizeof p->fence_why, "transaction timed out after %u ms",
                  g.timeout_ms);
-        tm_log(NULL, NULL, "transaction %s timed out after %u ms; rolling back its prepared "
-               "branches", gtrid, g.timeout_ms);
+        rec_decider_gate(r, gtrid, p);
+        if (p->act == REC_ROLLBACK)
+            tm_log(NULL, NULL, "transaction %s timed out after %u ms; rolling back its prepared "
+                   "branches", gtrid, g.timeout_ms);
         return;
     case GTX_V_COMMIT:
         p->act = REC_COMMIT;
@@ -1221,7 +1391,12 @@ static void rec_decide(struct recovery *r, const char *gtrid, rec_plan *p)
                      "transaction %s and its AP did not roll the branch back within its "
                      "timeout of %u ms",
                      gtx_abort_cause_name(a.cause), a.timeout_ms);
+    } else if (r->decider >= 0) {
+        /* nothing known of it here (xatmd restarted): the decider session cannot be
+         * fenced; recovery waits for it */
+        p->fence_at_ms = 0;
     }
+    rec_decider_gate(r, gtrid, p);
 }
 
 /* Remembers that (gtrid, rm) waits for a session (for `show`), pass-thread only. */
@@ -2204,6 +2379,85 @@ static void rec_pass_end(struct recovery *r, uint64_t started_ms)
     if (r->ctx->srv) server_wake(r->ctx->srv); /* an `xatmctl recover` may be waiting */
 }
 
+/* Old commit rows collected by rec_sweep_old_commits. */
+typedef struct rec_old_rows {
+    char (*g)[XATM_GTRID_MAX + 1]; /* the gtrids */
+    size_t n, cap;                 /* used / allocated */
+} rec_old_rows;
+
+static void rec_old_row(const char *gtrid, void *arg)
+{
+    rec_old_rows *o = arg;
+    if (o->n < o->cap) snprintf(o->g[o->n++], sizeof o->g[0], "%s", gtrid);
+}
+
+/* true when the scan of this pass lists a branch of gtrid on any RM. */
+static bool rec_gtrid_prepared(const struct recovery *r, const char *gtrid)
+{
+    for (size_t i = 0; i < r->n_rms; i++)
+        for (size_t k = 0; k < r->rms[i].n_cur; k++)
+            if (strcmp(r->rms[i].cur[k].gtrid, gtrid) == 0) return true;
+    return false;
+}
+
+/* The commit rows of this TM (gtrids starting with prefix) an AP left when it died after
+ * its decider's commit (its batch delete never ran): those older than the retention whose gtrid no RM lists as prepared, in a
+ * pass that scanned every RM, are deleted (at most REC_SWEEP_BATCH per sweep). A row of
+ * a gtrid that still has a prepared branch stays: recovery needs it to commit that branch. */
+static void rec_sweep_old_commits(struct recovery *r, const char *prefix, uint32_t secs)
+{
+    rec_rm *m = &r->rms[r->decider];
+    for (size_t i = 0; i < r->n_rms; i++)
+        if (!r->rms[i].scanned) return; /* not a complete scan: next time */
+    rec_old_rows o = {.cap = REC_SWEEP_BATCH};
+    o.g = malloc(o.cap * sizeof *o.g);
+    if (!o.g) return;
+    int rc = xatm_rm_decisions_old_commits(m->conn, prefix, secs, REC_SWEEP_BATCH, rec_old_row,
+                                           &o);
+    const char **del = rc == XATM_XA_OK && o.n ? malloc(o.n * sizeof *del) : NULL;
+    size_t nd = 0;
+    for (size_t i = 0; del && i < o.n; i++)
+        if (!rec_gtrid_prepared(r, o.g[i])) del[nd++] = o.g[i];
+    if (nd) rc = xatm_rm_decisions_delete(m->conn, del, nd);
+    if (rc != XATM_XA_OK)
+        tm_log(xatm_rm_errmsg(m->conn), NULL, "RM %s: sweeping old commit rows of %s failed (%s)",
+               m->cfg->name, XATM_DECISION_TABLE, xatm_xa_rc_name(rc));
+    else if (nd)
+        tm_log(NULL, NULL, "RM %s: %zu commit row%s older than tm.decision_retention, of "
+               "transactions with no prepared branch left, deleted from %s", m->cfg->name, nd,
+               nd == 1 ? "" : "s", XATM_DECISION_TABLE);
+    free(del);
+    free(o.g);
+}
+
+/* Deletes the decider's abort rows older than tm.decision_retention, and its orphaned old
+ * commit rows (rec_sweep_old_commits), at most once per REC_SWEEP_MS (best effort: a
+ * failure is retried at the next sweep). An abort row must
+ * outlive every session that could still insert the commit row of its gtrid; the
+ * retention is chosen far beyond any transaction's life. */
+static void rec_decisions_sweep(struct recovery *r)
+{
+    if (r->decider < 0) return;
+    rec_rm *m = &r->rms[r->decider];
+    uint64_t now = tm_now_ms();
+    if (!m->conn || !m->decisions_ready || (m->swept_ms && now - m->swept_ms < REC_SWEEP_MS))
+        return;
+    m->swept_ms = now;
+    uint64_t n = 0;
+    uint32_t secs = (r->ctx->cfg->decision_retention_ms + 999u) / 1000u;
+    char prefix[XATM_TM_ID_MAX + 2];
+    snprintf(prefix, sizeof prefix, "%s.", r->ctx->cfg->tm_id); /* this TM's rows only */
+    int rc = xatm_rm_decisions_sweep(m->conn, prefix, secs, &n);
+    if (rc != XATM_XA_OK)
+        tm_log(xatm_rm_errmsg(m->conn), NULL, "RM %s: sweeping old abort rows of %s failed (%s)",
+               m->cfg->name, XATM_DECISION_TABLE, xatm_xa_rc_name(rc));
+    else if (n)
+        tm_log(NULL, NULL, "RM %s: %llu abort row%s older than tm.decision_retention deleted "
+               "from %s", m->cfg->name, (unsigned long long)n, n == 1 ? "" : "s",
+               XATM_DECISION_TABLE);
+    rec_sweep_old_commits(r, prefix, secs);
+}
+
 size_t recovery_pass(struct recovery *r)
 {
     uint64_t started = tm_now_ms();
@@ -2223,6 +2477,7 @@ size_t recovery_pass(struct recovery *r)
     if (!atomic_load(&r->stop)) rec_terminate(r);
     if (!atomic_load(&r->stop)) rec_resolve(r);
     if (!atomic_load(&r->stop)) rec_markers_cleanup(r);
+    if (!atomic_load(&r->stop)) rec_decisions_sweep(r);
 out_report:
     rec_pass_end(r, started);
     return done;
@@ -2265,7 +2520,36 @@ static int rec_raise_epoch(struct recovery *r)
             at_rm = m->cfg->name;
         }
     }
-    if (!at || max < ctx->epoch) return 0;
+    /* with a decider, a row of xatm_decisions is a gtrid issued too: never reissue it (a
+     * stale commit row would decide the new transaction) */
+    uint32_t dmax = 0;
+    const char *dname = "";
+    if (r->decider >= 0) {
+        rec_rm *m = &r->rms[r->decider];
+        dname = m->cfg->name;
+        int drc = m->conn && m->decisions_ready
+                      ? xatm_rm_decisions_max_epoch(m->conn, ctx->cfg->tm_id, &dmax)
+                      : XATM_XAER_RMFAIL;
+        if (drc != XATM_XA_OK)
+            tm_log(m->conn ? xatm_rm_errmsg(m->conn) : "not connected",
+                   "If the decision log was lost or replaced, start xatmd only once the "
+                   "decider's RM is reachable: a gtrid of an earlier incarnation could be "
+                   "issued again and meet its old decision row.",
+                   "warning: start-up: cannot read the epochs in %s on decider RM %s (%s)",
+                   XATM_DECISION_TABLE, dname, xatm_xa_rc_name(drc));
+    }
+    bool from_rows = dmax >= ctx->epoch && (!at || dmax > max);
+    if (from_rows) max = dmax;
+    if ((!at && !from_rows) || max < ctx->epoch) return 0;
+    if (max == UINT32_MAX && from_rows) {
+        tm_log("A decision row carries the highest possible epoch; the epoch counter cannot "
+               "move past it.",
+               "Delete the old rows of this tm.id from the decision table, or give this TM a "
+               "new tm.id.",
+               "start-up: cannot choose an epoch: %s on RM %s", XATM_DECISION_TABLE, dname);
+        atomic_store(&ctx->fatal, true);
+        return XATM_ELIMIT;
+    }
     if (max == UINT32_MAX) {
         tm_log("A prepared branch carries the highest possible epoch; the epoch counter "
                "cannot move past it.",
@@ -2295,6 +2579,19 @@ static int rec_raise_epoch(struct recovery *r)
     char logged[64] = "no epoch (it is new or empty)";
     if (ctx->max_epoch_seen)
         snprintf(logged, sizeof logged, "epochs up to %u", ctx->max_epoch_seen);
+    if (from_rows) {
+        snprintf(detail, sizeof detail,
+                 "The decision table %s on decider RM %s holds rows of this TM from epoch %u, "
+                 "but the decision log holds %s: the log was lost or replaced, or another "
+                 "xatmd runs with the same tm.id. Reusing that epoch would issue gtrids that "
+                 "already have a decision row. Epoch %u is forced to the log (BOOT).",
+                 XATM_DECISION_TABLE, dname, max, logged, epoch);
+        tm_log(detail, NULL,
+               "start-up: epoch raised from %u to %u: the decision table holds rows of this "
+               "TM from epoch %u",
+               old, epoch, max);
+        return 0;
+    }
     snprintf(detail, sizeof detail,
              "Branch %s of %s is prepared on RM %s, but the decision log holds %s: the log "
              "was lost or replaced, or another xatmd runs with the same tm.id. "

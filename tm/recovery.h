@@ -50,6 +50,12 @@
  *        registry PRECOMMIT without COMMIT / ABORT (3PC)  leave (step 3b decides it)
  *        registry ABORT (3PC)                             roll back
  *        anything else (presumed abort)                   roll back
+ *      With tm.decision_rm, "ABORTED_NOW" and "presumed abort" first resolve the gtrid at
+ *      the decider's RM (xatm_rm_decision_resolve, rec_decider_gate): a commit row ->
+ *      a COMMIT record naming every RM but the decider is appended, flushed and enters
+ *      the registry, and the branches are committed; an abort row -> roll back; busy ->
+ *      leave it, and past its deadline fence the decider session recorded at ENLIST;
+ *      the decider's RM unreachable -> leave it in doubt (logged once per gtrid);
  *      Phase-2 calls run in batches: those of up to 16 transactions at once, each call on
  *      a session of its own (rec_finish_batch; an RM gets an extra phase-2 session per 16
  *      branches it lists to act on, up to 15), so that the RMs group-commit them;
@@ -103,7 +109,10 @@
  * new one (the log was lost or replaced) raises the epoch past it: a forced BOOT record,
  * ctx->epoch and the (unused) gtx table follow, and a warning is logged. The first
  * connection to each RM also creates the 3PC marker table (xatm_rm_markers_ensure; a
- * failure is a warning naming the RM). Then a thread runs a pass every
+ * failure is a warning naming the RM), and on tm.decision_rm's RM the decision table
+ * (xatm_rm_decisions_ensure). Each pass ends, at most once a minute, by sweeping this TM's
+ * abort rows older than tm.decision_retention and its commit rows as old whose gtrid no
+ * scan of a pass that scanned every RM lists as prepared. Then a thread runs a pass every
  * tm.recovery_interval, earlier when woken
  * (orphaned transaction, `xatmctl recover`, a forced outcome, a fence) or when a
  * quarantined RM's back-off ends, and stops cleanly at shutdown.

@@ -707,6 +707,8 @@ static void srv_on_hello(struct server *s, conn *c, uint32_t req_id, const xatm_
                                         ? XATM_PROTOCOL_3PC
                                         : XATM_PROTOCOL_2PC;
     r.u.hello_ok.timeout_ms = cfg->transaction_timeout_ms;
+    snprintf(r.u.hello_ok.decision_rm, sizeof r.u.hello_ok.decision_rm, "%s",
+             cfg->decision_rm ? cfg->decision_rm : "");
     srv_send(s, c, &r, req_id);
 }
 
@@ -944,7 +946,7 @@ static void srv_on_done(struct server *s, conn *c, const xatm_msg *m)
     if (grc == 0 && d.note[0])
         tm_log(NULL, NULL, "DONE from pid %ld for %s: %s", (long)c->peer_pid, m->u.done.gtrid,
                d.note);
-    if (grc == 0 && d.action == GTX_DONE_ORPHANED) recovery_wake(ctx->rec);
+    if (grc == 0 && (d.action == GTX_DONE_ORPHANED || d.wake_recovery)) recovery_wake(ctx->rec);
 }
 
 static void srv_on_rollback(struct server *s, conn *c, const xatm_msg *m)

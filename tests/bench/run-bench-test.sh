@@ -97,11 +97,57 @@ for b in bad:
 sys.exit(1 if bad else 0)
 PY
 
-kill -TERM "$XATMD_PID"
-rc=0
-wait "$XATMD_PID" || rc=$?
-XATMD_PID=""
-if [ "$rc" -ne 0 ]; then echo "xatmd exited $rc at SIGTERM" >&2; cat "$WORK/xatmd.log" >&2; exit 1; fi
+# stop_xatmd: SIGTERM, and a clean exit is required.
+stop_xatmd() {
+    kill -TERM "$XATMD_PID"
+    local rc=0
+    wait "$XATMD_PID" || rc=$?
+    XATMD_PID=""
+    if [ "$rc" -ne 0 ]; then echo "xatmd exited $rc at SIGTERM" >&2; cat "$WORK/xatmd.log" >&2; exit 1; fi
+}
+stop_xatmd
+
+# The decision in a branch (tm.decision_rm: pg): xatmd restarted with that config, then
+# xatm mode with the decider for about a second; totals conserved, transactions made.
+pg_sql() {
+    PGPASSWORD="$XATM_TEST_PG_PASSWORD" psql -h "$XATM_TEST_PG_HOST" -p "$XATM_TEST_PG_PORT" \
+        -U "$XATM_TEST_PG_USER" -d "$XATM_TEST_PG_DB" -tAc "$1"
+}
+# every run is tm benchci with a fresh log (epoch 1): rows of an earlier run's gtrids
+# would decide this run's transactions of the same gtrid (an abort row aborts them)
+pg_sql "CREATE TABLE IF NOT EXISTS xatm_decisions (gtrid varchar(64) PRIMARY KEY, outcome char(1) NOT NULL, created timestamptz NOT NULL DEFAULT now())" >/dev/null
+pg_sql "DELETE FROM xatm_decisions WHERE gtrid LIKE 'benchci.%'" >/dev/null
+sed 's/^  transaction_timeout: 30s$/  transaction_timeout: 30s\n  decision_rm: pg/' \
+    "$WORK/xatm.yaml" >"$WORK/xatm-decider.yaml"
+grep -q '^  decision_rm: pg$' "$WORK/xatm-decider.yaml"
+"$XATMD" -c "$WORK/xatm-decider.yaml" >>"$WORK/xatmd.log" 2>&1 &
+XATMD_PID=$!
+for _ in $(seq 1 300); do
+    [ "$(grep -c "xatmd: ready" "$WORK/xatmd.log")" -ge 2 ] && break
+    if ! kill -0 "$XATMD_PID" 2>/dev/null; then cat "$WORK/xatmd.log" >&2; exit 1; fi
+    sleep 0.1
+done
+echo "== xatm-bench --mode xatm --decider pg (~1 s: decision in a branch)"
+"$XATM_BENCH" -c "$WORK/xatm-decider.yaml" --mode xatm --decider pg --duration 1 \
+    --warmup 0.2 --clients 2 --rows 200 --no-setup --xatmd-pid "$XATMD_PID" --json \
+    >"$WORK/decider.json"
+cat "$WORK/decider.json"
+python3 - "$WORK/decider.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+bad = []
+if d.get("decider") != "pg":
+    bad.append(f"decider is {d.get('decider')!r}, expected 'pg'")
+if d.get("totals_ok") is not True or not d.get("modes", {}).get("xatm", {}).get("transactions", 0) > 0:
+    bad.append(f"xatm with the decider: no transaction or totals not conserved: {d!r}")
+for b in bad:
+    print("FAIL:", b)
+sys.exit(1 if bad else 0)
+PY
+# every commit row is deleted by libxatm once phase 2 is done (batches, and at xatm_close)
+left="$(pg_sql "SELECT count(*) FROM xatm_decisions WHERE gtrid LIKE 'benchci.%'")"
+if [ "$left" != "0" ]; then echo "FAIL: $left decision rows of benchci left in xatm_decisions" >&2; exit 1; fi
+stop_xatmd
 
 # Recovery of 120 in-doubt transactions (a quarter presumed abort): enough for recovery's
 # phase-2 session pool (one extra session per 16 branches of an RM), with the first

@@ -17,7 +17,10 @@
  * PostgreSQL RM "pg2" instead of "my", then commit) | loop:N (N transactions, rows
  * ID-1..ID-N on both RMs, each committed; stops at the first failure) | idle:MS (rows ID-1
  * committed, then MS milliseconds without a transaction, then ID-2: the link to xatmd
- * stays open and idle, holding the reserved gtrid of the second transaction).
+ * stays open and idle, holding the reserved gtrid of the second transaction) | pg-slow (as
+ * commit, plus a row in table xatm_slow on "pg", whose deferred constraint trigger the
+ * decider test makes sleep at COMMIT: the "pg" commit then holds its locks, the decision
+ * row's included, for that long).
  * Prints "gtrid=<gtrid>" once the transaction has begun (flushed, so a test can read it
  * while the process is stopped at a fault point), then "result=<ERRNAME> <detail>", and
  * exits 0 when the call returned 0, 2 otherwise (1 for usage/setup errors).
@@ -51,7 +54,7 @@ int main(int argc, char **argv)
     if (argc != 4) {
         fprintf(stderr,
                 "usage: %s CONFIG ID commit|rollback|fail-pg|fail-my|fail-my-direct|pg-only|"
-                "my-readonly|pg-temp|pg-pg2|loop:N|idle:MS\n",
+                "my-readonly|pg-temp|pg-pg2|pg-slow|loop:N|idle:MS\n",
                 argv[0]);
         return 1;
     }
@@ -115,6 +118,9 @@ int main(int argc, char **argv)
         (void)xatm_exec(h, "pg", "SELECT * FROM no_such_table_xatm", NULL);
     } else if (strcmp(action, "fail-my") == 0) {
         (void)xatm_exec(h, "my", "SELECT * FROM no_such_table_xatm", NULL);
+    } else if (strcmp(action, "pg-slow") == 0) {
+        snprintf(sql, sizeof sql, "INSERT INTO xatm_slow (id) VALUES ('%s')", argv[2]);
+        if ((rc = xatm_exec(h, "pg", sql, NULL)) != 0) goto report;
     } else if (strcmp(action, "pg-temp") == 0) {
         if ((rc = xatm_exec(h, "pg", "CREATE TEMP TABLE xatm_it_tmp (a int)", NULL)) != 0)
             goto report;

@@ -871,6 +871,166 @@ static void test_markers(void)
 }
 
 /* Without the marker table, CAN_COMMIT votes no and says why (a database of its own). */
+/* Keeps the first gtrid listed (xatm_rm_decisions_old_commits). */
+static void seen_one(const char *gtrid, void *arg)
+{
+    char *out = arg;
+    if (!out[0]) snprintf(out, XATM_GTRID_MAX + 1, "%s", gtrid);
+}
+
+/* The outcome of gtrid's decision row, "" when there is none. */
+static const char *decision_row(const char *gtrid)
+{
+    return raw_q(admin, "SELECT COALESCE((SELECT outcome FROM xatm_decisions WHERE gtrid = '%s'), '')",
+                 gtrid);
+}
+
+/* A child process holds an uncommitted row (gtrid, 'C') for ~0.5 s, then ends its
+ * transaction with `end`; resolve on b meanwhile waits for it and sees its outcome. */
+static void resolve_after_wait(xatm_rm_conn *b, const char *gtrid, const char *end,
+                               enum xatm_decision want)
+{
+    int fds[2];
+    CHECK_INT(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        MYSQL *h = raw_connect();
+        char sql[256];
+        snprintf(sql, sizeof sql, "INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('%s', 'C')",
+                 gtrid);
+        int ok = mysql_query(h, "BEGIN") == 0 && mysql_query(h, sql) == 0;
+        char c = ok ? 'y' : 'n';
+        if (write(fds[1], &c, 1) != 1) _exit(2);
+        usleep(500 * 1000);
+        ok = ok && mysql_query(h, end) == 0;
+        mysql_close(h);
+        _exit(ok ? 0 : 1);
+    }
+    close(fds[1]);
+    char c = 0;
+    CHECK_INT(read(fds[0], &c, 1), 1);
+    CHECK(c == 'y');
+    close(fds[0]);
+    enum xatm_decision d = 0;
+    uint64_t t0 = t_now_ms();
+    CHECK_INT(xatm_rm_decision_resolve(b, gtrid, 5000, &d), XATM_XA_OK);
+    CHECK_INT(d, want);
+    CHECK(t_now_ms() - t0 >= 300); /* it waited for the child's transaction */
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* Decision rows on MariaDB: the decider's commit (COMMIT_DECIDING: row, XA END, XA COMMIT
+ * ONE PHASE) and recovery's resolve / delete / sweep / listing / epoch lookup. */
+static void test_decisions(void)
+{
+    xatm_rm_conn *a = open_my(), *b = open_bounded();
+    CHECK_INT(xatm_rm_decisions_ensure(b), XATM_XA_OK);
+    CHECK_INT(xatm_rm_decisions_ensure(b), XATM_XA_OK);
+
+    /* the decider commits: its work and its commit row in one local transaction */
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 70 WHERE id = 7", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_DECIDING, &x), XATM_XA_OK);
+    CHECK_INT(row_v(7), 70);
+    CHECK_STR(decision_row(x.gtrid), "C");
+    CHECK_INT(prepared_count(&x), 0);
+    enum xatm_decision d = 0;
+    CHECK_INT(xatm_rm_decision_resolve(b, x.gtrid, 500, &d), XATM_XA_OK);
+    CHECK_INT(d, XATM_DECISION_COMMITTED);
+
+    /* recovery first: the abort row; the decider's commit then fails on the duplicate
+     * key and its work is rolled back */
+    xatm_xid y = new_xid();
+    CHECK_INT(xatm_rm_decision_resolve(b, y.gtrid, 500, &d), XATM_XA_OK);
+    CHECK_INT(d, XATM_DECISION_ABORTED);
+    CHECK_STR(decision_row(y.gtrid), "A");
+    CHECK_INT(xatm_rm_decision_resolve(b, y.gtrid, 500, &d), XATM_XA_OK);
+    CHECK_INT(d, XATM_DECISION_ABORTED);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "UPDATE %s SET v = 71 WHERE id = 7", table), XATM_XA_OK);
+    CHECK(is_rb(xatm_rm_run(a, XATM_RM_OP_COMMIT_DECIDING, &y)));
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "1062");
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "recovery had already decided abort");
+    CHECK_INT(row_v(7), 70);
+    CHECK_INT(prepared_count(&y), 0);
+    CHECK_STR(decision_row(y.gtrid), "A");
+    /* the session is usable for the next branch */
+    xatm_xid z = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &z), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &z), XATM_XA_OK);
+
+    /* a branch marked failed never inserts its row */
+    xatm_xid f = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &f), XATM_XA_OK);
+    xatm_rm_mark_failed(a);
+    CHECK(is_rb(xatm_rm_run(a, XATM_RM_OP_COMMIT_DECIDING, &f)));
+    CHECK_STR(decision_row(f.gtrid), "");
+
+    /* an uncommitted row held by another session: busy at the lock wait timeout (whole
+     * seconds on MariaDB), then wait-then-see */
+    xatm_xid g = new_xid();
+    MYSQL *h = raw_connect();
+    raw_q(h, "BEGIN");
+    raw_q(h, "INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('%s', 'C')", g.gtrid);
+    uint64_t t0 = t_now_ms();
+    CHECK_INT(xatm_rm_decision_resolve(b, g.gtrid, 500, &d), XATM_XA_OK);
+    CHECK_INT(d, XATM_DECISION_BUSY);
+    CHECK(t_now_ms() - t0 >= 900);
+    CHECK(xatm_rm_alive(b));
+    raw_q(h, "ROLLBACK");
+    mysql_close(h);
+    CHECK_INT(xatm_rm_decision_resolve(b, g.gtrid, 500, &d), XATM_XA_OK);
+    CHECK_INT(d, XATM_DECISION_ABORTED);
+    xatm_xid w1 = new_xid(), w2 = new_xid();
+    resolve_after_wait(b, w1.gtrid, "COMMIT", XATM_DECISION_COMMITTED);
+    resolve_after_wait(b, w2.gtrid, "ROLLBACK", XATM_DECISION_ABORTED);
+
+    /* delete: commit rows only; sweep: this TM's old abort rows only */
+    const char *del[] = {x.gtrid, y.gtrid, w1.gtrid};
+    CHECK_INT(xatm_rm_decisions_delete(b, del, 3), XATM_XA_OK);
+    CHECK_STR(decision_row(x.gtrid), "");
+    CHECK_STR(decision_row(w1.gtrid), "");
+    CHECK_STR(decision_row(y.gtrid), "A");
+    char own[32], other[32];
+    snprintf(own, sizeof own, "%s.", rmt_tm_id);
+    snprintf(other, sizeof other, "%s_x.", rmt_tm_id);
+    raw_q(admin, "UPDATE xatm_decisions SET created = NOW() - INTERVAL 2 HOUR WHERE gtrid = '%s'",
+          y.gtrid);
+    uint64_t n = 99;
+    CHECK_INT(xatm_rm_decisions_sweep(b, other, 3600, &n), XATM_XA_OK);
+    CHECK_INT(n, 0);
+    CHECK_INT(xatm_rm_decisions_sweep(b, own, 3600, &n), XATM_XA_OK);
+    CHECK_INT(n, 1);
+    CHECK_STR(decision_row(y.gtrid), "");
+    CHECK_STR(decision_row(w2.gtrid), "A");
+
+    /* old commit rows are listed; the highest epoch of a TM's rows */
+    xatm_xid o1 = new_xid();
+    raw_q(admin, "INSERT INTO xatm_decisions (gtrid, outcome, created) VALUES ('%s', 'C', "
+          "NOW() - INTERVAL 3 HOUR)", o1.gtrid);
+    char seen[XATM_GTRID_MAX + 1] = "";
+    CHECK_INT(xatm_rm_decisions_old_commits(b, own, 3600, 10, seen_one, seen), XATM_XA_OK);
+    CHECK_STR(seen, o1.gtrid);
+    uint32_t ep = 99;
+    char tmx[32];
+    snprintf(tmx, sizeof tmx, "%sE", rmt_tm_id);
+    CHECK_INT(xatm_rm_decisions_max_epoch(b, tmx, &ep), XATM_XA_OK);
+    CHECK_INT(ep, 0);
+    raw_q(admin, "INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('%s.5.1', 'C'), "
+          "('%s.12.3', 'A'), ('%sF.40.1', 'C'), ('%s.x.1', 'C')", tmx, tmx, tmx, tmx);
+    CHECK_INT(xatm_rm_decisions_max_epoch(b, tmx, &ep), XATM_XA_OK);
+    CHECK_INT(ep, 12);
+
+    raw_q(admin, "DELETE FROM xatm_decisions WHERE gtrid LIKE '%s%%'", rmt_tm_id);
+    raw_q(admin, "UPDATE %s SET v = 0 WHERE id = 7", table);
+    xatm_rm_close(a);
+    xatm_rm_close(b);
+}
+
 static void test_marker_table_missing(void)
 {
     char db[64];
@@ -1155,6 +1315,7 @@ int main(void)
     test_can_commit();
     test_markers();
     test_marker_table_missing();
+    test_decisions();
     test_recover_filters();
     test_open_failures();
     test_async_api();

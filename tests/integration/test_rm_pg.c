@@ -501,6 +501,209 @@ static void test_markers(void)
 
 /* Without the marker table, CAN_COMMIT votes no and says why. Runs in a schema of its
  * own, first on the search path, that holds a table of this name only when asked. */
+/* Opens a plain libpq session (for a second, foreign transaction). */
+static PGconn *raw_session(void)
+{
+    char conninfo[512];
+    snprintf(conninfo, sizeof conninfo, "host=%s port=%u user=%s password=%s dbname=%s",
+             cfg.host, (unsigned)cfg.port, cfg.user, cfg.password, cfg.database);
+    PGconn *h = PQconnectdb(conninfo);
+    if (PQstatus(h) != CONNECTION_OK) {
+        fprintf(stderr, "FAIL: cannot connect: %s\n", PQerrorMessage(h));
+        exit(1);
+    }
+    PQsetNoticeProcessor(h, quiet, NULL);
+    return h;
+}
+
+/* The outcome column of gtrid's decision row, "" when there is none. */
+static const char *decision_row(const char *gtrid)
+{
+    return admin_q("SELECT coalesce((SELECT outcome FROM xatm_decisions WHERE gtrid = '%s'), '')",
+                   gtrid);
+}
+
+/* resolve on b while h holds an uncommitted row of gtrid and ends its transaction with
+ * `end` after ~0.5 s: resolve waits for it, then sees its outcome. */
+static void resolve_after_wait(xatm_rm_conn *b, const char *gtrid, const char *end,
+                               enum xatm_decision want)
+{
+    PGconn *h = raw_session();
+    char sql[256];
+    snprintf(sql, sizeof sql, "BEGIN; INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('%s', 'C')",
+             gtrid);
+    PQclear(PQexec(h, sql));
+    snprintf(sql, sizeof sql, "SELECT pg_sleep(0.5); %s", end);
+    CHECK(PQsendQuery(h, sql) == 1);
+    enum xatm_decision d = 0;
+    uint64_t t0 = t_now_ms();
+    CHECK_INT(xatm_rm_decision_resolve(b, gtrid, 5000, &d), XATM_XA_OK);
+    uint64_t took = t_now_ms() - t0;
+    CHECK_INT(d, want);
+    CHECK(took >= 300); /* it waited for h's transaction */
+    for (PGresult *r; (r = PQgetResult(h));) PQclear(r);
+    PQfinish(h);
+}
+
+/* Collects gtrids (xatm_rm_decisions_old_commits). */
+struct seen_rows {
+    char g[64][XATM_GTRID_MAX + 1]; /* the first 64 seen */
+    size_t n;                       /* entries used */
+};
+
+static void seen_row(const char *gtrid, void *arg)
+{
+    struct seen_rows *s = arg;
+    if (s->n < 64) snprintf(s->g[s->n++], sizeof s->g[0], "%s", gtrid);
+}
+
+static bool seen_has(const struct seen_rows *s, const char *gtrid)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->g[i], gtrid)) return true;
+    return false;
+}
+
+/* Decision rows: the decider's commit (COMMIT_DECIDING) and recovery's resolve / delete /
+ * sweep, including the race the primary key decides (docs/protocols.md). */
+static void test_decisions(void)
+{
+    xatm_rm_conn *a = open_pg(), *b = open_bounded();
+    CHECK_INT(xatm_rm_decisions_ensure(b), XATM_XA_OK);
+    CHECK_INT(xatm_rm_decisions_ensure(b), XATM_XA_OK); /* idempotent */
+
+    /* the decider commits: its work and its commit row, in one transaction */
+    xatm_xid x = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &x), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (70, 700)", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_DECIDING, &x), XATM_XA_OK);
+    CHECK_INT(row_v(70), 700);
+    CHECK_STR(decision_row(x.gtrid), "C");
+    enum xatm_decision d = 0;
+    CHECK_INT(xatm_rm_decision_resolve(b, x.gtrid, 500, &d), XATM_XA_OK);
+    CHECK_INT(d, XATM_DECISION_COMMITTED);
+    CHECK_STR(decision_row(x.gtrid), "C"); /* resolve never overwrites */
+
+    /* a decider that did nothing yet (deferred BEGIN): the row is its only write */
+    xatm_xid e = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &e), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_DECIDING, &e), XATM_XA_OK);
+    CHECK_STR(decision_row(e.gtrid), "C");
+
+    /* recovery first: no row -> the abort row is inserted; the decider's commit then
+     * fails on the duplicate key and rolls its work back */
+    xatm_xid y = new_xid();
+    CHECK_INT(xatm_rm_decision_resolve(b, y.gtrid, 500, &d), XATM_XA_OK);
+    CHECK_INT(d, XATM_DECISION_ABORTED);
+    CHECK_STR(decision_row(y.gtrid), "A");
+    CHECK_INT(xatm_rm_decision_resolve(b, y.gtrid, 500, &d), XATM_XA_OK); /* again: same */
+    CHECK_INT(d, XATM_DECISION_ABORTED);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &y), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "INSERT INTO %s VALUES (71, 710)", table), XATM_XA_OK);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_DECIDING, &y), XATM_XA_RBROLLBACK);
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "23505");
+    CHECK_CONTAINS(xatm_rm_errmsg(a), "recovery had already decided abort");
+    CHECK_INT(row_v(71), -1);
+    CHECK_INT(PQtransactionStatus(xatm_rm_native(a)), PQTRANS_IDLE);
+    CHECK_STR(decision_row(y.gtrid), "A");
+
+    /* a failed transaction never inserts its row */
+    xatm_xid f = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &f), XATM_XA_OK);
+    PQclear(PQexec(xatm_rm_native(a), "SELECT 1/0"));
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_COMMIT_DECIDING, &f), XATM_XA_RBROLLBACK);
+    CHECK_STR(decision_row(f.gtrid), "");
+
+    /* an uncommitted row held by another transaction: BUSY at the lock timeout, and the
+     * wait-then-see behaviour when that transaction ends (committed / rolled back) */
+    xatm_xid g = new_xid();
+    PGconn *h = raw_session();
+    char sql[256];
+    snprintf(sql, sizeof sql, "BEGIN; INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('%s', 'C')",
+             g.gtrid);
+    PQclear(PQexec(h, sql));
+    uint64_t t0 = t_now_ms();
+    CHECK_INT(xatm_rm_decision_resolve(b, g.gtrid, 300, &d), XATM_XA_OK);
+    CHECK_INT(d, XATM_DECISION_BUSY);
+    CHECK(t_now_ms() - t0 >= 250);
+    CHECK(xatm_rm_alive(b));
+    /* the lock timeout was only for that statement */
+    CHECK_STR(xatm_rm_exec(b, "SELECT 1", NULL) == XATM_XA_OK ? "ok" : "failed", "ok");
+    PQclear(PQexec(h, "ROLLBACK"));
+    PQfinish(h);
+    CHECK_INT(xatm_rm_decision_resolve(b, g.gtrid, 300, &d), XATM_XA_OK);
+    CHECK_INT(d, XATM_DECISION_ABORTED);
+    xatm_xid w1 = new_xid(), w2 = new_xid();
+    resolve_after_wait(b, w1.gtrid, "COMMIT", XATM_DECISION_COMMITTED);
+    resolve_after_wait(b, w2.gtrid, "ROLLBACK", XATM_DECISION_ABORTED);
+    CHECK_STR(decision_row(w1.gtrid), "C");
+    CHECK_STR(decision_row(w2.gtrid), "A");
+
+    /* delete removes commit rows only; sweep removes abort rows past the retention */
+    const char *del[] = {x.gtrid, e.gtrid, y.gtrid, w1.gtrid};
+    CHECK_INT(xatm_rm_decisions_delete(b, del, 4), XATM_XA_OK);
+    CHECK_STR(decision_row(x.gtrid), "");
+    CHECK_STR(decision_row(e.gtrid), "");
+    CHECK_STR(decision_row(w1.gtrid), "");
+    CHECK_STR(decision_row(y.gtrid), "A");
+    CHECK_INT(xatm_rm_decisions_delete(b, del, 0), XATM_XA_OK);
+    const char *bad[] = {"x'; DROP TABLE xatm_decisions; --"};
+    CHECK_INT(xatm_rm_decisions_delete(b, bad, 1), XATM_XAER_INVAL);
+    CHECK_INT(xatm_rm_decision_resolve(b, bad[0], 100, &d), XATM_XAER_INVAL);
+    uint64_t n = 99;
+    admin_q("UPDATE xatm_decisions SET created = now() - interval '2 hours' WHERE gtrid = '%s'",
+            y.gtrid);
+    char own[32], other[32];
+    snprintf(own, sizeof own, "%s.", rmt_tm_id);
+    snprintf(other, sizeof other, "%s_x.", rmt_tm_id);
+    CHECK_INT(xatm_rm_decisions_sweep(b, other, 3600, &n), XATM_XA_OK); /* another TM's */
+    CHECK_INT(n, 0);
+    CHECK_STR(decision_row(y.gtrid), "A");
+    CHECK_INT(xatm_rm_decisions_sweep(b, own, 3600, &n), XATM_XA_OK);
+    CHECK(n >= 1);
+    CHECK_STR(decision_row(y.gtrid), "");
+    CHECK_STR(decision_row(w2.gtrid), "A"); /* young: kept */
+    /* old commit rows are listed (for xatmd's sweep), young ones and abort rows are not */
+    xatm_xid o1 = new_xid(), o2 = new_xid();
+    admin_q("INSERT INTO xatm_decisions (gtrid, outcome, created) VALUES ('%s', 'C', now() - "
+            "interval '3 hours'), ('%s', 'C', now())", o1.gtrid, o2.gtrid);
+    admin_q("UPDATE xatm_decisions SET created = now() - interval '3 hours' WHERE gtrid = '%s'",
+            w2.gtrid);
+    struct seen_rows sr = {0};
+    CHECK_INT(xatm_rm_decisions_old_commits(b, other, 3600, 1000, seen_row, &sr), XATM_XA_OK);
+    CHECK(!seen_has(&sr, o1.gtrid));
+    CHECK_INT(xatm_rm_decisions_old_commits(b, own, 3600, 1000, seen_row, &sr), XATM_XA_OK);
+    CHECK(seen_has(&sr, o1.gtrid));
+    CHECK(!seen_has(&sr, o2.gtrid));
+    CHECK(!seen_has(&sr, w2.gtrid));
+
+    /* the highest epoch of a TM's rows (xatmd's start-up raises its epoch past it) */
+    uint32_t ep = 99;
+    char tmx[32];
+    snprintf(tmx, sizeof tmx, "%sE", rmt_tm_id);
+    CHECK_INT(xatm_rm_decisions_max_epoch(b, tmx, &ep), XATM_XA_OK);
+    CHECK_INT(ep, 0);
+    admin_q("INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('%s.5.1', 'C'), "
+            "('%s.12.3', 'A'), ('%sF.40.1', 'C'), ('%s.x.1', 'C')", tmx, tmx, tmx, tmx);
+    CHECK_INT(xatm_rm_decisions_max_epoch(b, tmx, &ep), XATM_XA_OK);
+    CHECK_INT(ep, 12); /* not another TM's 40, not a malformed one */
+    CHECK_INT(xatm_rm_decisions_max_epoch(b, "bad.id", &ep), XATM_XAER_INVAL);
+    snprintf(sql, sizeof sql, "DELETE FROM xatm_decisions WHERE gtrid LIKE '%s%%'", tmx);
+    admin_q("%s", sql);
+
+    /* blocking calls refuse a session with a branch open */
+    xatm_xid v = new_xid();
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_START, &v), XATM_XA_OK);
+    CHECK_INT(rmt_exec(a, "SELECT 1"), XATM_XA_OK);
+    CHECK_INT(xatm_rm_decision_resolve(a, v.gtrid, 100, &d), XATM_XAER_PROTO);
+    CHECK_INT(xatm_rm_run(a, XATM_RM_OP_ROLLBACK, &v), XATM_XA_OK);
+
+    admin_q("DELETE FROM xatm_decisions WHERE gtrid LIKE '%s.%%'", rmt_tm_id);
+    admin_q("DELETE FROM %s WHERE id IN (70, 71)", table);
+    xatm_rm_close(a);
+    xatm_rm_close(b);
+}
+
 static void test_marker_table_missing(void)
 {
     xatm_rm_conn *a = open_pg();
@@ -838,6 +1041,7 @@ int main(void)
     test_deferred_begin();
     test_markers();
     test_marker_table_missing();
+    test_decisions();
     test_parallel();
     test_fence();
     test_open_failures();

@@ -150,7 +150,7 @@ static void test_example(void)
             CHECK_STR(pg->database, "ledger");
             CHECK_STR(pg->password, "pg secret");
             CHECK_INT(pg->connect_timeout_ms, 5000);
-            CHECK_INT(pg->line, 72);
+            CHECK_INT(pg->line, 80);
             CHECK_INT(pg->column, 5);
         }
         const xatm_rm_config *my = xatm_config_rm(cfg, "ledger_my");
@@ -166,7 +166,7 @@ static void test_example(void)
             CHECK_STR(my->database, "ledger");
             CHECK_STR(my->password, "change me");
             CHECK_INT(my->connect_timeout_ms, 5000);
-            CHECK_INT(my->line, 84);
+            CHECK_INT(my->line, 92);
         }
         CHECK(xatm_config_rm(cfg, "nope") == NULL);
         CHECK_INT(xatm_config_rm_index(cfg, "nope"), -1);
@@ -202,6 +202,8 @@ static void test_defaults(void)
     CHECK_INT(cfg->precommit_timeout_ms, 5000);
     CHECK_INT(cfg->participant_timeout_ms, 10000);
     CHECK_INT(cfg->participant_timeout_action, XATM_PARTICIPANT_COMMIT);
+    CHECK(cfg->decision_rm == NULL);
+    CHECK_INT(cfg->decision_retention_ms, 24u * 3600u * 1000u);
     CHECK_STR(cfg->path, "t.yaml");
     CHECK_INT(cfg->n_rms, 2);
     CHECK(cfg->rms[0].host == NULL);
@@ -240,6 +242,8 @@ static void test_defaults(void)
                     "  precommit_timeout: 750ms\n"
                     "  participant_timeout: 3s\n"
                     "  participant_timeout_action: wait\n"
+                    "  decision_rm: m\n"
+                    "  decision_retention: 2h\n"
                     "rms:\n"
                     "  - name: m\n"
                     "    type: mariadb\n"
@@ -261,6 +265,8 @@ static void test_defaults(void)
         CHECK_INT(cfg->precommit_timeout_ms, 750);
         CHECK_INT(cfg->participant_timeout_ms, 3000);
         CHECK_INT(cfg->participant_timeout_action, XATM_PARTICIPANT_WAIT);
+        CHECK_STR(cfg->decision_rm, "m"); /* a MariaDB RM may decide too */
+        CHECK_INT(cfg->decision_retention_ms, 2u * 3600u * 1000u);
         CHECK_INT(cfg->rms[0].type, XATM_RM_MYSQL); /* mariadb is an alias of mysql */
         CHECK_INT(cfg->rms[0].port, 3307);
         CHECK_STR(cfg->rms[0].password, "");
@@ -428,6 +434,20 @@ static void test_bad_values(void)
     expect_errors("tm:\n  id: a\n  socket: /s\n  log_dir: /l\n"
                   "  participant_timeout_action: [commit]\nrms:\n" RM_OK, 1,
                   "t.yaml:5:31: tm.participant_timeout_action");
+    /* tm.decision_rm must name a configured RM (checked once rms is read) */
+    expect_errors("tm: {id: a, socket: /s, log_dir: /l, decision_rm: pq}\nrms:\n" RM_OK, 1,
+                  "t.yaml:1:51: tm.decision_rm 'pq' names no RM of rms; expected the name of a "
+                  "configured RM\n");
+    expect_errors("tm: {id: a, socket: /s, log_dir: /l, decision_rm: [pg]}\nrms:\n" RM_OK, 1,
+                  "t.yaml:1:51: tm.decision_rm is a sequence; expected the name of a configured RM");
+    expect_errors("tm: {id: a, socket: /s, log_dir: /l, decision_retention: 0}\nrms:\n" RM_OK, 1,
+                  "t.yaml:1:58: tm.decision_retention '0' is zero; expected a duration");
+    {
+        xatm_config *cfg = expect_ok("tm: {id: a, socket: /s, log_dir: /l, decision_rm: pg}\n"
+                                     "rms:\n" RM_OK);
+        if (cfg) CHECK_STR(cfg->decision_rm, "pg");
+        xatm_config_free(cfg);
+    }
     {
         /* case does not matter, as for protocol */
         xatm_config *cfg = expect_ok("tm: {id: a, socket: /s, log_dir: /l, "

@@ -29,7 +29,8 @@ static const char *const expected_points[] = {
     "ap.after_begin", "ap.after_start", "ap.before_prepare", "ap.between_prepares",
     "ap.after_prepare", "ap.after_vote_sent", "ap.after_decision", "ap.between_commits",
     "ap.after_commits", "ap.after_cancommit_checks", "ap.after_cancommit_sent",
-    "ap.after_precommit", "ap.participant_timeout",
+    "ap.after_precommit", "ap.participant_timeout", "ap.decider.before_commit",
+    "ap.decider.after_commit", "tm.recovery_after_resolve",
 };
 #define N_EXPECTED (sizeof expected_points / sizeof expected_points[0])
 

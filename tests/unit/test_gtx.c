@@ -344,6 +344,39 @@ static void test_done(void)
     gtx_get_counts(t, &before);
     CHECK_INT(before.aborted, after.aborted + 1);
 
+    /* decision in a branch: ACTIVE (no VOTE), DONE commit-decided: removed as committed,
+     * nothing to log; a branch not finished asks recovery to look now */
+    gtx_get_counts(t, &before);
+    g = begin2(t, 1);
+    xatm_msg_done_entry dec[2] = {de("pg", XATM_XA_OK), de("my", XATM_XA_RDONLY)};
+    CHECK_INT(gtx_done(t, 2, g.gtrid, XATM_OUTCOME_COMMIT_DECIDED, dec, 2, &d), XATM_ESTATE);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT_DECIDED, dec, 2, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_REMOVED);
+    CHECK_STR(d.note, "");
+    CHECK(!d.wake_recovery);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), XATM_ENOTFOUND);
+    gtx_abort_info ai;
+    CHECK_INT(gtx_recent_abort(t, g.gtrid, &ai), XATM_ENOTFOUND);
+    g = begin2(t, 1);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT_DECIDED, bad, 2, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_REMOVED);
+    CHECK(d.wake_recovery);
+    CHECK(d.note[0] != '\0');
+    gtx_get_counts(t, &after);
+    CHECK_INT(after.committed, before.committed + 2);
+    CHECK_INT(after.aborted, before.aborted);
+    /* only on an ACTIVE 2PC transaction */
+    g = committing2(t, 1);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT_DECIDED, ok, 2, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_IGNORED);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.state, GTX_COMMITTING);
+    CHECK_INT(gtx_begin(t, 1, 0, 3, 1000, 0, &g), 0);
+    CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_COMMIT_DECIDED, ok, 2, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_IGNORED);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &g), 0);
+    CHECK_INT(g.state, GTX_ACTIVE);
+
     /* ACTIVE and DONE abort: removed */
     g = begin2(t, 1);
     CHECK_INT(gtx_done(t, 1, g.gtrid, XATM_OUTCOME_ABORT, NULL, 0, &d), 0);

@@ -58,6 +58,8 @@ static void sample(xatm_msg *m, uint8_t t, bool big)
         m->u.hello_ok.format_id = 0x78614d31u;
         m->u.hello_ok.default_protocol = big ? 3 : 2;
         m->u.hello_ok.timeout_ms = big ? UINT32_MAX : 60000;
+        if (big) fill(m->u.hello_ok.decision_rm, XATM_RM_NAME_MAX, 'd');
+        else strcpy(m->u.hello_ok.decision_rm, "");
         break;
     case XATM_MSG_BEGIN:
         m->u.begin.protocol = big ? 3 : 0;
@@ -137,7 +139,8 @@ static bool msg_equal(const xatm_msg *a, const xatm_msg *b)
                a->u.hello_ok.epoch == b->u.hello_ok.epoch &&
                a->u.hello_ok.format_id == b->u.hello_ok.format_id &&
                a->u.hello_ok.default_protocol == b->u.hello_ok.default_protocol &&
-               a->u.hello_ok.timeout_ms == b->u.hello_ok.timeout_ms;
+               a->u.hello_ok.timeout_ms == b->u.hello_ok.timeout_ms &&
+               !strcmp(a->u.hello_ok.decision_rm, b->u.hello_ok.decision_rm);
     case XATM_MSG_BEGIN:
         return a->u.begin.protocol == b->u.begin.protocol &&
                a->u.begin.timeout_ms == b->u.begin.timeout_ms &&
@@ -310,7 +313,7 @@ static void test_3pc_messages(void)
     CHECK(bc.data[5] == XATM_MSG_CANCOMMIT && bv.data[5] == XATM_MSG_VOTE);
     CHECK(memcmp(bv.data + XATM_FRAME_HEADER_SIZE, bc.data + XATM_FRAME_HEADER_SIZE,
                  bv.len - XATM_FRAME_HEADER_SIZE) == 0);
-    CHECK(bc.data[4] == 4); /* version 4 */
+    CHECK(bc.data[4] == 5); /* version 5 */
     xatm_frame_header h;
     CHECK_INT(xatm_frame_header_decode(bc.data, XATM_FRAME_MAX_REQUEST, &h), 0);
     CHECK_INT(xatm_msg_decode(&h, bc.data + XATM_FRAME_HEADER_SIZE, &d), 0);
@@ -329,10 +332,12 @@ static void test_3pc_messages(void)
         CHECK_INT(d.u.decision.outcome, o);
         xatm_buf_free(&b);
     }
-    /* version 2 and 3 frames (the previous protocols) are refused */
+    /* version 2, 3 and 4 frames (the previous protocols) are refused */
     uint8_t hdr[12] = {0, 0, 0, 0, 2, XATM_MSG_CANCOMMIT, 0, 0, 0, 0, 0, 1};
     CHECK_INT(xatm_frame_header_decode(hdr, XATM_FRAME_MAX_REQUEST, &h), XATM_EPROTO);
     hdr[4] = 3;
+    CHECK_INT(xatm_frame_header_decode(hdr, XATM_FRAME_MAX_REQUEST, &h), XATM_EPROTO);
+    hdr[4] = 4;
     CHECK_INT(xatm_frame_header_decode(hdr, XATM_FRAME_MAX_REQUEST, &h), XATM_EPROTO);
 }
 
@@ -523,6 +528,20 @@ static void test_encode_refusals(void)
     expect_encode_refused(&m, "done outcome 0");
     m.u.done.outcome = XATM_OUTCOME_PRECOMMIT; /* DECISION only */
     expect_encode_refused(&m, "done outcome 3");
+    m.u.done.outcome = 5;
+    expect_encode_refused(&m, "done outcome 5");
+    {
+        /* version 5: DONE may say "committed, decided in the decider branch" */
+        xatm_buf b = {0};
+        xatm_frame_header dh;
+        xatm_msg dd;
+        m.u.done.outcome = XATM_OUTCOME_COMMIT_DECIDED;
+        CHECK_INT(xatm_msg_encode(&m, 3, &b), 0);
+        CHECK_INT(xatm_frame_header_decode(b.data, XATM_FRAME_MAX_REQUEST, &dh), 0);
+        CHECK_INT(xatm_msg_decode(&dh, b.data + XATM_FRAME_HEADER_SIZE, &dd), 0);
+        CHECK_INT(dd.u.done.outcome, XATM_OUTCOME_COMMIT_DECIDED);
+        xatm_buf_free(&b);
+    }
     sample(&m, XATM_MSG_CANCOMMIT, false);
     m.u.vote.e[1].vote = 4;
     expect_encode_refused(&m, "cancommit vote 4");
@@ -632,6 +651,14 @@ static void test_decode_malformed(void)
     expect_decode(XATM_MSG_HELLO, &x, XATM_EPROTO, "client_name 65");
     x.n = 0; b_rep(&x, 't', 17); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, 2); b_u32(&x, 0);
     expect_decode(XATM_MSG_HELLO_OK, &x, XATM_EPROTO, "tm_id 17");
+    x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, 2); b_u32(&x, 0);
+    b_rep(&x, 'd', 32);
+    expect_decode(XATM_MSG_HELLO_OK, &x, 0, "decision_rm 32");
+    x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, 2); b_u32(&x, 0);
+    b_rep(&x, 'd', 33);
+    expect_decode(XATM_MSG_HELLO_OK, &x, XATM_EPROTO, "decision_rm 33");
+    x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, 2); b_u32(&x, 0);
+    expect_decode(XATM_MSG_HELLO_OK, &x, XATM_EPROTO, "HELLO_OK of version 4 (no decision_rm)");
     x.n = 0; b_rep(&x, 'g', 65); b_u8(&x, 2); b_u32(&x, 0);
     expect_decode(XATM_MSG_BEGIN_OK, &x, XATM_EPROTO, "gtrid 65");
     x.n = 0; b_str(&x, "tm1.1.1"); b_rep(&x, 'r', 33); b_u64(&x, 0);
@@ -668,6 +695,7 @@ static void test_decode_malformed(void)
         x.n = 0; b_str(&x, "tm1.1.1"); b_u8(&x, (uint8_t)v); b_u32(&x, 0);
         expect_decode(XATM_MSG_BEGIN_OK, &x, v == 2 || v == 3 ? 0 : XATM_EPROTO, "begin_ok protocol");
         x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, (uint8_t)v); b_u32(&x, 0);
+        b_str(&x, "");
         expect_decode(XATM_MSG_HELLO_OK, &x, v == 2 || v == 3 ? 0 : XATM_EPROTO, "default protocol");
         x.n = 0; b_str(&x, "tm1.1.1"); b_u16(&x, 1); b_str(&x, "pg"); b_u8(&x, (uint8_t)v); b_u64(&x, 0);
         expect_decode(XATM_MSG_VOTE, &x, v >= 1 && v <= 3 ? 0 : XATM_EPROTO, "vote");
@@ -676,7 +704,8 @@ static void test_decode_malformed(void)
         expect_decode(XATM_MSG_DECISION, &x, v >= 1 && v <= 3 ? 0 : XATM_EPROTO,
                       "decision outcome");
         x.n = 0; b_str(&x, "tm1.1.1"); b_u8(&x, (uint8_t)v); b_u16(&x, 0);
-        expect_decode(XATM_MSG_DONE, &x, v == 1 || v == 2 ? 0 : XATM_EPROTO, "done outcome");
+        expect_decode(XATM_MSG_DONE, &x, v == 1 || v == 2 || v == 4 ? 0 : XATM_EPROTO,
+                      "done outcome");
     }
 
     /* counts: 32 entries fine, 33 refused even when all 33 are present and valid */

@@ -1,0 +1,565 @@
+/*
+ * test_tm_decider.c — 2PC with the decision in a branch (tm.decision_rm: pg), end to end:
+ * a real xatmd, the throwaway PostgreSQL and MariaDB, and the AP helper (xatm-test-ap)
+ * killed or stopped at the decider's steps through XATM_FAULT.
+ *
+ * Every case inserts row ID into xatm_it on both RMs ("pg" is the decider, "my" is
+ * prepared) and checks with plain SQL that the row is on both sides or on neither, that
+ * nothing of this TM is left prepared, and where it matters what the decision table
+ * (xatm_decisions on "pg") and xatmd's log hold:
+ *   commit             committed on both, no record of the gtrid in xatmd's log, the commit
+ *                      row deleted by the AP (its batch is flushed at xatm_close)
+ *   no vote (my)       a NO from the prepared side: rolled back on both, no decision row
+ *   decider fails (pg) a failed statement on the decider: it does not commit, both roll back
+ *   AP killed before the decider's commit: recovery writes the abort row, both roll back
+ *   AP killed after it: recovery finds the commit row, forces COMMIT, commits "my"
+ *   xatmd killed while the AP is stopped before the decider's commit, then restarted
+ *                      before the AP resumes: the restarted xatmd resolves abort (row 'A'),
+ *                      the AP's commit fails on the duplicate key: EABORTED, both rolled back
+ *   xatmd killed while the AP is stopped after the decider's commit: the AP finishes
+ *                      phase 2 alone, the restarted xatmd finds nothing to undo: committed;
+ *                      restarted before the AP resumes: it finds the commit row and forces
+ *                      COMMIT; the AP's own phase 2 (or recovery) commits "my"
+ *   xatmd killed at tm.recovery_after_resolve (commit row found, COMMIT not yet
+ *                      written), the AP dead after the decider's commit: committed
+ *   recovery first     the AP stopped before the decider's commit past its deadline: xatmd
+ *                      times it out and writes the abort row; resumed, the AP's commit
+ *                      answers EABORTED and everything is rolled back
+ *   MariaDB decider    tm.decision_rm: my (its own xatmd): commit, NO votes on either side,
+ *                      the AP killed before and after the decider's commit
+ *   mismatch           an application whose config lacks tm.decision_rm is refused at
+ *                      xatm_open (HELLO_OK carries xatmd's decision_rm)
+ *   epoch              a fresh xatmd whose tm id has decision rows of epoch 7 starts at 8
+ *   sweep              xatmd restarted with tm.decision_retention 1s deletes the old abort
+ *                      rows and the commit row an AP killed after its commit left
+ *   busy + fence       the decider's COMMIT held open (a deferred trigger sleeps 30 s) and
+ *                      the AP stopped: recovery's resolve answers busy, xatmd fences the
+ *                      decider session after the deadline, the outcome is abort
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "tmproc.h"
+
+static char tm_id[17];
+static char *dir;
+static char *cfg;
+static t_xatmd d;
+
+#define CONVERGE_MS 30000
+
+/* Runs the AP helper to its end with XATM_FAULT=fault (may be NULL); its exit code
+ * (128+signal when killed) and its output in out. */
+static int run_ap(const char *id, const char *action, const char *fault, char *out,
+                  size_t outlen)
+{
+    char outfile[600], faultenv[128], bin[512], cfgbuf[600], idbuf[64], actbuf[64];
+    snprintf(outfile, sizeof outfile, "%s/ap-%s.out", dir, id);
+    snprintf(bin, sizeof bin, "%s", t_env("XATM_TEST_AP"));
+    snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg);
+    snprintf(idbuf, sizeof idbuf, "%s", id);
+    snprintf(actbuf, sizeof actbuf, "%s", action);
+    char *argv[] = {bin, cfgbuf, idbuf, actbuf, NULL};
+    char *env[2] = {NULL, NULL};
+    if (fault) {
+        snprintf(faultenv, sizeof faultenv, "XATM_FAULT=%s", fault);
+        env[0] = faultenv;
+    }
+    int st = t_run(argv, env, outfile);
+    out[0] = '\0';
+    FILE *f = fopen(outfile, "r");
+    if (f) {
+        size_t n = fread(out, 1, outlen - 1, f);
+        out[n] = '\0';
+        fclose(f);
+    }
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+}
+
+/* Spawns the AP helper in the background; its pid, its output file in outfile. */
+static pid_t spawn_ap(const char *id, const char *action, const char *fault, const char *timeout,
+                      char *outfile, size_t outlen)
+{
+    char bin[512], cfgbuf[600], idbuf[64], actbuf[64], faultenv[128], tenv[64];
+    snprintf(outfile, outlen, "%s/ap-%s.out", dir, id);
+    snprintf(bin, sizeof bin, "%s", t_env("XATM_TEST_AP"));
+    snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg);
+    snprintf(idbuf, sizeof idbuf, "%s", id);
+    snprintf(actbuf, sizeof actbuf, "%s", action);
+    snprintf(faultenv, sizeof faultenv, "XATM_FAULT=%s", fault ? fault : "");
+    snprintf(tenv, sizeof tenv, "XATM_TEST_AP_TIMEOUT_MS=%s", timeout ? timeout : "");
+    char *argv[] = {bin, cfgbuf, idbuf, actbuf, NULL};
+    char *env[] = {faultenv, tenv, NULL};
+    return t_spawn(argv, env, outfile);
+}
+
+static void read_file(const char *path, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* The gtrid an AP helper printed ("gtrid=..." in out; "" if none). */
+static void gtrid_of(const char *out, char *gtrid, size_t size)
+{
+    const char *g = strstr(out, "gtrid=");
+    gtrid[0] = '\0';
+    if (g) snprintf(gtrid, size, "%.*s", (int)strcspn(g + 6, " \n"), g + 6);
+}
+
+/* The same, from the output file of a running AP helper. */
+static void read_gtrid(const char *outfile, char *gtrid, size_t size)
+{
+    char buf[4096];
+    read_file(outfile, buf, sizeof buf);
+    gtrid_of(buf, gtrid, size);
+}
+
+static long long rows(bool pg, const char *id)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_it WHERE id = '%s'", id);
+    return pg ? t_pg_scalar(sql) : t_my_scalar(sql);
+}
+
+static void expect_rows(const char *id, long long n)
+{
+    long long p = rows(true, id), m = rows(false, id);
+    if (p != n || m != n) fprintf(stderr, "  id %s: pg=%lld my=%lld expected %lld\n", id, p, m, n);
+    CHECK_INT(p, n);
+    CHECK_INT(m, n);
+}
+
+static void expect_converged(void)
+{
+    long long ms = t_wait_no_prepared(tm_id, CONVERGE_MS);
+    CHECK(ms >= 0);
+    printf("  converged in %lld ms\n", ms);
+}
+
+/* The decider of the running cases: false "pg" (PostgreSQL), true "my" (MariaDB). */
+static bool decider_my;
+
+/* The decision row of gtrid at the decider: 'C', 'A', or 0 when there is none. */
+static int decision_of(const char *gtrid)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce((SELECT ascii(outcome) FROM xatm_decisions WHERE gtrid = '%s'), 0)",
+             gtrid);
+    return (int)(decider_my ? t_my_scalar(sql) : t_pg_scalar(sql));
+}
+
+/* Waits up to timeout_ms for gtrid's decision row to be `want`. */
+static bool wait_decision(const char *gtrid, int want, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+        if (decision_of(gtrid) == want) return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+static bool wait_log(const char *text, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+        if (t_xatmd_log_count(&d, text) > 0) return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+/* true when some file of xatmd's log directory holds the bytes of gtrid (a record of it). */
+static bool in_tm_log(const char *gtrid)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/log", dir);
+    DIR *dd = opendir(path);
+    bool found = false;
+    if (!dd) return false;
+    for (struct dirent *e; !found && (e = readdir(dd));) {
+        if (e->d_name[0] == '.') continue;
+        char file[1000];
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        FILE *f = fopen(file, "rb");
+        if (!f) continue;
+        size_t cap = 1 << 22, n;
+        char *buf = malloc(cap);
+        n = buf ? fread(buf, 1, cap, f) : 0;
+        fclose(f);
+        size_t gl = strlen(gtrid);
+        for (size_t i = 0; buf && i + gl <= n && !found; i++)
+            found = memcmp(buf + i, gtrid, gl) == 0 &&
+                    (i + gl == n || buf[i + gl] < '0' || buf[i + gl] > '9');
+        free(buf);
+    }
+    closedir(dd);
+    return found;
+}
+
+static void case_commit(const char *id)
+{
+    char out[4096], gtrid[80];
+    printf("case: commit decided in the decider branch\n");
+    CHECK_INT(run_ap(id, "commit", NULL, out, sizeof out), 0);
+    CHECK_CONTAINS(out, "result=OK");
+    gtrid_of(out, gtrid, sizeof gtrid);
+    CHECK(gtrid[0] != '\0');
+    expect_rows(id, 1);
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+    /* nothing of it in xatmd's log (no COMMIT, no END), and its commit row is gone (the
+     * AP deleted it at xatm_close, after phase 2) */
+    usleep(300 * 1000); /* past xatmd's lazy write of unforced records */
+    CHECK(!in_tm_log(gtrid));
+    CHECK_INT(decision_of(gtrid), 0);
+}
+
+static void case_no_vote(const char *id, const char *action)
+{
+    char out[4096], gtrid[80];
+    printf("case: %s: no commit, both rolled back\n", action);
+    CHECK_INT(run_ap(id, action, NULL, out, sizeof out), 2);
+    CHECK_CONTAINS(out, "result=EABORTED");
+    gtrid_of(out, gtrid, sizeof gtrid);
+    expect_rows(id, 0);
+    CHECK_INT(decision_of(gtrid), 0);
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+}
+
+/* The AP killed at fault: recovery converges to `expect` (row 'A' or 'C' at the decider). */
+/* gtrids of the AP-killed cases, for the sweep at the end. */
+static char killed_gtrid[2][80];
+
+static void case_ap_killed(const char *id, const char *fault, long long expect, int row)
+{
+    char out[4096], gtrid[80];
+    printf("case: AP killed at %s\n", fault);
+    CHECK_INT(run_ap(id, "commit", fault, out, sizeof out), 128 + SIGKILL);
+    gtrid_of(out, gtrid, sizeof gtrid);
+    expect_converged();
+    expect_rows(id, expect);
+    CHECK_INT(decision_of(gtrid), row);
+    snprintf(killed_gtrid[expect ? 1 : 0], sizeof killed_gtrid[0], "%s", gtrid);
+    if (expect) {
+        /* recovery adopted the commit as a forced COMMIT record */
+        char line[200];
+        snprintf(line, sizeof line, "transaction %s: decider RM %s committed it", gtrid,
+                 decider_my ? "my" : "pg");
+        CHECK_INT(t_xatmd_log_count(&d, line), 1);
+        CHECK(in_tm_log(gtrid));
+    }
+}
+
+/* xatmd killed (SIGKILL) while the AP is stopped at fault; restarted before the AP resumes
+ * when restart_first. The AP's result is `want`, the rows `expect`. */
+static void case_tm_killed(const char *id, const char *fault, bool restart_first, const char *want,
+                           long long expect)
+{
+    char outfile[600], gtrid[80], out[4096], armed[128];
+    printf("case: xatmd killed while the AP is stopped at %s%s\n", fault,
+           restart_first ? " (restarted before the AP resumes)" : "");
+    snprintf(armed, sizeof armed, "%s:stop", fault);
+    pid_t ap = spawn_ap(id, "commit", armed, NULL, outfile, sizeof outfile);
+    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
+    read_gtrid(outfile, gtrid, sizeof gtrid);
+    CHECK(gtrid[0] != '\0');
+    kill(d.pid, SIGKILL);
+    CHECK(t_xatmd_wait_killed(&d, 10000));
+    if (restart_first) {
+        CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+        /* start-up recovery resolves the gtrid of the earlier incarnation at the decider */
+        if (strcmp(fault, "ap.decider.before_commit") == 0) {
+            CHECK(wait_decision(gtrid, 'A', 10000));
+        } else {
+            /* the commit row is found and adopted; the MariaDB branch is still held by
+             * the stopped AP's session, so it is left to it (or to a later pass) */
+            char line[200];
+            snprintf(line, sizeof line, "transaction %s: decider RM pg committed it", gtrid);
+            CHECK(wait_log(line, 10000));
+        }
+    }
+    kill(ap, SIGCONT);
+    int st = 0;
+    CHECK(t_wait_exit(ap, 30000, &st));
+    read_file(outfile, out, sizeof out);
+    CHECK_CONTAINS(out, want);
+    if (!restart_first) CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    expect_converged();
+    expect_rows(id, expect);
+}
+
+/* xatmd killed in recovery right after it found the decider's commit row, before the COMMIT
+ * record (tm.recovery_after_resolve), for a transaction whose AP died after the decider's
+ * commit: the restarted xatmd resolves it again and commits. */
+static void case_tm_killed_after_resolve(void)
+{
+    char out[4096];
+    printf("case: xatmd killed at tm.recovery_after_resolve\n");
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    CHECK_INT(t_xatmd_start(&d, cfg, "tm.recovery_after_resolve"), 0);
+    CHECK_INT(run_ap("tmr1", "commit", "ap.decider.after_commit", out, sizeof out),
+              128 + SIGKILL);
+    CHECK(t_xatmd_wait_killed(&d, 15000));
+    CHECK_INT(t_my_prepared(tm_id), 1); /* nobody may finish it but xatmd */
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    expect_converged();
+    expect_rows("tmr1", 1);
+}
+
+/* The AP (transaction timeout 1 s) stopped before the decider's commit until xatmd has
+ * timed it out and written the abort row: its commit then fails on the duplicate key. */
+static void case_recovery_first(void)
+{
+    char outfile[600], gtrid[80], out[4096];
+    printf("case: recovery's abort row first, the AP's commit after it\n");
+    pid_t ap = spawn_ap("rf1", "commit", "ap.decider.before_commit:stop", "1000", outfile,
+                        sizeof outfile);
+    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
+    read_gtrid(outfile, gtrid, sizeof gtrid);
+    CHECK(gtrid[0] != '\0');
+    CHECK(wait_decision(gtrid, 'A', 15000));
+    kill(ap, SIGCONT);
+    int st = 0;
+    CHECK(t_wait_exit(ap, 30000, &st));
+    read_file(outfile, out, sizeof out);
+    CHECK_CONTAINS(out, "result=EABORTED");
+    CHECK_CONTAINS(out, "recovery had already decided abort");
+    expect_converged();
+    expect_rows("rf1", 0);
+    CHECK_INT(decision_of(gtrid), 'A');
+}
+
+/* The decider's COMMIT holds the decision row uncommitted (a deferred trigger sleeps) and
+ * the AP is stopped: recovery's resolve is busy; after the deadline xatmd fences the
+ * decider session and the transaction aborts. */
+static void case_busy_fenced(void)
+{
+    char outfile[600], gtrid[80], out[4096], line[300];
+    printf("case: the decision row held by a stopped AP: busy, fenced, aborted\n");
+    pid_t ap = spawn_ap("bz1", "pg-slow", NULL, "2000", outfile, sizeof outfile);
+    CHECK(ap > 0);
+    /* the decider's COMMIT is running its deferred trigger */
+    long long running = 0;
+    for (int i = 0; i < 200 && running <= 0; i++) {
+        running = t_pg_scalar("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                              "AND query LIKE 'INSERT INTO xatm_decisions%'");
+        if (running <= 0) usleep(50000);
+    }
+    CHECK(running > 0);
+    kill(ap, SIGSTOP);
+    CHECK(t_wait_stopped(ap, 5000));
+    read_gtrid(outfile, gtrid, sizeof gtrid);
+    CHECK(gtrid[0] != '\0');
+    /* the fence follows a busy resolve (only a held row answers busy) */
+    snprintf(line, sizeof line, "on decider RM pg holding the decision row of %s", gtrid);
+    CHECK(wait_log(line, 20000));
+    CHECK(wait_decision(gtrid, 'A', 15000));
+    kill(ap, SIGCONT);
+    int st = 0;
+    CHECK(t_wait_exit(ap, 30000, &st));
+    read_file(outfile, out, sizeof out);
+    CHECK_CONTAINS(out, "result=EUNKNOWN"); /* its decider connection was terminated */
+    expect_converged();
+    expect_rows("bz1", 0);
+    CHECK_INT(t_pg_scalar("SELECT count(*) FROM xatm_slow WHERE id = 'bz1'"), 0);
+}
+
+/* An application whose config has no tm.decision_rm (same TM, same socket) is refused at
+ * xatm_open: its transactions would not be resolved the way xatmd resolves them. */
+static void case_mismatch(void)
+{
+    printf("case: an application without tm.decision_rm is refused\n");
+    char path[700], out[4096], *text = malloc(1 << 16);
+    FILE *f = fopen(cfg, "r");
+    size_t n = f && text ? fread(text, 1, (1 << 16) - 1, f) : 0;
+    if (f) fclose(f);
+    if (!text) return;
+    text[n] = '\0';
+    char *at = strstr(text, "  decision_rm: pg\n");
+    CHECK(at != NULL);
+    if (at) memmove(at, at + strlen("  decision_rm: pg\n"), strlen(at + strlen("  decision_rm: pg\n")) + 1);
+    snprintf(path, sizeof path, "%s/nodecider.yaml", dir);
+    f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    free(text);
+    char *saved = cfg;
+    cfg = path;
+    CHECK_INT(run_ap("mm1", "commit", NULL, out, sizeof out), 2);
+    cfg = saved;
+    CHECK_CONTAINS(out, "result=EPROTO open:");
+    CHECK_CONTAINS(out, "runs with tm.decision_rm 'pg', but");
+    expect_rows("mm1", 0);
+}
+
+/* xatmd restarted with tm.decision_retention: 1s: its first recovery pass deletes the
+ * abort rows older than that, and the commit row the AP killed after its decider's commit
+ * left behind (no branch of it is prepared any more). */
+static void case_sweep(void)
+{
+    printf("case: old decision rows swept (tm.decision_retention: 1s)\n");
+    CHECK_INT(decision_of(killed_gtrid[0]), 'A');
+    CHECK_INT(decision_of(killed_gtrid[1]), 'C');
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    free(cfg);
+    cfg = t_write_config(dir, tm_id,
+                         "  transaction_timeout: 10s\n"
+                         "  request_timeout: 10s\n"
+                         "  recovery_interval: 200ms\n"
+                         "  decision_rm: pg\n"
+                         "  decision_retention: 1s\n");
+    usleep(1100 * 1000); /* every row of this run is older than 1 s */
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    CHECK(wait_decision(killed_gtrid[0], 0, 10000));
+    CHECK(wait_decision(killed_gtrid[1], 0, 10000));
+    CHECK(wait_log("older than tm.decision_retention, of transactions with no prepared branch left", 5000));
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_decisions WHERE gtrid LIKE '%s.%%'", tm_id);
+    CHECK_INT(t_pg_scalar(sql), 0);
+}
+
+/* A second xatmd (its own tm id, a fresh log) starting while the decision table holds a
+ * row of its tm id from epoch 7 (as a lost log leaves it): it raises its epoch to 8, so no
+ * gtrid with a row is issued again (a stale commit row would decide a new transaction). */
+static void case_epoch_rows(void)
+{
+    printf("case: start-up epoch above the decision rows' (fresh log)\n");
+    char tm2[17], *dir2, *cfg2, sql[300], line[200];
+    snprintf(tm2, sizeof tm2, "de%d", (int)(getpid() % 100000));
+    dir2 = t_tmpdir("tmdec-e");
+    cfg2 = t_write_config(dir2, tm2,
+                          "  transaction_timeout: 10s\n"
+                          "  recovery_interval: 30s\n"
+                          "  decision_rm: pg\n");
+    snprintf(sql, sizeof sql, "INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('%s.7.3', 'C')",
+             tm2);
+    CHECK_INT(t_pg_exec(sql), 0);
+    t_xatmd d2;
+    memset(&d2, 0, sizeof d2);
+    CHECK_INT(t_xatmd_start(&d2, cfg2, NULL), 0);
+    CHECK_INT(t_xatmd_log_count(&d2, "start-up: epoch raised from 1 to 8: the decision table "
+                                      "holds rows of this TM from epoch 7"), 1);
+    snprintf(line, sizeof line, "ready tm=%s epoch=8 ", tm2);
+    CHECK_INT(t_xatmd_log_count(&d2, line), 1);
+    CHECK_INT(t_xatmd_stop(&d2), 0);
+    snprintf(sql, sizeof sql, "DELETE FROM xatm_decisions WHERE gtrid LIKE '%s.%%'", tm2);
+    CHECK_INT(t_pg_exec(sql), 0);
+    free(cfg2);
+    free(dir2);
+}
+
+/* The same protocol with MariaDB as the decider (tm.decision_rm: my; "pg" is the prepared
+ * branch): its own xatmd, tm id and directory; commit, a NO on the prepared side, a failed
+ * statement on the decider, the AP killed before and after the decider's commit. */
+static void cases_mariadb_decider(void)
+{
+    printf("-- MariaDB as the decider\n");
+    char *saved_dir = dir, *saved_cfg = cfg, saved_tm[17];
+    t_xatmd saved_d = d;
+    snprintf(saved_tm, sizeof saved_tm, "%s", tm_id);
+    snprintf(tm_id, sizeof tm_id, "dm%d", (int)(getpid() % 100000));
+    dir = t_tmpdir("tmdec-my");
+    cfg = t_write_config(dir, tm_id,
+                         "  transaction_timeout: 10s\n"
+                         "  request_timeout: 10s\n"
+                         "  recovery_interval: 200ms\n"
+                         "  decision_rm: my\n");
+    decider_my = true;
+    memset(&d, 0, sizeof d);
+    if (t_xatmd_start(&d, cfg, NULL) == 0) {
+        CHECK_INT(t_my_scalar("SELECT count(*) FROM information_schema.tables WHERE "
+                              "table_schema = DATABASE() AND table_name = 'xatm_decisions'"),
+                  1);
+        case_commit("mc1");
+        case_no_vote("mnopg", "fail-pg");
+        case_no_vote("mnomy", "fail-my");
+        case_ap_killed("mapk1", "ap.decider.before_commit", 0, 'A');
+        case_ap_killed("mapk2", "ap.decider.after_commit", 1, 'C');
+        CHECK_INT(t_xatmd_stop(&d), 0);
+    } else {
+        CHECK(!"xatmd (decider my) starts");
+    }
+    char sql[200];
+    snprintf(sql, sizeof sql, "DELETE FROM xatm_decisions WHERE gtrid LIKE '%s.%%'", tm_id);
+    CHECK_INT(t_my_exec(sql), 0);
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+    decider_my = false;
+    free(cfg);
+    free(dir);
+    dir = saved_dir;
+    cfg = saved_cfg;
+    d = saved_d;
+    snprintf(tm_id, sizeof tm_id, "%s", saved_tm);
+}
+
+int main(void)
+{
+    t_require_servers();
+    snprintf(tm_id, sizeof tm_id, "dc%d", (int)(getpid() % 100000));
+    dir = t_tmpdir("tmdec");
+    cfg = t_write_config(dir, tm_id,
+                         "  transaction_timeout: 10s\n"
+                         "  request_timeout: 10s\n"
+                         "  recovery_interval: 200ms\n"
+                         "  decision_rm: pg\n");
+    CHECK_INT(t_pg_exec("CREATE TABLE IF NOT EXISTS xatm_it (id varchar(64) PRIMARY KEY, v int)"), 0);
+    CHECK_INT(t_my_exec("CREATE TABLE IF NOT EXISTS xatm_it (id varchar(64) PRIMARY KEY, v int) ENGINE=InnoDB"), 0);
+    CHECK_INT(t_pg_exec("DELETE FROM xatm_it"), 0);
+    CHECK_INT(t_my_exec("DELETE FROM xatm_it"), 0);
+    /* a table whose rows make COMMIT sleep (a deferred constraint trigger) */
+    CHECK_INT(t_pg_exec("CREATE TABLE IF NOT EXISTS xatm_slow (id varchar(64))"), 0);
+    CHECK_INT(t_pg_exec("CREATE OR REPLACE FUNCTION xatm_slow_fn() RETURNS trigger "
+                        "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$"),
+              0);
+    CHECK_INT(t_pg_exec("DROP TRIGGER IF EXISTS xatm_slow_t ON xatm_slow"), 0);
+    CHECK_INT(t_pg_exec("CREATE CONSTRAINT TRIGGER xatm_slow_t AFTER INSERT ON xatm_slow "
+                        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "
+                        "xatm_slow_fn()"),
+              0);
+    CHECK_INT(t_pg_exec("DELETE FROM xatm_slow"), 0);
+    if (t_xatmd_start(&d, cfg, NULL) != 0) {
+        CHECK(!"xatmd starts");
+        return t_finish("tm_decider");
+    }
+    /* xatmd created the decision table at start-up */
+    CHECK_INT(t_pg_scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = "
+                          "'xatm_decisions'"),
+              1);
+    case_commit("c1");
+    case_no_vote("nomy", "fail-my");
+    case_no_vote("nopg", "fail-pg");
+    case_ap_killed("apk1", "ap.decider.before_commit", 0, 'A');
+    case_ap_killed("apk2", "ap.decider.after_commit", 1, 'C');
+    case_tm_killed("tmk1", "ap.decider.before_commit", true, "result=EABORTED", 0);
+    case_tm_killed("tmk2", "ap.decider.after_commit", false, "result=OK", 1);
+    case_tm_killed("tmk3", "ap.decider.after_commit", true, "result=OK", 1);
+    case_tm_killed_after_resolve();
+    case_recovery_first();
+    case_busy_fenced();
+    case_mismatch();
+    case_epoch_rows();
+    case_sweep();
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    cases_mariadb_decider();
+    CHECK_INT(t_pg_prepared(tm_id), 0);
+    CHECK_INT(t_my_prepared(tm_id), 0);
+    free(cfg);
+    free(dir);
+    return t_finish("tm_decider");
+}
