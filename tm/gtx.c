@@ -407,7 +407,7 @@ static gtx_branch *gtx_branch_get(gtx_info *g, const char *rm)
     if (g->n_branches >= XATM_MAX_BRANCHES) return NULL;
     b = &g->branches[g->n_branches++];
     memset(b, 0, sizeof *b);
-    snprintf(b->rm, sizeof b->rm, "%s", rm);
+    xatm_str_copy(b->rm, sizeof b->rm, rm);
     return b;
 }
 
@@ -674,13 +674,13 @@ void gtx_commit_record(const gtx_info *g, xatm_declog_record *rec)
 {
     memset(rec, 0, sizeof *rec);
     rec->type = XATM_DL_COMMIT;
-    snprintf(rec->gtrid, sizeof rec->gtrid, "%s", g->gtrid);
+    xatm_str_copy(rec->gtrid, sizeof rec->gtrid, g->gtrid);
     rec->protocol = g->protocol;
     for (unsigned i = 0; i < g->n_branches; i++) {
         const gtx_branch *b = &g->branches[i];
         if (b->vote != XATM_VOTE_YES) continue; /* read-only branches already committed */
         xatm_declog_branch *d = &rec->branches[rec->n_branches++];
-        snprintf(d->rm, sizeof d->rm, "%s", b->rm);
+        xatm_str_copy(d->rm, sizeof d->rm, b->rm);
         d->session_id = b->session_id;
     }
 }
@@ -693,11 +693,11 @@ void gtx_decision_record(const gtx_info *g, uint8_t type, xatm_declog_record *re
     }
     memset(rec, 0, sizeof *rec);
     rec->type = type;
-    snprintf(rec->gtrid, sizeof rec->gtrid, "%s", g->gtrid);
+    xatm_str_copy(rec->gtrid, sizeof rec->gtrid, g->gtrid);
     rec->protocol = XATM_PROTOCOL_3PC;
     for (unsigned i = 0; i < g->n_branches; i++) {
         xatm_declog_branch *d = &rec->branches[rec->n_branches++];
-        snprintf(d->rm, sizeof d->rm, "%s", g->branches[i].rm);
+        xatm_str_copy(d->rm, sizeof d->rm, g->branches[i].rm);
         d->session_id = g->branches[i].session_id;
     }
 }
