@@ -153,7 +153,7 @@ static void keep_reservation(xatm__tm *t, const xatm_msg *m)
     t->resv = XATM__RESV_NONE;
     if (m->type != XATM_MSG_BEGIN_OK) return;
     t->resv = XATM__RESV_READY;
-    snprintf(t->resv_gtrid, sizeof t->resv_gtrid, "%s", m->u.begin_ok.gtrid);
+    xatm_str_copy(t->resv_gtrid, sizeof t->resv_gtrid, m->u.begin_ok.gtrid);
     t->resv_protocol = m->u.begin_ok.protocol;
     t->resv_timeout_ms = m->u.begin_ok.timeout_ms;
 }
@@ -228,7 +228,7 @@ bool xatm__tm_take_reservation(xatm__tm *t, uint8_t protocol, uint32_t timeout_m
     bool ok = t->resv == XATM__RESV_READY && t->resv_asked_protocol == protocol &&
               t->resv_asked_timeout_ms == timeout_ms && t->resv_protocol == protocol;
     if (ok) {
-        snprintf(gtrid, XATM_GTRID_MAX + 1, "%s", t->resv_gtrid);
+        xatm_str_copy(gtrid, XATM_GTRID_MAX + 1, t->resv_gtrid);
         *granted_protocol = t->resv_protocol;
         *granted_timeout_ms = t->resv_timeout_ms;
     }

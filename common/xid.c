@@ -57,8 +57,7 @@ static bool parse_decimal(const char **p, const char *end, uint64_t max, uint64_
     return true;
 }
 
-/* Writes v in decimal at p (no terminator); returns the number of digits (1..20). */
-static size_t put_decimal(char *p, uint64_t v)
+size_t xatm_put_decimal(char *p, uint64_t v)
 {
     char digits[20];
     size_t n = 0;
@@ -78,9 +77,9 @@ int xatm_gtrid_format(char *buf, size_t size, const char *tm_id, uint32_t epoch,
     size_t n = strlen(tm_id); /* <= XATM_TM_ID_MAX: checked above */
     memcpy(text, tm_id, n);
     text[n++] = '.';
-    n += put_decimal(text + n, epoch);
+    n += xatm_put_decimal(text + n, epoch);
     text[n++] = '.';
-    n += put_decimal(text + n, seq);
+    n += xatm_put_decimal(text + n, seq);
     if (n >= size) {
         if (size) buf[0] = '\0';
         return XATM_EINVAL;
@@ -154,12 +153,27 @@ static bool xid_valid(const xatm_xid *x)
 int xatm_xid_to_pg_gid(const xatm_xid *xid, char *buf, size_t size)
 {
     if (!buf || !xid_valid(xid)) return XATM_EINVAL;
-    int n = snprintf(buf, size, "%s%08lx:%s:%s", XATM_PG_GID_PREFIX,
-                     (unsigned long)xid->format_id, xid->gtrid, xid->bqual);
-    if (n < 0 || (size_t)n >= size || (size_t)n >= XATM_PG_GID_MAX) {
+    /* "<prefix><format_id as 8 lowercase hex>:<gtrid>:<bqual>", spelled by hand: the
+     * PostgreSQL adapter spells one per branch of every transaction */
+    char text[sizeof XATM_PG_GID_PREFIX + 8 + 1 + XATM_GTRID_MAX + 1 + XATM_BQUAL_MAX + 1];
+    size_t n = sizeof XATM_PG_GID_PREFIX - 1;
+    memcpy(text, XATM_PG_GID_PREFIX, n);
+    for (int shift = 28; shift >= 0; shift -= 4)
+        text[n++] = "0123456789abcdef"[(xid->format_id >> shift) & 0xfu];
+    text[n++] = ':';
+    size_t len = strlen(xid->gtrid); /* xid_valid checked both lengths */
+    memcpy(text + n, xid->gtrid, len);
+    n += len;
+    text[n++] = ':';
+    len = strlen(xid->bqual);
+    memcpy(text + n, xid->bqual, len);
+    n += len;
+    if (n >= size || n >= XATM_PG_GID_MAX) {
         if (size) buf[0] = '\0';
         return XATM_EINVAL;
     }
+    memcpy(buf, text, n);
+    buf[n] = '\0';
     return 0;
 }
 

@@ -68,6 +68,10 @@ int xatm_gtrid_format(char *buf, size_t size, const char *tm_id, uint32_t epoch,
 /* Parses a gtrid; XATM_EINVAL if it is not one of ours (any TM id). */
 int xatm_gtrid_parse(const char *gtrid, xatm_gtrid_parts *out);
 
+/* Writes v in decimal at p (no sign, no terminator) and returns the number of digits
+ * (1..20): snprintf's "%llu" for the identifiers and statements of every transaction. */
+size_t xatm_put_decimal(char *p, uint64_t v);
+
 /* Copies the string src into dst (size >= 1 bytes), cut to size - 1 bytes and always
  * terminated: snprintf(dst, size, "%s", src) without the formatter, for the gtrids, RM
  * names and reasons xatmd copies on every transaction. Returns dst. */
