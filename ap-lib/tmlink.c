@@ -50,9 +50,8 @@ void xatm__tm_close(xatm__tm *t)
     t->fd = -1;
     t->rx.len = 0;
     t->tx.len = 0;
+    t->resv = XATM__RESV_NONE;
     t->resv_req = 0;
-    t->resv_deferred = false;
-    t->resv_ok = false;
 }
 
 void xatm__tm_free(xatm__tm *t)
@@ -158,15 +157,27 @@ fail_close:
 static int encode_behind(xatm__tm *t, const xatm_msg *m, uint32_t *id, char *err,
                          size_t errlen);
 
-/* Keeps the answer m to the reserving BEGIN (an ERROR: no reservation). */
+/* Keeps the answer m to the reserving BEGIN: SENT -> READY, or NONE for an ERROR. */
 static void keep_reservation(xatm__tm *t, const xatm_msg *m)
 {
     t->resv_req = 0;
+    t->resv = XATM__RESV_NONE;
     if (m->type != XATM_MSG_BEGIN_OK) return;
-    t->resv_ok = true;
-    snprintf(t->resv_gtrid, sizeof t->resv_gtrid, "%s", m->u.begin_ok.gtrid);
+    t->resv = XATM__RESV_READY;
+    xatm_str_copy(t->resv_gtrid, sizeof t->resv_gtrid, m->u.begin_ok.gtrid);
     t->resv_protocol = m->u.begin_ok.protocol;
     t->resv_timeout_ms = m->u.begin_ok.timeout_ms;
+}
+
+/* Waits for the answer to the reserving BEGIN (SENT) and keeps it. 0, or the failure of
+ * xatm__tm_recv (the link is then closed). */
+static int read_reservation(xatm__tm *t)
+{
+    xatm_msg m;
+    char err[256];
+    int rc = xatm__tm_recv(t, t->resv_req, "BEGIN (reservation)", &m, err, sizeof err);
+    if (rc == 0) keep_reservation(t, &m);
+    return rc;
 }
 
 void xatm__tm_check_idle(xatm__tm *t)
@@ -175,13 +186,9 @@ void xatm__tm_check_idle(xatm__tm *t)
     struct pollfd p = {.fd = t->fd, .events = POLLIN};
     int n = poll(&p, 1, 0);
     if (n == 0) return;
-    if (t->resv_req && t->tx.len == 0) {
+    if (t->resv == XATM__RESV_SENT && t->tx.len == 0) {
         /* most likely the reservation's answer: read it (a failure closes the link) */
-        xatm_msg m;
-        char err[256];
-        if (xatm__tm_recv(t, t->resv_req, "BEGIN (reservation)", &m, err, sizeof err) != 0)
-            return;
-        keep_reservation(t, &m);
+        if (read_reservation(t) != 0) return;
         n = t->rx.len ? 1 : poll(&p, 1, 0);
         if (n == 0) return;
     }
@@ -192,18 +199,17 @@ void xatm__tm_check_idle(xatm__tm *t)
 
 void xatm__tm_reserve(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms)
 {
-    t->resv_ok = false;
+    t->resv = t->fd >= 0 ? XATM__RESV_DEFERRED : XATM__RESV_NONE;
     t->resv_req = 0;
     t->resv_asked_protocol = protocol;
     t->resv_asked_timeout_ms = timeout_ms;
-    t->resv_deferred = t->fd >= 0;
 }
 
 /* Encodes the deferred reserving BEGIN behind the frames in tx (xatm__tm_reserve). A
  * failure to encode leaves no reservation: the next xatm_begin is a call. */
 static void encode_reservation(xatm__tm *t)
 {
-    t->resv_deferred = false;
+    t->resv = XATM__RESV_NONE;
     xatm_msg m;
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_BEGIN;
@@ -212,7 +218,10 @@ static void encode_reservation(xatm__tm *t)
     m.u.begin.flags = XATM_BEGIN_RESERVE;
     uint32_t id;
     char err[256];
-    if (encode_behind(t, &m, &id, err, sizeof err) == 0) t->resv_req = id;
+    if (encode_behind(t, &m, &id, err, sizeof err) == 0) {
+        t->resv = XATM__RESV_SENT;
+        t->resv_req = id;
+    }
 }
 
 bool xatm__tm_take_reservation(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms,
@@ -220,25 +229,21 @@ bool xatm__tm_take_reservation(xatm__tm *t, uint8_t protocol, uint32_t timeout_m
                                uint32_t *granted_timeout_ms)
 {
     if (t->fd < 0) return false;
-    /* asked for, never sent (the transaction ended without writing to xatmd): none; the
-     * next reservation replaces whatever xatmd holds for this connection */
-    t->resv_deferred = false;
-    if (t->resv_req) {
+    /* DEFERRED (asked for, never sent: the transaction ended without writing to xatmd)
+     * ends as none, below; the next reservation replaces whatever xatmd holds for this
+     * connection */
+    if (t->resv == XATM__RESV_SENT) {
         char err[256];
-        xatm_msg m;
-        if (xatm__tm_flush(t, err, sizeof err) != 0) return false;
-        if (xatm__tm_recv(t, t->resv_req, "BEGIN (reservation)", &m, err, sizeof err) != 0)
-            return false;
-        keep_reservation(t, &m);
+        if (xatm__tm_flush(t, err, sizeof err) != 0 || read_reservation(t) != 0) return false;
     }
-    bool ok = t->resv_ok && t->resv_asked_protocol == protocol &&
+    bool ok = t->resv == XATM__RESV_READY && t->resv_asked_protocol == protocol &&
               t->resv_asked_timeout_ms == timeout_ms && t->resv_protocol == protocol;
     if (ok) {
-        snprintf(gtrid, XATM_GTRID_MAX + 1, "%s", t->resv_gtrid);
+        xatm_str_copy(gtrid, XATM_GTRID_MAX + 1, t->resv_gtrid);
         *granted_protocol = t->resv_protocol;
         *granted_timeout_ms = t->resv_timeout_ms;
     }
-    t->resv_ok = false;
+    t->resv = XATM__RESV_NONE;
     return ok;
 }
 
@@ -318,7 +323,7 @@ int xatm__tm_send(xatm__tm *t, const xatm_msg *m, uint32_t *req_id, char *err, s
     uint32_t id;
     int rc = encode_behind(t, m, &id, err, errlen);
     if (rc) return rc;
-    if (t->resv_deferred) encode_reservation(t);
+    if (t->resv == XATM__RESV_DEFERRED) encode_reservation(t);
     rc = xatm__tm_flush(t, err, errlen);
     if (rc) return rc;
     if (req_id) *req_id = id;
@@ -402,7 +407,7 @@ int xatm__tm_recv_within(xatm__tm *t, uint32_t req_id, const char *what, uint32_
         xatm_buf_consume(&t->rx, XATM_FRAME_HEADER_SIZE + (size_t)h.body_len);
 
         if (h.req_id == req_id) return 0;
-        if (t->resv_req && h.req_id == t->resv_req) {
+        if (t->resv == XATM__RESV_SENT && h.req_id == t->resv_req) {
             keep_reservation(t, out); /* the next transaction's gtrid, kept aside */
             continue;
         }

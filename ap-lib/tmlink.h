@@ -32,6 +32,20 @@
 #include "config.h"
 #include "proto.h"
 
+/* Where the reservation of the next transaction's gtrid stands (xatm__tm_reserve):
+ *
+ *   NONE --xatm__tm_reserve--> DEFERRED --xatm__tm_send writes the BEGIN--> SENT
+ *                                       (NONE when the BEGIN cannot be encoded)
+ *   SENT --its BEGIN_OK read (by whichever read meets it)--> READY
+ *   SENT --its ERROR read--> NONE          READY, DEFERRED --take_reservation--> NONE
+ *   any --xatm__tm_reserve--> DEFERRED (NONE when closed); any --close--> NONE */
+enum xatm__resv {
+    XATM__RESV_NONE = 0, /* none: the next xatm_begin is a call */
+    XATM__RESV_DEFERRED, /* asked for: the BEGIN goes right behind the next xatm__tm_send */
+    XATM__RESV_SENT,     /* that BEGIN is written (resv_req); its answer is not read yet */
+    XATM__RESV_READY,    /* answered: resv_gtrid, resv_protocol, resv_timeout_ms */
+};
+
 /* The link. Zero-initialise, then set fd = -1 (xatm__tm_init does both). */
 typedef struct xatm__tm {
     int fd;                /* connected socket, -1 when closed */
@@ -43,13 +57,12 @@ typedef struct xatm__tm {
     uint32_t timeout_ms;   /* tm.request_timeout: bound on every wait */
     uint32_t epoch;        /* xatmd's boot epoch from HELLO_OK */
     /* the reservation of the next transaction's gtrid (xatm__tm_reserve) */
-    uint32_t resv_req;     /* req_id of the reserving BEGIN whose answer is not read; 0 none */
-    bool resv_deferred;    /* the reserving BEGIN goes right behind the next xatm__tm_send */
-    uint8_t resv_asked_protocol; /* what that BEGIN asked for */
+    enum xatm__resv resv;  /* where it stands (above) */
+    uint32_t resv_req;     /* SENT: req_id of the reserving BEGIN; 0 otherwise */
+    uint8_t resv_asked_protocol; /* what that BEGIN asks for */
     uint32_t resv_asked_timeout_ms;
-    bool resv_ok;          /* an answered reservation, not used yet: */
-    char resv_gtrid[XATM_GTRID_MAX + 1];
-    uint8_t resv_protocol; /* ... as BEGIN_OK granted it */
+    char resv_gtrid[XATM_GTRID_MAX + 1]; /* READY: the reserved gtrid, */
+    uint8_t resv_protocol; /* ... and the protocol and timeout BEGIN_OK granted */
     uint32_t resv_timeout_ms;
     uint8_t default_protocol; /* from HELLO_OK */
 } xatm__tm;

@@ -358,8 +358,8 @@ static int rm_use(xatm_t *h, ap_rm *r)
     xatm_msg m;
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_ENLIST;
-    snprintf(m.u.enlist.gtrid, sizeof m.u.enlist.gtrid, "%s", h->gtrid);
-    snprintf(m.u.enlist.rm, sizeof m.u.enlist.rm, "%s", r->cfg->name);
+    xatm_str_copy(m.u.enlist.gtrid, sizeof m.u.enlist.gtrid, h->gtrid);
+    xatm_str_copy(m.u.enlist.rm, sizeof m.u.enlist.rm, r->cfg->name);
     m.u.enlist.session_id = xatm_rm_session_ref(r->conn);
     char msg[1024];
     /* queued: it goes out with the next message, at the latest just before phase 1 */
@@ -428,12 +428,12 @@ static void send_done(xatm_t *h, uint8_t outcome)
     xatm_msg m;
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_DONE;
-    snprintf(m.u.done.gtrid, sizeof m.u.done.gtrid, "%s", h->gtrid);
+    xatm_str_copy(m.u.done.gtrid, sizeof m.u.done.gtrid, h->gtrid);
     m.u.done.outcome = outcome;
     m.u.done.n = (uint16_t)h->n_branches;
     for (size_t k = 0; k < h->n_branches; k++) {
         ap_rm *r = &h->rms[h->order[k]];
-        snprintf(m.u.done.e[k].rm, sizeof m.u.done.e[k].rm, "%s", r->cfg->name);
+        xatm_str_copy(m.u.done.e[k].rm, sizeof m.u.done.e[k].rm, r->cfg->name);
         m.u.done.e[k].xa_rc = r->rc;
     }
     char msg[512];
@@ -445,7 +445,7 @@ static void send_rollback(xatm_t *h)
     xatm_msg m;
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_ROLLBACK;
-    snprintf(m.u.rollback.gtrid, sizeof m.u.rollback.gtrid, "%s", h->gtrid);
+    xatm_str_copy(m.u.rollback.gtrid, sizeof m.u.rollback.gtrid, h->gtrid);
     char msg[512];
     (void)xatm__tm_send(&h->tm, &m, NULL, msg, sizeof msg);
 }
@@ -604,7 +604,7 @@ XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts)
      * is read when the next xatm_begin takes it) */
     xatm__tm_reserve(&h->tm, m.u.begin.protocol, m.u.begin.timeout_ms);
 
-    snprintf(h->gtrid, sizeof h->gtrid, "%s", reply.u.begin_ok.gtrid);
+    xatm_str_copy(h->gtrid, sizeof h->gtrid, reply.u.begin_ok.gtrid);
     if (reply.u.begin_ok.protocol != protocol) {
         /* the codec admits 2 or 3 only; a TM that resolved another protocol than the one
          * asked for is not the TM this library speaks to */
@@ -782,12 +782,12 @@ static bool build_votes(xatm_t *h, xatm_msg *m, uint8_t type, enum ap_branch_sta
     bool any_no = false;
     memset(m, 0, sizeof *m);
     m->type = type;
-    snprintf(m->u.vote.gtrid, sizeof m->u.vote.gtrid, "%s", h->gtrid);
+    xatm_str_copy(m->u.vote.gtrid, sizeof m->u.vote.gtrid, h->gtrid);
     m->u.vote.n = (uint16_t)h->n_branches;
     for (size_t k = 0; k < h->n_branches; k++) {
         ap_rm *r = &h->rms[h->order[k]];
         xatm_msg_vote_entry *e = &m->u.vote.e[k];
-        snprintf(e->rm, sizeof e->rm, "%s", r->cfg->name);
+        xatm_str_copy(e->rm, sizeof e->rm, r->cfg->name);
         e->session_id = xatm_rm_session_ref(r->conn);
         e->vote = settle_vote(r, yes_state);
         any_no = any_no || e->vote == XATM_VOTE_NO;

@@ -40,14 +40,14 @@ bool xatm_rm_name_valid(const char *s)
     return name_valid(s, XATM_RM_NAME_MAX);
 }
 
-/* Parses the canonical decimal number at *p (no sign, no leading zero, not 0, <= max),
- * advancing *p past it. false on anything else, *p then unspecified. */
-static bool parse_decimal(const char **p, uint64_t max, uint64_t *out)
+/* Parses the canonical decimal number at *p, before end (no sign, no leading zero, not 0,
+ * <= max), advancing *p past it. false on anything else, *p then unspecified. */
+static bool parse_decimal(const char **p, const char *end, uint64_t max, uint64_t *out)
 {
     const char *s = *p;
-    if (*s < '1' || *s > '9') return false; /* empty, zero, leading zero, sign, space */
+    if (s == end || *s < '1' || *s > '9') return false; /* empty, zero, leading zero, sign */
     uint64_t v = 0;
-    for (; *s >= '0' && *s <= '9'; s++) {
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
         unsigned d = (unsigned)(*s - '0');
         if (v > (max - d) / 10) return false; /* v * 10 + d would exceed max */
         v = v * 10 + d;
@@ -57,42 +57,59 @@ static bool parse_decimal(const char **p, uint64_t max, uint64_t *out)
     return true;
 }
 
+size_t xatm_put_decimal(char *p, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) p[i] = digits[n - 1 - i];
+    return n;
+}
+
+/* Spelled out by hand rather than with snprintf: xatmd formats two gtrids per transaction. */
 int xatm_gtrid_format(char *buf, size_t size, const char *tm_id, uint32_t epoch, uint64_t seq)
 {
     if (!buf || !xatm_tm_id_valid(tm_id) || epoch == 0 || seq == 0) return XATM_EINVAL;
-    int n = snprintf(buf, size, "%s.%lu.%llu", tm_id, (unsigned long)epoch,
-                     (unsigned long long)seq);
-    if (n < 0 || (size_t)n >= size) {
+    char text[XATM_TM_ID_MAX + 1 + 10 + 1 + 20 + 1];
+    size_t n = strlen(tm_id); /* <= XATM_TM_ID_MAX: checked above */
+    memcpy(text, tm_id, n);
+    text[n++] = '.';
+    n += xatm_put_decimal(text + n, epoch);
+    text[n++] = '.';
+    n += xatm_put_decimal(text + n, seq);
+    if (n >= size) {
         if (size) buf[0] = '\0';
         return XATM_EINVAL;
     }
+    memcpy(buf, text, n);
+    buf[n] = '\0';
     return 0;
 }
 
-/* Parses the gtrid occupying s[0..len) exactly (s need not be NUL-terminated at len). */
+/* Parses the gtrid occupying s[0..len) exactly (s need not be NUL-terminated at len), in
+ * one pass without a copy: xatmd parses several gtrids per transaction. A NUL byte
+ * inside is refused like any other byte out of place. */
 static int gtrid_parse_n(const char *s, size_t len, xatm_gtrid_parts *out)
 {
-    char tmp[XATM_GTRID_MAX + 1];
     if (!s || len == 0 || len > XATM_GTRID_MAX) return XATM_EINVAL;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    if (memchr(tmp, '\0', len)) return XATM_EINVAL;
+    const char *end = s + len;
+    size_t id_len = 0;
+    for (; id_len < len && s[id_len] != '.'; id_len++)
+        if (!name_char(s[id_len])) return XATM_EINVAL;
+    if (id_len == 0 || id_len > XATM_TM_ID_MAX || id_len == len) return XATM_EINVAL;
 
-    const char *dot = strchr(tmp, '.');
-    if (!dot) return XATM_EINVAL;
-    size_t id_len = (size_t)(dot - tmp);
-    if (id_len == 0 || id_len > XATM_TM_ID_MAX) return XATM_EINVAL;
-    for (size_t i = 0; i < id_len; i++)
-        if (!name_char(tmp[i])) return XATM_EINVAL;
-
-    const char *p = dot + 1;
+    const char *p = s + id_len + 1;
     uint64_t epoch, seq;
-    if (!parse_decimal(&p, UINT32_MAX, &epoch) || *p != '.') return XATM_EINVAL;
+    if (!parse_decimal(&p, end, UINT32_MAX, &epoch) || p == end || *p != '.')
+        return XATM_EINVAL;
     p++;
-    if (!parse_decimal(&p, UINT64_MAX, &seq) || *p != '\0') return XATM_EINVAL;
+    if (!parse_decimal(&p, end, UINT64_MAX, &seq) || p != end) return XATM_EINVAL;
 
     if (out) {
-        memcpy(out->tm_id, tmp, id_len);
+        memcpy(out->tm_id, s, id_len);
         out->tm_id[id_len] = '\0';
         out->epoch = (uint32_t)epoch;
         out->seq = seq;
@@ -136,12 +153,27 @@ static bool xid_valid(const xatm_xid *x)
 int xatm_xid_to_pg_gid(const xatm_xid *xid, char *buf, size_t size)
 {
     if (!buf || !xid_valid(xid)) return XATM_EINVAL;
-    int n = snprintf(buf, size, "%s%08lx:%s:%s", XATM_PG_GID_PREFIX,
-                     (unsigned long)xid->format_id, xid->gtrid, xid->bqual);
-    if (n < 0 || (size_t)n >= size || (size_t)n >= XATM_PG_GID_MAX) {
+    /* "<prefix><format_id as 8 lowercase hex>:<gtrid>:<bqual>", spelled by hand: the
+     * PostgreSQL adapter spells one per branch of every transaction */
+    char text[sizeof XATM_PG_GID_PREFIX + 8 + 1 + XATM_GTRID_MAX + 1 + XATM_BQUAL_MAX + 1];
+    size_t n = sizeof XATM_PG_GID_PREFIX - 1;
+    memcpy(text, XATM_PG_GID_PREFIX, n);
+    for (int shift = 28; shift >= 0; shift -= 4)
+        text[n++] = "0123456789abcdef"[(xid->format_id >> shift) & 0xfu];
+    text[n++] = ':';
+    size_t len = strlen(xid->gtrid); /* xid_valid checked both lengths */
+    memcpy(text + n, xid->gtrid, len);
+    n += len;
+    text[n++] = ':';
+    len = strlen(xid->bqual);
+    memcpy(text + n, xid->bqual, len);
+    n += len;
+    if (n >= size || n >= XATM_PG_GID_MAX) {
         if (size) buf[0] = '\0';
         return XATM_EINVAL;
     }
+    memcpy(buf, text, n);
+    buf[n] = '\0';
     return 0;
 }
 

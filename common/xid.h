@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define XATM_TM_ID_MAX 16
 #define XATM_RM_NAME_MAX 32
@@ -66,6 +67,21 @@ bool xatm_rm_name_valid(const char *s);
 int xatm_gtrid_format(char *buf, size_t size, const char *tm_id, uint32_t epoch, uint64_t seq);
 /* Parses a gtrid; XATM_EINVAL if it is not one of ours (any TM id). */
 int xatm_gtrid_parse(const char *gtrid, xatm_gtrid_parts *out);
+
+/* Writes v in decimal at p (no sign, no terminator) and returns the number of digits
+ * (1..20): snprintf's "%llu" for the identifiers and statements of every transaction. */
+size_t xatm_put_decimal(char *p, uint64_t v);
+
+/* Copies the string src into dst (size >= 1 bytes), cut to size - 1 bytes and always
+ * terminated: snprintf(dst, size, "%s", src) without the formatter, for the gtrids, RM
+ * names and reasons xatmd copies on every transaction. Returns dst. */
+static inline char *xatm_str_copy(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return dst;
+}
 
 /* Builds a branch xid. XATM_EINVAL on invalid parts. */
 int xatm_xid_make(xatm_xid *out, uint32_t format_id, const char *gtrid, const char *bqual);

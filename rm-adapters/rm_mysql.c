@@ -340,13 +340,40 @@ static bool xid_eq(const xatm_xid *a, const xatm_xid *b)
            !strcmp(a->bqual, b->bqual);
 }
 
+/* Appends the string s (at most max bytes of it) at p; returns the end. */
+static char *sql_put(char *p, const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* m->sql := "XA <verb> '<gtrid>','<bqual>',<formatID><tail>", spelled without snprintf
+ * (four of these per MariaDB branch of every transaction). verb and tail are this file's
+ * constants; gtrid and bqual are cut at their limits, so the text always fits. */
+static void set_xa_sql(my_conn *m, const char *verb, const char *tail)
+{
+    _Static_assert(sizeof m->sql > 3 + 8 + 2 + XATM_GTRID_MAX + 3 + XATM_BQUAL_MAX + 2 + 10 + 10,
+                   "an XA statement always fits in my_conn.sql");
+    const xatm_xid *x = &m->xid;
+    char *p = sql_put(m->sql, "XA ", 3);
+    p = sql_put(p, verb, 8);
+    p = sql_put(p, " '", 2);
+    p = sql_put(p, x->gtrid, XATM_GTRID_MAX);
+    p = sql_put(p, "','", 3);
+    p = sql_put(p, x->bqual, XATM_BQUAL_MAX);
+    p = sql_put(p, "',", 2);
+    p += xatm_put_decimal(p, x->format_id);
+    p = sql_put(p, tail, 10);
+    *p = '\0';
+}
+
 static void set_sql(my_conn *m, enum my_step step)
 {
     const xatm_xid *x = &m->xid;
     switch (step) {
     case MY_STEP_XA_START:
-        snprintf(m->sql, sizeof m->sql, "XA START '%s','%s',%u", x->gtrid, x->bqual,
-                 (unsigned)x->format_id);
+        set_xa_sql(m, "START", "");
         break;
     case MY_STEP_MARKER: {
         char g[2 * XATM_GTRID_MAX + 1], b[2 * XATM_BQUAL_MAX + 1];
@@ -368,24 +395,19 @@ static void set_sql(my_conn *m, enum my_step step)
                  "('Handler_write', 'Handler_update', 'Handler_delete')");
         break;
     case MY_STEP_XA_END:
-        snprintf(m->sql, sizeof m->sql, "XA END '%s','%s',%u", x->gtrid, x->bqual,
-                 (unsigned)x->format_id);
+        set_xa_sql(m, "END", "");
         break;
     case MY_STEP_XA_PREPARE:
-        snprintf(m->sql, sizeof m->sql, "XA PREPARE '%s','%s',%u", x->gtrid, x->bqual,
-                 (unsigned)x->format_id);
+        set_xa_sql(m, "PREPARE", "");
         break;
     case MY_STEP_XA_COMMIT1P:
-        snprintf(m->sql, sizeof m->sql, "XA COMMIT '%s','%s',%u ONE PHASE", x->gtrid,
-                 x->bqual, (unsigned)x->format_id);
+        set_xa_sql(m, "COMMIT", " ONE PHASE");
         break;
     case MY_STEP_XA_COMMIT:
-        snprintf(m->sql, sizeof m->sql, "XA COMMIT '%s','%s',%u", x->gtrid, x->bqual,
-                 (unsigned)x->format_id);
+        set_xa_sql(m, "COMMIT", "");
         break;
     case MY_STEP_XA_ROLLBACK:
-        snprintf(m->sql, sizeof m->sql, "XA ROLLBACK '%s','%s',%u", x->gtrid, x->bqual,
-                 (unsigned)x->format_id);
+        set_xa_sql(m, "ROLLBACK", "");
         break;
     default:
         m->sql[0] = '\0';

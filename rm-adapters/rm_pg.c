@@ -210,15 +210,15 @@ static void keep_result(pg_conn *p, PGresult *r)
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
         p->n_ok++;
         p->res_error = false;
-        snprintf(p->res_tag, sizeof p->res_tag, "%s", PQcmdStatus(r));
+        xatm_str_copy(p->res_tag, sizeof p->res_tag, PQcmdStatus(r));
         return;
     }
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     p->res_error = true;
     p->res_tag[0] = '\0';
-    snprintf(p->res_state, sizeof p->res_state, "%s", state ? state : "");
-    snprintf(p->res_msg, sizeof p->res_msg, "%s", msg ? msg : PQresultErrorMessage(r));
+    xatm_str_copy(p->res_state, sizeof p->res_state, state ? state : "");
+    xatm_str_copy(p->res_msg, sizeof p->res_msg, msg ? msg : PQresultErrorMessage(r));
     size_t n = strlen(p->res_msg);
     while (n && (p->res_msg[n - 1] == '\n' || p->res_msg[n - 1] == ' ')) p->res_msg[--n] = '\0';
 }
@@ -253,6 +253,21 @@ static int finish(pg_conn *p, int rc)
 
 static int then_rollback(pg_conn *p, int vote);
 
+/* sql := "<verb> '<gid>'" (PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED),
+ * spelled without snprintf: two per PostgreSQL branch of every transaction. The gid is
+ * cut at its limit, so the text always fits PG_SQL_MAX. */
+static void set_gid_sql(char *sql, const char *verb, const char *gid)
+{
+    _Static_assert(PG_SQL_MAX > 32 + XATM_PG_GID_MAX + 2, "a gid statement fits");
+    size_t v = strnlen(verb, 32), g = strnlen(gid, XATM_PG_GID_MAX);
+    memcpy(sql, verb, v);
+    sql[v] = ' ';
+    sql[v + 1] = '\'';
+    memcpy(sql + v + 2, gid, g);
+    sql[v + 2 + g] = '\'';
+    sql[v + 3 + g] = '\0';
+}
+
 /* Sends the statement of `step` and returns PENDING (or a final code on failure). */
 static int send_step(pg_conn *p, enum pg_step step)
 {
@@ -285,16 +300,16 @@ static int send_step(pg_conn *p, enum pg_step step)
                  p->begin_prefixed ? "BEGIN; " : "", p->xid.gtrid);
         break;
     case PG_STEP_PREPARE:
-        snprintf(sql, sizeof sql, "PREPARE TRANSACTION '%s'", p->gid);
+        set_gid_sql(sql, "PREPARE TRANSACTION", p->gid);
         break;
     case PG_STEP_COMMIT_PREPARED:
-        snprintf(sql, sizeof sql, "COMMIT PREPARED '%s'", p->gid);
+        set_gid_sql(sql, "COMMIT PREPARED", p->gid);
         break;
     case PG_STEP_ROLLBACK_PREP:
-        snprintf(sql, sizeof sql, "ROLLBACK PREPARED '%s'", p->gid);
+        set_gid_sql(sql, "ROLLBACK PREPARED", p->gid);
         break;
     default:
-        snprintf(sql, sizeof sql, "%s", step_sql_name(step));
+        xatm_str_copy(sql, sizeof sql, step_sql_name(step));
         break;
     }
     p->step = step;

@@ -12,7 +12,11 @@
  *     abort with a recorded session, holding only those branches, each with its count of
  *     clean scans; recovery reads the sessions to wait for or fence, and releases an entry
  *     through gtx_aborts_scanned once its branches are seen gone;
- *   - per-state counts and totals.
+ *   - per-state counts and totals;
+ *   - a cache of up to GTX_NODE_CACHE freed nodes (singly linked through `next`), reused
+ *     by the next transactions, so that a transaction costs no malloc and free (a node is
+ *     about 2 KiB); sanitizer builds keep none, so ASan still sees a node used after its
+ *     removal.
  * Every transition goes through gtx_set_state() or gtx_remove(), which assert that the
  * transition is in the table of allowed ones. All of it is guarded by one mutex.
  */
@@ -20,12 +24,25 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../rm-adapters/rm.h"
 #include "xatm.h"
+
+/* Freed nodes kept for reuse (see the file comment). */
+#if defined(__SANITIZE_ADDRESS__)
+#define GTX_NODE_CACHE 0u
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GTX_NODE_CACHE 0u
+#endif
+#endif
+#ifndef GTX_NODE_CACHE
+#define GTX_NODE_CACHE 128u
+#endif
 
 /* One transaction in a bucket chain. */
 typedef struct gtx_node {
@@ -86,6 +103,8 @@ struct gtx_table {
     gtx_node **buckets;                  /* hash buckets, n_buckets (a power of 2) */
     size_t n_buckets;                    /* bucket count */
     size_t count;                        /* transactions in the table */
+    gtx_node *spare;                     /* freed nodes kept for reuse, linked by next */
+    size_t n_spare;                      /* nodes on spare (<= GTX_NODE_CACHE) */
     uint64_t n_state[GTX_STATE_MAX + 1]; /* transactions per enum gtx_state */
     uint64_t n_orphaned;                 /* decided transactions with owner 0 */
     gtx_heap heap;                       /* ACTIVE transactions by deadline_ms (lazy) */
@@ -185,6 +204,31 @@ static int gtx_grow(gtx_table *t)
     return 0;
 }
 
+/* A node for a new transaction: a spare one, or a new one. Everything before its branch
+ * array is zeroed (n_branches is 0, so no branch is read before it is written). */
+static gtx_node *gtx_node_new(gtx_table *t)
+{
+    gtx_node *g = t->spare;
+    if (!g) return calloc(1, sizeof *g);
+    t->spare = g->next;
+    t->n_spare--;
+    memset(&g->info, 0, offsetof(gtx_info, branches));
+    g->next = NULL;
+    return g;
+}
+
+/* Frees g, or keeps it for the next transaction. */
+static void gtx_node_free(gtx_table *t, gtx_node *g)
+{
+    if (t->n_spare == GTX_NODE_CACHE) { /* never above it */
+        free(g);
+        return;
+    }
+    g->next = t->spare;
+    t->spare = g;
+    t->n_spare++;
+}
+
 /* Unlinks and frees g. `aborted` counts it as an aborted transaction. */
 static void gtx_remove(gtx_table *t, gtx_node *g, bool aborted)
 {
@@ -196,7 +240,7 @@ static void gtx_remove(gtx_table *t, gtx_node *g, bool aborted)
     if (g->info.owner == 0 && g->info.state != GTX_ACTIVE) t->n_orphaned--;
     t->count--;
     if (aborted) t->totals.aborted++;
-    free(g);
+    gtx_node_free(t, g);
 }
 
 /* ------------------------------------------------------------------ deadline heaps */
@@ -407,7 +451,7 @@ static gtx_branch *gtx_branch_get(gtx_info *g, const char *rm)
     if (g->n_branches >= XATM_MAX_BRANCHES) return NULL;
     b = &g->branches[g->n_branches++];
     memset(b, 0, sizeof *b);
-    snprintf(b->rm, sizeof b->rm, "%s", rm);
+    xatm_str_copy(b->rm, sizeof b->rm, rm);
     return b;
 }
 
@@ -466,6 +510,11 @@ void gtx_table_free(gtx_table *t)
             free(g);
             g = next;
         }
+    }
+    while (t->spare) {
+        gtx_node *next = t->spare->next;
+        free(t->spare);
+        t->spare = next;
     }
     for (size_t i = 0; i < t->n_rms; i++) free(t->rm_names[i]);
     for (size_t i = 0; i < t->n_held_buckets; i++) {
@@ -607,7 +656,7 @@ static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pi
         goto out;
     }
     if (t->count >= t->n_buckets && (rc = gtx_grow(t)) != 0) goto out;
-    gtx_node *g = calloc(1, sizeof *g);
+    gtx_node *g = gtx_node_new(t);
     if (!g) {
         rc = XATM_ENOMEM;
         goto out;
@@ -636,7 +685,7 @@ static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pi
     return 0;
 
 fail_free_node:
-    free(g);
+    gtx_node_free(t, g);
 out:
     return rc;
 }
@@ -674,13 +723,13 @@ void gtx_commit_record(const gtx_info *g, xatm_declog_record *rec)
 {
     memset(rec, 0, sizeof *rec);
     rec->type = XATM_DL_COMMIT;
-    snprintf(rec->gtrid, sizeof rec->gtrid, "%s", g->gtrid);
+    xatm_str_copy(rec->gtrid, sizeof rec->gtrid, g->gtrid);
     rec->protocol = g->protocol;
     for (unsigned i = 0; i < g->n_branches; i++) {
         const gtx_branch *b = &g->branches[i];
         if (b->vote != XATM_VOTE_YES) continue; /* read-only branches already committed */
         xatm_declog_branch *d = &rec->branches[rec->n_branches++];
-        snprintf(d->rm, sizeof d->rm, "%s", b->rm);
+        xatm_str_copy(d->rm, sizeof d->rm, b->rm);
         d->session_id = b->session_id;
     }
 }
@@ -693,11 +742,11 @@ void gtx_decision_record(const gtx_info *g, uint8_t type, xatm_declog_record *re
     }
     memset(rec, 0, sizeof *rec);
     rec->type = type;
-    snprintf(rec->gtrid, sizeof rec->gtrid, "%s", g->gtrid);
+    xatm_str_copy(rec->gtrid, sizeof rec->gtrid, g->gtrid);
     rec->protocol = XATM_PROTOCOL_3PC;
     for (unsigned i = 0; i < g->n_branches; i++) {
         xatm_declog_branch *d = &rec->branches[rec->n_branches++];
-        snprintf(d->rm, sizeof d->rm, "%s", g->branches[i].rm);
+        xatm_str_copy(d->rm, sizeof d->rm, g->branches[i].rm);
         d->session_id = g->branches[i].session_id;
     }
 }

@@ -624,9 +624,9 @@ static void srv_send_decision(struct server *s, conn *c, uint32_t req_id, const 
     xatm_msg m;
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_DECISION;
-    snprintf(m.u.decision.gtrid, sizeof m.u.decision.gtrid, "%s", gtrid);
+    xatm_str_copy(m.u.decision.gtrid, sizeof m.u.decision.gtrid, gtrid);
     m.u.decision.outcome = outcome;
-    snprintf(m.u.decision.reason, sizeof m.u.decision.reason, "%s", reason ? reason : "");
+    xatm_str_copy(m.u.decision.reason, sizeof m.u.decision.reason, reason ? reason : "");
     srv_send(s, c, &m, req_id);
 }
 
@@ -731,7 +731,7 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
         rc = gtx_reserve(s->ctx->gtx, c->id, g.gtrid, sizeof g.gtrid);
         if (rc == 0) {
             c->has_resv = true;
-            snprintf(c->resv_gtrid, sizeof c->resv_gtrid, "%s", g.gtrid);
+            xatm_str_copy(c->resv_gtrid, sizeof c->resv_gtrid, g.gtrid);
             c->resv_protocol = protocol;
             c->resv_timeout_ms = timeout;
         }
@@ -748,7 +748,7 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
     xatm_msg r;
     memset(&r, 0, sizeof r);
     r.type = XATM_MSG_BEGIN_OK;
-    snprintf(r.u.begin_ok.gtrid, sizeof r.u.begin_ok.gtrid, "%s", g.gtrid);
+    xatm_str_copy(r.u.begin_ok.gtrid, sizeof r.u.begin_ok.gtrid, g.gtrid);
     r.u.begin_ok.protocol = protocol;
     r.u.begin_ok.timeout_ms = timeout;
     xatm_fault_hit("tm.after_begin");
@@ -803,8 +803,8 @@ static int srv_park(struct server *s, conn *c, uint32_t req_id, uint64_t seq, co
     p->req_id = req_id;
     p->seq = seq;
     p->kind = kind;
-    snprintf(p->gtrid, sizeof p->gtrid, "%s", gtrid);
-    snprintf(p->reason, sizeof p->reason, "%s", reason ? reason : "");
+    xatm_str_copy(p->gtrid, sizeof p->gtrid, gtrid);
+    xatm_str_copy(p->reason, sizeof p->reason, reason ? reason : "");
     return 0;
 }
 
@@ -856,7 +856,7 @@ static void srv_on_vote(struct server *s, conn *c, uint32_t req_id, const xatm_m
         xatm_declog_record end;
         memset(&end, 0, sizeof end);
         end.type = XATM_DL_END;
-        snprintf(end.gtrid, sizeof end.gtrid, "%s", m->u.vote.gtrid);
+        xatm_str_copy(end.gtrid, sizeof end.gtrid, m->u.vote.gtrid);
         lrc = xatm_declog_append(ctx->log, &end, false);
     }
     if (lrc != 0) atomic_store(&ctx->fatal, true); /* before unlocking: no flush after it */
@@ -924,7 +924,7 @@ static void srv_on_done(struct server *s, conn *c, const xatm_msg *m)
         xatm_declog_record rec;
         memset(&rec, 0, sizeof rec);
         rec.type = XATM_DL_END;
-        snprintf(rec.gtrid, sizeof rec.gtrid, "%s", m->u.done.gtrid);
+        xatm_str_copy(rec.gtrid, sizeof rec.gtrid, m->u.done.gtrid);
         xatm_fault_hit("tm.before_end");
         s->log_appended = true;
         rc = xatm_declog_append(ctx->log, &rec, false);
