@@ -11,6 +11,8 @@
 #   --branches K   configures K/2 PostgreSQL and K/2 MariaDB RMs, each on its own database
 #                  of the same two servers (pg, pg2, ... and my, my2, ...)
 #   --recovery N   raises PostgreSQL's max_prepared_transactions above N first (restart)
+#   --decider RM   writes tm.decision_rm: RM into the config (xatmd and libxatm both read
+#                  it): xatm mode decides in RM's branch (docs/protocols.md)
 # declog runs declog-bench with its log directory in the same temporary directory as the
 # servers' data (the same disk), unless --dir is given.
 # BENCH_BUILD=DIR uses another build directory; BENCH_KEEP=1 keeps the servers' directory.
@@ -56,11 +58,13 @@ ARGS=("$@")
 [ "${#ARGS[@]}" -gt 0 ] || ARGS=(--compare)
 BRANCHES=2
 RECOVERY=0
+DECIDER=""
 HAVE_RMS=0
 for ((i = 0; i < ${#ARGS[@]}; i++)); do
     case "${ARGS[$i]}" in
         --branches) BRANCHES="${ARGS[$((i + 1))]}" ;;
         --recovery) RECOVERY="${ARGS[$((i + 1))]}" ;;
+        --decider) DECIDER="${ARGS[$((i + 1))]}" ;;
         --pg|--my) HAVE_RMS=1 ;;
     esac
 done
@@ -99,8 +103,9 @@ tm:
   log_dir: $WORK/log
   transaction_timeout: 30s
   recovery_interval: 10s
-rms:
 YAML
+    [ -z "$DECIDER" ] || echo "  decision_rm: $DECIDER"
+    echo "rms:"
     for ((k = 1; k <= NRM; k++)); do
         s=""; [ "$k" -gt 1 ] && s="$k"
         xatm_rms_yaml "$s"
