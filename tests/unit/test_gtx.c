@@ -1919,6 +1919,102 @@ static void test_reservations(void)
     gtx_table_free(t);
 }
 
+/* Transaction nodes are reused (gtx.c's cache of freed nodes, release builds only): a
+ * transaction begun on the node of one that went through every state starts as clean as
+ * on a new one, and a table that removed more transactions than the cache holds stays
+ * consistent. */
+static void test_node_reuse(void)
+{
+    gtx_table *t = new_table();
+    gtx_info g, x;
+    gtx_vote_result r;
+    xatm_declog_record rec;
+
+    /* a 3PC transaction with every field set: branches voted and acked, an ack deadline,
+     * an abort cause and reason; removed as aborted once its ABORT is durable */
+    g = precommitted3(t, 1);
+    CHECK_INT(gtx_rollback(t, 1, g.gtrid, &rec), 0);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &x), 0);
+    CHECK_INT(x.state, GTX_ABORT_PENDING);
+    CHECK(x.abort_reason[0] != '\0');
+    CHECK(x.ack_deadline_ms != 0);
+    CHECK_INT(gtx_abort_durable(t, g.seq, NULL, NULL), 0);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &x), XATM_ENOTFOUND);
+
+    /* a transaction that overflowed its branches, removed by its VOTE */
+    gtx_table *any = gtx_table_new("tm1", 5, NULL, 0);
+    CHECK_INT(gtx_begin(any, 1, 0, 2, 1000, 0, &g), 0);
+    char name[16];
+    for (int i = 0; i <= XATM_MAX_BRANCHES; i++) {
+        snprintf(name, sizeof name, "rm%d", i);
+        (void)gtx_enlist(any, 1, g.gtrid, name, 7);
+    }
+    CHECK_INT(gtx_vote(any, 1, g.gtrid, NULL, 0, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_INT(gtx_begin(any, 2, 0, 2, 1000, 0, &g), 0);
+    CHECK_INT(gtx_enlist(any, 2, g.gtrid, "rm0", 0), 0);
+    CHECK_INT(gtx_lookup(any, g.gtrid, &x), 0);
+    CHECK(!x.overflow);
+    CHECK_INT(x.n_branches, 1);
+    CHECK_INT(gtx_vote(any, 2, g.gtrid, NULL, 0, &r), 0);
+    CHECK_INT(r.outcome, XATM_OUTCOME_ABORT);
+    CHECK_STR(r.reason, "branch rm0 did not vote"); /* not "more than 32 branches" */
+    gtx_table_free(any);
+
+    /* the next transaction (on the freed node, where there is a cache) starts clean */
+    CHECK_INT(gtx_begin(t, 2, 77, 2, 3000, 9000, &g), 0);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &x), 0);
+    CHECK_STR(x.gtrid, g.gtrid);
+    CHECK_INT(x.protocol, 2);
+    CHECK_INT(x.state, GTX_ACTIVE);
+    CHECK_INT(x.begin_ms, 9000);
+    CHECK_INT(x.deadline_ms, 12000);
+    CHECK_INT(x.ack_deadline_ms, 0);
+    CHECK_INT(x.timeout_ms, 3000);
+    CHECK_INT(x.owner, 2);
+    CHECK_INT(x.ap_pid, 77);
+    CHECK(!x.overflow);
+    CHECK_INT(x.abort_cause, 0);
+    CHECK_STR(x.abort_reason, "");
+    CHECK_INT(x.n_branches, 0);
+    CHECK_INT(gtx_enlist(t, 2, g.gtrid, "my", 0), 0);
+    CHECK_INT(gtx_lookup(t, g.gtrid, &x), 0);
+    CHECK_INT(x.n_branches, 1);
+    CHECK_STR(x.branches[0].rm, "my");
+    CHECK_INT(x.branches[0].session_id, 0);
+    CHECK_INT(x.branches[0].vote, 0);
+    CHECK(!x.branches[0].acked);
+    /* its single branch commits: DONE commit of <= 1 branch removes it */
+    xatm_msg_done_entry d1 = de("my", XATM_XA_OK);
+    gtx_done_result d;
+    CHECK_INT(gtx_done(t, 2, g.gtrid, XATM_OUTCOME_COMMIT, &d1, 1, &d), 0);
+    CHECK_INT(d.action, GTX_DONE_REMOVED);
+
+    /* more removals than the cache holds, then as many begins: every one is found, every
+     * count adds up, and the table frees cleanly (ASan/valgrind see no leak) */
+    enum { N = 300 };
+    static gtx_info many[N];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            CHECK_INT(gtx_begin(t, 3, 0, 2, 5000, 0, &many[i]), 0);
+            CHECK_INT(gtx_enlist(t, 3, many[i].gtrid, "pg", (uint64_t)i + 1), 0);
+        }
+        gtx_counts c;
+        gtx_get_counts(t, &c);
+        CHECK_INT(c.active, N);
+        for (int i = 0; i < N; i++) {
+            CHECK_INT(gtx_lookup(t, many[i].gtrid, &x), 0);
+            CHECK_INT(x.n_branches, 1);
+            CHECK_INT(x.branches[0].session_id, (uint64_t)i + 1);
+        }
+        CHECK_INT(gtx_conn_lost(t, 3, NULL), N);
+        gtx_get_counts(t, &c);
+        CHECK_INT(c.active, 0);
+        for (int i = 0; i < N; i += 37) CHECK_INT(gtx_lookup(t, many[i].gtrid, &x), XATM_ENOTFOUND);
+    }
+    gtx_table_free(t);
+}
+
 int main(void)
 {
     test_create_and_begin();
@@ -1944,5 +2040,6 @@ int main(void)
     test_reservations();
     test_3pc_registry();
     test_3pc_admin();
+    test_node_reuse();
     return t_finish("gtx");
 }

@@ -297,6 +297,184 @@ static void test_pg_gid_mutations(void)
     CHECK(accepted > 0 && accepted < total);
 }
 
+/* ---- the snprintf-based spelling and copying parser xid.c had before its hand-written
+ * versions (0fb13e3^1), kept here as references for the differential test below ---- */
+
+static bool ref_name_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
+}
+
+static bool ref_decimal(const char **p, uint64_t max, uint64_t *out)
+{
+    const char *s = *p;
+    if (*s < '1' || *s > '9') return false;
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (max - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+static int ref_gtrid_parse(const char *gtrid, xatm_gtrid_parts *out)
+{
+    char tmp[XATM_GTRID_MAX + 1];
+    size_t len = strnlen(gtrid, XATM_GTRID_MAX + 1);
+    if (len == 0 || len > XATM_GTRID_MAX) return XATM_EINVAL;
+    memcpy(tmp, gtrid, len);
+    tmp[len] = '\0';
+    const char *dot = strchr(tmp, '.');
+    if (!dot) return XATM_EINVAL;
+    size_t id_len = (size_t)(dot - tmp);
+    if (id_len == 0 || id_len > XATM_TM_ID_MAX) return XATM_EINVAL;
+    for (size_t i = 0; i < id_len; i++)
+        if (!ref_name_char(tmp[i])) return XATM_EINVAL;
+    const char *p = dot + 1;
+    uint64_t epoch, seq;
+    if (!ref_decimal(&p, UINT32_MAX, &epoch) || *p != '.') return XATM_EINVAL;
+    p++;
+    if (!ref_decimal(&p, UINT64_MAX, &seq) || *p != '\0') return XATM_EINVAL;
+    memcpy(out->tm_id, tmp, id_len);
+    out->tm_id[id_len] = '\0';
+    out->epoch = (uint32_t)epoch;
+    out->seq = seq;
+    return 0;
+}
+
+/* Compares the parser (alone and inside a gid) with the reference on s. */
+static void diff_parse(const char *s)
+{
+    xatm_gtrid_parts a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    int ra = ref_gtrid_parse(s, &a), rb = xatm_gtrid_parse(s, &b);
+    if (ra != rb) t_fail_(__FILE__, __LINE__, "gtrid '%s': reference %d, xid.c %d", s, ra, rb);
+    if (ra == 0 && rb == 0 &&
+        (strcmp(a.tm_id, b.tm_id) != 0 || a.epoch != b.epoch || a.seq != b.seq))
+        t_fail_(__FILE__, __LINE__, "gtrid '%s': parts differ", s);
+    char gid[256];
+    snprintf(gid, sizeof gid, "%s0000abcd:%s:rm1", XATM_PG_GID_PREFIX, s);
+    xatm_xid x;
+    CHECK_INT(xatm_xid_from_pg_gid(gid, &x), ra == 0 ? 0 : XATM_EINVAL);
+}
+
+/* The hand-written spelling, parsing and copying against snprintf and the old parser at
+ * the boundaries: longest TM id, epoch and seq at 0, 1, powers of ten and their maxima,
+ * every output size around the length, leading zeros, overflow by one, empty fields,
+ * trailing bytes; then random mutations of valid gtrids. */
+static void test_differential(void)
+{
+    const char *ids[] = {"t", "tm1", "0123456789abcdef"};
+    const uint32_t epochs[] = {1, 9, 10, 999999999u, 1000000000u, UINT32_MAX - 1, UINT32_MAX};
+    const uint64_t seqs[] = {1, 9, 10, 4294967295ull, 4294967296ull, 9999999999999999999ull,
+                             10000000000000000000ull, UINT64_MAX};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+        for (size_t e = 0; e < sizeof epochs / sizeof *epochs; e++)
+            for (size_t q = 0; q < sizeof seqs / sizeof *seqs; q++) {
+                char ref[XATM_GTRID_MAX + 1];
+                int n = snprintf(ref, sizeof ref, "%s.%lu.%llu", ids[i],
+                                 (unsigned long)epochs[e], (unsigned long long)seqs[q]);
+                for (size_t size = 0; size <= (size_t)n + 2; size++) {
+                    char buf[XATM_GTRID_MAX + 8];
+                    memset(buf, '#', sizeof buf);
+                    int rc = xatm_gtrid_format(buf, size, ids[i], epochs[e], seqs[q]);
+                    if ((size_t)n < size) {
+                        CHECK_INT(rc, 0);
+                        CHECK_STR(buf, ref);
+                    } else {
+                        CHECK_INT(rc, XATM_EINVAL);
+                        if (size) CHECK_INT(buf[0], '\0');
+                    }
+                    CHECK(buf[size] == '#'); /* nothing written at or past size */
+                }
+                diff_parse(ref);
+                char digits[24];
+                size_t d = xatm_put_decimal(digits, seqs[q]);
+                digits[d] = '\0';
+                char want[24];
+                snprintf(want, sizeof want, "%llu", (unsigned long long)seqs[q]);
+                CHECK_STR(digits, want);
+
+                /* the gid of this gtrid with the longest bqual, against snprintf */
+                xatm_xid x;
+                const char *bq = "abcdefghijklmnopqrstuvwxyz012345"; /* 32 */
+                CHECK_INT(xatm_xid_make(&x, 0xfedcba98u, ref, bq), 0);
+                char gref[XATM_PG_GID_MAX];
+                int gn = snprintf(gref, sizeof gref, "%s%08lx:%s:%s", XATM_PG_GID_PREFIX,
+                                  0xfedcba98ul, ref, bq);
+                for (size_t size = (size_t)gn - 1; size <= (size_t)gn + 1; size++) {
+                    char g[XATM_PG_GID_MAX + 8];
+                    memset(g, '#', sizeof g);
+                    int rc = xatm_xid_to_pg_gid(&x, g, size);
+                    CHECK_INT(rc, (size_t)gn < size ? 0 : XATM_EINVAL);
+                    if (rc == 0) CHECK_STR(g, gref);
+                    CHECK(g[size] == '#');
+                }
+            }
+    CHECK_INT(xatm_put_decimal((char[24]){0}, 0), 1);
+
+    const char *cases[] = {
+        "tm1.1.1", "tm1.01.1", "tm1.1.01", "tm1.0.1", "tm1.1.0", "tm1.00.1", "tm1..1",
+        "tm1.1.", "tm1.1", "tm1.", "tm1", ".1.1", "", ".", "..", "tm1.1..1", "tm1.1.1.",
+        "tm1.1.1.1", "tm1.4294967295.1", "tm1.4294967296.1", "tm1.42949672950.1",
+        "tm1.1.18446744073709551615", "tm1.1.18446744073709551616",
+        "tm1.1.99999999999999999999", "tm1.1.184467440737095516150", "tm1.1.1x", "tm1.1.1 ",
+        "tm1.1.1\n", "tm1.+1.1", "tm1.1.-1", "tm1.1.1:rm", "tm 1.1.1", "a-_Z.1.1",
+        "0123456789abcdef.4294967295.18446744073709551615", "0123456789abcdefg.1.1",
+        "x.1.0000000000000000000000000000000000000000000000000000000000001",
+        "x.1.11111111111111111111111111111111111111111111111111111111111",
+        "x.1.111111111111111111111111111111111111111111111111111111111111",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) diff_parse(cases[i]);
+
+    const char alphabet[] = "0123456789.ab-_Z: +\x01\xff";
+    for (int it = 0; it < 200000; it++) {
+        char s[80];
+        snprintf(s, sizeof s, "%s.%llu.%llu", ids[rng() % 3],
+                 (unsigned long long)(rng() >> (rng() % 64)),
+                 (unsigned long long)(rng() >> (rng() % 64)));
+        size_t n = strlen(s);
+        for (int m = (int)(rng() % 3); m > 0 && n > 0; m--) {
+            size_t pos = rng() % n;
+            char c = alphabet[rng() % (sizeof alphabet - 1)];
+            switch (rng() % 3) {
+            case 0: s[pos] = c; break;
+            case 1:
+                if (n + 2 < sizeof s) {
+                    memmove(s + pos + 1, s + pos, n - pos + 1);
+                    s[pos] = c;
+                    n++;
+                }
+                break;
+            default:
+                memmove(s + pos, s + pos + 1, n - pos);
+                n--;
+            }
+        }
+        diff_parse(s);
+    }
+}
+
+/* xatm_str_copy is snprintf(dst, size, "%s", src) at every size around src's length. */
+static void test_str_copy(void)
+{
+    const char *src = "0123456789abcdef.4294967295.18446744073709551615";
+    size_t len = strlen(src);
+    for (size_t size = 1; size <= len + 2; size++) {
+        char a[64], b[64];
+        memset(a, '#', sizeof a);
+        memset(b, '#', sizeof b);
+        snprintf(a, size, "%s", src);
+        CHECK(xatm_str_copy(b, size, src) == b);
+        CHECK(memcmp(a, b, sizeof a) == 0);
+    }
+}
+
 int main(void)
 {
     test_names();
@@ -305,5 +483,7 @@ int main(void)
     test_xid_make();
     test_pg_gid();
     test_pg_gid_mutations();
+    test_differential();
+    test_str_copy();
     return t_finish("xid");
 }
