@@ -463,6 +463,51 @@ static void case_epoch_rows(void)
     free(dir2);
 }
 
+/* tm.decision_retention (1 s) shorter than the transaction's timeout (20 s, asked for at
+ * BEGIN): the AP is stopped once its other branch is prepared, before its checks for the
+ * decider's commit (ap.after_prepare); a restarted xatmd presumes abort
+ * (abort row, PostgreSQL's prepared branch rolled back); a second restart, past the
+ * retention, sweeps the abort row. The AP, resumed well within its timeout, must not commit
+ * the decider now: its branch elsewhere is gone (without libxatm's retention check it
+ * inserted the commit row and committed MariaDB alone). Runs with the decider "my". */
+static void case_abort_row_swept(void)
+{
+    char outfile[600], gtrid[80], out[4096];
+    printf("case: the abort row swept while the AP may still commit (retention < timeout)\n");
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    free(cfg);
+    cfg = t_write_config(dir, tm_id,
+                         "  transaction_timeout: 10s\n"
+                         "  request_timeout: 10s\n"
+                         "  recovery_interval: 200ms\n"
+                         "  decision_rm: my\n"
+                         "  decision_retention: 1s\n");
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    pid_t ap = spawn_ap("mswp", "commit", "ap.after_prepare:stop", "20000", outfile,
+                        sizeof outfile);
+    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
+    read_gtrid(outfile, gtrid, sizeof gtrid);
+    CHECK(gtrid[0] != '\0');
+    kill(d.pid, SIGKILL);
+    CHECK(t_xatmd_wait_killed(&d, 10000));
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    CHECK(wait_decision(gtrid, 'A', 10000));
+    CHECK(t_wait_no_prepared(tm_id, CONVERGE_MS) >= 0); /* pg's branch rolled back */
+    usleep(2500 * 1000); /* the abort row is older than 1 s (MariaDB: whole seconds) */
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);         /* its first pass sweeps */
+    CHECK(wait_decision(gtrid, 0, 10000));
+    kill(ap, SIGCONT);
+    int st = 0;
+    CHECK(t_wait_exit(ap, 30000, &st));
+    read_file(outfile, out, sizeof out);
+    CHECK_CONTAINS(out, "result=EABORTED");
+    CHECK_CONTAINS(out, "half of tm.decision_retention");
+    expect_converged();
+    expect_rows("mswp", 0);
+    CHECK_INT(decision_of(gtrid), 0);
+}
+
 /* The same protocol with MariaDB as the decider (tm.decision_rm: my; "pg" is the prepared
  * branch): its own xatmd, tm id and directory; commit, a NO on the prepared side, a failed
  * statement on the decider, the AP killed before and after the decider's commit. */
@@ -490,6 +535,7 @@ static void cases_mariadb_decider(void)
         case_no_vote("mnomy", "fail-my");
         case_ap_killed("mapk1", "ap.decider.before_commit", 0, 'A');
         case_ap_killed("mapk2", "ap.decider.after_commit", 1, 'C');
+        case_abort_row_swept();
         CHECK_INT(t_xatmd_stop(&d), 0);
     } else {
         CHECK(!"xatmd (decider my) starts");
