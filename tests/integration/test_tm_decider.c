@@ -342,6 +342,34 @@ static void case_recovery_first(void)
     CHECK_INT(decision_of(gtrid), 'A');
 }
 
+/* The AP (transaction timeout 1 s) stopped right after the decider's commit, past its
+ * deadline: xatmd times it out, and recovery's resolve finds the commit row (COMMIT record,
+ * PostgreSQL's branch committed; MariaDB's is still attached to the stopped AP's session).
+ * The AP then resumes: its phase 2 and its late DONE(commit-decided), for a transaction
+ * xatmd no longer has, change nothing: committed on both sides. */
+static void case_late_done(void)
+{
+    char outfile[600], gtrid[80], out[4096], line[200];
+    printf("case: the AP stopped after the decider's commit past its deadline, a late DONE\n");
+    pid_t ap = spawn_ap("ld1", "commit", "ap.decider.after_commit:stop", "1000", outfile,
+                        sizeof outfile);
+    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
+    read_gtrid(outfile, gtrid, sizeof gtrid);
+    CHECK(gtrid[0] != '\0');
+    snprintf(line, sizeof line, "transaction %s: decider RM pg committed it", gtrid);
+    CHECK(wait_log(line, 15000));
+    kill(ap, SIGCONT);
+    int st = 0;
+    CHECK(t_wait_exit(ap, 30000, &st));
+    read_file(outfile, out, sizeof out);
+    CHECK_CONTAINS(out, "result=OK");
+    expect_converged();
+    expect_rows("ld1", 1);
+    /* 'C' when the AP's phase 2 met the branch recovery had committed (the row is left to
+     * the sweep), none when the AP committed it first and deleted the row; never 'A' */
+    CHECK(decision_of(gtrid) != 'A');
+}
+
 /* The decider's COMMIT holds the decision row uncommitted (a deferred trigger sleeps) and
  * the AP is stopped: recovery's resolve is busy; after the deadline xatmd fences the
  * decider session and the transaction aborts. */
@@ -598,6 +626,7 @@ int main(void)
     case_tm_killed("tmk3", "ap.decider.after_commit", true, "result=OK", 1);
     case_tm_killed_after_resolve();
     case_recovery_first();
+    case_late_done();
     case_busy_fenced();
     case_mismatch();
     case_epoch_rows();
