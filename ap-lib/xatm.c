@@ -37,7 +37,8 @@
  *   2+ 2PC with the decision in a branch (tm.decision_rm set and a branch on that RM,
  *      the decider D; docs/protocols.md "Decision in a branch"; commit_in_decider): the
  *      ENLISTs, PREPARE on every branch but D in parallel (any no: roll back, DONE abort);
- *      past the transaction's deadline: roll back (no commit row after it); then on D's
+ *      past the transaction's deadline, or half of tm.decision_retention after BEGIN (an
+ *      abort row may be gone by then): roll back (no commit row after it); then on D's
  *      session the commit row and COMMIT in one phase (COMMIT_DECIDING; only COMMIT_ONE_
  *      PHASE when every other branch was read-only), which is the decision: committed ->
  *      phase 2 of the others, DONE(outcome 4, commit decided), the gtrid queued for the
@@ -189,6 +190,8 @@ struct xatm {
     uint8_t protocol;                 /* the open transaction's protocol (BEGIN_OK): 2 or 3 */
     uint32_t txn_timeout_ms;          /* the transaction timeout granted in BEGIN_OK */
     uint64_t txn_deadline_ms;         /* monotonic ms when xatmd times the transaction out */
+    uint64_t txn_begun_ms;            /* monotonic ms when BEGIN_OK arrived (no branch of the
+                                         transaction can be prepared before it) */
     size_t order[XATM_MAX_BRANCHES];  /* enlisted slots, in enlistment order */
     size_t n_branches;                /* entries used in order[] */
     ap_rm *decider;                   /* tm.decision_rm's slot, NULL when the option is off */
@@ -615,7 +618,8 @@ XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts)
     h->protocol = reply.u.begin_ok.protocol;
     h->txn_timeout_ms = reply.u.begin_ok.timeout_ms ? reply.u.begin_ok.timeout_ms
                                                     : h->cfg->transaction_timeout_ms;
-    h->txn_deadline_ms = now_ms() + h->txn_timeout_ms;
+    h->txn_begun_ms = now_ms();
+    h->txn_deadline_ms = h->txn_begun_ms + h->txn_timeout_ms;
     h->n_branches = 0;
     h->in_txn = true;
     xatm_fault_hit("ap.after_begin");
@@ -914,6 +918,16 @@ static int commit_in_decider(xatm_t *h, ap_rm *d)
     if (now_ms() >= h->txn_deadline_ms)
         return abort_all(h, ": the transaction timeout (%u ms) passed before the decider's "
                          "commit", h->txn_timeout_ms);
+    /* nor once half of tm.decision_retention has passed since BEGIN: recovery may have
+     * written the abort row as soon as a branch was prepared (xatmd restarted, or this AP's
+     * link to it dropped), and xatmd deletes it once it is older than the retention, which
+     * nothing ties to the transaction's timeout (a BEGIN may ask for any); the other half
+     * is the margin for the commit's way to the decider and for clock skew */
+    if (now_ms() - h->txn_begun_ms >= h->cfg->decision_retention_ms / 2)
+        return abort_all(h, ": half of tm.decision_retention (%u ms) passed since the "
+                         "transaction began, before the decider's commit: an abort row of it "
+                         "may already be gone",
+                         h->cfg->decision_retention_ms);
 
     xatm_fault_hit("ap.decider.before_commit");
     d->state = BR_DECIDER;

@@ -2401,8 +2401,9 @@ static bool rec_gtrid_prepared(const struct recovery *r, const char *gtrid)
 }
 
 /* The commit rows of this TM (gtrids starting with prefix) an AP left when it died after
- * its decider's commit (its batch delete never ran): those older than the retention whose gtrid no RM lists as prepared, in a
- * pass that scanned every RM, are deleted (at most REC_SWEEP_BATCH per sweep). A row of
+ * its decider's commit (its batch delete never ran): those older than secs (the retention
+ * plus the pass's age, so old already at the pass's scan) whose gtrid no RM lists as
+ * prepared, in a pass that scanned every RM, are deleted (at most REC_SWEEP_BATCH per sweep). A row of
  * a gtrid that still has a prepared branch stays: recovery needs it to commit that branch. */
 static void rec_sweep_old_commits(struct recovery *r, const char *prefix, uint32_t secs)
 {
@@ -2435,7 +2436,7 @@ static void rec_sweep_old_commits(struct recovery *r, const char *prefix, uint32
  * failure is retried at the next sweep). An abort row must
  * outlive every session that could still insert the commit row of its gtrid; the
  * retention is chosen far beyond any transaction's life. */
-static void rec_decisions_sweep(struct recovery *r)
+static void rec_decisions_sweep(struct recovery *r, uint64_t pass_started_ms)
 {
     if (r->decider < 0) return;
     rec_rm *m = &r->rms[r->decider];
@@ -2455,7 +2456,10 @@ static void rec_decisions_sweep(struct recovery *r)
         tm_log(NULL, NULL, "RM %s: %llu abort row%s older than tm.decision_retention deleted "
                "from %s", m->cfg->name, (unsigned long long)n, n == 1 ? "" : "s",
                XATM_DECISION_TABLE);
-    rec_sweep_old_commits(r, prefix, secs);
+    /* a commit row must have been old already when this pass scanned the RMs: a row that
+     * aged past the retention during the pass may have a branch prepared after its scan */
+    uint64_t pass_s = (now - pass_started_ms + 999u) / 1000u;
+    rec_sweep_old_commits(r, prefix, pass_s >= UINT32_MAX - secs ? UINT32_MAX : secs + (uint32_t)pass_s);
 }
 
 size_t recovery_pass(struct recovery *r)
@@ -2477,7 +2481,7 @@ size_t recovery_pass(struct recovery *r)
     if (!atomic_load(&r->stop)) rec_terminate(r);
     if (!atomic_load(&r->stop)) rec_resolve(r);
     if (!atomic_load(&r->stop)) rec_markers_cleanup(r);
-    if (!atomic_load(&r->stop)) rec_decisions_sweep(r);
+    if (!atomic_load(&r->stop)) rec_decisions_sweep(r, started);
 out_report:
     rec_pass_end(r, started);
     return done;

@@ -342,6 +342,34 @@ static void case_recovery_first(void)
     CHECK_INT(decision_of(gtrid), 'A');
 }
 
+/* The AP (transaction timeout 1 s) stopped right after the decider's commit, past its
+ * deadline: xatmd times it out, and recovery's resolve finds the commit row (COMMIT record,
+ * PostgreSQL's branch committed; MariaDB's is still attached to the stopped AP's session).
+ * The AP then resumes: its phase 2 and its late DONE(commit-decided), for a transaction
+ * xatmd no longer has, change nothing: committed on both sides. */
+static void case_late_done(void)
+{
+    char outfile[600], gtrid[80], out[4096], line[200];
+    printf("case: the AP stopped after the decider's commit past its deadline, a late DONE\n");
+    pid_t ap = spawn_ap("ld1", "commit", "ap.decider.after_commit:stop", "1000", outfile,
+                        sizeof outfile);
+    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
+    read_gtrid(outfile, gtrid, sizeof gtrid);
+    CHECK(gtrid[0] != '\0');
+    snprintf(line, sizeof line, "transaction %s: decider RM pg committed it", gtrid);
+    CHECK(wait_log(line, 15000));
+    kill(ap, SIGCONT);
+    int st = 0;
+    CHECK(t_wait_exit(ap, 30000, &st));
+    read_file(outfile, out, sizeof out);
+    CHECK_CONTAINS(out, "result=OK");
+    expect_converged();
+    expect_rows("ld1", 1);
+    /* 'C' when the AP's phase 2 met the branch recovery had committed (the row is left to
+     * the sweep), none when the AP committed it first and deleted the row; never 'A' */
+    CHECK(decision_of(gtrid) != 'A');
+}
+
 /* The decider's COMMIT holds the decision row uncommitted (a deferred trigger sleeps) and
  * the AP is stopped: recovery's resolve is busy; after the deadline xatmd fences the
  * decider session and the transaction aborts. */
@@ -423,7 +451,8 @@ static void case_sweep(void)
                          "  recovery_interval: 200ms\n"
                          "  decision_rm: pg\n"
                          "  decision_retention: 1s\n");
-    usleep(1100 * 1000); /* every row of this run is older than 1 s */
+    usleep(2100 * 1000); /* every row of this run is older than 1 s, and than 1 s plus the
+                          * first pass (the commit-row sweep counts the pass in) */
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
     CHECK(wait_decision(killed_gtrid[0], 0, 10000));
     CHECK(wait_decision(killed_gtrid[1], 0, 10000));
@@ -463,6 +492,51 @@ static void case_epoch_rows(void)
     free(dir2);
 }
 
+/* tm.decision_retention (1 s) shorter than the transaction's timeout (20 s, asked for at
+ * BEGIN): the AP is stopped once its other branch is prepared, before its checks for the
+ * decider's commit (ap.after_prepare); a restarted xatmd presumes abort
+ * (abort row, PostgreSQL's prepared branch rolled back); a second restart, past the
+ * retention, sweeps the abort row. The AP, resumed well within its timeout, must not commit
+ * the decider now: its branch elsewhere is gone (without libxatm's retention check it
+ * inserted the commit row and committed MariaDB alone). Runs with the decider "my". */
+static void case_abort_row_swept(void)
+{
+    char outfile[600], gtrid[80], out[4096];
+    printf("case: the abort row swept while the AP may still commit (retention < timeout)\n");
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    free(cfg);
+    cfg = t_write_config(dir, tm_id,
+                         "  transaction_timeout: 10s\n"
+                         "  request_timeout: 10s\n"
+                         "  recovery_interval: 200ms\n"
+                         "  decision_rm: my\n"
+                         "  decision_retention: 1s\n");
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    pid_t ap = spawn_ap("mswp", "commit", "ap.after_prepare:stop", "20000", outfile,
+                        sizeof outfile);
+    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
+    read_gtrid(outfile, gtrid, sizeof gtrid);
+    CHECK(gtrid[0] != '\0');
+    kill(d.pid, SIGKILL);
+    CHECK(t_xatmd_wait_killed(&d, 10000));
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
+    CHECK(wait_decision(gtrid, 'A', 10000));
+    CHECK(t_wait_no_prepared(tm_id, CONVERGE_MS) >= 0); /* pg's branch rolled back */
+    usleep(2500 * 1000); /* the abort row is older than 1 s (MariaDB: whole seconds) */
+    CHECK_INT(t_xatmd_stop(&d), 0);
+    CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);         /* its first pass sweeps */
+    CHECK(wait_decision(gtrid, 0, 10000));
+    kill(ap, SIGCONT);
+    int st = 0;
+    CHECK(t_wait_exit(ap, 30000, &st));
+    read_file(outfile, out, sizeof out);
+    CHECK_CONTAINS(out, "result=EABORTED");
+    CHECK_CONTAINS(out, "half of tm.decision_retention");
+    expect_converged();
+    expect_rows("mswp", 0);
+    CHECK_INT(decision_of(gtrid), 0);
+}
+
 /* The same protocol with MariaDB as the decider (tm.decision_rm: my; "pg" is the prepared
  * branch): its own xatmd, tm id and directory; commit, a NO on the prepared side, a failed
  * statement on the decider, the AP killed before and after the decider's commit. */
@@ -490,6 +564,7 @@ static void cases_mariadb_decider(void)
         case_no_vote("mnomy", "fail-my");
         case_ap_killed("mapk1", "ap.decider.before_commit", 0, 'A');
         case_ap_killed("mapk2", "ap.decider.after_commit", 1, 'C');
+        case_abort_row_swept();
         CHECK_INT(t_xatmd_stop(&d), 0);
     } else {
         CHECK(!"xatmd (decider my) starts");
@@ -551,6 +626,7 @@ int main(void)
     case_tm_killed("tmk3", "ap.decider.after_commit", true, "result=OK", 1);
     case_tm_killed_after_resolve();
     case_recovery_first();
+    case_late_done();
     case_busy_fenced();
     case_mismatch();
     case_epoch_rows();
