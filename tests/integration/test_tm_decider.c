@@ -44,6 +44,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include "apcase.h"
 #include "testutil.h"
 #include "tmproc.h"
 
@@ -53,100 +54,6 @@ static char *cfg;
 static t_xatmd d;
 
 #define CONVERGE_MS 30000
-
-/* Runs the AP helper to its end with XATM_FAULT=fault (may be NULL); its exit code
- * (128+signal when killed) and its output in out. */
-static int run_ap(const char *id, const char *action, const char *fault, char *out,
-                  size_t outlen)
-{
-    char outfile[600], faultenv[128], bin[512], cfgbuf[600], idbuf[64], actbuf[64];
-    snprintf(outfile, sizeof outfile, "%s/ap-%s.out", dir, id);
-    snprintf(bin, sizeof bin, "%s", t_env("XATM_TEST_AP"));
-    snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg);
-    snprintf(idbuf, sizeof idbuf, "%s", id);
-    snprintf(actbuf, sizeof actbuf, "%s", action);
-    char *argv[] = {bin, cfgbuf, idbuf, actbuf, NULL};
-    char *env[2] = {NULL, NULL};
-    if (fault) {
-        snprintf(faultenv, sizeof faultenv, "XATM_FAULT=%s", fault);
-        env[0] = faultenv;
-    }
-    int st = t_run(argv, env, outfile);
-    out[0] = '\0';
-    FILE *f = fopen(outfile, "r");
-    if (f) {
-        size_t n = fread(out, 1, outlen - 1, f);
-        out[n] = '\0';
-        fclose(f);
-    }
-    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-    return WEXITSTATUS(st);
-}
-
-/* Spawns the AP helper in the background; its pid, its output file in outfile. */
-static pid_t spawn_ap(const char *id, const char *action, const char *fault, const char *timeout,
-                      char *outfile, size_t outlen)
-{
-    char bin[512], cfgbuf[600], idbuf[64], actbuf[64], faultenv[128], tenv[64];
-    snprintf(outfile, outlen, "%s/ap-%s.out", dir, id);
-    snprintf(bin, sizeof bin, "%s", t_env("XATM_TEST_AP"));
-    snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg);
-    snprintf(idbuf, sizeof idbuf, "%s", id);
-    snprintf(actbuf, sizeof actbuf, "%s", action);
-    snprintf(faultenv, sizeof faultenv, "XATM_FAULT=%s", fault ? fault : "");
-    snprintf(tenv, sizeof tenv, "XATM_TEST_AP_TIMEOUT_MS=%s", timeout ? timeout : "");
-    char *argv[] = {bin, cfgbuf, idbuf, actbuf, NULL};
-    char *env[] = {faultenv, tenv, NULL};
-    return t_spawn(argv, env, outfile);
-}
-
-static void read_file(const char *path, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    size_t n = fread(buf, 1, size - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-}
-
-/* The gtrid an AP helper printed ("gtrid=..." in out; "" if none). */
-static void gtrid_of(const char *out, char *gtrid, size_t size)
-{
-    const char *g = strstr(out, "gtrid=");
-    gtrid[0] = '\0';
-    if (g) snprintf(gtrid, size, "%.*s", (int)strcspn(g + 6, " \n"), g + 6);
-}
-
-/* The same, from the output file of a running AP helper. */
-static void read_gtrid(const char *outfile, char *gtrid, size_t size)
-{
-    char buf[4096];
-    read_file(outfile, buf, sizeof buf);
-    gtrid_of(buf, gtrid, size);
-}
-
-static long long rows(bool pg, const char *id)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_it WHERE id = '%s'", id);
-    return pg ? t_pg_scalar(sql) : t_my_scalar(sql);
-}
-
-static void expect_rows(const char *id, long long n)
-{
-    long long p = rows(true, id), m = rows(false, id);
-    if (p != n || m != n) fprintf(stderr, "  id %s: pg=%lld my=%lld expected %lld\n", id, p, m, n);
-    CHECK_INT(p, n);
-    CHECK_INT(m, n);
-}
-
-static void expect_converged(void)
-{
-    long long ms = t_wait_no_prepared(tm_id, CONVERGE_MS);
-    CHECK(ms >= 0);
-    printf("  converged in %lld ms\n", ms);
-}
 
 /* The decider of the running cases: false "pg" (PostgreSQL), true "my" (MariaDB). */
 static bool decider_my;
@@ -166,15 +73,6 @@ static bool wait_decision(const char *gtrid, int want, int timeout_ms)
 {
     for (int waited = 0; waited < timeout_ms; waited += 50) {
         if (decision_of(gtrid) == want) return true;
-        usleep(50000);
-    }
-    return false;
-}
-
-static bool wait_log(const char *text, int timeout_ms)
-{
-    for (int waited = 0; waited < timeout_ms; waited += 50) {
-        if (t_xatmd_log_count(&d, text) > 0) return true;
         usleep(50000);
     }
     return false;
@@ -212,11 +110,11 @@ static void case_commit(const char *id)
 {
     char out[4096], gtrid[80];
     printf("case: commit decided in the decider branch\n");
-    CHECK_INT(run_ap(id, "commit", NULL, out, sizeof out), 0);
+    CHECK_INT(t_ap_run(cfg, id, "commit", NULL, out, sizeof out), 0);
     CHECK_CONTAINS(out, "result=OK");
-    gtrid_of(out, gtrid, sizeof gtrid);
+    t_ap_gtrid(out, gtrid, sizeof gtrid);
     CHECK(gtrid[0] != '\0');
-    expect_rows(id, 1);
+    t_expect_rows(id, 1);
     CHECK_INT(t_pg_prepared(tm_id), 0);
     CHECK_INT(t_my_prepared(tm_id), 0);
     /* nothing of it in xatmd's log (no COMMIT, no END), and its commit row is gone (the
@@ -230,10 +128,10 @@ static void case_no_vote(const char *id, const char *action)
 {
     char out[4096], gtrid[80];
     printf("case: %s: no commit, both rolled back\n", action);
-    CHECK_INT(run_ap(id, action, NULL, out, sizeof out), 2);
+    CHECK_INT(t_ap_run(cfg, id, action, NULL, out, sizeof out), 2);
     CHECK_CONTAINS(out, "result=EABORTED");
-    gtrid_of(out, gtrid, sizeof gtrid);
-    expect_rows(id, 0);
+    t_ap_gtrid(out, gtrid, sizeof gtrid);
+    t_expect_rows(id, 0);
     CHECK_INT(decision_of(gtrid), 0);
     CHECK_INT(t_pg_prepared(tm_id), 0);
     CHECK_INT(t_my_prepared(tm_id), 0);
@@ -247,10 +145,10 @@ static void case_ap_killed(const char *id, const char *fault, long long expect, 
 {
     char out[4096], gtrid[80];
     printf("case: AP killed at %s\n", fault);
-    CHECK_INT(run_ap(id, "commit", fault, out, sizeof out), 128 + SIGKILL);
-    gtrid_of(out, gtrid, sizeof gtrid);
-    expect_converged();
-    expect_rows(id, expect);
+    CHECK_INT(t_ap_run(cfg, id, "commit", fault, out, sizeof out), 128 + SIGKILL);
+    t_ap_gtrid(out, gtrid, sizeof gtrid);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows(id, expect);
     CHECK_INT(decision_of(gtrid), row);
     snprintf(killed_gtrid[expect ? 1 : 0], sizeof killed_gtrid[0], "%s", gtrid);
     if (expect) {
@@ -272,9 +170,9 @@ static void case_tm_killed(const char *id, const char *fault, bool restart_first
     printf("case: xatmd killed while the AP is stopped at %s%s\n", fault,
            restart_first ? " (restarted before the AP resumes)" : "");
     snprintf(armed, sizeof armed, "%s:stop", fault);
-    pid_t ap = spawn_ap(id, "commit", armed, NULL, outfile, sizeof outfile);
+    pid_t ap = t_ap_spawn_timed(cfg, id, "commit", armed, NULL, outfile, sizeof outfile);
     CHECK(ap > 0 && t_wait_stopped(ap, 20000));
-    read_gtrid(outfile, gtrid, sizeof gtrid);
+    t_ap_gtrid_file(outfile, gtrid, sizeof gtrid);
     CHECK(gtrid[0] != '\0');
     kill(d.pid, SIGKILL);
     CHECK(t_xatmd_wait_killed(&d, 10000));
@@ -288,17 +186,17 @@ static void case_tm_killed(const char *id, const char *fault, bool restart_first
              * the stopped AP's session, so it is left to it (or to a later pass) */
             char line[200];
             snprintf(line, sizeof line, "transaction %s: decider RM pg committed it", gtrid);
-            CHECK(wait_log(line, 10000));
+            CHECK(t_xatmd_wait_log(&d, line, 10000));
         }
     }
     kill(ap, SIGCONT);
     int st = 0;
     CHECK(t_wait_exit(ap, 30000, &st));
-    read_file(outfile, out, sizeof out);
+    t_read_file(outfile, out, sizeof out);
     CHECK_CONTAINS(out, want);
     if (!restart_first) CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
-    expect_converged();
-    expect_rows(id, expect);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows(id, expect);
 }
 
 /* xatmd killed in recovery right after it found the decider's commit row, before the COMMIT
@@ -310,13 +208,13 @@ static void case_tm_killed_after_resolve(void)
     printf("case: xatmd killed at tm.recovery_after_resolve\n");
     CHECK_INT(t_xatmd_stop(&d), 0);
     CHECK_INT(t_xatmd_start(&d, cfg, "tm.recovery_after_resolve"), 0);
-    CHECK_INT(run_ap("tmr1", "commit", "ap.decider.after_commit", out, sizeof out),
+    CHECK_INT(t_ap_run(cfg, "tmr1", "commit", "ap.decider.after_commit", out, sizeof out),
               128 + SIGKILL);
     CHECK(t_xatmd_wait_killed(&d, 15000));
     CHECK_INT(t_my_prepared(tm_id), 1); /* nobody may finish it but xatmd */
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
-    expect_converged();
-    expect_rows("tmr1", 1);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows("tmr1", 1);
 }
 
 /* The AP (transaction timeout 1 s) stopped before the decider's commit until xatmd has
@@ -325,20 +223,20 @@ static void case_recovery_first(void)
 {
     char outfile[600], gtrid[80], out[4096];
     printf("case: recovery's abort row first, the AP's commit after it\n");
-    pid_t ap = spawn_ap("rf1", "commit", "ap.decider.before_commit:stop", "1000", outfile,
+    pid_t ap = t_ap_spawn_timed(cfg, "rf1", "commit", "ap.decider.before_commit:stop", "1000", outfile,
                         sizeof outfile);
     CHECK(ap > 0 && t_wait_stopped(ap, 20000));
-    read_gtrid(outfile, gtrid, sizeof gtrid);
+    t_ap_gtrid_file(outfile, gtrid, sizeof gtrid);
     CHECK(gtrid[0] != '\0');
     CHECK(wait_decision(gtrid, 'A', 15000));
     kill(ap, SIGCONT);
     int st = 0;
     CHECK(t_wait_exit(ap, 30000, &st));
-    read_file(outfile, out, sizeof out);
+    t_read_file(outfile, out, sizeof out);
     CHECK_CONTAINS(out, "result=EABORTED");
     CHECK_CONTAINS(out, "recovery had already decided abort");
-    expect_converged();
-    expect_rows("rf1", 0);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows("rf1", 0);
     CHECK_INT(decision_of(gtrid), 'A');
 }
 
@@ -351,20 +249,20 @@ static void case_late_done(void)
 {
     char outfile[600], gtrid[80], out[4096], line[200];
     printf("case: the AP stopped after the decider's commit past its deadline, a late DONE\n");
-    pid_t ap = spawn_ap("ld1", "commit", "ap.decider.after_commit:stop", "1000", outfile,
+    pid_t ap = t_ap_spawn_timed(cfg, "ld1", "commit", "ap.decider.after_commit:stop", "1000", outfile,
                         sizeof outfile);
     CHECK(ap > 0 && t_wait_stopped(ap, 20000));
-    read_gtrid(outfile, gtrid, sizeof gtrid);
+    t_ap_gtrid_file(outfile, gtrid, sizeof gtrid);
     CHECK(gtrid[0] != '\0');
     snprintf(line, sizeof line, "transaction %s: decider RM pg committed it", gtrid);
-    CHECK(wait_log(line, 15000));
+    CHECK(t_xatmd_wait_log(&d, line, 15000));
     kill(ap, SIGCONT);
     int st = 0;
     CHECK(t_wait_exit(ap, 30000, &st));
-    read_file(outfile, out, sizeof out);
+    t_read_file(outfile, out, sizeof out);
     CHECK_CONTAINS(out, "result=OK");
-    expect_converged();
-    expect_rows("ld1", 1);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows("ld1", 1);
     /* 'C' when the AP's phase 2 met the branch recovery had committed (the row is left to
      * the sweep), none when the AP committed it first and deleted the row; never 'A' */
     CHECK(decision_of(gtrid) != 'A');
@@ -377,7 +275,7 @@ static void case_busy_fenced(void)
 {
     char outfile[600], gtrid[80], out[4096], line[300];
     printf("case: the decision row held by a stopped AP: busy, fenced, aborted\n");
-    pid_t ap = spawn_ap("bz1", "pg-slow", NULL, "2000", outfile, sizeof outfile);
+    pid_t ap = t_ap_spawn_timed(cfg, "bz1", "pg-slow", NULL, "2000", outfile, sizeof outfile);
     CHECK(ap > 0);
     /* the decider's COMMIT is running its deferred trigger */
     long long running = 0;
@@ -389,19 +287,19 @@ static void case_busy_fenced(void)
     CHECK(running > 0);
     kill(ap, SIGSTOP);
     CHECK(t_wait_stopped(ap, 5000));
-    read_gtrid(outfile, gtrid, sizeof gtrid);
+    t_ap_gtrid_file(outfile, gtrid, sizeof gtrid);
     CHECK(gtrid[0] != '\0');
     /* the fence follows a busy resolve (only a held row answers busy) */
     snprintf(line, sizeof line, "on decider RM pg holding the decision row of %s", gtrid);
-    CHECK(wait_log(line, 20000));
+    CHECK(t_xatmd_wait_log(&d, line, 20000));
     CHECK(wait_decision(gtrid, 'A', 15000));
     kill(ap, SIGCONT);
     int st = 0;
     CHECK(t_wait_exit(ap, 30000, &st));
-    read_file(outfile, out, sizeof out);
+    t_read_file(outfile, out, sizeof out);
     CHECK_CONTAINS(out, "result=EUNKNOWN"); /* its decider connection was terminated */
-    expect_converged();
-    expect_rows("bz1", 0);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows("bz1", 0);
     CHECK_INT(t_pg_scalar("SELECT count(*) FROM xatm_slow WHERE id = 'bz1'"), 0);
 }
 
@@ -428,11 +326,11 @@ static void case_mismatch(void)
     free(text);
     char *saved = cfg;
     cfg = path;
-    CHECK_INT(run_ap("mm1", "commit", NULL, out, sizeof out), 2);
+    CHECK_INT(t_ap_run(cfg, "mm1", "commit", NULL, out, sizeof out), 2);
     cfg = saved;
     CHECK_CONTAINS(out, "result=EPROTO open:");
     CHECK_CONTAINS(out, "runs with tm.decision_rm 'pg', but");
-    expect_rows("mm1", 0);
+    t_expect_rows("mm1", 0);
 }
 
 /* xatmd restarted with tm.decision_retention: 1s: its first recovery pass deletes the
@@ -456,7 +354,7 @@ static void case_sweep(void)
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
     CHECK(wait_decision(killed_gtrid[0], 0, 10000));
     CHECK(wait_decision(killed_gtrid[1], 0, 10000));
-    CHECK(wait_log("older than tm.decision_retention, of transactions with no prepared branch left", 5000));
+    CHECK(t_xatmd_wait_log(&d, "older than tm.decision_retention, of transactions with no prepared branch left", 5000));
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM xatm_decisions WHERE gtrid LIKE '%s.%%'", tm_id);
     CHECK_INT(t_pg_scalar(sql), 0);
@@ -512,10 +410,10 @@ static void case_abort_row_swept(void)
                          "  decision_rm: my\n"
                          "  decision_retention: 1s\n");
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
-    pid_t ap = spawn_ap("mswp", "commit", "ap.after_prepare:stop", "20000", outfile,
+    pid_t ap = t_ap_spawn_timed(cfg, "mswp", "commit", "ap.after_prepare:stop", "20000", outfile,
                         sizeof outfile);
     CHECK(ap > 0 && t_wait_stopped(ap, 20000));
-    read_gtrid(outfile, gtrid, sizeof gtrid);
+    t_ap_gtrid_file(outfile, gtrid, sizeof gtrid);
     CHECK(gtrid[0] != '\0');
     kill(d.pid, SIGKILL);
     CHECK(t_xatmd_wait_killed(&d, 10000));
@@ -529,11 +427,11 @@ static void case_abort_row_swept(void)
     kill(ap, SIGCONT);
     int st = 0;
     CHECK(t_wait_exit(ap, 30000, &st));
-    read_file(outfile, out, sizeof out);
+    t_read_file(outfile, out, sizeof out);
     CHECK_CONTAINS(out, "result=EABORTED");
     CHECK_CONTAINS(out, "half of tm.decision_retention");
-    expect_converged();
-    expect_rows("mswp", 0);
+    t_expect_converged(CONVERGE_MS);
+    t_expect_rows("mswp", 0);
     CHECK_INT(decision_of(gtrid), 0);
 }
 
@@ -548,6 +446,7 @@ static void cases_mariadb_decider(void)
     snprintf(saved_tm, sizeof saved_tm, "%s", tm_id);
     snprintf(tm_id, sizeof tm_id, "dm%d", (int)(getpid() % 100000));
     dir = t_tmpdir("tmdec-my");
+    t_ap_init(dir, tm_id);
     cfg = t_write_config(dir, tm_id,
                          "  transaction_timeout: 10s\n"
                          "  request_timeout: 10s\n"
@@ -581,6 +480,7 @@ static void cases_mariadb_decider(void)
     cfg = saved_cfg;
     d = saved_d;
     snprintf(tm_id, sizeof tm_id, "%s", saved_tm);
+    t_ap_init(dir, tm_id);
 }
 
 int main(void)
@@ -588,6 +488,7 @@ int main(void)
     t_require_servers();
     snprintf(tm_id, sizeof tm_id, "dc%d", (int)(getpid() % 100000));
     dir = t_tmpdir("tmdec");
+    t_ap_init(dir, tm_id);
     cfg = t_write_config(dir, tm_id,
                          "  transaction_timeout: 10s\n"
                          "  request_timeout: 10s\n"

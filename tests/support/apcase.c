@@ -21,22 +21,33 @@ void t_ap_init(const char *dir, const char *tm_id)
     snprintf(tm, sizeof tm, "%s", tm_id);
 }
 
-pid_t t_ap_spawn(const char *cfg, const char *id, const char *action, const char *fault,
-                 char *outfile, size_t outlen)
+pid_t t_ap_spawn_timed(const char *cfg, const char *id, const char *action, const char *fault,
+                       const char *timeout_ms, char *outfile, size_t outlen)
 {
-    char bin[512], cfgbuf[700], idbuf[64], actbuf[64], faultenv[128];
+    char bin[512], cfgbuf[700], idbuf[64], actbuf[64], faultenv[128], tenv[64];
     snprintf(outfile, outlen, "%s/ap-%s.out", work_dir, id);
     snprintf(bin, sizeof bin, "%s", t_env("XATM_TEST_AP"));
     snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg);
     snprintf(idbuf, sizeof idbuf, "%s", id);
     snprintf(actbuf, sizeof actbuf, "%s", action);
     char *argv[] = {bin, cfgbuf, idbuf, actbuf, NULL};
-    char *env[2] = {NULL, NULL};
+    char *env[3] = {NULL, NULL, NULL};
+    size_t n = 0;
     if (fault) {
         snprintf(faultenv, sizeof faultenv, "XATM_FAULT=%s", fault);
-        env[0] = faultenv;
+        env[n++] = faultenv;
+    }
+    if (timeout_ms) {
+        snprintf(tenv, sizeof tenv, "XATM_TEST_AP_TIMEOUT_MS=%s", timeout_ms);
+        env[n++] = tenv;
     }
     return t_spawn(argv, env, outfile);
+}
+
+pid_t t_ap_spawn(const char *cfg, const char *id, const char *action, const char *fault,
+                 char *outfile, size_t outlen)
+{
+    return t_ap_spawn_timed(cfg, id, action, fault, NULL, outfile, outlen);
 }
 
 int t_ap_run(const char *cfg, const char *id, const char *action, const char *fault, char *out,
@@ -63,6 +74,13 @@ void t_ap_gtrid(const char *out, char *gtrid, size_t size)
     const char *g = strstr(out, "gtrid=");
     gtrid[0] = '\0';
     if (g) snprintf(gtrid, size, "%.*s", (int)strcspn(g + 6, " \n"), g + 6);
+}
+
+void t_ap_gtrid_file(const char *outfile, char *gtrid, size_t size)
+{
+    char buf[4096];
+    t_read_file(outfile, buf, sizeof buf);
+    t_ap_gtrid(buf, gtrid, size);
 }
 
 void t_read_file(const char *path, char *buf, size_t size)

@@ -1,5 +1,5 @@
 /*
- * apcase.h — what the end-to-end tests (tm_2pc, tm_3pc) do with the AP helper
+ * apcase.h — what the end-to-end tests (tm_2pc, tm_3pc, tm_decider) do with the AP helper
  * (xatm-test-ap, tests/integration/ap_helper.c) and with the row it writes: run or spawn it
  * with a fault point armed, read what it printed, count its row (table xatm_it, column id)
  * on both servers with plain SQL, and wait until recovery leaves no prepared branch.
@@ -21,12 +21,18 @@ void t_ap_init(const char *dir, const char *tm_id);
  * its output goes to the file it names in outfile. Its pid, or -1. */
 pid_t t_ap_spawn(const char *cfg, const char *id, const char *action, const char *fault,
                  char *outfile, size_t outlen);
+/* The same with XATM_TEST_AP_TIMEOUT_MS=timeout_ms (the transaction timeout the AP asks
+ * for at BEGIN; NULL: its config's). */
+pid_t t_ap_spawn_timed(const char *cfg, const char *id, const char *action, const char *fault,
+                       const char *timeout_ms, char *outfile, size_t outlen);
 /* Runs it to its end (at most 120 s, then killed): its exit code or 128 + the signal that
  * ended it (-1 when it could not run or timed out); what it printed in out. */
 int t_ap_run(const char *cfg, const char *id, const char *action, const char *fault, char *out,
              size_t outlen);
 /* The gtrid an AP printed ("gtrid=..."), "" if none. */
 void t_ap_gtrid(const char *out, char *gtrid, size_t size);
+/* The same, read from the output file of an AP (running or not). */
+void t_ap_gtrid_file(const char *outfile, char *gtrid, size_t size);
 
 /* The whole of a (small) file into buf, "" when it cannot be read. */
 void t_read_file(const char *path, char *buf, size_t size);
