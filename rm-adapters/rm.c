@@ -475,6 +475,22 @@ static int in_batches(xatm_rm_conn *c, int (*del)(xatm_rm_conn *, const char *co
     return XATM_XA_OK;
 }
 
+char *xatm_rm__gtrid_list_sql(xatm_rm_conn *c, const char *what, const char *head,
+                              const char *const *gtrids, size_t n)
+{
+    size_t cap = strlen(head) + 2 + n * (XATM_GTRID_MAX + 4), len;
+    char *sql = malloc(cap);
+    if (!sql) {
+        xatm_rm__seterr(c, XATM_XAER_RMERR, "%s: out of memory", what);
+        return NULL;
+    }
+    len = (size_t)snprintf(sql, cap, "%s(", head);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(sql + len, cap - len, "%s'%s'", i ? ", " : "", gtrids[i]);
+    snprintf(sql + len, cap - len, ")");
+    return sql;
+}
+
 /* Checks n gtrids against the xid alphabet. */
 static int check_gtrids(xatm_rm_conn *c, const char *what, const char *const *gtrids, size_t n)
 {

@@ -82,6 +82,11 @@ int xatm_rm__decision_result(xatm_rm_conn *c, const char *gtrid, int rc, bool bu
 /* true when s (non-empty, at most max bytes) uses only [A-Za-z0-9_.:-]: the alphabet of
  * every xid xatm issues, so it can be written inside '...' in SQL without escaping. */
 bool xatm_rm__id_safe(const char *s, size_t max);
+/* "<head>('g1', 'g2', ...)" for the n (>= 1) gtrids of a batched delete, which rm.c has
+ * checked against the xid alphabet (no quote can occur, so none is escaped): malloc'd, or
+ * NULL with "<what>: out of memory" set on c. */
+char *xatm_rm__gtrid_list_sql(xatm_rm_conn *c, const char *what, const char *head,
+                              const char *const *gtrids, size_t n);
 
 /* The PostgreSQL capability decision at open, pure so it can be unit-tested: a usable
  * server has server_version_num >= 100000 and max_prepared_transactions > 0. Returns

@@ -1030,25 +1030,31 @@ static int my_markers_find(xatm_rm_conn *c, const char *gtrid,
     return XATM_XA_OK;
 }
 
+/* Runs a DELETE of marker or decision rows under READ COMMITTED (the next statement only):
+ * no gap locks, so it never waits for nor blocks an application's insert of a neighbouring
+ * gtrid (consecutive gtrids sort next to each other). `what` and `table` name it in errors. */
+static int my_delete_read_committed(my_conn *m, const char *sql, const char *what,
+                                    const char *table, uint64_t *deleted)
+{
+    char set_what[128];
+    snprintf(set_what, sizeof set_what, "%s (SET TRANSACTION ISOLATION LEVEL READ COMMITTED)",
+             what);
+    int rc = run_sql(m, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", set_what, NULL, NULL);
+    if (rc != XATM_XA_OK) return rc;
+    char del_what[128];
+    snprintf(del_what, sizeof del_what, "%s (DELETE FROM %s)", what, table);
+    return run_sql(m, sql, del_what, NULL, deleted);
+}
+
 static int my_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
 {
     my_conn *m = myc(c);
-    size_t cap = 64 + n * (2 * XATM_GTRID_MAX + 4), len;
     int rc = my_markers_idle(m, "marker delete");
     if (rc != XATM_XA_OK) return rc;
-    char *sql = malloc(cap);
-    if (!sql) return xatm_rm__seterr(c, XATM_XAER_RMERR, "marker delete: out of memory");
-    len = (size_t)snprintf(sql, cap, "DELETE FROM " XATM_MARKER_TABLE " WHERE gtrid IN (");
-    for (size_t i = 0; i < n; i++) {
-        char g[2 * XATM_GTRID_MAX + 1];
-        mysql_real_escape_string(m->my, g, gtrids[i], (unsigned long)strlen(gtrids[i]));
-        len += (size_t)snprintf(sql + len, cap - len, "%s'%s'", i ? ", " : "", g);
-    }
-    snprintf(sql + len, cap - len, ")");
-    rc = run_sql(m, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
-                 "marker delete (SET TRANSACTION ISOLATION LEVEL READ COMMITTED)", NULL, NULL);
-    if (rc == XATM_XA_OK)
-        rc = run_sql(m, sql, "marker delete (DELETE FROM " XATM_MARKER_TABLE ")", NULL, NULL);
+    char *sql = xatm_rm__gtrid_list_sql(c, "marker delete",
+                                        "DELETE FROM " XATM_MARKER_TABLE " WHERE gtrid IN ", gtrids, n);
+    if (!sql) return XATM_XAER_RMERR;
+    rc = my_delete_read_committed(m, sql, "marker delete", XATM_MARKER_TABLE, NULL);
     free(sql);
     return rc;
 }
@@ -1119,35 +1125,17 @@ static int my_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock
     return xatm_rm__decision_result(c, gtrid, rc, busy, outcome, out);
 }
 
-/* Runs a DELETE on the decision table under READ COMMITTED (the next statement only): no
- * gap locks, so it never waits for nor blocks an application's insert of a neighbouring
- * gtrid (consecutive gtrids sort next to each other). */
-static int my_decisions_rc_delete(my_conn *m, const char *sql, const char *what,
-                                  uint64_t *deleted)
-{
-    int rc = run_sql(m, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
-                     "decision delete (SET TRANSACTION ISOLATION LEVEL READ COMMITTED)", NULL,
-                     NULL);
-    if (rc == XATM_XA_OK) rc = run_sql(m, sql, what, NULL, deleted);
-    return rc;
-}
-
 static int my_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
 {
     my_conn *m = myc(c);
-    size_t cap = 96 + n * (XATM_GTRID_MAX + 4), len;
     int rc = my_markers_idle(m, "decision delete");
     if (rc != XATM_XA_OK) return rc;
-    char *sql = malloc(cap);
-    if (!sql) return xatm_rm__seterr(c, XATM_XAER_RMERR, "decision delete: out of memory");
     /* only commit rows: an abort row must outlive the decider's session */
-    len = (size_t)snprintf(sql, cap,
-                           "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'C' AND gtrid IN (");
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(sql + len, cap - len, "%s'%s'", i ? ", " : "", gtrids[i]);
-    snprintf(sql + len, cap - len, ")");
-    rc = my_decisions_rc_delete(m, sql, "decision delete (DELETE FROM " XATM_DECISION_TABLE ")",
-                                NULL);
+    char *sql = xatm_rm__gtrid_list_sql(
+        c, "decision delete",
+        "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'C' AND gtrid IN ", gtrids, n);
+    if (!sql) return XATM_XAER_RMERR;
+    rc = my_delete_read_committed(m, sql, "decision delete", XATM_DECISION_TABLE, NULL);
     free(sql);
     return rc;
 }
@@ -1163,8 +1151,7 @@ static int my_decisions_sweep(xatm_rm_conn *c, const char *prefix, uint32_t olde
              "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'A' AND LEFT(gtrid, %zu) = "
              "'%s' AND created < NOW() - INTERVAL %u SECOND",
              strlen(prefix), prefix, (unsigned)older_than_s);
-    return my_decisions_rc_delete(m, sql, "decision sweep (DELETE FROM " XATM_DECISION_TABLE ")",
-                                  deleted);
+    return my_delete_read_committed(m, sql, "decision sweep", XATM_DECISION_TABLE, deleted);
 }
 
 static int my_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,

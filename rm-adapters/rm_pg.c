@@ -848,21 +848,11 @@ static int pg_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t 
 {
     pg_conn *p = pgc(c);
     PGresult *r;
-    size_t cap = 64 + n * (2 * XATM_GTRID_MAX + 4), len;
     int rc = pg_markers_idle(p, "marker delete");
     if (rc != XATM_XA_OK) return rc;
-    char *sql = malloc(cap);
-    if (!sql) return xatm_rm__seterr(c, XATM_XAER_RMERR, "marker delete: out of memory");
-    len = (size_t)snprintf(sql, cap, "DELETE FROM " XATM_MARKER_TABLE " WHERE gtrid IN (");
-    for (size_t i = 0; i < n; i++) {
-        char g[2 * XATM_GTRID_MAX + 1];
-        if (!pg_escape(p, g, gtrids[i])) {
-            free(sql);
-            return XATM_XAER_INVAL;
-        }
-        len += (size_t)snprintf(sql + len, cap - len, "%s'%s'", i ? ", " : "", g);
-    }
-    snprintf(sql + len, cap - len, ")");
+    char *sql = xatm_rm__gtrid_list_sql(c, "marker delete",
+                                        "DELETE FROM " XATM_MARKER_TABLE " WHERE gtrid IN ", gtrids, n);
+    if (!sql) return XATM_XAER_RMERR;
     rc = exec_sql(p, sql, "marker delete (DELETE FROM " XATM_MARKER_TABLE ")", &r);
     free(sql);
     if (rc == XATM_XA_OK) PQclear(r);
@@ -933,17 +923,13 @@ static int pg_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_
 {
     pg_conn *p = pgc(c);
     PGresult *r;
-    size_t cap = 96 + n * (XATM_GTRID_MAX + 4), len;
     int rc = pg_markers_idle(p, "decision delete");
     if (rc != XATM_XA_OK) return rc;
-    char *sql = malloc(cap);
-    if (!sql) return xatm_rm__seterr(c, XATM_XAER_RMERR, "decision delete: out of memory");
     /* only commit rows: an abort row must outlive the decider's session (docs/protocols.md) */
-    len = (size_t)snprintf(sql, cap,
-                           "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'C' AND gtrid IN (");
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(sql + len, cap - len, "%s'%s'", i ? ", " : "", gtrids[i]);
-    snprintf(sql + len, cap - len, ")");
+    char *sql = xatm_rm__gtrid_list_sql(
+        c, "decision delete",
+        "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'C' AND gtrid IN ", gtrids, n);
+    if (!sql) return XATM_XAER_RMERR;
     rc = exec_sql(p, sql, "decision delete (DELETE FROM " XATM_DECISION_TABLE ")", &r);
     free(sql);
     if (rc == XATM_XA_OK) PQclear(r);
