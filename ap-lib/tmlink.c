@@ -163,8 +163,10 @@ static void keep_reservation(xatm__tm *t, const xatm_msg *m)
     t->resv_req = 0;
     t->resv = XATM__RESV_NONE;
     if (m->type != XATM_MSG_BEGIN_OK) return;
+    /* a gtrid that is not one of xatmd's cannot be counted on from: no lease */
+    if (xatm_gtrid_parse(m->u.begin_ok.gtrid, &t->resv_next) != 0) return;
     t->resv = XATM__RESV_READY;
-    xatm_str_copy(t->resv_gtrid, sizeof t->resv_gtrid, m->u.begin_ok.gtrid);
+    t->resv_left = m->u.begin_ok.count; /* >= 1 (the codec's rule) */
     t->resv_protocol = m->u.begin_ok.protocol;
     t->resv_timeout_ms = m->u.begin_ok.timeout_ms;
 }
@@ -199,6 +201,7 @@ void xatm__tm_check_idle(xatm__tm *t)
 
 void xatm__tm_reserve(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms)
 {
+    if (t->resv == XATM__RESV_READY) return; /* the lease has gtrids left */
     t->resv = t->fd >= 0 ? XATM__RESV_DEFERRED : XATM__RESV_NONE;
     t->resv_req = 0;
     t->resv_asked_protocol = protocol;
@@ -216,6 +219,7 @@ static void encode_reservation(xatm__tm *t)
     m.u.begin.protocol = t->resv_asked_protocol;
     m.u.begin.timeout_ms = t->resv_asked_timeout_ms;
     m.u.begin.flags = XATM_BEGIN_RESERVE;
+    m.u.begin.count = XATM__LEASE_ASK;
     uint32_t id;
     char err[256];
     if (encode_behind(t, &m, &id, err, sizeof err) == 0) {
@@ -229,22 +233,29 @@ bool xatm__tm_take_reservation(xatm__tm *t, uint8_t protocol, uint32_t timeout_m
                                uint32_t *granted_timeout_ms)
 {
     if (t->fd < 0) return false;
-    /* DEFERRED (asked for, never sent: the transaction ended without writing to xatmd)
-     * ends as none, below; the next reservation replaces whatever xatmd holds for this
-     * connection */
+    if (t->resv == XATM__RESV_DEFERRED) {
+        /* asked for, never sent (the transaction ended without writing to xatmd): none;
+         * the next lease replaces whatever xatmd holds for this connection */
+        t->resv = XATM__RESV_NONE;
+        return false;
+    }
     if (t->resv == XATM__RESV_SENT) {
         char err[256];
         if (xatm__tm_flush(t, err, sizeof err) != 0 || read_reservation(t) != 0) return false;
     }
-    bool ok = t->resv == XATM__RESV_READY && t->resv_asked_protocol == protocol &&
-              t->resv_asked_timeout_ms == timeout_ms && t->resv_protocol == protocol;
-    if (ok) {
-        xatm_str_copy(gtrid, XATM_GTRID_MAX + 1, t->resv_gtrid);
-        *granted_protocol = t->resv_protocol;
-        *granted_timeout_ms = t->resv_timeout_ms;
+    if (t->resv != XATM__RESV_READY || t->resv_asked_protocol != protocol ||
+        t->resv_asked_timeout_ms != timeout_ms || t->resv_protocol != protocol)
+        return false;
+    xatm_gtrid_parts *p = &t->resv_next;
+    if (xatm_gtrid_format(gtrid, XATM_GTRID_MAX + 1, p->tm_id, p->epoch, p->seq) != 0) {
+        t->resv = XATM__RESV_NONE;
+        return false;
     }
-    t->resv = XATM__RESV_NONE;
-    return ok;
+    *granted_protocol = t->resv_protocol;
+    *granted_timeout_ms = t->resv_timeout_ms;
+    p->seq++;
+    if (--t->resv_left == 0) t->resv = XATM__RESV_NONE;
+    return true;
 }
 
 /* Writes len bytes before the deadline. 0 or -1 with err set. */

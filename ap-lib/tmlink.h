@@ -14,9 +14,10 @@
  *    and an ERROR for one changes nothing the next reply will not also say.
  *  - The socket is non-blocking; every write and read is bounded by a deadline
  *    (tm.request_timeout), so a hung xatmd can never hang the application.
- *  - At most one reservation (the next transaction's gtrid, xatm__tm_reserve) exists per
- *    link; its answer may arrive while another is awaited and is then kept aside. Closing
- *    the link forgets it (xatmd forgets it too when the connection ends).
+ *  - At most one reservation (a lease of the next transactions' gtrids, xatm__tm_reserve)
+ *    exists per link; its answer may arrive while another is awaited and is then kept
+ *    aside. Its gtrids are handed out in order, each once. Closing the link forgets it
+ *    (xatmd forgets it too when the connection ends).
  *  - Queued one-way frames go out, in order, in the same write as the next frame sent
  *    (or at xatm__tm_flush); closing the link drops them (the connection they were meant
  *    for is gone, and with it whatever xatmd knew of the transaction).
@@ -32,19 +33,24 @@
 #include "config.h"
 #include "proto.h"
 
-/* Where the reservation of the next transaction's gtrid stands (xatm__tm_reserve):
+/* Where the lease of the next transactions' gtrids stands (xatm__tm_reserve):
  *
  *   NONE --xatm__tm_reserve--> DEFERRED --xatm__tm_send writes the BEGIN--> SENT
  *                                       (NONE when the BEGIN cannot be encoded)
  *   SENT --its BEGIN_OK read (by whichever read meets it)--> READY
- *   SENT --its ERROR read--> NONE          READY, DEFERRED --take_reservation--> NONE
- *   any --xatm__tm_reserve--> DEFERRED (NONE when closed); any --close--> NONE */
+ *   SENT --its ERROR read--> NONE
+ *   READY --take_reservation takes its last gtrid--> NONE    DEFERRED --take--> NONE
+ *   NONE, DEFERRED, SENT --xatm__tm_reserve--> DEFERRED (NONE when closed); READY stays
+ *   any --close--> NONE */
 enum xatm__resv {
     XATM__RESV_NONE = 0, /* none: the next xatm_begin is a call */
     XATM__RESV_DEFERRED, /* asked for: the BEGIN goes right behind the next xatm__tm_send */
     XATM__RESV_SENT,     /* that BEGIN is written (resv_req); its answer is not read yet */
-    XATM__RESV_READY,    /* answered: resv_gtrid, resv_protocol, resv_timeout_ms */
+    XATM__RESV_READY,    /* answered: resv_next.. resv_left gtrids, resv_protocol, ... */
 };
+
+/* gtrids a reserving BEGIN asks for (docs/protocol.md, "Gtrid leases") */
+#define XATM__LEASE_ASK 64u
 
 /* The link. Zero-initialise, then set fd = -1 (xatm__tm_init does both). */
 typedef struct xatm__tm {
@@ -56,12 +62,13 @@ typedef struct xatm__tm {
     const char *path;      /* socket path (points into the config) */
     uint32_t timeout_ms;   /* tm.request_timeout: bound on every wait */
     uint32_t epoch;        /* xatmd's boot epoch from HELLO_OK */
-    /* the reservation of the next transaction's gtrid (xatm__tm_reserve) */
+    /* the lease of the next transactions' gtrids (xatm__tm_reserve) */
     enum xatm__resv resv;  /* where it stands (above) */
     uint32_t resv_req;     /* SENT: req_id of the reserving BEGIN; 0 otherwise */
     uint8_t resv_asked_protocol; /* what that BEGIN asks for */
     uint32_t resv_asked_timeout_ms;
-    char resv_gtrid[XATM_GTRID_MAX + 1]; /* READY: the reserved gtrid, */
+    xatm_gtrid_parts resv_next; /* READY: the next gtrid to hand out, */
+    uint16_t resv_left;    /* ... with the ones after it, resv_left (>= 1) in all, */
     uint8_t resv_protocol; /* ... and the protocol and timeout BEGIN_OK granted */
     uint32_t resv_timeout_ms;
     uint8_t default_protocol; /* from HELLO_OK */
@@ -86,20 +93,21 @@ void xatm__tm_free(xatm__tm *t);
  * that answer's frame, bounded like every read). */
 void xatm__tm_check_idle(xatm__tm *t);
 
-/* Asks xatmd for the gtrid of the connection's next transaction: BEGIN(protocol,
- * timeout_ms, XATM_BEGIN_RESERVE) is encoded right behind the next frame written with
- * xatm__tm_send (not behind queued one-way frames, nor at xatm__tm_flush). That frame is
- * the transaction's VOTE, CANCOMMIT, DONE or ROLLBACK: it reaches xatmd before the new
- * reservation can replace one the current transaction runs on, and xatmd answers the
- * reservation in the same write as the DECISION that VOTE waits for (docs/protocol.md,
- * "Reserved gtrids"). The BEGIN_OK is read whenever it arrives while another answer is
- * awaited, or by xatm__tm_take_reservation. A reservation lives as long as the link. */
+/* Unless a lease still has gtrids (READY), asks xatmd for the gtrids of the connection's
+ * next XATM__LEASE_ASK transactions: BEGIN(protocol, timeout_ms, XATM_BEGIN_RESERVE, count)
+ * is encoded right behind the next frame written with xatm__tm_send (not behind queued
+ * one-way frames, nor at xatm__tm_flush). That frame is the transaction's VOTE,
+ * CANCOMMIT, DONE or ROLLBACK: it reaches xatmd before the new lease can replace one the
+ * current transaction runs on, and xatmd answers it in the same write as the DECISION that
+ * VOTE waits for (docs/protocol.md, "Gtrid leases"). The BEGIN_OK is read whenever it
+ * arrives while another answer is awaited, or by xatm__tm_take_reservation. A lease lives
+ * as long as the link or until its last gtrid is taken. */
 void xatm__tm_reserve(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms);
 
-/* Hands out the reservation when there is one asked for with exactly protocol and
- * timeout_ms (waiting for its answer if that is still on its way), and forgets it either
- * way. true with gtrid (XATM_GTRID_MAX + 1 bytes), the granted protocol and timeout;
- * false when there is none, or the link failed meanwhile (it is then closed). */
+/* Hands out the lease's next gtrid when there is a lease asked for with exactly protocol
+ * and timeout_ms (waiting for its answer if that is still on its way). true with gtrid
+ * (XATM_GTRID_MAX + 1 bytes), the granted protocol and timeout; false when there is none
+ * (a lease for other options is kept), or the link failed meanwhile (it is then closed). */
 bool xatm__tm_take_reservation(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms,
                                char *gtrid, uint8_t *granted_protocol,
                                uint32_t *granted_timeout_ms);

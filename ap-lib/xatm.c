@@ -578,8 +578,9 @@ XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts)
 
     /* A link that died while idle (xatmd restarted) is replaced here, once. */
     xatm__tm_check_idle(&h->tm);
-    /* The gtrid reserved at the previous xatm_begin, when it was asked for with the same
-     * protocol and timeout: no round trip (docs/protocol.md, "Reserved gtrids"). */
+    /* The next gtrid of the lease an earlier xatm_begin asked for, when it was asked for
+     * with the same protocol and timeout: no round trip (docs/protocol.md, "Gtrid
+     * leases"). */
     bool reserved = xatm__tm_take_reservation(&h->tm, m.u.begin.protocol, m.u.begin.timeout_ms,
                                               reply.u.begin_ok.gtrid,
                                               &reply.u.begin_ok.protocol,
@@ -602,9 +603,9 @@ XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts)
         if (rc == XATM_ETIMEDOUT) rc = XATM_ETM;
         if (rc) return h->err_code = rc;
     }
-    /* the next transaction's gtrid, asked for now: the request goes out behind this one's
-     * VOTE, CANCOMMIT, DONE or ROLLBACK, and its answer comes with the answer to that (or
-     * is read when the next xatm_begin takes it) */
+    /* when the lease is used up, the next transactions' gtrids are asked for now: the
+     * request goes out behind this one's VOTE, CANCOMMIT, DONE or ROLLBACK, and its answer
+     * comes with the answer to that (or is read when the next xatm_begin takes it) */
     xatm__tm_reserve(&h->tm, m.u.begin.protocol, m.u.begin.timeout_ms);
 
     xatm_str_copy(h->gtrid, sizeof h->gtrid, reply.u.begin_ok.gtrid);

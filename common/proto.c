@@ -302,12 +302,18 @@ static void walk_body(codec *c, xatm_msg *m)
         f_u32(c, &m->u.begin.timeout_ms);
         f_u8(c, &m->u.begin.flags);
         check(c, (m->u.begin.flags & ~XATM_BEGIN_RESERVE) == 0);
+        f_u16(c, &m->u.begin.count);
+        check(c, m->u.begin.flags & XATM_BEGIN_RESERVE
+                     ? m->u.begin.count >= 1 && m->u.begin.count <= XATM_LEASE_MAX
+                     : m->u.begin.count == 0);
         break;
     case XATM_MSG_BEGIN_OK:
         f_str(c, m->u.begin_ok.gtrid, XATM_GTRID_MAX);
         f_u8(c, &m->u.begin_ok.protocol);
         check(c, protocol_ok(m->u.begin_ok.protocol));
         f_u32(c, &m->u.begin_ok.timeout_ms);
+        f_u16(c, &m->u.begin_ok.count);
+        check(c, m->u.begin_ok.count >= 1 && m->u.begin_ok.count <= XATM_LEASE_MAX);
         break;
     case XATM_MSG_ENLIST:
         f_str(c, m->u.enlist.gtrid, XATM_GTRID_MAX);

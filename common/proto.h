@@ -7,7 +7,7 @@
  *
  *   offset size field
  *   0      4    body_len   u32 big-endian, bytes after the header
- *   4      1    version    XATM_PROTO_VERSION (5)
+ *   4      1    version    XATM_PROTO_VERSION (6)
  *   5      1    type       enum xatm_msg_type
  *   6      2    flags      u16, must be 0
  *   8      4    req_id     u32, chosen by the client; a reply echoes its request's id
@@ -29,8 +29,11 @@
  *   HELLO_OK   <- str tm_id, u32 epoch, u32 format_id, u8 default_protocol, u32 timeout_ms,
  *                 str decision_rm (tm.decision_rm, "" when off; since version 5)
  *   BEGIN      -> u8 protocol (0 default, 2, 3), u32 timeout_ms (0 default), u8 flags
- *                 (0, or XATM_BEGIN_RESERVE)
- *   BEGIN_OK   <- str gtrid, u8 protocol, u32 timeout_ms
+ *                 (0, or XATM_BEGIN_RESERVE), u16 count (gtrids asked for: 0 without
+ *                 XATM_BEGIN_RESERVE, 1..XATM_LEASE_MAX with it; since version 6)
+ *   BEGIN_OK   <- str gtrid, u8 protocol, u32 timeout_ms, u16 count (1..XATM_LEASE_MAX:
+ *                 gtrid and the count-1 gtrids of the next seqs; 1 for a plain BEGIN;
+ *                 since version 6)
  *   ENLIST     -> str gtrid, str rm, u64 session_id                      (one-way)
  *   VOTE       -> str gtrid, u16 n, n x { str rm, u8 vote, u64 session_id }
  *   CANCOMMIT  -> the body of VOTE, decoded into u.vote (3PC's CanCommit answers)
@@ -57,7 +60,9 @@
  * session, never as a live one. xatm_session_ref() and its two accessors below are the
  * only code that packs or unpacks the field.
  *
- * Version 5 (this one) adds the DONE outcome 4, XATM_OUTCOME_COMMIT_DECIDED: the transaction
+ * Version 6 (this one) adds BEGIN's and BEGIN_OK's count: a reserving BEGIN leases a block of
+ * consecutive gtrids to the connection (docs/protocol.md, "Gtrid leases").
+ * Version 5 adds the DONE outcome 4, XATM_OUTCOME_COMMIT_DECIDED: the transaction
  * committed by "decision in a branch" (docs/protocols.md): its decider branch committed in
  * one phase with the decision row, nothing is in xatmd's log, and DONE may come while the
  * transaction is ACTIVE at xatmd (no VOTE was sent). Version 4 added BEGIN's flags byte: XATM_BEGIN_RESERVE asks for the gtrid of
@@ -70,7 +75,8 @@
  *   - a str holds no NUL byte; limits without a number above are the struct's: gtrid
  *     <= XATM_GTRID_MAX, rm <= XATM_RM_NAME_MAX, tm_id <= XATM_TM_ID_MAX. The codec checks
  *     only lengths; whether a gtrid or RM name is well formed (xid.h) is the receiver's call.
- *   - role 1..2; vote 1..3; DONE outcome 1, 2 or 4, DECISION outcome 1..3; BEGIN protocol 0, 2 or 3; BEGIN flags 0 or 1; BEGIN_OK protocol and
+ *   - role 1..2; vote 1..3; DONE outcome 1, 2 or 4, DECISION outcome 1..3; BEGIN protocol 0, 2 or 3; BEGIN flags 0 or 1; BEGIN count 0 with flags 0,
+ *     1..XATM_LEASE_MAX with flags 1; BEGIN_OK count 1..XATM_LEASE_MAX; BEGIN_OK protocol and
  *     HELLO_OK default_protocol 2 or 3 (the TM answers with the protocol it resolved);
  *   - VOTE and DONE: n <= XATM_MAX_BRANCHES (0 is well formed);
  *   - ERROR code < 0 (any negative value: codes are append-only); ADMIN_REPLY code <= 0;
@@ -87,11 +93,12 @@
 #include "buf.h"
 #include "xid.h"
 
-#define XATM_PROTO_VERSION 5
+#define XATM_PROTO_VERSION 6
 #define XATM_FRAME_HEADER_SIZE 12
 #define XATM_FRAME_MAX_REQUEST (64u * 1024u)
 #define XATM_FRAME_MAX_REPLY (16u * 1024u * 1024u)
-#define XATM_BEGIN_RESERVE 0x01u /* BEGIN flags: reserve the gtrid, start nothing yet */
+#define XATM_BEGIN_RESERVE 0x01u /* BEGIN flags: reserve gtrids (a lease), start nothing yet */
+#define XATM_LEASE_MAX 1024u     /* gtrids one reserving BEGIN may ask for (its count) */
 #define XATM_MAX_BRANCHES 32 /* branches (RMs) per global transaction */
 #define XATM_REASON_MAX 512
 #define XATM_ERRMSG_MAX 1024
@@ -156,8 +163,13 @@ typedef struct xatm_msg {
             uint32_t timeout_ms;
             char decision_rm[XATM_RM_NAME_MAX + 1]; /* tm.decision_rm, "" when off */
         } hello_ok;
-        struct { uint8_t protocol; uint32_t timeout_ms; uint8_t flags; } begin;
-        struct { char gtrid[XATM_GTRID_MAX + 1]; uint8_t protocol; uint32_t timeout_ms; } begin_ok;
+        struct { uint8_t protocol; uint32_t timeout_ms; uint8_t flags; uint16_t count; } begin;
+        struct {
+            char gtrid[XATM_GTRID_MAX + 1];
+            uint8_t protocol;
+            uint32_t timeout_ms;
+            uint16_t count; /* gtrids leased from gtrid on (1: gtrid only) */
+        } begin_ok;
         struct {
             char gtrid[XATM_GTRID_MAX + 1];
             char rm[XATM_RM_NAME_MAX + 1];

@@ -13,6 +13,9 @@
  *     clean scans; recovery reads the sessions to wait for or fence, and releases an entry
  *     through gtx_aborts_scanned once its branches are seen gone;
  *   - per-state counts and totals;
+ *   - the leases (gtx_reserve): per connection at most one range [lo, hi) of seqs handed
+ *     out and not begun, in an unsorted array searched linearly (one entry per connected
+ *     AP that has asked for one);
  *   - a cache of up to GTX_NODE_CACHE freed nodes (singly linked through `next`), reused
  *     by the next transactions, so that a transaction costs no malloc and free (a node is
  *     about 2 KiB); sanitizer builds keep none, so ASan still sees a node used after its
@@ -75,10 +78,11 @@ typedef struct gtx_held {
     gtx_held_branch branches[];    /* its branches with a recorded session */
 } gtx_held;
 
-/* A seq handed to a connection for its next transaction (gtx_reserve), not begun yet. */
+/* The seqs [lo, hi) leased to a connection for its next transactions (gtx_reserve), none
+ * begun yet; lo < hi <= next_seq. */
 typedef struct gtx_reservation {
-    uint64_t seq;   /* the reserved seq (< next_seq) */
-    uint64_t owner; /* the connection it belongs to */
+    uint64_t lo, hi; /* the leased seqs not begun yet */
+    uint64_t owner;  /* the connection it belongs to */
 } gtx_reservation;
 
 /* One deadline heap entry. */
@@ -116,8 +120,8 @@ struct gtx_table {
     size_t n_held_buckets;               /* bucket count */
     size_t n_held;                       /* held aborts */
     gtx_counts totals;                   /* begun/committed/aborted/... (state counts unused) */
-    gtx_reservation *resv;               /* reserved seqs not begun yet: at most one per
-                                            owner (gtx_reserve) */
+    gtx_reservation *resv;               /* leased seqs not begun yet: at most one lease
+                                            per owner (gtx_reserve) */
     size_t n_resv, cap_resv;             /* used / allocated */
 };
 
@@ -543,11 +547,11 @@ static size_t gtx_resv_of_owner(const gtx_table *t, uint64_t owner)
     return i;
 }
 
-/* The index of the reservation of seq, or n_resv. */
+/* The index of the lease holding seq, or n_resv. */
 static size_t gtx_resv_of_seq(const gtx_table *t, uint64_t seq)
 {
     size_t i = 0;
-    while (i < t->n_resv && t->resv[i].seq != seq) i++;
+    while (i < t->n_resv && !(t->resv[i].lo <= seq && seq < t->resv[i].hi)) i++;
     return i;
 }
 
@@ -556,16 +560,16 @@ static void gtx_resv_drop(gtx_table *t, size_t i)
     t->resv[i] = t->resv[--t->n_resv];
 }
 
-int gtx_reserve(gtx_table *t, uint64_t owner, char *gtrid, size_t gtrid_size)
+int gtx_reserve(gtx_table *t, uint64_t owner, unsigned count, char *gtrid, size_t gtrid_size)
 {
-    if (owner == 0) return XATM_EINVAL;
+    if (owner == 0 || count == 0 || count > GTX_LEASE_MAX) return XATM_EINVAL;
     int rc = 0;
     pthread_mutex_lock(&t->mu);
     size_t i = gtx_resv_of_owner(t, owner); /* n_resv: none yet */
     size_t mine = i < t->n_resv ? 1 : 0;
     if (t->count + t->n_resv - mine >= GTX_MAX_LIVE) {
-        /* counted with the live ones, so that beginning a reservation never meets the
-         * limit: the application hears ELIMIT at xatm_begin, before any work */
+        /* counted with the live ones, so that beginning a transaction of the lease never
+         * meets the limit: the application hears ELIMIT at xatm_begin, before any work */
         rc = XATM_ELIMIT;
         goto out_unlock;
     }
@@ -586,16 +590,19 @@ int gtx_reserve(gtx_table *t, uint64_t owner, char *gtrid, size_t gtrid_size)
         }
         t->n_resv++;
     }
-    /* an unused earlier reservation of this owner is simply replaced: nothing of it can
-     * exist, since a reserved transaction begins with the first message naming it */
-    t->resv[i].seq = t->next_seq++;
+    /* what is left of an earlier lease of this owner is simply replaced: nothing of it can
+     * exist, since a leased transaction begins with the first message naming it, and the
+     * owner's messages are read in order */
+    t->resv[i].lo = t->next_seq;
+    t->resv[i].hi = t->next_seq + count;
     t->resv[i].owner = owner;
+    t->next_seq += count;
 out_unlock:
     pthread_mutex_unlock(&t->mu);
     return rc;
 }
 
-/* The reservation of gtrid (its seq in *seq), or n_resv when it is none (mutex held). */
+/* The lease holding gtrid (its seq in *seq), or n_resv when it is none (mutex held). */
 static size_t gtx_resv_of_gtrid(gtx_table *t, const char *gtrid, uint64_t *seq)
 {
     *seq = gtx_seq_of(t, gtrid);
@@ -612,9 +619,11 @@ bool gtx_is_reserved(gtx_table *t, uint64_t owner, const char *gtrid)
     return yes;
 }
 
-/* Creates ACTIVE transaction seq (mutex held). */
+/* Creates ACTIVE transaction seq (mutex held). lease_slot is 1 when the transaction begins
+ * from a lease that stays (its slot against GTX_MAX_LIVE is the transaction's too). */
 static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pid,
-                      uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out);
+                      uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out,
+                      size_t lease_slot);
 
 int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
               uint32_t timeout_ms, uint64_t now_ms, gtx_info *out)
@@ -623,7 +632,7 @@ int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
         timeout_ms == 0)
         return XATM_EINVAL;
     pthread_mutex_lock(&t->mu);
-    int rc = gtx_create(t, t->next_seq, owner, ap_pid, protocol, timeout_ms, now_ms, out);
+    int rc = gtx_create(t, t->next_seq, owner, ap_pid, protocol, timeout_ms, now_ms, out, 0);
     if (rc == 0) t->next_seq++;
     pthread_mutex_unlock(&t->mu);
     return rc;
@@ -640,18 +649,25 @@ int gtx_begin_reserved(gtx_table *t, uint64_t owner, uint32_t ap_pid, const char
     size_t i = gtx_resv_of_gtrid(t, gtrid, &seq);
     int rc = XATM_ENOTFOUND;
     if (i < t->n_resv && t->resv[i].owner == owner) {
-        gtx_resv_drop(t, i); /* begun, or (out of memory, limit) never: either way used */
-        rc = gtx_create(t, seq, owner, ap_pid, protocol, timeout_ms, now_ms, out);
+        /* begun, or (out of memory, limit) never: either way used, and so are the seqs
+         * before it, which the owner skipped; the lease's own slot becomes the
+         * transaction's when this was its last seq (gtx_create's limit check) */
+        t->resv[i].lo = seq + 1;
+        bool last = t->resv[i].lo == t->resv[i].hi;
+        if (last) gtx_resv_drop(t, i);
+        rc = gtx_create(t, seq, owner, ap_pid, protocol, timeout_ms, now_ms, out,
+                        last ? 0 : 1);
     }
     pthread_mutex_unlock(&t->mu);
     return rc;
 }
 
 static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pid,
-                      uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out)
+                      uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out,
+                      size_t lease_slot)
 {
     int rc = 0;
-    if (t->count + t->n_resv >= GTX_MAX_LIVE) { /* reservations count (gtx_reserve) */
+    if (t->count + t->n_resv - lease_slot >= GTX_MAX_LIVE) { /* leases count (gtx_reserve) */
         rc = XATM_ELIMIT;
         goto out;
     }
@@ -1267,7 +1283,7 @@ size_t gtx_conn_lost(gtx_table *t, uint64_t owner, size_t *orphaned)
     if (owner == 0) goto out;
     pthread_mutex_lock(&t->mu);
     size_t r = gtx_resv_of_owner(t, owner);
-    if (r < t->n_resv) gtx_resv_drop(t, r); /* never begun: nothing of it exists */
+    if (r < t->n_resv) gtx_resv_drop(t, r); /* its seqs never begun: nothing of them exists */
     for (size_t i = 0; i < t->n_buckets; i++) {
         gtx_node *g = t->buckets[i];
         while (g) {
@@ -1349,7 +1365,7 @@ enum gtx_verdict gtx_recovery_verdict(gtx_table *t, const char *gtrid, uint64_t 
     pthread_mutex_lock(&t->mu);
     gtx_node *g = gtx_find(t, gtrid);
     if (!g) {
-        /* reserved by a connected AP and not begun as far as xatmd has read: the AP may
+        /* an unused seq of a connected AP's lease as far as xatmd has read: the AP may
          * have written the ENLIST that begins it, and prepared, before xatmd read it */
         uint64_t seq;
         if (gtx_resv_of_gtrid(t, gtrid, &seq) < t->n_resv) {

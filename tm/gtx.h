@@ -176,6 +176,7 @@ enum gtx_state {
 /* Bounds. */
 #define GTX_MAX_LIVE 100000u       /* live transactions before BEGIN answers XATM_ELIMIT */
 #define GTX_ABORT_MEMORY 4096u     /* recent aborts whose cause is remembered (the ring) */
+#define GTX_LEASE_MAX XATM_LEASE_MAX /* seqs one lease may hold (gtx_reserve) */
 
 /* One branch (one RM) of a transaction. */
 typedef struct gtx_branch {
@@ -308,23 +309,26 @@ gtx_table *gtx_table_new(const char *tm_id, uint32_t epoch, const char *const *r
                          size_t n_rms);
 void gtx_table_free(gtx_table *t);
 
-/* BEGIN with XATM_BEGIN_RESERVE: hands connection `owner` (!= 0) the next seq for a later
- * transaction, its gtrid into gtrid (gtrid_size bytes), and creates nothing. A connection
- * holds at most one reservation: a new one replaces an unused one. The reservation ends
- * when gtx_begin_reserved begins it or the connection is lost (gtx_conn_lost). While it
- * lasts, recovery's verdict on its gtrid is LIVE (with *out zeroed but for gtrid, seq and
- * state ACTIVE): the AP's message that begins it may be on its way while a branch of it
- * is already prepared. Reservations count against GTX_MAX_LIVE with the live
- * transactions, so beginning one fails only on ENOMEM. 0, XATM_EINVAL, XATM_ELIMIT or
- * XATM_ENOMEM. */
-int gtx_reserve(gtx_table *t, uint64_t owner, char *gtrid, size_t gtrid_size);
+/* BEGIN with XATM_BEGIN_RESERVE: leases connection `owner` (!= 0) the next `count` seqs
+ * (1..GTX_LEASE_MAX) for its later transactions, the first one's gtrid into gtrid
+ * (gtrid_size bytes), and creates nothing. A connection holds at most one lease: a new one
+ * replaces what is left of the old. A leased seq begins with gtx_begin_reserved, which
+ * also uses up the lease's seqs before it; the lease ends when its last seq is used or the
+ * connection is lost (gtx_conn_lost). While it lasts, recovery's verdict on a gtrid of one
+ * of its unused seqs is LIVE (with *out zeroed but for gtrid, seq and state ACTIVE): the
+ * AP's message that begins it may be on its way while a branch of it is already prepared.
+ * A lease counts as one against GTX_MAX_LIVE with the live transactions, and a transaction
+ * begun from it takes that slot, so beginning one fails only on ENOMEM when each
+ * connection runs one transaction at a time. 0, XATM_EINVAL, XATM_ELIMIT or XATM_ENOMEM. */
+int gtx_reserve(gtx_table *t, uint64_t owner, unsigned count, char *gtrid, size_t gtrid_size);
 
-/* true when gtrid is reserved by owner and not begun. */
+/* true when gtrid is an unused seq of owner's lease. */
 bool gtx_is_reserved(gtx_table *t, uint64_t owner, const char *gtrid);
 
-/* Begins owner's reserved gtrid as a new ACTIVE transaction (deadline now + timeout), as
- * gtx_begin would; the reservation is used up whatever the result. 0 and *out;
- * XATM_ENOTFOUND (not reserved by owner), XATM_EINVAL, XATM_ELIMIT, XATM_ENOMEM. */
+/* Begins gtrid, an unused seq of owner's lease, as a new ACTIVE transaction (deadline now +
+ * timeout), as gtx_begin would; that seq and the lease's seqs before it are used up
+ * whatever the result. 0 and *out; XATM_ENOTFOUND (not an unused seq of owner's lease),
+ * XATM_EINVAL, XATM_ELIMIT, XATM_ENOMEM. */
 int gtx_begin_reserved(gtx_table *t, uint64_t owner, uint32_t ap_pid, const char *gtrid,
                        uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out);
 

@@ -183,10 +183,10 @@ typedef struct conn {
     xatm_buf in;            /* the bytes of one incomplete frame (empty, unallocated, when
                                none); when it holds 12 or more, that header was valid */
     xatm_buf out;           /* encoded replies not yet written */
-    bool has_resv;          /* a reserved gtrid (BEGIN with XATM_BEGIN_RESERVE) not begun */
-    char resv_gtrid[XATM_GTRID_MAX + 1]; /* ... that gtrid */
-    uint8_t resv_protocol;  /* ... and the protocol and timeout its BEGIN_OK granted */
-    uint32_t resv_timeout_ms;
+    bool has_lease;         /* leased gtrids (BEGIN with XATM_BEGIN_RESERVE) not begun: */
+    uint64_t lease_lo, lease_hi; /* ... their seqs [lo, hi) in this epoch (gtx_reserve) */
+    uint8_t lease_protocol; /* ... and the protocol and timeout their BEGIN_OK granted */
+    uint32_t lease_timeout_ms;
     bool held;              /* on the server's held list: out holds a reply written at the
                                end of this pass, or with the next reply sent sooner */
     struct conn *held_next; /* that list */
@@ -725,15 +725,19 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
     if (timeout == 0) timeout = 60000;
     gtx_info g;
     int rc;
+    unsigned count = 1;
     if (m->u.begin.flags & XATM_BEGIN_RESERVE) {
-        /* the gtrid of this connection's next transaction; it begins with the first
+        /* the gtrids of this connection's next transactions; each begins with the first
          * message that names it (srv_begin_reserved) */
-        rc = gtx_reserve(s->ctx->gtx, c->id, g.gtrid, sizeof g.gtrid);
-        if (rc == 0) {
-            c->has_resv = true;
-            xatm_str_copy(c->resv_gtrid, sizeof c->resv_gtrid, g.gtrid);
-            c->resv_protocol = protocol;
-            c->resv_timeout_ms = timeout;
+        count = m->u.begin.count; /* 1..XATM_LEASE_MAX (the codec's rule) */
+        rc = gtx_reserve(s->ctx->gtx, c->id, count, g.gtrid, sizeof g.gtrid);
+        xatm_gtrid_parts first;
+        if (rc == 0 && xatm_gtrid_parse(g.gtrid, &first) == 0) {
+            c->has_lease = true;
+            c->lease_lo = first.seq;
+            c->lease_hi = first.seq + count;
+            c->lease_protocol = protocol;
+            c->lease_timeout_ms = timeout;
         }
     } else {
         rc = gtx_begin(s->ctx->gtx, c->id, (uint32_t)c->peer_pid, protocol, timeout,
@@ -751,25 +755,32 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
     xatm_str_copy(r.u.begin_ok.gtrid, sizeof r.u.begin_ok.gtrid, g.gtrid);
     r.u.begin_ok.protocol = protocol;
     r.u.begin_ok.timeout_ms = timeout;
+    r.u.begin_ok.count = (uint16_t)count;
     xatm_fault_hit("tm.after_begin");
     /* a reservation's answer rides with the DECISION of the VOTE before it */
     srv_queue_reply(s, c, &r, req_id, !(m->u.begin.flags & XATM_BEGIN_RESERVE));
 }
 
-/* Begins the connection's reserved transaction when gtrid names it: the first ENLIST,
- * VOTE, CANCOMMIT, DONE or ROLLBACK of a transaction whose gtrid was reserved. Its
- * deadline counts from here. Failing that (out of memory: reservations already count
- * against the live limit), the message finds the transaction unknown, which aborts it
- * (presumed abort). */
+/* Begins the transaction of gtrid when it is an unused seq of the connection's lease: the
+ * first ENLIST, VOTE, CANCOMMIT, DONE or ROLLBACK of a transaction on a leased gtrid. Its
+ * deadline counts from here; the lease's seqs before it are used up (libxatm takes them in
+ * order, so a skipped one belongs to a transaction that never wrote to xatmd). Failing that
+ * (out of memory: leases already count against the live limit), the message finds the
+ * transaction unknown, which aborts it (presumed abort). */
 static void srv_begin_reserved(struct server *s, conn *c, const char *gtrid)
 {
-    if (!c->has_resv || strcmp(gtrid, c->resv_gtrid) != 0) return;
-    c->has_resv = false;
+    if (!c->has_lease) return;
+    xatm_gtrid_parts p;
+    if (xatm_gtrid_parse(gtrid, &p) != 0 || p.epoch != s->ctx->epoch ||
+        p.seq < c->lease_lo || p.seq >= c->lease_hi || strcmp(p.tm_id, s->ctx->cfg->tm_id) != 0)
+        return;
+    c->lease_lo = p.seq + 1;
+    c->has_lease = c->lease_lo < c->lease_hi;
     int rc = gtx_begin_reserved(s->ctx->gtx, c->id, (uint32_t)c->peer_pid, gtrid,
-                                c->resv_protocol, c->resv_timeout_ms, tm_now_ms(), NULL);
+                                c->lease_protocol, c->lease_timeout_ms, tm_now_ms(), NULL);
     if (rc != 0)
         tm_log("Its messages are refused as those of an unknown transaction: it aborts.",
-               NULL, "cannot begin reserved transaction %s of pid %ld: %s", gtrid,
+               NULL, "cannot begin leased transaction %s of pid %ld: %s", gtrid,
                (long)c->peer_pid, xatm_strerror(rc));
 }
 

@@ -36,6 +36,7 @@
 #include <mysql.h>
 
 #include "apcase.h"
+#include "xid.h"
 #include "testutil.h"
 #include "tmproc.h"
 
@@ -71,13 +72,45 @@ static void case_idle_reservation(void)
     char *argv[] = {bin, cfgbuf, id, act, NULL};
     char *env[] = {tenv, NULL};
     int timed_out = t_xatmd_log_count(&d, "timed out");
-    int begun = t_xatmd_log_count(&d, "cannot begin reserved");
+    int begun = t_xatmd_log_count(&d, "cannot begin leased");
     int st = t_run(argv, env, outfile);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     t_expect_rows("idle1-1", 1);
     t_expect_rows("idle1-2", 1);
     CHECK_INT(t_xatmd_log_count(&d, "timed out"), timed_out);
-    CHECK_INT(t_xatmd_log_count(&d, "cannot begin reserved"), begun);
+    CHECK_INT(t_xatmd_log_count(&d, "cannot begin leased"), begun);
+}
+
+/* One handle, 70 transactions: the first begins with a BEGIN call, the next 64 on the gtrids
+ * of the lease it asked for, and the last ones on the lease asked for when that one ran out
+ * (docs/protocol.md, "Gtrid leases"); every one commits, none is refused as unknown. */
+static void case_lease_renewal(void)
+{
+    printf("case: one handle, 70 transactions across two gtrid leases\n");
+    char out[4096], before[80], after[80];
+    int begun = t_xatmd_log_count(&d, "cannot begin leased");
+    CHECK_INT(t_ap_run(cfg, "lease0", "commit", NULL, out, sizeof out), 0);
+    t_ap_gtrid(out, before, sizeof before);
+    CHECK_INT(t_ap_run(cfg, "lease1", "loop:70", NULL, out, sizeof out), 0);
+    CHECK_CONTAINS(out, "result=OK");
+    CHECK_INT(t_ap_run(cfg, "lease2", "commit", NULL, out, sizeof out), 0);
+    t_ap_gtrid(out, after, sizeof after);
+    /* seqs: lease0's BEGIN and its lease of 64 (unused), lease1's BEGIN, its first lease
+     * (transactions 2..65) and its second (66..70, and 59 unused), then lease2's BEGIN */
+    xatm_gtrid_parts a, b;
+    CHECK_INT(xatm_gtrid_parse(before, &a), 0);
+    CHECK_INT(xatm_gtrid_parse(after, &b), 0);
+    CHECK_INT((long long)(b.seq - a.seq), 1 + 64 + 1 + 64 + 64);
+    for (int k = 1; k <= 70; k += 23) {
+        char id[32];
+        snprintf(id, sizeof id, "lease1-%d", k);
+        t_expect_rows(id, 1);
+    }
+    t_expect_rows("lease1-64", 1);
+    t_expect_rows("lease1-65", 1);
+    t_expect_rows("lease1-66", 1);
+    t_expect_rows("lease1-70", 1);
+    CHECK_INT(t_xatmd_log_count(&d, "cannot begin leased"), begun);
 }
 
 static void case_rollback(void)
@@ -410,6 +443,7 @@ int main(void)
     }
     case_commit();
     case_idle_reservation();
+    case_lease_renewal();
     case_rollback();
     case_no_vote("nopg", "fail-pg");
     case_no_vote("nomy", "fail-my");

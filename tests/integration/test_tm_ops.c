@@ -628,6 +628,7 @@ static void case_reservation_rides_with_decision(void)
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_BEGIN;
     m.u.begin.flags = XATM_BEGIN_RESERVE;
+    m.u.begin.count = 1;
     CHECK_INT(xatm_msg_encode(&m, 4, &b), 0);
     CHECK(write_all(fd, b.data, b.len));
     /* both answers arrive in one read: xatmd wrote them with one send */
@@ -646,6 +647,7 @@ static void case_reservation_rides_with_decision(void)
         CHECK_INT((int)h[1].req_id, 3);
         CHECK_INT(f[1].u.decision.outcome, XATM_OUTCOME_COMMIT);
         CHECK(strcmp(f[0].u.begin_ok.gtrid, gtrid) != 0);
+        CHECK_INT(f[0].u.begin_ok.count, 1);
     }
     /* the branches do not exist at the RMs: DONE reports them committed all the same */
     b.len = 0;
@@ -660,6 +662,102 @@ static void case_reservation_rides_with_decision(void)
     CHECK(write_all(fd, b.data, b.len));
     xatm_buf_free(&b);
     close(fd); /* the reservation dies with the connection */
+    free(body);
+    CHECK(wait_list_empty(10000) >= 0);
+}
+
+/* Sends m (one-way) on fd. */
+static bool raw_send(int fd, const xatm_msg *m, uint32_t req_id)
+{
+    xatm_buf b = {0};
+    bool ok = xatm_msg_encode(m, req_id, &b) == 0 && write_all(fd, b.data, b.len);
+    xatm_buf_free(&b);
+    return ok;
+}
+
+/* A VOTE without entries for gtrid on fd; the reply's type (0 on failure), *code the
+ * DECISION's outcome or the ERROR's code, text its reason or message. */
+static int raw_vote_on(int fd, const char *gtrid, uint32_t req_id, uint8_t **body, int *code,
+                       char *text, size_t size)
+{
+    xatm_msg m, r;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_VOTE;
+    snprintf(m.u.vote.gtrid, sizeof m.u.vote.gtrid, "%s", gtrid);
+    if (!raw_call(fd, &m, req_id, &r, body)) return 0;
+    *code = r.type == XATM_MSG_DECISION ? r.u.decision.outcome : r.u.error.code;
+    snprintf(text, size, "%s",
+             r.type == XATM_MSG_DECISION ? r.u.decision.reason : r.u.error.message);
+    return r.type;
+}
+
+/* A reserving BEGIN asking for count gtrids on fd; the BEGIN_OK in *r (false when none). */
+static bool raw_lease(int fd, uint16_t count, uint32_t req_id, xatm_msg *r, uint8_t **body)
+{
+    xatm_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_BEGIN;
+    m.u.begin.flags = XATM_BEGIN_RESERVE;
+    m.u.begin.count = count;
+    return raw_call(fd, &m, req_id, r, body) && r->type == XATM_MSG_BEGIN_OK;
+}
+
+/* Gtrid leases (docs/protocol.md): a reserving BEGIN with count 4 leases four consecutive
+ * gtrids; the first message naming one begins it and uses up the ones before it; a new
+ * lease replaces what is left of the old one. */
+static void case_lease(void)
+{
+    printf("case: a lease of four gtrids, used out of order and replaced\n");
+    uint8_t *body = NULL;
+    int fd = raw_connect_ap("test-lease", &body);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    xatm_msg m, r;
+    CHECK(raw_lease(fd, 4, 2, &r, &body));
+    CHECK_INT(r.u.begin_ok.count, 4);
+    xatm_gtrid_parts p;
+    CHECK_INT(xatm_gtrid_parse(r.u.begin_ok.gtrid, &p), 0);
+    char g[6][XATM_GTRID_MAX + 1];
+    for (int k = 0; k < 6; k++)
+        CHECK_INT(xatm_gtrid_format(g[k], sizeof g[k], p.tm_id, p.epoch, p.seq + (uint64_t)k), 0);
+    /* leased, not begun: nothing to list */
+    char *out = NULL;
+    CHECK_INT(ctl(&out, "--json", "list", NULL, NULL, NULL, NULL), 0);
+    CHECK(out && !strstr(out, g[2]));
+    free(out);
+    /* an ENLIST of the third begins it; the first two are used up */
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_ENLIST;
+    snprintf(m.u.enlist.gtrid, sizeof m.u.enlist.gtrid, "%s", g[2]);
+    snprintf(m.u.enlist.rm, sizeof m.u.enlist.rm, "pg");
+    CHECK(raw_send(fd, &m, 3));
+    int code = 0;
+    char text[1100] = "";
+    CHECK_INT(raw_vote_on(fd, g[1], 4, &body, &code, text, sizeof text), XATM_MSG_ERROR);
+    CHECK_INT(code, XATM_EUNKNOWN);
+    CHECK_CONTAINS(text, "already finished");
+    CHECK_INT(ctl(&out, "--json", "show", g[2], NULL, NULL, NULL), 0);
+    CHECK_CONTAINS(out, "\"state\":\"active\"");
+    free(out);
+    /* past the lease: never issued */
+    CHECK_INT(raw_vote_on(fd, g[4], 5, &body, &code, text, sizeof text), XATM_MSG_DECISION);
+    CHECK_INT(code, XATM_OUTCOME_ABORT);
+    CHECK_STR(text, "unknown transaction: never issued");
+    /* a new lease starts after the old one and replaces its unused fourth gtrid */
+    CHECK(raw_lease(fd, 2, 6, &r, &body));
+    CHECK_STR(r.u.begin_ok.gtrid, g[4]);
+    CHECK_INT(r.u.begin_ok.count, 2);
+    CHECK_INT(raw_vote_on(fd, g[3], 7, &body, &code, text, sizeof text), XATM_MSG_ERROR);
+    CHECK_INT(code, XATM_EUNKNOWN);
+    /* the second gtrid of the new lease begins with its ROLLBACK, which then ends it */
+    memset(&m, 0, sizeof m);
+    m.type = XATM_MSG_ROLLBACK;
+    snprintf(m.u.rollback.gtrid, sizeof m.u.rollback.gtrid, "%s", g[5]);
+    CHECK(raw_send(fd, &m, 8));
+    CHECK_INT(raw_vote_on(fd, g[5], 9, &body, &code, text, sizeof text), XATM_MSG_DECISION);
+    CHECK_INT(code, XATM_OUTCOME_ABORT);
+    CHECK_STR(text, "transaction rolled back by its AP");
+    close(fd); /* the begun third gtrid aborts with the connection */
     free(body);
     CHECK(wait_list_empty(10000) >= 0);
 }
@@ -890,6 +988,7 @@ int main(void)
     case_presumed_abort();
     case_reply_to_a_gone_peer();
     case_reservation_rides_with_decision();
+    case_lease();
     case_one_branch_timeout();
     case_unknown_owner();
     case_rm_outage();

@@ -1867,8 +1867,8 @@ static void test_reservations(void)
     gtx_table *t = new_table();
     char r1[XATM_GTRID_MAX + 1], r2[XATM_GTRID_MAX + 1], r3[XATM_GTRID_MAX + 1];
     gtx_info g, a;
-    CHECK_INT(gtx_reserve(t, 0, r1, sizeof r1), XATM_EINVAL);
-    CHECK_INT(gtx_reserve(t, 7, r1, sizeof r1), 0);
+    CHECK_INT(gtx_reserve(t, 0, 1, r1, sizeof r1), XATM_EINVAL);
+    CHECK_INT(gtx_reserve(t, 7, 1, r1, sizeof r1), 0);
     CHECK_STR(r1, "tm1.5.1");
     CHECK(gtx_is_reserved(t, 7, r1));
     CHECK(!gtx_is_reserved(t, 8, r1)); /* another connection's */
@@ -1898,8 +1898,8 @@ static void test_reservations(void)
     CHECK_INT(gtx_enlist(t, 7, r1, "pg", 11), 0);
     CHECK_INT(gtx_recovery_verdict(t, r1, 4000, NULL), GTX_V_LIVE);
     /* a second reservation replaces an unused first one */
-    CHECK_INT(gtx_reserve(t, 7, r2, sizeof r2), 0);
-    CHECK_INT(gtx_reserve(t, 7, r3, sizeof r3), 0);
+    CHECK_INT(gtx_reserve(t, 7, 1, r2, sizeof r2), 0);
+    CHECK_INT(gtx_reserve(t, 7, 1, r3, sizeof r3), 0);
     CHECK(!gtx_is_reserved(t, 7, r2));
     CHECK(gtx_is_reserved(t, 7, r3));
     CHECK_INT(gtx_recovery_verdict(t, r2, 4000, NULL), GTX_V_UNKNOWN);
@@ -1911,11 +1911,72 @@ static void test_reservations(void)
     CHECK_INT(gtx_recovery_verdict(t, r3, 4000, NULL), GTX_V_UNKNOWN);
     CHECK_INT(gtx_begin_reserved(t, 7, 0, r3, 2, 5000, 3000, &g), XATM_ENOTFOUND);
     /* many connections, each with one */
-    for (uint64_t o = 100; o < 140; o++) CHECK_INT(gtx_reserve(t, o, r1, sizeof r1), 0);
+    for (uint64_t o = 100; o < 140; o++) CHECK_INT(gtx_reserve(t, o, 1, r1, sizeof r1), 0);
     CHECK_INT(gtx_begin_reserved(t, 120, 0, r1, 3, 5000, 3000, &g), XATM_ENOTFOUND);
     CHECK(gtx_is_reserved(t, 139, r1));
     CHECK_INT(gtx_begin_reserved(t, 139, 0, r1, 3, 5000, 3000, &g), 0);
     CHECK_INT(g.protocol, 3);
+    gtx_table_free(t);
+}
+
+/* Gtrid leases (a reserving BEGIN with count > 1): a block of seqs, each begun by the first
+ * message naming it, in any order upwards; the ones skipped are used up; live for recovery
+ * while unused; a new lease replaces what is left; the last seq ends the lease; the live
+ * limit counts a lease once. */
+static void test_leases(void)
+{
+    gtx_table *t = new_table();
+    char first[XATM_GTRID_MAX + 1], g2[XATM_GTRID_MAX + 1], g3[XATM_GTRID_MAX + 1];
+    char g4[XATM_GTRID_MAX + 1], g5[XATM_GTRID_MAX + 1];
+    gtx_info g;
+    CHECK_INT(gtx_reserve(t, 7, 0, first, sizeof first), XATM_EINVAL);
+    CHECK_INT(gtx_reserve(t, 7, GTX_LEASE_MAX + 1, first, sizeof first), XATM_EINVAL);
+    CHECK_INT(gtx_reserve(t, 7, 4, first, sizeof first), 0); /* seqs 1..4 */
+    CHECK_STR(first, "tm1.5.1");
+    snprintf(g2, sizeof g2, "tm1.5.2");
+    snprintf(g3, sizeof g3, "tm1.5.3");
+    snprintf(g4, sizeof g4, "tm1.5.4");
+    snprintf(g5, sizeof g5, "tm1.5.5");
+    CHECK_INT(gtx_begin(t, 8, 0, 2, 5000, 1000, &g), 0); /* the next BEGIN gets seq 5 */
+    CHECK_STR(g.gtrid, g5);
+    for (int k = 0; k < 2; k++) {
+        const char *x = k ? g4 : first;
+        CHECK(gtx_is_reserved(t, 7, x));
+        CHECK(!gtx_is_reserved(t, 8, x));
+        CHECK_INT(gtx_recovery_verdict(t, x, 2000, NULL), GTX_V_LIVE);
+    }
+    CHECK(!gtx_is_reserved(t, 7, g5));
+    /* seq 2 first: seq 1 is skipped (used up), 3 and 4 stay leased */
+    CHECK_INT(gtx_begin_reserved(t, 7, 0, g2, 2, 5000, 3000, &g), 0);
+    CHECK_STR(g.gtrid, g2);
+    CHECK(!gtx_is_reserved(t, 7, first));
+    CHECK_INT(gtx_recovery_verdict(t, first, 3000, NULL), GTX_V_UNKNOWN);
+    CHECK_INT(gtx_begin_reserved(t, 7, 0, first, 2, 5000, 3000, &g), XATM_ENOTFOUND);
+    CHECK_INT(gtx_begin_reserved(t, 7, 0, g2, 2, 5000, 3000, &g), XATM_ENOTFOUND); /* once */
+    CHECK(gtx_is_reserved(t, 7, g3));
+    CHECK_INT(gtx_recovery_verdict(t, g3, 3000, NULL), GTX_V_LIVE);
+    gtx_counts c;
+    gtx_get_counts(t, &c);
+    CHECK_INT(c.active, 2); /* seq 2 and seq 5; the lease is no transaction */
+    /* its last seq ends the lease */
+    CHECK_INT(gtx_begin_reserved(t, 7, 0, g4, 3, 5000, 3000, &g), 0);
+    CHECK_INT(g.protocol, 3);
+    CHECK(!gtx_is_reserved(t, 7, g3));
+    CHECK_INT(gtx_recovery_verdict(t, g3, 3000, NULL), GTX_V_UNKNOWN);
+    /* a new lease replaces what is left of the old one */
+    CHECK_INT(gtx_reserve(t, 7, 3, first, sizeof first), 0); /* 6..8 */
+    CHECK_STR(first, "tm1.5.6");
+    CHECK_INT(gtx_reserve(t, 7, 2, g2, sizeof g2), 0); /* 9..10 */
+    CHECK_STR(g2, "tm1.5.9");
+    CHECK(!gtx_is_reserved(t, 7, first));
+    CHECK(gtx_is_reserved(t, 7, "tm1.5.10"));
+    CHECK(!gtx_is_reserved(t, 7, "tm1.5.11"));
+    /* the connection goes: its lease with it */
+    size_t orph = 0;
+    gtx_conn_lost(t, 7, &orph);
+    CHECK(!gtx_is_reserved(t, 7, "tm1.5.10"));
+    CHECK_INT(gtx_recovery_verdict(t, "tm1.5.10", 4000, NULL), GTX_V_UNKNOWN);
+    CHECK_INT(gtx_begin_reserved(t, 7, 0, "tm1.5.10", 2, 5000, 3000, &g), XATM_ENOTFOUND);
     gtx_table_free(t);
 }
 
@@ -2038,6 +2099,7 @@ int main(void)
     test_3pc_cancommit();
     test_3pc_ack();
     test_reservations();
+    test_leases();
     test_3pc_registry();
     test_3pc_admin();
     test_node_reuse();

@@ -65,12 +65,14 @@ static void sample(xatm_msg *m, uint8_t t, bool big)
         m->u.begin.protocol = big ? 3 : 0;
         m->u.begin.timeout_ms = big ? UINT32_MAX : 0;
         m->u.begin.flags = big ? XATM_BEGIN_RESERVE : 0;
+        m->u.begin.count = big ? XATM_LEASE_MAX : 0;
         break;
     case XATM_MSG_BEGIN_OK:
         if (big) fill(m->u.begin_ok.gtrid, XATM_GTRID_MAX, 'g');
         else strcpy(m->u.begin_ok.gtrid, "tm1.7.42");
         m->u.begin_ok.protocol = 2;
         m->u.begin_ok.timeout_ms = 5000;
+        m->u.begin_ok.count = big ? XATM_LEASE_MAX : 1;
         break;
     case XATM_MSG_ENLIST:
         strcpy(m->u.enlist.gtrid, "tm1.7.42");
@@ -144,11 +146,12 @@ static bool msg_equal(const xatm_msg *a, const xatm_msg *b)
     case XATM_MSG_BEGIN:
         return a->u.begin.protocol == b->u.begin.protocol &&
                a->u.begin.timeout_ms == b->u.begin.timeout_ms &&
-               a->u.begin.flags == b->u.begin.flags;
+               a->u.begin.flags == b->u.begin.flags && a->u.begin.count == b->u.begin.count;
     case XATM_MSG_BEGIN_OK:
         return !strcmp(a->u.begin_ok.gtrid, b->u.begin_ok.gtrid) &&
                a->u.begin_ok.protocol == b->u.begin_ok.protocol &&
-               a->u.begin_ok.timeout_ms == b->u.begin_ok.timeout_ms;
+               a->u.begin_ok.timeout_ms == b->u.begin_ok.timeout_ms &&
+               a->u.begin_ok.count == b->u.begin_ok.count;
     case XATM_MSG_ENLIST:
         return !strcmp(a->u.enlist.gtrid, b->u.enlist.gtrid) &&
                !strcmp(a->u.enlist.rm, b->u.enlist.rm) &&
@@ -313,7 +316,7 @@ static void test_3pc_messages(void)
     CHECK(bc.data[5] == XATM_MSG_CANCOMMIT && bv.data[5] == XATM_MSG_VOTE);
     CHECK(memcmp(bv.data + XATM_FRAME_HEADER_SIZE, bc.data + XATM_FRAME_HEADER_SIZE,
                  bv.len - XATM_FRAME_HEADER_SIZE) == 0);
-    CHECK(bc.data[4] == 5); /* version 5 */
+    CHECK(bc.data[4] == 6); /* version 6 */
     xatm_frame_header h;
     CHECK_INT(xatm_frame_header_decode(bc.data, XATM_FRAME_MAX_REQUEST, &h), 0);
     CHECK_INT(xatm_msg_decode(&h, bc.data + XATM_FRAME_HEADER_SIZE, &d), 0);
@@ -338,6 +341,8 @@ static void test_3pc_messages(void)
     hdr[4] = 3;
     CHECK_INT(xatm_frame_header_decode(hdr, XATM_FRAME_MAX_REQUEST, &h), XATM_EPROTO);
     hdr[4] = 4;
+    CHECK_INT(xatm_frame_header_decode(hdr, XATM_FRAME_MAX_REQUEST, &h), XATM_EPROTO);
+    hdr[4] = 5; /* version 5 had no lease counts */
     CHECK_INT(xatm_frame_header_decode(hdr, XATM_FRAME_MAX_REQUEST, &h), XATM_EPROTO);
 }
 
@@ -400,8 +405,8 @@ static void test_header(void)
 
     /* decode re-checks what it is given */
     xatm_msg m;
-    uint8_t body[6] = {0};
-    xatm_frame_header bh = {.body_len = 6, .version = XATM_PROTO_VERSION, .type = 99};
+    uint8_t body[8] = {0};
+    xatm_frame_header bh = {.body_len = 8, .version = XATM_PROTO_VERSION, .type = 99};
     CHECK_INT(xatm_msg_decode(&bh, body, &m), XATM_EPROTO);
     bh.type = XATM_MSG_BEGIN;
     bh.version = 1; /* version 1 peers are refused: session ids changed meaning in 2 */
@@ -412,7 +417,7 @@ static void test_header(void)
     bh.flags = 0;
     bh.body_len = XATM_FRAME_MAX_REQUEST + 1; /* request over its direction's limit */
     CHECK_INT(xatm_msg_decode(&bh, body, &m), XATM_EPROTO);
-    bh.body_len = 6;
+    bh.body_len = 8;
     CHECK_INT(xatm_msg_decode(&bh, body, &m), 0);
     CHECK_INT(xatm_msg_decode(NULL, body, &m), XATM_EPROTO);
     CHECK_INT(xatm_msg_decode(&bh, NULL, &m), XATM_EPROTO);
@@ -510,6 +515,20 @@ static void test_encode_refusals(void)
     sample(&m, XATM_MSG_BEGIN_OK, false);
     m.u.begin_ok.protocol = 0;
     expect_encode_refused(&m, "begin_ok protocol 0");
+    /* lease counts: 0 without XATM_BEGIN_RESERVE, 1..XATM_LEASE_MAX with it */
+    sample(&m, XATM_MSG_BEGIN, false);
+    m.u.begin.count = 1;
+    expect_encode_refused(&m, "begin count 1 without reserve");
+    m.u.begin.flags = XATM_BEGIN_RESERVE;
+    m.u.begin.count = 0;
+    expect_encode_refused(&m, "begin reserve count 0");
+    m.u.begin.count = XATM_LEASE_MAX + 1;
+    expect_encode_refused(&m, "begin reserve count over the maximum");
+    sample(&m, XATM_MSG_BEGIN_OK, false);
+    m.u.begin_ok.count = 0;
+    expect_encode_refused(&m, "begin_ok count 0");
+    m.u.begin_ok.count = XATM_LEASE_MAX + 1;
+    expect_encode_refused(&m, "begin_ok count over the maximum");
     sample(&m, XATM_MSG_HELLO_OK, false);
     m.u.hello_ok.default_protocol = 1;
     expect_encode_refused(&m, "default_protocol 1");
@@ -659,7 +678,7 @@ static void test_decode_malformed(void)
     expect_decode(XATM_MSG_HELLO_OK, &x, XATM_EPROTO, "decision_rm 33");
     x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, 2); b_u32(&x, 0);
     expect_decode(XATM_MSG_HELLO_OK, &x, XATM_EPROTO, "HELLO_OK of version 4 (no decision_rm)");
-    x.n = 0; b_rep(&x, 'g', 65); b_u8(&x, 2); b_u32(&x, 0);
+    x.n = 0; b_rep(&x, 'g', 65); b_u8(&x, 2); b_u32(&x, 0); b_u16(&x, 1);
     expect_decode(XATM_MSG_BEGIN_OK, &x, XATM_EPROTO, "gtrid 65");
     x.n = 0; b_str(&x, "tm1.1.1"); b_rep(&x, 'r', 33); b_u64(&x, 0);
     expect_decode(XATM_MSG_ENLIST, &x, XATM_EPROTO, "rm 33");
@@ -675,6 +694,29 @@ static void test_decode_malformed(void)
     expect_decode(XATM_MSG_ADMIN, &x, XATM_EPROTO, "arg 1025");
     x.n = 0; b_str(&x, "status"); b_rep(&x, 'a', 1024);
     expect_decode(XATM_MSG_ADMIN, &x, 0, "arg 1024");
+    /* lease counts (version 6): BEGIN's and BEGIN_OK's u16 count, each value's fate */
+    {
+        int begin_bad = 0, begin_ok_bad = 0;
+        for (uint32_t v = 0; v <= 0xffff; v++) {
+            xatm_msg d;
+            for (int reserve = 0; reserve < 2; reserve++) {
+                x.n = 0; b_u8(&x, 2); b_u32(&x, 0); b_u8(&x, (uint8_t)reserve);
+                b_u16(&x, (uint16_t)v);
+                bool ok = reserve ? v >= 1 && v <= XATM_LEASE_MAX : v == 0;
+                int rc = decode_exact(XATM_MSG_BEGIN, x.b, x.n, &d);
+                if (rc != (ok ? 0 : XATM_EPROTO) || (ok && d.u.begin.count != v)) begin_bad++;
+            }
+            x.n = 0; b_str(&x, "tm1.1.1"); b_u8(&x, 2); b_u32(&x, 0); b_u16(&x, (uint16_t)v);
+            bool ok = v >= 1 && v <= XATM_LEASE_MAX;
+            int rc = decode_exact(XATM_MSG_BEGIN_OK, x.b, x.n, &d);
+            if (rc != (ok ? 0 : XATM_EPROTO) || (ok && d.u.begin_ok.count != v)) begin_ok_bad++;
+        }
+        CHECK_INT(begin_bad, 0);
+        CHECK_INT(begin_ok_bad, 0);
+    }
+    /* a version 5 BEGIN (no count) is short */
+    x.n = 0; b_u8(&x, 2); b_u32(&x, 0); b_u8(&x, 1);
+    expect_decode(XATM_MSG_BEGIN, &x, XATM_EPROTO, "BEGIN of version 5 (no count)");
     /* string length running past the body */
     x.n = 0; b_u16(&x, 10); memcpy(x.b + x.n, "tm1.1", 5); x.n += 5;
     expect_decode(XATM_MSG_ROLLBACK, &x, XATM_EPROTO, "string past body");
@@ -688,11 +730,11 @@ static void test_decode_malformed(void)
     for (int v = 0; v < 256; v++) {
         x.n = 0; b_u8(&x, (uint8_t)v); b_u32(&x, 1); b_str(&x, "c");
         expect_decode(XATM_MSG_HELLO, &x, v == 1 || v == 2 ? 0 : XATM_EPROTO, "role");
-        x.n = 0; b_u8(&x, (uint8_t)v); b_u32(&x, 0); b_u8(&x, 0);
+        x.n = 0; b_u8(&x, (uint8_t)v); b_u32(&x, 0); b_u8(&x, 0); b_u16(&x, 0);
         expect_decode(XATM_MSG_BEGIN, &x, v == 0 || v == 2 || v == 3 ? 0 : XATM_EPROTO, "begin protocol");
-        x.n = 0; b_u8(&x, 2); b_u32(&x, 0); b_u8(&x, (uint8_t)v);
+        x.n = 0; b_u8(&x, 2); b_u32(&x, 0); b_u8(&x, (uint8_t)v); b_u16(&x, v == 1 ? 1 : 0);
         expect_decode(XATM_MSG_BEGIN, &x, v == 0 || v == 1 ? 0 : XATM_EPROTO, "begin flags");
-        x.n = 0; b_str(&x, "tm1.1.1"); b_u8(&x, (uint8_t)v); b_u32(&x, 0);
+        x.n = 0; b_str(&x, "tm1.1.1"); b_u8(&x, (uint8_t)v); b_u32(&x, 0); b_u16(&x, 1);
         expect_decode(XATM_MSG_BEGIN_OK, &x, v == 2 || v == 3 ? 0 : XATM_EPROTO, "begin_ok protocol");
         x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, (uint8_t)v); b_u32(&x, 0);
         b_str(&x, "");
