@@ -597,15 +597,33 @@ int xatm_rm_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_t 
     return c->ops->decisions_old_commits(c, prefix, older_than_s, limit, cb, arg);
 }
 
+/* The epoch lookup of both tables, once the caller's own checks passed. table must be
+ * XATM_DECISION_TABLE or XATM_MARKER_TABLE: no other name reaches the adapters' SQL. */
+static int max_epoch_of(xatm_rm_conn *c, const char *what, const char *table,
+                        const char *tm_id, uint32_t *max_epoch)
+{
+    if (!max_epoch) return xatm_rm__seterr(c, XATM_XAER_INVAL, "%s: no result", what);
+    *max_epoch = 0;
+    if (!table || (strcmp(table, XATM_DECISION_TABLE) != 0 &&
+                   strcmp(table, XATM_MARKER_TABLE) != 0))
+        return xatm_rm__seterr(c, XATM_XAER_INVAL, "%s: not a table of xatm", what);
+    if (!tm_id || !xatm_tm_id_valid(tm_id))
+        return xatm_rm__seterr(c, XATM_XAER_INVAL, "%s: invalid tm id", what);
+    return c->ops->max_epoch(c, table, tm_id, max_epoch);
+}
+
 int xatm_rm_decisions_max_epoch(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch)
 {
     int rc = check_decisions(c, "decision epoch lookup");
     if (rc != XATM_XA_OK) return rc;
-    if (!max_epoch) return xatm_rm__seterr(c, XATM_XAER_INVAL, "decision epoch lookup: no result");
-    *max_epoch = 0;
-    if (!tm_id || !xatm_tm_id_valid(tm_id))
-        return xatm_rm__seterr(c, XATM_XAER_INVAL, "decision epoch lookup: invalid tm id");
-    return c->ops->decisions_max_epoch(c, tm_id, max_epoch);
+    return max_epoch_of(c, "decision epoch lookup", XATM_DECISION_TABLE, tm_id, max_epoch);
+}
+
+int xatm_rm_markers_max_epoch(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch)
+{
+    int rc = check_idle(c, "marker epoch lookup");
+    if (rc != XATM_XA_OK) return rc;
+    return max_epoch_of(c, "marker epoch lookup", XATM_MARKER_TABLE, tm_id, max_epoch);
 }
 
 const char *xatm_decision_name(enum xatm_decision d)

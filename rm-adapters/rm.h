@@ -202,7 +202,11 @@ typedef struct xatm_rm_ops {
     int (*decisions_old_commits)(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,
                                  unsigned limit, void (*cb)(const char *gtrid, void *arg),
                                  void *arg);
-    int (*decisions_max_epoch)(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch);
+    /* Blocking, both tables (xatm_rm_decisions_max_epoch, xatm_rm_markers_max_epoch; rm.c
+     * checked the arguments: table is exactly XATM_DECISION_TABLE or XATM_MARKER_TABLE,
+     * the only names that reach the SQL, and tm_id is valid). Never NULL. */
+    int (*max_epoch)(xatm_rm_conn *c, const char *table, const char *tm_id,
+                     uint32_t *max_epoch);
 } xatm_rm_ops;
 
 /* The row for type t (never NULL for a valid enum value). */
@@ -263,13 +267,19 @@ void xatm_rm_mark_failed(xatm_rm_conn *c);
  *           (a missing table is XAER_RMERR: xatmd ensures it at start-up).
  *   delete: deletes every committed marker row of the n gtrids, one statement per batch
  *           of at most XATM_MARKER_BATCH gtrids. XA_OK (also for n == 0) or an XA error
- *           (the batches before the failing one are deleted). */
+ *           (the batches before the failing one are deleted).
+ *   max_epoch: the highest epoch of a gtrid of TM tm_id ("<tm_id>.<epoch>.<seq>") among
+ *           the committed marker rows, 0 when there is none (XAER_INVAL for an invalid
+ *           tm_id): xatmd's start-up raises its epoch past it, so that a gtrid with a
+ *           marker is never issued again (a marker whose deletion was lost would otherwise
+ *           prove to recovery that a branch of the new transaction committed). */
 #define XATM_MARKER_TABLE "xatm_markers"
 #define XATM_MARKER_BATCH 100
 int xatm_rm_markers_ensure(xatm_rm_conn *c);
 int xatm_rm_markers_find(xatm_rm_conn *c, const char *gtrid,
                          void (*cb)(const char *rm, void *arg), void *arg);
 int xatm_rm_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n);
+int xatm_rm_markers_max_epoch(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch);
 
 /* Decision rows (see the file comment). Blocking, bounded like the other calls, only on a
  * session with no branch open; gtrids as for the markers. An RM type whose row has no
@@ -294,7 +304,8 @@ int xatm_rm_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
  *            died after phase 2 left; xatmd deletes the ones whose gtrid no RM lists as
  *            prepared). prefix: 1..64 characters of the xid alphabet.
  *   max_epoch: the highest epoch of a gtrid of TM tm_id ("<tm_id>.<epoch>.<seq>") in the
- *            table, rows of either outcome, 0 when there is none: xatmd's start-up raises
+ *            table, rows of either outcome, 0 when there is none (XAER_INVAL for an
+ *            invalid tm_id): xatmd's start-up raises
  *            its epoch past it, so that a gtrid with a row is never issued again (a stale
  *            commit row would otherwise decide a new transaction of the same gtrid). */
 #define XATM_DECISION_TABLE "xatm_decisions"

@@ -99,7 +99,7 @@
  * transaction holding an uncommitted row of the gtrid; 1205 at the limit = busy), on a
  * duplicate a plain SELECT (autocommit: a fresh read view that sees the committed row), then
  * the timeout back to DEFAULT; delete and sweep run under READ COMMITTED like the marker
- * delete; old_commits and max_epoch are plain SELECTs.
+ * delete; old_commits is a plain SELECT, and so is max_epoch (both tables).
  *
  * Errors: 2002/2003/2006/2013/2055 and 1927 (connection killed) / 1053 (server shutdown)
  * -> XAER_RMFAIL, and the connection is dead for good (reconnect is off: a silent
@@ -1182,22 +1182,26 @@ static int my_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_
     return XATM_XA_OK;
 }
 
-static int my_decisions_max_epoch(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch)
+/* The highest epoch of tm_id's gtrids in `table` (rm.c checked: the decision or the marker
+ * table, so it is spliced into the SQL as it is). */
+static int my_max_epoch(xatm_rm_conn *c, const char *table, const char *tm_id,
+                        uint32_t *max_epoch)
 {
     my_conn *m = myc(c);
-    char sql[640];
+    char sql[640], what[64];
     MYSQL_RES *r;
     MYSQL_ROW row;
-    int rc = my_markers_idle(m, "decision epoch lookup");
+    snprintf(what, sizeof what, "epoch lookup (SELECT FROM %s)", table);
+    int rc = my_markers_idle(m, what);
     if (rc != XATM_XA_OK) return rc;
     /* tm ids hold no '.', so the epoch is the second part; only well-formed ones count */
     snprintf(sql, sizeof sql,
              "SELECT COALESCE(MAX(CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(gtrid, '.', 2), '.', -1) "
-             "AS UNSIGNED)), 0) FROM " XATM_DECISION_TABLE " WHERE LEFT(gtrid, %zu) = '%s.' AND "
+             "AS UNSIGNED)), 0) FROM %s WHERE LEFT(gtrid, %zu) = '%s.' AND "
              "CONVERT(SUBSTRING_INDEX(SUBSTRING_INDEX(gtrid, '.', 2), '.', -1) USING latin1) "
              "REGEXP '^[0-9]{1,10}$'",
-             strlen(tm_id) + 1, tm_id);
-    rc = run_sql(m, sql, "decision epoch lookup (SELECT FROM " XATM_DECISION_TABLE ")", &r, NULL);
+             table, strlen(tm_id) + 1, tm_id);
+    rc = run_sql(m, sql, what, &r, NULL);
     if (rc != XATM_XA_OK) return rc;
     unsigned long long v = 0;
     if (r && (row = mysql_fetch_row(r)) != NULL && row[0]) v = strtoull(row[0], NULL, 10);
@@ -1387,5 +1391,5 @@ const xatm_rm_ops xatm_rm__mysql_ops = {
     .decisions_delete = my_decisions_delete,
     .decisions_sweep = my_decisions_sweep,
     .decisions_old_commits = my_decisions_old_commits,
-    .decisions_max_epoch = my_decisions_max_epoch,
+    .max_epoch = my_max_epoch,
 };

@@ -64,8 +64,8 @@
  * transaction holding an uncommitted row of the same key, 55P03 at the limit = BUSY), a
  * SELECT of the existing row on a duplicate, RESET lock_timeout; delete = DELETE of 'C'
  * rows by gtrid; sweep = DELETE of 'A' rows older than the retention; old_commits = a
- * SELECT of 'C' rows older than it (oldest first, LIMIT); max_epoch = max() over the
- * epoch part of a TM's gtrids.
+ * SELECT of 'C' rows older than it (oldest first, LIMIT). max_epoch (both tables) = max()
+ * over the epoch part of a TM's gtrids.
  *
  * Errors: a lost connection anywhere -> XAER_RMFAIL and the connection is dead for good.
  * SQLSTATE 40P01 -> XA_RBDEADLOCK, 57014 / 55P03 -> XA_RBTIMEOUT, 42704 -> XAER_NOTA,
@@ -977,20 +977,23 @@ static int pg_decisions_old_commits(xatm_rm_conn *c, const char *prefix, uint32_
     return XATM_XA_OK;
 }
 
-static int pg_decisions_max_epoch(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch)
+/* The highest epoch of tm_id's gtrids in `table` (rm.c checked: the decision or the marker
+ * table, so it is spliced into the SQL as it is). */
+static int pg_max_epoch(xatm_rm_conn *c, const char *table, const char *tm_id,
+                        uint32_t *max_epoch)
 {
     pg_conn *p = pgc(c);
-    char sql[PG_SQL_MAX];
+    char sql[PG_SQL_MAX], what[64];
     PGresult *r;
-    int rc = pg_markers_idle(p, "decision epoch lookup");
+    snprintf(what, sizeof what, "epoch lookup (SELECT FROM %s)", table);
+    int rc = pg_markers_idle(p, what);
     if (rc != XATM_XA_OK) return rc;
     /* tm ids hold no '.', so the epoch is the second part; only well-formed ones count */
     snprintf(sql, sizeof sql,
-             "SELECT coalesce(max(split_part(gtrid, '.', 2)::bigint), 0) FROM "
-             XATM_DECISION_TABLE " WHERE left(gtrid, %zu) = '%s.' AND "
-             "split_part(gtrid, '.', 2) ~ '^[0-9]{1,10}$'",
-             strlen(tm_id) + 1, tm_id);
-    rc = exec_sql(p, sql, "decision epoch lookup (SELECT FROM " XATM_DECISION_TABLE ")", &r);
+             "SELECT coalesce(max(split_part(gtrid, '.', 2)::bigint), 0) FROM %s WHERE "
+             "left(gtrid, %zu) = '%s.' AND split_part(gtrid, '.', 2) ~ '^[0-9]{1,10}$'",
+             table, strlen(tm_id) + 1, tm_id);
+    rc = exec_sql(p, sql, what, &r);
     if (rc != XATM_XA_OK) return rc;
     unsigned long long v = PQntuples(r) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
     *max_epoch = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
@@ -1150,5 +1153,5 @@ const xatm_rm_ops xatm_rm__pg_ops = {
     .decisions_delete = pg_decisions_delete,
     .decisions_sweep = pg_decisions_sweep,
     .decisions_old_commits = pg_decisions_old_commits,
-    .decisions_max_epoch = pg_decisions_max_epoch,
+    .max_epoch = pg_max_epoch,
 };

@@ -2500,70 +2500,147 @@ static void rec_check_names(const tm_decision_info *e, void *arg)
     }
 }
 
-/* Start-up, after the first scans: a prepared branch of this TM whose epoch is not below
- * ours means the log does not know every earlier incarnation (lost, replaced, or another
- * xatmd with the same tm.id). Issuing gtrids of that epoch again would mix new
- * transactions with those branches, so the epoch moves past the highest one seen: a new
- * BOOT record (forced), and the (still unused) gtx table follows. 0, or the log's error
- * (ctx->fatal is then set). */
+/* Where start-up found gtrids of this TM that the log may not know (rec_raise_epoch). */
+enum rec_epoch_kind {
+    REC_EPOCH_BRANCH,    /* a prepared branch on an RM */
+    REC_EPOCH_DECISIONS, /* a row of the decider's decision table (tm.decision_rm) */
+    REC_EPOCH_MARKERS,   /* a row of an RM's 3PC marker table */
+};
+
+/* What rec_raise_epoch says about each kind, and how it reads the tables. */
+static const struct rec_epoch_text {
+    const char *holds;  /* the log line's cause, before "from epoch N" */
+    const char *reuse;  /* the DETAIL's "Reusing epoch N would issue gtrids that ..." */
+    const char *hint;   /* the HINT of a raise (NULL: none) */
+    const char *fix;    /* the HINT when the epoch is UINT32_MAX and cannot move past it */
+    /* the table kinds only: */
+    const char *table;  /* its SQL name */
+    const char *noun;   /* "decision table" / "marker table" */
+    const char *holder; /* the RM's role in messages: "decider RM" / "RM" */
+    const char *needed; /* which RMs a start on a lost log must wait for */
+    const char *row;    /* what a reissued gtrid would meet */
+    int (*lookup)(xatm_rm_conn *c, const char *tm_id, uint32_t *max_epoch);
+} rec_epoch_texts[] = {
+    [REC_EPOCH_BRANCH] = {
+        .holds = "the RMs hold prepared branches of this TM",
+        .reuse = "still have prepared branches",
+        .hint = "If the log directory was lost, see docs/operations.md (\"decision log is "
+                "corrupt\"): branches of the old incarnations are settled by presumed abort.",
+        .fix = "Finish that branch by hand, or give this TM a new tm.id.",
+    },
+    [REC_EPOCH_DECISIONS] = {
+        .holds = "the decision table holds rows of this TM",
+        .reuse = "already have a decision row (a stale commit row would decide a new "
+                 "transaction)",
+        .fix = "Delete the old rows of this tm.id from the decision table, or give this TM a "
+               "new tm.id.",
+        .table = XATM_DECISION_TABLE,
+        .noun = "decision table",
+        .holder = "decider RM",
+        .needed = "the decider's RM",
+        .row = "decision row",
+        .lookup = xatm_rm_decisions_max_epoch,
+    },
+    [REC_EPOCH_MARKERS] = {
+        .holds = "the marker table holds rows of this TM",
+        .reuse = "already have a marker row (a stale one would prove to recovery that a "
+                 "branch of a new transaction committed)",
+        .fix = "Delete the old rows of this tm.id from the marker table on that RM, or give "
+               "this TM a new tm.id.",
+        .table = XATM_MARKER_TABLE,
+        .noun = "marker table",
+        .holder = "RM",
+        .needed = "every RM",
+        .row = "marker row",
+        .lookup = xatm_rm_markers_max_epoch,
+    },
+};
+
+/* The highest epoch of this TM found outside the log, and what holds it. */
+typedef struct rec_epoch_max {
+    uint32_t epoch;         /* the highest epoch found (0: none) */
+    int kind;               /* enum rec_epoch_kind: where */
+    const char *rm;         /* the RM that holds it */
+    const xatm_xid *branch; /* REC_EPOCH_BRANCH: the prepared branch */
+} rec_epoch_max;
+
+/* Keeps epoch in hi when it is higher (on a tie the source offered first stays). */
+static void rec_epoch_offer(rec_epoch_max *hi, uint32_t epoch, int kind, const char *rm,
+                            const xatm_xid *branch)
+{
+    if (epoch <= hi->epoch) return;
+    *hi = (rec_epoch_max){.epoch = epoch, .kind = kind, .rm = rm, .branch = branch};
+}
+
+/* Offers the highest epoch of this TM in RM m's table of `kind` (ready: the table is in
+ * place). A failure is a warning: xatmd starts all the same. */
+static void rec_epoch_rows(struct recovery *r, rec_rm *m, bool ready, int kind,
+                           rec_epoch_max *hi)
+{
+    const struct rec_epoch_text *t = &rec_epoch_texts[kind];
+    uint32_t max = 0;
+    int rc = m->conn && ready ? t->lookup(m->conn, r->ctx->cfg->tm_id, &max) : XATM_XAER_RMFAIL;
+    if (rc == XATM_XA_OK) {
+        rec_epoch_offer(hi, max, kind, m->cfg->name, NULL);
+        return;
+    }
+    char hint[300];
+    snprintf(hint, sizeof hint,
+             "If the decision log was lost or replaced, start xatmd only once %s is reachable: "
+             "a gtrid of an earlier incarnation could be issued again and meet its old %s.",
+             t->needed, t->row);
+    tm_log(m->conn ? xatm_rm_errmsg(m->conn) : "not connected", hint,
+           "warning: start-up: cannot read the epochs in %s on %s %s (%s)", t->table, t->holder,
+           m->cfg->name, xatm_xa_rc_name(rc));
+}
+
+/* Start-up, after the first scans: a gtrid of this TM whose epoch is not below ours, on
+ * a prepared branch, in the decider's decision table or in a marker table, means the log
+ * does not know every earlier incarnation (lost, replaced, or another xatmd with the same
+ * tm.id). Issuing gtrids of that epoch again would mix new transactions with those
+ * branches, or let a stale decision or marker row speak for them, so the epoch moves past
+ * the highest one seen: a new BOOT record (forced), and the (still unused) gtx table
+ * follows. 0, or the log's error (ctx->fatal is then set). */
 static int rec_raise_epoch(struct recovery *r)
 {
     struct tm_ctx *ctx = r->ctx;
-    uint32_t max = 0;
-    const xatm_xid *at = NULL;
-    const char *at_rm = "";
+    rec_epoch_max hi = {0};
     for (size_t i = 0; i < r->n_rms; i++) {
         const rec_rm *m = &r->rms[i];
         if (!m->scanned) continue;
         for (size_t k = 0; k < m->n_cur; k++) {
             xatm_gtrid_parts parts;
             if (xatm_gtrid_parse(m->cur[k].gtrid, &parts) != 0) continue;
-            if (at && parts.epoch <= max) continue;
-            max = parts.epoch;
-            at = &m->cur[k];
-            at_rm = m->cfg->name;
+            rec_epoch_offer(&hi, parts.epoch, REC_EPOCH_BRANCH, m->cfg->name, &m->cur[k]);
         }
     }
-    /* with a decider, a row of xatm_decisions is a gtrid issued too: never reissue it (a
-     * stale commit row would decide the new transaction) */
-    uint32_t dmax = 0;
-    const char *dname = "";
     if (r->decider >= 0) {
         rec_rm *m = &r->rms[r->decider];
-        dname = m->cfg->name;
-        int drc = m->conn && m->decisions_ready
-                      ? xatm_rm_decisions_max_epoch(m->conn, ctx->cfg->tm_id, &dmax)
-                      : XATM_XAER_RMFAIL;
-        if (drc != XATM_XA_OK)
-            tm_log(m->conn ? xatm_rm_errmsg(m->conn) : "not connected",
-                   "If the decision log was lost or replaced, start xatmd only once the "
-                   "decider's RM is reachable: a gtrid of an earlier incarnation could be "
-                   "issued again and meet its old decision row.",
-                   "warning: start-up: cannot read the epochs in %s on decider RM %s (%s)",
-                   XATM_DECISION_TABLE, dname, xatm_xa_rc_name(drc));
+        rec_epoch_rows(r, m, m->decisions_ready, REC_EPOCH_DECISIONS, &hi);
     }
-    bool from_rows = dmax >= ctx->epoch && (!at || dmax > max);
-    if (from_rows) max = dmax;
-    if ((!at && !from_rows) || max < ctx->epoch) return 0;
-    if (max == UINT32_MAX && from_rows) {
-        tm_log("A decision row carries the highest possible epoch; the epoch counter cannot "
-               "move past it.",
-               "Delete the old rows of this tm.id from the decision table, or give this TM a "
-               "new tm.id.",
-               "start-up: cannot choose an epoch: %s on RM %s", XATM_DECISION_TABLE, dname);
+    for (size_t i = 0; i < r->n_rms; i++) {
+        rec_rm *m = &r->rms[i];
+        if (m->conn && m->markers_ready) rec_epoch_rows(r, m, true, REC_EPOCH_MARKERS, &hi);
+    }
+    if (hi.epoch < ctx->epoch) return 0; /* ctx->epoch >= 1: also when nothing was found */
+    const struct rec_epoch_text *t = &rec_epoch_texts[hi.kind];
+    char where[300];
+    if (hi.branch)
+        snprintf(where, sizeof where, "Branch %s of %s is prepared on RM %s", hi.branch->bqual,
+                 hi.branch->gtrid, hi.rm);
+    else
+        snprintf(where, sizeof where, "The %s %s on %s %s holds rows of this TM from epoch %u",
+                 t->noun, t->table, t->holder, hi.rm, hi.epoch);
+    char detail[800];
+    if (hi.epoch == UINT32_MAX) {
+        snprintf(detail, sizeof detail, "%s; epoch %u is the highest possible, the epoch "
+                 "counter cannot move past it.", where, hi.epoch);
+        tm_log(detail, t->fix, "start-up: cannot choose an epoch: %s from epoch %u", t->holds,
+               hi.epoch);
         atomic_store(&ctx->fatal, true);
         return XATM_ELIMIT;
     }
-    if (max == UINT32_MAX) {
-        tm_log("A prepared branch carries the highest possible epoch; the epoch counter "
-               "cannot move past it.",
-               "Finish that branch by hand, or give this TM a new tm.id.",
-               "start-up: cannot choose an epoch: branch %s of %s on RM %s", at->bqual,
-               at->gtrid, at_rm);
-        atomic_store(&ctx->fatal, true);
-        return XATM_ELIMIT;
-    }
-    uint32_t old = ctx->epoch, epoch = max + 1;
+    uint32_t old = ctx->epoch, epoch = hi.epoch + 1;
     xatm_declog_record boot;
     memset(&boot, 0, sizeof boot);
     boot.type = XATM_DL_BOOT;
@@ -2579,35 +2656,16 @@ static int rec_raise_epoch(struct recovery *r)
         assert(rc == 0); /* nothing has begun before start-up recovery ends */
     }
     ctx->epoch = epoch;
-    char detail[600];
     char logged[64] = "no epoch (it is new or empty)";
     if (ctx->max_epoch_seen)
         snprintf(logged, sizeof logged, "epochs up to %u", ctx->max_epoch_seen);
-    if (from_rows) {
-        snprintf(detail, sizeof detail,
-                 "The decision table %s on decider RM %s holds rows of this TM from epoch %u, "
-                 "but the decision log holds %s: the log was lost or replaced, or another "
-                 "xatmd runs with the same tm.id. Reusing that epoch would issue gtrids that "
-                 "already have a decision row. Epoch %u is forced to the log (BOOT).",
-                 XATM_DECISION_TABLE, dname, max, logged, epoch);
-        tm_log(detail, NULL,
-               "start-up: epoch raised from %u to %u: the decision table holds rows of this "
-               "TM from epoch %u",
-               old, epoch, max);
-        return 0;
-    }
     snprintf(detail, sizeof detail,
-             "Branch %s of %s is prepared on RM %s, but the decision log holds %s: the log "
-             "was lost or replaced, or another xatmd runs with the same tm.id. "
-             "Reusing epoch %u would issue gtrids that still have prepared branches. Epoch "
-             "%u is forced to the log (BOOT).",
-             at->bqual, at->gtrid, at_rm, logged, max, epoch);
-    tm_log(detail,
-           "If the log directory was lost, see docs/operations.md (\"decision log is "
-           "corrupt\"): branches of the old incarnations are settled by presumed abort.",
-           "start-up: epoch raised from %u to %u: the RMs hold prepared branches of this TM "
-           "from epoch %u",
-           old, epoch, max);
+             "%s, but the decision log holds %s: the log was lost or replaced, or another "
+             "xatmd runs with the same tm.id. Reusing epoch %u would issue gtrids that %s. "
+             "Epoch %u is forced to the log (BOOT).",
+             where, logged, hi.epoch, t->reuse, epoch);
+    tm_log(detail, t->hint, "start-up: epoch raised from %u to %u: %s from epoch %u", old,
+           epoch, t->holds, hi.epoch);
     return 0;
 }
 

@@ -922,6 +922,12 @@ static void resolve_after_wait(xatm_rm_conn *b, const char *gtrid, const char *e
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* RMT_CHECK_MAX_EPOCH's statements, on the admin session. */
+static void admin_sql(const char *sql)
+{
+    raw_q(admin, "%s", sql);
+}
+
 /* Decision rows on MariaDB: the decider's commit (COMMIT_DECIDING: row, XA END, XA COMMIT
  * ONE PHASE) and recovery's resolve / delete / sweep / listing / epoch lookup. */
 static void test_decisions(void)
@@ -1008,22 +1014,19 @@ static void test_decisions(void)
     CHECK_STR(decision_row(y.gtrid), "");
     CHECK_STR(decision_row(w2.gtrid), "A");
 
-    /* old commit rows are listed; the highest epoch of a TM's rows */
+    /* old commit rows are listed */
     xatm_xid o1 = new_xid();
     raw_q(admin, "INSERT INTO xatm_decisions (gtrid, outcome, created) VALUES ('%s', 'C', "
           "NOW() - INTERVAL 3 HOUR)", o1.gtrid);
     char seen[XATM_GTRID_MAX + 1] = "";
     CHECK_INT(xatm_rm_decisions_old_commits(b, own, 3600, 10, seen_one, seen), XATM_XA_OK);
     CHECK_STR(seen, o1.gtrid);
-    uint32_t ep = 99;
-    char tmx[32];
-    snprintf(tmx, sizeof tmx, "%sE", rmt_tm_id);
-    CHECK_INT(xatm_rm_decisions_max_epoch(b, tmx, &ep), XATM_XA_OK);
-    CHECK_INT(ep, 0);
-    raw_q(admin, "INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('%s.5.1', 'C'), "
-          "('%s.12.3', 'A'), ('%sF.40.1', 'C'), ('%s.x.1', 'C')", tmx, tmx, tmx, tmx);
-    CHECK_INT(xatm_rm_decisions_max_epoch(b, tmx, &ep), XATM_XA_OK);
-    CHECK_INT(ep, 12);
+    /* the highest epoch of a TM's decision rows (of either outcome) and marker rows */
+    RMT_CHECK_MAX_EPOCH(b, xatm_rm_decisions_max_epoch, "xatm_decisions", "(gtrid, outcome)",
+                        "'C'", "'A'", admin_sql);
+    CHECK_INT(xatm_rm_markers_ensure(b), XATM_XA_OK);
+    RMT_CHECK_MAX_EPOCH(b, xatm_rm_markers_max_epoch, "xatm_markers", "(gtrid, rm)", "'my'",
+                        "'pg'", admin_sql);
 
     raw_q(admin, "DELETE FROM xatm_decisions WHERE gtrid LIKE '%s%%'", rmt_tm_id);
     raw_q(admin, "UPDATE %s SET v = 0 WHERE id = 7", table);

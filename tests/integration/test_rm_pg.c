@@ -564,6 +564,12 @@ static bool seen_has(const struct seen_rows *s, const char *gtrid)
     return false;
 }
 
+/* RMT_CHECK_MAX_EPOCH's statements, on the admin session. */
+static void admin_sql(const char *sql)
+{
+    admin_q("%s", sql);
+}
+
 /* Decision rows: the decider's commit (COMMIT_DECIDING) and recovery's resolve / delete /
  * sweep, including the race the primary key decides (docs/protocols.md). */
 static void test_decisions(void)
@@ -677,19 +683,12 @@ static void test_decisions(void)
     CHECK(!seen_has(&sr, o2.gtrid));
     CHECK(!seen_has(&sr, w2.gtrid));
 
-    /* the highest epoch of a TM's rows (xatmd's start-up raises its epoch past it) */
-    uint32_t ep = 99;
-    char tmx[32];
-    snprintf(tmx, sizeof tmx, "%sE", rmt_tm_id);
-    CHECK_INT(xatm_rm_decisions_max_epoch(b, tmx, &ep), XATM_XA_OK);
-    CHECK_INT(ep, 0);
-    admin_q("INSERT INTO xatm_decisions (gtrid, outcome) VALUES ('%s.5.1', 'C'), "
-            "('%s.12.3', 'A'), ('%sF.40.1', 'C'), ('%s.x.1', 'C')", tmx, tmx, tmx, tmx);
-    CHECK_INT(xatm_rm_decisions_max_epoch(b, tmx, &ep), XATM_XA_OK);
-    CHECK_INT(ep, 12); /* not another TM's 40, not a malformed one */
-    CHECK_INT(xatm_rm_decisions_max_epoch(b, "bad.id", &ep), XATM_XAER_INVAL);
-    snprintf(sql, sizeof sql, "DELETE FROM xatm_decisions WHERE gtrid LIKE '%s%%'", tmx);
-    admin_q("%s", sql);
+    /* the highest epoch of a TM's decision rows (of either outcome) and marker rows */
+    RMT_CHECK_MAX_EPOCH(b, xatm_rm_decisions_max_epoch, "xatm_decisions", "(gtrid, outcome)",
+                        "'C'", "'A'", admin_sql);
+    CHECK_INT(xatm_rm_markers_ensure(b), XATM_XA_OK);
+    RMT_CHECK_MAX_EPOCH(b, xatm_rm_markers_max_epoch, "xatm_markers", "(gtrid, rm)", "'pg'",
+                        "'my'", admin_sql);
 
     /* blocking calls refuse a session with a branch open */
     xatm_xid v = new_xid();

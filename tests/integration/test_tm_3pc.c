@@ -40,6 +40,9 @@
  *                         rolled back) and the AP commits at its participant timeout
  *                         (MariaDB committed): XATM_EHEURISTIC, the divergence, reported by
  *                         xatmd as heuristic mixed; with action wait nothing diverges
+ *   epoch                 a second xatmd (fresh log) whose tm id has marker rows of epochs
+ *                         5 and 7 starts at epoch 8; with a marker of epoch UINT32_MAX it
+ *                         refuses to start
  *   uncertain prepare     (action wait, RMs "pg" and "pg2", a second PostgreSQL database)
  *                         the PREPARE of "pg2" outlives the AP's precommit_timeout (its
  *                         backend stopped) and completes after the AP closed the session,
@@ -499,6 +502,52 @@ static char *with_pg2(const char *base, const char *name)
     return strdup(path);
 }
 
+/* A second xatmd (its own tm id, a fresh log) starting while the marker tables hold rows
+ * of its tm id from epochs 5 ("pg") and 7 ("my"), as a lost log and a lost marker deletion
+ * leave them: it raises its epoch to 8, so no gtrid with a marker is issued again (a stale
+ * marker would prove to recovery that a branch of the new transaction committed). Started
+ * again with a marker of epoch UINT32_MAX, it refuses to start. */
+static void case_epoch_markers(void)
+{
+    printf("case: start-up epoch above the marker rows' (fresh log)\n");
+    char tm2[17], *dir2, *cfg2, sql[300], line[200];
+    snprintf(tm2, sizeof tm2, "me%d", (int)(getpid() % 100000));
+    dir2 = t_tmpdir("tm3pc-e");
+    cfg2 = t_write_config(dir2, tm2,
+                          "  protocol: 3pc\n"
+                          "  transaction_timeout: 10s\n"
+                          "  recovery_interval: 30s\n");
+    snprintf(sql, sizeof sql, "INSERT INTO xatm_markers (gtrid, rm) VALUES ('%s.5.1', 'pg')", tm2);
+    CHECK_INT(t_pg_exec(sql), 0);
+    snprintf(sql, sizeof sql, "INSERT INTO xatm_markers (gtrid, rm) VALUES ('%s.7.3', 'my')", tm2);
+    CHECK_INT(t_my_exec(sql), 0);
+    t_xatmd d2;
+    memset(&d2, 0, sizeof d2);
+    CHECK_INT(t_xatmd_start(&d2, cfg2, NULL), 0);
+    CHECK_INT(t_xatmd_log_count(&d2, "start-up: epoch raised from 1 to 8: the marker table "
+                                      "holds rows of this TM from epoch 7"), 1);
+    CHECK_INT(t_xatmd_log_count(&d2, "The marker table xatm_markers on RM my holds rows of "
+                                      "this TM from epoch 7"), 1);
+    snprintf(line, sizeof line, "ready tm=%s epoch=8 ", tm2);
+    CHECK_INT(t_xatmd_log_count(&d2, line), 1);
+    CHECK_INT(t_xatmd_stop(&d2), 0);
+
+    /* a marker of the last possible epoch: there is no epoch to move to */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO xatm_markers (gtrid, rm) VALUES ('%s.4294967295.1', 'pg')", tm2);
+    CHECK_INT(t_pg_exec(sql), 0);
+    printf("  (xatmd is expected to refuse to start; its log follows)\n");
+    CHECK(t_xatmd_start(&d2, cfg2, NULL) != 0);
+    CHECK_INT(t_xatmd_log_count(&d2, "start-up: cannot choose an epoch: the marker table holds "
+                                      "rows of this TM from epoch 4294967295"), 1);
+    t_xatmd_stop(&d2);
+    snprintf(sql, sizeof sql, "DELETE FROM xatm_markers WHERE gtrid LIKE '%s.%%'", tm2);
+    CHECK_INT(t_pg_exec(sql), 0);
+    CHECK_INT(t_my_exec(sql), 0);
+    free(cfg2);
+    free(dir2);
+}
+
 /* A PostgreSQL branch whose PREPARE the AP saw fail (its call outlived precommit_timeout
  * and was closed on the wire) but which prepared all the same, xatmd gone at the VOTE:
  * the AP may not roll back the other (prepared) branch, because xatmd's termination rule
@@ -613,6 +662,7 @@ int main(void)
         return t_finish("tm_3pc");
     }
     case_rollback();
+    case_epoch_markers();
     case_no_cancommit("ncpg", "fail-pg");
     case_no_cancommit("ncmy", "fail-my");
     case_no_cancommit("ncmyd", "fail-my-direct");

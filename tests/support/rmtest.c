@@ -226,3 +226,32 @@ int rmt_markers(xatm_rm_conn *c, const char *gtrid, const char *rm, uint64_t *to
     }
     return m.n;
 }
+
+void rmt_check_max_epoch_(const char *file, int line, xatm_rm_conn *c,
+                          int (*lookup)(xatm_rm_conn *, const char *, uint32_t *),
+                          const char *tname, const char *cols, const char *val,
+                          const char *top, void (*admin)(const char *sql))
+{
+    char tmx[XATM_TM_ID_MAX + 2], sql[512];
+    uint32_t ep = 99;
+    snprintf(tmx, sizeof tmx, "%sE", rmt_tm_id);
+    int rc = lookup(c, tmx, &ep);
+    check_at(file, line, rc == XATM_XA_OK && ep == 0, "%s: epoch lookup with no rows == %s, "
+             "epoch %u, expected XA_OK, 0: %s", tname, xatm_xa_rc_name(rc), ep,
+             xatm_rm_errmsg(c));
+    snprintf(sql, sizeof sql, "INSERT INTO %s %s VALUES ('%s.3.1', %s), ('%s.7.2', %s), "
+             "('%sF.40.1', %s), ('%s.x.1', %s)", tname, cols, tmx, val, tmx, top, tmx, val, tmx,
+             val);
+    admin(sql);
+    rc = lookup(c, tmx, &ep);
+    check_at(file, line, rc == XATM_XA_OK, "%s: epoch lookup == %s, expected XA_OK: %s", tname,
+             xatm_xa_rc_name(rc), xatm_rm_errmsg(c));
+    check_at(file, line, ep == 7, "%s: epoch %u, expected 7 (not another TM's 40, not a "
+             "malformed one)", tname, ep);
+    ep = 99;
+    rc = lookup(c, "bad.id", &ep);
+    check_at(file, line, rc == XATM_XAER_INVAL && ep == 0, "%s: epoch lookup of an invalid "
+             "tm id == %s, epoch %u, expected XAER_INVAL, 0", tname, xatm_xa_rc_name(rc), ep);
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE gtrid LIKE '%s%%'", tname, tmx);
+    admin(sql);
+}

@@ -86,6 +86,21 @@ long rmt_wait_gone(xatm_rm_conn *checker, uint64_t id, int timeout_ms, int poll_
  * that RM count. *took_ms (may be NULL) gets how long the lookup took. */
 int rmt_markers(xatm_rm_conn *c, const char *gtrid, const char *rm, uint64_t *took_ms);
 
+/* The highest epoch of a TM's gtrids in table `tname` (xatmd's start-up raises its epoch
+ * past it), read on c by `lookup` (xatm_rm_decisions_max_epoch / _markers_max_epoch).
+ * admin(sql) runs a statement on the test's own admin session; cols is the column list of
+ * the INSERT, e.g. "(gtrid, rm)", and val / top the other column's values. Checks (seven)
+ * that no rows give 0; that rows of tm id <rmt_tm_id>E from epochs 3 (val) and 7 (top), a
+ * row of another TM from epoch 40 and a malformed one give 7; that an invalid tm id is
+ * XAER_INVAL with the result 0. Those rows are deleted afterwards. */
+#define RMT_CHECK_MAX_EPOCH(c, lookup, tname, cols, val, top, admin)                     \
+    rmt_check_max_epoch_(__FILE__, __LINE__, (c), (lookup), (tname), (cols), (val), (top), \
+                         (admin))
+void rmt_check_max_epoch_(const char *file, int line, xatm_rm_conn *c,
+                          int (*lookup)(xatm_rm_conn *, const char *, uint32_t *),
+                          const char *tname, const char *cols, const char *val,
+                          const char *top, void (*admin)(const char *sql));
+
 /* Drives c's operation in flight (rc from xatm_rm_op_begin) to its end with op_wait,
  * poll (5 s at most per wait) and op_continue; returns the final code. One check: every
  * wait named a socket and events that include one of `need` (e.g. POLLIN). */
