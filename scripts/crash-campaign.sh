@@ -18,8 +18,10 @@
 # the faults include every 3PC step) and the campaign ends with two partition trials (the
 # path between an AP and xatmd cut right after PreCommit), whose printed result must match
 # docs/protocols.md: a reported divergence with action commit, none with wait.
-# With --decider every trial runs 2PC with the decision in a branch (tm.decision_rm: pg, or
-# my; the AP's fault points include ap.decider.before_commit and ap.decider.after_commit).
+# With --decider every trial runs with the decision in a branch (tm.decision_rm: pg, or my):
+# two APs in 2PC, decided in the decider's branch, and AP 0 in 3PC, through xatmd's log, so
+# the log's faults stay in play; the fault points include ap.decider.before_commit and
+# ap.decider.after_commit and the 3PC ones.
 # A failing trial names its seed (replay it alone with --replay SEED) and the directory
 # where its xatmd log and outputs are kept. Trial k has seed S + k - 1.
 #

@@ -61,7 +61,9 @@ REQUEST_TIMEOUT_S = 4.0
 # The TM's protocol steps (kill at the n-th hit); n is drawn from 1..max_n, where max_n
 # keeps the point inside one trial's work (about 1500 transactions over 3 APs).
 TM_STEP_POINTS = {
-    "tm.after_begin": 900,
+    # BEGIN reaches xatmd once per 64 transactions of a connection (gtrid leases,
+    # docs/protocol.md) and at every (re)connect: about 5 per worker, 6 workers
+    "tm.after_begin": 30,
     "tm.after_enlist": 1800,
     "tm.before_commit_force": 900,
     "tm.after_commit_force": 900,
@@ -112,12 +114,15 @@ AP_POINTS_3PC = {
 TM_STOP_POINTS_3PC = ["tm.after_precommit_force", "tm.after_precommit_sent"]
 
 # --decider [pg|my] (tm.decision_rm, docs/protocols.md "Decision in a branch"): the AP's steps
-# around the decider's commit. xatmd forces no COMMIT for such a transaction, so its
-# commit-force points rarely fire then (a trial whose fault does not fire is a plain one).
+# around the decider's commit. xatmd forces no COMMIT for such a transaction, so AP
+# DECIDER_3PC_AP runs three-phase commit instead (3PC never decides in a branch): its
+# PRECOMMIT and COMMIT records keep xatmd's log, its faults and its recovery in play in the
+# same trials, beside the two APs whose transactions are decided in the decider's branch.
 AP_POINTS_DECIDER = {
     "ap.decider.before_commit": 300,
     "ap.decider.after_commit": 300,
 }
+DECIDER_3PC_AP = 0
 
 # The partition trials (3PC only, docs/protocols.md "Partitions"): one AP, one worker; the
 # path between it and xatmd is cut right after xatmd sent PreCommit for its
@@ -336,7 +341,7 @@ class Ap:
     """One `xatm-transfer run` process, in its own session."""
 
     def __init__(self, no, binary, config, tdir, seed, transfers, trial, fault=None,
-                 workers=WORKERS, abort_percent=5):
+                 workers=WORKERS, abort_percent=5, protocol=None):
         self.no = no            # 0..N_APS-1 in its trial
         self.prefix = "t%da%d" % (trial, no)  # its transfer ids: <prefix>-<worker>-<n>
         self.fault = fault      # its XATM_FAULT, or None
@@ -351,7 +356,8 @@ class Ap:
             [binary, "-c", config, "run", "--workers", str(workers), "--transfers",
              str(transfers), "--seed", str(seed), "--abort-percent", str(abort_percent),
              "--id-prefix", self.prefix,
-             "--reconnect-timeout", "30", "--committed-log", self.committed_path],
+             "--reconnect-timeout", "30", "--committed-log", self.committed_path]
+            + (["--protocol", protocol] if protocol else []),
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
             start_new_session=True)
         out.close()
@@ -396,7 +402,12 @@ def pick_fault(rng, have_servers_dir, protocol="2pc", decider=False):
     """The one fault of a trial, as a dict: kind, desc (printed) and its parameters."""
     tm_points, ap_points, tm_stop_points = TM_STEP_POINTS, AP_POINTS, TM_STOP_POINTS
     if decider:
-        ap_points = dict(AP_POINTS, **AP_POINTS_DECIDER)
+        # the 3PC AP's points too (DECIDER_3PC_AP); only that AP's transactions reach the
+        # force points, a third of the work
+        tm_points = {k: (v if k in ("tm.after_begin", "tm.after_enlist") else max(1, v // N_APS))
+                     for k, v in dict(TM_STEP_POINTS, **TM_STEP_POINTS_3PC).items()}
+        ap_points = dict(AP_POINTS, **AP_POINTS_DECIDER, **AP_POINTS_3PC)
+        tm_stop_points = TM_STOP_POINTS + TM_STOP_POINTS_3PC
     if protocol == "3pc":
         tm_points = dict(TM_STEP_POINTS, **TM_STEP_POINTS_3PC)
         ap_points = dict(AP_POINTS, **AP_POINTS_3PC)
@@ -414,12 +425,15 @@ def pick_fault(rng, have_servers_dir, protocol="2pc", decider=False):
     elif kind == "tm-kill-time":
         f["desc"] = "kill -9 xatmd at %.2f s" % f["delay"]
     elif kind == "tm-kill-recovery":
-        f["tm_fault"] = "tm.after_commit_force@%d" % rng.randint(1, 700)
+        f["tm_fault"] = "tm.after_commit_force@%d" % rng.randint(
+            1, min(700, tm_points["tm.after_commit_force"]))
         f["recovery_fault"] = "%s@%d" % (rng.choice(TM_RECOVERY_POINTS), rng.randint(1, 3))
         f["desc"] = "kill xatmd at %s, then in recovery at %s" % (f["tm_fault"],
                                                                  f["recovery_fault"])
     elif kind == "ap-kill-point":
         point = rng.choice(sorted(ap_points))
+        if decider and point in AP_POINTS_3PC:
+            f["ap"] = DECIDER_3PC_AP  # the only AP that reaches it
         f["ap_fault"] = "%s@%d" % (point, rng.randint(1, ap_points[point]))
         f["desc"] = "kill AP %d at %s" % (f["ap"], f["ap_fault"])
     elif kind == "ap-kill-time":
@@ -437,6 +451,8 @@ def pick_fault(rng, have_servers_dir, protocol="2pc", decider=False):
     elif kind == "ap-stop":
         if rng.random() < 0.5:
             point = rng.choice(sorted(ap_points))
+            if decider and point in AP_POINTS_3PC:
+                f["ap"] = DECIDER_3PC_AP
             f["ap_fault"] = "%s@%d:stop" % (point, rng.randint(1, ap_points[point] // 2))
             f["desc"] = "stop AP %d at %s for %.2f s" % (f["ap"], f["ap_fault"], f["stop_for"])
         else:
@@ -444,7 +460,7 @@ def pick_fault(rng, have_servers_dir, protocol="2pc", decider=False):
     elif kind == "tm-stop":
         if rng.random() < 0.5:
             point = rng.choice(tm_stop_points)
-            f["tm_fault"] = "%s@%d:stop" % (point, rng.randint(1, 600))
+            f["tm_fault"] = "%s@%d:stop" % (point, rng.randint(1, min(600, tm_points[point])))
             f["desc"] = "stop xatmd at %s for %.2f s" % (f["tm_fault"], f["stop_for"])
         else:
             f["desc"] = "SIGSTOP xatmd at %.2f s for %.2f s" % (f["delay"], f["stop_for"])
@@ -488,7 +504,7 @@ class Campaign:
         os.makedirs(self.work, exist_ok=True)
         txn_s, req_s = TXN_TIMEOUT_S, REQUEST_TIMEOUT_S
         three = ""
-        if self.args.protocol == "3pc":
+        if self.args.protocol == "3pc" or self.args.decider:  # --decider: DECIDER_3PC_AP
             pre_s, part_s = TXN_TIMEOUT_S, TXN_TIMEOUT_S
             if partition:
                 txn_s, req_s = PARTITION_TXN_TIMEOUT_S, PARTITION_REQUEST_TIMEOUT_S
@@ -720,8 +736,10 @@ tm:
         self.aps = []
         for k in range(N_APS):
             ap_fault = fault["ap_fault"] if k == fault["ap"] else None
+            mixed = "3pc" if self.args.decider and k == DECIDER_3PC_AP else None
             self.aps.append(Ap(k, self.transfer_bin, self.config, tdir,
-                               rng.randrange(1 << 31), transfers, no, ap_fault))
+                               rng.randrange(1 << 31), transfers, no, ap_fault,
+                               protocol=mixed))
         t.started = now()
         t.t0 = None
 
@@ -1175,8 +1193,9 @@ def parse_args(argv):
                     help="commit protocol of every trial; 3pc runs with "
                          "participant_timeout_action wait and ends with the partition trials")
     ap.add_argument("--decider", nargs="?", const="pg", default=None, choices=["pg", "my"],
-                    help="2pc with the decision in a branch (tm.decision_rm: pg, or the RM "
-                         "named); adds the AP's decider fault points")
+                    help="the decision in a branch (tm.decision_rm: pg, or the RM named): "
+                         "two APs in 2pc decided in the branch, AP 0 in 3pc through the log; "
+                         "adds the decider and 3pc fault points")
     ap.add_argument("--no-partition", action="store_true",
                     help="3pc: leave out the two partition trials at the end")
     ap.add_argument("--work-dir", required=True)
