@@ -1147,6 +1147,33 @@ static void admin_force(struct tm_ctx *ctx, const admin_peer *peer, uint8_t outc
                  "xatmd's abort: a gtrid of this TM with no COMMIT record that is not live is "
                  "presumed aborted (some branches may already be rolled back)");
     }
+    /* with tm.decision_rm, a gtrid without a decision in the log may have been decided at
+     * the decider (its commit row): xatmd cannot say which without reading that row, and
+     * recovery reads it at every pass, so this is a question for the operator */
+    const bool at_decider = ctx->cfg->decision_rm && !last && !committing && !e.has_commit &&
+                            !e.has_abort && !e.has_precommit;
+    if (at_decider) {
+        eff = EFF_NONE;
+        snprintf(what, sizeof what,
+                 "the decision at decider RM %s (tm.decision_rm), which recovery has not been "
+                 "able to read (a commit row there means the decider branch committed)",
+                 ctx->cfg->decision_rm);
+    }
+    if (at_decider && !force && !admin_nothing_prepared(ctx, gtrid)) {
+        pthread_mutex_unlock(&ctx->log_mu);
+        snprintf(msg, sizeof msg,
+                 "%s of %s refused: its outcome is decided at decider RM %s (tm.decision_rm), "
+                 "not in xatmd's log, and recovery has not resolved it there yet",
+                 verb, gtrid, ctx->cfg->decision_rm);
+        snprintf(hint, sizeof hint,
+                 "Recovery resolves it by itself once the decider answers. To decide now, look "
+                 "at the row on the decider: SELECT outcome FROM xatm_decisions WHERE gtrid = "
+                 "'%s' ('C': only commit is consistent); then xatmctl %s %s --force --reason "
+                 "TEXT",
+                 gtrid, verb, gtrid);
+        admin_error(w, code, XATM_EREFUSED, msg, hint);
+        return;
+    }
     if (last && (last->outcome == outcome)) {
         pthread_mutex_unlock(&ctx->log_mu);
         jw_raw(w, "{");
@@ -1163,6 +1190,8 @@ static void admin_force(struct tm_ctx *ctx, const admin_peer *peer, uint8_t outc
         return;
     }
     bool contradicts = eff != EFF_NONE && (eff == EFF_COMMIT) != commit;
+    /* forced over the decider's unread row: it may contradict it (docs/operations.md) */
+    const bool over_decider = at_decider && !admin_nothing_prepared(ctx, gtrid);
     if (contradicts && !force) {
         pthread_mutex_unlock(&ctx->log_mu);
         snprintf(msg, sizeof msg, "%s of %s refused: it contradicts %s", verb, gtrid, what);
@@ -1225,10 +1254,10 @@ static void admin_force(struct tm_ctx *ctx, const admin_peer *peer, uint8_t outc
 
     char detail[900];
     snprintf(detail, sizeof detail, "Reason: %s. It %s %s.", why,
-             contradicts ? "overrides" : "agrees with", what);
-    tm_log(detail, contradicts ? "Branches may end differently: see docs/operations.md, "
-                                 "\"Heuristic outcomes\"."
-                               : NULL,
+             contradicts ? "overrides" : over_decider ? "is forced over" : "agrees with", what);
+    tm_log(detail, contradicts || over_decider ? "Branches may end differently: see "
+                                                 "docs/operations.md, \"Heuristic outcomes\"."
+                                               : NULL,
            "operator %s forced %s of %s (HEURISTIC record written)", who,
            commit ? "a commit" : "a rollback", gtrid);
     if (ctx->rec) recovery_wake(ctx->rec);
@@ -1241,6 +1270,8 @@ static void admin_force(struct tm_ctx *ctx, const admin_peer *peer, uint8_t outc
     jw_raw(w, ",\"recorded\":true,\"overrides\":");
     if (contradicts)
         jw_str(w, eff == EFF_COMMIT ? "commit" : "abort");
+    else if (over_decider)
+        jw_str(w, "decider");
     else
         jw_raw(w, "null");
     jw_ckey(w, "who");

@@ -438,6 +438,58 @@ static void case_abort_row_swept(void)
 /* The same protocol with MariaDB as the decider (tm.decision_rm: my; "pg" is the prepared
  * branch): its own xatmd, tm id and directory; commit, a NO on the prepared side, a failed
  * statement on the decider, the AP killed before and after the decider's commit. */
+/* xatmctl -c cfg --json VERB GTRID [--force] --reason test: its exit code, its output in out. */
+static int ctl_force(const char *verb, const char *gtrid, bool force, char *out, size_t size)
+{
+    char bin[512], c[] = "-c", cfgbuf[600], json[] = "--json", v[16], g[80], f[] = "--force",
+         r[] = "--reason", why[] = "decider test", file[700];
+    snprintf(bin, sizeof bin, "%s", t_env("XATMCTL"));
+    snprintf(cfgbuf, sizeof cfgbuf, "%s", cfg);
+    snprintf(v, sizeof v, "%s", verb);
+    snprintf(g, sizeof g, "%s", gtrid);
+    snprintf(file, sizeof file, "%s/ctl-%s.out", dir, verb);
+    char *argv[] = {bin, c, cfgbuf, json, v, g, r, why, force ? f : NULL, NULL};
+    int st = t_run(argv, NULL, file);
+    t_read_file(file, out, size);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The operator and the decider (decider my): an AP stopped before its decider commit with
+ * its PostgreSQL branch prepared, MariaDB (the decider) killed, so recovery cannot read the
+ * decision. xatmctl commit and rollback are refused without --force (the outcome is the
+ * decider's, which xatmd has not read); with --force the rollback is recorded as forced
+ * over the decider, and recovery carries it out once MariaDB is back. */
+static void case_operator_vs_decider(void)
+{
+    char outfile[600], gtrid[80], out[4096], line[200], srv[700];
+    printf("case: xatmctl commit/rollback while the decider cannot be read\n");
+    pid_t ap = t_ap_spawn_timed(cfg, "mop", "commit", "ap.decider.before_commit:stop", "1000",
+                                outfile, sizeof outfile);
+    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
+    t_ap_gtrid_file(outfile, gtrid, sizeof gtrid);
+    CHECK(gtrid[0] != '\0');
+    snprintf(srv, sizeof srv, "%s/servers-kill.out", dir);
+    CHECK_INT(t_servers_sh("kill", "my", srv), 0);
+    snprintf(line, sizeof line, "cannot resolve %s at decider RM my", gtrid);
+    CHECK(t_xatmd_wait_log(&d, line, CONVERGE_MS));
+    CHECK_INT(ctl_force("rollback", gtrid, false, out, sizeof out), 1);
+    CHECK_CONTAINS(out, "its outcome is decided at decider RM my (tm.decision_rm)");
+    CHECK_CONTAINS(out, "SELECT outcome FROM xatm_decisions");
+    CHECK_INT(ctl_force("commit", gtrid, false, out, sizeof out), 1);
+    CHECK_CONTAINS(out, "refused");
+    CHECK_INT(ctl_force("rollback", gtrid, true, out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\"recorded\":true,\"overrides\":\"decider\"");
+    snprintf(srv, sizeof srv, "%s/servers-restart.out", dir);
+    CHECK_INT(t_servers_sh("restart", "my", srv), 0);
+    kill(ap, SIGKILL);
+    int st = 0;
+    CHECK(t_wait_exit(ap, 10000, &st));
+    CHECK(t_wait_no_prepared(tm_id, CONVERGE_MS) >= 0);
+    t_expect_rows("mop", 0);
+    CHECK_INT(decision_of(gtrid), 0); /* the forced outcome needs no abort row */
+    CHECK_INT(t_xatmd_log_count(&d, "is forced over the decision at decider RM my"), 1);
+}
+
 static void cases_mariadb_decider(void)
 {
     printf("-- MariaDB as the decider\n");
@@ -463,6 +515,7 @@ static void cases_mariadb_decider(void)
         case_no_vote("mnomy", "fail-my");
         case_ap_killed("mapk1", "ap.decider.before_commit", 0, 'A');
         case_ap_killed("mapk2", "ap.decider.after_commit", 1, 'C');
+        case_operator_vs_decider();
         case_abort_row_swept();
         CHECK_INT(t_xatmd_stop(&d), 0);
     } else {

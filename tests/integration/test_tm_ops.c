@@ -97,15 +97,9 @@ static void sleep_ms(int ms)
 /* scripts/servers.sh ACTION my: 0 on success. */
 static int servers_my(const char *action)
 {
-    char script[600], act[16], rm[] = "my", sdir[600];
-    snprintf(script, sizeof script, "%s/scripts/servers.sh", t_env("XATM_SOURCE_ROOT"));
-    snprintf(act, sizeof act, "%s", action);
-    snprintf(sdir, sizeof sdir, "%s", t_env("XATM_TEST_SERVERS_DIR"));
-    char *argv[] = {script, act, rm, sdir, NULL};
     char out[700];
     snprintf(out, sizeof out, "%s/servers-%s.out", dir, action);
-    int st = t_run(argv, NULL, out);
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+    return t_servers_sh(action, "my", out);
 }
 
 static void restart_my_if_killed(void)

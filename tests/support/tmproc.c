@@ -195,6 +195,18 @@ bool t_wait_exit(pid_t pid, int timeout_ms, int *status)
     return false;
 }
 
+int t_servers_sh(const char *action, const char *rm, const char *out_path)
+{
+    char script[600], act[16], name[16], sdir[600];
+    snprintf(script, sizeof script, "%s/scripts/servers.sh", t_env("XATM_SOURCE_ROOT"));
+    snprintf(act, sizeof act, "%s", action);
+    snprintf(name, sizeof name, "%s", rm);
+    snprintf(sdir, sizeof sdir, "%s", t_env("XATM_TEST_SERVERS_DIR"));
+    char *argv[] = {script, act, name, sdir, NULL};
+    int st = t_run(argv, NULL, out_path);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
 int t_run(char *const argv[], char *const extra_env[], const char *out_path)
 {
     pid_t pid = t_spawn(argv, extra_env, out_path);

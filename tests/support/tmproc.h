@@ -38,6 +38,10 @@ bool t_xatmd_wait_log(const t_xatmd *d, const char *text, int timeout_ms);
  * waits, returns the waitpid status. stdout/stderr go to out_path if not NULL. */
 int t_run(char *const argv[], char *const extra_env[], const char *out_path);
 
+/* scripts/servers.sh ACTION RM (e.g. "kill" "my", "restart" "my") on the test servers
+ * (XATM_TEST_SERVERS_DIR); its output goes to out_path. 0 on success, -1 otherwise. */
+int t_servers_sh(const char *action, const char *rm, const char *out_path);
+
 /* Same, in the background: returns the child's pid (or -1). */
 pid_t t_spawn(char *const argv[], char *const extra_env[], const char *out_path);
 /* Waits up to timeout_ms for child pid to stop (SIGSTOP, e.g. a fault point's "stop"):
