@@ -66,7 +66,7 @@
  * committed by "decision in a branch" (docs/protocols.md): its decider branch committed in
  * one phase with the decision row, nothing is in xatmd's log, and DONE may come while the
  * transaction is ACTIVE at xatmd (no VOTE was sent). Version 4 added BEGIN's flags byte: XATM_BEGIN_RESERVE asks for the gtrid of
- * the connection's NEXT transaction (docs/protocol.md, "Reserved gtrids"). Version 3 added
+ * the connection's NEXT transaction (one gtrid; since version 6 a lease of `count`). Version 3 added
  * three-phase commit (docs/protocols.md): the request CANCOMMIT
  * and the DECISION outcome 3 (precommit). Version 2 changed from version 1: session_id is
  * a session reference (above); VOTE may be answered ERROR XATM_EUNKNOWN.

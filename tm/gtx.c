@@ -51,6 +51,7 @@
 typedef struct gtx_node {
     gtx_info info;         /* the transaction itself */
     struct gtx_node *next; /* next in the same bucket */
+    bool carried;          /* its lease's slot pays for it (gtx_reservation.carried) */
 } gtx_node;
 
 /* One abort in the ring (by value). */
@@ -81,8 +82,9 @@ typedef struct gtx_held {
 /* The seqs [lo, hi) leased to a connection for its next transactions (gtx_reserve), none
  * begun yet; lo < hi <= next_seq. */
 typedef struct gtx_reservation {
-    uint64_t lo, hi; /* the leased seqs not begun yet */
-    uint64_t owner;  /* the connection it belongs to */
+    uint64_t lo, hi;  /* the leased seqs not begun yet */
+    uint64_t owner;   /* the connection it belongs to */
+    uint64_t carried; /* the live transaction begun from it that its slot pays for, 0 none */
 } gtx_reservation;
 
 /* One deadline heap entry. */
@@ -123,6 +125,9 @@ struct gtx_table {
     gtx_reservation *resv;               /* leased seqs not begun yet: at most one lease
                                             per owner (gtx_reserve) */
     size_t n_resv, cap_resv;             /* used / allocated */
+    size_t n_carried;                    /* leases with a transaction on their slot: the
+                                            slots used (GTX_MAX_LIVE) are count - n_carried
+                                            + n_resv (gtx_slots) */
 };
 
 /* ------------------------------------------------------------------ transitions */
@@ -218,6 +223,7 @@ static gtx_node *gtx_node_new(gtx_table *t)
     t->n_spare--;
     memset(&g->info, 0, offsetof(gtx_info, branches));
     g->next = NULL;
+    g->carried = false;
     return g;
 }
 
@@ -234,9 +240,12 @@ static void gtx_node_free(gtx_table *t, gtx_node *g)
 }
 
 /* Unlinks and frees g. `aborted` counts it as an aborted transaction. */
+static void gtx_uncarry_lease(gtx_table *t, uint64_t owner, uint64_t seq);
+
 static void gtx_remove(gtx_table *t, gtx_node *g, bool aborted)
 {
     assert(gtx_transition_allowed(g->info.state, 0));
+    if (g->carried) gtx_uncarry_lease(t, g->info.owner, g->info.seq);
     gtx_node **pp = &t->buckets[gtx_bucket_of(t, g->info.seq)];
     while (*pp != g) pp = &(*pp)->next;
     *pp = g->next;
@@ -555,8 +564,38 @@ static size_t gtx_resv_of_seq(const gtx_table *t, uint64_t seq)
     return i;
 }
 
+/* Slots used against GTX_MAX_LIVE: every live transaction and every lease, a lease and
+ * the transaction on its slot (gtx_begin_reserved) counting once (mutex held). */
+static size_t gtx_slots(const gtx_table *t)
+{
+    return t->count - t->n_carried + t->n_resv;
+}
+
+/* Lease i no longer pays for its carried transaction, which is then counted on its own. */
+static void gtx_resv_uncarry(gtx_table *t, size_t i)
+{
+    if (!t->resv[i].carried) return;
+    gtx_node *g = gtx_find_seq(t, t->resv[i].carried);
+    if (g) g->carried = false;
+    t->resv[i].carried = 0;
+    t->n_carried--;
+}
+
+/* gtx_remove's: the carried transaction seq of owner's lease ends; the lease's slot is free
+ * for the next one. */
+static void gtx_uncarry_lease(gtx_table *t, uint64_t owner, uint64_t seq)
+{
+    for (size_t i = 0; i < t->n_resv; i++)
+        if (t->resv[i].owner == owner && t->resv[i].carried == seq) {
+            t->resv[i].carried = 0;
+            t->n_carried--;
+            return;
+        }
+}
+
 static void gtx_resv_drop(gtx_table *t, size_t i)
 {
+    gtx_resv_uncarry(t, i);
     t->resv[i] = t->resv[--t->n_resv];
 }
 
@@ -566,8 +605,11 @@ int gtx_reserve(gtx_table *t, uint64_t owner, unsigned count, char *gtrid, size_
     int rc = 0;
     pthread_mutex_lock(&t->mu);
     size_t i = gtx_resv_of_owner(t, owner); /* n_resv: none yet */
+    /* the new lease takes the old one's slot; a transaction the old one carried counts on
+     * its own from then on */
     size_t mine = i < t->n_resv ? 1 : 0;
-    if (t->count + t->n_resv - mine >= GTX_MAX_LIVE) {
+    size_t carried = mine && t->resv[i].carried ? 1 : 0;
+    if (gtx_slots(t) - mine + carried + 1 > GTX_MAX_LIVE) {
         /* counted with the live ones, so that beginning a transaction of the lease never
          * meets the limit: the application hears ELIMIT at xatm_begin, before any work */
         rc = XATM_ELIMIT;
@@ -593,6 +635,8 @@ int gtx_reserve(gtx_table *t, uint64_t owner, unsigned count, char *gtrid, size_
     /* what is left of an earlier lease of this owner is simply replaced: nothing of it can
      * exist, since a leased transaction begins with the first message naming it, and the
      * owner's messages are read in order */
+    if (mine) gtx_resv_uncarry(t, i);
+    t->resv[i].carried = 0;
     t->resv[i].lo = t->next_seq;
     t->resv[i].hi = t->next_seq + count;
     t->resv[i].owner = owner;
@@ -619,11 +663,11 @@ bool gtx_is_reserved(gtx_table *t, uint64_t owner, const char *gtrid)
     return yes;
 }
 
-/* Creates ACTIVE transaction seq (mutex held). lease_slot is 1 when the transaction begins
- * from a lease that stays (its slot against GTX_MAX_LIVE is the transaction's too). */
+/* Creates ACTIVE transaction seq (mutex held). on_lease_slot: it takes a lease's slot, so
+ * GTX_MAX_LIVE is not checked (gtx_begin_reserved). */
 static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pid,
                       uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out,
-                      size_t lease_slot);
+                      bool on_lease_slot);
 
 int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
               uint32_t timeout_ms, uint64_t now_ms, gtx_info *out)
@@ -632,7 +676,7 @@ int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
         timeout_ms == 0)
         return XATM_EINVAL;
     pthread_mutex_lock(&t->mu);
-    int rc = gtx_create(t, t->next_seq, owner, ap_pid, protocol, timeout_ms, now_ms, out, 0);
+    int rc = gtx_create(t, t->next_seq, owner, ap_pid, protocol, timeout_ms, now_ms, out, false);
     if (rc == 0) t->next_seq++;
     pthread_mutex_unlock(&t->mu);
     return rc;
@@ -650,13 +694,20 @@ int gtx_begin_reserved(gtx_table *t, uint64_t owner, uint32_t ap_pid, const char
     int rc = XATM_ENOTFOUND;
     if (i < t->n_resv && t->resv[i].owner == owner) {
         /* begun, or (out of memory, limit) never: either way used, and so are the seqs
-         * before it, which the owner skipped; the lease's own slot becomes the
-         * transaction's when this was its last seq (gtx_create's limit check) */
+         * before it, which the owner skipped. The transaction takes the lease's slot:
+         * for good when this was its last seq (the lease ends), else while it lives
+         * (carried). Only a second transaction on a lease whose first still lives (one
+         * connection running two at once: not libxatm) needs a slot of its own. */
         t->resv[i].lo = seq + 1;
         bool last = t->resv[i].lo == t->resv[i].hi;
+        bool busy = t->resv[i].carried != 0;
         if (last) gtx_resv_drop(t, i);
-        rc = gtx_create(t, seq, owner, ap_pid, protocol, timeout_ms, now_ms, out,
-                        last ? 0 : 1);
+        rc = gtx_create(t, seq, owner, ap_pid, protocol, timeout_ms, now_ms, out, !busy);
+        if (rc == 0 && !last && !busy) {
+            t->resv[i].carried = seq;
+            t->n_carried++;
+            gtx_find_seq(t, seq)->carried = true;
+        }
     }
     pthread_mutex_unlock(&t->mu);
     return rc;
@@ -664,10 +715,10 @@ int gtx_begin_reserved(gtx_table *t, uint64_t owner, uint32_t ap_pid, const char
 
 static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pid,
                       uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out,
-                      size_t lease_slot)
+                      bool on_lease_slot)
 {
     int rc = 0;
-    if (t->count + t->n_resv - lease_slot >= GTX_MAX_LIVE) { /* leases count (gtx_reserve) */
+    if (!on_lease_slot && gtx_slots(t) >= GTX_MAX_LIVE) { /* leases count (gtx_reserve) */
         rc = XATM_ELIMIT;
         goto out;
     }

@@ -318,8 +318,9 @@ void gtx_table_free(gtx_table *t);
  * of its unused seqs is LIVE (with *out zeroed but for gtrid, seq and state ACTIVE): the
  * AP's message that begins it may be on its way while a branch of it is already prepared.
  * A lease counts as one against GTX_MAX_LIVE with the live transactions, and a transaction
- * begun from it takes that slot, so beginning one fails only on ENOMEM when each
- * connection runs one transaction at a time. 0, XATM_EINVAL, XATM_ELIMIT or XATM_ENOMEM. */
+ * begun from it takes that slot while it lives (for good when it was the lease's last seq),
+ * so beginning one fails only on ENOMEM when each connection runs one transaction at a
+ * time; a second live one on the same lease needs a slot of its own. 0, XATM_EINVAL, XATM_ELIMIT or XATM_ENOMEM. */
 int gtx_reserve(gtx_table *t, uint64_t owner, unsigned count, char *gtrid, size_t gtrid_size);
 
 /* true when gtrid is an unused seq of owner's lease. */

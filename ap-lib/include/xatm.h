@@ -114,10 +114,10 @@ XATM_EXPORT int xatm_open(const char *config_path, xatm_t **out);
 XATM_EXPORT void xatm_close(xatm_t *h);
 
 /* Starts a global transaction. XATM_ESTATE if one is already open on this handle. Only a
- * connection's first transaction (and one with other options than the previous one) asks
- * xatmd and waits for it; the others start on the gtrid the previous transaction reserved
- * (docs/protocol.md, "Reserved gtrids"), so xatmd's timeout counts from the transaction's
- * first message to xatmd. */
+ * connection's first transaction (and one with other options than the connection's lease)
+ * asks xatmd and waits for it; the others start on the next gtrid of the lease of 64 the
+ * connection holds (docs/protocol.md, "Gtrid leases"), so xatmd's timeout counts from the
+ * transaction's first message to xatmd. */
 XATM_EXPORT int xatm_begin(xatm_t *h, const xatm_begin_options *opts);
 
 /* The session of RM `rm` (a name from the config), opened if needed. Inside a global

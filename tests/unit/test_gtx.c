@@ -1980,6 +1980,50 @@ static void test_leases(void)
     gtx_table_free(t);
 }
 
+/* The live limit with leases: a lease takes one slot, and a transaction begun from it takes
+ * the lease's slot (while it lives, or for good from the lease's last seq), so at the limit
+ * every granted lease can still begin its transaction; only a new lease or BEGIN hears
+ * ELIMIT (before any work), a second transaction on one lease at once needs its own slot,
+ * and the slot comes back when the transaction ends or the lease goes. (Found by review:
+ * the second connection's transaction was refused after xatm_begin had returned 0.) */
+static void test_lease_limit(void)
+{
+    gtx_table *t = new_table();
+    gtx_info g;
+    char la[XATM_GTRID_MAX + 1], lb[XATM_GTRID_MAX + 1], x[XATM_GTRID_MAX + 1];
+    int failed = 0;
+    for (unsigned i = 0; i < GTX_MAX_LIVE - 2; i++)
+        if (gtx_begin(t, 1000 + i, 0, 2, 60000, 1000, &g) != 0) failed++;
+    CHECK_INT(failed, 0);
+    CHECK_INT(gtx_reserve(t, 7, 3, la, sizeof la), 0); /* slots: MAX - 1 */
+    CHECK_INT(gtx_reserve(t, 8, 1, lb, sizeof lb), 0); /* MAX: both granted */
+    CHECK_INT(gtx_reserve(t, 9, 64, x, sizeof x), XATM_ELIMIT);
+    CHECK_INT(gtx_begin(t, 9, 0, 2, 60000, 1000, &g), XATM_ELIMIT);
+    /* each lease begins its transaction: 7 from a lease that stays, 8 from its last seq */
+    CHECK_INT(gtx_begin_reserved(t, 7, 0, la, 2, 5000, 3000, &g), 0);
+    uint64_t seq7 = g.seq;
+    CHECK_INT(gtx_begin_reserved(t, 8, 0, lb, 2, 5000, 3000, &g), 0);
+    CHECK_INT(gtx_begin(t, 9, 0, 2, 60000, 1000, &g), XATM_ELIMIT);
+    /* a second transaction on 7's lease while its first lives: a slot of its own, none */
+    char second[XATM_GTRID_MAX + 1];
+    snprintf(second, sizeof second, "tm1.5.%llu", (unsigned long long)(seq7 + 1));
+    CHECK_INT(gtx_begin_reserved(t, 7, 0, second, 2, 5000, 3000, &g), XATM_ELIMIT);
+    /* 7's transaction ends (rolled back): its lease's slot is free for the next one */
+    char first7[XATM_GTRID_MAX + 1];
+    snprintf(first7, sizeof first7, "tm1.5.%llu", (unsigned long long)seq7);
+    CHECK_INT(gtx_rollback(t, 7, first7, NULL), 0);
+    CHECK_INT(gtx_begin(t, 9, 0, 2, 60000, 1000, &g), XATM_ELIMIT); /* still a lease's */
+    char third[XATM_GTRID_MAX + 1];
+    snprintf(third, sizeof third, "tm1.5.%llu", (unsigned long long)(seq7 + 2));
+    CHECK_INT(gtx_begin_reserved(t, 7, 0, third, 2, 5000, 3000, &g), 0); /* its last seq */
+    /* connection 7 goes: its transaction aborts, its slot is free */
+    size_t orph = 0;
+    CHECK_INT(gtx_conn_lost(t, 7, &orph), 1);
+    CHECK_INT(gtx_begin(t, 9, 0, 2, 60000, 1000, &g), 0);
+    CHECK_INT(gtx_begin(t, 10, 0, 2, 60000, 1000, &g), XATM_ELIMIT);
+    gtx_table_free(t);
+}
+
 /* Transaction nodes are reused (gtx.c's cache of freed nodes, release builds only): a
  * transaction begun on the node of one that went through every state starts as clean as
  * on a new one, and a table that removed more transactions than the cache holds stays
@@ -2100,6 +2144,7 @@ int main(void)
     test_3pc_ack();
     test_reservations();
     test_leases();
+    test_lease_limit();
     test_3pc_registry();
     test_3pc_admin();
     test_node_reuse();
