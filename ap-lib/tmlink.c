@@ -146,6 +146,7 @@ int xatm__tm_connect(xatm__tm *t, const xatm_config *cfg, char *err, size_t errl
         goto fail_close;
     }
     t->epoch = reply.u.hello_ok.epoch;
+    t->decision_retention_ms = reply.u.hello_ok.decision_retention_ms;
     t->default_protocol = reply.u.hello_ok.default_protocol;
     return 0;
 
@@ -177,7 +178,7 @@ static int read_reservation(xatm__tm *t)
 {
     xatm_msg m;
     char err[256];
-    int rc = xatm__tm_recv(t, t->resv_req, "BEGIN (reservation)", &m, err, sizeof err);
+    int rc = xatm__tm_recv(t, t->resv_req, "BEGIN (lease)", &m, err, sizeof err);
     if (rc == 0) keep_reservation(t, &m);
     return rc;
 }
@@ -189,7 +190,7 @@ void xatm__tm_check_idle(xatm__tm *t)
     int n = poll(&p, 1, 0);
     if (n == 0) return;
     if (t->resv == XATM__RESV_SENT && t->tx.len == 0) {
-        /* most likely the reservation's answer: read it (a failure closes the link) */
+        /* most likely the lease's answer: read it (a failure closes the link) */
         if (read_reservation(t) != 0) return;
         n = t->rx.len ? 1 : poll(&p, 1, 0);
         if (n == 0) return;
@@ -209,7 +210,7 @@ void xatm__tm_reserve(xatm__tm *t, uint8_t protocol, uint32_t timeout_ms)
 }
 
 /* Encodes the deferred reserving BEGIN behind the frames in tx (xatm__tm_reserve). A
- * failure to encode leaves no reservation: the next xatm_begin is a call. */
+ * failure to encode leaves no lease: the next xatm_begin is a call. */
 static void encode_reservation(xatm__tm *t)
 {
     t->resv = XATM__RESV_NONE;

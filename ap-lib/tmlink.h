@@ -62,6 +62,7 @@ typedef struct xatm__tm {
     const char *path;      /* socket path (points into the config) */
     uint32_t timeout_ms;   /* tm.request_timeout: bound on every wait */
     uint32_t epoch;        /* xatmd's boot epoch from HELLO_OK */
+    uint32_t decision_retention_ms; /* xatmd's tm.decision_retention from HELLO_OK */
     /* the lease of the next transactions' gtrids (xatm__tm_reserve) */
     enum xatm__resv resv;  /* where it stands (above) */
     uint32_t resv_req;     /* SENT: req_id of the reserving BEGIN; 0 otherwise */

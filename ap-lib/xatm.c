@@ -923,12 +923,16 @@ static int commit_in_decider(xatm_t *h, ap_rm *d)
      * written the abort row as soon as a branch was prepared (xatmd restarted, or this AP's
      * link to it dropped), and xatmd deletes it once it is older than the retention, which
      * nothing ties to the transaction's timeout (a BEGIN may ask for any); the other half
-     * is the margin for the commit's way to the decider and for clock skew */
-    if (now_ms() - h->txn_begun_ms >= h->cfg->decision_retention_ms / 2)
+     * is the margin for the commit's way to the decider and for clock skew. xatmd's
+     * retention (HELLO_OK) is the one its sweep uses; the shorter of it and ours counts */
+    uint32_t retention = h->cfg->decision_retention_ms;
+    if (h->tm.decision_retention_ms && h->tm.decision_retention_ms < retention)
+        retention = h->tm.decision_retention_ms;
+    if (now_ms() - h->txn_begun_ms >= retention / 2)
         return abort_all(h, ": half of tm.decision_retention (%u ms) passed since the "
                          "transaction began, before the decider's commit: an abort row of it "
                          "may already be gone",
-                         h->cfg->decision_retention_ms);
+                         retention);
 
     xatm_fault_hit("ap.decider.before_commit");
     d->state = BR_DECIDER;

@@ -295,6 +295,7 @@ static void walk_body(codec *c, xatm_msg *m)
         check(c, protocol_ok(m->u.hello_ok.default_protocol));
         f_u32(c, &m->u.hello_ok.timeout_ms);
         f_str(c, m->u.hello_ok.decision_rm, XATM_RM_NAME_MAX);
+        f_u32(c, &m->u.hello_ok.decision_retention_ms);
         break;
     case XATM_MSG_BEGIN:
         f_u8(c, &m->u.begin.protocol);

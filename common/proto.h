@@ -27,7 +27,8 @@
  * Bodies (-> client to TM, <- TM to client; "one-way" = no reply is sent):
  *   HELLO      -> u8 role (1 AP, 2 admin), u32 pid, str client_name(<=64)
  *   HELLO_OK   <- str tm_id, u32 epoch, u32 format_id, u8 default_protocol, u32 timeout_ms,
- *                 str decision_rm (tm.decision_rm, "" when off; since version 5)
+ *                 str decision_rm (tm.decision_rm, "" when off; since version 5),
+ *                 u32 decision_retention_ms (tm.decision_retention; since version 6)
  *   BEGIN      -> u8 protocol (0 default, 2, 3), u32 timeout_ms (0 default), u8 flags
  *                 (0, or XATM_BEGIN_RESERVE), u16 count (gtrids asked for: 0 without
  *                 XATM_BEGIN_RESERVE, 1..XATM_LEASE_MAX with it; since version 6)
@@ -61,7 +62,9 @@
  * only code that packs or unpacks the field.
  *
  * Version 6 (this one) adds BEGIN's and BEGIN_OK's count: a reserving BEGIN leases a block of
- * consecutive gtrids to the connection (docs/protocol.md, "Gtrid leases").
+ * consecutive gtrids to the connection (docs/protocol.md, "Gtrid leases"); and HELLO_OK's
+ * decision_retention_ms, which libxatm's decider commit check uses when it is shorter than
+ * its own config's.
  * Version 5 adds the DONE outcome 4, XATM_OUTCOME_COMMIT_DECIDED: the transaction
  * committed by "decision in a branch" (docs/protocols.md): its decider branch committed in
  * one phase with the decision row, nothing is in xatmd's log, and DONE may come while the
@@ -162,6 +165,7 @@ typedef struct xatm_msg {
             uint8_t default_protocol;
             uint32_t timeout_ms;
             char decision_rm[XATM_RM_NAME_MAX + 1]; /* tm.decision_rm, "" when off */
+            uint32_t decision_retention_ms;         /* tm.decision_retention */
         } hello_ok;
         struct { uint8_t protocol; uint32_t timeout_ms; uint8_t flags; uint16_t count; } begin;
         struct {

@@ -844,19 +844,27 @@ static int pg_markers_find(xatm_rm_conn *c, const char *gtrid,
     return XATM_XA_OK;
 }
 
-static int pg_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
+/* The batched delete of markers or decision rows: `head` ("DELETE FROM t WHERE ... IN ")
+ * and the n gtrids' list (xatm_rm__gtrid_list_sql). what names it in errors. */
+static int pg_delete_gtrids(xatm_rm_conn *c, const char *what, const char *head,
+                            const char *const *gtrids, size_t n)
 {
     pg_conn *p = pgc(c);
     PGresult *r;
-    int rc = pg_markers_idle(p, "marker delete");
+    int rc = pg_markers_idle(p, what);
     if (rc != XATM_XA_OK) return rc;
-    char *sql = xatm_rm__gtrid_list_sql(c, "marker delete",
-                                        "DELETE FROM " XATM_MARKER_TABLE " WHERE gtrid IN ", gtrids, n);
+    char *sql = xatm_rm__gtrid_list_sql(c, what, head, gtrids, n);
     if (!sql) return XATM_XAER_RMERR;
-    rc = exec_sql(p, sql, "marker delete (DELETE FROM " XATM_MARKER_TABLE ")", &r);
+    rc = exec_sql(p, sql, what, &r);
     free(sql);
     if (rc == XATM_XA_OK) PQclear(r);
     return rc;
+}
+
+static int pg_markers_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
+{
+    return pg_delete_gtrids(c, "marker delete (DELETE FROM " XATM_MARKER_TABLE ")",
+                            "DELETE FROM " XATM_MARKER_TABLE " WHERE gtrid IN ", gtrids, n);
 }
 
 /* ---------------------------------------------------------------- decision rows */
@@ -921,19 +929,10 @@ static int pg_decision_resolve(xatm_rm_conn *c, const char *gtrid, uint32_t lock
 
 static int pg_decisions_delete(xatm_rm_conn *c, const char *const *gtrids, size_t n)
 {
-    pg_conn *p = pgc(c);
-    PGresult *r;
-    int rc = pg_markers_idle(p, "decision delete");
-    if (rc != XATM_XA_OK) return rc;
     /* only commit rows: an abort row must outlive the decider's session (docs/protocols.md) */
-    char *sql = xatm_rm__gtrid_list_sql(
-        c, "decision delete",
+    return pg_delete_gtrids(
+        c, "decision delete (DELETE FROM " XATM_DECISION_TABLE ")",
         "DELETE FROM " XATM_DECISION_TABLE " WHERE outcome = 'C' AND gtrid IN ", gtrids, n);
-    if (!sql) return XATM_XAER_RMERR;
-    rc = exec_sql(p, sql, "decision delete (DELETE FROM " XATM_DECISION_TABLE ")", &r);
-    free(sql);
-    if (rc == XATM_XA_OK) PQclear(r);
-    return rc;
 }
 
 static int pg_decisions_sweep(xatm_rm_conn *c, const char *prefix, uint32_t older_than_s,

@@ -1128,6 +1128,7 @@ static void admin_force(struct tm_ctx *ctx, const admin_peer *peer, uint8_t outc
     for (unsigned k = e.n_heur; k-- > 0 && !last;)
         if (e.heur[k].durable) last = &e.heur[k];
     char what[300];
+    bool at_decider = false; /* the outcome is the decider's row, unread (tm.decision_rm) */
     if (last) {
         eff = last->outcome == XATM_OUTCOME_COMMIT ? EFF_COMMIT : EFF_ABORT;
         snprintf(what, sizeof what, "the heuristic %s forced by %s",
@@ -1142,24 +1143,24 @@ static void admin_force(struct tm_ctx *ctx, const admin_peer *peer, uint8_t outc
     } else if (e.has_precommit) {
         eff = EFF_NONE;
         snprintf(what, sizeof what, "nothing (a 3PC PRECOMMIT without COMMIT)");
+    } else if (ctx->cfg->decision_rm) {
+        /* with tm.decision_rm, a gtrid without a decision in the log may have been decided
+         * at the decider (its commit row): xatmd cannot say which without reading that row,
+         * and recovery reads it at every pass, so this is a question for the operator */
+        eff = EFF_NONE;
+        at_decider = true;
+        snprintf(what, sizeof what,
+                 "the decision at decider RM %s (tm.decision_rm), which recovery has not been "
+                 "able to read (a commit row there means the decider branch committed)",
+                 ctx->cfg->decision_rm);
     } else {
         snprintf(what, sizeof what,
                  "xatmd's abort: a gtrid of this TM with no COMMIT record that is not live is "
                  "presumed aborted (some branches may already be rolled back)");
     }
-    /* with tm.decision_rm, a gtrid without a decision in the log may have been decided at
-     * the decider (its commit row): xatmd cannot say which without reading that row, and
-     * recovery reads it at every pass, so this is a question for the operator */
-    const bool at_decider = ctx->cfg->decision_rm && !last && !committing && !e.has_commit &&
-                            !e.has_abort && !e.has_precommit;
-    if (at_decider) {
-        eff = EFF_NONE;
-        snprintf(what, sizeof what,
-                 "the decision at decider RM %s (tm.decision_rm), which recovery has not been "
-                 "able to read (a commit row there means the decider branch committed)",
-                 ctx->cfg->decision_rm);
-    }
-    if (at_decider && !force && !admin_nothing_prepared(ctx, gtrid)) {
+    /* forced over the decider's unread row: it may contradict it (docs/operations.md) */
+    const bool over_decider = at_decider && !admin_nothing_prepared(ctx, gtrid);
+    if (over_decider && !force) {
         pthread_mutex_unlock(&ctx->log_mu);
         snprintf(msg, sizeof msg,
                  "%s of %s refused: its outcome is decided at decider RM %s (tm.decision_rm), "
@@ -1190,8 +1191,6 @@ static void admin_force(struct tm_ctx *ctx, const admin_peer *peer, uint8_t outc
         return;
     }
     bool contradicts = eff != EFF_NONE && (eff == EFF_COMMIT) != commit;
-    /* forced over the decider's unread row: it may contradict it (docs/operations.md) */
-    const bool over_decider = at_decider && !admin_nothing_prepared(ctx, gtrid);
     if (contradicts && !force) {
         pthread_mutex_unlock(&ctx->log_mu);
         snprintf(msg, sizeof msg, "%s of %s refused: it contradicts %s", verb, gtrid, what);

@@ -240,12 +240,12 @@ static void gtx_node_free(gtx_table *t, gtx_node *g)
 }
 
 /* Unlinks and frees g. `aborted` counts it as an aborted transaction. */
-static void gtx_uncarry_lease(gtx_table *t, uint64_t owner, uint64_t seq);
+static void gtx_uncarry_lease(gtx_table *t, gtx_node *g);
 
 static void gtx_remove(gtx_table *t, gtx_node *g, bool aborted)
 {
     assert(gtx_transition_allowed(g->info.state, 0));
-    if (g->carried) gtx_uncarry_lease(t, g->info.owner, g->info.seq);
+    if (g->carried) gtx_uncarry_lease(t, g);
     gtx_node **pp = &t->buckets[gtx_bucket_of(t, g->info.seq)];
     while (*pp != g) pp = &(*pp)->next;
     *pp = g->next;
@@ -548,7 +548,7 @@ void gtx_table_free(gtx_table *t)
     free(t);
 }
 
-/* The index of owner's reservation, or n_resv. */
+/* The index of owner's lease, or n_resv. */
 static size_t gtx_resv_of_owner(const gtx_table *t, uint64_t owner)
 {
     size_t i = 0;
@@ -571,35 +571,32 @@ static size_t gtx_slots(const gtx_table *t)
     return t->count - t->n_carried + t->n_resv;
 }
 
-/* Lease i no longer pays for its carried transaction, which is then counted on its own. */
-static void gtx_resv_uncarry(gtx_table *t, size_t i)
+/* Lease i no longer pays for its carried transaction g (NULL: looked up), which is then
+ * counted on its own. */
+static void gtx_resv_uncarry(gtx_table *t, size_t i, gtx_node *g)
 {
     if (!t->resv[i].carried) return;
-    gtx_node *g = gtx_find_seq(t, t->resv[i].carried);
+    if (!g) g = gtx_find_seq(t, t->resv[i].carried);
     if (g) g->carried = false;
     t->resv[i].carried = 0;
     t->n_carried--;
 }
 
-/* gtx_remove's: the carried transaction seq of owner's lease ends; the lease's slot is free
- * for the next one. */
-static void gtx_uncarry_lease(gtx_table *t, uint64_t owner, uint64_t seq)
+/* gtx_remove's: carried transaction g ends; its lease's slot is free for the next one. */
+static void gtx_uncarry_lease(gtx_table *t, gtx_node *g)
 {
-    for (size_t i = 0; i < t->n_resv; i++)
-        if (t->resv[i].owner == owner && t->resv[i].carried == seq) {
-            t->resv[i].carried = 0;
-            t->n_carried--;
-            return;
-        }
+    size_t i = gtx_resv_of_owner(t, g->info.owner);
+    if (i < t->n_resv && t->resv[i].carried == g->info.seq) gtx_resv_uncarry(t, i, g);
 }
 
 static void gtx_resv_drop(gtx_table *t, size_t i)
 {
-    gtx_resv_uncarry(t, i);
+    gtx_resv_uncarry(t, i, NULL);
     t->resv[i] = t->resv[--t->n_resv];
 }
 
-int gtx_reserve(gtx_table *t, uint64_t owner, unsigned count, char *gtrid, size_t gtrid_size)
+int gtx_reserve(gtx_table *t, uint64_t owner, unsigned count, char *gtrid, size_t gtrid_size,
+                uint64_t *first_seq)
 {
     if (owner == 0 || count == 0 || count > GTX_LEASE_MAX) return XATM_EINVAL;
     int rc = 0;
@@ -635,11 +632,12 @@ int gtx_reserve(gtx_table *t, uint64_t owner, unsigned count, char *gtrid, size_
     /* what is left of an earlier lease of this owner is simply replaced: nothing of it can
      * exist, since a leased transaction begins with the first message naming it, and the
      * owner's messages are read in order */
-    if (mine) gtx_resv_uncarry(t, i);
+    if (mine) gtx_resv_uncarry(t, i, NULL);
     t->resv[i].carried = 0;
     t->resv[i].lo = t->next_seq;
     t->resv[i].hi = t->next_seq + count;
     t->resv[i].owner = owner;
+    if (first_seq) *first_seq = t->next_seq;
     t->next_seq += count;
 out_unlock:
     pthread_mutex_unlock(&t->mu);
@@ -663,11 +661,12 @@ bool gtx_is_reserved(gtx_table *t, uint64_t owner, const char *gtrid)
     return yes;
 }
 
-/* Creates ACTIVE transaction seq (mutex held). on_lease_slot: it takes a lease's slot, so
- * GTX_MAX_LIVE is not checked (gtx_begin_reserved). */
+/* Creates ACTIVE transaction seq (mutex held); *made (if not NULL) is its node.
+ * on_lease_slot: it takes a lease's slot, so GTX_MAX_LIVE is not checked
+ * (gtx_begin_reserved). */
 static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pid,
                       uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out,
-                      bool on_lease_slot);
+                      bool on_lease_slot, gtx_node **made);
 
 int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
               uint32_t timeout_ms, uint64_t now_ms, gtx_info *out)
@@ -676,7 +675,8 @@ int gtx_begin(gtx_table *t, uint64_t owner, uint32_t ap_pid, uint8_t protocol,
         timeout_ms == 0)
         return XATM_EINVAL;
     pthread_mutex_lock(&t->mu);
-    int rc = gtx_create(t, t->next_seq, owner, ap_pid, protocol, timeout_ms, now_ms, out, false);
+    int rc = gtx_create(t, t->next_seq, owner, ap_pid, protocol, timeout_ms, now_ms, out, false,
+                        NULL);
     if (rc == 0) t->next_seq++;
     pthread_mutex_unlock(&t->mu);
     return rc;
@@ -702,11 +702,12 @@ int gtx_begin_reserved(gtx_table *t, uint64_t owner, uint32_t ap_pid, const char
         bool last = t->resv[i].lo == t->resv[i].hi;
         bool busy = t->resv[i].carried != 0;
         if (last) gtx_resv_drop(t, i);
-        rc = gtx_create(t, seq, owner, ap_pid, protocol, timeout_ms, now_ms, out, !busy);
+        gtx_node *g = NULL;
+        rc = gtx_create(t, seq, owner, ap_pid, protocol, timeout_ms, now_ms, out, !busy, &g);
         if (rc == 0 && !last && !busy) {
             t->resv[i].carried = seq;
             t->n_carried++;
-            gtx_find_seq(t, seq)->carried = true;
+            g->carried = true;
         }
     }
     pthread_mutex_unlock(&t->mu);
@@ -715,7 +716,7 @@ int gtx_begin_reserved(gtx_table *t, uint64_t owner, uint32_t ap_pid, const char
 
 static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pid,
                       uint8_t protocol, uint32_t timeout_ms, uint64_t now_ms, gtx_info *out,
-                      bool on_lease_slot)
+                      bool on_lease_slot, gtx_node **made)
 {
     int rc = 0;
     if (!on_lease_slot && gtx_slots(t) >= GTX_MAX_LIVE) { /* leases count (gtx_reserve) */
@@ -749,6 +750,7 @@ static int gtx_create(gtx_table *t, uint64_t seq, uint64_t owner, uint32_t ap_pi
     t->n_state[GTX_ACTIVE]++;
     t->totals.begun++;
     if (out) *out = g->info;
+    if (made) *made = g;
     return 0;
 
 fail_free_node:

@@ -311,7 +311,8 @@ void gtx_table_free(gtx_table *t);
 
 /* BEGIN with XATM_BEGIN_RESERVE: leases connection `owner` (!= 0) the next `count` seqs
  * (1..GTX_LEASE_MAX) for its later transactions, the first one's gtrid into gtrid
- * (gtrid_size bytes), and creates nothing. A connection holds at most one lease: a new one
+ * (gtrid_size bytes) and its seq into *first_seq (if not NULL), and creates nothing. A
+ * connection holds at most one lease: a new one
  * replaces what is left of the old. A leased seq begins with gtx_begin_reserved, which
  * also uses up the lease's seqs before it; the lease ends when its last seq is used or the
  * connection is lost (gtx_conn_lost). While it lasts, recovery's verdict on a gtrid of one
@@ -321,7 +322,8 @@ void gtx_table_free(gtx_table *t);
  * begun from it takes that slot while it lives (for good when it was the lease's last seq),
  * so beginning one fails only on ENOMEM when each connection runs one transaction at a
  * time; a second live one on the same lease needs a slot of its own. 0, XATM_EINVAL, XATM_ELIMIT or XATM_ENOMEM. */
-int gtx_reserve(gtx_table *t, uint64_t owner, unsigned count, char *gtrid, size_t gtrid_size);
+int gtx_reserve(gtx_table *t, uint64_t owner, unsigned count, char *gtrid, size_t gtrid_size,
+                uint64_t *first_seq);
 
 /* true when gtrid is an unused seq of owner's lease. */
 bool gtx_is_reserved(gtx_table *t, uint64_t owner, const char *gtrid);

@@ -25,7 +25,7 @@
  * to); recovery is woken right after the flush for it (the wake-up at the disconnect came
  * while the transaction was still *_PENDING, which recovery leaves alone as live).
  *
- * Held replies: the BEGIN_OK of a reservation (which libxatm writes behind its VOTE) is
+ * Held replies: the BEGIN_OK of a lease (which libxatm asks for behind a VOTE) is
  * encoded into conn.out without a write and the connection put on server.held; the
  * DECISION sent after the batch's flush writes both in one send, and whatever is still
  * held at the end of the pass is written then, before the graveyard is emptied (so the
@@ -185,6 +185,8 @@ typedef struct conn {
     xatm_buf out;           /* encoded replies not yet written */
     bool has_lease;         /* leased gtrids (BEGIN with XATM_BEGIN_RESERVE) not begun: */
     uint64_t lease_lo, lease_hi; /* ... their seqs [lo, hi) in this epoch (gtx_reserve) */
+    char lease_begun[XATM_GTRID_MAX + 1]; /* the gtrid last begun from it ("" none): the
+                                             messages after its first need no parse */
     uint8_t lease_protocol; /* ... and the protocol and timeout their BEGIN_OK granted */
     uint32_t lease_timeout_ms;
     bool held;              /* on the server's held list: out holds a reply written at the
@@ -554,7 +556,7 @@ static void srv_conn_write(struct server *s, conn *c)
 /* Queues one message to c and, with `now`, writes it at once (so a fault point after it
  * sees it sent); otherwise it is held: it goes out with the next reply written to c in
  * this pass (a DECISION after the batch's flush), or at the end of the pass
- * (srv_write_held). Held: the answers nobody waits for at once (a reservation's BEGIN_OK). */
+ * (srv_write_held). Held: the answers nobody waits for at once (a lease's BEGIN_OK). */
 static void srv_queue_reply(struct server *s, conn *c, const xatm_msg *m, uint32_t req_id,
                             bool now)
 {
@@ -709,6 +711,7 @@ static void srv_on_hello(struct server *s, conn *c, uint32_t req_id, const xatm_
     r.u.hello_ok.timeout_ms = cfg->transaction_timeout_ms;
     snprintf(r.u.hello_ok.decision_rm, sizeof r.u.hello_ok.decision_rm, "%s",
              cfg->decision_rm ? cfg->decision_rm : "");
+    r.u.hello_ok.decision_retention_ms = cfg->decision_retention_ms;
     srv_send(s, c, &r, req_id);
 }
 
@@ -730,12 +733,12 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
         /* the gtrids of this connection's next transactions; each begins with the first
          * message that names it (srv_begin_reserved) */
         count = m->u.begin.count; /* 1..XATM_LEASE_MAX (the codec's rule) */
-        rc = gtx_reserve(s->ctx->gtx, c->id, count, g.gtrid, sizeof g.gtrid);
-        xatm_gtrid_parts first;
-        if (rc == 0 && xatm_gtrid_parse(g.gtrid, &first) == 0) {
+        uint64_t first = 0;
+        rc = gtx_reserve(s->ctx->gtx, c->id, count, g.gtrid, sizeof g.gtrid, &first);
+        if (rc == 0) {
             c->has_lease = true;
-            c->lease_lo = first.seq;
-            c->lease_hi = first.seq + count;
+            c->lease_lo = first;
+            c->lease_hi = first + count;
             c->lease_protocol = protocol;
             c->lease_timeout_ms = timeout;
         }
@@ -757,7 +760,7 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
     r.u.begin_ok.timeout_ms = timeout;
     r.u.begin_ok.count = (uint16_t)count;
     xatm_fault_hit("tm.after_begin");
-    /* a reservation's answer rides with the DECISION of the VOTE before it */
+    /* a lease's answer rides with the DECISION of the VOTE before it */
     srv_queue_reply(s, c, &r, req_id, !(m->u.begin.flags & XATM_BEGIN_RESERVE));
 }
 
@@ -769,13 +772,14 @@ static void srv_on_begin(struct server *s, conn *c, uint32_t req_id, const xatm_
  * transaction unknown, which aborts it (presumed abort). */
 static void srv_begin_reserved(struct server *s, conn *c, const char *gtrid)
 {
-    if (!c->has_lease) return;
+    if (!c->has_lease || strcmp(gtrid, c->lease_begun) == 0) return;
     xatm_gtrid_parts p;
     if (xatm_gtrid_parse(gtrid, &p) != 0 || p.epoch != s->ctx->epoch ||
         p.seq < c->lease_lo || p.seq >= c->lease_hi || strcmp(p.tm_id, s->ctx->cfg->tm_id) != 0)
         return;
     c->lease_lo = p.seq + 1;
     c->has_lease = c->lease_lo < c->lease_hi;
+    xatm_str_copy(c->lease_begun, sizeof c->lease_begun, gtrid);
     int rc = gtx_begin_reserved(s->ctx->gtx, c->id, (uint32_t)c->peer_pid, gtrid,
                                 c->lease_protocol, c->lease_timeout_ms, tm_now_ms(), NULL);
     if (rc != 0)

@@ -17,7 +17,7 @@
  * PostgreSQL RM "pg2" instead of "my", then commit) | loop:N (N transactions, rows
  * ID-1..ID-N on both RMs, each committed; stops at the first failure) | idle:MS (rows ID-1
  * committed, then MS milliseconds without a transaction, then ID-2: the link to xatmd
- * stays open and idle, holding the reserved gtrid of the second transaction) | pg-slow (as
+ * stays open and idle, holding the gtrid lease its first transaction asked for) | pg-slow (as
  * commit, plus a row in table xatm_slow on "pg", whose deferred constraint trigger the
  * decider test makes sleep at COMMIT: the "pg" commit then holds its locks, the decision
  * row's included, for that long).

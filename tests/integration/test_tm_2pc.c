@@ -59,11 +59,11 @@ static void case_commit(void)
 }
 
 /* An application idle between two transactions, longer than the transaction timeout:
- * it holds the reserved gtrid of its next transaction, which is no transaction at xatmd
+ * it holds the rest of its gtrid lease, which is no transaction at xatmd
  * (nothing times out); the next transaction begins with it, no BEGIN round trip. */
-static void case_idle_reservation(void)
+static void case_idle_lease(void)
 {
-    printf("case: idle application holding a reserved gtrid\n");
+    printf("case: idle application holding a gtrid lease\n");
     char outfile[600], bin[512], cfgbuf[600], id[] = "idle1", act[] = "idle:1500";
     char tenv[] = "XATM_TEST_AP_TIMEOUT_MS=500";
     snprintf(outfile, sizeof outfile, "%s/ap-idle1.out", dir);
@@ -175,13 +175,13 @@ static void case_ap_killed(const char *id, const char *fault, long long expect)
     t_expect_rows(id, expect);
 }
 
-/* The same on a reserved transaction: the AP's second one, which began on the gtrid its
- * first one reserved (no BEGIN round trip), killed at its n-th hit of fault (n = 2). The
+/* The same on a leased transaction: the AP's second one, which began on a gtrid of the
+ * lease its first one asked for (no BEGIN round trip), killed at its n-th hit of fault (n = 2). The
  * first transaction is committed; the second one's rows are where expect says. */
-static void case_ap_killed_reserved(const char *id, const char *fault, long long expect)
+static void case_ap_killed_leased(const char *id, const char *fault, long long expect)
 {
     char out[2048], armed[128], first[80], second[80];
-    printf("case: AP killed at %s of a transaction on a reserved gtrid\n", fault);
+    printf("case: AP killed at %s of a transaction on a leased gtrid\n", fault);
     snprintf(armed, sizeof armed, "%s@2", fault);
     int rc = t_ap_run(cfg, id, "loop:2", armed, out, sizeof out);
     CHECK_INT(rc, 128 + SIGKILL);
@@ -193,14 +193,14 @@ static void case_ap_killed_reserved(const char *id, const char *fault, long long
 }
 
 /* xatmd killed at fault during the AP's transaction, or with `reserved` during its second
- * one, which began on the gtrid the first one reserved (its reservation rode behind the
+ * one, which began on a gtrid of the lease the first one asked for (the request rode behind the
  * first one's VOTE and was answered with its DECISION): fault@2, the first committed. */
 static void case_tm_killed_at(const char *id, const char *fault, long long expect,
                               bool reserved)
 {
     char out[2048], armed[128], second[80];
     printf("case: xatmd killed at %s%s\n", fault,
-           reserved ? " of a transaction on a reserved gtrid" : "");
+           reserved ? " of a transaction on a leased gtrid" : "");
     snprintf(armed, sizeof armed, "%s%s", fault, reserved ? "@2" : "");
     CHECK_INT(t_xatmd_stop(&d), 0);
     CHECK_INT(t_xatmd_start(&d, cfg, armed), 0);
@@ -442,7 +442,7 @@ int main(void)
         return t_finish("tm_2pc");
     }
     case_commit();
-    case_idle_reservation();
+    case_idle_lease();
     case_lease_renewal();
     case_rollback();
     case_no_vote("nopg", "fail-pg");
@@ -454,9 +454,9 @@ int main(void)
     case_ap_killed("apk3", "ap.after_vote_sent", 1);
     case_ap_killed("apk4", "ap.after_decision", 1);
     case_ap_killed("apk5", "ap.after_commits", 1);
-    case_ap_killed_reserved("apr1", "ap.after_begin", 0);
-    case_ap_killed_reserved("apr2", "ap.after_prepare", 0);
-    case_ap_killed_reserved("apr3", "ap.after_vote_sent", 1);
+    case_ap_killed_leased("apr1", "ap.after_begin", 0);
+    case_ap_killed_leased("apr2", "ap.after_prepare", 0);
+    case_ap_killed_leased("apr3", "ap.after_vote_sent", 1);
     case_tm_killed("tmk1", "tm.before_commit_force", 0);
     case_tm_killed("tmk2", "tm.after_commit_force", 1);
     case_tm_killed_at("tmr1", "tm.before_commit_force", 0, true);

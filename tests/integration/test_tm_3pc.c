@@ -290,14 +290,14 @@ static void case_ap_killed(const char *id, const char *fault, long long expect)
     t_expect_rows(id, expect);
 }
 
-/* The same on a reserved transaction: the AP's second one, which began on the gtrid its
- * first one reserved behind its CanCommit request (no BEGIN round trip), killed at its
+/* The same on a leased transaction: the AP's second one, which began on a gtrid of the
+ * lease its first one asked for behind its CanCommit request (no BEGIN round trip), killed at its
  * second hit of fault. The first transaction is committed; the second's rows are where
  * expect says. */
-static void case_ap_killed_reserved(const char *id, const char *fault, long long expect)
+static void case_ap_killed_leased(const char *id, const char *fault, long long expect)
 {
     char out[4096], armed[128], first[80], second[80];
-    printf("case: AP killed at %s of a transaction on a reserved gtrid\n", fault);
+    printf("case: AP killed at %s of a transaction on a leased gtrid\n", fault);
     snprintf(armed, sizeof armed, "%s@2", fault);
     int rc = t_ap_run(cfg, id, "loop:2", armed, out, sizeof out);
     CHECK_INT(rc, 128 + SIGKILL);
@@ -339,14 +339,14 @@ static void case_tm_killed(const char *id, const char *fault, const char *ap_cfg
 }
 
 /* xatmd killed at the second hit of `fault`: during the AP's second transaction, begun
- * on the gtrid its first one reserved (the reservation rode behind the first one's
+ * on a gtrid of the lease its first one asked for (the request rode behind the first one's
  * CanCommit request; the first committed). The AP ends with `result`; after the restart
  * the second transaction's rows are where expect says. */
-static void case_tm_killed_reserved(const char *id, const char *fault, const char *result,
+static void case_tm_killed_leased(const char *id, const char *fault, const char *result,
                                     long long expect)
 {
     char out[4096], armed[128], first[80], second[80];
-    printf("case: xatmd killed at %s of a transaction on a reserved gtrid\n", fault);
+    printf("case: xatmd killed at %s of a transaction on a leased gtrid\n", fault);
     snprintf(armed, sizeof armed, "%s@2", fault);
     restart_xatmd(armed);
     int rc = t_ap_run(cfg, id, "loop:2", NULL, out, sizeof out);
@@ -711,12 +711,12 @@ int main(void)
     case_tm_killed_doing("t9", "pg-temp", "tm.after_abort_force", cfg, "result=EABORTED", 0, 0,
                          0);
 
-    /* the same on a transaction begun on a reserved gtrid */
-    case_ap_killed_reserved("kr1", "ap.after_cancommit_sent", 0);
-    case_ap_killed_reserved("kr2", "ap.after_precommit", 0);
-    case_ap_killed_reserved("kr3", "ap.after_vote_sent", 1);
-    case_tm_killed_reserved("tr1", "tm.after_precommit_force", "result=EABORTED", 0);
-    case_tm_killed_reserved("tr2", "tm.after_commit_force", "result=OK", 1);
+    /* the same on a transaction begun on a leased gtrid */
+    case_ap_killed_leased("kr1", "ap.after_cancommit_sent", 0);
+    case_ap_killed_leased("kr2", "ap.after_precommit", 0);
+    case_ap_killed_leased("kr3", "ap.after_vote_sent", 1);
+    case_tm_killed_leased("tr1", "tm.after_precommit_force", "result=EABORTED", 0);
+    case_tm_killed_leased("tr2", "tm.after_commit_force", "result=OK", 1);
 
     case_participant_timeout_commit();
     case_participant_timeout_wait();

@@ -25,8 +25,13 @@
  *   recovery first     the AP stopped before the decider's commit past its deadline: xatmd
  *                      times it out and writes the abort row; resumed, the AP's commit
  *                      answers EABORTED and everything is rolled back
+ *   late DONE          the AP stopped after the decider's commit past its deadline: recovery
+ *                      adopts the commit row; the AP's phase 2 and late DONE change nothing
  *   MariaDB decider    tm.decision_rm: my (its own xatmd): commit, NO votes on either side,
- *                      the AP killed before and after the decider's commit
+ *                      the AP killed before and after the decider's commit; xatmctl commit
+ *                      and rollback refused without --force while the decider is down; the
+ *                      abort row swept while the AP was stopped (an application whose own
+ *                      retention is the default goes by xatmd's, from HELLO_OK)
  *   mismatch           an application whose config lacks tm.decision_rm is refused at
  *                      xatm_open (HELLO_OK carries xatmd's decision_rm)
  *   epoch              a fresh xatmd whose tm id has decision rows of epoch 7 starts at 8
@@ -170,10 +175,8 @@ static void case_tm_killed(const char *id, const char *fault, bool restart_first
     printf("case: xatmd killed while the AP is stopped at %s%s\n", fault,
            restart_first ? " (restarted before the AP resumes)" : "");
     snprintf(armed, sizeof armed, "%s:stop", fault);
-    pid_t ap = t_ap_spawn_timed(cfg, id, "commit", armed, NULL, outfile, sizeof outfile);
-    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
-    t_ap_gtrid_file(outfile, gtrid, sizeof gtrid);
-    CHECK(gtrid[0] != '\0');
+    pid_t ap = t_ap_stopped(cfg, id, "commit", armed, NULL, outfile, sizeof outfile,
+                            gtrid, sizeof gtrid);
     kill(d.pid, SIGKILL);
     CHECK(t_xatmd_wait_killed(&d, 10000));
     if (restart_first) {
@@ -189,10 +192,7 @@ static void case_tm_killed(const char *id, const char *fault, bool restart_first
             CHECK(t_xatmd_wait_log(&d, line, 10000));
         }
     }
-    kill(ap, SIGCONT);
-    int st = 0;
-    CHECK(t_wait_exit(ap, 30000, &st));
-    t_read_file(outfile, out, sizeof out);
+    t_ap_resume(ap, outfile, out, sizeof out);
     CHECK_CONTAINS(out, want);
     if (!restart_first) CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
     t_expect_converged(CONVERGE_MS);
@@ -223,16 +223,10 @@ static void case_recovery_first(void)
 {
     char outfile[600], gtrid[80], out[4096];
     printf("case: recovery's abort row first, the AP's commit after it\n");
-    pid_t ap = t_ap_spawn_timed(cfg, "rf1", "commit", "ap.decider.before_commit:stop", "1000", outfile,
-                        sizeof outfile);
-    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
-    t_ap_gtrid_file(outfile, gtrid, sizeof gtrid);
-    CHECK(gtrid[0] != '\0');
+    pid_t ap = t_ap_stopped(cfg, "rf1", "commit", "ap.decider.before_commit:stop", "1000",
+                            outfile, sizeof outfile, gtrid, sizeof gtrid);
     CHECK(wait_decision(gtrid, 'A', 15000));
-    kill(ap, SIGCONT);
-    int st = 0;
-    CHECK(t_wait_exit(ap, 30000, &st));
-    t_read_file(outfile, out, sizeof out);
+    t_ap_resume(ap, outfile, out, sizeof out);
     CHECK_CONTAINS(out, "result=EABORTED");
     CHECK_CONTAINS(out, "recovery had already decided abort");
     t_expect_converged(CONVERGE_MS);
@@ -249,17 +243,11 @@ static void case_late_done(void)
 {
     char outfile[600], gtrid[80], out[4096], line[200];
     printf("case: the AP stopped after the decider's commit past its deadline, a late DONE\n");
-    pid_t ap = t_ap_spawn_timed(cfg, "ld1", "commit", "ap.decider.after_commit:stop", "1000", outfile,
-                        sizeof outfile);
-    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
-    t_ap_gtrid_file(outfile, gtrid, sizeof gtrid);
-    CHECK(gtrid[0] != '\0');
+    pid_t ap = t_ap_stopped(cfg, "ld1", "commit", "ap.decider.after_commit:stop", "1000",
+                            outfile, sizeof outfile, gtrid, sizeof gtrid);
     snprintf(line, sizeof line, "transaction %s: decider RM pg committed it", gtrid);
     CHECK(t_xatmd_wait_log(&d, line, 15000));
-    kill(ap, SIGCONT);
-    int st = 0;
-    CHECK(t_wait_exit(ap, 30000, &st));
-    t_read_file(outfile, out, sizeof out);
+    t_ap_resume(ap, outfile, out, sizeof out);
     CHECK_CONTAINS(out, "result=OK");
     t_expect_converged(CONVERGE_MS);
     t_expect_rows("ld1", 1);
@@ -293,10 +281,7 @@ static void case_busy_fenced(void)
     snprintf(line, sizeof line, "on decider RM pg holding the decision row of %s", gtrid);
     CHECK(t_xatmd_wait_log(&d, line, 20000));
     CHECK(wait_decision(gtrid, 'A', 15000));
-    kill(ap, SIGCONT);
-    int st = 0;
-    CHECK(t_wait_exit(ap, 30000, &st));
-    t_read_file(outfile, out, sizeof out);
+    t_ap_resume(ap, outfile, out, sizeof out);
     CHECK_CONTAINS(out, "result=EUNKNOWN"); /* its decider connection was terminated */
     t_expect_converged(CONVERGE_MS);
     t_expect_rows("bz1", 0);
@@ -396,7 +381,8 @@ static void case_epoch_rows(void)
  * (abort row, PostgreSQL's prepared branch rolled back); a second restart, past the
  * retention, sweeps the abort row. The AP, resumed well within its timeout, must not commit
  * the decider now: its branch elsewhere is gone (without libxatm's retention check it
- * inserted the commit row and committed MariaDB alone). Runs with the decider "my". */
+ * inserted the commit row and committed MariaDB alone), although its own config keeps the
+ * default retention: xatmd's, from HELLO_OK, counts. Runs with the decider "my". */
 static void case_abort_row_swept(void)
 {
     char outfile[600], gtrid[80], out[4096];
@@ -410,11 +396,11 @@ static void case_abort_row_swept(void)
                          "  decision_rm: my\n"
                          "  decision_retention: 1s\n");
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
-    pid_t ap = t_ap_spawn_timed(cfg, "mswp", "commit", "ap.after_prepare:stop", "20000", outfile,
-                        sizeof outfile);
-    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
-    t_ap_gtrid_file(outfile, gtrid, sizeof gtrid);
-    CHECK(gtrid[0] != '\0');
+    /* the application's config keeps the default retention (24 h): libxatm must go by
+     * xatmd's (HELLO_OK), which its sweep uses */
+    char *apcfg = t_config_variant(cfg, "xatm-app.yaml", "  decision_retention: 1s\n", "");
+    pid_t ap = t_ap_stopped(apcfg, "mswp", "commit", "ap.after_prepare:stop", "20000",
+                            outfile, sizeof outfile, gtrid, sizeof gtrid);
     kill(d.pid, SIGKILL);
     CHECK(t_xatmd_wait_killed(&d, 10000));
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);
@@ -424,15 +410,13 @@ static void case_abort_row_swept(void)
     CHECK_INT(t_xatmd_stop(&d), 0);
     CHECK_INT(t_xatmd_start(&d, cfg, NULL), 0);         /* its first pass sweeps */
     CHECK(wait_decision(gtrid, 0, 10000));
-    kill(ap, SIGCONT);
-    int st = 0;
-    CHECK(t_wait_exit(ap, 30000, &st));
-    t_read_file(outfile, out, sizeof out);
+    t_ap_resume(ap, outfile, out, sizeof out);
     CHECK_CONTAINS(out, "result=EABORTED");
     CHECK_CONTAINS(out, "half of tm.decision_retention");
     t_expect_converged(CONVERGE_MS);
     t_expect_rows("mswp", 0);
     CHECK_INT(decision_of(gtrid), 0);
+    free(apcfg);
 }
 
 /* The same protocol with MariaDB as the decider (tm.decision_rm: my; "pg" is the prepared
@@ -463,11 +447,8 @@ static void case_operator_vs_decider(void)
 {
     char outfile[600], gtrid[80], out[4096], line[200], srv[700];
     printf("case: xatmctl commit/rollback while the decider cannot be read\n");
-    pid_t ap = t_ap_spawn_timed(cfg, "mop", "commit", "ap.decider.before_commit:stop", "1000",
-                                outfile, sizeof outfile);
-    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
-    t_ap_gtrid_file(outfile, gtrid, sizeof gtrid);
-    CHECK(gtrid[0] != '\0');
+    pid_t ap = t_ap_stopped(cfg, "mop", "commit", "ap.decider.before_commit:stop", "1000",
+                            outfile, sizeof outfile, gtrid, sizeof gtrid);
     snprintf(srv, sizeof srv, "%s/servers-kill.out", dir);
     CHECK_INT(t_servers_sh("kill", "my", srv), 0);
     snprintf(line, sizeof line, "cannot resolve %s at decider RM my", gtrid);

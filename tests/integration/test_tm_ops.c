@@ -558,7 +558,7 @@ static void case_reply_to_a_gone_peer(void)
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_BEGIN;
     xatm_buf b = {0};
-    /* a second BEGIN, answered at once: the reply that will fail (a reservation's answer
+    /* a second BEGIN, answered at once: the reply that will fail (a lease's answer
      * would be held to the end of the turn, after the ROLLBACK is read) */
     CHECK_INT(xatm_msg_encode(&m, 3, &b), 0);
     memset(&m, 0, sizeof m);
@@ -600,16 +600,16 @@ static int raw_frames(const uint8_t *p, size_t n, xatm_frame_header *h, xatm_msg
     return n == 0 ? k : -1;
 }
 
-static void case_reservation_rides_with_decision(void)
+static void case_lease_request_rides_with_decision(void)
 {
-    printf("case: a reservation written behind a VOTE is answered in the DECISION's write\n");
+    printf("case: a lease request written behind a VOTE is answered in the DECISION's write\n");
     uint8_t *body = NULL;
     char gtrid[XATM_GTRID_MAX + 1] = "";
     int fd = raw_connect_begun("test-resv-decision", &body, gtrid);
     CHECK(fd >= 0);
     xatm_msg m;
     /* VOTE (both branches yes: a forced COMMIT, answered after the flush) and the
-     * reservation behind it, in one write, as libxatm writes them */
+     * lease request behind it, in one write, as libxatm writes them */
     xatm_buf b = {0};
     memset(&m, 0, sizeof m);
     m.type = XATM_MSG_VOTE;
@@ -655,7 +655,7 @@ static void case_reservation_rides_with_decision(void)
     CHECK_INT(xatm_msg_encode(&m, 5, &b), 0);
     CHECK(write_all(fd, b.data, b.len));
     xatm_buf_free(&b);
-    close(fd); /* the reservation dies with the connection */
+    close(fd); /* the lease dies with the connection */
     free(body);
     CHECK(wait_list_empty(10000) >= 0);
 }
@@ -981,7 +981,7 @@ int main(void)
     case_recover();
     case_presumed_abort();
     case_reply_to_a_gone_peer();
-    case_reservation_rides_with_decision();
+    case_lease_request_rides_with_decision();
     case_lease();
     case_one_branch_timeout();
     case_unknown_owner();

@@ -76,6 +76,25 @@ void t_ap_gtrid(const char *out, char *gtrid, size_t size)
     if (g) snprintf(gtrid, size, "%.*s", (int)strcspn(g + 6, " \n"), g + 6);
 }
 
+pid_t t_ap_stopped(const char *cfg, const char *id, const char *action, const char *stop_fault,
+                   const char *timeout_ms, char *outfile, size_t outlen, char *gtrid,
+                   size_t size)
+{
+    pid_t ap = t_ap_spawn_timed(cfg, id, action, stop_fault, timeout_ms, outfile, outlen);
+    CHECK(ap > 0 && t_wait_stopped(ap, 20000));
+    t_ap_gtrid_file(outfile, gtrid, size);
+    CHECK(gtrid[0] != '\0');
+    return ap;
+}
+
+void t_ap_resume(pid_t ap, const char *outfile, char *out, size_t outlen)
+{
+    kill(ap, SIGCONT);
+    int st = 0;
+    CHECK(t_wait_exit(ap, 30000, &st));
+    t_read_file(outfile, out, outlen);
+}
+
 void t_ap_gtrid_file(const char *outfile, char *gtrid, size_t size)
 {
     char buf[4096];

@@ -29,6 +29,14 @@ pid_t t_ap_spawn_timed(const char *cfg, const char *id, const char *action, cons
  * ended it (-1 when it could not run or timed out); what it printed in out. */
 int t_ap_run(const char *cfg, const char *id, const char *action, const char *fault, char *out,
              size_t outlen);
+/* Spawns the AP (t_ap_spawn_timed) with a fault point whose action is "stop", CHECKs that it
+ * stops there within 20 s and has printed its gtrid (into gtrid, size bytes); its pid. */
+pid_t t_ap_stopped(const char *cfg, const char *id, const char *action, const char *stop_fault,
+                   const char *timeout_ms, char *outfile, size_t outlen, char *gtrid,
+                   size_t size);
+/* SIGCONT to a stopped AP, CHECKs that it ends within 30 s; what it printed in out. */
+void t_ap_resume(pid_t ap, const char *outfile, char *out, size_t outlen);
+
 /* The gtrid an AP printed ("gtrid=..."), "" if none. */
 void t_ap_gtrid(const char *out, char *gtrid, size_t size);
 /* The same, read from the output file of an AP (running or not). */

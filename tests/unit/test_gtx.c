@@ -1867,8 +1867,8 @@ static void test_reservations(void)
     gtx_table *t = new_table();
     char r1[XATM_GTRID_MAX + 1], r2[XATM_GTRID_MAX + 1], r3[XATM_GTRID_MAX + 1];
     gtx_info g, a;
-    CHECK_INT(gtx_reserve(t, 0, 1, r1, sizeof r1), XATM_EINVAL);
-    CHECK_INT(gtx_reserve(t, 7, 1, r1, sizeof r1), 0);
+    CHECK_INT(gtx_reserve(t, 0, 1, r1, sizeof r1, NULL), XATM_EINVAL);
+    CHECK_INT(gtx_reserve(t, 7, 1, r1, sizeof r1, NULL), 0);
     CHECK_STR(r1, "tm1.5.1");
     CHECK(gtx_is_reserved(t, 7, r1));
     CHECK(!gtx_is_reserved(t, 8, r1)); /* another connection's */
@@ -1898,8 +1898,8 @@ static void test_reservations(void)
     CHECK_INT(gtx_enlist(t, 7, r1, "pg", 11), 0);
     CHECK_INT(gtx_recovery_verdict(t, r1, 4000, NULL), GTX_V_LIVE);
     /* a second reservation replaces an unused first one */
-    CHECK_INT(gtx_reserve(t, 7, 1, r2, sizeof r2), 0);
-    CHECK_INT(gtx_reserve(t, 7, 1, r3, sizeof r3), 0);
+    CHECK_INT(gtx_reserve(t, 7, 1, r2, sizeof r2, NULL), 0);
+    CHECK_INT(gtx_reserve(t, 7, 1, r3, sizeof r3, NULL), 0);
     CHECK(!gtx_is_reserved(t, 7, r2));
     CHECK(gtx_is_reserved(t, 7, r3));
     CHECK_INT(gtx_recovery_verdict(t, r2, 4000, NULL), GTX_V_UNKNOWN);
@@ -1911,7 +1911,7 @@ static void test_reservations(void)
     CHECK_INT(gtx_recovery_verdict(t, r3, 4000, NULL), GTX_V_UNKNOWN);
     CHECK_INT(gtx_begin_reserved(t, 7, 0, r3, 2, 5000, 3000, &g), XATM_ENOTFOUND);
     /* many connections, each with one */
-    for (uint64_t o = 100; o < 140; o++) CHECK_INT(gtx_reserve(t, o, 1, r1, sizeof r1), 0);
+    for (uint64_t o = 100; o < 140; o++) CHECK_INT(gtx_reserve(t, o, 1, r1, sizeof r1, NULL), 0);
     CHECK_INT(gtx_begin_reserved(t, 120, 0, r1, 3, 5000, 3000, &g), XATM_ENOTFOUND);
     CHECK(gtx_is_reserved(t, 139, r1));
     CHECK_INT(gtx_begin_reserved(t, 139, 0, r1, 3, 5000, 3000, &g), 0);
@@ -1929,9 +1929,9 @@ static void test_leases(void)
     char first[XATM_GTRID_MAX + 1], g2[XATM_GTRID_MAX + 1], g3[XATM_GTRID_MAX + 1];
     char g4[XATM_GTRID_MAX + 1], g5[XATM_GTRID_MAX + 1];
     gtx_info g;
-    CHECK_INT(gtx_reserve(t, 7, 0, first, sizeof first), XATM_EINVAL);
-    CHECK_INT(gtx_reserve(t, 7, GTX_LEASE_MAX + 1, first, sizeof first), XATM_EINVAL);
-    CHECK_INT(gtx_reserve(t, 7, 4, first, sizeof first), 0); /* seqs 1..4 */
+    CHECK_INT(gtx_reserve(t, 7, 0, first, sizeof first, NULL), XATM_EINVAL);
+    CHECK_INT(gtx_reserve(t, 7, GTX_LEASE_MAX + 1, first, sizeof first, NULL), XATM_EINVAL);
+    CHECK_INT(gtx_reserve(t, 7, 4, first, sizeof first, NULL), 0); /* seqs 1..4 */
     CHECK_STR(first, "tm1.5.1");
     snprintf(g2, sizeof g2, "tm1.5.2");
     snprintf(g3, sizeof g3, "tm1.5.3");
@@ -1964,9 +1964,9 @@ static void test_leases(void)
     CHECK(!gtx_is_reserved(t, 7, g3));
     CHECK_INT(gtx_recovery_verdict(t, g3, 3000, NULL), GTX_V_UNKNOWN);
     /* a new lease replaces what is left of the old one */
-    CHECK_INT(gtx_reserve(t, 7, 3, first, sizeof first), 0); /* 6..8 */
+    CHECK_INT(gtx_reserve(t, 7, 3, first, sizeof first, NULL), 0); /* 6..8 */
     CHECK_STR(first, "tm1.5.6");
-    CHECK_INT(gtx_reserve(t, 7, 2, g2, sizeof g2), 0); /* 9..10 */
+    CHECK_INT(gtx_reserve(t, 7, 2, g2, sizeof g2, NULL), 0); /* 9..10 */
     CHECK_STR(g2, "tm1.5.9");
     CHECK(!gtx_is_reserved(t, 7, first));
     CHECK(gtx_is_reserved(t, 7, "tm1.5.10"));
@@ -1995,9 +1995,9 @@ static void test_lease_limit(void)
     for (unsigned i = 0; i < GTX_MAX_LIVE - 2; i++)
         if (gtx_begin(t, 1000 + i, 0, 2, 60000, 1000, &g) != 0) failed++;
     CHECK_INT(failed, 0);
-    CHECK_INT(gtx_reserve(t, 7, 3, la, sizeof la), 0); /* slots: MAX - 1 */
-    CHECK_INT(gtx_reserve(t, 8, 1, lb, sizeof lb), 0); /* MAX: both granted */
-    CHECK_INT(gtx_reserve(t, 9, 64, x, sizeof x), XATM_ELIMIT);
+    CHECK_INT(gtx_reserve(t, 7, 3, la, sizeof la, NULL), 0); /* slots: MAX - 1 */
+    CHECK_INT(gtx_reserve(t, 8, 1, lb, sizeof lb, NULL), 0); /* MAX: both granted */
+    CHECK_INT(gtx_reserve(t, 9, 64, x, sizeof x, NULL), XATM_ELIMIT);
     CHECK_INT(gtx_begin(t, 9, 0, 2, 60000, 1000, &g), XATM_ELIMIT);
     /* each lease begins its transaction: 7 from a lease that stays, 8 from its last seq */
     CHECK_INT(gtx_begin_reserved(t, 7, 0, la, 2, 5000, 3000, &g), 0);

@@ -60,6 +60,7 @@ static void sample(xatm_msg *m, uint8_t t, bool big)
         m->u.hello_ok.timeout_ms = big ? UINT32_MAX : 60000;
         if (big) fill(m->u.hello_ok.decision_rm, XATM_RM_NAME_MAX, 'd');
         else strcpy(m->u.hello_ok.decision_rm, "");
+        m->u.hello_ok.decision_retention_ms = big ? UINT32_MAX : 86400000u;
         break;
     case XATM_MSG_BEGIN:
         m->u.begin.protocol = big ? 3 : 0;
@@ -142,7 +143,8 @@ static bool msg_equal(const xatm_msg *a, const xatm_msg *b)
                a->u.hello_ok.format_id == b->u.hello_ok.format_id &&
                a->u.hello_ok.default_protocol == b->u.hello_ok.default_protocol &&
                a->u.hello_ok.timeout_ms == b->u.hello_ok.timeout_ms &&
-               !strcmp(a->u.hello_ok.decision_rm, b->u.hello_ok.decision_rm);
+               !strcmp(a->u.hello_ok.decision_rm, b->u.hello_ok.decision_rm) &&
+               a->u.hello_ok.decision_retention_ms == b->u.hello_ok.decision_retention_ms;
     case XATM_MSG_BEGIN:
         return a->u.begin.protocol == b->u.begin.protocol &&
                a->u.begin.timeout_ms == b->u.begin.timeout_ms &&
@@ -671,11 +673,14 @@ static void test_decode_malformed(void)
     x.n = 0; b_rep(&x, 't', 17); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, 2); b_u32(&x, 0);
     expect_decode(XATM_MSG_HELLO_OK, &x, XATM_EPROTO, "tm_id 17");
     x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, 2); b_u32(&x, 0);
-    b_rep(&x, 'd', 32);
+    b_rep(&x, 'd', 32); b_u32(&x, 1000);
     expect_decode(XATM_MSG_HELLO_OK, &x, 0, "decision_rm 32");
     x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, 2); b_u32(&x, 0);
-    b_rep(&x, 'd', 33);
+    b_rep(&x, 'd', 33); b_u32(&x, 1000);
     expect_decode(XATM_MSG_HELLO_OK, &x, XATM_EPROTO, "decision_rm 33");
+    x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, 2); b_u32(&x, 0);
+    b_str(&x, "pg");
+    expect_decode(XATM_MSG_HELLO_OK, &x, XATM_EPROTO, "HELLO_OK of version 5 (no retention)");
     x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, 2); b_u32(&x, 0);
     expect_decode(XATM_MSG_HELLO_OK, &x, XATM_EPROTO, "HELLO_OK of version 4 (no decision_rm)");
     x.n = 0; b_rep(&x, 'g', 65); b_u8(&x, 2); b_u32(&x, 0); b_u16(&x, 1);
@@ -737,7 +742,7 @@ static void test_decode_malformed(void)
         x.n = 0; b_str(&x, "tm1.1.1"); b_u8(&x, (uint8_t)v); b_u32(&x, 0); b_u16(&x, 1);
         expect_decode(XATM_MSG_BEGIN_OK, &x, v == 2 || v == 3 ? 0 : XATM_EPROTO, "begin_ok protocol");
         x.n = 0; b_str(&x, "tm1"); b_u32(&x, 1); b_u32(&x, 2); b_u8(&x, (uint8_t)v); b_u32(&x, 0);
-        b_str(&x, "");
+        b_str(&x, ""); b_u32(&x, 0);
         expect_decode(XATM_MSG_HELLO_OK, &x, v == 2 || v == 3 ? 0 : XATM_EPROTO, "default protocol");
         x.n = 0; b_str(&x, "tm1.1.1"); b_u16(&x, 1); b_str(&x, "pg"); b_u8(&x, (uint8_t)v); b_u64(&x, 0);
         expect_decode(XATM_MSG_VOTE, &x, v >= 1 && v <= 3 ? 0 : XATM_EPROTO, "vote");
